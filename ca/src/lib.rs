@@ -1,0 +1,1 @@
+//! Certificate authorities (signature and user-authentication hierarchies). Not built yet: issue 3.

@@ -1,0 +1,144 @@
+//! The identity crate's one error type; `kind()` is stable to branch on, and the HTTP
+//! mapping lives in exactly one place (`http::AppError`).
+
+use crate::law::Refusal;
+
+/// Everything that can go wrong in the identity network.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Input that breaks a validation rule (hostile or mistaken); nothing was stored.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// Which field or parameter.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The named thing does not exist on this node.
+    #[error("{what} {key} not found")]
+    NotFound {
+        /// Kind of thing (resident, municipality, …).
+        what: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// The request is valid but contradicts the current state (e.g. a dead resident moves).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The operator's role does not allow this action.
+    #[error("operator {operator} ({role}) may not {action}")]
+    Forbidden {
+        /// Operator id.
+        operator: String,
+        /// Their role.
+        role: String,
+        /// The refused action.
+        action: &'static str,
+    },
+    /// No or wrong credentials.
+    #[error("authentication failed")]
+    Unauthenticated,
+    /// A provision request outside the law table (logged as a refusal).
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    /// A municipality ran out of pooled resident codes; ask the national node for more.
+    #[error("resident-code pool of {0} is empty: request a new pool from the national node")]
+    PoolExhausted(String),
+    /// A replicated notice does not extend the stored chain: the source is halted.
+    #[error("chain of source {source_code} diverged at seq {seq}: {reason}; source halted")]
+    Diverged {
+        /// Municipality code of the source.
+        source_code: String,
+        /// Sequence number of the offending notice.
+        seq: u64,
+        /// What did not match.
+        reason: String,
+    },
+    /// The source was halted earlier (diverged chain) and needs an operator.
+    #[error("source {source_code} is halted: {reason}")]
+    Halted {
+        /// Municipality code of the source.
+        source_code: String,
+        /// Why it was halted.
+        reason: String,
+    },
+    /// A peer node answered with an error or could not be reached.
+    #[error("peer {url}: {reason}")]
+    Peer {
+        /// The peer's URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Stored data failed to decode: a bug or tampering, never user input.
+    #[error("corrupt {what}: {reason}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Decoder message.
+        reason: String,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Database migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Stable classification of [`Error`] for callers and the wire mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Bad input.
+    Invalid,
+    /// Missing entity.
+    NotFound,
+    /// State conflict.
+    Conflict,
+    /// Not permitted.
+    Forbidden,
+    /// Not authenticated.
+    Unauthenticated,
+    /// Outside the law table.
+    Refused,
+    /// Replication integrity failure.
+    Integrity,
+    /// Peer or infrastructure failure.
+    Unavailable,
+    /// Internal failure.
+    Internal,
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: String) -> Self {
+        Self::InvalidInput { field, reason }
+    }
+
+    pub(crate) fn not_found(what: &'static str, key: impl ToString) -> Self {
+        Self::NotFound { what, key: key.to_string() }
+    }
+
+    pub(crate) fn corrupt(what: &'static str, reason: impl ToString) -> Self {
+        Self::Corrupt { what, reason: reason.to_string() }
+    }
+
+    /// The stable kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidInput { .. } => ErrorKind::Invalid,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::Conflict(_) | Self::PoolExhausted(_) => ErrorKind::Conflict,
+            Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::Unauthenticated => ErrorKind::Unauthenticated,
+            Self::Refused(_) => ErrorKind::Refused,
+            Self::Diverged { .. } | Self::Halted { .. } => ErrorKind::Integrity,
+            Self::Peer { .. } => ErrorKind::Unavailable,
+            Self::Corrupt { .. } | Self::Database(_) | Self::Migrate(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,257 @@
+//! HTTP shells (axum) of the three node roles. Errors reach the wire here and only here
+//! ([`AppError`]); 5xx bodies never carry detail. Handlers read the clock; cores do not.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::client::{Heads, MoveInNotice, PoolRequest};
+use crate::error::{Error, ErrorKind};
+use crate::ids::ResidentCode;
+use crate::municipal::Municipality;
+use crate::national::{BatchQuery, National};
+use crate::operator::Operator;
+use crate::store::{self, Db};
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY: usize = 1 << 20;
+/// Most notices one replication page returns.
+pub const MAX_PAGE: u32 = 1_000;
+
+/// Unix seconds now (the shells' clock).
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The one mapping of [`Error`] to HTTP.
+#[derive(Debug)]
+pub struct AppError(pub Error);
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = match self.0.kind() {
+            ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ErrorKind::Refused => (StatusCode::FORBIDDEN, "refused"),
+            ErrorKind::Integrity => (StatusCode::CONFLICT, "integrity"),
+            ErrorKind::Unavailable => (StatusCode::BAD_GATEWAY, "unavailable"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self.0, "request failed");
+            "internal error".to_owned()
+        } else {
+            self.0.to_string()
+        };
+        let mut body = serde_json::json!({ "error": code, "message": message });
+        if let Error::Refused(r) = &self.0 {
+            body["reason"] = serde_json::json!(r.code());
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+/// JSON body whose rejection (malformed JSON, wrong type) is an [`AppError`].
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = AppError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(e @ JsonRejection::BytesRejection(_)) => {
+                Err(AppError(Error::invalid("body", format!("unreadable or too large: {}", e.body_text()))))
+            }
+            Err(e) => Err(AppError(Error::invalid("body", e.body_text()))),
+        }
+    }
+}
+
+type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+fn default_limit() -> u32 {
+    500
+}
+
+#[derive(Debug, Clone)]
+struct NodeInfo {
+    db: Db,
+    role: &'static str,
+    code: String,
+    /// A municipality serves only its own source.
+    only_source: Option<String>,
+}
+
+async fn heads(State(n): State<Arc<NodeInfo>>) -> AppResult<Json<Heads>> {
+    Ok(Json(Heads { role: n.role.into(), code: n.code.clone(), heads: store::heads(&n.db).await? }))
+}
+
+async fn notices(
+    State(n): State<Arc<NodeInfo>>,
+    Path(source): Path<String>,
+    Query(p): Query<Page>,
+) -> AppResult<Response> {
+    let source: crate::ids::LgCode = source.parse()?;
+    if n.only_source.as_deref().is_some_and(|s| s != source.as_str()) {
+        return Err(Error::not_found("source", source).into());
+    }
+    if p.limit == 0 || p.limit > MAX_PAGE {
+        return Err(Error::invalid("limit", format!("{} is not 1–{MAX_PAGE}", p.limit)).into());
+    }
+    Ok(Json(store::notices_after(&n.db, source.as_str(), p.after, p.limit).await?).into_response())
+}
+
+fn replication_routes(info: NodeInfo) -> Router {
+    Router::new()
+        .route("/v1/heads", get(heads))
+        .route("/v1/sources/{source}/notices", get(notices))
+        .with_state(Arc::new(info))
+}
+
+/// Routes of a municipal node: replication source, 転出証明書, 転入通知.
+pub fn municipal_router(m: Municipality) -> Router {
+    let info = NodeInfo {
+        db: m.db().clone(),
+        role: "municipality",
+        code: m.code().to_string(),
+        only_source: Some(m.code().to_string()),
+    };
+    let m = Arc::new(m);
+    Router::new()
+        .route("/v1/move-out/{code}", get(move_out_certificate))
+        .route("/v1/move-in-notices", post(move_in_notice))
+        .with_state(m)
+        .merge(replication_routes(info))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+async fn move_out_certificate(State(m): State<Arc<Municipality>>, Path(code): Path<String>) -> AppResult<Response> {
+    let code: ResidentCode = code.parse()?;
+    Ok(Json(m.move_out_certificate(&code).await?).into_response())
+}
+
+async fn move_in_notice(State(m): State<Arc<Municipality>>, Body(n): Body<MoveInNotice>) -> AppResult<Json<bool>> {
+    Ok(Json(m.receive_move_in_notice(&n.resident_code, &n.new_municipality, n.notice_seq, now()).await?))
+}
+
+/// Routes of a prefecture node: it re-serves its municipalities' notices unchanged.
+pub fn prefecture_router(db: Db, prefecture: &str) -> Router {
+    replication_routes(NodeInfo { db, role: "prefecture", code: prefecture.to_owned(), only_source: None })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// State of the national node's HTTP shell.
+#[derive(Debug)]
+pub struct NationalState {
+    /// The node.
+    pub national: National,
+    /// Bearer token of the national operator account used by municipalities and operators.
+    pub operator_token: String,
+    /// The operator that token stands for.
+    pub operator: Operator,
+}
+
+/// Routes of the national node: replication, feed, pools, provision, disclosure, statistics.
+pub fn national_router(state: NationalState) -> Router {
+    let info = NodeInfo { db: state.national.db().clone(), role: "national", code: "national".into(), only_source: None };
+    Router::new()
+        .route("/v1/feed", get(feed))
+        .route("/v1/code-pools", post(code_pool))
+        .route("/v1/provision/query", post(provision_query))
+        .route("/v1/provision/batch", post(provision_batch))
+        .route("/v1/disclosure/{code}", get(disclosure))
+        .route("/v1/statistics", get(statistics))
+        .with_state(Arc::new(state))
+        .merge(replication_routes(info))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+fn bearer(h: &HeaderMap) -> Option<&str> {
+    h.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+fn operator_auth(s: &NationalState, h: &HeaderMap) -> Result<(), AppError> {
+    match bearer(h) {
+        Some(t) if !s.operator_token.is_empty() && t == s.operator_token => Ok(()),
+        _ => Err(Error::Unauthenticated.into()),
+    }
+}
+
+async fn feed(State(s): State<Arc<NationalState>>, Query(p): Query<Page>) -> AppResult<Response> {
+    if p.limit == 0 || p.limit > 10_000 {
+        return Err(Error::invalid("limit", format!("{} is not 1–10000", p.limit)).into());
+    }
+    Ok(Json(s.national.feed_after(p.after, p.limit).await?).into_response())
+}
+
+async fn code_pool(State(s): State<Arc<NationalState>>, h: HeaderMap, Body(r): Body<PoolRequest>) -> AppResult<Response> {
+    operator_auth(&s, &h)?;
+    Ok(Json(s.national.allocate_pool(&s.operator, &r.municipality, r.count, now()).await?).into_response())
+}
+
+async fn agency(s: &NationalState, h: &HeaderMap) -> Result<crate::national::Agency, AppError> {
+    Ok(s.national.authenticate(bearer(h).unwrap_or(""), now()).await?)
+}
+
+async fn provision_query(State(s): State<Arc<NationalState>>, h: HeaderMap, body: Body<crate::national::Query>) -> AppResult<Response> {
+    let a = agency(&s, &h).await?;
+    Ok(Json(s.national.query(&a, &body.0, now()).await?).into_response())
+}
+
+async fn provision_batch(State(s): State<Arc<NationalState>>, h: HeaderMap, Body(q): Body<BatchQuery>) -> AppResult<Response> {
+    let a = agency(&s, &h).await?;
+    Ok(Json(s.national.batch(&a, &q, now()).await?).into_response())
+}
+
+async fn disclosure(State(s): State<Arc<NationalState>>, h: HeaderMap, Path(code): Path<String>) -> AppResult<Response> {
+    operator_auth(&s, &h)?;
+    let code: ResidentCode = code.parse()?;
+    Ok(Json(s.national.disclosure(&code).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct Years {
+    years: String,
+}
+
+async fn statistics(State(s): State<Arc<NationalState>>, h: HeaderMap, Query(y): Query<Years>) -> AppResult<Response> {
+    operator_auth(&s, &h)?;
+    let years = y
+        .years
+        .split(',')
+        .map(|t| t.trim().parse::<i32>().map_err(|e| Error::invalid("years", format!("{t:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if years.is_empty() || years.len() > 20 {
+        return Err(Error::invalid("years", "give 1–20 fiscal years".into()).into());
+    }
+    Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], s.national.statistics(&years).await?).into_response())
+}
+
+/// Serves `router` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router).await
+}

@@ -1,0 +1,25 @@
+//! Identity network (住基ネット model): resident records at municipalities, immutable
+//! chained change notices, replication municipality → prefecture → national, resident-code
+//! pools, the change-information feed, and law-table-bound provision to agencies.
+//!
+//! Pure cores: [`ids`], [`person`], [`notice`], [`apply`], [`law`]. Shells: [`store`]
+//! (sqlx), [`municipal`], [`replica`], [`national`], [`http`] (axum), [`client`].
+
+pub mod apply;
+pub mod check_digit;
+pub mod client;
+pub mod error;
+pub mod http;
+pub mod ids;
+#[path = "law_stub.rs"]
+pub mod law;
+pub mod municipal;
+pub mod national;
+pub mod operator;
+pub mod person;
+pub mod replica;
+pub mod store;
+
+pub mod notice;
+
+pub use error::{Error, ErrorKind, Result};

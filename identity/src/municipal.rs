@@ -1,0 +1,444 @@
+//! The municipal node: the authoritative register of one municipality. Each change commits
+//! in one transaction: the new record version, the change notice (gapless per-source seq
+//! from a counter row, hash-chained) and the operator-log row.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use time::Date;
+
+use crate::error::{Error, Result};
+use crate::ids::{LgCode, ResidentCode};
+use crate::notice::{ChangeNotice, GENESIS, NoticeBody, NoticeKind, NoticeRef};
+use crate::operator::{self, Operator, Role};
+use crate::person::{FlaggedText, FourItems, Record, ResidentStatus};
+use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
+
+/// The 転出証明書情報 the old municipality hands to the new one: the record as it left and
+/// the move-out notice that the move-in must follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveOutCertificate {
+    /// The record after the move-out.
+    pub record: Record,
+    /// The move-out notice.
+    pub move_out: NoticeRef,
+    /// Where the resident said they were going.
+    pub destination: LgCode,
+}
+
+/// One municipality's node.
+#[derive(Debug, Clone)]
+pub struct Municipality {
+    db: Db,
+    code: LgCode,
+}
+
+impl Municipality {
+    /// Opens the node for `code` on `db`, claiming the database for it.
+    pub async fn open(db: Db, code: LgCode) -> Result<Self> {
+        store::claim_identity(&db, "municipality", code.as_str()).await?;
+        let mut tx = db.write().await?;
+        let exists = sqlx::query("SELECT 1 FROM source_counter WHERE source = $1")
+            .bind(code.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            sqlx::query("INSERT INTO source_counter (source, last_seq, last_hash) VALUES ($1, 0, $2)")
+                .bind(code.as_str())
+                .bind(GENESIS.to_vec())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Self { db, code })
+    }
+
+    /// This municipality's code.
+    pub fn code(&self) -> &LgCode {
+        &self.code
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Adds a pool of resident codes handed out by the national node (idempotent).
+    pub async fn add_pool(&self, codes: &[ResidentCode]) -> Result<u64> {
+        let mut tx = self.db.write().await?;
+        let mut added = 0;
+        for c in codes {
+            added += sqlx::query("INSERT INTO code_pool (code) VALUES ($1) ON CONFLICT (code) DO NOTHING")
+                .bind(c.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Codes left in the pool.
+    pub async fn pool_remaining(&self) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM code_pool WHERE drawn_at IS NULL")
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get(0)?;
+        u64_from(n, "pool count")
+    }
+
+    /// The current record of a resident on this register (any status).
+    pub async fn get(&self, code: &ResidentCode) -> Result<Record> {
+        let row = sqlx::query("SELECT record FROM resident WHERE resident_code = $1")
+            .bind(code.as_str())
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::not_found("resident", code))?;
+        decode_record(row.try_get(0)?)
+    }
+
+    /// Registers a new resident by birth or first registration; the code is drawn from the pool.
+    pub async fn register(
+        &self,
+        op: &Operator,
+        kind: NoticeKind,
+        items: FourItems,
+        effective: Date,
+        now: i64,
+    ) -> Result<ChangeNotice> {
+        if !matches!(kind, NoticeKind::Birth | NoticeKind::FirstRegistration) {
+            return Err(Error::invalid("kind", format!("{kind:?} is not a registration by birth or first registration")));
+        }
+        op.require(Role::MunicipalClerk, "register residents")?;
+        let mut tx = self.db.write().await?;
+        let code = draw_code(&mut tx, &self.code, now).await?;
+        let record = Record {
+            resident_code: code,
+            items,
+            status: ResidentStatus::Active,
+            municipality: self.code.clone(),
+            version: 1,
+        };
+        let body = body(kind, op, effective, now, record);
+        self.commit(tx, op, body).await
+    }
+
+    /// The 転出証明書情報 for a resident who moved out of this municipality.
+    pub async fn move_out_certificate(&self, code: &ResidentCode) -> Result<MoveOutCertificate> {
+        let record = self.get(code).await?;
+        if record.status != ResidentStatus::MovedOut {
+            return Err(Error::Conflict(format!("resident {code} has not moved out of {}", self.code)));
+        }
+        let row = sqlx::query(
+            "SELECT seq, body, prev_hash, hash FROM change_notice
+             WHERE source = $1 AND resident_code = $2 AND kind = $3 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(self.code.as_str())
+        .bind(code.as_str())
+        .bind(i64::from(NoticeKind::MoveOut.code()))
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or_else(|| Error::not_found("move-out notice", code))?;
+        let n = ChangeNotice::decode(&row.try_get::<Vec<u8>, _>(1)?, hash_from(row.try_get(2)?)?, hash_from(row.try_get(3)?)?)?;
+        let destination = n.body.destination.clone().ok_or_else(|| Error::corrupt("move-out notice", "no destination"))?;
+        Ok(MoveOutCertificate { record, move_out: n.key, destination })
+    }
+
+    /// Registers a resident moving in with the old municipality's certificate.
+    pub async fn move_in(
+        &self,
+        op: &Operator,
+        cert: &MoveOutCertificate,
+        address: FlaggedText,
+        effective: Date,
+        now: i64,
+    ) -> Result<ChangeNotice> {
+        op.require(Role::MunicipalClerk, "register move-ins")?;
+        if cert.destination != self.code {
+            return Err(Error::Conflict(format!(
+                "certificate says the resident moves to {}, not {}",
+                cert.destination, self.code
+            )));
+        }
+        if cert.move_out.source == self.code {
+            return Err(Error::Conflict("a move within the municipality is a 転居, not a 転入".into()));
+        }
+        let mut tx = self.db.write().await?;
+        if let Some(existing) = load(&mut tx, &cert.record.resident_code).await? {
+            if existing.status == ResidentStatus::Active {
+                return Err(Error::Conflict(format!("resident {} is already registered here", existing.resident_code)));
+            }
+        }
+        let mut record = cert.record.clone();
+        record.items.address = address;
+        record.status = ResidentStatus::Active;
+        record.municipality = self.code.clone();
+        record.version += 1;
+        let mut b = body(NoticeKind::MoveIn, op, effective, now, record);
+        b.predecessor = Some(cert.move_out.clone());
+        self.commit(tx, op, b).await
+    }
+
+    /// 転居: a new address within this municipality.
+    pub async fn move_within(
+        &self,
+        op: &Operator,
+        code: &ResidentCode,
+        address: FlaggedText,
+        effective: Date,
+        now: i64,
+    ) -> Result<ChangeNotice> {
+        self.change(op, code, NoticeKind::MoveWithin, effective, now, |r| {
+            r.items.address = address;
+            Ok(())
+        })
+        .await
+    }
+
+    /// 転出 to another municipality.
+    pub async fn move_out(
+        &self,
+        op: &Operator,
+        code: &ResidentCode,
+        destination: LgCode,
+        effective: Date,
+        now: i64,
+    ) -> Result<ChangeNotice> {
+        if destination == self.code {
+            return Err(Error::invalid("destination", "a move within the municipality is a 転居".into()));
+        }
+        let dest = destination.clone();
+        self.change_with(op, code, NoticeKind::MoveOut, effective, now, |b| {
+            b.record.status = ResidentStatus::MovedOut;
+            b.destination = Some(dest);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removal from the register: death, emigration or ex-officio removal.
+    pub async fn remove(
+        &self,
+        op: &Operator,
+        code: &ResidentCode,
+        kind: NoticeKind,
+        effective: Date,
+        now: i64,
+    ) -> Result<ChangeNotice> {
+        if !matches!(kind, NoticeKind::Death | NoticeKind::Emigration | NoticeKind::RemovalExOfficio) {
+            return Err(Error::invalid("kind", format!("{kind:?} is not a removal")));
+        }
+        self.change(op, code, kind, effective, now, |r| {
+            r.status = kind.status_after();
+            Ok(())
+        })
+        .await
+    }
+
+    /// 職権修正: corrects the four items.
+    pub async fn correct(
+        &self,
+        op: &Operator,
+        code: &ResidentCode,
+        items: FourItems,
+        effective: Date,
+        now: i64,
+    ) -> Result<ChangeNotice> {
+        self.change(op, code, NoticeKind::Correction, effective, now, |r| {
+            if r.items == items {
+                return Err(Error::invalid("items", "the correction changes nothing".into()));
+            }
+            r.items = items;
+            Ok(())
+        })
+        .await
+    }
+
+    /// 住民票コード変更 on request: a new code from the pool; the old one is retired forever.
+    pub async fn change_code(
+        &self,
+        op: &Operator,
+        code: &ResidentCode,
+        effective: Date,
+        now: i64,
+    ) -> Result<ChangeNotice> {
+        op.require(Role::MunicipalClerk, "change resident codes")?;
+        let mut tx = self.db.write().await?;
+        let mut record = active(&mut tx, code).await?;
+        let new_code = draw_code(&mut tx, &self.code, now).await?;
+        sqlx::query("INSERT INTO retired_code (code, replaced_by, retired_at) VALUES ($1, $2, $3)")
+            .bind(code.as_str())
+            .bind(new_code.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM resident WHERE resident_code = $1").bind(code.as_str()).execute(&mut *tx).await?;
+        record.resident_code = new_code;
+        record.version += 1;
+        let mut b = body(NoticeKind::CodeChange, op, effective, now, record);
+        b.previous_code = Some(code.clone());
+        self.commit(tx, op, b).await
+    }
+
+    /// Receives a 転入通知 from the new municipality: idempotent (a retry returns `false`).
+    pub async fn receive_move_in_notice(
+        &self,
+        code: &ResidentCode,
+        new_municipality: &LgCode,
+        notice_seq: u64,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.db.write().await?;
+        let rec = load(&mut tx, code).await?.ok_or_else(|| Error::not_found("resident", code))?;
+        if rec.status != ResidentStatus::MovedOut {
+            return Err(Error::Conflict(format!("resident {code} has not moved out of {}", self.code)));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO move_in_notification (resident_code, new_municipality, notice_seq, received_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(code.as_str())
+        .bind(new_municipality.as_str())
+        .bind(i64_from(notice_seq, "notice_seq")?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(inserted == 1)
+    }
+
+    async fn change(
+        &self,
+        op: &Operator,
+        code: &ResidentCode,
+        kind: NoticeKind,
+        effective: Date,
+        now: i64,
+        f: impl FnOnce(&mut Record) -> Result<()>,
+    ) -> Result<ChangeNotice> {
+        self.change_with(op, code, kind, effective, now, |b| f(&mut b.record)).await
+    }
+
+    async fn change_with(
+        &self,
+        op: &Operator,
+        code: &ResidentCode,
+        kind: NoticeKind,
+        effective: Date,
+        now: i64,
+        f: impl FnOnce(&mut NoticeBody) -> Result<()>,
+    ) -> Result<ChangeNotice> {
+        op.require(Role::MunicipalClerk, "change the register")?;
+        let mut tx = self.db.write().await?;
+        let record = active(&mut tx, code).await?;
+        let mut b = body(kind, op, effective, now, record);
+        f(&mut b)?;
+        b.record.version += 1;
+        self.commit(tx, op, b).await
+    }
+
+    /// Seals the body with the next seq and chain hash, stores record + notice + log, commits.
+    async fn commit(&self, mut tx: Tx, op: &Operator, body: NoticeBody) -> Result<ChangeNotice> {
+        let row = sqlx::query(
+            "UPDATE source_counter SET last_seq = last_seq + 1 WHERE source = $1 RETURNING last_seq, last_hash",
+        )
+        .bind(self.code.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let seq = u64_from(row.try_get(0)?, "seq")?;
+        let prev = hash_from(row.try_get(1)?)?;
+        let n = ChangeNotice::seal(self.code.clone(), seq, prev, body);
+        sqlx::query("UPDATE source_counter SET last_hash = $1 WHERE source = $2")
+            .bind(n.hash.to_vec())
+            .bind(self.code.as_str())
+            .execute(&mut *tx)
+            .await?;
+        store::insert_notice(&mut tx, &n).await?;
+        upsert_resident(&mut tx, &n.body.record, &n.key).await?;
+        let subject = format!("{} {} seq {}", n.body.kind.label(), n.body.record.resident_code, seq);
+        operator::log(&mut tx, op, &format!("{:?}", n.body.kind), &subject, n.body.recorded_at).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+fn body(kind: NoticeKind, op: &Operator, effective: Date, now: i64, record: Record) -> NoticeBody {
+    NoticeBody {
+        kind,
+        effective_date: effective,
+        recorded_at: now,
+        operator: op.id.clone(),
+        previous_code: None,
+        predecessor: None,
+        destination: None,
+        record,
+    }
+}
+
+/// Draws one unused code from the municipality's pool.
+async fn draw_code(tx: &mut Tx, municipality: &LgCode, now: i64) -> Result<ResidentCode> {
+    let row = sqlx::query("SELECT code FROM code_pool WHERE drawn_at IS NULL ORDER BY code LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| Error::PoolExhausted(municipality.to_string()))?;
+    let code: String = row.try_get(0)?;
+    let n = sqlx::query("UPDATE code_pool SET drawn_at = $1 WHERE code = $2 AND drawn_at IS NULL")
+        .bind(now)
+        .bind(code.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(Error::Conflict("a concurrent registration drew the same pooled code; retry".into()));
+    }
+    code.parse().map_err(|e| Error::corrupt("code pool", e))
+}
+
+pub(crate) fn decode_record(bytes: Vec<u8>) -> Result<Record> {
+    serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("record", e))
+}
+
+pub(crate) async fn load(tx: &mut Tx, code: &ResidentCode) -> Result<Option<Record>> {
+    sqlx::query("SELECT record FROM resident WHERE resident_code = $1")
+        .bind(code.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| decode_record(r.try_get(0)?))
+        .transpose()
+}
+
+async fn active(tx: &mut Tx, code: &ResidentCode) -> Result<Record> {
+    let r = load(tx, code).await?.ok_or_else(|| Error::not_found("resident", code))?;
+    if r.status != ResidentStatus::Active {
+        return Err(Error::Conflict(format!("resident {code} is not on the active register ({:?})", r.status)));
+    }
+    Ok(r)
+}
+
+/// Writes the current record row (register or projection).
+pub(crate) async fn upsert_resident(tx: &mut Tx, r: &Record, from: &NoticeRef) -> Result<()> {
+    let json = serde_json::to_vec(r).map_err(|e| Error::corrupt("record", e))?;
+    sqlx::query(
+        "INSERT INTO resident (resident_code, municipality, status, version, name, date_of_birth, sex, address, record, last_source, last_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (resident_code) DO UPDATE SET municipality = excluded.municipality, status = excluded.status,
+           version = excluded.version, name = excluded.name, date_of_birth = excluded.date_of_birth,
+           sex = excluded.sex, address = excluded.address, record = excluded.record,
+           last_source = excluded.last_source, last_seq = excluded.last_seq",
+    )
+    .bind(r.resident_code.as_str())
+    .bind(r.municipality.as_str())
+    .bind(i64::from(u8::from(r.status)))
+    .bind(i64_from(r.version, "version")?)
+    .bind(r.items.name.text())
+    .bind(crate::notice::format_date(r.items.date_of_birth))
+    .bind(i64::from(u8::from(r.items.sex)))
+    .bind(r.items.address.text())
+    .bind(json)
+    .bind(from.source.as_str())
+    .bind(i64_from(from.seq, "seq")?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

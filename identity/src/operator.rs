@@ -1,0 +1,72 @@
+//! Operators: every write carries an operator id and role, is checked against the role,
+//! and is written to `operator_log` in the same transaction as the change.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::Tx;
+
+/// What an operator is allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Municipal window clerk: records births, moves, deaths, corrections.
+    MunicipalClerk,
+    /// Prefecture server operator: replication, audits.
+    PrefectureOperator,
+    /// National server operator: pools, agencies, rebuilds, reports.
+    NationalOperator,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::MunicipalClerk => "municipal_clerk",
+            Self::PrefectureOperator => "prefecture_operator",
+            Self::NationalOperator => "national_operator",
+        })
+    }
+}
+
+/// The person behind a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    /// Operator id (操作者識別).
+    pub id: String,
+    /// Their role.
+    pub role: Role,
+}
+
+impl Operator {
+    /// A new operator value; the id must be 1–64 printable characters.
+    pub fn new(id: &str, role: Role) -> Result<Self> {
+        if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
+            return Err(Error::invalid("operator", "id must be 1–64 printable characters".into()));
+        }
+        Ok(Self { id: id.to_owned(), role })
+    }
+
+    /// Refuses unless the operator has `role`.
+    pub fn require(&self, role: Role, action: &'static str) -> Result<()> {
+        if self.role == role {
+            Ok(())
+        } else {
+            Err(Error::Forbidden { operator: self.id.clone(), role: self.role.to_string(), action })
+        }
+    }
+}
+
+/// Appends an operator-log row inside the caller's transaction.
+pub(crate) async fn log(tx: &mut Tx, op: &Operator, action: &str, subject: &str, now: i64) -> Result<()> {
+    sqlx::query("INSERT INTO operator_log (at, operator, role, action, subject) VALUES ($1, $2, $3, $4, $5)")
+        .bind(now)
+        .bind(op.id.as_str())
+        .bind(op.role.to_string())
+        .bind(action)
+        .bind(subject)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

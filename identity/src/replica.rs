@@ -1,0 +1,364 @@
+//! Replica nodes (prefecture and national): apply pulled notices per source with the pure
+//! [`decide`], in one transaction per batch that inserts the notices, updates the
+//! projection (national only) and advances the cursor, so "applied" and "cursor moved" can
+//! never disagree. Prefectures keep the full history and re-serve it unchanged.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::apply::{Cursor, Decision, changed_items, decide};
+use crate::error::{Error, Result};
+use crate::notice::{ChangeNotice, GENESIS, NoticeKind};
+use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
+
+/// Whether a replica projects notices into records and the change feed (national) or only
+/// keeps the history (prefecture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// 都道府県サーバ: history and cursors only.
+    Prefecture,
+    /// 全国サーバ: history, resident projection, change feed, retired codes.
+    National,
+}
+
+/// Why applying a batch stopped early.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "stop")]
+pub enum Stop {
+    /// Notices missing before `expected`.
+    Gap {
+        /// Next seq wanted.
+        expected: u64,
+    },
+    /// Waiting for another source's notice (causal order of moves).
+    Parked {
+        /// `source/seq` waited for.
+        waiting_for: String,
+    },
+}
+
+/// Result of applying one batch of one source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Notices applied.
+    pub applied: u64,
+    /// Duplicates acknowledged.
+    pub duplicates: u64,
+    /// Why the batch stopped before its end, if it did.
+    pub stop: Option<Stop>,
+    /// Cursor after the batch.
+    pub cursor_seq: u64,
+}
+
+/// A replica's view of one source.
+pub async fn cursor(db: &Db, source: &str) -> Result<(Cursor, Option<String>)> {
+    let row = sqlx::query("SELECT applied_seq, applied_hash, halted FROM replica_cursor WHERE source = $1")
+        .bind(source)
+        .fetch_optional(db.pool())
+        .await?;
+    match row {
+        None => Ok((Cursor::START, None)),
+        Some(r) => Ok((
+            Cursor { applied_seq: u64_from(r.try_get(0)?, "seq")?, applied_hash: hash_from(r.try_get(1)?)? },
+            r.try_get(2)?,
+        )),
+    }
+}
+
+async fn cursor_tx(tx: &mut Tx, source: &str) -> Result<(Cursor, Option<String>, bool)> {
+    let row = sqlx::query("SELECT applied_seq, applied_hash, halted FROM replica_cursor WHERE source = $1")
+        .bind(source)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        None => Ok((Cursor::START, None, false)),
+        Some(r) => Ok((
+            Cursor { applied_seq: u64_from(r.try_get(0)?, "seq")?, applied_hash: hash_from(r.try_get(1)?)? },
+            r.try_get(2)?,
+            true,
+        )),
+    }
+}
+
+/// Applies a batch of notices of ONE source in one transaction. A diverged notice halts
+/// the source (recorded, loud) and nothing of the batch is applied.
+pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Result<Applied> {
+    let Some(first) = notices.first() else { return Ok(Applied::default()) };
+    let source = first.key.source.as_str().to_owned();
+    if let Some(other) = notices.iter().find(|n| n.key.source.as_str() != source) {
+        return Err(Error::invalid("batch", format!("mixes sources {source} and {}", other.key.source)));
+    }
+    let mut tx = db.write().await?;
+    let (start, halted, exists) = cursor_tx(&mut tx, &source).await?;
+    if let Some(reason) = halted {
+        return Err(Error::Halted { source_code: source, reason });
+    }
+    let mut cur = start;
+    let mut out = Applied::default();
+    for n in notices {
+        let stored = if n.key.seq <= cur.applied_seq && n.key.seq > 0 {
+            store::stored_hash(&mut tx, &source, n.key.seq).await?
+        } else {
+            None
+        };
+        let pred_ok = match &n.body.predecessor {
+            Some(p) if tier == Tier::National => {
+                let (pc, _, _) = cursor_tx(&mut tx, p.source.as_str()).await?;
+                pc.applied_seq >= p.seq
+            }
+            _ => true,
+        };
+        match decide(&cur, n, stored.as_ref(), pred_ok) {
+            Decision::Apply => {
+                store::insert_notice(&mut tx, n).await?;
+                if tier == Tier::National {
+                    project(&mut tx, n).await?;
+                }
+                cur = Cursor { applied_seq: n.key.seq, applied_hash: n.hash };
+                out.applied += 1;
+            }
+            Decision::Duplicate => out.duplicates += 1,
+            Decision::Gap { expected } => {
+                out.stop = Some(Stop::Gap { expected });
+                break;
+            }
+            Decision::Park { waiting_for } => {
+                out.stop = Some(Stop::Parked { waiting_for: format!("{}/{}", waiting_for.source, waiting_for.seq) });
+                break;
+            }
+            Decision::Diverged { reason } => {
+                drop(tx);
+                halt(db, &source, &reason).await?;
+                tracing::error!(source = %source, seq = n.key.seq, %reason, "chain diverged: source halted");
+                return Err(Error::Diverged { source_code: source, seq: n.key.seq, reason });
+            }
+        }
+    }
+    let parked = match &out.stop {
+        Some(Stop::Parked { waiting_for }) => Some(waiting_for.clone()),
+        _ => None,
+    };
+    if exists {
+        let moved = sqlx::query(
+            "UPDATE replica_cursor SET applied_seq = $1, applied_hash = $2, parked_on = $3
+             WHERE source = $4 AND applied_seq = $5",
+        )
+        .bind(i64_from(cur.applied_seq, "seq")?)
+        .bind(cur.applied_hash.to_vec())
+        .bind(parked)
+        .bind(source.as_str())
+        .bind(i64_from(start.applied_seq, "seq")?)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err(Error::Conflict(format!("cursor of {source} moved concurrently; retry")));
+        }
+    } else {
+        sqlx::query(
+            "INSERT INTO replica_cursor (source, applied_seq, applied_hash, parked_on) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(source.as_str())
+        .bind(i64_from(cur.applied_seq, "seq")?)
+        .bind(cur.applied_hash.to_vec())
+        .bind(parked)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    out.cursor_seq = cur.applied_seq;
+    Ok(out)
+}
+
+async fn halt(db: &Db, source: &str, reason: &str) -> Result<()> {
+    let mut tx = db.write().await?;
+    sqlx::query(
+        "INSERT INTO replica_cursor (source, applied_seq, applied_hash, halted) VALUES ($1, 0, $2, $3)
+         ON CONFLICT (source) DO UPDATE SET halted = excluded.halted",
+    )
+    .bind(source)
+    .bind(GENESIS.to_vec())
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Clears a halt after an operator has investigated (the chain must still verify to resume).
+pub async fn resume(db: &Db, source: &str) -> Result<()> {
+    sqlx::query("UPDATE replica_cursor SET halted = NULL WHERE source = $1").bind(source).execute(db.pool()).await?;
+    Ok(())
+}
+
+/// National projection of one applied notice: the resident row, retired codes and the
+/// change-information feed entry.
+async fn project(tx: &mut Tx, n: &ChangeNotice) -> Result<()> {
+    let rec = &n.body.record;
+    let prev_code = n.body.previous_code.as_ref().unwrap_or(&rec.resident_code);
+    let prev = crate::municipal::load(tx, prev_code).await?;
+    if n.body.kind == NoticeKind::CodeChange {
+        sqlx::query("DELETE FROM resident WHERE resident_code = $1").bind(prev_code.as_str()).execute(&mut **tx).await?;
+        sqlx::query(
+            "INSERT INTO retired_code (code, replaced_by, retired_at) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING",
+        )
+        .bind(prev_code.as_str())
+        .bind(rec.resident_code.as_str())
+        .bind(n.body.recorded_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    crate::municipal::upsert_resident(tx, rec, &n.key).await?;
+    let changed: Vec<&str> = changed_items(prev.as_ref(), rec).into_iter().map(|i| i.as_str()).collect();
+    let feed_seq: i64 = sqlx::query(
+        "INSERT INTO counter (name, value) VALUES ('feed', 1)
+         ON CONFLICT (name) DO UPDATE SET value = counter.value + 1 RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?;
+    sqlx::query(
+        "INSERT INTO feed (feed_seq, source, seq, resident_code, previous_code, kind, changed, effective_date, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(feed_seq)
+    .bind(n.key.source.as_str())
+    .bind(i64_from(n.key.seq, "seq")?)
+    .bind(rec.resident_code.as_str())
+    .bind(n.body.previous_code.as_ref().map(|c| c.as_str().to_owned()))
+    .bind(i64::from(n.body.kind.code()))
+    .bind(changed.join(","))
+    .bind(crate::notice::format_date(n.body.effective_date))
+    .bind(n.body.recorded_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Notices per pull request.
+pub const PULL_PAGE: u32 = 500;
+
+/// What one pull round did for one source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceReport {
+    /// Municipality code.
+    pub source: String,
+    /// Notices applied this round.
+    pub applied: u64,
+    /// Duplicates acknowledged.
+    pub duplicates: u64,
+    /// Cursor after the round.
+    pub cursor_seq: u64,
+    /// Why the round stopped early, if it did.
+    pub stop: Option<Stop>,
+    /// Error for this source (halted, diverged, peer failure).
+    pub error: Option<String>,
+}
+
+/// Pulls every source the upstream `peer` holds (restricted to `only` if given) until
+/// caught up, a gap, a park or an error. `expect_prefix` restricts accepted sources to a
+/// prefecture code (the national node checks a prefecture only relays its own municipalities).
+pub async fn pull(
+    db: &Db,
+    tier: Tier,
+    peer: &crate::client::Peer,
+    expect_prefix: Option<&str>,
+) -> Result<Vec<SourceReport>> {
+    let heads = peer.heads().await?;
+    let mut reports = Vec::new();
+    for h in heads.heads {
+        if let Some(p) = expect_prefix {
+            if !h.source.starts_with(p) {
+                tracing::warn!(peer = peer.base(), source = %h.source, "peer offers a source outside its prefecture; ignored");
+                continue;
+            }
+        }
+        let mut rep = SourceReport {
+            source: h.source.clone(),
+            applied: 0,
+            duplicates: 0,
+            cursor_seq: 0,
+            stop: None,
+            error: None,
+        };
+        loop {
+            let (cur, halted) = cursor(db, &h.source).await?;
+            rep.cursor_seq = cur.applied_seq;
+            if let Some(reason) = halted {
+                rep.error = Some(format!("halted: {reason}"));
+                break;
+            }
+            if cur.applied_seq >= h.seq {
+                break;
+            }
+            let page = match peer.notices(&h.source, cur.applied_seq, PULL_PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    rep.error = Some(e.to_string());
+                    break;
+                }
+            };
+            if page.is_empty() {
+                break;
+            }
+            match apply_batch(db, tier, &page).await {
+                Ok(a) => {
+                    rep.applied += a.applied;
+                    rep.duplicates += a.duplicates;
+                    rep.cursor_seq = a.cursor_seq;
+                    if a.stop.is_some() || a.applied == 0 {
+                        rep.stop = a.stop;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    rep.error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        reports.push(rep);
+    }
+    Ok(reports)
+}
+
+/// Pulls from all `peers` repeatedly until a round applies nothing (parked move-ins get
+/// their predecessor in a later round), at most `max_rounds` rounds.
+pub async fn pull_until_quiet(
+    db: &Db,
+    tier: Tier,
+    peers: &[(crate::client::Peer, Option<String>)],
+    max_rounds: usize,
+) -> Result<Vec<SourceReport>> {
+    let mut all = Vec::new();
+    for _ in 0..max_rounds {
+        let mut progress = 0;
+        for (peer, prefix) in peers {
+            for r in pull(db, tier, peer, prefix.as_deref()).await? {
+                progress += r.applied;
+                all.push(r);
+            }
+        }
+        if progress == 0 {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// Pulls from `peers` every `interval` forever (the replica's background loop).
+pub async fn run_puller(db: Db, tier: Tier, peers: Vec<(crate::client::Peer, Option<String>)>, interval: std::time::Duration) {
+    loop {
+        for (peer, prefix) in &peers {
+            match pull(&db, tier, peer, prefix.as_deref()).await {
+                Ok(reports) => {
+                    for r in reports.iter().filter(|r| r.applied > 0 || r.error.is_some() || r.stop.is_some()) {
+                        tracing::info!(peer = peer.base(), source = %r.source, applied = r.applied, cursor = r.cursor_seq, stop = ?r.stop, error = ?r.error, "pulled");
+                    }
+                }
+                Err(e) => tracing::warn!(peer = peer.base(), error = %e, "pull failed; will retry"),
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,295 @@
+//! Storage through sqlx's `Any` driver: SQLite (embedded default; WAL, synchronous FULL,
+//! `BEGIN IMMEDIATE` for read-then-write) or PostgreSQL for a `postgres://` URL. One
+//! migrations folder per backend, embedded. SQL is the common subset with `$N` parameters.
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use crate::error::{Error, Result};
+use crate::notice::{ChangeNotice, Hash};
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// A migrated connection pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A write transaction.
+pub type Tx = Transaction<'static, Any>;
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database at `url`: `postgres://…`,
+    /// `sqlite://path` or a plain file path (SQLite).
+    pub async fn open(url: &str) -> Result<Self> {
+        install_default_drivers();
+        let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (url.to_owned(), Backend::Postgres)
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() || path.contains(":memory:") {
+                return Err(Error::invalid("database", "give a file path: nodes are durable".into()));
+            }
+            (format!("sqlite://{path}?mode=rwc"), Backend::Sqlite)
+        };
+        let is_sqlite = backend == Backend::Sqlite;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => SQLITE.run(&pool).await?,
+            Backend::Postgres => POSTGRES.run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// The pool, for reads.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The engine.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so read-then-write never fails with SQLITE_BUSY_SNAPSHOT; on
+    /// PostgreSQL row locks come from `UPDATE … RETURNING` on the counter rows.
+    pub async fn write(&self) -> Result<Tx> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(crate) fn hash_from(v: Vec<u8>) -> Result<Hash> {
+    Hash::try_from(v.as_slice()).map_err(|_| Error::corrupt("hash", format!("{} bytes, want 32", v.len())))
+}
+
+pub(crate) fn u64_from(v: i64, what: &'static str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::corrupt(what, format!("negative value {v}")))
+}
+
+pub(crate) fn i64_from(v: u64, what: &'static str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::invalid(what, format!("{v} out of range")))
+}
+
+/// Inserts a sealed notice (the immutable history row).
+pub(crate) async fn insert_notice(tx: &mut Tx, n: &ChangeNotice) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO change_notice (source, seq, kind, resident_code, encoding, body, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(n.key.source.as_str())
+    .bind(i64_from(n.key.seq, "seq")?)
+    .bind(i64::from(n.body.kind.code()))
+    .bind(n.body.record.resident_code.as_str())
+    .bind(i64::from(crate::notice::ENCODING_VERSION))
+    .bind(n.encoding())
+    .bind(n.prev_hash.to_vec())
+    .bind(n.hash.to_vec())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Notices of `source` with seq > `after`, ascending, at most `limit`.
+pub async fn notices_after(db: &Db, source: &str, after: u64, limit: u32) -> Result<Vec<ChangeNotice>> {
+    let rows = sqlx::query(
+        "SELECT body, prev_hash, hash FROM change_notice WHERE source = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(source)
+    .bind(i64_from(after, "after")?)
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let body: Vec<u8> = r.try_get(0)?;
+            ChangeNotice::decode(&body, hash_from(r.try_get(1)?)?, hash_from(r.try_get(2)?)?)
+        })
+        .collect()
+}
+
+/// The stored hash of `(source, seq)`, if stored.
+pub(crate) async fn stored_hash(tx: &mut Tx, source: &str, seq: u64) -> Result<Option<Hash>> {
+    let row = sqlx::query("SELECT hash FROM change_notice WHERE source = $1 AND seq = $2")
+        .bind(source)
+        .bind(i64_from(seq, "seq")?)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| hash_from(r.try_get(0)?)).transpose()
+}
+
+/// One source's chain head as a node holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    /// Municipality code.
+    pub source: String,
+    /// Highest seq held.
+    pub seq: u64,
+    /// Hash of that notice, hex.
+    pub hash: String,
+    /// Why replication of this source is halted, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<String>,
+}
+
+/// Chain heads of every source this node holds (its own and replicated), by source.
+pub async fn heads(db: &Db) -> Result<Vec<Head>> {
+    let mut out = Vec::new();
+    for r in sqlx::query("SELECT source, last_seq, last_hash FROM source_counter ORDER BY source")
+        .fetch_all(db.pool())
+        .await?
+    {
+        out.push(Head {
+            source: r.try_get(0)?,
+            seq: u64_from(r.try_get(1)?, "seq")?,
+            hash: hex::encode(r.try_get::<Vec<u8>, _>(2)?),
+            halted: None,
+        });
+    }
+    for r in sqlx::query("SELECT source, applied_seq, applied_hash, halted FROM replica_cursor ORDER BY source")
+        .fetch_all(db.pool())
+        .await?
+    {
+        out.push(Head {
+            source: r.try_get(0)?,
+            seq: u64_from(r.try_get(1)?, "seq")?,
+            hash: hex::encode(r.try_get::<Vec<u8>, _>(2)?),
+            halted: r.try_get(3)?,
+        });
+    }
+    out.sort_by(|a, b| a.source.cmp(&b.source));
+    Ok(out)
+}
+
+/// Reads a `node_meta` value.
+pub async fn meta(db: &Db, key: &str) -> Result<Option<String>> {
+    Ok(sqlx::query("SELECT value FROM node_meta WHERE key = $1")
+        .bind(key)
+        .fetch_optional(db.pool())
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?)
+}
+
+/// Records this node's role and code on first open; refuses to reopen a database as another node.
+pub async fn claim_identity(db: &Db, role: &str, code: &str) -> Result<()> {
+    let mut tx = db.write().await?;
+    for (k, v) in [("role", role), ("code", code)] {
+        let cur: Option<String> = sqlx::query("SELECT value FROM node_meta WHERE key = $1")
+            .bind(k)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        match cur {
+            Some(c) if c != v => {
+                return Err(Error::Conflict(format!("this database belongs to {k} {c}, not {v}")));
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query("INSERT INTO node_meta (key, value) VALUES ($1, $2)")
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Databases for tests and benchmarks: a fresh SQLite file always, and a fresh PostgreSQL
+/// database when `JPKI_TEST_PG_URL` (an admin URL) is set.
+pub mod testing {
+    use super::*;
+
+    /// A throwaway database URL; the SQLite file lives as long as this value.
+    #[derive(Debug)]
+    pub struct TestDb {
+        /// Connection URL.
+        pub url: String,
+        /// Engine label for messages.
+        pub label: &'static str,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    /// A fresh SQLite database in its own temp directory.
+    pub fn sqlite() -> Result<TestDb> {
+        let dir = tempfile::tempdir().map_err(|e| Error::corrupt("tempdir", e))?;
+        let url = format!("sqlite://{}", dir.path().join("node.db").display());
+        Ok(TestDb { url, label: "sqlite", _dir: Some(dir) })
+    }
+
+    /// A fresh PostgreSQL database on the cluster of `JPKI_TEST_PG_URL`, if set.
+    pub async fn postgres() -> Result<Option<TestDb>> {
+        let Ok(admin) = std::env::var("JPKI_TEST_PG_URL") else { return Ok(None) };
+        install_default_drivers();
+        let name = format!("jpki_t_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&admin).await?;
+        // The name is ours (hex), not input: identifiers cannot be bound as parameters.
+        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
+        pool.close().await;
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        Ok(Some(TestDb { url: format!("{base}/{name}"), label: "postgres", _dir: None }))
+    }
+
+    /// SQLite, plus PostgreSQL when configured: every storage test runs on each.
+    pub async fn all() -> Result<Vec<TestDb>> {
+        let mut v = vec![sqlite()?];
+        v.extend(postgres().await?);
+        Ok(v)
+    }
+
+    /// Whether PostgreSQL tests are configured.
+    pub fn pg_configured() -> bool {
+        std::env::var("JPKI_TEST_PG_URL").is_ok()
+    }
+
+    impl FromStr for Backend {
+        type Err = Error;
+        fn from_str(s: &str) -> Result<Self> {
+            match s {
+                "sqlite" => Ok(Self::Sqlite),
+                "postgres" => Ok(Self::Postgres),
+                _ => Err(Error::invalid("backend", format!("{s}: use sqlite or postgres"))),
+            }
+        }
+    }
+}
