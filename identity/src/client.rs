@@ -123,4 +123,15 @@ impl Peer {
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str, token: &str) -> Result<T> {
         self.finish(self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await).await
     }
+
+    /// GET a text document with a bearer token.
+    pub async fn get_text(&self, path: &str, token: &str) -> Result<String> {
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.map_err(|e| self.err(e))?;
+        let status = r.status();
+        let body = r.text().await.map_err(|e| self.err(e))?;
+        if !status.is_success() {
+            return Err(self.err(format!("{status}: {body}")));
+        }
+        Ok(body)
+    }
 }

@@ -7,15 +7,15 @@ use serde::{Deserialize, Serialize};
 pub enum Field { Name, Address, DateOfBirth, Sex, ResidentCode, ChangeInfo }
 impl Field { pub fn as_str(self) -> &'static str { "x" } }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AgencyClass { National }
-impl AgencyClass { pub fn code(self) -> &'static str { "x" } }
+pub enum AgencyClass { National, OwnPrefectureGovernor }
+impl AgencyClass { pub fn code(self) -> &'static str { "x" } pub fn label(self) -> &'static str { "x" } }
 impl std::str::FromStr for AgencyClass { type Err = String; fn from_str(_: &str) -> Result<Self, String> { Ok(Self::National) } }
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryKind { ByResidentCode, ByFourItems, Bulk }
 #[derive(Debug)]
 pub struct LawTable;
-pub struct Purpose { pub description: String }
-impl LawTable { pub fn get(&self, _c: &str) -> Option<&Purpose> { None } }
+#[derive(Debug)] pub struct Purpose { pub code: String, pub description: String, pub bulk: bool, pub agency_class: AgencyClass }
+impl LawTable { pub fn seed() -> Result<Self, String> { Ok(Self) } pub fn parse(_s: &str) -> Result<Self, String> { Ok(Self) } pub fn purposes(&self) -> std::slice::Iter<'_, Purpose> { [].iter() } pub fn get(&self, _c: &str) -> Option<&Purpose> { None } }
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("x")]
 pub struct Refusal;

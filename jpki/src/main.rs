@@ -1,1 +1,59 @@
-fn main() {}
+//! `jpki`: the one operator binary. `serve <role>` runs a node, `identity …` does clerk
+//! and operator work, `demo` plays the end-to-end story (the README's main job).
+
+mod demo;
+mod identity_cmd;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// National resident PKI and identity network (JPKI / Juki Net model).
+#[derive(Debug, Parser)]
+#[command(name = "jpki", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one node of the identity network as a server.
+    #[command(subcommand)]
+    Serve(serve::Role),
+    /// Clerk and operator commands of the identity network.
+    #[command(subcommand)]
+    Identity(identity_cmd::Cmd),
+    /// Play the end-to-end story on SQLite in a temporary directory, printing each step.
+    Demo(demo::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,identity=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve(role) => serve::run(role).await,
+            Command::Identity(cmd) => identity_cmd::run(cmd).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,566 @@
-fn main() {}
+//! `cargo xtask`: the project's build system (`ci`, `pg -- <command>`, `bench identity`).
+//!
+//! `cargo xtask ci` is the single test command, locally and in CI (`.ci/run`): it installs the
+//! missing Debian packages, checks formatting and lints, and runs every test on SQLite and on a
+//! throwaway PostgreSQL 15 cluster that it starts on a free loopback port and always deletes.
+//! Only std and anyhow; everything else is done by running cargo, apt-get and the PostgreSQL tools.
+
+use std::{
+    env,
+    fs::{self, File},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  ci [--no-pg]              the single test command: install missing packages, fmt, clippy, and
+                            the tests on SQLite and (unless --no-pg) on a throwaway PostgreSQL 15
+  pg -- <command...>        run <command> against a throwaway PostgreSQL 15 cluster; it gets
+                            JPKI_TEST_PG_URL and PGHOST/PGPORT/PGUSER/PGDATABASE
+  bench identity [args...]  `cargo run --release -p jpki -- bench identity --pg-url <url> [args...]`
+                            against a throwaway PostgreSQL 15 cluster
+";
+
+/// A Debian package the project needs, and a file that exists once it is installed.
+#[derive(Debug)]
+struct Package {
+    name: &'static str,
+    probe: &'static str,
+    /// Only needed for the PostgreSQL cluster (not installed with `ci --no-pg`).
+    postgres: bool,
+}
+
+/// Everything `cargo xtask` installs with apt when missing. Later issues add pcscd,
+/// vsmartcard-vpcd, opensc and softhsm2 here.
+const PACKAGES: &[Package] = &[Package {
+    name: "postgresql-15",
+    probe: "/usr/lib/postgresql/15/bin/initdb",
+    postgres: true,
+}];
+
+/// Where Debian puts the PostgreSQL 15 server binaries when `pg_config` does not say.
+const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
+
+fn main() -> ExitCode {
+    main_inner().unwrap_or_else(|err| {
+        eprintln!("error: {err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn main_inner() -> anyhow::Result<ExitCode> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["ci"] => ci(false),
+        ["ci", "--no-pg"] => ci(true),
+        ["pg", "--", command @ ..] | ["pg", command @ ..] => {
+            let Some((program, rest)) = command.split_first() else {
+                bail!("`cargo xtask pg` needs a command to run\n\n{USAGE}");
+            };
+            with_cluster(|_| {
+                let mut cmd = Command::new(program);
+                cmd.args(rest);
+                cmd
+            })
+        }
+        ["bench", "identity", rest @ ..] => with_cluster(|cluster| {
+            let mut cmd = cargo("run --release -p jpki -- bench identity --pg-url");
+            cmd.arg(cluster.url()).args(rest);
+            cmd
+        }),
+        [] | ["help" | "-h" | "--help"] => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => bail!("unknown arguments {args:?}\n\n{USAGE}"),
+    }
+}
+
+/// `cargo xtask ci`: every step runs even when an earlier one failed (except a failed install),
+/// so one run shows every problem; the summary at the end decides the exit code.
+fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
+    let mut summary = Summary::default();
+    let installed = summary.step("install missing packages", || {
+        install_missing(!no_pg)?;
+        install_rust_components()
+    });
+    if !installed {
+        return Ok(summary.finish());
+    }
+    summary.step("cargo fmt", || run(&mut cargo("fmt --all -- --check")));
+    summary.step("cargo clippy", || {
+        run(&mut cargo(
+            "clippy --workspace --all-targets -- -D warnings",
+        ))
+    });
+
+    let mut test = cargo("test --workspace --all-targets");
+    test.env("RUST_BACKTRACE", "1");
+    if no_pg {
+        summary.skip("postgres", "--no-pg: storage tests run on SQLite only");
+        test.env_remove("JPKI_TEST_PG_URL");
+        summary.step("cargo test", || run(&mut test));
+    } else {
+        let mut cluster = None;
+        let started = summary.step("postgres start", || {
+            cluster = Some(Cluster::start()?);
+            Ok(())
+        });
+        if started {
+            if let Some(cluster) = cluster {
+                cluster.set_env(&mut test);
+                summary.step("cargo test", || run(&mut test));
+                summary.step("postgres stop", || cluster.stop());
+            }
+        } else {
+            summary.skip(
+                "cargo test",
+                "not run: the PostgreSQL cluster did not start",
+            );
+        }
+    }
+
+    println!("\n==> conformance");
+    if let Ok(conformance) = fs::canonicalize(project_root().join("../shared/conformance")) {
+        println!(
+            "found {}; no conformance suites wired yet",
+            conformance.display()
+        );
+        summary.skip("conformance", "no conformance suites wired yet");
+    } else {
+        summary.skip("conformance", "../shared/conformance not found");
+    }
+    Ok(summary.finish())
+}
+
+/// The steps of `cargo xtask ci` so far, for the table at the end.
+#[derive(Debug, Default)]
+struct Summary {
+    rows: Vec<(String, String, Duration)>,
+    failed: usize,
+}
+
+impl Summary {
+    /// Runs one step with a banner before and its result after; returns whether it passed.
+    fn step(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> bool {
+        println!("\n==> {name}");
+        let started = Instant::now();
+        let result = f();
+        let took = started.elapsed();
+        let status = match &result {
+            Ok(()) => "ok".to_owned(),
+            Err(err) => {
+                self.failed += 1;
+                eprintln!("error: {name}: {err:#}");
+                "FAILED".to_owned()
+            }
+        };
+        println!("<== {name}: {status} ({:.1}s)", took.as_secs_f64());
+        self.rows.push((name.to_owned(), status, took));
+        result.is_ok()
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        self.rows
+            .push((name.to_owned(), format!("skipped ({why})"), Duration::ZERO));
+    }
+
+    fn finish(self) -> ExitCode {
+        let total: Duration = self.rows.iter().map(|(_, _, took)| *took).sum();
+        println!("\n==> summary");
+        for (name, status, took) in &self.rows {
+            println!("  {name:<26} {:>7.1}s  {status}", took.as_secs_f64());
+        }
+        println!("  {:<26} {:>7.1}s", "total", total.as_secs_f64());
+        if self.failed == 0 {
+            println!("\nci passed");
+            ExitCode::SUCCESS
+        } else {
+            println!("\nci FAILED: {} step(s) failed", self.failed);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts a throwaway cluster, runs the command it builds, stops the cluster, and exits with the
+/// command's exit code.
+fn with_cluster(command: impl FnOnce(&Cluster) -> Command) -> anyhow::Result<ExitCode> {
+    install_missing(true)?;
+    let cluster = Cluster::start()?;
+    let mut cmd = command(&cluster);
+    cluster.set_env(&mut cmd);
+    println!("$ {}", show(&cmd));
+    let status = cmd.status();
+    cluster.stop()?;
+    let status = status.with_context(|| format!("could not start `{}`", show(&cmd)))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE, // killed by a signal
+    })
+}
+
+/// A throwaway PostgreSQL 15 cluster in a fresh temp dir (data in `data/`, the Unix socket and
+/// `postgres.log` beside it), listening on 127.0.0.1 only. Dropping it stops the server and deletes
+/// the dir, so it goes away even when a step fails; a killed xtask's leftovers are reaped by the
+/// next `Cluster::start`.
+#[derive(Debug)]
+struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    /// The user that runs initdb and pg_ctl when we are root (they refuse to run as root).
+    user: Option<String>,
+    port: u16,
+    /// Held while we own the cluster; the kernel drops it when we die, however we die.
+    _lock: Option<File>,
+}
+
+impl Cluster {
+    fn start() -> anyhow::Result<Cluster> {
+        let bin = pg_bindir()?;
+        let user = cluster_user()?;
+        let base = match user {
+            Some(_) => PathBuf::from("/tmp"), // the cluster user must be able to reach it
+            None => env::temp_dir(),
+        };
+        reap_stale(&base, &bin, user.as_deref());
+        let port = free_port()?;
+        let dir = base.join(format!("jpki-pg-{}", std::process::id()));
+        fs::create_dir(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+        // From here on `cluster` is the guard: any early return stops and deletes it.
+        let mut cluster = Cluster {
+            dir,
+            bin,
+            user,
+            port,
+            _lock: None,
+        };
+        let lock = File::create(cluster.dir.join("xtask.lock"))?;
+        lock.lock()?;
+        cluster._lock = Some(lock);
+        if let Some(user) = &cluster.user {
+            run_quiet(Command::new("chown").arg(user).arg(&cluster.dir))?;
+        }
+        let version = run_quiet(cluster.pg("postgres").arg("--version"))?;
+        println!("{}", version.trim());
+        run_quiet(cluster.pg("initdb").arg("-D").arg(cluster.data()).args([
+            "--auth=trust",
+            "-U",
+            "jpki",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]))?;
+        let options = format!(
+            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=on",
+            cluster.port,
+            cluster.dir.display()
+        );
+        let log = cluster.dir.join("postgres.log");
+        let started = run_quiet(
+            cluster
+                .pg("pg_ctl")
+                .arg("-D")
+                .arg(cluster.data())
+                .args(["-o", &options, "-w", "-l"])
+                .arg(&log)
+                .arg("start"),
+        );
+        if let Err(err) = started {
+            let log = fs::read_to_string(&log).unwrap_or_default();
+            bail!("{err:#}\n--- postgres.log ---\n{log}");
+        }
+        println!("PostgreSQL is up: JPKI_TEST_PG_URL={}", cluster.url());
+        Ok(cluster)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The admin URL the tests get; they create their own databases.
+    fn url(&self) -> String {
+        format!("postgres://jpki@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Points `cmd` (and anything it runs, e.g. `psql` with no arguments) at this cluster only.
+    fn set_env(&self, cmd: &mut Command) {
+        cmd.env("JPKI_TEST_PG_URL", self.url())
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", "jpki")
+            .env("PGDATABASE", "postgres");
+    }
+
+    /// A PostgreSQL tool, run as the cluster user, from inside the cluster dir.
+    fn pg(&self, tool: &str) -> Command {
+        let mut cmd = match &self.user {
+            Some(user) => {
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", user, "--"]).arg(self.bin.join(tool));
+                cmd
+            }
+            None => Command::new(self.bin.join(tool)),
+        };
+        cmd.current_dir(&self.dir);
+        cmd
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown()
+    }
+
+    /// Stops the server (if it has a `postmaster.pid`) and deletes the dir; safe to call twice.
+    fn shutdown(&mut self) -> anyhow::Result<()> {
+        let mut stopped = Ok(());
+        if self.data().join("postmaster.pid").exists() {
+            println!("stopping PostgreSQL in {}", self.dir.display());
+            let mut stop = self.pg("pg_ctl");
+            stop.arg("-D")
+                .arg(self.data())
+                .args(["-m", "fast", "-w", "stop"]);
+            stopped = run_quiet(&mut stop).map(drop);
+        }
+        if self.dir.exists() {
+            fs::remove_dir_all(&self.dir)
+                .with_context(|| format!("could not delete {}", self.dir.display()))?;
+        }
+        stopped
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Err(err) = self.shutdown() {
+            eprintln!("warning: {err:#}");
+        }
+    }
+}
+
+/// Stops and deletes clusters left in `base` by an xtask that was killed (Ctrl-C skips `Drop`):
+/// `jpki-pg-*` dirs owned by our cluster user whose `xtask.lock` nobody holds any more.
+fn reap_stale(base: &Path, bin: &Path, user: Option<&str>) {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(entries), Some(owner)) = (fs::read_dir(base), uid(user)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let ours = entry.file_name().to_string_lossy().starts_with("jpki-pg-")
+            && entry.metadata().is_ok_and(|meta| meta.uid() == owner);
+        let in_use =
+            File::open(entry.path().join("xtask.lock")).is_ok_and(|lock| lock.try_lock().is_err());
+        if !ours || in_use {
+            continue;
+        }
+        println!("reaping stale cluster {}", entry.path().display());
+        drop(Cluster {
+            _lock: None,
+            dir: entry.path(),
+            bin: bin.to_owned(),
+            user: user.map(str::to_owned),
+            port: 0,
+        });
+    }
+}
+
+/// The PostgreSQL server binaries: `pg_config --bindir` if it has initdb, else Debian's path.
+fn pg_bindir() -> anyhow::Result<PathBuf> {
+    let pg_config = Command::new("pg_config").arg("--bindir").output().ok();
+    let dir = pg_config
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .filter(|dir| dir.join("initdb").exists())
+        .unwrap_or_else(|| PathBuf::from(PG_BINDIR));
+    if !dir.join("initdb").exists() {
+        bail!(
+            "no PostgreSQL server in {} (apt-get install postgresql-15)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// `None` when we are not root; else `postgres` (from the Debian package) or `jpki-ci`,
+/// created with useradd if needed.
+fn cluster_user() -> anyhow::Result<Option<String>> {
+    if uid(None) != Some(0) {
+        return Ok(None);
+    }
+    for user in ["postgres", "jpki-ci"] {
+        if uid(Some(user)).is_some() {
+            return Ok(Some(user.to_owned()));
+        }
+    }
+    run(Command::new("useradd")
+        .args(["--system", "--no-create-home", "--shell"])
+        .args(["/usr/sbin/nologin", "jpki-ci"]))?;
+    Ok(Some("jpki-ci".to_owned()))
+}
+
+/// The uid of `user` (or of this process), via `id -u`; `None` if there is no such user.
+fn uid(user: Option<&str>) -> Option<u32> {
+    let out = Command::new("id")
+        .arg("-u")
+        .args(user)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// A loopback port nobody listens on right now (the OS picks it; we let it go for postgres).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("could not bind 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Installs the missing `PACKAGES` with apt (`apt-get update` first, sudo unless root).
+fn install_missing(with_postgres: bool) -> anyhow::Result<()> {
+    let wanted = PACKAGES
+        .iter()
+        .filter(|package| with_postgres || !package.postgres);
+    let mut missing = Vec::new();
+    for package in wanted {
+        let present = Path::new(package.probe).exists();
+        let state = if present { "present" } else { "missing" };
+        println!("{:<16} {state:<8} ({})", package.name, package.probe);
+        if !present {
+            missing.push(package.name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let apt_get = || {
+        let mut cmd = if uid(None) == Some(0) {
+            Command::new("apt-get")
+        } else {
+            let mut cmd = Command::new("sudo");
+            cmd.args(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+            cmd
+        };
+        // A fresh VM may still be running unattended-upgrades: wait for the dpkg lock.
+        cmd.env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["-o", "DPkg::Lock::Timeout=600"]);
+        cmd
+    };
+    run(apt_get().arg("update"))?;
+    run(apt_get()
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing))?;
+    for package in PACKAGES
+        .iter()
+        .filter(|package| missing.contains(&package.name))
+    {
+        if !Path::new(package.probe).exists() {
+            bail!(
+                "installed {} but {} is still missing",
+                package.name,
+                package.probe
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Adds rustfmt and clippy with rustup if this toolchain lacks them.
+fn install_rust_components() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for (subcommand, component) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
+        let mut probe = cargo(subcommand);
+        probe
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if !probe.status().is_ok_and(|status| status.success()) {
+            missing.push(component);
+        }
+    }
+    if missing.is_empty() {
+        println!("rustfmt and clippy present");
+        return Ok(());
+    }
+    run(Command::new("rustup")
+        .args(["component", "add"])
+        .args(&missing))
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `cargo <args>` (space-separated) with the cargo that runs us (`$CARGO`), in the project root.
+fn cargo(args: &str) -> Command {
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(args.split_whitespace())
+        .current_dir(project_root());
+    cmd
+}
+
+/// Runs `cmd` with inherited output; fails unless it exits 0.
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    println!("$ {}", show(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{}`", show(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed: {status}", show(cmd));
+    }
+    Ok(())
+}
+
+/// Runs `cmd` with captured output, shown only if it fails; returns its stdout.
+fn run_quiet(cmd: &mut Command) -> anyhow::Result<String> {
+    println!("$ {}", show(cmd));
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start `{}`", show(cmd)))?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed: {}\n{}{}",
+            show(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `cmd` as a shell-like line, with the environment variables we set in front.
+fn show(cmd: &Command) -> String {
+    let envs = cmd.get_envs().filter_map(|(key, value)| {
+        Some(format!(
+            "{}={}",
+            key.to_string_lossy(),
+            value?.to_string_lossy()
+        ))
+    });
+    let words = [cmd.get_program()].into_iter().chain(cmd.get_args());
+    envs.chain(words.map(|word| quote(&word.to_string_lossy())))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `word` quoted for a POSIX shell if it needs it.
+fn quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,77 @@
+//! Shared fixtures of the identity integration tests: nodes on real databases (SQLite
+//! always, PostgreSQL when `JPKI_TEST_PG_URL` is set) served on real loopback sockets.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test fixtures: a panic is a failed test
+
+use identity::ids::{LgCode, ResidentCode};
+use identity::municipal::Municipality;
+use identity::notice::parse_date;
+use identity::operator::{Operator, Role};
+use identity::person::{FlaggedText, FourItems, Sex};
+use identity::store::testing::TestDb;
+use identity::store::Db;
+
+pub const NOW: i64 = 1_775_000_000; // 2026-04-01, fiscal year 2026
+
+pub fn lg(s: &str) -> LgCode {
+    s.parse().unwrap()
+}
+
+pub fn clerk() -> Operator {
+    Operator::new("clerk-1", Role::MunicipalClerk).unwrap()
+}
+
+pub fn national_operator() -> Operator {
+    Operator::new("nat-1", Role::NationalOperator).unwrap()
+}
+
+pub fn items(name: &str, address: &str, dob: &str) -> FourItems {
+    FourItems {
+        name: FlaggedText::plain("name", name).unwrap(),
+        address: FlaggedText::plain("address", address).unwrap(),
+        date_of_birth: parse_date("dob", dob).unwrap(),
+        sex: Sex::Female,
+    }
+}
+
+pub fn date(s: &str) -> time::Date {
+    parse_date("date", s).unwrap()
+}
+
+/// Distinct valid codes for pools that do not come from a national node.
+pub fn codes(start: u64, n: usize) -> Vec<ResidentCode> {
+    (0..n as u64)
+        .map(|i| {
+            let v = start + i;
+            let body: [u8; 10] = std::array::from_fn(|k| ((v / 10u64.pow(9 - k as u32)) % 10) as u8);
+            ResidentCode::from_body(body).unwrap()
+        })
+        .collect()
+}
+
+/// Each backend under test.
+pub async fn backends() -> Vec<TestDb> {
+    identity::store::testing::all().await.unwrap()
+}
+
+/// A fresh database on the same backend as `like`.
+pub async fn fresh(like: &TestDb) -> TestDb {
+    if like.label == "postgres" {
+        identity::store::testing::postgres().await.unwrap().unwrap()
+    } else {
+        identity::store::testing::sqlite().unwrap()
+    }
+}
+
+pub async fn municipality(t: &TestDb, code: &str, pool_start: u64) -> Municipality {
+    let m = Municipality::open(Db::open(&t.url).await.unwrap(), lg(code)).await.unwrap();
+    m.add_pool(&codes(pool_start, 20)).await.unwrap();
+    m
+}
+
+/// Serves a router on an ephemeral loopback port; returns its base URL.
+pub async fn serve(router: axum::Router) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(identity::http::serve(l, router));
+    url
+}

@@ -1,0 +1,271 @@
+//! `jpki demo`: the README's main job. Starts a national node, two prefecture nodes and
+//! three municipal nodes on SQLite files in a temporary directory, serves each over HTTP on
+//! loopback, and plays the identity part of the story, printing every step.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Args as ClapArgs;
+use identity::client::{MoveInNotice, Peer, PoolRequest};
+use identity::http::{self, NationalState};
+use identity::ids::{LgCode, ResidentCode};
+use identity::law::{AgencyClass, Field};
+use identity::municipal::Municipality;
+use identity::national::{self, BatchQuery, Lookup, National, Provided, Query};
+use identity::notice::{NoticeKind, parse_date};
+use identity::operator::{Operator, Role};
+use identity::person::{FlaggedText, FourItems, Sex};
+use identity::replica::{self, Tier};
+use identity::store::Db;
+
+use crate::identity_cmd::{describe, describe_feed, print_checks, print_disclosure};
+
+/// Options of the demo.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Keep the node databases in this directory instead of a temporary one.
+    #[arg(long)]
+    keep: Option<PathBuf>,
+}
+
+struct Node {
+    url: String,
+}
+
+async fn start(router: axum::Router) -> Result<Node> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
+    let url = format!("http://{}", l.local_addr()?);
+    tokio::spawn(http::serve(l, router));
+    Ok(Node { url })
+}
+
+fn step(title: &str) {
+    println!("\n== {title}");
+}
+
+fn code(s: &str) -> Result<LgCode> {
+    Ok(s.parse()?)
+}
+
+fn items(name: &str, address: &str, dob: &str, sex: Sex) -> Result<FourItems> {
+    Ok(FourItems {
+        name: FlaggedText::plain("name", name)?,
+        address: FlaggedText::plain("address", address)?,
+        date_of_birth: parse_date("dob", dob)?,
+        sex,
+    })
+}
+
+async fn sync(national: &Db, prefs: &[(Db, String, Vec<(Peer, Option<String>)>)], national_peers: &[(Peer, Option<String>)]) -> Result<()> {
+    for (db, code, munis) in prefs {
+        for (peer, prefix) in munis {
+            for r in replica::pull(db, Tier::Prefecture, peer, prefix.as_deref()).await? {
+                if r.applied > 0 {
+                    println!("   prefecture {code} ← {}: {} notices (cursor {})", r.source, r.applied, r.cursor_seq);
+                }
+            }
+        }
+    }
+    for (peer, prefix) in national_peers {
+        for r in replica::pull(national, Tier::National, peer, prefix.as_deref()).await? {
+            if r.applied > 0 || r.stop.is_some() || r.error.is_some() {
+                let extra = match (&r.stop, &r.error) {
+                    (Some(replica::Stop::Parked { waiting_for }), _) => format!(", parked: waiting for {waiting_for}"),
+                    (Some(s), _) => format!(", stopped: {s:?}"),
+                    (_, Some(e)) => format!(", ERROR: {e}"),
+                    _ => String::new(),
+                };
+                println!("   national ← prefecture {}: source {} {} notices (cursor {}){extra}", prefix.as_deref().unwrap_or("?"), r.source, r.applied, r.cursor_seq);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn show(p: &Provided) -> String {
+    if !p.found {
+        return "not found".into();
+    }
+    let items: Vec<String> = p.items.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("status {:?}; {}", p.status, items.join(" "))
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let tmp;
+    let dir = match args.keep {
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            d
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_owned()
+        }
+    };
+    let db = |name: &str| dir.join(format!("{name}.db")).display().to_string();
+    let now = http::now();
+    let today = time::OffsetDateTime::now_utc().date();
+
+    step("1. Bring up the network: national node, prefectures 13 (東京都) and 27 (大阪府), municipalities 千代田区, 新宿区, 大阪市");
+    let law = Arc::new(crate::serve::law_table(None)?);
+    let national_db = Db::open(&db("national")).await?;
+    let national = National::open(national_db.clone(), law.clone()).await?;
+    let operator_token = hex::encode(rand::random::<[u8; 24]>());
+    let nat_op = Operator::new("national-operator-1", Role::NationalOperator)?;
+    let nat = start(http::national_router(NationalState { national: national.clone(), operator_token: operator_token.clone(), operator: nat_op.clone() })).await?;
+    println!("   national node      {}  ({})", nat.url, db("national"));
+
+    let mut munis = Vec::new();
+    for (c, name) in [("131016", "千代田区"), ("131041", "新宿区"), ("271004", "大阪市")] {
+        let m = Municipality::open(Db::open(&db(c)).await?, code(c)?).await?;
+        let node = start(http::municipal_router(m.clone())).await?;
+        println!("   municipality {c} {name}  {}", node.url);
+        munis.push((m, node));
+    }
+    let mut prefs = Vec::new();
+    let mut national_peers = Vec::new();
+    for p in ["13", "27"] {
+        let pdb = Db::open(&db(&format!("prefecture-{p}"))).await?;
+        identity::store::claim_identity(&pdb, "prefecture", p).await?;
+        let node = start(http::prefecture_router(pdb.clone(), p)).await?;
+        println!("   prefecture {p}        {}", node.url);
+        let sources: Vec<(Peer, Option<String>)> = munis
+            .iter()
+            .filter(|(m, _)| m.code().as_str().starts_with(p))
+            .map(|(_, n)| (Peer::new(&n.url), Some(p.to_owned())))
+            .collect();
+        national_peers.push((Peer::new(&node.url), Some(p.to_owned())));
+        prefs.push((pdb, p.to_owned(), sources));
+    }
+    let (chiyoda, shinjuku, osaka) = (&munis[0], &munis[1], &munis[2]);
+
+    step("2. Resident-code pools: each municipality draws non-overlapping codes from the national node");
+    let natp = Peer::new(&nat.url);
+    for (m, _) in &munis {
+        let codes = natp.allocate_pool(&operator_token, &PoolRequest { municipality: m.code().clone(), count: 50 }).await?;
+        m.add_pool(&codes).await?;
+        println!("   {} received {} codes (first {})", m.code(), codes.len(), codes[0]);
+    }
+
+    step("3. Register residents (one transaction each: record version + chained change notice + operator log)");
+    let clerk = Operator::new("chiyoda-clerk-07", Role::MunicipalClerk)?;
+    let yamada = chiyoda.0.register(&clerk, NoticeKind::FirstRegistration, items("山田　花子", "東京都千代田区千代田一丁目1番1号", "1980-02-29", Sex::Female)?, today, now).await?;
+    println!("   {}", describe(&yamada));
+    let shinjuku_clerk = Operator::new("shinjuku-clerk-02", Role::MunicipalClerk)?;
+    let sato = shinjuku.0.register(&shinjuku_clerk, NoticeKind::FirstRegistration, items("佐藤　一郎", "東京都新宿区西新宿二丁目8番1号", "1931-05-05", Sex::Male)?, today, now).await?;
+    println!("   {}", describe(&sato));
+    let baby = shinjuku.0.register(&shinjuku_clerk, NoticeKind::Birth, items("佐藤　陽葵", "東京都新宿区西新宿二丁目8番1号", &identity::notice::format_date(today), Sex::Female)?, today, now).await?;
+    println!("   {}", describe(&baby));
+    let hanako = yamada.body.record.resident_code.clone();
+    let ichiro = sato.body.record.resident_code.clone();
+
+    step("4. Replicate: prefectures pull their municipalities, the national node pulls the prefectures");
+    sync(&national_db, &prefs, &national_peers).await?;
+    let rec = national.record(&hanako).await?;
+    println!("   national projection of {hanako}: {} / {} / status {:?} / owner {}", rec.items.name.text(), rec.items.address.text(), rec.status, rec.municipality);
+
+    step("5. Move across prefectures: 転出 at 千代田区, 転入 at 大阪市 with the 転出証明書情報, 転入通知 back");
+    let out = chiyoda.0.move_out(&clerk, &hanako, code("271004")?, today, now).await?;
+    println!("   {}", describe(&out));
+    let cert = Peer::new(&chiyoda.1.url).move_out_certificate(&hanako).await?;
+    let osaka_clerk = Operator::new("osaka-clerk-11", Role::MunicipalClerk)?;
+    let moved_in = osaka.0.move_in(&osaka_clerk, &cert, FlaggedText::plain("address", "大阪府大阪市北区中之島一丁目3番20号")?, today, now).await?;
+    println!("   {}", describe(&moved_in));
+    let notice = MoveInNotice { resident_code: hanako.clone(), new_municipality: osaka.0.code().clone(), notice_seq: moved_in.key.seq };
+    let first = Peer::new(&chiyoda.1.url).send_move_in_notice(&notice).await?;
+    let retry = Peer::new(&chiyoda.1.url).send_move_in_notice(&notice).await?;
+    println!("   転入通知 to 千代田区: first delivery recorded={first}, retry recorded={retry} (idempotent)");
+    let old = chiyoda.0.get(&hanako).await?;
+    let new = osaka.0.get(&hanako).await?;
+    println!("   registers: 千代田区 status {:?}, 大阪市 status {:?} → exactly one active record", old.status, new.status);
+    ensure!(old.status != new.status, "two active records");
+
+    step("6. Causal order: the national node pulls 大阪府 first, so the 転入 must wait for the 転出");
+    for (peer, prefix) in &prefs[1].2 {
+        replica::pull(&prefs[1].0, Tier::Prefecture, peer, prefix.as_deref()).await?;
+    }
+    for r in replica::pull(&national_db, Tier::National, &national_peers[1].0, Some("27")).await? {
+        println!("   national ← 27: source {} applied {} (cursor {}) {}", r.source, r.applied, r.cursor_seq,
+            match &r.stop { Some(replica::Stop::Parked { waiting_for }) => format!("PARKED until {waiting_for} is applied"), _ => String::new() });
+    }
+    sync(&national_db, &prefs, &national_peers).await?;
+    let rec = national.record(&hanako).await?;
+    println!("   national projection now: {} / status {:?} / owner {}", rec.items.address.text(), rec.status, rec.municipality);
+
+    step("7. Death: 佐藤一郎 dies; 新宿区 records it and the notice replicates");
+    let death = shinjuku.0.remove(&shinjuku_clerk, &ichiro, NoticeKind::Death, today, now).await?;
+    println!("   {}", describe(&death));
+    sync(&national_db, &prefs, &national_peers).await?;
+
+    step("8. Change-information feed (what the CAs consume)");
+    for e in natp.feed(0, 100).await? {
+        println!("   {}", describe_feed(&e));
+    }
+
+    step("9. Provision to agencies, bound by the law table");
+    let pension = law.purposes().find(|p| p.bulk).context("the law table has no bulk purpose")?;
+    let passport = law
+        .purposes()
+        .find(|p| p.description.contains("旅券") && p.agency_class == AgencyClass::OwnPrefectureGovernor)
+        .or_else(|| law.purposes().find(|p| p.description.contains("旅券")))
+        .context("the law table has no passport purpose")?;
+    let jps = national.register_agency(&nat_op, "jps", "日本年金機構", pension.agency_class, now).await?;
+    let pref_gov = national.register_agency(&nat_op, "osaka-gov", "大阪府知事", passport.agency_class, now).await?;
+    println!("   agencies: jps ({}), osaka-gov ({})", pension.agency_class.label(), passport.agency_class.label());
+    let fields = |f: &[Field]| f.iter().copied().collect::<std::collections::BTreeSet<_>>();
+    let q = Query { purpose: passport.code.clone(), by: Lookup::ResidentCode(hanako.clone()), fields: fields(&[Field::Name, Field::Address, Field::DateOfBirth]) };
+    let r: Provided = natp.post_json("/v1/provision/query", &pref_gov, &q).await?;
+    println!("   lawful:   {} asks for {hanako} under {} ({}) → {}", "osaka-gov", passport.code, passport.description, show(&r));
+    let q4 = Query { purpose: passport.code.clone(), by: Lookup::FourItems(national.record(&hanako).await?.items), fields: fields(&[Field::ResidentCode]) };
+    let r4: Provided = natp.post_json("/v1/provision/query", &pref_gov, &q4).await?;
+    println!("   lawful:   the same agency by exact four items → {}", show(&r4));
+    let bad = Query { purpose: pension.code.clone(), by: Lookup::ResidentCode(hanako.clone()), fields: fields(&[Field::Name, Field::Address]) };
+    match natp.post_json::<_, Provided>("/v1/provision/query", &pref_gov, &bad).await {
+        Ok(_) => bail!("an unlawful query was answered"),
+        Err(e) => println!("   unlawful: osaka-gov asks under {} ({}) → {e}", pension.code, pension.description),
+    }
+    let batch = BatchQuery { purpose: pension.code.clone(), fields: fields(&[Field::ChangeInfo]), resident_codes: vec![hanako.clone(), ichiro.clone()] };
+    let alive: Vec<Provided> = natp.post_json("/v1/provision/batch", &jps, &batch).await?;
+    for (c, p) in batch.resident_codes.iter().zip(&alive) {
+        println!("   bulk liveness check by jps: {c} → {}", show(p));
+    }
+    match natp.post_json::<_, Provided>("/v1/provision/query", "jps:wrong-secret", &q).await {
+        Ok(_) => bail!("a bad credential was accepted"),
+        Err(e) => println!("   bad credentials → {e}"),
+    }
+
+    step(&format!("10. Disclosure report for {hanako} (本人確認情報の提供状況の開示)"));
+    let rows: Vec<national::DisclosureRow> = natp.get_json(&format!("/v1/disclosure/{hanako}"), &operator_token).await?;
+    print_disclosure(&hanako, &rows);
+
+    step("11. Yearly statistics of provisions per purpose (shape of the prefecture usage tables)");
+    let fy = National::fiscal_year_of(now)?;
+    let stats = natp.get_text(&format!("/v1/statistics?years={},{fy}", fy - 1), &operator_token).await?;
+    for line in stats.lines() {
+        println!("   {line}");
+    }
+
+    step("12. Disaster drill: wipe the national node, rebuild it from the prefectures, prove equal chain heads");
+    let fresh = Db::open(&db("national-rebuilt")).await?;
+    identity::store::claim_identity(&fresh, "national", "national").await?;
+    let peers: Vec<Peer> = national_peers.iter().map(|(p, _)| p.clone()).collect();
+    let checks = national::rebuild(&fresh, &peers).await?;
+    let bad = print_checks(&checks);
+    ensure!(bad == 0, "{bad} chains differ after the rebuild");
+    let rebuilt = national_rebuilt_record(&fresh, &law, &hanako).await?;
+    println!("   rebuilt projection of {hanako}: {} / owner {}", rebuilt, national.record(&hanako).await?.municipality);
+
+    println!("\nDone. Databases in {}{}", dir.display(), if tmp_kept(&dir) { "" } else { " (temporary, removed now)" });
+    Ok(())
+}
+
+async fn national_rebuilt_record(db: &Db, law: &Arc<identity::law::LawTable>, code: &ResidentCode) -> Result<String> {
+    let n = National::open(db.clone(), law.clone()).await?;
+    let r = n.record(code).await?;
+    Ok(format!("{} / {} / status {:?}", r.items.name.text(), r.items.address.text(), r.status))
+}
+
+fn tmp_kept(dir: &std::path::Path) -> bool {
+    !dir.starts_with(std::env::temp_dir())
+}

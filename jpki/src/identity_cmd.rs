@@ -1,0 +1,426 @@
+//! `jpki identity …`: clerk commands on a municipal register, and operator commands on the
+//! national node (pools, feed, rebuild, disclosure, statistics).
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use identity::client::{MoveInNotice, Peer, PoolRequest};
+use identity::ids::{LgCode, PrefectureCode, ResidentCode};
+use identity::municipal::Municipality;
+use identity::national::{self, DisclosureRow, FeedEntry};
+use identity::notice::{ChangeNotice, NoticeKind, parse_date};
+use identity::operator::{Operator, Role};
+use identity::person::{FlaggedText, FourItems, Sex};
+use identity::store::Db;
+use time::Date;
+
+/// Identity commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Register a resident by birth or first registration (code drawn from the pool).
+    Register {
+        #[command(flatten)]
+        at: Clerk,
+        /// How the resident enters the register.
+        #[arg(long, value_enum, default_value = "first-registration")]
+        kind: Registration,
+        #[command(flatten)]
+        items: Items,
+    },
+    /// 転居: a new address within the municipality.
+    MoveWithin {
+        #[command(flatten)]
+        at: Clerk,
+        /// The resident.
+        #[arg(long)]
+        resident: ResidentCode,
+        /// New address.
+        #[arg(long)]
+        address: String,
+    },
+    /// 転出: move out to another municipality.
+    MoveOut {
+        #[command(flatten)]
+        at: Clerk,
+        /// The resident.
+        #[arg(long)]
+        resident: ResidentCode,
+        /// Destination municipality code.
+        #[arg(long)]
+        to: LgCode,
+    },
+    /// 転入: register a resident moving in; fetches the 転出証明書情報 from the old
+    /// municipality and sends it the 転入通知.
+    MoveIn {
+        #[command(flatten)]
+        at: Clerk,
+        /// The resident.
+        #[arg(long)]
+        resident: ResidentCode,
+        /// Base URL of the old municipality's node.
+        #[arg(long)]
+        from_url: String,
+        /// New address.
+        #[arg(long)]
+        address: String,
+    },
+    /// Remove a resident from the register (death, emigration, ex-officio removal).
+    Remove {
+        #[command(flatten)]
+        at: Clerk,
+        /// The resident.
+        #[arg(long)]
+        resident: ResidentCode,
+        /// Reason.
+        #[arg(long, value_enum)]
+        reason: Removal,
+    },
+    /// 職権修正: correct the four items (give all four as they should be).
+    Correct {
+        #[command(flatten)]
+        at: Clerk,
+        /// The resident.
+        #[arg(long)]
+        resident: ResidentCode,
+        #[command(flatten)]
+        items: Items,
+    },
+    /// Give a resident a new code on request; the old one is retired forever.
+    ChangeCode {
+        #[command(flatten)]
+        at: Clerk,
+        /// The resident.
+        #[arg(long)]
+        resident: ResidentCode,
+    },
+    /// Show a resident's record on a municipal register.
+    Show {
+        /// Municipal database.
+        #[arg(long, env = "JPKI_DB")]
+        db: String,
+        /// Municipality code.
+        #[arg(long)]
+        municipality: LgCode,
+        /// The resident.
+        #[arg(long)]
+        resident: ResidentCode,
+    },
+    /// Fetch a pool of resident codes from the national node into a municipal register.
+    Pool {
+        /// Municipal database.
+        #[arg(long, env = "JPKI_DB")]
+        db: String,
+        /// Municipality code.
+        #[arg(long)]
+        municipality: LgCode,
+        /// National node URL.
+        #[arg(long)]
+        national: String,
+        /// National operator token.
+        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
+        token: String,
+        /// How many codes.
+        #[arg(long, default_value_t = 1000)]
+        count: u32,
+    },
+    /// Print a node's chain heads.
+    Heads {
+        /// Node URL.
+        #[arg(long)]
+        url: String,
+    },
+    /// Print the national change-information feed.
+    Feed {
+        /// National node URL.
+        #[arg(long)]
+        national: String,
+        /// Print entries after this feed position.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Rebuild a wiped national node from the prefectures and prove chain-head equality.
+    RebuildNational {
+        /// The (empty) national database.
+        #[arg(long, env = "JPKI_DB")]
+        db: String,
+        /// Prefecture servers as `CODE=URL` (repeat).
+        #[arg(long = "prefecture", value_parser = crate::serve::parse_prefecture)]
+        prefectures: Vec<(PrefectureCode, String)>,
+    },
+    /// A resident's disclosure report: every provision of their record.
+    Disclosure {
+        /// National node URL.
+        #[arg(long)]
+        national: String,
+        /// National operator token.
+        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
+        token: String,
+        /// The resident.
+        #[arg(long)]
+        resident: ResidentCode,
+    },
+    /// Yearly provision statistics per purpose.
+    Stats {
+        /// National node URL.
+        #[arg(long)]
+        national: String,
+        /// National operator token.
+        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
+        token: String,
+        /// Fiscal years, comma-separated (e.g. 2025,2026).
+        #[arg(long)]
+        years: String,
+    },
+}
+
+/// Where a clerk works.
+#[derive(Debug, Args)]
+pub struct Clerk {
+    /// Municipal database.
+    #[arg(long, env = "JPKI_DB")]
+    db: String,
+    /// Municipality code.
+    #[arg(long)]
+    municipality: LgCode,
+    /// Operator id of the clerk.
+    #[arg(long, env = "JPKI_OPERATOR")]
+    operator: String,
+    /// 異動年月日 (default: today).
+    #[arg(long)]
+    effective: Option<String>,
+}
+
+/// The four items on the command line.
+#[derive(Debug, Args)]
+pub struct Items {
+    /// 氏名.
+    #[arg(long)]
+    name: String,
+    /// Substitute-character flags of the name (one 0/1 per character; default all 0).
+    #[arg(long)]
+    name_flags: Option<String>,
+    /// 住所.
+    #[arg(long)]
+    address: String,
+    /// Substitute-character flags of the address.
+    #[arg(long)]
+    address_flags: Option<String>,
+    /// 生年月日, YYYY-MM-DD.
+    #[arg(long)]
+    dob: String,
+    /// 性別: 1 male, 2 female, 9 not applicable.
+    #[arg(long)]
+    sex: u8,
+}
+
+/// Ways onto the register.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Registration {
+    /// 出生.
+    Birth,
+    /// 職権記載 / arrival from abroad.
+    FirstRegistration,
+}
+
+/// Ways off the register.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Removal {
+    /// 死亡.
+    Death,
+    /// 国外転出.
+    Emigration,
+    /// 職権消除.
+    ExOfficio,
+}
+
+fn text(field: &'static str, t: &str, flags: Option<&str>) -> Result<FlaggedText> {
+    Ok(match flags {
+        Some(f) => FlaggedText::new(field, t, f)?,
+        None => FlaggedText::plain(field, t)?,
+    })
+}
+
+impl Items {
+    fn build(&self) -> Result<FourItems> {
+        Ok(FourItems {
+            name: text("name", &self.name, self.name_flags.as_deref())?,
+            address: text("address", &self.address, self.address_flags.as_deref())?,
+            date_of_birth: parse_date("dob", &self.dob)?,
+            sex: Sex::try_from(self.sex)?,
+        })
+    }
+}
+
+struct Desk {
+    m: Municipality,
+    op: Operator,
+    effective: Date,
+    now: i64,
+}
+
+impl Clerk {
+    async fn open(&self) -> Result<Desk> {
+        let m = Municipality::open(Db::open(&self.db).await?, self.municipality.clone()).await?;
+        let op = Operator::new(&self.operator, Role::MunicipalClerk)?;
+        let now = identity::http::now();
+        let effective = match &self.effective {
+            Some(d) => parse_date("effective", d)?,
+            None => time::OffsetDateTime::now_utc().date(),
+        };
+        Ok(Desk { m, op, effective, now })
+    }
+}
+
+/// One line describing a notice, as the CLI and the demo print it.
+pub fn describe(n: &ChangeNotice) -> String {
+    format!(
+        "{} seq {:>3} {:<8} {} {} ({}) hash {}…",
+        n.key.source,
+        n.key.seq,
+        n.body.kind.label(),
+        n.body.record.resident_code,
+        n.body.record.items.name.text(),
+        n.body.record.items.address.text(),
+        &hex::encode(n.hash)[..12]
+    )
+}
+
+pub async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Register { at, kind, items } => {
+            let d = at.open().await?;
+            let kind = match kind {
+                Registration::Birth => NoticeKind::Birth,
+                Registration::FirstRegistration => NoticeKind::FirstRegistration,
+            };
+            let n = d.m.register(&d.op, kind, items.build()?, d.effective, d.now).await?;
+            println!("{}", describe(&n));
+        }
+        Cmd::MoveWithin { at, resident, address } => {
+            let d = at.open().await?;
+            let n = d.m.move_within(&d.op, &resident, FlaggedText::plain("address", &address)?, d.effective, d.now).await?;
+            println!("{}", describe(&n));
+        }
+        Cmd::MoveOut { at, resident, to } => {
+            let d = at.open().await?;
+            let n = d.m.move_out(&d.op, &resident, to, d.effective, d.now).await?;
+            println!("{}", describe(&n));
+        }
+        Cmd::MoveIn { at, resident, from_url, address } => {
+            let d = at.open().await?;
+            let old = Peer::new(&from_url);
+            let cert = old.move_out_certificate(&resident).await.context("fetching the 転出証明書情報")?;
+            let n = d.m.move_in(&d.op, &cert, FlaggedText::plain("address", &address)?, d.effective, d.now).await?;
+            println!("{}", describe(&n));
+            let notice = MoveInNotice { resident_code: resident, new_municipality: d.m.code().clone(), notice_seq: n.key.seq };
+            let fresh = old.send_move_in_notice(&notice).await.context("sending the 転入通知 (retry with the same command is safe)")?;
+            println!("転入通知 sent to {} ({})", cert.move_out.source, if fresh { "recorded" } else { "already recorded" });
+        }
+        Cmd::Remove { at, resident, reason } => {
+            let d = at.open().await?;
+            let kind = match reason {
+                Removal::Death => NoticeKind::Death,
+                Removal::Emigration => NoticeKind::Emigration,
+                Removal::ExOfficio => NoticeKind::RemovalExOfficio,
+            };
+            let n = d.m.remove(&d.op, &resident, kind, d.effective, d.now).await?;
+            println!("{}", describe(&n));
+        }
+        Cmd::Correct { at, resident, items } => {
+            let d = at.open().await?;
+            let n = d.m.correct(&d.op, &resident, items.build()?, d.effective, d.now).await?;
+            println!("{}", describe(&n));
+        }
+        Cmd::ChangeCode { at, resident } => {
+            let d = at.open().await?;
+            let n = d.m.change_code(&d.op, &resident, d.effective, d.now).await?;
+            println!("{}  (retired {resident})", describe(&n));
+        }
+        Cmd::Show { db, municipality, resident } => {
+            let m = Municipality::open(Db::open(&db).await?, municipality).await?;
+            println!("{}", serde_json::to_string_pretty(&m.get(&resident).await?)?);
+        }
+        Cmd::Pool { db, municipality, national, token, count } => {
+            let m = Municipality::open(Db::open(&db).await?, municipality.clone()).await?;
+            let codes = Peer::new(&national).allocate_pool(&token, &PoolRequest { municipality, count }).await?;
+            let added = m.add_pool(&codes).await?;
+            println!("{added} codes added; {} unused in the pool", m.pool_remaining().await?);
+        }
+        Cmd::Heads { url } => {
+            let h = Peer::new(&url).heads().await?;
+            println!("{} {}", h.role, h.code);
+            for h in h.heads {
+                println!("  {} seq {:>6} {}{}", h.source, h.seq, h.hash, h.halted.map(|r| format!("  HALTED: {r}")).unwrap_or_default());
+            }
+        }
+        Cmd::Feed { national, after, limit } => {
+            for e in Peer::new(&national).feed(after, limit).await? {
+                println!("{}", describe_feed(&e));
+            }
+        }
+        Cmd::RebuildNational { db, prefectures } => {
+            let db = Db::open(&db).await?;
+            identity::store::claim_identity(&db, "national", "national").await?;
+            let peers: Vec<Peer> = prefectures.iter().map(|(_, u)| Peer::new(u)).collect();
+            let checks = national::rebuild(&db, &peers).await?;
+            let bad = print_checks(&checks);
+            if bad > 0 {
+                bail!("{bad} sources differ from the prefectures after the rebuild");
+            }
+        }
+        Cmd::Disclosure { national, token, resident } => {
+            let rows: Vec<DisclosureRow> = Peer::new(&national).get_json(&format!("/v1/disclosure/{resident}"), &token).await?;
+            print_disclosure(&resident, &rows);
+        }
+        Cmd::Stats { national, token, years } => {
+            print!("{}", Peer::new(&national).get_text(&format!("/v1/statistics?years={years}"), &token).await?);
+        }
+    }
+    Ok(())
+}
+
+/// One line per feed entry.
+pub fn describe_feed(e: &FeedEntry) -> String {
+    format!(
+        "feed {:>4}: {} seq {:>3} {:<8} {} changed [{}] effective {}",
+        e.feed_seq,
+        e.source,
+        e.seq,
+        e.kind.label(),
+        e.resident_code,
+        e.changed.join(", "),
+        e.effective_date
+    )
+}
+
+/// Prints a rebuild comparison; returns the number of unequal sources.
+pub fn print_checks(checks: &[national::HeadCheck]) -> usize {
+    let mut bad = 0;
+    for c in checks {
+        let n = c.national.as_ref().map(|h| format!("seq {} {}…", h.seq, &h.hash[..12])).unwrap_or_else(|| "missing".into());
+        println!(
+            "  {} prefecture seq {} {}… | national {} {}",
+            c.source,
+            c.prefecture.seq,
+            &c.prefecture.hash[..12],
+            n,
+            if c.equal { "EQUAL" } else { "DIFFERENT" }
+        );
+        bad += usize::from(!c.equal);
+    }
+    bad
+}
+
+/// Prints a disclosure report.
+pub fn print_disclosure(resident: &ResidentCode, rows: &[DisclosureRow]) {
+    println!("  本人確認情報提供状況 for {resident}: {} entries", rows.len());
+    println!("  | 提供年月日 | 機能区分 | 利用事由 | 提供事務区分 | 提供元 | 提供先 | 提供項目 | 結果 |");
+    for r in rows {
+        println!(
+            "  | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.date, r.function, r.purpose, r.provision_class, r.source, r.destination, r.fields, r.result
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! `jpki serve <role>`: a municipal, prefecture or national node on one listen address.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use identity::client::Peer;
+use identity::http;
+use identity::ids::{LgCode, PrefectureCode};
+use identity::law::LawTable;
+use identity::municipal::Municipality;
+use identity::national::National;
+use identity::operator::{Operator, Role as OpRole};
+use identity::replica::{self, Tier};
+use identity::store::Db;
+
+/// The node roles.
+#[derive(Debug, Subcommand)]
+pub enum Role {
+    /// A municipality's register (市町村CS): source of its change notices.
+    Municipality {
+        /// Database URL (`postgres://…`) or SQLite file path.
+        #[arg(long, env = "JPKI_DB")]
+        db: String,
+        /// The municipality's 6-digit local government code.
+        #[arg(long)]
+        code: LgCode,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8101")]
+        listen: String,
+    },
+    /// A prefecture server: pulls its municipalities and keeps their full history.
+    Prefecture {
+        /// Database URL or SQLite file path.
+        #[arg(long, env = "JPKI_DB")]
+        db: String,
+        /// Two-digit prefecture code.
+        #[arg(long)]
+        code: PrefectureCode,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8201")]
+        listen: String,
+        /// Base URL of each municipality of the prefecture (repeat).
+        #[arg(long = "municipality")]
+        municipalities: Vec<String>,
+        /// Pull interval in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+    },
+    /// The national server: pulls the prefectures, projects, feeds, provides.
+    National {
+        /// Database URL or SQLite file path.
+        #[arg(long, env = "JPKI_DB")]
+        db: String,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8301")]
+        listen: String,
+        /// Each prefecture server as `CODE=URL`, e.g. `13=http://127.0.0.1:8201` (repeat).
+        /// The code restricts which municipalities that server may relay.
+        #[arg(long = "prefecture", value_parser = parse_prefecture)]
+        prefectures: Vec<(PrefectureCode, String)>,
+        /// Bearer token of the national operator API (code pools, disclosure, statistics).
+        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
+        operator_token: String,
+        /// Law table (TSV) replacing the built-in seed.
+        #[arg(long)]
+        law_table: Option<std::path::PathBuf>,
+        /// Pull interval in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+    },
+}
+
+/// Parses `CODE=URL`.
+pub(crate) fn parse_prefecture(s: &str) -> Result<(PrefectureCode, String), String> {
+    let (c, u) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected CODE=URL"))?;
+    let code: PrefectureCode = c.parse().map_err(|e| format!("{e}"))?;
+    if !(u.starts_with("http://") || u.starts_with("https://")) {
+        return Err(format!("{u:?} is not an http(s) URL"));
+    }
+    Ok((code, u.to_owned()))
+}
+
+pub(crate) fn law_table(path: Option<&std::path::Path>) -> Result<LawTable> {
+    match path {
+        None => LawTable::seed().context("built-in law table"),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            LawTable::parse(&text).with_context(|| format!("law table {}", p.display()))
+        }
+    }
+}
+
+async fn listen(addr: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+}
+
+pub async fn run(role: Role) -> Result<()> {
+    match role {
+        Role::Municipality { db, code, listen: addr } => {
+            let m = Municipality::open(Db::open(&db).await?, code.clone()).await?;
+            let l = listen(&addr).await?;
+            eprintln!("municipality {code} listening on {}", l.local_addr()?);
+            http::serve(l, http::municipal_router(m)).await?;
+        }
+        Role::Prefecture { db, code, listen: addr, municipalities, interval_ms } => {
+            let db = Db::open(&db).await?;
+            identity::store::claim_identity(&db, "prefecture", code.as_str()).await?;
+            let peers = municipalities.iter().map(|u| (Peer::new(u), Some(code.as_str().to_owned()))).collect();
+            tokio::spawn(replica::run_puller(db.clone(), Tier::Prefecture, peers, Duration::from_millis(interval_ms)));
+            let l = listen(&addr).await?;
+            eprintln!("prefecture {code} listening on {}", l.local_addr()?);
+            http::serve(l, http::prefecture_router(db, code.as_str())).await?;
+        }
+        Role::National { db, listen: addr, prefectures, operator_token, law_table: lt, interval_ms } => {
+            anyhow::ensure!(operator_token.len() >= 16, "the operator token must be at least 16 characters");
+            let law = Arc::new(law_table(lt.as_deref())?);
+            let national = National::open(Db::open(&db).await?, law).await?;
+            let peers = prefectures.iter().map(|(c, u)| (Peer::new(u), Some(c.as_str().to_owned()))).collect();
+            tokio::spawn(replica::run_puller(
+                national.db().clone(),
+                Tier::National,
+                peers,
+                Duration::from_millis(interval_ms),
+            ));
+            let l = listen(&addr).await?;
+            eprintln!("national node listening on {}", l.local_addr()?);
+            let operator = Operator::new("national-api", OpRole::NationalOperator)?;
+            http::serve(l, http::national_router(http::NationalState { national, operator_token, operator })).await?;
+        }
+    }
+    Ok(())
+}
