@@ -50,12 +50,7 @@ pub enum Decision {
 
 /// Decides what to do with `n` given the source's cursor, the hash stored for `n.seq` if
 /// that seq was already applied, and whether `n`'s causal predecessor is applied.
-pub fn decide(
-    cur: &Cursor,
-    n: &ChangeNotice,
-    stored_hash: Option<&Hash>,
-    predecessor_applied: bool,
-) -> Decision {
+pub fn decide(cur: &Cursor, n: &ChangeNotice, stored_hash: Option<&Hash>, predecessor_applied: bool) -> Decision {
     if let Err(e) = n.verify_hash() {
         return Decision::Diverged { reason: e.to_string() };
     }
@@ -128,7 +123,15 @@ impl Item {
 /// (all of them for a first appearance).
 pub fn changed_items(prev: Option<&Record>, next: &Record) -> Vec<Item> {
     let Some(p) = prev else {
-        return vec![Item::Name, Item::Address, Item::DateOfBirth, Item::Sex, Item::ResidentCode, Item::Status, Item::Municipality];
+        return vec![
+            Item::Name,
+            Item::Address,
+            Item::DateOfBirth,
+            Item::Sex,
+            Item::ResidentCode,
+            Item::Status,
+            Item::Municipality,
+        ];
     };
     let mut v = Vec::new();
     if p.items.name != next.items.name {
@@ -218,7 +221,8 @@ mod tests {
         let a = sample_body("12345678903", NoticeKind::Birth).record;
         let mut b = a.clone();
         assert!(changed_items(Some(&a), &b).is_empty());
-        b.items.address = crate::person::FlaggedText::plain("address", "大阪府大阪市北区1").unwrap_or_else(|e| panic!("{e}"));
+        b.items.address =
+            crate::person::FlaggedText::plain("address", "大阪府大阪市北区1").unwrap_or_else(|e| panic!("{e}"));
         b.municipality = "271004".parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(changed_items(Some(&a), &b), vec![Item::Address, Item::Municipality]);
         assert_eq!(changed_items(None, &b).len(), 7);

@@ -54,11 +54,8 @@ pub struct Peer {
 impl Peer {
     /// A client for the node at `base`.
     pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(30)).tcp_nodelay(true).build().unwrap_or_default();
         Self { base: base.trim_end_matches('/').to_owned(), http }
     }
 
@@ -126,7 +123,8 @@ impl Peer {
 
     /// GET a text document with a bearer token.
     pub async fn get_text(&self, path: &str, token: &str) -> Result<String> {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.map_err(|e| self.err(e))?;
+        let r =
+            self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.map_err(|e| self.err(e))?;
         let status = r.status();
         let body = r.text().await.map_err(|e| self.err(e))?;
         if !status.is_success() {

@@ -177,7 +177,8 @@ pub struct NationalState {
 
 /// Routes of the national node: replication, feed, pools, provision, disclosure, statistics.
 pub fn national_router(state: NationalState) -> Router {
-    let info = NodeInfo { db: state.national.db().clone(), role: "national", code: "national".into(), only_source: None };
+    let info =
+        NodeInfo { db: state.national.db().clone(), role: "national", code: "national".into(), only_source: None };
     Router::new()
         .route("/v1/feed", get(feed))
         .route("/v1/code-pools", post(code_pool))
@@ -208,7 +209,11 @@ async fn feed(State(s): State<Arc<NationalState>>, Query(p): Query<Page>) -> App
     Ok(Json(s.national.feed_after(p.after, p.limit).await?).into_response())
 }
 
-async fn code_pool(State(s): State<Arc<NationalState>>, h: HeaderMap, Body(r): Body<PoolRequest>) -> AppResult<Response> {
+async fn code_pool(
+    State(s): State<Arc<NationalState>>,
+    h: HeaderMap,
+    Body(r): Body<PoolRequest>,
+) -> AppResult<Response> {
     operator_auth(&s, &h)?;
     Ok(Json(s.national.allocate_pool(&s.operator, &r.municipality, r.count, now()).await?).into_response())
 }
@@ -217,17 +222,29 @@ async fn agency(s: &NationalState, h: &HeaderMap) -> Result<crate::national::Age
     Ok(s.national.authenticate(bearer(h).unwrap_or(""), now()).await?)
 }
 
-async fn provision_query(State(s): State<Arc<NationalState>>, h: HeaderMap, body: Body<crate::national::Query>) -> AppResult<Response> {
+async fn provision_query(
+    State(s): State<Arc<NationalState>>,
+    h: HeaderMap,
+    body: Body<crate::national::Query>,
+) -> AppResult<Response> {
     let a = agency(&s, &h).await?;
     Ok(Json(s.national.query(&a, &body.0, now()).await?).into_response())
 }
 
-async fn provision_batch(State(s): State<Arc<NationalState>>, h: HeaderMap, Body(q): Body<BatchQuery>) -> AppResult<Response> {
+async fn provision_batch(
+    State(s): State<Arc<NationalState>>,
+    h: HeaderMap,
+    Body(q): Body<BatchQuery>,
+) -> AppResult<Response> {
     let a = agency(&s, &h).await?;
     Ok(Json(s.national.batch(&a, &q, now()).await?).into_response())
 }
 
-async fn disclosure(State(s): State<Arc<NationalState>>, h: HeaderMap, Path(code): Path<String>) -> AppResult<Response> {
+async fn disclosure(
+    State(s): State<Arc<NationalState>>,
+    h: HeaderMap,
+    Path(code): Path<String>,
+) -> AppResult<Response> {
     operator_auth(&s, &h)?;
     let code: ResidentCode = code.parse()?;
     Ok(Json(s.national.disclosure(&code).await?).into_response())

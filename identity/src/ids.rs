@@ -31,10 +31,7 @@ fn check_last<const N: usize, const B: usize>(
     body.copy_from_slice(&digits[..B]);
     let want = f(&body);
     if digits[B] != want {
-        return Err(Error::invalid(
-            field,
-            format!("check digit of {s} is {}, expected {want}", digits[B]),
-        ));
+        return Err(Error::invalid(field, format!("check digit of {s} is {}, expected {want}", digits[B])));
     }
     Ok(())
 }
@@ -125,7 +122,7 @@ impl FromStr for LgCode {
     fn from_str(s: &str) -> Result<Self, Error> {
         let d = parse_digits::<6>("municipality", s)?;
         check_last::<6, 5>("municipality", s, d, check_digit::local_government_code)?;
-        let pref = u8::from(d[0]) * 10 + d[1];
+        let pref = d[0] * 10 + d[1];
         if !(1..=47).contains(&pref) {
             return Err(Error::invalid("municipality", format!("{s}: prefecture {pref:02} is not 01–47")));
         }

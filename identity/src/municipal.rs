@@ -107,7 +107,10 @@ impl Municipality {
         now: i64,
     ) -> Result<ChangeNotice> {
         if !matches!(kind, NoticeKind::Birth | NoticeKind::FirstRegistration) {
-            return Err(Error::invalid("kind", format!("{kind:?} is not a registration by birth or first registration")));
+            return Err(Error::invalid(
+                "kind",
+                format!("{kind:?} is not a registration by birth or first registration"),
+            ));
         }
         op.require(Role::MunicipalClerk, "register residents")?;
         let mut tx = self.db.write().await?;
@@ -139,8 +142,13 @@ impl Municipality {
         .fetch_optional(self.db.pool())
         .await?
         .ok_or_else(|| Error::not_found("move-out notice", code))?;
-        let n = ChangeNotice::decode(&row.try_get::<Vec<u8>, _>(1)?, hash_from(row.try_get(2)?)?, hash_from(row.try_get(3)?)?)?;
-        let destination = n.body.destination.clone().ok_or_else(|| Error::corrupt("move-out notice", "no destination"))?;
+        let n = ChangeNotice::decode(
+            &row.try_get::<Vec<u8>, _>(1)?,
+            hash_from(row.try_get(2)?)?,
+            hash_from(row.try_get(3)?)?,
+        )?;
+        let destination =
+            n.body.destination.clone().ok_or_else(|| Error::corrupt("move-out notice", "no destination"))?;
         Ok(MoveOutCertificate { record, move_out: n.key, destination })
     }
 
@@ -164,10 +172,10 @@ impl Municipality {
             return Err(Error::Conflict("a move within the municipality is a 転居, not a 転入".into()));
         }
         let mut tx = self.db.write().await?;
-        if let Some(existing) = load(&mut tx, &cert.record.resident_code).await? {
-            if existing.status == ResidentStatus::Active {
-                return Err(Error::Conflict(format!("resident {} is already registered here", existing.resident_code)));
-            }
+        if let Some(existing) = load(&mut tx, &cert.record.resident_code).await?
+            && existing.status == ResidentStatus::Active
+        {
+            return Err(Error::Conflict(format!("resident {} is already registered here", existing.resident_code)));
         }
         let mut record = cert.record.clone();
         record.items.address = address;

@@ -173,7 +173,13 @@ impl National {
 
     /// Hands `municipality` a pool of `count` fresh codes: random 10 digits + check digit,
     /// unique forever by the `issued_code` primary key (retired codes stay in it).
-    pub async fn allocate_pool(&self, op: &Operator, municipality: &LgCode, count: u32, now: i64) -> Result<Vec<ResidentCode>> {
+    pub async fn allocate_pool(
+        &self,
+        op: &Operator,
+        municipality: &LgCode,
+        count: u32,
+        now: i64,
+    ) -> Result<Vec<ResidentCode>> {
         op.require(Role::NationalOperator, "allocate resident-code pools")?;
         if count == 0 || count > MAX_POOL {
             return Err(Error::invalid("count", format!("{count} is not 1–{MAX_POOL}")));
@@ -241,7 +247,14 @@ impl National {
     }
 
     /// Registers an agency of `class`; returns its API token `id:secret` (shown once).
-    pub async fn register_agency(&self, op: &Operator, id: &str, name: &str, class: AgencyClass, now: i64) -> Result<String> {
+    pub async fn register_agency(
+        &self,
+        op: &Operator,
+        id: &str,
+        name: &str,
+        class: AgencyClass,
+        now: i64,
+    ) -> Result<String> {
         op.require(Role::NationalOperator, "register agencies")?;
         if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(Error::invalid("agency id", "1–64 of A–Z a–z 0–9 - _".into()));
@@ -255,10 +268,10 @@ impl National {
             .bind(secret_hash(&secret))
             .execute(&mut *tx)
             .await;
-        if let Err(sqlx::Error::Database(e)) = &r {
-            if e.is_unique_violation() {
-                return Err(Error::Conflict(format!("agency {id} exists")));
-            }
+        if let Err(sqlx::Error::Database(e)) = &r
+            && e.is_unique_violation()
+        {
+            return Err(Error::Conflict(format!("agency {id} exists")));
         }
         r?;
         operator::log(&mut tx, op, "register_agency", &format!("{id} ({})", class.code()), now).await?;
@@ -277,20 +290,27 @@ impl National {
             let stored: Vec<u8> = r.try_get(2)?;
             if !secret.is_empty() && stored == secret_hash(secret) {
                 let class: String = r.try_get(1)?;
-                return Ok(Agency { id: id.to_owned(), name: r.try_get(0)?, class: class.parse().map_err(|e| Error::corrupt("agency", e))? });
+                return Ok(Agency {
+                    id: id.to_owned(),
+                    name: r.try_get(0)?,
+                    class: class.parse().map_err(|e| Error::corrupt("agency", e))?,
+                });
             }
         }
         let dest = format!("unauthenticated:{}", id.chars().take(64).collect::<String>());
-        self.log_one(now, &LogRow {
-            function: "認証",
-            purpose: "-",
-            class: "-",
-            destination: &dest,
-            resident: None,
-            fields: "",
-            result: "refused",
-            reason: Some("authentication_failed"),
-        })
+        self.log_one(
+            now,
+            &LogRow {
+                function: "認証",
+                purpose: "-",
+                class: "-",
+                destination: &dest,
+                resident: None,
+                fields: "",
+                result: "refused",
+                reason: Some("authentication_failed"),
+            },
+        )
         .await?;
         Err(Error::Unauthenticated)
     }
@@ -322,7 +342,20 @@ impl National {
                     Lookup::FourItems(_) => None,
                 };
                 let reason = format!("{}: {refusal}", refusal.code());
-                self.log_one(now, &LogRow { function, purpose: &q.purpose, class: "-", destination: &dest, resident, fields: &fields, result: "refused", reason: Some(&reason) }).await?;
+                self.log_one(
+                    now,
+                    &LogRow {
+                        function,
+                        purpose: &q.purpose,
+                        class: "-",
+                        destination: &dest,
+                        resident,
+                        fields: &fields,
+                        result: "refused",
+                        reason: Some(&reason),
+                    },
+                )
+                .await?;
                 return Err(Error::Refused(refusal));
             }
         };
@@ -337,16 +370,20 @@ impl National {
             Lookup::FourItems(_) => None,
         });
         let given = if provided.found { join_fields(&grant.fields) } else { String::new() };
-        insert_log(&mut tx, now, &LogRow {
-            function,
-            purpose: &q.purpose,
-            class: grant.table_ref,
-            destination: &dest,
-            resident: resident.as_deref(),
-            fields: &given,
-            result: if provided.found { "provided" } else { "not_found" },
-            reason: None,
-        })
+        insert_log(
+            &mut tx,
+            now,
+            &LogRow {
+                function,
+                purpose: &q.purpose,
+                class: grant.table_ref,
+                destination: &dest,
+                resident: resident.as_deref(),
+                fields: &given,
+                result: if provided.found { "provided" } else { "not_found" },
+                reason: None,
+            },
+        )
         .await?;
         tx.commit().await?;
         Ok(provided)
@@ -358,7 +395,16 @@ impl National {
         let fields = join_fields(&q.fields);
         let (dest_ref, fields_ref) = (&dest, &fields);
         let refuse = |reason: String| async move {
-            let row = LogRow { function: "一括照会", purpose: &q.purpose, class: "-", destination: dest_ref, resident: None, fields: fields_ref, result: "refused", reason: Some(&reason) };
+            let row = LogRow {
+                function: "一括照会",
+                purpose: &q.purpose,
+                class: "-",
+                destination: dest_ref,
+                resident: None,
+                fields: fields_ref,
+                result: "refused",
+                reason: Some(&reason),
+            };
             self.log_one(now, &row).await
         };
         if q.resident_codes.is_empty() || q.resident_codes.len() > MAX_BATCH {
@@ -384,16 +430,20 @@ impl National {
                 .map(|r| crate::municipal::decode_record(r.try_get(0)?))
                 .transpose()?;
             let p = shape(rec.as_ref(), &grant.fields);
-            insert_log(&mut tx, now, &LogRow {
-                function: "一括照会",
-                purpose: &q.purpose,
-                class: grant.table_ref,
-                destination: &dest,
-                resident: Some(code.as_str()),
-                fields: if p.found { &given } else { "" },
-                result: if p.found { "provided" } else { "not_found" },
-                reason: None,
-            })
+            insert_log(
+                &mut tx,
+                now,
+                &LogRow {
+                    function: "一括照会",
+                    purpose: &q.purpose,
+                    class: grant.table_ref,
+                    destination: &dest,
+                    resident: Some(code.as_str()),
+                    fields: if p.found { &given } else { "" },
+                    result: if p.found { "provided" } else { "not_found" },
+                    reason: None,
+                },
+            )
             .await?;
             out.push(p);
         }
@@ -458,7 +508,11 @@ impl National {
         for r in rows {
             let fy: i64 = r.try_get(1)?;
             let n: i64 = r.try_get(2)?;
-            counts.push((r.try_get::<String, _>(0)?, i32::try_from(fy).map_err(|e| Error::corrupt("fiscal year", e))?, u64_from(n, "count")?));
+            counts.push((
+                r.try_get::<String, _>(0)?,
+                i32::try_from(fy).map_err(|e| Error::corrupt("fiscal year", e))?,
+                u64_from(n, "count")?,
+            ));
         }
         Ok(law::render_usage_table(&self.law, &counts, years))
     }
@@ -485,7 +539,9 @@ fn shape(record: Option<&Record>, fields: &BTreeSet<Field>) -> Provided {
             Field::DateOfBirth => serde_json::json!(format_date(r.items.date_of_birth)),
             Field::Sex => serde_json::json!(u8::from(r.items.sex)),
             Field::ResidentCode => serde_json::json!(r.resident_code.as_str()),
-            Field::ChangeInfo => serde_json::json!({"status": r.status, "municipality": r.municipality.as_str(), "version": r.version}),
+            Field::ChangeInfo => {
+                serde_json::json!({"status": r.status, "municipality": r.municipality.as_str(), "version": r.version})
+            }
         };
         items.insert(f.as_str().to_owned(), v);
     }

@@ -214,8 +214,7 @@ pub fn chain_hash(prev_hash: &Hash, encoding: &[u8]) -> Hash {
     h.finalize().into()
 }
 
-const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]");
+const DATE: &[time::format_description::BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
 /// Formats a date as `YYYY-MM-DD`.
 pub fn format_date(d: Date) -> String {
@@ -286,9 +285,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(|| {
-            Error::invalid("encoding", format!("truncated at byte {} (wanted {n} more)", self.pos))
-        })?;
+        let end =
+            self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(|| {
+                Error::invalid("encoding", format!("truncated at byte {} (wanted {n} more)", self.pos))
+            })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -307,8 +307,7 @@ impl<'a> Reader<'a> {
     fn str(&mut self) -> Result<&'a str, Error> {
         let at = self.pos;
         let n = u32::from_be_bytes(self.array()?) as usize;
-        std::str::from_utf8(self.take(n)?)
-            .map_err(|e| Error::invalid("encoding", format!("string at byte {at}: {e}")))
+        std::str::from_utf8(self.take(n)?).map_err(|e| Error::invalid("encoding", format!("string at byte {at}: {e}")))
     }
     fn opt(&mut self) -> Result<bool, Error> {
         match self.u8()? {
@@ -333,11 +332,7 @@ fn decode(bytes: &[u8]) -> Result<(NoticeRef, NoticeBody), Error> {
     let recorded_at = i64::from_be_bytes(r.array()?);
     let operator = r.str()?.to_owned();
     let previous_code = if r.opt()? { Some(r.str()?.parse()?) } else { None };
-    let predecessor = if r.opt()? {
-        Some(NoticeRef { source: r.str()?.parse()?, seq: r.u64()? })
-    } else {
-        None
-    };
+    let predecessor = if r.opt()? { Some(NoticeRef { source: r.str()?.parse()?, seq: r.u64()? }) } else { None };
     let destination = if r.opt()? { Some(r.str()?.parse()?) } else { None };
     let resident_code: ResidentCode = r.str()?.parse()?;
     let name = FlaggedText::new("name", r.str()?, r.str()?)?;
@@ -350,13 +345,8 @@ fn decode(bytes: &[u8]) -> Result<(NoticeRef, NoticeBody), Error> {
     if r.pos != bytes.len() {
         return Err(Error::invalid("encoding", format!("{} trailing bytes", bytes.len() - r.pos)));
     }
-    let record = Record {
-        resident_code,
-        items: FourItems { name, address, date_of_birth, sex },
-        status,
-        municipality,
-        version,
-    };
+    let record =
+        Record { resident_code, items: FourItems { name, address, date_of_birth, sex }, status, municipality, version };
     Ok((
         NoticeRef { source, seq },
         NoticeBody { kind, effective_date, recorded_at, operator, previous_code, predecessor, destination, record },
@@ -459,6 +449,27 @@ pub(crate) mod tests {
         let mut v2 = enc;
         v2[0] = 2;
         assert!(decode_untrusted(&v2).is_err());
+    }
+
+    proptest::proptest! {
+        /// Hostile bytes never panic the decoder and never decode to a notice that
+        /// re-encodes differently (the encoding is canonical).
+        #[test]
+        fn decoder_survives_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            if let Ok((key, body)) = decode_untrusted(&bytes) {
+                proptest::prop_assert_eq!(encode(&key, &body), bytes);
+            }
+        }
+
+        /// Mutating any single byte of a valid encoding is either rejected or changes the hash.
+        #[test]
+        fn single_byte_mutations_are_detected(pos in 0usize..200, delta in 1u8..=255) {
+            let n = ChangeNotice::seal(src(), 3, [5; 32], sample_body("12345678903", NoticeKind::Correction));
+            let mut enc = n.encoding();
+            let i = pos % enc.len();
+            enc[i] = enc[i].wrapping_add(delta);
+            proptest::prop_assert!(ChangeNotice::decode(&enc, n.prev_hash, n.hash).is_err());
+        }
     }
 
     #[test]

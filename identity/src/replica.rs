@@ -198,7 +198,10 @@ async fn project(tx: &mut Tx, n: &ChangeNotice) -> Result<()> {
     let prev_code = n.body.previous_code.as_ref().unwrap_or(&rec.resident_code);
     let prev = crate::municipal::load(tx, prev_code).await?;
     if n.body.kind == NoticeKind::CodeChange {
-        sqlx::query("DELETE FROM resident WHERE resident_code = $1").bind(prev_code.as_str()).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM resident WHERE resident_code = $1")
+            .bind(prev_code.as_str())
+            .execute(&mut **tx)
+            .await?;
         sqlx::query(
             "INSERT INTO retired_code (code, replaced_by, retired_at) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING",
         )
@@ -235,6 +238,9 @@ async fn project(tx: &mut Tx, n: &ChangeNotice) -> Result<()> {
     Ok(())
 }
 
+/// An upstream node to pull from, with the prefecture code its sources must carry.
+pub type Upstream = (crate::client::Peer, Option<String>);
+
 /// Notices per pull request.
 pub const PULL_PAGE: u32 = 500;
 
@@ -267,11 +273,11 @@ pub async fn pull(
     let heads = peer.heads().await?;
     let mut reports = Vec::new();
     for h in heads.heads {
-        if let Some(p) = expect_prefix {
-            if !h.source.starts_with(p) {
-                tracing::warn!(peer = peer.base(), source = %h.source, "peer offers a source outside its prefecture; ignored");
-                continue;
-            }
+        if let Some(p) = expect_prefix
+            && !h.source.starts_with(p)
+        {
+            tracing::warn!(peer = peer.base(), source = %h.source, "peer offers a source outside its prefecture; ignored");
+            continue;
         }
         let mut rep = SourceReport {
             source: h.source.clone(),
@@ -324,12 +330,7 @@ pub async fn pull(
 
 /// Pulls from all `peers` repeatedly until a round applies nothing (parked move-ins get
 /// their predecessor in a later round), at most `max_rounds` rounds.
-pub async fn pull_until_quiet(
-    db: &Db,
-    tier: Tier,
-    peers: &[(crate::client::Peer, Option<String>)],
-    max_rounds: usize,
-) -> Result<Vec<SourceReport>> {
+pub async fn pull_until_quiet(db: &Db, tier: Tier, peers: &[Upstream], max_rounds: usize) -> Result<Vec<SourceReport>> {
     let mut all = Vec::new();
     for _ in 0..max_rounds {
         let mut progress = 0;
@@ -347,7 +348,7 @@ pub async fn pull_until_quiet(
 }
 
 /// Pulls from `peers` every `interval` forever (the replica's background loop).
-pub async fn run_puller(db: Db, tier: Tier, peers: Vec<(crate::client::Peer, Option<String>)>, interval: std::time::Duration) {
+pub async fn run_puller(db: Db, tier: Tier, peers: Vec<Upstream>, interval: std::time::Duration) {
     loop {
         for (peer, prefix) in &peers {
             match pull(&db, tier, peer, prefix.as_deref()).await {

@@ -7,8 +7,8 @@ use identity::municipal::Municipality;
 use identity::notice::parse_date;
 use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, FourItems, Sex};
-use identity::store::testing::TestDb;
 use identity::store::Db;
+use identity::store::testing::TestDb;
 
 pub const NOW: i64 = 1_775_000_000; // 2026-04-01, fiscal year 2026
 

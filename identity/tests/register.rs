@@ -23,11 +23,22 @@ async fn count(db: &Db, sql: &'static str) -> i64 {
 #[tokio::test]
 async fn every_change_is_one_transaction_of_record_notice_and_log_with_a_gapless_chain() {
     for t in backends().await {
-        let m = municipality(&t, "131016", 1_000_000_000, ).await;
+        let m = municipality(&t, "131016", 1_000_000_000).await;
         let op = clerk();
-        let a = m.register(&op, NoticeKind::Birth, items("山田　花子", "東京都千代田区1", "2026-03-01"), date("2026-03-01"), NOW).await.unwrap();
+        let a = m
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("山田　花子", "東京都千代田区1", "2026-03-01"),
+                date("2026-03-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
         let code = a.body.record.resident_code.clone();
-        m.move_within(&op, &code, FlaggedText::plain("address", "東京都千代田区2").unwrap(), date("2026-03-02"), NOW).await.unwrap();
+        m.move_within(&op, &code, FlaggedText::plain("address", "東京都千代田区2").unwrap(), date("2026-03-02"), NOW)
+            .await
+            .unwrap();
         let mut fixed = a.body.record.items.clone();
         fixed.name = FlaggedText::new("name", "山田　華子", "00100").unwrap();
         m.correct(&op, &code, fixed, date("2026-03-03"), NOW).await.unwrap();
@@ -47,7 +58,10 @@ async fn every_change_is_one_transaction_of_record_notice_and_log_with_a_gapless
         }
         assert_eq!(count(m.db(), "SELECT COUNT(*) FROM operator_log").await, 4, "{}", t.label);
         // The old code is retired: it no longer names anyone and never comes back.
-        let e = m.move_within(&op, &code, FlaggedText::plain("address", "x").unwrap(), date("2026-03-05"), NOW).await.unwrap_err();
+        let e = m
+            .move_within(&op, &code, FlaggedText::plain("address", "x").unwrap(), date("2026-03-05"), NOW)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{}", t.label);
         assert_eq!(count(m.db(), "SELECT COUNT(*) FROM retired_code").await, 1);
         // Notices are immutable in the database itself.
@@ -62,11 +76,26 @@ async fn refused_changes_store_nothing() {
         let m = municipality(&t, "131016", 2_000_000_000).await;
         let op = clerk();
         let wrong_role = Operator::new("nat-1", Role::NationalOperator).unwrap();
-        let e = m.register(&wrong_role, NoticeKind::Birth, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap_err();
+        let e = m
+            .register(&wrong_role, NoticeKind::Birth, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Forbidden);
-        let e = m.register(&op, NoticeKind::Death, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap_err();
+        let e = m
+            .register(&op, NoticeKind::Death, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
-        let n = m.register(&op, NoticeKind::FirstRegistration, items("佐藤　一郎", "東京都千代田区3", "1950-01-01"), date("2026-01-01"), NOW).await.unwrap();
+        let n = m
+            .register(
+                &op,
+                NoticeKind::FirstRegistration,
+                items("佐藤　一郎", "東京都千代田区3", "1950-01-01"),
+                date("2026-01-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
         let code = n.body.record.resident_code.clone();
         m.remove(&op, &code, NoticeKind::Death, date("2026-01-02"), NOW).await.unwrap();
         // A dead resident cannot move, be corrected or change code.
@@ -75,8 +104,14 @@ async fn refused_changes_store_nothing() {
         let e = m.change_code(&op, &code, date("2026-01-03"), NOW).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict);
         // Correction that changes nothing is refused.
-        let n2 = m.register(&op, NoticeKind::FirstRegistration, items("b", "c", "1990-01-01"), date("2026-01-01"), NOW).await.unwrap();
-        let e = m.correct(&op, &n2.body.record.resident_code, n2.body.record.items.clone(), date("2026-01-05"), NOW).await.unwrap_err();
+        let n2 = m
+            .register(&op, NoticeKind::FirstRegistration, items("b", "c", "1990-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap();
+        let e = m
+            .correct(&op, &n2.body.record.resident_code, n2.body.record.items.clone(), date("2026-01-05"), NOW)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
         assert_eq!(count(m.db(), "SELECT COUNT(*) FROM change_notice").await, 3, "{}", t.label);
         assert_eq!(count(m.db(), "SELECT COUNT(*) FROM operator_log").await, 3);
@@ -102,7 +137,10 @@ async fn an_exhausted_pool_is_a_clear_error_and_stores_nothing() {
         m.add_pool(&codes(5, 1)).await.unwrap();
         let op = clerk();
         m.register(&op, NoticeKind::Birth, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
-        let e = m.register(&op, NoticeKind::Birth, items("c", "d", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap_err();
+        let e = m
+            .register(&op, NoticeKind::Birth, items("c", "d", "2026-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("pool"), "{e}");
         assert_eq!(count(m.db(), "SELECT COUNT(*) FROM change_notice").await, 1);
     }
@@ -117,7 +155,10 @@ async fn pools_never_overlap_and_concurrent_registration_across_municipalities_h
         let national = National::open(Db::open(&t.url).await.unwrap(), law).await.unwrap();
         let op = national_operator();
         // 12 municipalities of different prefectures ask concurrently.
-        let municipalities: Vec<&str> = vec!["011002", "131016", "131041", "141003", "271004", "271276", "012025", "132012", "142042", "272078", "401005", "472018"];
+        let municipalities: Vec<&str> = vec![
+            "011002", "131016", "131041", "141003", "271004", "271276", "012025", "132012", "142042", "272078",
+            "401005", "472018",
+        ];
         let mut tasks = Vec::new();
         for code in &municipalities {
             let (n, op, code) = (national.clone(), op.clone(), lg(code));
@@ -139,7 +180,16 @@ async fn pools_never_overlap_and_concurrent_registration_across_municipalities_h
                 m.add_pool(&pool[..25]).await.unwrap();
                 let mut got = Vec::new();
                 for i in 0..25 {
-                    let n = m.register(&clerk(), NoticeKind::Birth, items(&format!("子{i}"), "住所", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
+                    let n = m
+                        .register(
+                            &clerk(),
+                            NoticeKind::Birth,
+                            items(&format!("子{i}"), "住所", "2026-01-01"),
+                            date("2026-01-01"),
+                            NOW,
+                        )
+                        .await
+                        .unwrap();
                     got.push(n.body.record.resident_code);
                 }
                 drop(db);

@@ -97,15 +97,39 @@ async fn a_cross_prefecture_move_replicates_in_causal_order_and_the_feed_names_t
     for t in backends().await {
         let net = net(&t).await;
         let op = clerk();
-        let reg = net.tokyo.register(&op, NoticeKind::FirstRegistration, items("山田　花子", "東京都千代田区1", "1980-02-29"), date("2026-04-01"), NOW).await.unwrap();
+        let reg = net
+            .tokyo
+            .register(
+                &op,
+                NoticeKind::FirstRegistration,
+                items("山田　花子", "東京都千代田区1", "1980-02-29"),
+                date("2026-04-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
         let code = reg.body.record.resident_code.clone();
-        net.shinjuku.register(&op, NoticeKind::Birth, items("佐藤　陽葵", "東京都新宿区1", "2026-04-01"), date("2026-04-01"), NOW).await.unwrap();
+        net.shinjuku
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("佐藤　陽葵", "東京都新宿区1", "2026-04-01"),
+                date("2026-04-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
         net.tokyo.move_out(&op, &code, lg("271004"), date("2026-04-10"), NOW).await.unwrap();
         let cert = Peer::new(&net.tokyo_url).move_out_certificate(&code).await.unwrap();
-        let moved = net.osaka.move_in(&op, &cert, FlaggedText::plain("address", "大阪府大阪市北区1").unwrap(), date("2026-04-11"), NOW).await.unwrap();
+        let moved = net
+            .osaka
+            .move_in(&op, &cert, FlaggedText::plain("address", "大阪府大阪市北区1").unwrap(), date("2026-04-11"), NOW)
+            .await
+            .unwrap();
         assert_eq!(moved.body.predecessor.as_ref(), Some(&cert.move_out));
         // 転入通知: first delivery records, the retry is a no-op; one active record in the end.
-        let notice = MoveInNotice { resident_code: code.clone(), new_municipality: lg("271004"), notice_seq: moved.key.seq };
+        let notice =
+            MoveInNotice { resident_code: code.clone(), new_municipality: lg("271004"), notice_seq: moved.key.seq };
         assert!(Peer::new(&net.tokyo_url).send_move_in_notice(&notice).await.unwrap());
         assert!(!Peer::new(&net.tokyo_url).send_move_in_notice(&notice).await.unwrap());
         let active = [net.tokyo.get(&code).await.unwrap().status, net.osaka.get(&code).await.unwrap().status]
@@ -114,14 +138,22 @@ async fn a_cross_prefecture_move_replicates_in_causal_order_and_the_feed_names_t
             .count();
         assert_eq!(active, 1, "{}", t.label);
         // Registering the same move-in twice is refused.
-        let e = net.osaka.move_in(&op, &cert, FlaggedText::plain("address", "x").unwrap(), date("2026-04-11"), NOW).await.unwrap_err();
+        let e = net
+            .osaka
+            .move_in(&op, &cert, FlaggedText::plain("address", "x").unwrap(), date("2026-04-11"), NOW)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict);
 
         net.sync_prefectures().await;
         // The national node sees Osaka first: the move-in is parked until the move-out arrives.
         let r = net.pull_national("27").await;
         assert_eq!(r[0].applied, 0, "{}", t.label);
-        assert!(matches!(&r[0].stop, Some(Stop::Parked { waiting_for }) if waiting_for == "131016/2"), "{:?}", r[0].stop);
+        assert!(
+            matches!(&r[0].stop, Some(Stop::Parked { waiting_for }) if waiting_for == "131016/2"),
+            "{:?}",
+            r[0].stop
+        );
         assert!(net.national.record(&code).await.is_err());
         net.pull_national("13").await;
         let r = net.pull_national("27").await;
@@ -148,7 +180,16 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
         let net = net(&t).await;
         let op = clerk();
         for i in 0..4 {
-            net.tokyo.register(&op, NoticeKind::Birth, items(&format!("子{i}"), "東京都千代田区1", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
+            net.tokyo
+                .register(
+                    &op,
+                    NoticeKind::Birth,
+                    items(&format!("子{i}"), "東京都千代田区1", "2026-01-01"),
+                    date("2026-01-01"),
+                    NOW,
+                )
+                .await
+                .unwrap();
         }
         let ns = store::notices_after(net.tokyo.db(), "131016", 0, 10).await.unwrap();
         let db = net.national.db();
@@ -182,7 +223,11 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
         let other = identity::notice::ChangeNotice::seal(lg("131041"), 1, [9; 32], ns[0].body.clone());
         assert!(replica::apply_batch(db, Tier::Prefecture, &[other]).await.is_err());
         // A batch mixing sources is a caller error.
-        let shin = net.shinjuku.register(&op, NoticeKind::Birth, items("x", "y", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
+        let shin = net
+            .shinjuku
+            .register(&op, NoticeKind::Birth, items("x", "y", "2026-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap();
         let e = replica::apply_batch(db, Tier::National, &[ns[0].clone(), shin]).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
     }
@@ -194,7 +239,16 @@ async fn a_replica_restarted_mid_transfer_resumes_without_loss_or_duplication() 
         let net = net(&t).await;
         let op = clerk();
         for i in 0..12 {
-            net.tokyo.register(&op, NoticeKind::Birth, items(&format!("子{i}"), "東京都千代田区1", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
+            net.tokyo
+                .register(
+                    &op,
+                    NoticeKind::Birth,
+                    items(&format!("子{i}"), "東京都千代田区1", "2026-01-01"),
+                    date("2026-01-01"),
+                    NOW,
+                )
+                .await
+                .unwrap();
         }
         let ns = store::notices_after(net.tokyo.db(), "131016", 0, 100).await.unwrap();
         let url = net._dbs[3].url.clone(); // prefecture 13's database
@@ -214,9 +268,16 @@ async fn a_wiped_national_node_is_rebuilt_from_the_prefectures_with_equal_chain_
     for t in backends().await {
         let net = net(&t).await;
         let op = clerk();
-        let r = net.tokyo.register(&op, NoticeKind::FirstRegistration, items("a", "b", "1970-01-01"), date("2026-01-01"), NOW).await.unwrap();
+        let r = net
+            .tokyo
+            .register(&op, NoticeKind::FirstRegistration, items("a", "b", "1970-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap();
         net.tokyo.change_code(&op, &r.body.record.resident_code, date("2026-01-02"), NOW).await.unwrap();
-        net.osaka.register(&op, NoticeKind::Birth, items("c", "d", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
+        net.osaka
+            .register(&op, NoticeKind::Birth, items("c", "d", "2026-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap();
         net.sync_prefectures().await;
         net.pull_national("13").await;
         net.pull_national("27").await;
@@ -228,7 +289,8 @@ async fn a_wiped_national_node_is_rebuilt_from_the_prefectures_with_equal_chain_
         let checks = national::rebuild(&db, &net.prefectures()).await.unwrap();
         assert_eq!(checks.len(), 2, "{}", t.label);
         assert!(checks.iter().all(|c| c.equal), "{checks:?}");
-        for table in ["SELECT COUNT(*) FROM resident", "SELECT COUNT(*) FROM feed", "SELECT COUNT(*) FROM retired_code"] {
+        for table in ["SELECT COUNT(*) FROM resident", "SELECT COUNT(*) FROM feed", "SELECT COUNT(*) FROM retired_code"]
+        {
             let (a, b) = (count(net.national.db(), table).await, count(&db, table).await);
             assert_eq!(a, b, "{table}");
         }
@@ -239,7 +301,10 @@ async fn a_wiped_national_node_is_rebuilt_from_the_prefectures_with_equal_chain_
 async fn a_prefecture_may_only_relay_its_own_municipalities() {
     let t = identity::store::testing::sqlite().unwrap();
     let net = net(&t).await;
-    net.osaka.register(&clerk(), NoticeKind::Birth, items("c", "d", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
+    net.osaka
+        .register(&clerk(), NoticeKind::Birth, items("c", "d", "2026-01-01"), date("2026-01-01"), NOW)
+        .await
+        .unwrap();
     net.sync_prefectures().await;
     // Prefecture 27's server offered as if it were 13: its Osaka source is ignored.
     let r = replica::pull(net.national.db(), Tier::National, &Peer::new(&net.pref27_url), Some("13")).await.unwrap();
@@ -282,7 +347,10 @@ async fn bad_http_input_gets_clear_errors() {
     assert!(post(format!("{{\"pad\":\"{}\"}}", "x".repeat(2 << 20))).await.0 >= 400);
     // A move-in notice for someone who never moved out is a conflict, not a success.
     let code = codes(100, 1)[0].clone();
-    net.tokyo.register(&clerk(), NoticeKind::Birth, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
+    net.tokyo
+        .register(&clerk(), NoticeKind::Birth, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW)
+        .await
+        .unwrap();
     let n = MoveInNotice { resident_code: code, new_municipality: lg("271004"), notice_seq: 1 };
     let e = Peer::new(&net.tokyo_url).send_move_in_notice(&n).await.unwrap_err();
     assert!(e.to_string().contains("409"), "{e}");

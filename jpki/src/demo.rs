@@ -29,6 +29,13 @@ pub struct Args {
     keep: Option<PathBuf>,
 }
 
+/// A prefecture node of the demo and the municipalities it pulls.
+struct Prefecture {
+    db: Db,
+    code: String,
+    sources: Vec<replica::Upstream>,
+}
+
 struct Node {
     url: String,
 }
@@ -57,9 +64,9 @@ fn items(name: &str, address: &str, dob: &str, sex: Sex) -> Result<FourItems> {
     })
 }
 
-async fn sync(national: &Db, prefs: &[(Db, String, Vec<(Peer, Option<String>)>)], national_peers: &[(Peer, Option<String>)]) -> Result<()> {
-    for (db, code, munis) in prefs {
-        for (peer, prefix) in munis {
+async fn sync(national: &Db, prefs: &[Prefecture], national_peers: &[(Peer, Option<String>)]) -> Result<()> {
+    for Prefecture { db, code, sources } in prefs {
+        for (peer, prefix) in sources {
             for r in replica::pull(db, Tier::Prefecture, peer, prefix.as_deref()).await? {
                 if r.applied > 0 {
                     println!("   prefecture {code} ← {}: {} notices (cursor {})", r.source, r.applied, r.cursor_seq);
@@ -76,7 +83,13 @@ async fn sync(national: &Db, prefs: &[(Db, String, Vec<(Peer, Option<String>)>)]
                     (_, Some(e)) => format!(", ERROR: {e}"),
                     _ => String::new(),
                 };
-                println!("   national ← prefecture {}: source {} {} notices (cursor {}){extra}", prefix.as_deref().unwrap_or("?"), r.source, r.applied, r.cursor_seq);
+                println!(
+                    "   national ← prefecture {}: source {} {} notices (cursor {}){extra}",
+                    prefix.as_deref().unwrap_or("?"),
+                    r.source,
+                    r.applied,
+                    r.cursor_seq
+                );
             }
         }
     }
@@ -107,13 +120,20 @@ pub async fn run(args: Args) -> Result<()> {
     let now = http::now();
     let today = time::OffsetDateTime::now_utc().date();
 
-    step("1. Bring up the network: national node, prefectures 13 (東京都) and 27 (大阪府), municipalities 千代田区, 新宿区, 大阪市");
+    step(
+        "1. Bring up the network: national node, prefectures 13 (東京都) and 27 (大阪府), municipalities 千代田区, 新宿区, 大阪市",
+    );
     let law = Arc::new(crate::serve::law_table(None)?);
     let national_db = Db::open(&db("national")).await?;
     let national = National::open(national_db.clone(), law.clone()).await?;
     let operator_token = hex::encode(rand::random::<[u8; 24]>());
     let nat_op = Operator::new("national-operator-1", Role::NationalOperator)?;
-    let nat = start(http::national_router(NationalState { national: national.clone(), operator_token: operator_token.clone(), operator: nat_op.clone() })).await?;
+    let nat = start(http::national_router(NationalState {
+        national: national.clone(),
+        operator_token: operator_token.clone(),
+        operator: nat_op.clone(),
+    }))
+    .await?;
     println!("   national node      {}  ({})", nat.url, db("national"));
 
     let mut munis = Vec::new();
@@ -136,26 +156,54 @@ pub async fn run(args: Args) -> Result<()> {
             .map(|(_, n)| (Peer::new(&n.url), Some(p.to_owned())))
             .collect();
         national_peers.push((Peer::new(&node.url), Some(p.to_owned())));
-        prefs.push((pdb, p.to_owned(), sources));
+        prefs.push(Prefecture { db: pdb, code: p.to_owned(), sources });
     }
     let (chiyoda, shinjuku, osaka) = (&munis[0], &munis[1], &munis[2]);
 
     step("2. Resident-code pools: each municipality draws non-overlapping codes from the national node");
     let natp = Peer::new(&nat.url);
     for (m, _) in &munis {
-        let codes = natp.allocate_pool(&operator_token, &PoolRequest { municipality: m.code().clone(), count: 50 }).await?;
+        let codes =
+            natp.allocate_pool(&operator_token, &PoolRequest { municipality: m.code().clone(), count: 50 }).await?;
         m.add_pool(&codes).await?;
         println!("   {} received {} codes (first {})", m.code(), codes.len(), codes[0]);
     }
 
     step("3. Register residents (one transaction each: record version + chained change notice + operator log)");
     let clerk = Operator::new("chiyoda-clerk-07", Role::MunicipalClerk)?;
-    let yamada = chiyoda.0.register(&clerk, NoticeKind::FirstRegistration, items("山田　花子", "東京都千代田区千代田一丁目1番1号", "1980-02-29", Sex::Female)?, today, now).await?;
+    let yamada = chiyoda
+        .0
+        .register(
+            &clerk,
+            NoticeKind::FirstRegistration,
+            items("山田　花子", "東京都千代田区千代田一丁目1番1号", "1980-02-29", Sex::Female)?,
+            today,
+            now,
+        )
+        .await?;
     println!("   {}", describe(&yamada));
     let shinjuku_clerk = Operator::new("shinjuku-clerk-02", Role::MunicipalClerk)?;
-    let sato = shinjuku.0.register(&shinjuku_clerk, NoticeKind::FirstRegistration, items("佐藤　一郎", "東京都新宿区西新宿二丁目8番1号", "1931-05-05", Sex::Male)?, today, now).await?;
+    let sato = shinjuku
+        .0
+        .register(
+            &shinjuku_clerk,
+            NoticeKind::FirstRegistration,
+            items("佐藤　一郎", "東京都新宿区西新宿二丁目8番1号", "1931-05-05", Sex::Male)?,
+            today,
+            now,
+        )
+        .await?;
     println!("   {}", describe(&sato));
-    let baby = shinjuku.0.register(&shinjuku_clerk, NoticeKind::Birth, items("佐藤　陽葵", "東京都新宿区西新宿二丁目8番1号", &identity::notice::format_date(today), Sex::Female)?, today, now).await?;
+    let baby = shinjuku
+        .0
+        .register(
+            &shinjuku_clerk,
+            NoticeKind::Birth,
+            items("佐藤　陽葵", "東京都新宿区西新宿二丁目8番1号", &identity::notice::format_date(today), Sex::Female)?,
+            today,
+            now,
+        )
+        .await?;
     println!("   {}", describe(&baby));
     let hanako = yamada.body.record.resident_code.clone();
     let ichiro = sato.body.record.resident_code.clone();
@@ -163,35 +211,64 @@ pub async fn run(args: Args) -> Result<()> {
     step("4. Replicate: prefectures pull their municipalities, the national node pulls the prefectures");
     sync(&national_db, &prefs, &national_peers).await?;
     let rec = national.record(&hanako).await?;
-    println!("   national projection of {hanako}: {} / {} / status {:?} / owner {}", rec.items.name.text(), rec.items.address.text(), rec.status, rec.municipality);
+    println!(
+        "   national projection of {hanako}: {} / {} / status {:?} / owner {}",
+        rec.items.name.text(),
+        rec.items.address.text(),
+        rec.status,
+        rec.municipality
+    );
 
     step("5. Move across prefectures: 転出 at 千代田区, 転入 at 大阪市 with the 転出証明書情報, 転入通知 back");
     let out = chiyoda.0.move_out(&clerk, &hanako, code("271004")?, today, now).await?;
     println!("   {}", describe(&out));
     let cert = Peer::new(&chiyoda.1.url).move_out_certificate(&hanako).await?;
     let osaka_clerk = Operator::new("osaka-clerk-11", Role::MunicipalClerk)?;
-    let moved_in = osaka.0.move_in(&osaka_clerk, &cert, FlaggedText::plain("address", "大阪府大阪市北区中之島一丁目3番20号")?, today, now).await?;
+    let moved_in = osaka
+        .0
+        .move_in(&osaka_clerk, &cert, FlaggedText::plain("address", "大阪府大阪市北区中之島一丁目3番20号")?, today, now)
+        .await?;
     println!("   {}", describe(&moved_in));
-    let notice = MoveInNotice { resident_code: hanako.clone(), new_municipality: osaka.0.code().clone(), notice_seq: moved_in.key.seq };
+    let notice = MoveInNotice {
+        resident_code: hanako.clone(),
+        new_municipality: osaka.0.code().clone(),
+        notice_seq: moved_in.key.seq,
+    };
     let first = Peer::new(&chiyoda.1.url).send_move_in_notice(&notice).await?;
     let retry = Peer::new(&chiyoda.1.url).send_move_in_notice(&notice).await?;
     println!("   転入通知 to 千代田区: first delivery recorded={first}, retry recorded={retry} (idempotent)");
     let old = chiyoda.0.get(&hanako).await?;
     let new = osaka.0.get(&hanako).await?;
-    println!("   registers: 千代田区 status {:?}, 大阪市 status {:?} → exactly one active record", old.status, new.status);
+    println!(
+        "   registers: 千代田区 status {:?}, 大阪市 status {:?} → exactly one active record",
+        old.status, new.status
+    );
     ensure!(old.status != new.status, "two active records");
 
     step("6. Causal order: the national node pulls 大阪府 first, so the 転入 must wait for the 転出");
-    for (peer, prefix) in &prefs[1].2 {
-        replica::pull(&prefs[1].0, Tier::Prefecture, peer, prefix.as_deref()).await?;
+    for (peer, prefix) in &prefs[1].sources {
+        replica::pull(&prefs[1].db, Tier::Prefecture, peer, prefix.as_deref()).await?;
     }
     for r in replica::pull(&national_db, Tier::National, &national_peers[1].0, Some("27")).await? {
-        println!("   national ← 27: source {} applied {} (cursor {}) {}", r.source, r.applied, r.cursor_seq,
-            match &r.stop { Some(replica::Stop::Parked { waiting_for }) => format!("PARKED until {waiting_for} is applied"), _ => String::new() });
+        println!(
+            "   national ← 27: source {} applied {} (cursor {}) {}",
+            r.source,
+            r.applied,
+            r.cursor_seq,
+            match &r.stop {
+                Some(replica::Stop::Parked { waiting_for }) => format!("PARKED until {waiting_for} is applied"),
+                _ => String::new(),
+            }
+        );
     }
     sync(&national_db, &prefs, &national_peers).await?;
     let rec = national.record(&hanako).await?;
-    println!("   national projection now: {} / status {:?} / owner {}", rec.items.address.text(), rec.status, rec.municipality);
+    println!(
+        "   national projection now: {} / status {:?} / owner {}",
+        rec.items.address.text(),
+        rec.status,
+        rec.municipality
+    );
 
     step("7. Death: 佐藤一郎 dies; 新宿区 records it and the notice replicates");
     let death = shinjuku.0.remove(&shinjuku_clerk, &ichiro, NoticeKind::Death, today, now).await?;
@@ -214,18 +291,39 @@ pub async fn run(args: Args) -> Result<()> {
     let pref_gov = national.register_agency(&nat_op, "osaka-gov", "大阪府知事", passport.agency_class, now).await?;
     println!("   agencies: jps ({}), osaka-gov ({})", pension.agency_class.label(), passport.agency_class.label());
     let fields = |f: &[Field]| f.iter().copied().collect::<std::collections::BTreeSet<_>>();
-    let q = Query { purpose: passport.code.clone(), by: Lookup::ResidentCode(hanako.clone()), fields: fields(&[Field::Name, Field::Address, Field::DateOfBirth]) };
+    let q = Query {
+        purpose: passport.code.clone(),
+        by: Lookup::ResidentCode(hanako.clone()),
+        fields: fields(&[Field::Name, Field::Address, Field::DateOfBirth]),
+    };
     let r: Provided = natp.post_json("/v1/provision/query", &pref_gov, &q).await?;
-    println!("   lawful:   {} asks for {hanako} under {} ({}) → {}", "osaka-gov", passport.code, passport.description, show(&r));
-    let q4 = Query { purpose: passport.code.clone(), by: Lookup::FourItems(national.record(&hanako).await?.items), fields: fields(&[Field::ResidentCode]) };
+    println!(
+        "   lawful:   osaka-gov asks for {hanako} under {} ({}) → {}",
+        passport.code,
+        passport.description,
+        show(&r)
+    );
+    let q4 = Query {
+        purpose: passport.code.clone(),
+        by: Lookup::FourItems(national.record(&hanako).await?.items),
+        fields: fields(&[Field::ResidentCode]),
+    };
     let r4: Provided = natp.post_json("/v1/provision/query", &pref_gov, &q4).await?;
     println!("   lawful:   the same agency by exact four items → {}", show(&r4));
-    let bad = Query { purpose: pension.code.clone(), by: Lookup::ResidentCode(hanako.clone()), fields: fields(&[Field::Name, Field::Address]) };
+    let bad = Query {
+        purpose: pension.code.clone(),
+        by: Lookup::ResidentCode(hanako.clone()),
+        fields: fields(&[Field::Name, Field::Address]),
+    };
     match natp.post_json::<_, Provided>("/v1/provision/query", &pref_gov, &bad).await {
         Ok(_) => bail!("an unlawful query was answered"),
         Err(e) => println!("   unlawful: osaka-gov asks under {} ({}) → {e}", pension.code, pension.description),
     }
-    let batch = BatchQuery { purpose: pension.code.clone(), fields: fields(&[Field::ChangeInfo]), resident_codes: vec![hanako.clone(), ichiro.clone()] };
+    let batch = BatchQuery {
+        purpose: pension.code.clone(),
+        fields: fields(&[Field::ChangeInfo]),
+        resident_codes: vec![hanako.clone(), ichiro.clone()],
+    };
     let alive: Vec<Provided> = natp.post_json("/v1/provision/batch", &jps, &batch).await?;
     for (c, p) in batch.resident_codes.iter().zip(&alive) {
         println!("   bulk liveness check by jps: {c} → {}", show(p));
@@ -236,7 +334,8 @@ pub async fn run(args: Args) -> Result<()> {
     }
 
     step(&format!("10. Disclosure report for {hanako} (本人確認情報の提供状況の開示)"));
-    let rows: Vec<national::DisclosureRow> = natp.get_json(&format!("/v1/disclosure/{hanako}"), &operator_token).await?;
+    let rows: Vec<national::DisclosureRow> =
+        natp.get_json(&format!("/v1/disclosure/{hanako}"), &operator_token).await?;
     print_disclosure(&hanako, &rows);
 
     step("11. Yearly statistics of provisions per purpose (shape of the prefecture usage tables)");

@@ -300,7 +300,8 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::MoveWithin { at, resident, address } => {
             let d = at.open().await?;
-            let n = d.m.move_within(&d.op, &resident, FlaggedText::plain("address", &address)?, d.effective, d.now).await?;
+            let n =
+                d.m.move_within(&d.op, &resident, FlaggedText::plain("address", &address)?, d.effective, d.now).await?;
             println!("{}", describe(&n));
         }
         Cmd::MoveOut { at, resident, to } => {
@@ -314,9 +315,17 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             let cert = old.move_out_certificate(&resident).await.context("fetching the 転出証明書情報")?;
             let n = d.m.move_in(&d.op, &cert, FlaggedText::plain("address", &address)?, d.effective, d.now).await?;
             println!("{}", describe(&n));
-            let notice = MoveInNotice { resident_code: resident, new_municipality: d.m.code().clone(), notice_seq: n.key.seq };
-            let fresh = old.send_move_in_notice(&notice).await.context("sending the 転入通知 (retry with the same command is safe)")?;
-            println!("転入通知 sent to {} ({})", cert.move_out.source, if fresh { "recorded" } else { "already recorded" });
+            let notice =
+                MoveInNotice { resident_code: resident, new_municipality: d.m.code().clone(), notice_seq: n.key.seq };
+            let fresh = old
+                .send_move_in_notice(&notice)
+                .await
+                .context("sending the 転入通知 (retry with the same command is safe)")?;
+            println!(
+                "転入通知 sent to {} ({})",
+                cert.move_out.source,
+                if fresh { "recorded" } else { "already recorded" }
+            );
         }
         Cmd::Remove { at, resident, reason } => {
             let d = at.open().await?;
@@ -352,7 +361,13 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             let h = Peer::new(&url).heads().await?;
             println!("{} {}", h.role, h.code);
             for h in h.heads {
-                println!("  {} seq {:>6} {}{}", h.source, h.seq, h.hash, h.halted.map(|r| format!("  HALTED: {r}")).unwrap_or_default());
+                println!(
+                    "  {} seq {:>6} {}{}",
+                    h.source,
+                    h.seq,
+                    h.hash,
+                    h.halted.map(|r| format!("  HALTED: {r}")).unwrap_or_default()
+                );
             }
         }
         Cmd::Feed { national, after, limit } => {
@@ -371,7 +386,8 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             }
         }
         Cmd::Disclosure { national, token, resident } => {
-            let rows: Vec<DisclosureRow> = Peer::new(&national).get_json(&format!("/v1/disclosure/{resident}"), &token).await?;
+            let rows: Vec<DisclosureRow> =
+                Peer::new(&national).get_json(&format!("/v1/disclosure/{resident}"), &token).await?;
             print_disclosure(&resident, &rows);
         }
         Cmd::Stats { national, token, years } => {
@@ -399,7 +415,11 @@ pub fn describe_feed(e: &FeedEntry) -> String {
 pub fn print_checks(checks: &[national::HeadCheck]) -> usize {
     let mut bad = 0;
     for c in checks {
-        let n = c.national.as_ref().map(|h| format!("seq {} {}…", h.seq, &h.hash[..12])).unwrap_or_else(|| "missing".into());
+        let n = c
+            .national
+            .as_ref()
+            .map(|h| format!("seq {} {}…", h.seq, &h.hash[..12]))
+            .unwrap_or_else(|| "missing".into());
         println!(
             "  {} prefecture seq {} {}… | national {} {}",
             c.source,

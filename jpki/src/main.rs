@@ -1,6 +1,7 @@
 //! `jpki`: the one operator binary. `serve <role>` runs a node, `identity …` does clerk
 //! and operator work, `demo` plays the end-to-end story (the README's main job).
 
+mod bench;
 mod demo;
 mod identity_cmd;
 mod serve;
@@ -23,6 +24,9 @@ enum Command {
     /// Clerk and operator commands of the identity network.
     #[command(subcommand)]
     Identity(identity_cmd::Cmd),
+    /// Benchmarks that print a table (also run by `cargo xtask bench`).
+    #[command(subcommand)]
+    Bench(bench::Which),
     /// Play the end-to-end story on SQLite in a temporary directory, printing each step.
     Demo(demo::Args),
 }
@@ -47,6 +51,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(role) => serve::run(role).await,
             Command::Identity(cmd) => identity_cmd::run(cmd).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Bench(which) => bench::run(which).await,
         }
     });
     match result {

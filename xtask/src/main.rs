@@ -38,11 +38,8 @@ struct Package {
 
 /// Everything `cargo xtask` installs with apt when missing. Later issues add pcscd,
 /// vsmartcard-vpcd, opensc and softhsm2 here.
-const PACKAGES: &[Package] = &[Package {
-    name: "postgresql-15",
-    probe: "/usr/lib/postgresql/15/bin/initdb",
-    postgres: true,
-}];
+const PACKAGES: &[Package] =
+    &[Package { name: "postgresql-15", probe: "/usr/lib/postgresql/15/bin/initdb", postgres: true }];
 
 /// Where Debian puts the PostgreSQL 15 server binaries when `pg_config` does not say.
 const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
@@ -95,11 +92,7 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         return Ok(summary.finish());
     }
     summary.step("cargo fmt", || run(&mut cargo("fmt --all -- --check")));
-    summary.step("cargo clippy", || {
-        run(&mut cargo(
-            "clippy --workspace --all-targets -- -D warnings",
-        ))
-    });
+    summary.step("cargo clippy", || run(&mut cargo("clippy --workspace --all-targets -- -D warnings")));
 
     let mut test = cargo("test --workspace --all-targets");
     test.env("RUST_BACKTRACE", "1");
@@ -109,30 +102,23 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         summary.step("cargo test", || run(&mut test));
     } else {
         let mut cluster = None;
-        let started = summary.step("postgres start", || {
+        summary.step("postgres start", || {
             cluster = Some(Cluster::start()?);
             Ok(())
         });
-        if started {
-            if let Some(cluster) = cluster {
+        match cluster {
+            Some(cluster) => {
                 cluster.set_env(&mut test);
                 summary.step("cargo test", || run(&mut test));
                 summary.step("postgres stop", || cluster.stop());
             }
-        } else {
-            summary.skip(
-                "cargo test",
-                "not run: the PostgreSQL cluster did not start",
-            );
+            None => summary.skip("cargo test", "not run: PostgreSQL did not start"),
         }
     }
 
     println!("\n==> conformance");
     if let Ok(conformance) = fs::canonicalize(project_root().join("../shared/conformance")) {
-        println!(
-            "found {}; no conformance suites wired yet",
-            conformance.display()
-        );
+        println!("found {}; no conformance suites wired yet", conformance.display());
         summary.skip("conformance", "no conformance suites wired yet");
     } else {
         summary.skip("conformance", "../shared/conformance not found");
@@ -168,8 +154,7 @@ impl Summary {
     }
 
     fn skip(&mut self, name: &str, why: &str) {
-        self.rows
-            .push((name.to_owned(), format!("skipped ({why})"), Duration::ZERO));
+        self.rows.push((name.to_owned(), format!("skipped ({why})"), Duration::ZERO));
     }
 
     fn finish(self) -> ExitCode {
@@ -235,13 +220,7 @@ impl Cluster {
         let dir = base.join(format!("jpki-pg-{}", std::process::id()));
         fs::create_dir(&dir).with_context(|| format!("could not create {}", dir.display()))?;
         // From here on `cluster` is the guard: any early return stops and deletes it.
-        let mut cluster = Cluster {
-            dir,
-            bin,
-            user,
-            port,
-            _lock: None,
-        };
+        let mut cluster = Cluster { dir, bin, user, port, _lock: None };
         let lock = File::create(cluster.dir.join("xtask.lock"))?;
         lock.lock()?;
         cluster._lock = Some(lock);
@@ -258,11 +237,8 @@ impl Cluster {
             "--locale=C",
             "--no-sync",
         ]))?;
-        let options = format!(
-            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=on",
-            cluster.port,
-            cluster.dir.display()
-        );
+        let options =
+            format!("-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=on", cluster.port, cluster.dir.display());
         let log = cluster.dir.join("postgres.log");
         let started = run_quiet(
             cluster
@@ -323,14 +299,11 @@ impl Cluster {
         if self.data().join("postmaster.pid").exists() {
             println!("stopping PostgreSQL in {}", self.dir.display());
             let mut stop = self.pg("pg_ctl");
-            stop.arg("-D")
-                .arg(self.data())
-                .args(["-m", "fast", "-w", "stop"]);
+            stop.arg("-D").arg(self.data()).args(["-m", "fast", "-w", "stop"]);
             stopped = run_quiet(&mut stop).map(drop);
         }
         if self.dir.exists() {
-            fs::remove_dir_all(&self.dir)
-                .with_context(|| format!("could not delete {}", self.dir.display()))?;
+            fs::remove_dir_all(&self.dir).with_context(|| format!("could not delete {}", self.dir.display()))?;
         }
         stopped
     }
@@ -354,19 +327,12 @@ fn reap_stale(base: &Path, bin: &Path, user: Option<&str>) {
     for entry in entries.flatten() {
         let ours = entry.file_name().to_string_lossy().starts_with("jpki-pg-")
             && entry.metadata().is_ok_and(|meta| meta.uid() == owner);
-        let in_use =
-            File::open(entry.path().join("xtask.lock")).is_ok_and(|lock| lock.try_lock().is_err());
+        let in_use = File::open(entry.path().join("xtask.lock")).is_ok_and(|lock| lock.try_lock().is_err());
         if !ours || in_use {
             continue;
         }
         println!("reaping stale cluster {}", entry.path().display());
-        drop(Cluster {
-            _lock: None,
-            dir: entry.path(),
-            bin: bin.to_owned(),
-            user: user.map(str::to_owned),
-            port: 0,
-        });
+        drop(Cluster { _lock: None, dir: entry.path(), bin: bin.to_owned(), user: user.map(str::to_owned), port: 0 });
     }
 }
 
@@ -379,10 +345,7 @@ fn pg_bindir() -> anyhow::Result<PathBuf> {
         .filter(|dir| dir.join("initdb").exists())
         .unwrap_or_else(|| PathBuf::from(PG_BINDIR));
     if !dir.join("initdb").exists() {
-        bail!(
-            "no PostgreSQL server in {} (apt-get install postgresql-15)",
-            dir.display()
-        );
+        bail!("no PostgreSQL server in {} (apt-get install postgresql-15)", dir.display());
     }
     Ok(dir)
 }
@@ -406,12 +369,7 @@ fn cluster_user() -> anyhow::Result<Option<String>> {
 
 /// The uid of `user` (or of this process), via `id -u`; `None` if there is no such user.
 fn uid(user: Option<&str>) -> Option<u32> {
-    let out = Command::new("id")
-        .arg("-u")
-        .args(user)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    let out = Command::new("id").arg("-u").args(user).stderr(Stdio::null()).output().ok()?;
     if !out.status.success() {
         return None;
     }
@@ -426,9 +384,7 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Installs the missing `PACKAGES` with apt (`apt-get update` first, sudo unless root).
 fn install_missing(with_postgres: bool) -> anyhow::Result<()> {
-    let wanted = PACKAGES
-        .iter()
-        .filter(|package| with_postgres || !package.postgres);
+    let wanted = PACKAGES.iter().filter(|package| with_postgres || !package.postgres);
     let mut missing = Vec::new();
     for package in wanted {
         let present = Path::new(package.probe).exists();
@@ -450,24 +406,14 @@ fn install_missing(with_postgres: bool) -> anyhow::Result<()> {
             cmd
         };
         // A fresh VM may still be running unattended-upgrades: wait for the dpkg lock.
-        cmd.env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["-o", "DPkg::Lock::Timeout=600"]);
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["-o", "DPkg::Lock::Timeout=600"]);
         cmd
     };
     run(apt_get().arg("update"))?;
-    run(apt_get()
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(&missing))?;
-    for package in PACKAGES
-        .iter()
-        .filter(|package| missing.contains(&package.name))
-    {
+    run(apt_get().args(["install", "-y", "--no-install-recommends"]).args(&missing))?;
+    for package in PACKAGES.iter().filter(|package| missing.contains(&package.name)) {
         if !Path::new(package.probe).exists() {
-            bail!(
-                "installed {} but {} is still missing",
-                package.name,
-                package.probe
-            );
+            bail!("installed {} but {} is still missing", package.name, package.probe);
         }
     }
     Ok(())
@@ -478,10 +424,7 @@ fn install_rust_components() -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for (subcommand, component) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
         let mut probe = cargo(subcommand);
-        probe
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        probe.arg("--version").stdout(Stdio::null()).stderr(Stdio::null());
         if !probe.status().is_ok_and(|status| status.success()) {
             missing.push(component);
         }
@@ -490,32 +433,24 @@ fn install_rust_components() -> anyhow::Result<()> {
         println!("rustfmt and clippy present");
         return Ok(());
     }
-    run(Command::new("rustup")
-        .args(["component", "add"])
-        .args(&missing))
+    run(Command::new("rustup").args(["component", "add"]).args(&missing))
 }
 
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// `cargo <args>` (space-separated) with the cargo that runs us (`$CARGO`), in the project root.
 fn cargo(args: &str) -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args(args.split_whitespace())
-        .current_dir(project_root());
+    cmd.args(args.split_whitespace()).current_dir(project_root());
     cmd
 }
 
 /// Runs `cmd` with inherited output; fails unless it exits 0.
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     println!("$ {}", show(cmd));
-    let status = cmd
-        .status()
-        .with_context(|| format!("could not start `{}`", show(cmd)))?;
+    let status = cmd.status().with_context(|| format!("could not start `{}`", show(cmd)))?;
     if !status.success() {
         bail!("`{}` failed: {status}", show(cmd));
     }
@@ -525,9 +460,7 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 /// Runs `cmd` with captured output, shown only if it fails; returns its stdout.
 fn run_quiet(cmd: &mut Command) -> anyhow::Result<String> {
     println!("$ {}", show(cmd));
-    let out = cmd
-        .output()
-        .with_context(|| format!("could not start `{}`", show(cmd)))?;
+    let out = cmd.output().with_context(|| format!("could not start `{}`", show(cmd)))?;
     if !out.status.success() {
         bail!(
             "`{}` failed: {}\n{}{}",
@@ -542,17 +475,11 @@ fn run_quiet(cmd: &mut Command) -> anyhow::Result<String> {
 
 /// `cmd` as a shell-like line, with the environment variables we set in front.
 fn show(cmd: &Command) -> String {
-    let envs = cmd.get_envs().filter_map(|(key, value)| {
-        Some(format!(
-            "{}={}",
-            key.to_string_lossy(),
-            value?.to_string_lossy()
-        ))
-    });
+    let envs = cmd
+        .get_envs()
+        .filter_map(|(key, value)| Some(format!("{}={}", key.to_string_lossy(), value?.to_string_lossy())));
     let words = [cmd.get_program()].into_iter().chain(cmd.get_args());
-    envs.chain(words.map(|word| quote(&word.to_string_lossy())))
-        .collect::<Vec<_>>()
-        .join(" ")
+    envs.chain(words.map(|word| quote(&word.to_string_lossy()))).collect::<Vec<_>>().join(" ")
 }
 
 /// `word` quoted for a POSIX shell if it needs it.
