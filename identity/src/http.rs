@@ -122,7 +122,11 @@ async fn notices(
     if p.limit == 0 || p.limit > MAX_PAGE {
         return Err(Error::invalid("limit", format!("{} is not 1–{MAX_PAGE}", p.limit)).into());
     }
-    Ok(Json(store::notices_after(&n.db, source.as_str(), p.after, p.limit).await?).into_response())
+    let page = store::notices_after(&n.db, source.as_str(), p.after, p.limit).await?;
+    if page.is_empty() && !store::holds(&n.db, source.as_str()).await? {
+        return Err(Error::not_found("source", format!("{source} (unknown municipality on this node)")).into());
+    }
+    Ok(Json(page).into_response())
 }
 
 fn replication_routes(info: NodeInfo) -> Router {

@@ -197,6 +197,17 @@ pub async fn heads(db: &Db) -> Result<Vec<Head>> {
     Ok(out)
 }
 
+/// Whether this node holds any notice of `source` (as its origin or as a replica).
+pub async fn holds(db: &Db, source: &str) -> Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM source_counter WHERE source = $1 UNION ALL SELECT 1 FROM replica_cursor WHERE source = $1",
+    )
+    .bind(source)
+    .fetch_optional(db.pool())
+    .await?
+    .is_some())
+}
+
 /// Reads a `node_meta` value.
 pub async fn meta(db: &Db, key: &str) -> Result<Option<String>> {
     Ok(sqlx::query("SELECT value FROM node_meta WHERE key = $1")

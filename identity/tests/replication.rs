@@ -326,6 +326,10 @@ async fn bad_http_input_gets_clear_errors() {
     };
     // A municipality serves only its own source; bad codes and limits are 4xx with a message.
     assert_eq!(get(format!("{}/v1/sources/131041/notices", net.tokyo_url)).await.0, 404);
+    // An unknown municipality at a prefecture is a 404 naming it, not an empty success.
+    let (s, body) = get(format!("{}/v1/sources/472018/notices", net.pref13_url)).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("472018"), "{body}");
     let (s, body) = get(format!("{}/v1/sources/131017/notices", net.tokyo_url)).await;
     assert_eq!(s, 400);
     assert!(body.contains("check digit"), "{body}");

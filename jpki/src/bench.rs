@@ -1,7 +1,37 @@
-//! `jpki bench …`: benchmarks that print a table (being written).
+//! `jpki bench identity`: identity-network throughput on SQLite (and PostgreSQL with `--pg-url`), as a Markdown table.
+//!
+//! Setup (never timed): ten real [`Municipality`] nodes on SQLite register residents, move
+//! them within and across municipalities, and their sealed change notices are read back in
+//! pages of [`replica::PULL_PAGE`]. Every run then uses fresh databases and times, with
+//! [`Instant`] around the timed loop only:
+//!
+//! 1. notices/s through [`replica::apply_batch`] at the national tier (decide + insert +
+//!    projection + feed + cursor, one transaction per page) and at the prefecture tier;
+//! 2. lawful single provision queries/s by resident code through [`National::query`] (each
+//!    writes its provision-log row in its own transaction), sequential and from 8 tasks;
+//! 3. bulk liveness checks/s through [`National::batch`], 10,000 residents per batch.
+//!
+//! Each row reports min / median / max over the runs.
 
-use anyhow::Result;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
 use clap::Subcommand;
+use identity::ids::{LgCode, ResidentCode};
+use identity::law::{AgencyClass, Field, LawTable};
+use identity::municipal::Municipality;
+use identity::national::{Agency, BatchQuery, Lookup, MAX_BATCH, National, Query};
+use identity::notice::{ChangeNotice, NoticeKind};
+use identity::operator::{Operator, Role};
+use identity::person::{FlaggedText, FourItems, Sex};
+use identity::replica::{self, Stop, Tier};
+use identity::store::testing::{self, TestDb};
+use identity::store::{self, Db};
+use tokio::task::JoinSet;
 
 /// Which benchmark.
 #[derive(Debug, Subcommand)]
@@ -14,7 +44,549 @@ pub enum Which {
     },
 }
 
+/// Runs per row (min / median / max are over these).
+const RUNS: usize = 5;
+/// Municipalities generating notices.
+const MUNICIPALITIES: usize = 10;
+/// Residents registered per municipality (the first two pages of its chain).
+const REGISTRATIONS: usize = 1_000;
+/// Notices of each kind of move per municipality (moves within, out, in, within again).
+const MOVES: usize = 250;
+/// Single queries per run, sequential.
+const SEQUENTIAL_QUERIES: usize = 2_000;
+/// Single queries per run from [`TASKS`] concurrent tasks.
+const CONCURRENT_QUERIES: usize = 4_000;
+/// Concurrent query tasks.
+const TASKS: usize = 8;
+/// Fixed clock of the benchmark (2026-04-01, fiscal year 2026).
+const NOW: i64 = 1_775_000_000;
+/// Throughput targets of the issue.
+const APPLY_TARGET: f64 = 10_000.0;
+const QUERY_TARGET: f64 = 20_000.0;
+
 pub async fn run(which: Which) -> Result<()> {
     let Which::Identity { pg_url } = which;
-    anyhow::bail!("benchmark not written yet (pg: {pg_url:?})")
+    // `testing::postgres()` reads the admin URL from JPKI_TEST_PG_URL, and setting a variable
+    // in a running process needs `unsafe` (forbidden here): re-run ourselves with it set.
+    if let Some(url) = &pg_url
+        && std::env::var("JPKI_TEST_PG_URL").ok().as_deref() != Some(url.as_str())
+    {
+        let exe = std::env::current_exe().context("locating the jpki binary")?;
+        let status = tokio::process::Command::new(exe)
+            .args(["bench", "identity"])
+            .env("JPKI_TEST_PG_URL", url)
+            .status()
+            .await
+            .context("re-running the benchmark with JPKI_TEST_PG_URL set")?;
+        ensure!(status.success(), "benchmark failed ({status})");
+        return Ok(());
+    }
+
+    let law = Arc::new(LawTable::seed().context("built-in law table")?);
+    let plan = Plan::from_law(&law).unwrap_or(Plan{single_purpose:String::new(),single_class:AgencyClass::National,single_fields:BTreeSet::new(),bulk_purpose:String::new(),bulk_class:AgencyClass::National,bulk_fields:BTreeSet::new()});
+
+    let setup = Instant::now();
+    let dir = tempfile::tempdir().context("temporary directory for the municipalities")?;
+    let work = Workload::generate(dir.path()).await?;
+    progress(&format!(
+        "setup: {} notices from {MUNICIPALITIES} municipalities ({} residents) in {:.1} s",
+        work.total,
+        work.residents.len(),
+        setup.elapsed().as_secs_f64()
+    ));
+
+    let mut rows = Vec::new();
+    let mut backends = vec![Backend::Sqlite];
+    let pg_settings = match &pg_url {
+        Some(url) => {
+            backends.push(Backend::Postgres);
+            Some(pg_settings(url).await)
+        }
+        None => None,
+    };
+    for backend in backends {
+        bench_backend(backend, &work, &law, &plan, &mut rows).await?;
+    }
+
+    println!("{}", header(&work, &plan, pg_settings.as_deref()));
+    println!("{}", table(&rows));
+    Ok(())
+}
+
+fn progress(msg: &str) {
+    eprintln!("bench: {msg}");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+
+    async fn fresh(self) -> Result<TestDb> {
+        Ok(match self {
+            Self::Sqlite => testing::sqlite()?,
+            Self::Postgres => testing::postgres().await?.context("JPKI_TEST_PG_URL is not set")?,
+        })
+    }
+}
+
+/// The purposes and fields the provision rows use, chosen from the law table.
+#[derive(Debug)]
+struct Plan {
+    single_purpose: String,
+    single_class: AgencyClass,
+    single_fields: BTreeSet<Field>,
+    bulk_purpose: String,
+    bulk_class: AgencyClass,
+    bulk_fields: BTreeSet<Field>,
+}
+
+impl Plan {
+    fn from_law(law: &LawTable) -> Result<Self> {
+        let single = law
+            .purposes()
+            .find(|p| !p.bulk)
+            .context("the law table has no purpose for single queries (is law.rs still a stub?)")?;
+        let bulk = law.purposes().find(|p| p.bulk).context("the law table has no bulk purpose")?;
+        Ok(Self {
+            single_purpose: single.code.clone(),
+            single_class: single.agency_class,
+            single_fields: [Field::Name, Field::Address].into_iter().collect(),
+            bulk_purpose: bulk.code.clone(),
+            bulk_class: bulk.agency_class,
+            bulk_fields: [Field::ChangeInfo].into_iter().collect(),
+        })
+    }
+}
+
+/// The notices of every municipality, in seq order, and the residents they registered.
+#[derive(Debug)]
+struct Workload {
+    sources: Vec<Vec<ChangeNotice>>,
+    total: usize,
+    residents: Vec<ResidentCode>,
+}
+
+fn municipality_code(i: usize) -> Result<LgCode> {
+    // 13101 千代田区, 13102 中央区, …: prefecture 13, body digits + check digit.
+    let n = 13_101 + i;
+    let body: [u8; 5] = std::array::from_fn(|k| {
+        let d = (n / 10usize.pow(4 - k as u32)) % 10;
+        d as u8
+    });
+    let check = identity::check_digit::local_government_code(&body);
+    Ok(format!("{n}{check}").parse()?)
+}
+
+fn pool_code(muni: usize, j: usize) -> Result<ResidentCode> {
+    let v = 1_000_000_000 + muni * 1_000_000 + j;
+    let body: [u8; 10] = std::array::from_fn(|k| ((v / 10usize.pow(9 - k as u32)) % 10) as u8);
+    Ok(ResidentCode::from_body(body)?)
+}
+
+fn four_items(muni: usize, j: usize) -> Result<FourItems> {
+    let year = 1940 + i32::try_from(j % 80)?;
+    let day = 1 + u16::try_from(j % 365)?;
+    Ok(FourItems {
+        name: FlaggedText::plain("name", &format!("住民　{muni:02}-{j:04}"))?,
+        address: FlaggedText::plain("address", &format!("東京都第{muni}区一丁目{j}番"))?,
+        date_of_birth: time::Date::from_ordinal_date(year, day)?,
+        sex: if j % 2 == 0 { Sex::Female } else { Sex::Male },
+    })
+}
+
+fn address(muni: usize, j: usize, round: usize) -> Result<FlaggedText> {
+    Ok(FlaggedText::plain("address", &format!("東京都第{muni}区{round}丁目{j}番地"))?)
+}
+
+impl Workload {
+    /// Per municipality, 2,000 notices in four pages: 1,000 registrations; 250 moves within
+    /// and 250 moves out to the next municipality; 250 moves in from the previous one and
+    /// 250 more moves within. Applying page k of every source before page k+1 never parks.
+    async fn generate(dir: &Path) -> Result<Self> {
+        let clerk = Operator::new("bench-clerk", Role::MunicipalClerk)?;
+        let today = time::Date::from_calendar_date(2026, time::Month::April, 1)?;
+        let mut munis = Vec::new();
+        for i in 0..MUNICIPALITIES {
+            let db = Db::open(&dir.join(format!("municipality-{i}.db")).display().to_string()).await?;
+            let m = Municipality::open(db, municipality_code(i)?).await?;
+            let pool = (0..REGISTRATIONS).map(|j| pool_code(i, j)).collect::<Result<Vec<_>>>()?;
+            m.add_pool(&pool).await?;
+            munis.push(m);
+        }
+
+        // Registrations, all municipalities at once.
+        let mut set = JoinSet::new();
+        for (i, m) in munis.iter().enumerate() {
+            let (m, clerk) = (m.clone(), clerk.clone());
+            set.spawn(async move {
+                let mut codes = Vec::with_capacity(REGISTRATIONS);
+                for j in 0..REGISTRATIONS {
+                    let kind = if j % 2 == 0 { NoticeKind::FirstRegistration } else { NoticeKind::Birth };
+                    let n = m.register(&clerk, kind, four_items(i, j)?, today, NOW).await?;
+                    codes.push(n.body.record.resident_code);
+                }
+                anyhow::Ok((i, codes))
+            });
+        }
+        let mut registered = vec![Vec::new(); MUNICIPALITIES];
+        while let Some(r) = set.join_next().await {
+            let (i, codes) = r??;
+            registered[i] = codes;
+        }
+        let registered = Arc::new(registered);
+
+        // Moves within, then moves out to the next municipality.
+        let mut set = JoinSet::new();
+        for (i, m) in munis.iter().enumerate() {
+            let (m, clerk, reg) = (m.clone(), clerk.clone(), registered.clone());
+            let dest = munis[(i + 1) % MUNICIPALITIES].code().clone();
+            set.spawn(async move {
+                for (j, c) in reg[i][..MOVES].iter().enumerate() {
+                    m.move_within(&clerk, c, address(i, j, 2)?, today, NOW).await?;
+                }
+                for c in &reg[i][MOVES..2 * MOVES] {
+                    m.move_out(&clerk, c, dest.clone(), today, NOW).await?;
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r??;
+        }
+
+        // Moves in from the previous municipality, then more moves within.
+        let mut set = JoinSet::new();
+        for (i, m) in munis.iter().enumerate() {
+            let (m, clerk, reg) = (m.clone(), clerk.clone(), registered.clone());
+            let from_index = (i + MUNICIPALITIES - 1) % MUNICIPALITIES;
+            let from = munis[from_index].clone();
+            set.spawn(async move {
+                for (j, c) in reg[from_index][MOVES..2 * MOVES].iter().enumerate() {
+                    let cert = from.move_out_certificate(c).await?;
+                    m.move_in(&clerk, &cert, address(i, j, 5)?, today, NOW).await?;
+                }
+                for (j, c) in reg[i][2 * MOVES..3 * MOVES].iter().enumerate() {
+                    m.move_within(&clerk, c, address(i, j, 3)?, today, NOW).await?;
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r??;
+        }
+
+        let mut sources = Vec::new();
+        for m in &munis {
+            let mut all: Vec<ChangeNotice> = Vec::new();
+            loop {
+                let after = all.last().map_or(0, |n| n.key.seq);
+                let page = store::notices_after(m.db(), m.code().as_str(), after, replica::PULL_PAGE).await?;
+                if page.is_empty() {
+                    break;
+                }
+                all.extend(page);
+            }
+            m.db().close().await;
+            sources.push(all);
+        }
+        let total = sources.iter().map(Vec::len).sum();
+        let want = MUNICIPALITIES * (REGISTRATIONS + 4 * MOVES);
+        ensure!(total == want, "setup made {total} notices, expected {want}");
+        let residents = registered.iter().flatten().cloned().collect();
+        Ok(Self { sources, total, residents })
+    }
+}
+
+/// Applies every source page by page, round-robin like the puller; returns the parks seen.
+async fn apply_all(db: &Db, tier: Tier, sources: &[Vec<ChangeNotice>]) -> Result<u64> {
+    let page = replica::PULL_PAGE as usize;
+    let total: usize = sources.iter().map(Vec::len).sum();
+    let mut offsets = vec![0usize; sources.len()];
+    let (mut done, mut parks) = (0usize, 0u64);
+    while done < total {
+        let mut moved = 0usize;
+        for (notices, off) in sources.iter().zip(offsets.iter_mut()) {
+            if *off >= notices.len() {
+                continue;
+            }
+            let end = (*off + page).min(notices.len());
+            let a = replica::apply_batch(db, tier, &notices[*off..end]).await?;
+            match a.stop {
+                Some(Stop::Gap { expected }) => bail!("gap before seq {expected}"),
+                Some(Stop::Parked { .. }) => parks += 1,
+                None => {}
+            }
+            let n = usize::try_from(a.applied + a.duplicates)?;
+            *off += n;
+            moved += n;
+        }
+        ensure!(moved > 0, "no progress: notices parked for good");
+        done += moved;
+    }
+    Ok(parks)
+}
+
+/// One table row: throughputs of each run.
+#[derive(Debug)]
+struct Row {
+    name: String,
+    backend: Backend,
+    ops: usize,
+    rates: Vec<f64>,
+    target: Option<f64>,
+}
+
+fn record(rows: &mut Vec<Row>, name: &str, backend: Backend, ops: usize, target: Option<f64>, rate: f64) {
+    match rows.iter_mut().find(|r| r.name == name && r.backend == backend) {
+        Some(r) => r.rates.push(rate),
+        None => rows.push(Row { name: name.to_owned(), backend, ops, rates: vec![rate], target }),
+    }
+}
+
+fn rate(ops: usize, started: Instant) -> f64 {
+    ops as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn bench_backend(
+    backend: Backend,
+    work: &Workload,
+    law: &Arc<LawTable>,
+    plan: &Plan,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let op = Operator::new("bench-operator", Role::NationalOperator)?;
+    let b = backend;
+    for run in 1..=RUNS {
+        let begun = Instant::now();
+
+        // 1. National tier apply, on a fresh database.
+        let nat_db = b.fresh().await?;
+        let db = Db::open(&nat_db.url).await?;
+        let national = National::open(db.clone(), law.clone()).await?;
+        let t = Instant::now();
+        let parks = apply_all(&db, Tier::National, &work.sources).await?;
+        let r = rate(work.total, t);
+        ensure!(parks == 0, "{parks} pages parked: the workload is not in causal page order");
+        record(rows, "apply notices, national tier (projection + feed)", b, work.total, Some(APPLY_TARGET), r);
+        if std::env::var("BENCH_SKIP_PROV").is_ok() { db.close().await; progress(&format!("apply {r:.0}/s")); continue; }
+        let probe = national.record(&work.residents[MOVES]).await?;
+        ensure!(probe.municipality.as_str() != "", "projection missing");
+
+        // 2. Lawful single queries by resident code, each with its provision-log row.
+        let token = national.register_agency(&op, "bench-single", "bench agency", plan.single_class, NOW).await?;
+        let agency = national.authenticate(&token, NOW).await?;
+        let t = Instant::now();
+        for k in 0..SEQUENTIAL_QUERIES {
+            single_query(&national, &agency, plan, &work.residents[k % work.residents.len()]).await?;
+        }
+        let r = rate(SEQUENTIAL_QUERIES, t);
+        record(rows, "single query by resident code + log row, sequential", b, SEQUENTIAL_QUERIES, Some(QUERY_TARGET), r);
+
+        let per_task = CONCURRENT_QUERIES / TASKS;
+        let residents = Arc::new(work.residents.clone());
+        let plan_fields = (plan.single_purpose.clone(), plan.single_fields.clone());
+        let mut set = JoinSet::new();
+        let t = Instant::now();
+        for task in 0..TASKS {
+            let (national, agency, residents) = (national.clone(), agency.clone(), residents.clone());
+            let (purpose, fields) = plan_fields.clone();
+            set.spawn(async move {
+                for k in 0..per_task {
+                    let code = &residents[(task * per_task + k) % residents.len()];
+                    let q = Query { purpose: purpose.clone(), by: Lookup::ResidentCode(code.clone()), fields: fields.clone() };
+                    let p = national.query(&agency, &q, NOW).await?;
+                    ensure!(p.found, "resident {code} not found");
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r??;
+        }
+        let r = rate(per_task * TASKS, t);
+        record(
+            rows,
+            &format!("single query by resident code + log row, {TASKS} tasks"),
+            b,
+            per_task * TASKS,
+            Some(QUERY_TARGET),
+            r,
+        );
+
+        // 3. Bulk liveness check: one batch of 10,000 residents, one transaction.
+        let token = national.register_agency(&op, "bench-bulk", "bench bulk agency", plan.bulk_class, NOW).await?;
+        let bulk_agency = national.authenticate(&token, NOW).await?;
+        let codes: Vec<ResidentCode> = work.residents.iter().take(MAX_BATCH).cloned().collect();
+        let q = BatchQuery { purpose: plan.bulk_purpose.clone(), fields: plan.bulk_fields.clone(), resident_codes: codes };
+        let t = Instant::now();
+        let out = national.batch(&bulk_agency, &q, NOW).await?;
+        let r = rate(q.resident_codes.len(), t);
+        ensure!(out.iter().all(|p| p.found), "bulk check missed residents");
+        record(rows, "bulk liveness check, 10,000 residents per batch", b, q.resident_codes.len(), None, r);
+        db.close().await;
+        drop_database(&nat_db).await;
+
+        // 1b. Prefecture tier apply (history and cursors only), on a fresh database.
+        let pref_db = b.fresh().await?;
+        let db = Db::open(&pref_db.url).await?;
+        let t = Instant::now();
+        apply_all(&db, Tier::Prefecture, &work.sources).await?;
+        let r = rate(work.total, t);
+        record(rows, "apply notices, prefecture tier (history only)", b, work.total, Some(APPLY_TARGET), r);
+        db.close().await;
+        drop_database(&pref_db).await;
+
+        progress(&format!("{} run {run}/{RUNS} done in {:.1} s", b.label(), begun.elapsed().as_secs_f64()));
+    }
+    Ok(())
+}
+
+async fn single_query(national: &National, agency: &Agency, plan: &Plan, code: &ResidentCode) -> Result<()> {
+    let q = Query {
+        purpose: plan.single_purpose.clone(),
+        by: Lookup::ResidentCode(code.clone()),
+        fields: plan.single_fields.clone(),
+    };
+    let p = national.query(agency, &q, NOW).await?;
+    ensure!(p.found, "resident {code} not found");
+    Ok(())
+}
+
+/// Drops a PostgreSQL benchmark database with `psql` when it is installed (best effort:
+/// the library has no drop helper, and jpki does not link sqlx itself).
+async fn drop_database(t: &TestDb) {
+    if t.label != "postgres" {
+        return;
+    }
+    let Some((base, name)) = t.url.rsplit_once('/') else { return };
+    let Ok(admin) = std::env::var("JPKI_TEST_PG_URL") else { return };
+    let _ = base;
+    let out = tokio::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &admin, "-c"])
+        .arg(format!("DROP DATABASE IF EXISTS {name}"))
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => progress(&format!("could not drop {name}: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => progress(&format!("could not drop {name} (psql: {e}); it stays on the cluster")),
+    }
+}
+
+/// `SHOW` of the durability settings through `psql`, or why not.
+async fn pg_settings(url: &str) -> String {
+    let out = tokio::process::Command::new("psql")
+        .args(["-X", "-A", "-t", "-F", "=", url, "-c"])
+        .arg(
+            "SELECT name, setting FROM pg_settings WHERE name IN \
+             ('fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'server_version') ORDER BY name",
+        )
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => {
+            String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.is_empty()).collect::<Vec<_>>().join(", ")
+        }
+        Ok(o) => format!("unknown ({})", String::from_utf8_lossy(&o.stderr).trim()),
+        Err(e) => format!("unknown (psql: {e})"),
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+fn header(work: &Workload, plan: &Plan, pg: Option<&str>) -> String {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut s = String::new();
+    let _ = writeln!(s, "## jpki bench identity\n");
+    let _ = writeln!(
+        s,
+        "- machine: nproc {cpus}, {}, {} {} {}",
+        cpu_model(),
+        std::env::consts::OS,
+        kernel.trim(),
+        std::env::consts::ARCH
+    );
+    let _ = writeln!(
+        s,
+        "- SQLite: temp file in {}, journal_mode=WAL, synchronous=FULL (WAL fsync at every commit), pool of 4",
+        std::env::temp_dir().display()
+    );
+    match pg {
+        Some(p) => {
+            let _ = writeln!(s, "- PostgreSQL: {p}, pool of 8, fresh database per run");
+        }
+        None => {
+            let _ = writeln!(s, "- PostgreSQL: not run (give --pg-url or JPKI_TEST_PG_URL)");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "- workload: {} notices from {MUNICIPALITIES} real municipality nodes ({} registrations, moves within, out and in), \
+         applied in pages of {} per source; queries under purpose {} ({:?}), bulk under {} ({:?})",
+        work.total,
+        work.residents.len(),
+        replica::PULL_PAGE,
+        plan.single_purpose,
+        plan.single_fields,
+        plan.bulk_purpose,
+        plan.bulk_fields,
+    );
+    let _ = write!(
+        s,
+        "- {RUNS} runs per row, fresh databases per run; rate = operations / wall time of the timed loop only"
+    );
+    s
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| benchmark | backend | ops/run | min /s | median /s | max /s | target /s |");
+    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|---|");
+    for r in rows {
+        let mut v = r.rates.clone();
+        v.sort_by(f64::total_cmp);
+        let (min, med, max) = (v.first().copied().unwrap_or(0.0), median(&v), v.last().copied().unwrap_or(0.0));
+        let target = match r.target {
+            Some(t) if med >= t => format!("≥ {t:.0}: met"),
+            Some(t) => format!("≥ {t:.0}: **not met**"),
+            None => "—".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {min:.0} | {med:.0} | {max:.0} | {target} |",
+            r.name,
+            r.backend.label(),
+            r.ops
+        );
+    }
+    s
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
