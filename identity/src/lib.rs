@@ -11,7 +11,6 @@ pub mod client;
 pub mod error;
 pub mod http;
 pub mod ids;
-#[path = "law_stub.rs"]
 pub mod law;
 pub mod municipal;
 pub mod national;
