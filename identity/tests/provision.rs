@@ -1,0 +1,191 @@
+//! Provision to agencies under the law table, on SQLite and PostgreSQL: lawful queries by
+//! resident code and by exact four items, bulk liveness checks, every refusal path, the
+//! provision log, disclosure reports and yearly statistics, over the real HTTP API.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use common::*;
+use identity::ErrorKind;
+use identity::client::Peer;
+use identity::http::{self, NationalState};
+use identity::law::{Field, LawTable, Purpose};
+use identity::municipal::Municipality;
+use identity::national::{BatchQuery, DisclosureRow, Lookup, National, Provided, Query};
+use identity::notice::NoticeKind;
+use identity::replica::{self, Tier};
+use identity::store::{self, Db};
+use sqlx::Row;
+
+const TOKEN: &str = "national-operator-token-for-tests";
+
+struct World {
+    national: National,
+    url: String,
+    law: Arc<LawTable>,
+    alive: identity::ids::ResidentCode,
+    dead: identity::ids::ResidentCode,
+    _dbs: Vec<identity::store::testing::TestDb>,
+}
+
+async fn world(like: &identity::store::testing::TestDb) -> World {
+    let (mdb, ndb) = (fresh(like).await, fresh(like).await);
+    let m = Municipality::open(Db::open(&mdb.url).await.unwrap(), lg("131016")).await.unwrap();
+    m.add_pool(&codes(700, 5)).await.unwrap();
+    let a = m.register(&clerk(), NoticeKind::FirstRegistration, items("山田　花子", "東京都千代田区1", "1980-02-29"), date("2026-04-01"), NOW).await.unwrap();
+    let d = m.register(&clerk(), NoticeKind::FirstRegistration, items("佐藤　一郎", "東京都千代田区2", "1931-05-05"), date("2026-04-01"), NOW).await.unwrap();
+    m.remove(&clerk(), &d.body.record.resident_code, NoticeKind::Death, date("2026-05-01"), NOW).await.unwrap();
+    let law = Arc::new(LawTable::seed().unwrap());
+    let national = National::open(Db::open(&ndb.url).await.unwrap(), law.clone()).await.unwrap();
+    let notices = store::notices_after(m.db(), "131016", 0, 100).await.unwrap();
+    replica::apply_batch(national.db(), Tier::National, &notices).await.unwrap();
+    let url = serve(http::national_router(NationalState {
+        national: national.clone(),
+        operator_token: TOKEN.into(),
+        operator: national_operator(),
+    }))
+    .await;
+    World { national, url, law, alive: a.body.record.resident_code, dead: d.body.record.resident_code, _dbs: vec![mdb, ndb] }
+}
+
+fn fields(f: &[Field]) -> BTreeSet<Field> {
+    f.iter().copied().collect()
+}
+
+fn bulk(law: &LawTable) -> &Purpose {
+    law.purposes().find(|p| p.bulk).expect("a bulk purpose")
+}
+
+fn single(law: &LawTable) -> &Purpose {
+    law.purposes().find(|p| !p.bulk && p.fields.contains(&Field::Name) && p.fields.contains(&Field::ResidentCode)).expect("a non-bulk purpose")
+}
+
+async fn log_rows(db: &Db) -> Vec<(String, String, Option<String>)> {
+    sqlx::query("SELECT result, purpose, reason FROM provision_log ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap(), r.try_get(2).unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
+    for t in backends().await {
+        let w = world(&t).await;
+        let p = single(&w.law);
+        let token = w.national.register_agency(&national_operator(), "agency-a", "旅券事務所", p.agency_class, NOW).await.unwrap();
+        let peer = Peer::new(&w.url);
+        let q = Query { purpose: p.code.clone(), by: Lookup::ResidentCode(w.alive.clone()), fields: fields(&[Field::Name]) };
+        let r: Provided = peer.post_json("/v1/provision/query", &token, &q).await.unwrap();
+        assert!(r.found, "{}", t.label);
+        assert_eq!(r.items.keys().cloned().collect::<Vec<_>>(), vec!["name".to_owned()], "only the granted field");
+        // By an exact match of the four items; a near miss finds nothing.
+        let rec = w.national.record(&w.alive).await.unwrap();
+        let q4 = Query { purpose: p.code.clone(), by: Lookup::FourItems(rec.items.clone()), fields: fields(&[Field::ResidentCode]) };
+        let r: Provided = peer.post_json("/v1/provision/query", &token, &q4).await.unwrap();
+        assert_eq!(r.items["resident_code"], serde_json::json!(w.alive.as_str()));
+        let mut near = rec.items.clone();
+        near.date_of_birth = date("1980-03-01");
+        let q5 = Query { purpose: p.code.clone(), by: Lookup::FourItems(near), fields: fields(&[Field::ResidentCode]) };
+        let r: Provided = peer.post_json("/v1/provision/query", &token, &q5).await.unwrap();
+        assert!(!r.found);
+        let rows = log_rows(w.national.db()).await;
+        assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), vec!["provided", "provided", "not_found"], "{}", t.label);
+        // The resident's disclosure report lists both provisions of their record.
+        let d: Vec<DisclosureRow> = peer.get_json(&format!("/v1/disclosure/{}", w.alive), TOKEN).await.unwrap();
+        assert_eq!(d.len(), 2);
+        assert!(d[0].destination.contains("agency-a") && d[0].fields == "name", "{:?}", d[0]);
+        assert!(d[0].purpose.contains(&p.description));
+        assert_eq!(d[0].source, identity::national::SOURCE_NAME);
+        // Disclosure and statistics need the operator token.
+        assert!(peer.get_json::<Vec<DisclosureRow>>(&format!("/v1/disclosure/{}", w.alive), &token).await.is_err());
+        let fy = National::fiscal_year_of(NOW).unwrap();
+        let stats = peer.get_text(&format!("/v1/statistics?years={fy}"), TOKEN).await.unwrap();
+        assert!(stats.contains(&format!("| {} | 2 |", p.description)), "{stats}");
+        assert!(stats.contains("| 計 | 2 |"), "{stats}");
+    }
+}
+
+#[tokio::test]
+async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
+    for t in backends().await {
+        let w = world(&t).await;
+        let p = single(&w.law);
+        let b = bulk(&w.law);
+        let other_class = w.law.purposes().map(|x| x.agency_class).find(|c| *c != p.agency_class).unwrap();
+        let token = w.national.register_agency(&national_operator(), "agency-a", "A", p.agency_class, NOW).await.unwrap();
+        let wrong = w.national.register_agency(&national_operator(), "agency-b", "B", other_class, NOW).await.unwrap();
+        let peer = Peer::new(&w.url);
+        let by = Lookup::ResidentCode(w.alive.clone());
+        let cases: Vec<(&str, Query)> = vec![
+            ("unknown purpose", Query { purpose: "NO-SUCH".into(), by: by.clone(), fields: fields(&[Field::Name]) }),
+            ("class not entitled", Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[Field::Name]) }),
+            ("no fields", Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[]) }),
+        ];
+        for (i, (what, q)) in cases.iter().enumerate() {
+            let tok = if i == 1 { &wrong } else { &token };
+            let e = peer.post_json::<_, Provided>("/v1/provision/query", tok, q).await.unwrap_err();
+            assert!(e.to_string().contains("403") || e.to_string().contains("refused"), "{what}: {e}");
+        }
+        if let Some(f) = [Field::Name, Field::Address, Field::DateOfBirth, Field::Sex, Field::ResidentCode, Field::ChangeInfo].into_iter().find(|f| !p.fields.contains(f)) {
+            let q = Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[f]) };
+            let e = peer.post_json::<_, Provided>("/v1/provision/query", &token, &q).await.unwrap_err();
+            assert!(e.to_string().contains("403"), "field not permitted: {e}");
+        }
+        // Bulk under a purpose that is not bulk.
+        let bq = BatchQuery { purpose: p.code.clone(), fields: fields(&[Field::Name]), resident_codes: vec![w.alive.clone()] };
+        let e = peer.post_json::<_, Vec<Provided>>("/v1/provision/batch", &token, &bq).await.unwrap_err();
+        assert!(e.to_string().contains("403"), "{e}");
+        // Bad credentials.
+        let q = Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[Field::Name]) };
+        let e = peer.post_json::<_, Provided>("/v1/provision/query", "agency-a:wrong", &q).await.unwrap_err();
+        assert!(e.to_string().contains("401"), "{e}");
+        let e = peer.post_json::<_, Provided>("/v1/provision/query", "", &q).await.unwrap_err();
+        assert!(e.to_string().contains("401"), "{e}");
+        // Oversized batch, even for a bulk purpose.
+        let jps = w.national.register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, NOW).await.unwrap();
+        let big = BatchQuery { purpose: b.code.clone(), fields: fields(&[Field::ChangeInfo]), resident_codes: vec![w.alive.clone(); identity::national::MAX_BATCH + 1] };
+        let e = peer.post_json::<_, Vec<Provided>>("/v1/provision/batch", &jps, &big).await.unwrap_err();
+        assert!(e.to_string().contains("400"), "{e}");
+        // Free search does not exist: an unknown lookup shape is malformed input.
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/provision/query", w.url))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"purpose": p.code, "by": {"name_prefix": "山"}, "fields": ["name"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+
+        let rows = log_rows(w.national.db()).await;
+        let refused: Vec<_> = rows.iter().filter(|r| r.0 == "refused").collect();
+        assert!(refused.len() >= 8, "{}: {rows:?}", t.label);
+        assert!(refused.iter().all(|r| r.2.as_deref().is_some_and(|s| !s.is_empty())), "every refusal has a reason: {rows:?}");
+        assert!(rows.iter().all(|r| r.0 != "provided"), "nothing was provided: {rows:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_bulk_liveness_check_reports_deaths_and_logs_one_row_per_resident() {
+    for t in backends().await {
+        let w = world(&t).await;
+        let b = bulk(&w.law);
+        let jps = w.national.register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, NOW).await.unwrap();
+        let unknown = codes(9_000, 1)[0].clone();
+        let q = BatchQuery { purpose: b.code.clone(), fields: fields(&[Field::ChangeInfo]), resident_codes: vec![w.alive.clone(), w.dead.clone(), unknown] };
+        let r: Vec<Provided> = Peer::new(&w.url).post_json("/v1/provision/batch", &jps, &q).await.unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].status, Some(identity::person::ResidentStatus::Active), "{}", t.label);
+        assert_eq!(r[1].status, Some(identity::person::ResidentStatus::Deceased));
+        assert!(!r[2].found);
+        let rows = log_rows(w.national.db()).await;
+        assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), vec!["provided", "provided", "not_found"]);
+        let e = w.national.register_agency(&national_operator(), "jps", "dup", b.agency_class, NOW).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+    }
+}
