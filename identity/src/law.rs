@@ -255,7 +255,13 @@ impl LawTable {
             if by_code.insert(code.to_owned(), purposes.len()).is_some() {
                 return Err(err("code", format!("duplicate code {code}")));
             }
-            purposes.push(Purpose { code: code.to_owned(), agency_class, description: description.to_owned(), fields, bulk });
+            purposes.push(Purpose {
+                code: code.to_owned(),
+                agency_class,
+                description: description.to_owned(),
+                fields,
+                bulk,
+            });
         }
         if purposes.is_empty() {
             return Err(LawError::Empty);
@@ -334,6 +340,14 @@ pub enum Refusal {
     /// The request names no fields.
     #[error("the request names no fields")]
     NoFields,
+    /// The agency's class may use the purpose, but the agency is not registered for it.
+    #[error("agency {agency} is not registered for purpose {purpose}")]
+    PurposeNotRegistered {
+        /// The agency id.
+        agency: String,
+        /// The purpose.
+        purpose: String,
+    },
 }
 
 impl Refusal {
@@ -345,6 +359,7 @@ impl Refusal {
             Self::FieldNotPermitted { .. } => "field_not_permitted",
             Self::BulkNotPermitted { .. } => "bulk_not_permitted",
             Self::NoFields => "no_fields",
+            Self::PurposeNotRegistered { .. } => "purpose_not_registered",
         }
     }
 }
@@ -368,7 +383,8 @@ pub fn authorize(
     kind: QueryKind,
     requested: &BTreeSet<Field>,
 ) -> Result<Grant, Refusal> {
-    let p = table.get(purpose).ok_or_else(|| Refusal::UnknownPurpose { purpose: purpose.chars().take(32).collect() })?;
+    let p =
+        table.get(purpose).ok_or_else(|| Refusal::UnknownPurpose { purpose: purpose.chars().take(32).collect() })?;
     if p.agency_class != class {
         return Err(Refusal::AgencyNotEntitled {
             purpose: p.code.clone(),
@@ -434,7 +450,9 @@ pub fn render_usage_table(table: &LawTable, counts: &[(String, i32, u64)], years
         let rows: Vec<&Purpose> = table
             .purposes()
             .filter(|p| p.agency_class == class)
-            .filter(|p| per.get(p.code.as_str()).is_some_and(|m| years.iter().any(|y| m.get(y).copied().unwrap_or(0) > 0)))
+            .filter(|p| {
+                per.get(p.code.as_str()).is_some_and(|m| years.iter().any(|y| m.get(y).copied().unwrap_or(0) > 0))
+            })
             .collect();
         if rows.is_empty() {
             continue;
@@ -496,11 +514,14 @@ mod tests {
     #[test]
     fn a_lawful_request_is_granted_exactly_what_it_asked() {
         let t = LawTable::parse(SMALL).unwrap_or_else(|e| panic!("{e}"));
-        let g = authorize(&t, AgencyClass::OwnPrefectureGovernor, "B5-001", QueryKind::ByFourItems, &set(&[Field::Name]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let g =
+            authorize(&t, AgencyClass::OwnPrefectureGovernor, "B5-001", QueryKind::ByFourItems, &set(&[Field::Name]))
+                .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((g.purpose.as_str(), g.table_ref), ("B5-001", "法別表第5"));
         assert_eq!(g.fields, set(&[Field::Name]));
-        assert!(authorize(&t, AgencyClass::NationalBody, "B1-001", QueryKind::Bulk, &set(&[Field::ChangeInfo])).is_ok());
+        assert!(
+            authorize(&t, AgencyClass::NationalBody, "B1-001", QueryKind::Bulk, &set(&[Field::ChangeInfo])).is_ok()
+        );
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Agency {
     pub name: String,
     /// Its class in the law table.
     pub class: AgencyClass,
+    /// The purposes it is registered for.
+    pub purposes: BTreeSet<String>,
 }
 
 /// How an agency identifies the resident. There is deliberately no free search.
@@ -253,9 +255,30 @@ impl National {
         id: &str,
         name: &str,
         class: AgencyClass,
+        purposes: &[&str],
         now: i64,
     ) -> Result<String> {
         op.require(Role::NationalOperator, "register agencies")?;
+        if purposes.is_empty() {
+            return Err(Error::invalid("purposes", "an agency needs at least one purpose".into()));
+        }
+        for p in purposes {
+            match self.law.get(p) {
+                Some(x) if x.agency_class == class => {}
+                Some(x) => {
+                    return Err(Error::invalid(
+                        "purposes",
+                        format!(
+                            "{p} is a purpose of {} ({}), not of {}",
+                            x.agency_class.label(),
+                            x.agency_class.code(),
+                            class.code()
+                        ),
+                    ));
+                }
+                None => return Err(Error::invalid("purposes", format!("{p} is not in the law table"))),
+            }
+        }
         if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(Error::invalid("agency id", "1–64 of A–Z a–z 0–9 - _".into()));
         }
@@ -274,7 +297,21 @@ impl National {
             return Err(Error::Conflict(format!("agency {id} exists")));
         }
         r?;
-        operator::log(&mut tx, op, "register_agency", &format!("{id} ({})", class.code()), now).await?;
+        for p in purposes {
+            sqlx::query("INSERT INTO agency_purpose (agency, purpose) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(*p)
+                .execute(&mut *tx)
+                .await?;
+        }
+        operator::log(
+            &mut tx,
+            op,
+            "register_agency",
+            &format!("{id} ({}) for {}", class.code(), purposes.join(",")),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(format!("{id}:{secret}"))
     }
@@ -290,10 +327,18 @@ impl National {
             let stored: Vec<u8> = r.try_get(2)?;
             if !secret.is_empty() && stored == secret_hash(secret) {
                 let class: String = r.try_get(1)?;
+                let purposes = sqlx::query("SELECT purpose FROM agency_purpose WHERE agency = $1")
+                    .bind(id)
+                    .fetch_all(self.db.pool())
+                    .await?
+                    .into_iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect::<Result<_, _>>()?;
                 return Ok(Agency {
                     id: id.to_owned(),
                     name: r.try_get(0)?,
                     class: class.parse().map_err(|e| Error::corrupt("agency", e))?,
+                    purposes,
                 });
             }
         }
@@ -334,7 +379,7 @@ impl National {
         };
         let dest = format!("{} {}", agency.id, agency.name);
         let fields = join_fields(&q.fields);
-        let grant = match law::authorize(&self.law, agency.class, &q.purpose, kind, &q.fields) {
+        let grant = match authorize(&self.law, agency, &q.purpose, kind, &q.fields) {
             Ok(g) => g,
             Err(refusal) => {
                 let resident = match &q.by {
@@ -412,7 +457,7 @@ impl National {
             refuse(format!("batch_size: {why}")).await?;
             return Err(Error::invalid("resident_codes", why));
         }
-        let grant = match law::authorize(&self.law, agency.class, &q.purpose, QueryKind::Bulk, &q.fields) {
+        let grant = match authorize(&self.law, agency, &q.purpose, QueryKind::Bulk, &q.fields) {
             Ok(g) => g,
             Err(refusal) => {
                 refuse(format!("{}: {refusal}", refusal.code())).await?;
@@ -522,6 +567,21 @@ impl National {
         let t = jst(now)?;
         Ok(law::fiscal_year(t.year(), u8::from(t.month())))
     }
+}
+
+/// The law table's decision, then the agency's own registration for the purpose.
+fn authorize(
+    law: &LawTable,
+    agency: &Agency,
+    purpose: &str,
+    kind: QueryKind,
+    fields: &BTreeSet<Field>,
+) -> Result<law::Grant, law::Refusal> {
+    let grant = law::authorize(law, agency.class, purpose, kind, fields)?;
+    if !agency.purposes.contains(purpose) {
+        return Err(law::Refusal::PurposeNotRegistered { agency: agency.id.clone(), purpose: grant.purpose });
+    }
+    Ok(grant)
 }
 
 fn join_fields(f: &BTreeSet<Field>) -> String {

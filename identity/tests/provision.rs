@@ -35,8 +35,26 @@ async fn world(like: &identity::store::testing::TestDb) -> World {
     let (mdb, ndb) = (fresh(like).await, fresh(like).await);
     let m = Municipality::open(Db::open(&mdb.url).await.unwrap(), lg("131016")).await.unwrap();
     m.add_pool(&codes(700, 5)).await.unwrap();
-    let a = m.register(&clerk(), NoticeKind::FirstRegistration, items("山田　花子", "東京都千代田区1", "1980-02-29"), date("2026-04-01"), NOW).await.unwrap();
-    let d = m.register(&clerk(), NoticeKind::FirstRegistration, items("佐藤　一郎", "東京都千代田区2", "1931-05-05"), date("2026-04-01"), NOW).await.unwrap();
+    let a = m
+        .register(
+            &clerk(),
+            NoticeKind::FirstRegistration,
+            items("山田　花子", "東京都千代田区1", "1980-02-29"),
+            date("2026-04-01"),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let d = m
+        .register(
+            &clerk(),
+            NoticeKind::FirstRegistration,
+            items("佐藤　一郎", "東京都千代田区2", "1931-05-05"),
+            date("2026-04-01"),
+            NOW,
+        )
+        .await
+        .unwrap();
     m.remove(&clerk(), &d.body.record.resident_code, NoticeKind::Death, date("2026-05-01"), NOW).await.unwrap();
     let law = Arc::new(LawTable::seed().unwrap());
     let national = National::open(Db::open(&ndb.url).await.unwrap(), law.clone()).await.unwrap();
@@ -48,7 +66,14 @@ async fn world(like: &identity::store::testing::TestDb) -> World {
         operator: national_operator(),
     }))
     .await;
-    World { national, url, law, alive: a.body.record.resident_code, dead: d.body.record.resident_code, _dbs: vec![mdb, ndb] }
+    World {
+        national,
+        url,
+        law,
+        alive: a.body.record.resident_code,
+        dead: d.body.record.resident_code,
+        _dbs: vec![mdb, ndb],
+    }
 }
 
 fn fields(f: &[Field]) -> BTreeSet<Field> {
@@ -60,7 +85,9 @@ fn bulk(law: &LawTable) -> &Purpose {
 }
 
 fn single(law: &LawTable) -> &Purpose {
-    law.purposes().find(|p| !p.bulk && p.fields.contains(&Field::Name) && p.fields.contains(&Field::ResidentCode)).expect("a non-bulk purpose")
+    law.purposes()
+        .find(|p| !p.bulk && p.fields.contains(&Field::Name) && p.fields.contains(&Field::ResidentCode))
+        .expect("a non-bulk purpose")
 }
 
 async fn log_rows(db: &Db) -> Vec<(String, String, Option<String>)> {
@@ -78,15 +105,27 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
     for t in backends().await {
         let w = world(&t).await;
         let p = single(&w.law);
-        let token = w.national.register_agency(&national_operator(), "agency-a", "旅券事務所", p.agency_class, NOW).await.unwrap();
+        let token = w
+            .national
+            .register_agency(&national_operator(), "agency-a", "旅券事務所", p.agency_class, &[&p.code], NOW)
+            .await
+            .unwrap();
         let peer = Peer::new(&w.url);
-        let q = Query { purpose: p.code.clone(), by: Lookup::ResidentCode(w.alive.clone()), fields: fields(&[Field::Name]) };
+        let q = Query {
+            purpose: p.code.clone(),
+            by: Lookup::ResidentCode(w.alive.clone()),
+            fields: fields(&[Field::Name]),
+        };
         let r: Provided = peer.post_json("/v1/provision/query", &token, &q).await.unwrap();
         assert!(r.found, "{}", t.label);
         assert_eq!(r.items.keys().cloned().collect::<Vec<_>>(), vec!["name".to_owned()], "only the granted field");
         // By an exact match of the four items; a near miss finds nothing.
         let rec = w.national.record(&w.alive).await.unwrap();
-        let q4 = Query { purpose: p.code.clone(), by: Lookup::FourItems(rec.items.clone()), fields: fields(&[Field::ResidentCode]) };
+        let q4 = Query {
+            purpose: p.code.clone(),
+            by: Lookup::FourItems(rec.items.clone()),
+            fields: fields(&[Field::ResidentCode]),
+        };
         let r: Provided = peer.post_json("/v1/provision/query", &token, &q4).await.unwrap();
         assert_eq!(r.items["resident_code"], serde_json::json!(w.alive.as_str()));
         let mut near = rec.items.clone();
@@ -95,7 +134,12 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
         let r: Provided = peer.post_json("/v1/provision/query", &token, &q5).await.unwrap();
         assert!(!r.found);
         let rows = log_rows(w.national.db()).await;
-        assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), vec!["provided", "provided", "not_found"], "{}", t.label);
+        assert_eq!(
+            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+            vec!["provided", "provided", "not_found"],
+            "{}",
+            t.label
+        );
         // The resident's disclosure report lists both provisions of their record.
         let d: Vec<DisclosureRow> = peer.get_json(&format!("/v1/disclosure/{}", w.alive), TOKEN).await.unwrap();
         assert_eq!(d.len(), 2);
@@ -117,9 +161,20 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
         let w = world(&t).await;
         let p = single(&w.law);
         let b = bulk(&w.law);
-        let other_class = w.law.purposes().map(|x| x.agency_class).find(|c| *c != p.agency_class).unwrap();
-        let token = w.national.register_agency(&national_operator(), "agency-a", "A", p.agency_class, NOW).await.unwrap();
-        let wrong = w.national.register_agency(&national_operator(), "agency-b", "B", other_class, NOW).await.unwrap();
+        let other = w.law.purposes().find(|x| x.agency_class != p.agency_class).unwrap();
+        let sibling = w.law.purposes().find(|x| x.agency_class == p.agency_class && x.code != p.code).unwrap();
+        let op = national_operator();
+        let token = w.national.register_agency(&op, "agency-a", "A", p.agency_class, &[&p.code], NOW).await.unwrap();
+        let wrong =
+            w.national.register_agency(&op, "agency-b", "B", other.agency_class, &[&other.code], NOW).await.unwrap();
+        let same_class =
+            w.national.register_agency(&op, "agency-c", "C", p.agency_class, &[&sibling.code], NOW).await.unwrap();
+        // Registration itself checks the law table.
+        let e =
+            w.national.register_agency(&op, "agency-d", "D", p.agency_class, &[&other.code], NOW).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+        let e = w.national.register_agency(&op, "agency-d", "D", p.agency_class, &[], NOW).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
         let peer = Peer::new(&w.url);
         let by = Lookup::ResidentCode(w.alive.clone());
         let cases: Vec<(&str, Query)> = vec![
@@ -129,16 +184,32 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
         ];
         for (i, (what, q)) in cases.iter().enumerate() {
             let tok = if i == 1 { &wrong } else { &token };
-            let e = peer.post_json::<_, Provided>("/v1/provision/query", tok, q).await.unwrap_err();
-            assert!(e.to_string().contains("403") || e.to_string().contains("refused"), "{what}: {e}");
+            let r = reqwest::Client::new()
+                .post(format!("{}/v1/provision/query", w.url))
+                .bearer_auth(tok)
+                .json(q)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 403, "{what}");
+            let body: serde_json::Value = r.json().await.unwrap();
+            let want = ["unknown_purpose", "agency_not_entitled", "no_fields"][i];
+            assert_eq!(body["reason"], want, "{what}: {body}");
         }
-        if let Some(f) = [Field::Name, Field::Address, Field::DateOfBirth, Field::Sex, Field::ResidentCode, Field::ChangeInfo].into_iter().find(|f| !p.fields.contains(f)) {
-            let q = Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[f]) };
-            let e = peer.post_json::<_, Provided>("/v1/provision/query", &token, &q).await.unwrap_err();
-            assert!(e.to_string().contains("403"), "field not permitted: {e}");
-        }
+        assert!(!p.fields.contains(&Field::ChangeInfo));
+        let q = Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[Field::Name, Field::ChangeInfo]) };
+        let e = peer.post_json::<_, Provided>("/v1/provision/query", &token, &q).await.unwrap_err();
+        assert!(e.to_string().contains("field_not_permitted"), "{e}");
+        // Same class, but the agency is not registered for this purpose.
+        let q = Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[Field::Name]) };
+        let e = peer.post_json::<_, Provided>("/v1/provision/query", &same_class, &q).await.unwrap_err();
+        assert!(e.to_string().contains("purpose_not_registered"), "{e}");
         // Bulk under a purpose that is not bulk.
-        let bq = BatchQuery { purpose: p.code.clone(), fields: fields(&[Field::Name]), resident_codes: vec![w.alive.clone()] };
+        let bq = BatchQuery {
+            purpose: p.code.clone(),
+            fields: fields(&[Field::Name]),
+            resident_codes: vec![w.alive.clone()],
+        };
         let e = peer.post_json::<_, Vec<Provided>>("/v1/provision/batch", &token, &bq).await.unwrap_err();
         assert!(e.to_string().contains("403"), "{e}");
         // Bad credentials.
@@ -148,8 +219,16 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
         let e = peer.post_json::<_, Provided>("/v1/provision/query", "", &q).await.unwrap_err();
         assert!(e.to_string().contains("401"), "{e}");
         // Oversized batch, even for a bulk purpose.
-        let jps = w.national.register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, NOW).await.unwrap();
-        let big = BatchQuery { purpose: b.code.clone(), fields: fields(&[Field::ChangeInfo]), resident_codes: vec![w.alive.clone(); identity::national::MAX_BATCH + 1] };
+        let jps = w
+            .national
+            .register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, &[&b.code], NOW)
+            .await
+            .unwrap();
+        let big = BatchQuery {
+            purpose: b.code.clone(),
+            fields: fields(&[Field::ChangeInfo]),
+            resident_codes: vec![w.alive.clone(); identity::national::MAX_BATCH + 1],
+        };
         let e = peer.post_json::<_, Vec<Provided>>("/v1/provision/batch", &jps, &big).await.unwrap_err();
         assert!(e.to_string().contains("400"), "{e}");
         // Free search does not exist: an unknown lookup shape is malformed input.
@@ -164,8 +243,11 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
 
         let rows = log_rows(w.national.db()).await;
         let refused: Vec<_> = rows.iter().filter(|r| r.0 == "refused").collect();
-        assert!(refused.len() >= 8, "{}: {rows:?}", t.label);
-        assert!(refused.iter().all(|r| r.2.as_deref().is_some_and(|s| !s.is_empty())), "every refusal has a reason: {rows:?}");
+        assert!(refused.len() >= 9, "{}: {rows:?}", t.label);
+        assert!(
+            refused.iter().all(|r| r.2.as_deref().is_some_and(|s| !s.is_empty())),
+            "every refusal has a reason: {rows:?}"
+        );
         assert!(rows.iter().all(|r| r.0 != "provided"), "nothing was provided: {rows:?}");
     }
 }
@@ -175,9 +257,17 @@ async fn the_bulk_liveness_check_reports_deaths_and_logs_one_row_per_resident() 
     for t in backends().await {
         let w = world(&t).await;
         let b = bulk(&w.law);
-        let jps = w.national.register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, NOW).await.unwrap();
+        let jps = w
+            .national
+            .register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, &[&b.code], NOW)
+            .await
+            .unwrap();
         let unknown = codes(9_000, 1)[0].clone();
-        let q = BatchQuery { purpose: b.code.clone(), fields: fields(&[Field::ChangeInfo]), resident_codes: vec![w.alive.clone(), w.dead.clone(), unknown] };
+        let q = BatchQuery {
+            purpose: b.code.clone(),
+            fields: fields(&[Field::ChangeInfo]),
+            resident_codes: vec![w.alive.clone(), w.dead.clone(), unknown],
+        };
         let r: Vec<Provided> = Peer::new(&w.url).post_json("/v1/provision/batch", &jps, &q).await.unwrap();
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].status, Some(identity::person::ResidentStatus::Active), "{}", t.label);
@@ -185,7 +275,11 @@ async fn the_bulk_liveness_check_reports_deaths_and_logs_one_row_per_resident() 
         assert!(!r[2].found);
         let rows = log_rows(w.national.db()).await;
         assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), vec!["provided", "provided", "not_found"]);
-        let e = w.national.register_agency(&national_operator(), "jps", "dup", b.agency_class, NOW).await.unwrap_err();
+        let e = w
+            .national
+            .register_agency(&national_operator(), "jps", "dup", b.agency_class, &[&b.code], NOW)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict);
     }
 }

@@ -282,42 +282,43 @@ pub async fn run(args: Args) -> Result<()> {
 
     step("9. Provision to agencies, bound by the law table");
     let pension = law.purposes().find(|p| p.bulk).context("the law table has no bulk purpose")?;
-    let passport = law
+    let jpki = law
         .purposes()
-        .find(|p| p.description.contains("旅券") && p.agency_class == AgencyClass::OwnPrefectureGovernor)
-        .or_else(|| law.purposes().find(|p| p.description.contains("旅券")))
-        .context("the law table has no passport purpose")?;
-    let jps = national.register_agency(&nat_op, "jps", "日本年金機構", pension.agency_class, now).await?;
-    let pref_gov = national.register_agency(&nat_op, "osaka-gov", "大阪府知事", passport.agency_class, now).await?;
-    println!("   agencies: jps ({}), osaka-gov ({})", pension.agency_class.label(), passport.agency_class.label());
+        .find(|p| p.description.contains("公的個人認証法") && p.agency_class == AgencyClass::NationalBody)
+        .context("the law table has no 公的個人認証 purpose")?;
+    let jps =
+        national.register_agency(&nat_op, "jps", "日本年金機構", pension.agency_class, &[&pension.code], now).await?;
+    let jlis =
+        national.register_agency(&nat_op, "jlis-ca", "J-LIS 認証局", jpki.agency_class, &[&jpki.code], now).await?;
+    println!("   agencies: jps = 日本年金機構 for {} (bulk), jlis-ca = J-LIS 認証局 for {}", pension.code, jpki.code);
     let fields = |f: &[Field]| f.iter().copied().collect::<std::collections::BTreeSet<_>>();
     let q = Query {
-        purpose: passport.code.clone(),
+        purpose: jpki.code.clone(),
         by: Lookup::ResidentCode(hanako.clone()),
-        fields: fields(&[Field::Name, Field::Address, Field::DateOfBirth]),
+        fields: fields(&[Field::Name, Field::Address, Field::DateOfBirth, Field::Sex]),
     };
-    let r: Provided = natp.post_json("/v1/provision/query", &pref_gov, &q).await?;
-    println!(
-        "   lawful:   osaka-gov asks for {hanako} under {} ({}) → {}",
-        passport.code,
-        passport.description,
-        show(&r)
-    );
+    let r: Provided = natp.post_json("/v1/provision/query", &jlis, &q).await?;
+    println!("   lawful:   jlis-ca asks for {hanako} under {} ({}) → {}", jpki.code, jpki.description, show(&r));
     let q4 = Query {
-        purpose: passport.code.clone(),
+        purpose: jpki.code.clone(),
         by: Lookup::FourItems(national.record(&hanako).await?.items),
         fields: fields(&[Field::ResidentCode]),
     };
-    let r4: Provided = natp.post_json("/v1/provision/query", &pref_gov, &q4).await?;
-    println!("   lawful:   the same agency by exact four items → {}", show(&r4));
+    let r4: Provided = natp.post_json("/v1/provision/query", &jlis, &q4).await?;
+    println!("   lawful:   the same agency by an exact match of the four items → {}", show(&r4));
     let bad = Query {
         purpose: pension.code.clone(),
         by: Lookup::ResidentCode(hanako.clone()),
         fields: fields(&[Field::Name, Field::Address]),
     };
-    match natp.post_json::<_, Provided>("/v1/provision/query", &pref_gov, &bad).await {
+    match natp.post_json::<_, Provided>("/v1/provision/query", &jlis, &bad).await {
         Ok(_) => bail!("an unlawful query was answered"),
-        Err(e) => println!("   unlawful: osaka-gov asks under {} ({}) → {e}", pension.code, pension.description),
+        Err(e) => println!("   unlawful: jlis-ca asks under the pension purpose {} → {e}", pension.code),
+    }
+    let nosy = Query { fields: fields(&[Field::ChangeInfo]), ..q.clone() };
+    match natp.post_json::<_, Provided>("/v1/provision/query", &jlis, &nosy).await {
+        Ok(_) => bail!("an unlawful field was provided"),
+        Err(e) => println!("   unlawful: jlis-ca asks for change_info under {} → {e}", jpki.code),
     }
     let batch = BatchQuery {
         purpose: pension.code.clone(),

@@ -91,6 +91,12 @@ CREATE TABLE agency (
     class TEXT NOT NULL,
     secret_sha256 BLOB NOT NULL
 );
+-- The purposes each agency is registered for (a subset of its class's purposes).
+CREATE TABLE agency_purpose (
+    agency TEXT NOT NULL REFERENCES agency (id),
+    purpose TEXT NOT NULL,
+    PRIMARY KEY (agency, purpose)
+);
 CREATE TABLE provision_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at BIGINT NOT NULL,
