@@ -392,7 +392,7 @@ impl National {
                     &LogRow {
                         function,
                         purpose: &q.purpose,
-                        class: "-",
+                        class: self.law.get(&q.purpose).map_or("-", |p| p.agency_class.table_ref()),
                         destination: &dest,
                         resident,
                         fields: &fields,
@@ -443,7 +443,7 @@ impl National {
             let row = LogRow {
                 function: "一括照会",
                 purpose: &q.purpose,
-                class: "-",
+                class: self.law.get(&q.purpose).map_or("-", |p| p.agency_class.table_ref()),
                 destination: dest_ref,
                 resident: None,
                 fields: fields_ref,

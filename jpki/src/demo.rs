@@ -101,7 +101,8 @@ fn show(p: &Provided) -> String {
         return "not found".into();
     }
     let items: Vec<String> = p.items.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("status {:?}; {}", p.status, items.join(" "))
+    let status = p.status.map(|s| format!("{s:?}")).unwrap_or_default();
+    format!("status {status}; {}", items.join(" "))
 }
 
 pub async fn run(args: Args) -> Result<()> {
