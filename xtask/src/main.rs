@@ -116,6 +116,9 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         }
     }
 
+    // The README's main job, as a smoke test of the whole story on SQLite.
+    summary.step("main job (jpki demo)", || run(&mut cargo("run --quiet -p jpki -- demo")));
+
     println!("\n==> conformance");
     if let Ok(conformance) = fs::canonicalize(project_root().join("../shared/conformance")) {
         println!("found {}; no conformance suites wired yet", conformance.display());
