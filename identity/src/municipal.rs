@@ -362,8 +362,8 @@ impl Municipality {
             .bind(self.code.as_str())
             .execute(&mut *tx)
             .await?;
-        store::insert_notice(&mut tx, &n).await?;
-        upsert_resident(&mut tx, &n.body.record, &n.key).await?;
+        store::insert_notices(&mut tx, &[&n]).await?;
+        upsert_residents(&mut tx, &[(&n.body.record, &n.key)]).await?;
         let subject = format!("{} {} seq {}", n.body.kind.label(), n.body.record.resident_code, seq);
         operator::log(&mut tx, op, &format!("{:?}", n.body.kind), &subject, n.body.recorded_at).await?;
         tx.commit().await?;
@@ -424,29 +424,52 @@ async fn active(tx: &mut Tx, code: &ResidentCode) -> Result<Record> {
     Ok(r)
 }
 
-/// Writes the current record row (register or projection).
-pub(crate) async fn upsert_resident(tx: &mut Tx, r: &Record, from: &NoticeRef) -> Result<()> {
-    let json = serde_json::to_vec(r).map_err(|e| Error::corrupt("record", e))?;
-    sqlx::query(
-        "INSERT INTO resident (resident_code, municipality, status, version, name, date_of_birth, sex, address, record, last_source, last_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (resident_code) DO UPDATE SET municipality = excluded.municipality, status = excluded.status,
-           version = excluded.version, name = excluded.name, date_of_birth = excluded.date_of_birth,
-           sex = excluded.sex, address = excluded.address, record = excluded.record,
-           last_source = excluded.last_source, last_seq = excluded.last_seq",
-    )
-    .bind(r.resident_code.as_str())
-    .bind(r.municipality.as_str())
-    .bind(i64::from(u8::from(r.status)))
-    .bind(i64_from(r.version, "version")?)
-    .bind(r.items.name.text())
-    .bind(crate::notice::format_date(r.items.date_of_birth))
-    .bind(i64::from(u8::from(r.items.sex)))
-    .bind(r.items.address.text())
-    .bind(json)
-    .bind(from.source.as_str())
-    .bind(i64_from(from.seq, "seq")?)
-    .execute(&mut **tx)
-    .await?;
+/// Writes current record rows (register or projection), many per statement. Codes must be
+/// distinct within one call.
+pub(crate) async fn upsert_residents(tx: &mut Tx, rows: &[(&Record, &NoticeRef)]) -> Result<()> {
+    for chunk in rows.chunks(store::ROWS_PER_STATEMENT / 2) {
+        let sql = format!(
+            "INSERT INTO resident (resident_code, municipality, status, version, name, date_of_birth, sex, address, record, last_source, last_seq)
+             VALUES {}
+             ON CONFLICT (resident_code) DO UPDATE SET municipality = excluded.municipality, status = excluded.status,
+               version = excluded.version, name = excluded.name, date_of_birth = excluded.date_of_birth,
+               sex = excluded.sex, address = excluded.address, record = excluded.record,
+               last_source = excluded.last_source, last_seq = excluded.last_seq",
+            store::values_clause(chunk.len(), 11)
+        );
+        // Built from placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (r, from) in chunk {
+            q = q
+                .bind(r.resident_code.as_str().to_owned())
+                .bind(r.municipality.as_str().to_owned())
+                .bind(i64::from(u8::from(r.status)))
+                .bind(i64_from(r.version, "version")?)
+                .bind(r.items.name.text().to_owned())
+                .bind(crate::notice::format_date(r.items.date_of_birth))
+                .bind(i64::from(u8::from(r.items.sex)))
+                .bind(r.items.address.text().to_owned())
+                .bind(serde_json::to_vec(r).map_err(|e| Error::corrupt("record", e))?)
+                .bind(from.source.as_str().to_owned())
+                .bind(i64_from(from.seq, "seq")?);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
+}
+
+/// Current records of `codes` (those that exist), keyed by code.
+pub(crate) async fn load_many(tx: &mut Tx, codes: &[&str]) -> Result<std::collections::HashMap<String, Record>> {
+    let mut out = std::collections::HashMap::with_capacity(codes.len());
+    for chunk in codes.chunks(store::ROWS_PER_STATEMENT * 5) {
+        let sql = format!("SELECT resident_code, record FROM resident WHERE resident_code IN ({})", store::in_list(chunk.len()));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            q = q.bind((*c).to_owned());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            out.insert(r.try_get::<String, _>(0)?, decode_record(r.try_get(1)?)?);
+        }
+    }
+    Ok(out)
 }

@@ -3,12 +3,15 @@
 //! projection (national only) and advances the cursor, so "applied" and "cursor moved" can
 //! never disagree. Prefectures keep the full history and re-serve it unchanged.
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::apply::{Cursor, Decision, changed_items, decide};
 use crate::error::{Error, Result};
-use crate::notice::{ChangeNotice, GENESIS, NoticeKind};
+use crate::notice::{ChangeNotice, GENESIS, NoticeKind, NoticeRef};
+use crate::person::Record;
 use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
 
 /// Whether a replica projects notices into records and the change feed (national) or only
@@ -80,8 +83,11 @@ async fn cursor_tx(tx: &mut Tx, source: &str) -> Result<(Cursor, Option<String>,
     }
 }
 
-/// Applies a batch of notices of ONE source in one transaction. A diverged notice halts
-/// the source (recorded, loud) and nothing of the batch is applied.
+/// Applies a batch of notices of ONE source in one transaction: every notice is decided
+/// in order by [`decide`], then the accepted prefix is written with multi-row statements
+/// (notices, national projection, feed) and the cursor advances — all in the same
+/// transaction. A diverged notice halts the source (recorded, loud) and nothing of the batch
+/// is applied.
 pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Result<Applied> {
     let Some(first) = notices.first() else { return Ok(Applied::default()) };
     let source = first.key.source.as_str().to_owned();
@@ -93,28 +99,37 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
     if let Some(reason) = halted {
         return Err(Error::Halted { source_code: source, reason });
     }
+    // Hashes of already-applied seqs this batch repeats, in one read.
+    let mut stored = match notices.iter().map(|n| n.key.seq).filter(|s| (1..=start.applied_seq).contains(s)).min() {
+        Some(lo) => store::stored_hashes(&mut tx, &source, lo, start.applied_seq).await?,
+        None => HashMap::new(),
+    };
+    let mut predecessor_cursors: HashMap<String, u64> = HashMap::new();
     let mut cur = start;
     let mut out = Applied::default();
+    let mut accepted: Vec<&ChangeNotice> = Vec::with_capacity(notices.len());
     for n in notices {
-        let stored = if n.key.seq <= cur.applied_seq && n.key.seq > 0 {
-            store::stored_hash(&mut tx, &source, n.key.seq).await?
-        } else {
-            None
-        };
+        let stored_hash = if n.key.seq <= cur.applied_seq { stored.get(&n.key.seq).copied() } else { None };
         let pred_ok = match &n.body.predecessor {
             Some(p) if tier == Tier::National => {
-                let (pc, _, _) = cursor_tx(&mut tx, p.source.as_str()).await?;
-                pc.applied_seq >= p.seq
+                let applied = if p.source.as_str() == source {
+                    cur.applied_seq
+                } else if let Some(s) = predecessor_cursors.get(p.source.as_str()) {
+                    *s
+                } else {
+                    let (pc, _, _) = cursor_tx(&mut tx, p.source.as_str()).await?;
+                    predecessor_cursors.insert(p.source.as_str().to_owned(), pc.applied_seq);
+                    pc.applied_seq
+                };
+                applied >= p.seq
             }
             _ => true,
         };
-        match decide(&cur, n, stored.as_ref(), pred_ok) {
+        match decide(&cur, n, stored_hash.as_ref(), pred_ok) {
             Decision::Apply => {
-                store::insert_notice(&mut tx, n).await?;
-                if tier == Tier::National {
-                    project(&mut tx, n).await?;
-                }
+                stored.insert(n.key.seq, n.hash);
                 cur = Cursor { applied_seq: n.key.seq, applied_hash: n.hash };
+                accepted.push(n);
                 out.applied += 1;
             }
             Decision::Duplicate => out.duplicates += 1,
@@ -133,6 +148,10 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
                 return Err(Error::Diverged { source_code: source, seq: n.key.seq, reason });
             }
         }
+    }
+    store::insert_notices(&mut tx, &accepted).await?;
+    if tier == Tier::National {
+        project(&mut tx, &accepted).await?;
     }
     let parked = match &out.stop {
         Some(Stop::Parked { waiting_for }) => Some(waiting_for.clone()),
@@ -191,50 +210,92 @@ pub async fn resume(db: &Db, source: &str) -> Result<()> {
     Ok(())
 }
 
-/// National projection of one applied notice: the resident row, retired codes and the
-/// change-information feed entry.
-async fn project(tx: &mut Tx, n: &ChangeNotice) -> Result<()> {
-    let rec = &n.body.record;
-    let prev_code = n.body.previous_code.as_ref().unwrap_or(&rec.resident_code);
-    let prev = crate::municipal::load(tx, prev_code).await?;
-    if n.body.kind == NoticeKind::CodeChange {
-        sqlx::query("DELETE FROM resident WHERE resident_code = $1")
-            .bind(prev_code.as_str())
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO retired_code (code, replaced_by, retired_at) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING",
-        )
-        .bind(prev_code.as_str())
-        .bind(rec.resident_code.as_str())
-        .bind(n.body.recorded_at)
-        .execute(&mut **tx)
-        .await?;
+/// National projection of applied notices, in order: the resident rows (the fold of the
+/// notices over the stored records), retired codes and one change-information feed entry
+/// per notice. Reads once, folds in memory, writes with multi-row statements.
+async fn project(tx: &mut Tx, ns: &[&ChangeNotice]) -> Result<()> {
+    if ns.is_empty() {
+        return Ok(());
     }
-    crate::municipal::upsert_resident(tx, rec, &n.key).await?;
-    let changed: Vec<&str> = changed_items(prev.as_ref(), rec).into_iter().map(|i| i.as_str()).collect();
-    let feed_seq: i64 = sqlx::query(
-        "INSERT INTO counter (name, value) VALUES ('feed', 1)
-         ON CONFLICT (name) DO UPDATE SET value = counter.value + 1 RETURNING value",
+    let mut codes: Vec<&str> = ns
+        .iter()
+        .flat_map(|n| std::iter::once(n.body.record.resident_code.as_str()).chain(n.body.previous_code.as_ref().map(|c| c.as_str())))
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let mut current: HashMap<String, Option<Record>> =
+        crate::municipal::load_many(tx, &codes).await?.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    // Final state per touched code: None = deleted (retired by a code change).
+    let mut touched: BTreeMap<&str, Option<(&Record, &NoticeRef)>> = BTreeMap::new();
+    let mut retired = Vec::new();
+    let mut feed = Vec::with_capacity(ns.len());
+    for n in ns {
+        let rec = &n.body.record;
+        let prev_code = n.body.previous_code.as_ref().unwrap_or(&rec.resident_code);
+        let prev = current.get(prev_code.as_str()).cloned().flatten();
+        if n.body.kind == NoticeKind::CodeChange {
+            current.insert(prev_code.as_str().to_owned(), None);
+            touched.insert(prev_code.as_str(), None);
+            retired.push((prev_code.as_str(), rec.resident_code.as_str(), n.body.recorded_at));
+        }
+        let changed: Vec<&str> = changed_items(prev.as_ref(), rec).into_iter().map(|i| i.as_str()).collect();
+        current.insert(rec.resident_code.as_str().to_owned(), Some(rec.clone()));
+        touched.insert(rec.resident_code.as_str(), Some((rec, &n.key)));
+        feed.push((*n, changed.join(",")));
+    }
+    let deleted: Vec<&str> = touched.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| *k).collect();
+    for chunk in deleted.chunks(store::ROWS_PER_STATEMENT) {
+        let sql = format!("DELETE FROM resident WHERE resident_code IN ({})", store::in_list(chunk.len()));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            q = q.bind((*c).to_owned());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let upserts: Vec<(&Record, &NoticeRef)> = touched.values().filter_map(|v| *v).collect();
+    crate::municipal::upsert_residents(tx, &upserts).await?;
+    for chunk in retired.chunks(store::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO retired_code (code, replaced_by, retired_at) VALUES {} ON CONFLICT (code) DO NOTHING",
+            store::values_clause(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (old, new, at) in chunk {
+            q = q.bind((*old).to_owned()).bind((*new).to_owned()).bind(*at);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let n = i64::try_from(feed.len()).map_err(|e| Error::corrupt("feed", e))?;
+    let last: i64 = sqlx::query(
+        "INSERT INTO counter (name, value) VALUES ('feed', $1)
+         ON CONFLICT (name) DO UPDATE SET value = counter.value + excluded.value RETURNING value",
     )
+    .bind(n)
     .fetch_one(&mut **tx)
     .await?
     .try_get(0)?;
-    sqlx::query(
-        "INSERT INTO feed (feed_seq, source, seq, resident_code, previous_code, kind, changed, effective_date, recorded_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(feed_seq)
-    .bind(n.key.source.as_str())
-    .bind(i64_from(n.key.seq, "seq")?)
-    .bind(rec.resident_code.as_str())
-    .bind(n.body.previous_code.as_ref().map(|c| c.as_str().to_owned()))
-    .bind(i64::from(n.body.kind.code()))
-    .bind(changed.join(","))
-    .bind(crate::notice::format_date(n.body.effective_date))
-    .bind(n.body.recorded_at)
-    .execute(&mut **tx)
-    .await?;
+    let first = last - n + 1;
+    for (c, chunk) in feed.chunks(store::ROWS_PER_STATEMENT).enumerate() {
+        let sql = format!(
+            "INSERT INTO feed (feed_seq, source, seq, resident_code, previous_code, kind, changed, effective_date, recorded_at) VALUES {}",
+            store::values_clause(chunk.len(), 9)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, (n, changed)) in chunk.iter().enumerate() {
+            let feed_seq = first + i64::try_from(c * store::ROWS_PER_STATEMENT + i).map_err(|e| Error::corrupt("feed", e))?;
+            q = q
+                .bind(feed_seq)
+                .bind(n.key.source.as_str().to_owned())
+                .bind(i64_from(n.key.seq, "seq")?)
+                .bind(n.body.record.resident_code.as_str().to_owned())
+                .bind(n.body.previous_code.as_ref().map(|c| c.as_str().to_owned()))
+                .bind(i64::from(n.body.kind.code()))
+                .bind(changed.clone())
+                .bind(crate::notice::format_date(n.body.effective_date))
+                .bind(n.body.recorded_at);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

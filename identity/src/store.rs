@@ -2,6 +2,7 @@
 //! `BEGIN IMMEDIATE` for read-then-write) or PostgreSQL for a `postgres://` URL. One
 //! migrations folder per backend, embedded. SQL is the common subset with `$N` parameters.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -107,23 +108,65 @@ pub(crate) fn i64_from(v: u64, what: &'static str) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::invalid(what, format!("{v} out of range")))
 }
 
-/// Inserts a sealed notice (the immutable history row).
-pub(crate) async fn insert_notice(tx: &mut Tx, n: &ChangeNotice) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO change_notice (source, seq, kind, resident_code, encoding, body, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(n.key.source.as_str())
-    .bind(i64_from(n.key.seq, "seq")?)
-    .bind(i64::from(n.body.kind.code()))
-    .bind(n.body.record.resident_code.as_str())
-    .bind(i64::from(crate::notice::ENCODING_VERSION))
-    .bind(n.encoding())
-    .bind(n.prev_hash.to_vec())
-    .bind(n.hash.to_vec())
-    .execute(&mut **tx)
-    .await?;
+/// Rows per multi-row statement (keeps bound parameters far below both engines' limits).
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
+
+/// `($1, $2, …), ($k+1, …)` for `rows` rows of `cols` parameters.
+pub(crate) fn values_clause(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// `$1, $2, …, $n` for an `IN (…)` list.
+pub(crate) fn in_list(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Inserts sealed notices (the immutable history rows), many per statement.
+pub(crate) async fn insert_notices(tx: &mut Tx, notices: &[&ChangeNotice]) -> Result<()> {
+    for chunk in notices.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO change_notice (source, seq, kind, resident_code, encoding, body, prev_hash, hash) VALUES {}",
+            values_clause(chunk.len(), 8)
+        );
+        // Built from placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for n in chunk {
+            q = q
+                .bind(n.key.source.as_str().to_owned())
+                .bind(i64_from(n.key.seq, "seq")?)
+                .bind(i64::from(n.body.kind.code()))
+                .bind(n.body.record.resident_code.as_str().to_owned())
+                .bind(i64::from(crate::notice::ENCODING_VERSION))
+                .bind(n.encoding())
+                .bind(n.prev_hash.to_vec())
+                .bind(n.hash.to_vec());
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
+}
+
+/// Stored hashes of `source` for seqs `lo..=hi`.
+pub(crate) async fn stored_hashes(tx: &mut Tx, source: &str, lo: u64, hi: u64) -> Result<HashMap<u64, Hash>> {
+    let rows = sqlx::query("SELECT seq, hash FROM change_notice WHERE source = $1 AND seq >= $2 AND seq <= $3")
+        .bind(source)
+        .bind(i64_from(lo, "seq")?)
+        .bind(i64_from(hi, "seq")?)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.into_iter().map(|r| Ok((u64_from(r.try_get(0)?, "seq")?, hash_from(r.try_get(1)?)?))).collect()
 }
 
 /// Notices of `source` with seq > `after`, ascending, at most `limit`.
@@ -142,16 +185,6 @@ pub async fn notices_after(db: &Db, source: &str, after: u64, limit: u32) -> Res
             ChangeNotice::decode(&body, hash_from(r.try_get(1)?)?, hash_from(r.try_get(2)?)?)
         })
         .collect()
-}
-
-/// The stored hash of `(source, seq)`, if stored.
-pub(crate) async fn stored_hash(tx: &mut Tx, source: &str, seq: u64) -> Result<Option<Hash>> {
-    let row = sqlx::query("SELECT hash FROM change_notice WHERE source = $1 AND seq = $2")
-        .bind(source)
-        .bind(i64_from(seq, "seq")?)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| hash_from(r.try_get(0)?)).transpose()
 }
 
 /// One source's chain head as a node holds it.
