@@ -465,33 +465,25 @@ impl National {
             }
         };
         let given = join_fields(&grant.fields);
-        let mut out = Vec::with_capacity(q.resident_codes.len());
+        let codes: Vec<&str> = q.resident_codes.iter().map(|c| c.as_str()).collect();
         let mut tx = self.db.write().await?;
-        for code in &q.resident_codes {
-            let rec = sqlx::query("SELECT record FROM resident WHERE resident_code = $1")
-                .bind(code.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| crate::municipal::decode_record(r.try_get(0)?))
-                .transpose()?;
-            let p = shape(rec.as_ref(), &grant.fields);
-            insert_log(
-                &mut tx,
-                now,
-                &LogRow {
-                    function: "一括照会",
-                    purpose: &q.purpose,
-                    class: grant.table_ref,
-                    destination: &dest,
-                    resident: Some(code.as_str()),
-                    fields: if p.found { &given } else { "" },
-                    result: if p.found { "provided" } else { "not_found" },
-                    reason: None,
-                },
-            )
-            .await?;
-            out.push(p);
-        }
+        let records = crate::municipal::load_many(&mut tx, &codes).await?;
+        let out: Vec<Provided> = codes.iter().map(|c| shape(records.get(*c), &grant.fields)).collect();
+        let rows: Vec<LogRow<'_>> = codes
+            .iter()
+            .zip(&out)
+            .map(|(c, p)| LogRow {
+                function: "一括照会",
+                purpose: &q.purpose,
+                class: grant.table_ref,
+                destination: &dest,
+                resident: Some(c),
+                fields: if p.found { &given } else { "" },
+                result: if p.found { "provided" } else { "not_found" },
+                reason: None,
+            })
+            .collect();
+        insert_logs(&mut tx, now, &rows).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -609,23 +601,35 @@ fn shape(record: Option<&Record>, fields: &BTreeSet<Field>) -> Provided {
 }
 
 async fn insert_log(tx: &mut store::Tx, now: i64, row: &LogRow<'_>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO provision_log (at, fiscal_year, function, purpose, provision_class, source, destination, resident_code, fields, result, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(now)
-    .bind(i64::from(National::fiscal_year_of(now)?))
-    .bind(row.function)
-    .bind(row.purpose)
-    .bind(row.class)
-    .bind(SOURCE_NAME)
-    .bind(row.destination)
-    .bind(row.resident.map(str::to_owned))
-    .bind(row.fields)
-    .bind(row.result)
-    .bind(row.reason.map(str::to_owned))
-    .execute(&mut **tx)
-    .await?;
+    insert_logs(tx, now, std::slice::from_ref(row)).await
+}
+
+/// Appends provision-log rows, many per statement.
+async fn insert_logs(tx: &mut store::Tx, now: i64, rows: &[LogRow<'_>]) -> Result<()> {
+    let fy = i64::from(National::fiscal_year_of(now)?);
+    for chunk in rows.chunks(store::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO provision_log (at, fiscal_year, function, purpose, provision_class, source, destination, resident_code, fields, result, reason) VALUES {}",
+            store::values_clause(chunk.len(), 11)
+        );
+        // Built from placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            q = q
+                .bind(now)
+                .bind(fy)
+                .bind(row.function.to_owned())
+                .bind(row.purpose.to_owned())
+                .bind(row.class.to_owned())
+                .bind(SOURCE_NAME)
+                .bind(row.destination.to_owned())
+                .bind(row.resident.map(str::to_owned))
+                .bind(row.fields.to_owned())
+                .bind(row.result.to_owned())
+                .bind(row.reason.map(str::to_owned));
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
