@@ -462,7 +462,10 @@ pub(crate) async fn upsert_residents(tx: &mut Tx, rows: &[(&Record, &NoticeRef)]
 pub(crate) async fn load_many(tx: &mut Tx, codes: &[&str]) -> Result<std::collections::HashMap<String, Record>> {
     let mut out = std::collections::HashMap::with_capacity(codes.len());
     for chunk in codes.chunks(store::ROWS_PER_STATEMENT * 5) {
-        let sql = format!("SELECT resident_code, record FROM resident WHERE resident_code IN ({})", store::in_list(chunk.len()));
+        let sql = format!(
+            "SELECT resident_code, record FROM resident WHERE resident_code IN ({})",
+            store::in_list(chunk.len())
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for c in chunk {
             q = q.bind((*c).to_owned());

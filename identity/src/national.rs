@@ -134,6 +134,7 @@ pub struct DisclosureRow {
 pub struct National {
     db: Db,
     law: Arc<LawTable>,
+    log: LogWriter,
 }
 
 fn jst(now: i64) -> Result<OffsetDateTime> {
@@ -145,6 +146,8 @@ fn secret_hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// One provision-log row.
+#[derive(Debug, Clone)]
 struct LogRow<'a> {
     function: &'a str,
     purpose: &'a str,
@@ -156,11 +159,100 @@ struct LogRow<'a> {
     reason: Option<&'a str>,
 }
 
+/// An owned log row with its time, as queued for the group-commit writer.
+#[derive(Debug)]
+struct LogEntry {
+    at: i64,
+    function: String,
+    purpose: String,
+    class: String,
+    destination: String,
+    resident: Option<String>,
+    fields: String,
+    result: String,
+    reason: Option<String>,
+}
+
+impl LogEntry {
+    fn new(at: i64, r: &LogRow<'_>) -> Self {
+        Self {
+            at,
+            function: r.function.to_owned(),
+            purpose: r.purpose.to_owned(),
+            class: r.class.to_owned(),
+            destination: r.destination.to_owned(),
+            resident: r.resident.map(str::to_owned),
+            fields: r.fields.to_owned(),
+            result: r.result.to_owned(),
+            reason: r.reason.map(str::to_owned),
+        }
+    }
+}
+
+type LogReply = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Most rows one group commit writes.
+const GROUP_COMMIT_MAX: usize = 2_000;
+
+/// Group commit of single-query log rows: concurrent queries queue their rows, one task
+/// writes everything queued in one transaction, and each query is answered only after the
+/// transaction holding its row committed — so nothing is ever provided unlogged, and one
+/// fsync covers many provisions.
+#[derive(Debug, Clone)]
+struct LogWriter {
+    queue: tokio::sync::mpsc::Sender<(LogEntry, LogReply)>,
+}
+
+impl LogWriter {
+    fn spawn(db: Db) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<(LogEntry, LogReply)>(GROUP_COMMIT_MAX * 4);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                while batch.len() < GROUP_COMMIT_MAX {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let entries: Vec<&LogEntry> = batch.iter().map(|(e, _)| e).collect();
+                let outcome = async {
+                    let mut tx = db.write().await?;
+                    insert_logs(&mut tx, &entries).await?;
+                    tx.commit().await?;
+                    Ok::<(), Error>(())
+                }
+                .await
+                .map_err(|e| e.to_string());
+                if let Err(e) = &outcome {
+                    tracing::error!(error = %e, rows = batch.len(), "provision log write failed; answers withheld");
+                }
+                for (_, reply) in batch.drain(..) {
+                    // A dropped receiver means the request went away: nothing to answer.
+                    let _ = reply.send(outcome.clone());
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    async fn append(&self, entry: LogEntry) -> Result<()> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue.send((entry, reply)).await.map_err(|_| Error::corrupt("provision log", "log writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| Error::corrupt("provision log", "log writer stopped"))?
+            .map_err(|e| Error::corrupt("provision log", e))
+    }
+}
+
 impl National {
     /// Opens the national node on `db` with the law table `law`.
     pub async fn open(db: Db, law: Arc<LawTable>) -> Result<Self> {
         store::claim_identity(&db, "national", "national").await?;
-        Ok(Self { db, law })
+        let log = LogWriter::spawn(db.clone());
+        Ok(Self { db, law, log })
     }
 
     /// The database.
@@ -360,11 +452,9 @@ impl National {
         Err(Error::Unauthenticated)
     }
 
+    /// Logs one provision or refusal (group-committed); returns once it is durable.
     async fn log_one(&self, now: i64, row: &LogRow<'_>) -> Result<()> {
-        let mut tx = self.db.write().await?;
-        insert_log(&mut tx, now, row).await?;
-        tx.commit().await?;
-        Ok(())
+        self.log.append(LogEntry::new(now, row)).await
     }
 
     /// Answers a single query if the law table allows it; logs the provision or refusal.
@@ -408,15 +498,14 @@ impl National {
             Lookup::ResidentCode(c) => self.record(c).await.ok(),
             Lookup::FourItems(items) => self.find_by_four_items(items).await?,
         };
-        let mut tx = self.db.write().await?;
         let provided = shape(record.as_ref(), &grant.fields);
         let resident = record.as_ref().map(|r| r.resident_code.as_str().to_owned()).or(match &q.by {
             Lookup::ResidentCode(c) => Some(c.as_str().to_owned()),
             Lookup::FourItems(_) => None,
         });
         let given = if provided.found { join_fields(&grant.fields) } else { String::new() };
-        insert_log(
-            &mut tx,
+        // The answer leaves only after its log row is durable.
+        self.log_one(
             now,
             &LogRow {
                 function,
@@ -430,7 +519,6 @@ impl National {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(provided)
     }
 
@@ -469,21 +557,26 @@ impl National {
         let mut tx = self.db.write().await?;
         let records = crate::municipal::load_many(&mut tx, &codes).await?;
         let out: Vec<Provided> = codes.iter().map(|c| shape(records.get(*c), &grant.fields)).collect();
-        let rows: Vec<LogRow<'_>> = codes
+        let rows: Vec<LogEntry> = codes
             .iter()
             .zip(&out)
-            .map(|(c, p)| LogRow {
-                function: "一括照会",
-                purpose: &q.purpose,
-                class: grant.table_ref,
-                destination: &dest,
-                resident: Some(c),
-                fields: if p.found { &given } else { "" },
-                result: if p.found { "provided" } else { "not_found" },
-                reason: None,
+            .map(|(c, p)| {
+                LogEntry::new(
+                    now,
+                    &LogRow {
+                        function: "一括照会",
+                        purpose: &q.purpose,
+                        class: grant.table_ref,
+                        destination: &dest,
+                        resident: Some(c),
+                        fields: if p.found { &given } else { "" },
+                        result: if p.found { "provided" } else { "not_found" },
+                        reason: None,
+                    },
+                )
             })
             .collect();
-        insert_logs(&mut tx, now, &rows).await?;
+        insert_logs(&mut tx, &rows.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -600,13 +693,8 @@ fn shape(record: Option<&Record>, fields: &BTreeSet<Field>) -> Provided {
     Provided { found: true, status: Some(r.status), items }
 }
 
-async fn insert_log(tx: &mut store::Tx, now: i64, row: &LogRow<'_>) -> Result<()> {
-    insert_logs(tx, now, std::slice::from_ref(row)).await
-}
-
 /// Appends provision-log rows, many per statement.
-async fn insert_logs(tx: &mut store::Tx, now: i64, rows: &[LogRow<'_>]) -> Result<()> {
-    let fy = i64::from(National::fiscal_year_of(now)?);
+async fn insert_logs(tx: &mut store::Tx, rows: &[&LogEntry]) -> Result<()> {
     for chunk in rows.chunks(store::ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO provision_log (at, fiscal_year, function, purpose, provision_class, source, destination, resident_code, fields, result, reason) VALUES {}",
@@ -616,17 +704,17 @@ async fn insert_logs(tx: &mut store::Tx, now: i64, rows: &[LogRow<'_>]) -> Resul
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             q = q
-                .bind(now)
-                .bind(fy)
-                .bind(row.function.to_owned())
-                .bind(row.purpose.to_owned())
-                .bind(row.class.to_owned())
+                .bind(row.at)
+                .bind(i64::from(National::fiscal_year_of(row.at)?))
+                .bind(row.function.clone())
+                .bind(row.purpose.clone())
+                .bind(row.class.clone())
                 .bind(SOURCE_NAME)
-                .bind(row.destination.to_owned())
-                .bind(row.resident.map(str::to_owned))
-                .bind(row.fields.to_owned())
-                .bind(row.result.to_owned())
-                .bind(row.reason.map(str::to_owned));
+                .bind(row.destination.clone())
+                .bind(row.resident.clone())
+                .bind(row.fields.clone())
+                .bind(row.result.clone())
+                .bind(row.reason.clone());
         }
         q.execute(&mut **tx).await?;
     }

@@ -219,7 +219,10 @@ async fn project(tx: &mut Tx, ns: &[&ChangeNotice]) -> Result<()> {
     }
     let mut codes: Vec<&str> = ns
         .iter()
-        .flat_map(|n| std::iter::once(n.body.record.resident_code.as_str()).chain(n.body.previous_code.as_ref().map(|c| c.as_str())))
+        .flat_map(|n| {
+            std::iter::once(n.body.record.resident_code.as_str())
+                .chain(n.body.previous_code.as_ref().map(|c| c.as_str()))
+        })
         .collect();
     codes.sort_unstable();
     codes.dedup();
@@ -282,7 +285,8 @@ async fn project(tx: &mut Tx, ns: &[&ChangeNotice]) -> Result<()> {
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (i, (n, changed)) in chunk.iter().enumerate() {
-            let feed_seq = first + i64::try_from(c * store::ROWS_PER_STATEMENT + i).map_err(|e| Error::corrupt("feed", e))?;
+            let feed_seq =
+                first + i64::try_from(c * store::ROWS_PER_STATEMENT + i).map_err(|e| Error::corrupt("feed", e))?;
             q = q
                 .bind(feed_seq)
                 .bind(n.key.source.as_str().to_owned())

@@ -283,3 +283,32 @@ async fn the_bulk_liveness_check_reports_deaths_and_logs_one_row_per_resident() 
         assert_eq!(e.kind(), ErrorKind::Conflict);
     }
 }
+
+#[tokio::test]
+async fn concurrent_queries_are_each_logged_before_they_are_answered() {
+    for t in backends().await {
+        let w = world(&t).await;
+        let p = single(&w.law);
+        let token = w
+            .national
+            .register_agency(&national_operator(), "agency-a", "A", p.agency_class, &[&p.code], NOW)
+            .await
+            .unwrap();
+        let agency = w.national.authenticate(&token, NOW).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let (n, a) = (w.national.clone(), agency.clone());
+            let code = if i % 2 == 0 { w.alive.clone() } else { w.dead.clone() };
+            let q = Query { purpose: p.code.clone(), by: Lookup::ResidentCode(code), fields: fields(&[Field::Name]) };
+            tasks.push(tokio::spawn(async move { n.query(&a, &q, NOW).await.unwrap() }));
+        }
+        for task in tasks {
+            assert!(task.await.unwrap().found);
+        }
+        // Group commit wrote every row before its answer was released.
+        let rows = log_rows(w.national.db()).await;
+        assert_eq!(rows.iter().filter(|r| r.0 == "provided").count(), 200, "{}", t.label);
+        let d = w.national.disclosure(&w.dead).await.unwrap();
+        assert_eq!(d.len(), 100);
+    }
+}
