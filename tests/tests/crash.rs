@@ -9,8 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use identity::client::{Heads, Peer};
@@ -44,7 +45,7 @@ impl Proc {
     fn start(&mut self, log: &Path) {
         let out =
             std::fs::OpenOptions::new().create(true).append(true).open(log.join(format!("{}.log", self.name))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_jpki"))
+        let child = Command::new(jpki_bin())
             .args(&self.args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -71,6 +72,20 @@ impl Drop for Cluster {
             p.kill();
         }
     }
+}
+
+/// Builds the `jpki` binary once (Cargo has released its build lock while tests run) and
+/// returns its path in the workspace's target directory.
+fn jpki_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo).args(["build", "--quiet", "-p", "jpki"]).current_dir(&root).status().unwrap();
+        assert!(status.success(), "building jpki failed");
+        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+        target.join("debug").join("jpki")
+    })
 }
 
 fn free_port() -> u16 {
