@@ -1,0 +1,132 @@
+//! The clerk and operator CLI (`jpki identity …`) against a real national node process:
+//! pools, registration, show, heads, and clear errors with a non-zero exit for bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
+
+mod common;
+
+use std::process::{Child, Command, Output};
+
+use common::{free_port, jpki_bin, ready};
+
+const TOKEN: &str = "cli-test-operator-token";
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn jpki(args: &[&str]) -> Output {
+    Command::new(jpki_bin()).args(args).env_remove("JPKI_DB").output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn a_clerk_registers_through_the_cli_and_bad_input_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ndb = dir.path().join("national.db").display().to_string();
+    let mdb = dir.path().join("chiyoda.db").display().to_string();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let url = format!("http://{listen}");
+    let _national = Kill(
+        Command::new(jpki_bin())
+            .args(["serve", "national", "--db", &ndb, "--listen", &listen, "--operator-token", TOKEN])
+            .spawn()
+            .unwrap(),
+    );
+    ready(&url).await;
+
+    let o = jpki(&[
+        "identity",
+        "pool",
+        "--db",
+        &mdb,
+        "--municipality",
+        "131016",
+        "--national",
+        &url,
+        "--token",
+        TOKEN,
+        "--count",
+        "3",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("3 codes added; 3 unused"), "{:?}", text(&o));
+    let o = jpki(&[
+        "identity",
+        "pool",
+        "--db",
+        &mdb,
+        "--municipality",
+        "131016",
+        "--national",
+        &url,
+        "--token",
+        "wrong",
+        "--count",
+        "3",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("401"), "{:?}", text(&o));
+
+    let register = |dob: &str, sex: &str| {
+        jpki(&[
+            "identity",
+            "register",
+            "--db",
+            &mdb,
+            "--municipality",
+            "131016",
+            "--operator",
+            "clerk-7",
+            "--kind",
+            "birth",
+            "--name",
+            "山田　花子",
+            "--address",
+            "東京都千代田区1",
+            "--dob",
+            dob,
+            "--sex",
+            sex,
+        ])
+    };
+    let o = register("2026-01-01", "2");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("131016 seq   1 出生"), "{out}");
+    let code =
+        out.split_whitespace().find(|w| w.len() == 11 && w.chars().all(|c| c.is_ascii_digit())).unwrap().to_owned();
+    let o = jpki(&["identity", "show", "--db", &mdb, "--municipality", "131016", "--resident", &code]);
+    assert!(text(&o).0.contains("山田　花子"), "{:?}", text(&o));
+
+    // Bad input: each a non-zero exit with a message naming the problem, nothing written.
+    let o = register("2026-02-30", "2");
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("dob"), "{:?}", text(&o));
+    let o = register("2026-01-01", "3");
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("sex"), "{:?}", text(&o));
+    let o = jpki(&["identity", "show", "--db", &mdb, "--municipality", "131017", "--resident", &code]);
+    assert_eq!(o.status.code(), Some(2), "clap usage error");
+    assert!(text(&o).1.contains("check digit"), "{:?}", text(&o));
+    let o = jpki(&["identity", "show", "--db", &mdb, "--municipality", "131041", "--resident", &code]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("belongs to code 131016"), "{:?}", text(&o));
+
+    // Two more registrations use up the pool; the fourth is refused with what to do.
+    assert!(register("2026-01-02", "1").status.success());
+    assert!(register("2026-01-03", "9").status.success());
+    let o = register("2026-01-04", "1");
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("request a new pool"), "{:?}", text(&o));
+
+    let o = jpki(&["identity", "heads", "--url", &url]);
+    assert!(text(&o).0.starts_with("national national"), "{:?}", text(&o));
+}
