@@ -110,12 +110,33 @@ async fn all_notices(url: &str, source: &str) -> Vec<ChangeNotice> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkilled_replicas_lose_and_duplicate_nothing() {
+async fn sigkilled_replicas_lose_and_duplicate_nothing_on_sqlite() {
+    crash_run(None).await;
+}
+
+/// The same with the prefecture and national nodes on PostgreSQL (when configured).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_replicas_lose_and_duplicate_nothing_on_postgres() {
+    if identity::store::testing::pg_configured() {
+        let mut dbs = Vec::new();
+        for _ in 0..3 {
+            dbs.push(identity::store::testing::postgres().await.unwrap().unwrap());
+        }
+        crash_run(Some([dbs[0].url.clone(), dbs[1].url.clone(), dbs[2].url.clone()])).await;
+    } else {
+        eprintln!("JPKI_TEST_PG_URL not set: PostgreSQL variant not run");
+    }
+}
+
+/// One chaos run; `replica_dbs` puts prefecture 13, prefecture 27 and the national node on
+/// those databases instead of SQLite files.
+async fn crash_run(replica_dbs: Option<[String; 3]>) {
     let seed = std::env::var("JPKI_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
     eprintln!("crash test seed {seed} (replay with JPKI_CRASH_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let db = |name: &str| dir.path().join(format!("{name}.db")).display().to_string();
+    let replica_db = |i: usize, name: &str| replica_dbs.as_ref().map_or_else(|| db(name), |d| d[i].clone());
 
     let codes = ["131016", "131041", "271004"];
     let mut procs: Vec<Proc> = codes
@@ -127,17 +148,25 @@ async fn sigkilled_replicas_lose_and_duplicate_nothing() {
         .collect();
     let (m0, m1, m2) = (procs[0].url.clone(), procs[1].url.clone(), procs[2].url.clone());
     let interval = ["--interval-ms".to_owned(), "30".to_owned()];
-    let mut p13 = vec!["serve".into(), "prefecture".into(), "--db".into(), db("p13"), "--code".into(), "13".into()];
+    let mut p13 =
+        vec!["serve".into(), "prefecture".into(), "--db".into(), replica_db(0, "p13"), "--code".into(), "13".into()];
     p13.extend(["--municipality".into(), m0.clone(), "--municipality".into(), m1.clone()]);
     p13.extend(interval.clone());
-    let mut p27 = vec!["serve".into(), "prefecture".into(), "--db".into(), db("p27"), "--code".into(), "27".into()];
+    let mut p27 =
+        vec!["serve".into(), "prefecture".into(), "--db".into(), replica_db(1, "p27"), "--code".into(), "27".into()];
     p27.extend(["--municipality".into(), m2.clone()]);
     p27.extend(interval.clone());
     procs.push(Proc::new("p13", p13, free_port()));
     procs.push(Proc::new("p27", p27, free_port()));
     let (u13, u27) = (procs[3].url.clone(), procs[4].url.clone());
-    let mut nat =
-        vec!["serve".into(), "national".into(), "--db".into(), db("national"), "--operator-token".into(), TOKEN.into()];
+    let mut nat = vec![
+        "serve".into(),
+        "national".into(),
+        "--db".into(),
+        replica_db(2, "national"),
+        "--operator-token".into(),
+        TOKEN.into(),
+    ];
     nat.extend(["--prefecture".into(), format!("13={u13}"), "--prefecture".into(), format!("27={u27}")]);
     nat.extend(interval);
     procs.push(Proc::new("national", nat, free_port()));
