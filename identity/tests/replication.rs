@@ -179,19 +179,7 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
     for t in backends().await {
         let net = net(&t).await;
         let op = clerk();
-        for i in 0..4 {
-            net.tokyo
-                .register(
-                    &op,
-                    NoticeKind::Birth,
-                    items(&format!("子{i}"), "東京都千代田区1", "2026-01-01"),
-                    date("2026-01-01"),
-                    NOW,
-                )
-                .await
-                .unwrap();
-        }
-        let ns = store::notices_after(net.tokyo.db(), "131016", 0, 10).await.unwrap();
+        let ns = births(&net.tokyo, 4).await;
         let db = net.national.db();
         // Out of order: seq 3 before 1 and 2 → nothing applied, gap reported.
         let a = replica::apply_batch(db, Tier::National, &ns[2..3]).await.unwrap();
@@ -237,20 +225,7 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
 async fn a_replica_restarted_mid_transfer_resumes_without_loss_or_duplication() {
     for t in backends().await {
         let net = net(&t).await;
-        let op = clerk();
-        for i in 0..12 {
-            net.tokyo
-                .register(
-                    &op,
-                    NoticeKind::Birth,
-                    items(&format!("子{i}"), "東京都千代田区1", "2026-01-01"),
-                    date("2026-01-01"),
-                    NOW,
-                )
-                .await
-                .unwrap();
-        }
-        let ns = store::notices_after(net.tokyo.db(), "131016", 0, 100).await.unwrap();
+        let ns = births(&net.tokyo, 12).await;
         let url = net._dbs[3].url.clone(); // prefecture 13's database
         replica::apply_batch(&net.pref13, Tier::Prefecture, &ns[..5]).await.unwrap();
         // "Crash": drop the pool, reopen the same database, and pull again from the source.

@@ -75,3 +75,14 @@ pub async fn serve(router: axum::Router) -> String {
     tokio::spawn(identity::http::serve(l, router));
     url
 }
+
+/// `n` births at `m`, returning them as sealed (seq order).
+pub async fn births(m: &Municipality, n: usize) -> Vec<identity::notice::ChangeNotice> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let kind = identity::notice::NoticeKind::Birth;
+        let items = items(&format!("子{i}"), "東京都千代田区1", "2026-01-01");
+        out.push(m.register(&clerk(), kind, items, date("2026-01-01"), NOW).await.unwrap());
+    }
+    out
+}
