@@ -134,7 +134,7 @@ pub struct DisclosureRow {
 pub struct National {
     db: Db,
     law: Arc<LawTable>,
-    log: LogWriter,
+    desk: Desk,
 }
 
 fn jst(now: i64) -> Result<OffsetDateTime> {
@@ -189,61 +189,109 @@ impl LogEntry {
     }
 }
 
-type LogReply = tokio::sync::oneshot::Sender<Result<(), String>>;
-
-/// Most rows one group commit writes.
-const GROUP_COMMIT_MAX: usize = 2_000;
-
-/// Group commit of single-query log rows: concurrent queries queue their rows, one task
-/// writes everything queued in one transaction, and each query is answered only after the
-/// transaction holding its row committed — so nothing is ever provided unlogged, and one
-/// fsync covers many provisions.
-#[derive(Debug, Clone)]
-struct LogWriter {
-    queue: tokio::sync::mpsc::Sender<(LogEntry, LogReply)>,
+/// What a queued provision resolves before its log row is written.
+#[derive(Debug)]
+enum Subject {
+    /// Nothing to look up (a refusal, or a record found by the caller).
+    Resolved(Option<Record>),
+    /// Read the record of this resident code inside the group commit.
+    Code(String),
 }
 
-impl LogWriter {
+/// A provision (or refusal) queued for the group commit.
+#[derive(Debug)]
+struct Job {
+    subject: Subject,
+    /// Fields granted; empty for a refusal.
+    fields: BTreeSet<Field>,
+    /// The log row; for a lookup (empty `result`) its resident, fields and result are filled in.
+    row: LogEntry,
+    reply: tokio::sync::oneshot::Sender<Result<Provided, String>>,
+}
+
+/// Most jobs one group commit takes.
+const GROUP_COMMIT_MAX: usize = 2_000;
+
+/// Group commit of single provisions: concurrent queries queue their jobs; one task reads
+/// every queued resident code with one statement, writes every log row in one transaction,
+/// and releases each answer only after that transaction committed — so nothing is ever
+/// provided unlogged, and one read and one fsync serve many queries.
+#[derive(Debug, Clone)]
+struct Desk {
+    queue: tokio::sync::mpsc::Sender<Job>,
+}
+
+impl Desk {
     fn spawn(db: Db) -> Self {
-        let (queue, mut rx) = tokio::sync::mpsc::channel::<(LogEntry, LogReply)>(GROUP_COMMIT_MAX * 4);
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<Job>(GROUP_COMMIT_MAX * 4);
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
+            let mut jobs = Vec::with_capacity(GROUP_COMMIT_MAX);
             while let Some(first) = rx.recv().await {
-                batch.push(first);
-                while batch.len() < GROUP_COMMIT_MAX {
+                jobs.push(first);
+                while jobs.len() < GROUP_COMMIT_MAX {
                     match rx.try_recv() {
-                        Ok(next) => batch.push(next),
+                        Ok(next) => jobs.push(next),
                         Err(_) => break,
                     }
                 }
-                let entries: Vec<&LogEntry> = batch.iter().map(|(e, _)| e).collect();
-                let outcome = async {
-                    let mut tx = db.write().await?;
-                    insert_logs(&mut tx, &entries).await?;
-                    tx.commit().await?;
-                    Ok::<(), Error>(())
-                }
-                .await
-                .map_err(|e| e.to_string());
-                if let Err(e) = &outcome {
-                    tracing::error!(error = %e, rows = batch.len(), "provision log write failed; answers withheld");
-                }
-                for (_, reply) in batch.drain(..) {
-                    // A dropped receiver means the request went away: nothing to answer.
-                    let _ = reply.send(outcome.clone());
+                match Self::commit(&db, &mut jobs).await {
+                    Ok(answers) => {
+                        for (job, answer) in jobs.drain(..).zip(answers) {
+                            // A dropped receiver means the request went away: nothing to answer.
+                            let _ = job.reply.send(Ok(answer));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, jobs = jobs.len(), "provision log write failed; answers withheld");
+                        for job in jobs.drain(..) {
+                            let _ = job.reply.send(Err(e.to_string()));
+                        }
+                    }
                 }
             }
         });
         Self { queue }
     }
 
-    async fn append(&self, entry: LogEntry) -> Result<()> {
+    /// Resolves, logs and commits one group; returns the answers in job order.
+    async fn commit(db: &Db, jobs: &mut [Job]) -> Result<Vec<Provided>> {
+        let mut tx = db.write().await?;
+        let codes: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| match &j.subject {
+                Subject::Code(c) => Some(c.as_str()),
+                Subject::Resolved(_) => None,
+            })
+            .collect();
+        let records = crate::municipal::load_many(&mut tx, &codes).await?;
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in jobs.iter_mut() {
+            if !job.row.result.is_empty() {
+                answers.push(Provided::default());
+                continue;
+            }
+            let record = match &job.subject {
+                Subject::Code(c) => records.get(c.as_str()),
+                Subject::Resolved(r) => r.as_ref(),
+            };
+            let provided = shape(record, &job.fields);
+            if let Some(r) = record {
+                job.row.resident = Some(r.resident_code.as_str().to_owned());
+            }
+            job.row.fields = if provided.found { join_fields(&job.fields) } else { String::new() };
+            job.row.result = if provided.found { "provided" } else { "not_found" }.to_owned();
+            answers.push(provided);
+        }
+        insert_logs(&mut tx, &jobs.iter().map(|j| &j.row).collect::<Vec<_>>()).await?;
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    async fn submit(&self, subject: Subject, fields: BTreeSet<Field>, row: LogEntry) -> Result<Provided> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queue.send((entry, reply)).await.map_err(|_| Error::corrupt("provision log", "log writer stopped"))?;
-        answer
-            .await
-            .map_err(|_| Error::corrupt("provision log", "log writer stopped"))?
-            .map_err(|e| Error::corrupt("provision log", e))
+        let stopped = || Error::corrupt("provision log", "log writer stopped");
+        self.queue.send(Job { subject, fields, row, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map_err(|e| Error::corrupt("provision log", e))
     }
 }
 
@@ -251,8 +299,8 @@ impl National {
     /// Opens the national node on `db` with the law table `law`.
     pub async fn open(db: Db, law: Arc<LawTable>) -> Result<Self> {
         store::claim_identity(&db, "national", "national").await?;
-        let log = LogWriter::spawn(db.clone());
-        Ok(Self { db, law, log })
+        let desk = Desk::spawn(db.clone());
+        Ok(Self { db, law, desk })
     }
 
     /// The database.
@@ -454,7 +502,7 @@ impl National {
 
     /// Logs one provision or refusal (group-committed); returns once it is durable.
     async fn log_one(&self, now: i64, row: &LogRow<'_>) -> Result<()> {
-        self.log.append(LogEntry::new(now, row)).await
+        self.desk.submit(Subject::Resolved(None), BTreeSet::new(), LogEntry::new(now, row)).await.map(drop)
     }
 
     /// Answers a single query if the law table allows it; logs the provision or refusal.
@@ -494,32 +542,23 @@ impl National {
                 return Err(Error::Refused(refusal));
             }
         };
-        let record = match &q.by {
-            Lookup::ResidentCode(c) => self.record(c).await.ok(),
-            Lookup::FourItems(items) => self.find_by_four_items(items).await?,
+        let (subject, resident) = match &q.by {
+            Lookup::ResidentCode(c) => (Subject::Code(c.as_str().to_owned()), Some(c.as_str())),
+            Lookup::FourItems(items) => (Subject::Resolved(self.find_by_four_items(items).await?), None),
         };
-        let provided = shape(record.as_ref(), &grant.fields);
-        let resident = record.as_ref().map(|r| r.resident_code.as_str().to_owned()).or(match &q.by {
-            Lookup::ResidentCode(c) => Some(c.as_str().to_owned()),
-            Lookup::FourItems(_) => None,
-        });
-        let given = if provided.found { join_fields(&grant.fields) } else { String::new() };
-        // The answer leaves only after its log row is durable.
-        self.log_one(
-            now,
-            &LogRow {
-                function,
-                purpose: &q.purpose,
-                class: grant.table_ref,
-                destination: &dest,
-                resident: resident.as_deref(),
-                fields: &given,
-                result: if provided.found { "provided" } else { "not_found" },
-                reason: None,
-            },
-        )
-        .await?;
-        Ok(provided)
+        // Resolved, logged and committed by the desk: the answer leaves only after its log
+        // row is durable (an empty `result` asks the desk to fill it in).
+        let row = LogRow {
+            function,
+            purpose: &q.purpose,
+            class: grant.table_ref,
+            destination: &dest,
+            resident,
+            fields: "",
+            result: "",
+            reason: None,
+        };
+        self.desk.submit(subject, grant.fields, LogEntry::new(now, &row)).await
     }
 
     /// Answers a bulk batch (bulk purposes only); one log row per resident, one transaction.
