@@ -49,6 +49,7 @@ pub struct PoolRequest {
 pub struct Peer {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl Peer {
@@ -56,7 +57,22 @@ impl Peer {
     pub fn new(base: &str) -> Self {
         let http =
             reqwest::Client::builder().timeout(Duration::from_secs(30)).tcp_nodelay(true).build().unwrap_or_default();
-        Self { base: base.trim_end_matches('/').to_owned(), http }
+        Self { base: base.trim_end_matches('/').to_owned(), http, token: None }
+    }
+
+    /// The same peer, presenting the node-to-node token on replication, 転出証明書, 転入通知
+    /// and feed calls.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    fn peer_get(&self, url: String) -> reqwest::RequestBuilder {
+        let r = self.http.get(url);
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
     }
 
     /// The peer's base URL.
@@ -80,23 +96,28 @@ impl Peer {
 
     /// `GET /v1/heads`.
     pub async fn heads(&self) -> Result<Heads> {
-        self.finish(self.http.get(format!("{}/v1/heads", self.base)).send().await).await
+        self.finish(self.peer_get(format!("{}/v1/heads", self.base)).send().await).await
     }
 
     /// `GET /v1/sources/{source}/notices?after=&limit=`.
     pub async fn notices(&self, source: &str, after: u64, limit: u32) -> Result<Vec<ChangeNotice>> {
         let url = format!("{}/v1/sources/{source}/notices?after={after}&limit={limit}", self.base);
-        self.finish(self.http.get(url).send().await).await
+        self.finish(self.peer_get(url).send().await).await
     }
 
     /// `GET /v1/move-out/{code}`: the 転出証明書情報.
     pub async fn move_out_certificate(&self, code: &ResidentCode) -> Result<MoveOutCertificate> {
-        self.finish(self.http.get(format!("{}/v1/move-out/{code}", self.base)).send().await).await
+        self.finish(self.peer_get(format!("{}/v1/move-out/{code}", self.base)).send().await).await
     }
 
     /// `POST /v1/move-in-notices`: returns whether it was new (false on a retry).
     pub async fn send_move_in_notice(&self, n: &MoveInNotice) -> Result<bool> {
-        self.finish(self.http.post(format!("{}/v1/move-in-notices", self.base)).json(n).send().await).await
+        let r = self.http.post(format!("{}/v1/move-in-notices", self.base)).json(n);
+        let r = match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        };
+        self.finish(r.send().await).await
     }
 
     /// `POST /v1/code-pools` on the national node (operator token required).
@@ -107,7 +128,7 @@ impl Peer {
 
     /// `GET /v1/feed?after=&limit=` on the national node.
     pub async fn feed(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>> {
-        self.finish(self.http.get(format!("{}/v1/feed?after={after}&limit={limit}", self.base)).send().await).await
+        self.finish(self.peer_get(format!("{}/v1/feed?after={after}&limit={limit}", self.base)).send().await).await
     }
 
     /// POST a JSON body with a bearer token and return the decoded answer (agency API).

@@ -136,8 +136,25 @@ fn replication_routes(info: NodeInfo) -> Router {
         .with_state(Arc::new(info))
 }
 
-/// Routes of a municipal node: replication source, 転出証明書, 転入通知.
-pub fn municipal_router(m: Municipality) -> Router {
+/// The shared secret of the node-to-node routes (replication, 転出証明書, 転入通知, the
+/// change feed). `None` leaves them open: only for loopback tests and the demo.
+#[derive(Debug, Clone, Default)]
+pub struct PeerToken(pub Option<String>);
+
+async fn check_peer_token(State(t): State<PeerToken>, req: Request, next: axum::middleware::Next) -> Response {
+    match &t.0 {
+        Some(want) if bearer(req.headers()) != Some(want.as_str()) => AppError(Error::Unauthenticated).into_response(),
+        _ => next.run(req).await,
+    }
+}
+
+/// Requires the peer token on every route of `router`.
+fn peer_only(router: Router, token: PeerToken) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(token, check_peer_token))
+}
+
+/// Routes of a municipal node: replication source, 転出証明書, 転入通知 (all node-to-node).
+pub fn municipal_router(m: Municipality, token: PeerToken) -> Router {
     let info = NodeInfo {
         db: m.db().clone(),
         role: "municipality",
@@ -145,12 +162,12 @@ pub fn municipal_router(m: Municipality) -> Router {
         only_source: Some(m.code().to_string()),
     };
     let m = Arc::new(m);
-    Router::new()
+    let routes = Router::new()
         .route("/v1/move-out/{code}", get(move_out_certificate))
         .route("/v1/move-in-notices", post(move_in_notice))
         .with_state(m)
-        .merge(replication_routes(info))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .merge(replication_routes(info));
+    peer_only(routes, token).layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 async fn move_out_certificate(State(m): State<Arc<Municipality>>, Path(code): Path<String>) -> AppResult<Response> {
@@ -163,9 +180,10 @@ async fn move_in_notice(State(m): State<Arc<Municipality>>, Body(n): Body<MoveIn
 }
 
 /// Routes of a prefecture node: it re-serves its municipalities' notices unchanged.
-pub fn prefecture_router(db: Db, prefecture: &str) -> Router {
-    replication_routes(NodeInfo { db, role: "prefecture", code: prefecture.to_owned(), only_source: None })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+pub fn prefecture_router(db: Db, prefecture: &str, token: PeerToken) -> Router {
+    let routes =
+        replication_routes(NodeInfo { db, role: "prefecture", code: prefecture.to_owned(), only_source: None });
+    peer_only(routes, token).layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// State of the national node's HTTP shell.
@@ -177,21 +195,28 @@ pub struct NationalState {
     pub operator_token: String,
     /// The operator that token stands for.
     pub operator: Operator,
+    /// Secret of the node-to-node routes (replication and the change feed).
+    pub peer_token: PeerToken,
 }
 
 /// Routes of the national node: replication, feed, pools, provision, disclosure, statistics.
 pub fn national_router(state: NationalState) -> Router {
     let info =
         NodeInfo { db: state.national.db().clone(), role: "national", code: "national".into(), only_source: None };
+    let token = state.peer_token.clone();
+    let state = Arc::new(state);
+    let peers = peer_only(
+        Router::new().route("/v1/feed", get(feed)).with_state(state.clone()).merge(replication_routes(info)),
+        token,
+    );
     Router::new()
-        .route("/v1/feed", get(feed))
         .route("/v1/code-pools", post(code_pool))
         .route("/v1/provision/query", post(provision_query))
         .route("/v1/provision/batch", post(provision_batch))
         .route("/v1/disclosure/{code}", get(disclosure))
         .route("/v1/statistics", get(statistics))
-        .with_state(Arc::new(state))
-        .merge(replication_routes(info))
+        .with_state(state)
+        .merge(peers)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 

@@ -64,6 +64,7 @@ async fn world(like: &identity::store::testing::TestDb) -> World {
         national: national.clone(),
         operator_token: TOKEN.into(),
         operator: national_operator(),
+        peer_token: http::PeerToken(None),
     }))
     .await;
     World {

@@ -20,6 +20,17 @@ use identity::store::testing::TestDb;
 use identity::store::{self, Db};
 use sqlx::Row;
 
+const PEER_SECRET: &str = "peer-secret-of-the-test-network";
+
+fn token() -> http::PeerToken {
+    http::PeerToken(Some(PEER_SECRET.into()))
+}
+
+/// A client presenting the network's node-to-node token.
+fn peer(url: &str) -> Peer {
+    Peer::new(url).with_token(Some(PEER_SECRET.into()))
+}
+
 struct Net {
     tokyo: Municipality,
     tokyo_url: String,
@@ -55,11 +66,11 @@ async fn net(like: &TestDb) -> Net {
     let law = Arc::new(identity::law::LawTable::seed().unwrap());
     let national = National::open(open_fresh(like, &mut dbs).await, law).await.unwrap();
     Net {
-        tokyo_url: serve(http::municipal_router(tokyo.clone())).await,
-        shinjuku_url: serve(http::municipal_router(shinjuku.clone())).await,
-        osaka_url: serve(http::municipal_router(osaka.clone())).await,
-        pref13_url: serve(http::prefecture_router(pref13.clone(), "13")).await,
-        pref27_url: serve(http::prefecture_router(pref27.clone(), "27")).await,
+        tokyo_url: serve(http::municipal_router(tokyo.clone(), token())).await,
+        shinjuku_url: serve(http::municipal_router(shinjuku.clone(), token())).await,
+        osaka_url: serve(http::municipal_router(osaka.clone(), token())).await,
+        pref13_url: serve(http::prefecture_router(pref13.clone(), "13", token())).await,
+        pref27_url: serve(http::prefecture_router(pref27.clone(), "27", token())).await,
         tokyo,
         shinjuku,
         osaka,
@@ -73,18 +84,18 @@ async fn net(like: &TestDb) -> Net {
 impl Net {
     async fn sync_prefectures(&self) {
         for url in [&self.tokyo_url, &self.shinjuku_url] {
-            replica::pull(&self.pref13, Tier::Prefecture, &Peer::new(url), Some("13")).await.unwrap();
+            replica::pull(&self.pref13, Tier::Prefecture, &peer(url), Some("13")).await.unwrap();
         }
-        replica::pull(&self.pref27, Tier::Prefecture, &Peer::new(&self.osaka_url), Some("27")).await.unwrap();
+        replica::pull(&self.pref27, Tier::Prefecture, &peer(&self.osaka_url), Some("27")).await.unwrap();
     }
 
     async fn pull_national(&self, pref: &str) -> Vec<replica::SourceReport> {
         let url = if pref == "13" { &self.pref13_url } else { &self.pref27_url };
-        replica::pull(self.national.db(), Tier::National, &Peer::new(url), Some(pref)).await.unwrap()
+        replica::pull(self.national.db(), Tier::National, &peer(url), Some(pref)).await.unwrap()
     }
 
     fn prefectures(&self) -> Vec<Peer> {
-        vec![Peer::new(&self.pref13_url), Peer::new(&self.pref27_url)]
+        vec![peer(&self.pref13_url), peer(&self.pref27_url)]
     }
 }
 
@@ -120,7 +131,7 @@ async fn a_cross_prefecture_move_replicates_in_causal_order_and_the_feed_names_t
             .await
             .unwrap();
         net.tokyo.move_out(&op, &code, lg("271004"), date("2026-04-10"), NOW).await.unwrap();
-        let cert = Peer::new(&net.tokyo_url).move_out_certificate(&code).await.unwrap();
+        let cert = peer(&net.tokyo_url).move_out_certificate(&code).await.unwrap();
         let moved = net
             .osaka
             .move_in(&op, &cert, FlaggedText::plain("address", "大阪府大阪市北区1").unwrap(), date("2026-04-11"), NOW)
@@ -130,8 +141,8 @@ async fn a_cross_prefecture_move_replicates_in_causal_order_and_the_feed_names_t
         // 転入通知: first delivery records, the retry is a no-op; one active record in the end.
         let notice =
             MoveInNotice { resident_code: code.clone(), new_municipality: lg("271004"), notice_seq: moved.key.seq };
-        assert!(Peer::new(&net.tokyo_url).send_move_in_notice(&notice).await.unwrap());
-        assert!(!Peer::new(&net.tokyo_url).send_move_in_notice(&notice).await.unwrap());
+        assert!(peer(&net.tokyo_url).send_move_in_notice(&notice).await.unwrap());
+        assert!(!peer(&net.tokyo_url).send_move_in_notice(&notice).await.unwrap());
         let active = [net.tokyo.get(&code).await.unwrap().status, net.osaka.get(&code).await.unwrap().status]
             .iter()
             .filter(|s| **s == ResidentStatus::Active)
@@ -231,7 +242,7 @@ async fn a_replica_restarted_mid_transfer_resumes_without_loss_or_duplication() 
         // "Crash": drop the pool, reopen the same database, and pull again from the source.
         net.pref13.close().await;
         let reopened = Db::open(&url).await.unwrap();
-        let r = replica::pull(&reopened, Tier::Prefecture, &Peer::new(&net.tokyo_url), Some("13")).await.unwrap();
+        let r = replica::pull(&reopened, Tier::Prefecture, &peer(&net.tokyo_url), Some("13")).await.unwrap();
         assert_eq!(r[0].applied, 7, "{}", t.label);
         let stored = store::notices_after(&reopened, "131016", 0, 100).await.unwrap();
         assert_eq!(stored, ns);
@@ -282,7 +293,7 @@ async fn a_prefecture_may_only_relay_its_own_municipalities() {
         .unwrap();
     net.sync_prefectures().await;
     // Prefecture 27's server offered as if it were 13: its Osaka source is ignored.
-    let r = replica::pull(net.national.db(), Tier::National, &Peer::new(&net.pref27_url), Some("13")).await.unwrap();
+    let r = replica::pull(net.national.db(), Tier::National, &peer(&net.pref27_url), Some("13")).await.unwrap();
     assert!(r.is_empty());
     assert_eq!(count(net.national.db(), "SELECT COUNT(*) FROM change_notice").await, 0);
 }
@@ -295,10 +306,18 @@ async fn bad_http_input_gets_clear_errors() {
     let get = |u: String| {
         let c = client.clone();
         async move {
-            let r = c.get(u).send().await.unwrap();
+            let r = c.get(u).bearer_auth(PEER_SECRET).send().await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
+    // Node-to-node routes need the peer token.
+    for url in [format!("{}/v1/heads", net.tokyo_url), format!("{}/v1/sources/13/notices", net.pref13_url)] {
+        let r = client.get(&url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{url}");
+        let r = client.get(&url).bearer_auth("wrong").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{url}");
+    }
+    assert!(Peer::new(&net.tokyo_url).heads().await.unwrap_err().to_string().contains("401"));
     // A municipality serves only its own source; bad codes and limits are 4xx with a message.
     assert_eq!(get(format!("{}/v1/sources/131041/notices", net.tokyo_url)).await.0, 404);
     // An unknown municipality at a prefecture is a 404 naming it, not an empty success.
@@ -315,7 +334,14 @@ async fn bad_http_input_gets_clear_errors() {
         let c = client.clone();
         let u = format!("{}/v1/move-in-notices", net.tokyo_url);
         async move {
-            let r = c.post(u).header("content-type", "application/json").body(body).send().await.unwrap();
+            let r = c
+                .post(u)
+                .bearer_auth(PEER_SECRET)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
@@ -331,6 +357,6 @@ async fn bad_http_input_gets_clear_errors() {
         .await
         .unwrap();
     let n = MoveInNotice { resident_code: code, new_municipality: lg("271004"), notice_seq: 1 };
-    let e = Peer::new(&net.tokyo_url).send_move_in_notice(&n).await.unwrap_err();
+    let e = peer(&net.tokyo_url).send_move_in_notice(&n).await.unwrap_err();
     assert!(e.to_string().contains("409"), "{e}");
 }

@@ -128,11 +128,16 @@ pub async fn run(args: Args) -> Result<()> {
     let national_db = Db::open(&db("national")).await?;
     let national = National::open(national_db.clone(), law.clone()).await?;
     let operator_token = hex::encode(rand::random::<[u8; 24]>());
+    // Node-to-node routes (replication, 転出証明書, 転入通知, feed) need the network's secret.
+    let secret = Some(hex::encode(rand::random::<[u8; 24]>()));
+    let token = || http::PeerToken(secret.clone());
+    let peer = |url: &str| Peer::new(url).with_token(secret.clone());
     let nat_op = Operator::new("national-operator-1", Role::NationalOperator)?;
     let nat = start(http::national_router(NationalState {
         national: national.clone(),
         operator_token: operator_token.clone(),
         operator: nat_op.clone(),
+        peer_token: token(),
     }))
     .await?;
     println!("   national node      {}  ({})", nat.url, db("national"));
@@ -140,7 +145,7 @@ pub async fn run(args: Args) -> Result<()> {
     let mut munis = Vec::new();
     for (c, name) in [("131016", "千代田区"), ("131041", "新宿区"), ("271004", "大阪市")] {
         let m = Municipality::open(Db::open(&db(c)).await?, code(c)?).await?;
-        let node = start(http::municipal_router(m.clone())).await?;
+        let node = start(http::municipal_router(m.clone(), token())).await?;
         println!("   municipality {c} {name}  {}", node.url);
         munis.push((m, node));
     }
@@ -149,20 +154,20 @@ pub async fn run(args: Args) -> Result<()> {
     for p in ["13", "27"] {
         let pdb = Db::open(&db(&format!("prefecture-{p}"))).await?;
         identity::store::claim_identity(&pdb, "prefecture", p).await?;
-        let node = start(http::prefecture_router(pdb.clone(), p)).await?;
+        let node = start(http::prefecture_router(pdb.clone(), p, token())).await?;
         println!("   prefecture {p}        {}", node.url);
         let sources: Vec<(Peer, Option<String>)> = munis
             .iter()
             .filter(|(m, _)| m.code().as_str().starts_with(p))
-            .map(|(_, n)| (Peer::new(&n.url), Some(p.to_owned())))
+            .map(|(_, n)| (peer(&n.url), Some(p.to_owned())))
             .collect();
-        national_peers.push((Peer::new(&node.url), Some(p.to_owned())));
+        national_peers.push((peer(&node.url), Some(p.to_owned())));
         prefs.push(Prefecture { db: pdb, code: p.to_owned(), sources });
     }
     let (chiyoda, shinjuku, osaka) = (&munis[0], &munis[1], &munis[2]);
 
     step("2. Resident-code pools: each municipality draws non-overlapping codes from the national node");
-    let natp = Peer::new(&nat.url);
+    let natp = peer(&nat.url);
     for (m, _) in &munis {
         let codes =
             natp.allocate_pool(&operator_token, &PoolRequest { municipality: m.code().clone(), count: 50 }).await?;
@@ -223,7 +228,7 @@ pub async fn run(args: Args) -> Result<()> {
     step("5. Move across prefectures: 転出 at 千代田区, 転入 at 大阪市 with the 転出証明書情報, 転入通知 back");
     let out = chiyoda.0.move_out(&clerk, &hanako, code("271004")?, today, now).await?;
     println!("   {}", describe(&out));
-    let cert = Peer::new(&chiyoda.1.url).move_out_certificate(&hanako).await?;
+    let cert = peer(&chiyoda.1.url).move_out_certificate(&hanako).await?;
     let osaka_clerk = Operator::new("osaka-clerk-11", Role::MunicipalClerk)?;
     let moved_in = osaka
         .0
@@ -235,8 +240,8 @@ pub async fn run(args: Args) -> Result<()> {
         new_municipality: osaka.0.code().clone(),
         notice_seq: moved_in.key.seq,
     };
-    let first = Peer::new(&chiyoda.1.url).send_move_in_notice(&notice).await?;
-    let retry = Peer::new(&chiyoda.1.url).send_move_in_notice(&notice).await?;
+    let first = peer(&chiyoda.1.url).send_move_in_notice(&notice).await?;
+    let retry = peer(&chiyoda.1.url).send_move_in_notice(&notice).await?;
     println!("   転入通知 to 千代田区: first delivery recorded={first}, retry recorded={retry} (idempotent)");
     let old = chiyoda.0.get(&hanako).await?;
     let new = osaka.0.get(&hanako).await?;

@@ -11,6 +11,8 @@ use identity::notice::{ChangeNotice, NoticeKind, parse_date};
 use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, FourItems, Sex};
 use identity::store::Db;
+
+use crate::serve::PeerSecret;
 use time::Date;
 
 /// Identity commands.
@@ -62,6 +64,8 @@ pub enum Cmd {
         /// New address.
         #[arg(long)]
         address: String,
+        #[command(flatten)]
+        peer: PeerSecret,
     },
     /// Remove a resident from the register (death, emigration, ex-officio removal).
     Remove {
@@ -127,6 +131,8 @@ pub enum Cmd {
         /// Node URL.
         #[arg(long)]
         url: String,
+        #[command(flatten)]
+        peer: PeerSecret,
     },
     /// Print the national change-information feed.
     Feed {
@@ -139,6 +145,8 @@ pub enum Cmd {
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        #[command(flatten)]
+        peer: PeerSecret,
     },
     /// Rebuild a wiped national node from the prefectures and prove chain-head equality.
     RebuildNational {
@@ -148,6 +156,8 @@ pub enum Cmd {
         /// Prefecture servers as `CODE=URL` (repeat).
         #[arg(long = "prefecture", value_parser = crate::serve::parse_prefecture)]
         prefectures: Vec<(PrefectureCode, String)>,
+        #[command(flatten)]
+        peer: PeerSecret,
     },
     /// A resident's disclosure report: every provision of their record.
     Disclosure {
@@ -309,9 +319,9 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             let n = d.m.move_out(&d.op, &resident, to, d.effective, d.now).await?;
             println!("{}", describe(&n));
         }
-        Cmd::MoveIn { at, resident, from_url, address } => {
+        Cmd::MoveIn { at, resident, from_url, address, peer } => {
             let d = at.open().await?;
-            let old = Peer::new(&from_url);
+            let old = peer.peer(&from_url);
             let cert = old.move_out_certificate(&resident).await.context("fetching the 転出証明書情報")?;
             let n = d.m.move_in(&d.op, &cert, FlaggedText::plain("address", &address)?, d.effective, d.now).await?;
             println!("{}", describe(&n));
@@ -357,8 +367,8 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             let added = m.add_pool(&codes).await?;
             println!("{added} codes added; {} unused in the pool", m.pool_remaining().await?);
         }
-        Cmd::Heads { url } => {
-            let h = Peer::new(&url).heads().await?;
+        Cmd::Heads { url, peer } => {
+            let h = peer.peer(&url).heads().await?;
             println!("{} {}", h.role, h.code);
             for h in h.heads {
                 println!(
@@ -370,15 +380,15 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 );
             }
         }
-        Cmd::Feed { national, after, limit } => {
-            for e in Peer::new(&national).feed(after, limit).await? {
+        Cmd::Feed { national, after, limit, peer } => {
+            for e in peer.peer(&national).feed(after, limit).await? {
                 println!("{}", describe_feed(&e));
             }
         }
-        Cmd::RebuildNational { db, prefectures } => {
+        Cmd::RebuildNational { db, prefectures, peer } => {
             let db = Db::open(&db).await?;
             identity::store::claim_identity(&db, "national", "national").await?;
-            let peers: Vec<Peer> = prefectures.iter().map(|(_, u)| Peer::new(u)).collect();
+            let peers: Vec<Peer> = prefectures.iter().map(|(_, u)| peer.peer(u)).collect();
             let checks = national::rebuild(&db, &peers).await?;
             let bad = print_checks(&checks);
             if bad > 0 {

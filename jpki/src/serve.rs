@@ -29,6 +29,8 @@ pub enum Role {
         /// Listen address.
         #[arg(long, default_value = "127.0.0.1:8101")]
         listen: String,
+        #[command(flatten)]
+        peer: PeerSecret,
     },
     /// A prefecture server: pulls its municipalities and keeps their full history.
     Prefecture {
@@ -47,6 +49,8 @@ pub enum Role {
         /// Pull interval in milliseconds.
         #[arg(long, default_value_t = 500)]
         interval_ms: u64,
+        #[command(flatten)]
+        peer: PeerSecret,
     },
     /// The national server: pulls the prefectures, projects, feeds, provides.
     National {
@@ -69,7 +73,33 @@ pub enum Role {
         /// Pull interval in milliseconds.
         #[arg(long, default_value_t = 500)]
         interval_ms: u64,
+        #[command(flatten)]
+        peer: PeerSecret,
     },
+}
+
+/// The network's node-to-node secret.
+#[derive(Debug, clap::Args)]
+pub struct PeerSecret {
+    /// Shared secret of the node-to-node routes (replication, 転出証明書, 転入通知, feed):
+    /// required from callers, and presented to upstream nodes. Without it those routes are
+    /// open (loopback tests only).
+    #[arg(long = "peer-token", env = "JPKI_PEER_TOKEN")]
+    pub token: Option<String>,
+}
+
+impl PeerSecret {
+    fn server(&self) -> http::PeerToken {
+        if self.token.is_none() {
+            eprintln!("warning: no --peer-token: node-to-node routes are open to anyone who can connect");
+        }
+        http::PeerToken(self.token.clone())
+    }
+
+    /// A client of `url` presenting the secret.
+    pub fn peer(&self, url: &str) -> Peer {
+        Peer::new(url).with_token(self.token.clone())
+    }
 }
 
 /// Parses `CODE=URL`.
@@ -98,26 +128,26 @@ async fn listen(addr: &str) -> Result<tokio::net::TcpListener> {
 
 pub async fn run(role: Role) -> Result<()> {
     match role {
-        Role::Municipality { db, code, listen: addr } => {
+        Role::Municipality { db, code, listen: addr, peer } => {
             let m = Municipality::open(Db::open(&db).await?, code.clone()).await?;
             let l = listen(&addr).await?;
             eprintln!("municipality {code} listening on {}", l.local_addr()?);
-            http::serve(l, http::municipal_router(m)).await?;
+            http::serve(l, http::municipal_router(m, peer.server())).await?;
         }
-        Role::Prefecture { db, code, listen: addr, municipalities, interval_ms } => {
+        Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, peer } => {
             let db = Db::open(&db).await?;
             identity::store::claim_identity(&db, "prefecture", code.as_str()).await?;
-            let peers = municipalities.iter().map(|u| (Peer::new(u), Some(code.as_str().to_owned()))).collect();
+            let peers = municipalities.iter().map(|u| (peer.peer(u), Some(code.as_str().to_owned()))).collect();
             tokio::spawn(replica::run_puller(db.clone(), Tier::Prefecture, peers, Duration::from_millis(interval_ms)));
             let l = listen(&addr).await?;
             eprintln!("prefecture {code} listening on {}", l.local_addr()?);
-            http::serve(l, http::prefecture_router(db, code.as_str())).await?;
+            http::serve(l, http::prefecture_router(db, code.as_str(), peer.server())).await?;
         }
-        Role::National { db, listen: addr, prefectures, operator_token, law_table: lt, interval_ms } => {
+        Role::National { db, listen: addr, prefectures, operator_token, law_table: lt, interval_ms, peer } => {
             anyhow::ensure!(operator_token.len() >= 16, "the operator token must be at least 16 characters");
             let law = Arc::new(law_table(lt.as_deref())?);
             let national = National::open(Db::open(&db).await?, law).await?;
-            let peers = prefectures.iter().map(|(c, u)| (Peer::new(u), Some(c.as_str().to_owned()))).collect();
+            let peers = prefectures.iter().map(|(c, u)| (peer.peer(u), Some(c.as_str().to_owned()))).collect();
             tokio::spawn(replica::run_puller(
                 national.db().clone(),
                 Tier::National,
@@ -127,7 +157,16 @@ pub async fn run(role: Role) -> Result<()> {
             let l = listen(&addr).await?;
             eprintln!("national node listening on {}", l.local_addr()?);
             let operator = Operator::new("national-api", OpRole::NationalOperator)?;
-            http::serve(l, http::national_router(http::NationalState { national, operator_token, operator })).await?;
+            http::serve(
+                l,
+                http::national_router(http::NationalState {
+                    national,
+                    operator_token,
+                    operator,
+                    peer_token: peer.server(),
+                }),
+            )
+            .await?;
         }
     }
     Ok(())

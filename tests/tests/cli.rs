@@ -40,7 +40,7 @@ async fn a_clerk_registers_through_the_cli_and_bad_input_fails_clearly() {
             .spawn()
             .unwrap(),
     );
-    ready(&url).await;
+    ready(&url, None).await;
 
     let o = jpki(&[
         "identity",

@@ -27,6 +27,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const TOKEN: &str = "crash-test-operator-token";
+const PEER_SECRET: &str = "crash-test-peer-secret";
+
+/// A client presenting the network's node-to-node secret.
+fn peer(url: &str) -> Peer {
+    Peer::new(url).with_token(Some(PEER_SECRET.into()))
+}
 const KILLS: usize = 12;
 
 /// A node process that is killed and restarted with the same arguments.
@@ -39,7 +45,7 @@ struct Proc {
 
 impl Proc {
     fn new(name: &str, mut args: Vec<String>, port: u16) -> Self {
-        args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);
+        args.extend(["--listen".into(), format!("127.0.0.1:{port}"), "--peer-token".into(), PEER_SECRET.into()]);
         Self { name: name.to_owned(), args, url: format!("http://127.0.0.1:{port}"), child: None }
     }
 
@@ -91,7 +97,7 @@ fn pool(start: u64) -> Vec<ResidentCode> {
 }
 
 async fn heads_of(url: &str) -> BTreeMap<String, (u64, String)> {
-    match Peer::new(url).heads().await {
+    match peer(url).heads().await {
         Ok(Heads { heads, .. }) => heads.into_iter().map(|h| (h.source, (h.seq, h.hash))).collect(),
         Err(_) => BTreeMap::new(),
     }
@@ -101,7 +107,7 @@ async fn all_notices(url: &str, source: &str) -> Vec<ChangeNotice> {
     let mut out: Vec<ChangeNotice> = Vec::new();
     loop {
         let after = out.last().map_or(0, |n| n.key.seq);
-        let page = Peer::new(url).notices(source, after, 1000).await.unwrap();
+        let page = peer(url).notices(source, after, 1000).await.unwrap();
         if page.is_empty() {
             return out;
         }
@@ -176,7 +182,7 @@ async fn crash_run(replica_dbs: Option<[String; 3]>) {
         p.start(&logs);
     }
     for p in &cluster.0 {
-        ready(&p.url).await;
+        ready(&p.url, Some(PEER_SECRET)).await;
     }
 
     // The clerks write directly to the municipal databases (SQLite WAL allows the second
@@ -216,12 +222,12 @@ async fn crash_run(replica_dbs: Option<[String; 3]>) {
         p.kill();
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..150))).await;
         p.start(&logs);
-        ready(&p.url.clone()).await;
+        ready(&p.url.clone(), Some(PEER_SECRET)).await;
     }
     // A cross-prefecture move while replication runs: 千代田区 → 大阪市.
     let mover = registered[0][0].clone();
     munis[0].move_out(&clerk, &mover, "271004".parse().unwrap(), day, 1_775_000_000).await.unwrap();
-    let cert = Peer::new(&m0).move_out_certificate(&mover).await.unwrap();
+    let cert = peer(&m0).move_out_certificate(&mover).await.unwrap();
     munis[2]
         .move_in(&clerk, &cert, FlaggedText::plain("address", "大阪市北区1").unwrap(), day, 1_775_000_000)
         .await
@@ -263,7 +269,7 @@ async fn crash_run(replica_dbs: Option<[String; 3]>) {
             assert_eq!(got, origin, "{code} at {url}: content differs");
         }
     }
-    let feed: Vec<FeedEntry> = Peer::new(&cluster.0[5].url).feed(0, 10_000).await.unwrap();
+    let feed: Vec<FeedEntry> = peer(&cluster.0[5].url).feed(0, 10_000).await.unwrap();
     assert_eq!(feed.len(), total, "one feed entry per notice");
     assert!(feed.iter().zip(1u64..).all(|(e, s)| e.feed_seq == s), "feed is gapless");
     let mut keys: Vec<_> = feed.iter().map(|e| (e.source.clone(), e.seq)).collect();

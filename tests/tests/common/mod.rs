@@ -27,9 +27,10 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-pub async fn ready(url: &str) {
+/// Waits until the node at `url` answers `/v1/heads` (presenting `token`).
+pub async fn ready(url: &str, token: Option<&str>) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Peer::new(url).heads().await.is_err() {
+    while Peer::new(url).with_token(token.map(str::to_owned)).heads().await.is_err() {
         assert!(Instant::now() < deadline, "{url} did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
