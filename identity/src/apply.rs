@@ -52,7 +52,11 @@ pub enum Decision {
 /// that seq was already applied, and whether `n`'s causal predecessor is applied.
 pub fn decide(cur: &Cursor, n: &ChangeNotice, stored_hash: Option<&Hash>, predecessor_applied: bool) -> Decision {
     if let Err(e) = n.verify_hash() {
-        return Decision::Diverged { reason: e.to_string() };
+        let reason = match e {
+            crate::error::Error::Diverged { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        return Decision::Diverged { reason };
     }
     match n.key.seq.cmp(&(cur.applied_seq + 1)) {
         Ordering::Equal if n.prev_hash != cur.applied_hash => Decision::Diverged {

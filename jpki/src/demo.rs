@@ -362,6 +362,30 @@ pub async fn run(args: Args) -> Result<()> {
     let rebuilt = national_rebuilt_record(&fresh, &law, &hanako).await?;
     println!("   rebuilt projection of {hanako}: {} / owner {}", rebuilt, national.record(&hanako).await?.municipality);
 
+    step("13. Tampering: a forged copy of 千代田区's next notice reaches the national node");
+    let genuine = chiyoda
+        .0
+        .register(
+            &clerk,
+            NoticeKind::Birth,
+            items("山田　太郎", "東京都千代田区千代田一丁目1番1号", &identity::notice::format_date(today), Sex::Male)?,
+            today,
+            now,
+        )
+        .await?;
+    let mut forged = genuine.clone();
+    forged.body.record.items.name = FlaggedText::plain("name", "偽造　次郎")?;
+    match replica::apply_batch(&national_db, Tier::National, &[forged]).await {
+        Ok(_) => bail!("a forged notice was applied"),
+        Err(e) => println!("   national node: {e}"),
+    }
+    let (cursor, halted) = replica::cursor(&national_db, "131016").await?;
+    println!("   131016 at the national node: cursor {} (unchanged), halted: {}", cursor.applied_seq, halted.is_some());
+    replica::resume(&national_db, "131016").await?;
+    println!("   an operator investigates and resumes 131016; the genuine chain is pulled:");
+    sync(&national_db, &prefs, &national_peers).await?;
+    ensure!(national.record(&genuine.body.record.resident_code).await?.items.name.text() == "山田　太郎");
+
     println!("\nDone. Databases in {}{}", dir.display(), if tmp_kept(&dir) { "" } else { " (temporary, removed now)" });
     Ok(())
 }
