@@ -791,14 +791,22 @@ pub async fn rebuild(db: &Db, prefectures: &[crate::client::Peer]) -> Result<Vec
 
 /// Compares this node's chain heads with each prefecture's.
 pub async fn compare_heads(db: &Db, prefectures: &[crate::client::Peer]) -> Result<Vec<HeadCheck>> {
-    let ours: BTreeMap<String, Head> = store::heads(db).await?.into_iter().map(|h| (h.source.clone(), h)).collect();
-    let mut out = Vec::new();
+    let mut theirs = Vec::new();
     for p in prefectures {
-        for h in p.heads().await?.heads {
+        theirs.extend(p.heads().await?.heads);
+    }
+    Ok(compare(store::heads(db).await?, theirs))
+}
+
+/// Pairs every prefecture head with the national head of the same source (pure).
+pub fn compare(national: Vec<Head>, prefectures: Vec<Head>) -> Vec<HeadCheck> {
+    let ours: BTreeMap<String, Head> = national.into_iter().map(|h| (h.source.clone(), h)).collect();
+    prefectures
+        .into_iter()
+        .map(|h| {
             let n = ours.get(&h.source).cloned();
             let equal = n.as_ref().is_some_and(|n| n.seq == h.seq && n.hash == h.hash);
-            out.push(HeadCheck { source: h.source.clone(), prefecture: h, national: n, equal });
-        }
-    }
-    Ok(out)
+            HeadCheck { source: h.source.clone(), prefecture: h, national: n, equal }
+        })
+        .collect()
 }

@@ -204,9 +204,27 @@ async fn halt(db: &Db, source: &str, reason: &str) -> Result<()> {
     Ok(())
 }
 
-/// Clears a halt after an operator has investigated (the chain must still verify to resume).
-pub async fn resume(db: &Db, source: &str) -> Result<()> {
-    sqlx::query("UPDATE replica_cursor SET halted = NULL WHERE source = $1").bind(source).execute(db.pool()).await?;
+/// Clears a halt after an operator of a replica tier has investigated; logged. The chain
+/// must still verify for anything to apply afterwards.
+pub async fn resume(db: &Db, op: &crate::operator::Operator, source: &str, now: i64) -> Result<()> {
+    if op.role == crate::operator::Role::MunicipalClerk {
+        return Err(Error::Forbidden {
+            operator: op.id.clone(),
+            role: op.role.to_string(),
+            action: "resume a halted source",
+        });
+    }
+    let mut tx = db.write().await?;
+    let n = sqlx::query("UPDATE replica_cursor SET halted = NULL WHERE source = $1 AND halted IS NOT NULL")
+        .bind(source)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(Error::Conflict(format!("source {source} is not halted here")));
+    }
+    crate::operator::log(&mut tx, op, "resume_source", source, now).await?;
+    tx.commit().await?;
     Ok(())
 }
 

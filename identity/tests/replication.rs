@@ -216,7 +216,13 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
         let (cur, halted) = replica::cursor(db, "131016").await.unwrap();
         assert_eq!(cur.applied_seq, 2);
         assert!(halted.is_some());
-        replica::resume(db, "131016").await.unwrap();
+        let clerk_cannot = replica::resume(db, &clerk(), "131016", NOW).await.unwrap_err();
+        assert_eq!(clerk_cannot.kind(), ErrorKind::Forbidden);
+        replica::resume(db, &national_operator(), "131016", NOW).await.unwrap();
+        assert_eq!(
+            replica::resume(db, &national_operator(), "131016", NOW).await.unwrap_err().kind(),
+            ErrorKind::Conflict
+        );
         assert_eq!(replica::apply_batch(db, Tier::National, &ns[2..4]).await.unwrap().applied, 2);
         // A notice re-sealed on another history (valid hash, wrong prev_hash) also diverges.
         let other = identity::notice::ChangeNotice::seal(lg("131041"), 1, [9; 32], ns[0].body.clone());

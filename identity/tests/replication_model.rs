@@ -931,7 +931,14 @@ async fn a_forged_last_notice_rejects_its_whole_batch_and_halts_only_its_source(
         assert!(halted.is_some(), "{}", t.label);
 
         // After the operator resumes, the genuine chain continues where it stopped.
-        replica::resume(&db, "131016").await.unwrap();
+        replica::resume(
+            &db,
+            &identity::operator::Operator::new("nat-op", identity::operator::Role::NationalOperator).unwrap(),
+            "131016",
+            0,
+        )
+        .await
+        .unwrap();
         let ok = replica::apply_batch(&db, Tier::National, &a[1..]).await.unwrap();
         assert_eq!((ok.applied, ok.cursor_seq), (3, 4), "{}", t.label);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM feed").await, 6, "{}", t.label);

@@ -381,7 +381,7 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let (cursor, halted) = replica::cursor(&national_db, "131016").await?;
     println!("   131016 at the national node: cursor {} (unchanged), halted: {}", cursor.applied_seq, halted.is_some());
-    replica::resume(&national_db, "131016").await?;
+    replica::resume(&national_db, &nat_op, "131016", now).await?;
     println!("   an operator investigates and resumes 131016; the genuine chain is pulled:");
     sync(&national_db, &prefs, &national_peers).await?;
     ensure!(national.record(&genuine.body.record.resident_code).await?.items.name.text() == "山田　太郎");

@@ -159,6 +159,33 @@ pub enum Cmd {
         #[command(flatten)]
         peer: PeerSecret,
     },
+    /// Anti-entropy check: compare the national node's chain heads with each prefecture's
+    /// (exit 1 if any municipality differs).
+    CompareHeads {
+        /// National node URL.
+        #[arg(long)]
+        national: String,
+        /// Prefecture servers as `CODE=URL` (repeat).
+        #[arg(long = "prefecture", value_parser = crate::serve::parse_prefecture)]
+        prefectures: Vec<(PrefectureCode, String)>,
+        #[command(flatten)]
+        peer: PeerSecret,
+    },
+    /// Resume replication of a source halted by a diverged chain (after investigation).
+    Resume {
+        /// The replica's database (prefecture or national).
+        #[arg(long, env = "JPKI_DB")]
+        db: String,
+        /// The halted municipality.
+        #[arg(long)]
+        source: LgCode,
+        /// Operator id.
+        #[arg(long, env = "JPKI_OPERATOR")]
+        operator: String,
+        /// The operator's tier.
+        #[arg(long, value_enum)]
+        tier: TierArg,
+    },
     /// A resident's disclosure report: every provision of their record.
     Disclosure {
         /// National node URL.
@@ -232,6 +259,15 @@ pub enum Registration {
     Birth,
     /// 職権記載 / arrival from abroad.
     FirstRegistration,
+}
+
+/// Replica tiers.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TierArg {
+    /// A prefecture server.
+    Prefecture,
+    /// The national server.
+    National,
 }
 
 /// Ways off the register.
@@ -394,6 +430,30 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             if bad > 0 {
                 bail!("{bad} sources differ from the prefectures after the rebuild");
             }
+        }
+        Cmd::CompareHeads { national: url, prefectures, peer } => {
+            let ours = peer.peer(&url).heads().await?.heads;
+            let mut theirs = Vec::new();
+            for (code, purl) in &prefectures {
+                theirs.extend(
+                    peer.peer(purl).heads().await?.heads.into_iter().filter(|h| h.source.starts_with(code.as_str())),
+                );
+            }
+            let checks = national::compare(ours, theirs);
+            let bad = print_checks(&checks);
+            if bad > 0 {
+                bail!("{bad} of {} sources differ between the national node and the prefectures", checks.len());
+            }
+        }
+        Cmd::Resume { db, source, operator, tier } => {
+            let role = match tier {
+                TierArg::Prefecture => Role::PrefectureOperator,
+                TierArg::National => Role::NationalOperator,
+            };
+            let db = Db::open(&db).await?;
+            identity::replica::resume(&db, &Operator::new(&operator, role)?, source.as_str(), identity::http::now())
+                .await?;
+            println!("{source} resumed; the next pull verifies its chain from the applied head");
         }
         Cmd::Disclosure { national, token, resident } => {
             let rows: Vec<DisclosureRow> =

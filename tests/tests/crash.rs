@@ -256,6 +256,15 @@ async fn crash_run(replica_dbs: Option<[String; 3]>) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The operators' anti-entropy command agrees.
+    let out = std::process::Command::new(common::jpki_bin())
+        .args(["identity", "compare-heads", "--national", &cluster.0[5].url, "--peer-token", PEER_SECRET])
+        .args(["--prefecture", &format!("13={u13}"), "--prefecture", &format!("27={u27}")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.matches("EQUAL").count() == 3, "{text}");
+
     // Nothing lost, duplicated or reordered: each tier holds exactly the municipal chains.
     let mut total = 0;
     for (m, code) in munis.iter().zip(codes) {
