@@ -134,16 +134,33 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
         let q5 = Query { purpose: p.code.clone(), by: Lookup::FourItems(near), fields: fields(&[Field::ResidentCode]) };
         let r: Provided = peer.post_json("/v1/provision/query", &token, &q5).await.unwrap();
         assert!(!r.found);
+        // The wire form agencies write by hand: dates as YYYY-MM-DD, sex as 1/2/9.
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/provision/query", w.url))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "purpose": p.code,
+                "by": {"four_items": {
+                    "name": {"text": "山田　花子"}, "address": {"text": "東京都千代田区1"},
+                    "date_of_birth": "1980-02-29", "sex": 2}},
+                "fields": ["resident_code"]
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["items"]["resident_code"], serde_json::json!(w.alive.as_str()), "{body}");
         let rows = log_rows(w.national.db()).await;
         assert_eq!(
             rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-            vec!["provided", "provided", "not_found"],
+            vec!["provided", "provided", "not_found", "provided"],
             "{}",
             t.label
         );
-        // The resident's disclosure report lists both provisions of their record.
+        // The resident's disclosure report lists every provision of their record.
         let d: Vec<DisclosureRow> = peer.get_json(&format!("/v1/disclosure/{}", w.alive), TOKEN).await.unwrap();
-        assert_eq!(d.len(), 2);
+        assert_eq!(d.len(), 3);
         assert!(d[0].destination.contains("agency-a") && d[0].fields == "name", "{:?}", d[0]);
         assert!(d[0].purpose.contains(&p.description));
         assert_eq!(d[0].source, identity::national::SOURCE_NAME);
@@ -151,8 +168,8 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
         assert!(peer.get_json::<Vec<DisclosureRow>>(&format!("/v1/disclosure/{}", w.alive), &token).await.is_err());
         let fy = National::fiscal_year_of(NOW).unwrap();
         let stats = peer.get_text(&format!("/v1/statistics?years={fy}"), TOKEN).await.unwrap();
-        assert!(stats.contains(&format!("| {} | 2 |", p.description)), "{stats}");
-        assert!(stats.contains("| 計 | 2 |"), "{stats}");
+        assert!(stats.contains(&format!("| {} | 3 |", p.description)), "{stats}");
+        assert!(stats.contains("| 計 | 3 |"), "{stats}");
     }
 }
 
