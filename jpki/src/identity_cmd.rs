@@ -159,6 +159,30 @@ pub enum Cmd {
         #[command(flatten)]
         peer: PeerSecret,
     },
+    /// Register an agency for purposes of its class; prints its API token once.
+    AgencyAdd {
+        /// The national database.
+        #[arg(long, env = "JPKI_DB")]
+        db: String,
+        /// Agency id (A–Z a–z 0–9 - _).
+        #[arg(long)]
+        id: String,
+        /// Display name, e.g. 日本年金機構.
+        #[arg(long)]
+        name: String,
+        /// Agency class code: B1–B6 (住基法 別表第1–第6) or O1–O3 (ordinance tables).
+        #[arg(long)]
+        class: String,
+        /// Purpose codes from the law table (repeat).
+        #[arg(long = "purpose", required = true)]
+        purposes: Vec<String>,
+        /// National operator id.
+        #[arg(long, env = "JPKI_OPERATOR")]
+        operator: String,
+        /// Law table (TSV) replacing the built-in seed.
+        #[arg(long)]
+        law_table: Option<std::path::PathBuf>,
+    },
     /// Anti-entropy check: compare the national node's chain heads with each prefecture's
     /// (exit 1 if any municipality differs).
     CompareHeads {
@@ -430,6 +454,15 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             if bad > 0 {
                 bail!("{bad} sources differ from the prefectures after the rebuild");
             }
+        }
+        Cmd::AgencyAdd { db, id, name, class, purposes, operator, law_table } => {
+            let class: identity::law::AgencyClass = class.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let law = std::sync::Arc::new(crate::serve::law_table(law_table.as_deref())?);
+            let n = national::National::open(Db::open(&db).await?, law).await?;
+            let op = Operator::new(&operator, Role::NationalOperator)?;
+            let purposes: Vec<&str> = purposes.iter().map(String::as_str).collect();
+            let token = n.register_agency(&op, &id, &name, class, &purposes, identity::http::now()).await?;
+            println!("agency {id} registered for {}; its API token (shown once):\n{token}", purposes.join(", "));
         }
         Cmd::CompareHeads { national: url, prefectures, peer } => {
             let ours = peer.peer(&url).heads().await?.heads;

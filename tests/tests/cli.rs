@@ -127,6 +127,34 @@ async fn a_clerk_registers_through_the_cli_and_bad_input_fails_clearly() {
     assert!(!o.status.success());
     assert!(text(&o).1.contains("request a new pool"), "{:?}", text(&o));
 
+    // A national operator registers an agency (the law table decides what is possible).
+    let add = |class: &str, purpose: &str| {
+        jpki(&[
+            "identity",
+            "agency-add",
+            "--db",
+            &ndb,
+            "--id",
+            "jps",
+            "--name",
+            "日本年金機構",
+            "--class",
+            class,
+            "--purpose",
+            purpose,
+            "--operator",
+            "nat-op-1",
+        ])
+    };
+    let o = add("B5", "B1-001");
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("B1-001 is a purpose of 国の機関等"), "{:?}", text(&o));
+    let o = add("B9", "B1-001");
+    assert!(text(&o).1.contains("unknown agency class"), "{:?}", text(&o));
+    let o = add("B1", "B1-001");
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.lines().nth(1).is_some_and(|t| t.starts_with("jps:")), "{:?}", text(&o));
+
     let o = jpki(&["identity", "heads", "--url", &url]);
     assert!(text(&o).0.starts_with("national national"), "{:?}", text(&o));
 }
