@@ -63,6 +63,19 @@ impl Municipality {
         &self.db
     }
 
+    /// Begins a register change. Every change first takes this municipality's counter row
+    /// (a no-op update), so concurrent clerks serialise on it from the start: on PostgreSQL
+    /// two changes never race for the same pooled code or record (SQLite's `BEGIN
+    /// IMMEDIATE` already serialises writers).
+    async fn begin(&self) -> Result<Tx> {
+        let mut tx = self.db.write().await?;
+        sqlx::query("UPDATE source_counter SET last_seq = last_seq WHERE source = $1")
+            .bind(self.code.as_str())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     /// Adds a pool of resident codes handed out by the national node (idempotent).
     pub async fn add_pool(&self, codes: &[ResidentCode]) -> Result<u64> {
         let mut tx = self.db.write().await?;
@@ -113,7 +126,7 @@ impl Municipality {
             ));
         }
         op.require(Role::MunicipalClerk, "register residents")?;
-        let mut tx = self.db.write().await?;
+        let mut tx = self.begin().await?;
         let code = draw_code(&mut tx, &self.code, now).await?;
         let record = Record {
             resident_code: code,
@@ -171,7 +184,7 @@ impl Municipality {
         if cert.move_out.source == self.code {
             return Err(Error::Conflict("a move within the municipality is a 転居, not a 転入".into()));
         }
-        let mut tx = self.db.write().await?;
+        let mut tx = self.begin().await?;
         if let Some(existing) = load(&mut tx, &cert.record.resident_code).await?
             && existing.status == ResidentStatus::Active
         {
@@ -271,7 +284,7 @@ impl Municipality {
         now: i64,
     ) -> Result<ChangeNotice> {
         op.require(Role::MunicipalClerk, "change resident codes")?;
-        let mut tx = self.db.write().await?;
+        let mut tx = self.begin().await?;
         let mut record = active(&mut tx, code).await?;
         let new_code = draw_code(&mut tx, &self.code, now).await?;
         sqlx::query("INSERT INTO retired_code (code, replaced_by, retired_at) VALUES ($1, $2, $3)")
@@ -338,7 +351,7 @@ impl Municipality {
         f: impl FnOnce(&mut NoticeBody) -> Result<()>,
     ) -> Result<ChangeNotice> {
         op.require(Role::MunicipalClerk, "change the register")?;
-        let mut tx = self.db.write().await?;
+        let mut tx = self.begin().await?;
         let record = active(&mut tx, code).await?;
         let mut b = body(kind, op, effective, now, record);
         f(&mut b)?;

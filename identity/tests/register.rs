@@ -219,3 +219,25 @@ async fn a_database_cannot_be_reopened_as_another_node() {
     assert_eq!(e.kind(), ErrorKind::Conflict);
     assert!(Db::open("sqlite::memory:").await.is_err());
 }
+
+#[tokio::test]
+async fn concurrent_clerks_of_one_municipality_all_succeed_with_a_gapless_chain() {
+    for t in backends().await {
+        let m = municipality(&t, "131016", 3_000_000_000).await;
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let m = m.clone();
+            tasks.push(tokio::spawn(async move {
+                let items = items(&format!("子{i}"), "東京都千代田区1", "2026-01-01");
+                m.register(&clerk(), NoticeKind::Birth, items, date("2026-01-01"), NOW).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap_or_else(|e| panic!("{}: {e}", t.label));
+        }
+        let all = store::notices_after(m.db(), "131016", 0, 100).await.unwrap();
+        assert_eq!(all.iter().map(|n| n.key.seq).collect::<Vec<_>>(), (1..=16).collect::<Vec<u64>>(), "{}", t.label);
+        let codes: HashSet<_> = all.iter().map(|n| n.body.record.resident_code.clone()).collect();
+        assert_eq!(codes.len(), 16);
+    }
+}
