@@ -301,3 +301,25 @@ async fn statistics(State(s): State<Arc<NationalState>>, h: HeaderMap, Query(y):
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
     axum::serve(listener, router).await
 }
+
+/// Serves `router` until SIGTERM or Ctrl-C, then lets in-flight requests finish (their
+/// transactions commit or roll back as a whole either way).
+pub async fn serve_until_signal(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = term => {}
+            }
+            tracing::info!("shutting down");
+        })
+        .await
+}

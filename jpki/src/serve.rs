@@ -132,7 +132,7 @@ pub async fn run(role: Role) -> Result<()> {
             let m = Municipality::open(Db::open(&db).await?, code.clone()).await?;
             let l = listen(&addr).await?;
             eprintln!("municipality {code} listening on {}", l.local_addr()?);
-            http::serve(l, http::municipal_router(m, peer.server())).await?;
+            http::serve_until_signal(l, http::municipal_router(m, peer.server())).await?;
         }
         Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, peer } => {
             let db = Db::open(&db).await?;
@@ -141,7 +141,7 @@ pub async fn run(role: Role) -> Result<()> {
             tokio::spawn(replica::run_puller(db.clone(), Tier::Prefecture, peers, Duration::from_millis(interval_ms)));
             let l = listen(&addr).await?;
             eprintln!("prefecture {code} listening on {}", l.local_addr()?);
-            http::serve(l, http::prefecture_router(db, code.as_str(), peer.server())).await?;
+            http::serve_until_signal(l, http::prefecture_router(db, code.as_str(), peer.server())).await?;
         }
         Role::National { db, listen: addr, prefectures, operator_token, law_table: lt, interval_ms, peer } => {
             anyhow::ensure!(operator_token.len() >= 16, "the operator token must be at least 16 characters");
@@ -157,7 +157,7 @@ pub async fn run(role: Role) -> Result<()> {
             let l = listen(&addr).await?;
             eprintln!("national node listening on {}", l.local_addr()?);
             let operator = Operator::new("national-api", OpRole::NationalOperator)?;
-            http::serve(
+            http::serve_until_signal(
                 l,
                 http::national_router(http::NationalState {
                     national,
