@@ -42,36 +42,26 @@ async fn a_clerk_registers_through_the_cli_and_bad_input_fails_clearly() {
     );
     ready(&url, None).await;
 
-    let o = jpki(&[
-        "identity",
-        "pool",
-        "--db",
-        &mdb,
-        "--municipality",
-        "131016",
-        "--national",
-        &url,
-        "--token",
-        TOKEN,
-        "--count",
-        "3",
-    ]);
+    let pool = |token: &str| {
+        jpki(&[
+            "identity",
+            "pool",
+            "--db",
+            &mdb,
+            "--municipality",
+            "131016",
+            "--national",
+            &url,
+            "--token",
+            token,
+            "--count",
+            "3",
+        ])
+    };
+    let o = pool(TOKEN);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.contains("3 codes added; 3 unused"), "{:?}", text(&o));
-    let o = jpki(&[
-        "identity",
-        "pool",
-        "--db",
-        &mdb,
-        "--municipality",
-        "131016",
-        "--national",
-        &url,
-        "--token",
-        "wrong",
-        "--count",
-        "3",
-    ]);
+    let o = pool("wrong");
     assert!(!o.status.success());
     assert!(text(&o).1.contains("401"), "{:?}", text(&o));
 
