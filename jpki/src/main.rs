@@ -2,6 +2,7 @@
 //! and operator work, `demo` plays the end-to-end story (the README's main job).
 
 mod bench;
+mod config;
 mod demo;
 mod identity_cmd;
 mod serve;

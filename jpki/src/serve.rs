@@ -52,6 +52,25 @@ pub enum Role {
         #[command(flatten)]
         peer: PeerSecret,
     },
+    /// One node of a deployment file (see docs/deployment.example.toml).
+    Node {
+        /// The node's name in the file.
+        name: String,
+        /// The deployment file.
+        #[arg(long, env = "JPKI_CONFIG")]
+        config: std::path::PathBuf,
+        #[command(flatten)]
+        peer: PeerSecret,
+        /// Bearer token of the national operator API (national node only).
+        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
+        operator_token: Option<String>,
+    },
+    /// Validate a deployment file and list its nodes, without starting anything.
+    Check {
+        /// The deployment file.
+        #[arg(long, env = "JPKI_CONFIG")]
+        config: std::path::PathBuf,
+    },
     /// The national server: pulls the prefectures, projects, feeds, provides.
     National {
         /// Database URL or SQLite file path.
@@ -127,7 +146,29 @@ async fn listen(addr: &str) -> Result<tokio::net::TcpListener> {
 }
 
 pub async fn run(role: Role) -> Result<()> {
+    let role = match role {
+        Role::Node { name, config, peer, operator_token } => {
+            crate::config::Deployment::load(&config)?.role(&name, peer, operator_token)?
+        }
+        Role::Check { config } => {
+            let d = crate::config::Deployment::load(&config)?;
+            for n in &d.nodes {
+                println!(
+                    "{:<20} {:<12?} {:<7} {:<22} {}",
+                    n.name,
+                    n.role,
+                    n.code.as_deref().unwrap_or("-"),
+                    n.listen,
+                    n.db
+                );
+            }
+            println!("{}: {} nodes, valid", config.display(), d.nodes.len());
+            return Ok(());
+        }
+        other => other,
+    };
     match role {
+        Role::Node { .. } | Role::Check { .. } => anyhow::bail!("a deployment node resolves to a concrete role"),
         Role::Municipality { db, code, listen: addr, peer } => {
             let m = Municipality::open(Db::open(&db).await?, code.clone()).await?;
             let l = listen(&addr).await?;

@@ -145,6 +145,33 @@ async fn a_clerk_registers_through_the_cli_and_bad_input_fails_clearly() {
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.lines().nth(1).is_some_and(|t| t.starts_with("jps:")), "{:?}", text(&o));
 
+    // The same municipality started from a deployment file, with a peer secret.
+    let mport = free_port();
+    let config = dir.path().join("deployment.toml");
+    std::fs::write(
+        &config,
+        format!("[[node]]\nname = \"chiyoda\"\nrole = \"municipality\"\ncode = \"131016\"\ndb = \"{mdb}\"\nlisten = \"127.0.0.1:{mport}\"\n"),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let o = jpki(&["serve", "check", "--config", &config]);
+    assert!(text(&o).0.contains("1 nodes, valid"), "{:?}", text(&o));
+    let _muni = Kill(
+        Command::new(jpki_bin())
+            .args(["serve", "node", "chiyoda", "--config", &config, "--peer-token", "cli-peer-secret"])
+            .spawn()
+            .unwrap(),
+    );
+    let murl = format!("http://127.0.0.1:{mport}");
+    ready(&murl, Some("cli-peer-secret")).await;
+    let o = jpki(&["identity", "heads", "--url", &murl, "--peer-token", "cli-peer-secret"]);
+    assert!(text(&o).0.contains("131016 seq      3"), "{:?}", text(&o));
+    let o = jpki(&["identity", "heads", "--url", &murl]);
+    assert!(!o.status.success() && text(&o).1.contains("401"), "{:?}", text(&o));
+    std::fs::write(dir.path().join("bad.toml"), "[[node]]\nname = \"x\"\nrole = \"village\"\n").unwrap();
+    let o = jpki(&["serve", "check", "--config", &dir.path().join("bad.toml").display().to_string()]);
+    assert!(!o.status.success() && text(&o).1.contains("unknown variant"), "{:?}", text(&o));
+
     let o = jpki(&["identity", "heads", "--url", &url]);
     assert!(text(&o).0.starts_with("national national"), "{:?}", text(&o));
 }

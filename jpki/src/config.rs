@@ -1,0 +1,252 @@
+//! The deployment file: every node of a deployment in one TOML file
+//! (`docs/deployment.example.toml`), validated as a whole before any node starts. Secrets are
+//! never in the file; they come from the environment.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use identity::ids::{LgCode, PrefectureCode};
+use serde::Deserialize;
+
+use crate::serve::{PeerSecret, Role};
+
+/// The whole deployment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Pull interval of the replica tiers (ms).
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// The nodes.
+    #[serde(rename = "node", default)]
+    pub nodes: Vec<NodeConf>,
+}
+
+fn default_interval() -> u64 {
+    500
+}
+
+/// The role of a node in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    /// 市町村.
+    Municipality,
+    /// 都道府県サーバ.
+    Prefecture,
+    /// 全国サーバ.
+    National,
+}
+
+/// One node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConf {
+    /// Unique name, used to refer to the node.
+    pub name: String,
+    /// Role.
+    pub role: RoleName,
+    /// Municipality code (6 digits) or prefecture code (2 digits); none for the national node.
+    pub code: Option<String>,
+    /// Database URL or SQLite path.
+    pub db: String,
+    /// Listen address.
+    pub listen: String,
+    /// Prefecture: names of its municipality nodes.
+    #[serde(default)]
+    pub municipalities: Vec<String>,
+    /// National: names of the prefecture nodes.
+    #[serde(default)]
+    pub prefectures: Vec<String>,
+    /// National: a law table replacing the built-in seed.
+    pub law_table: Option<PathBuf>,
+}
+
+impl Deployment {
+    /// Reads and validates a deployment file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("deployment file {}", path.display()))
+    }
+
+    /// Parses and validates a deployment.
+    pub fn parse(text: &str) -> Result<Self> {
+        let d: Self = toml::from_str(text)?;
+        d.validate()?;
+        Ok(d)
+    }
+
+    fn node(&self, name: &str) -> Result<&NodeConf> {
+        self.nodes.iter().find(|n| n.name == name).with_context(|| format!("no node named {name:?}"))
+    }
+
+    fn url(&self, name: &str) -> Result<String> {
+        Ok(format!("http://{}", self.node(name)?.listen))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.nodes.is_empty() {
+            bail!("no [[node]] entries");
+        }
+        if self.interval_ms == 0 {
+            bail!("interval_ms must be positive");
+        }
+        let mut names = BTreeSet::new();
+        let mut listens = BTreeMap::new();
+        for n in &self.nodes {
+            let at = || format!("node {:?}", n.name);
+            if n.name.is_empty() || !names.insert(n.name.as_str()) {
+                bail!("{}: node names must be non-empty and unique", at());
+            }
+            let addr: SocketAddr =
+                n.listen.parse().with_context(|| format!("{}: listen {:?} is not HOST:PORT", at(), n.listen))?;
+            if let Some(other) = listens.insert(addr, n.name.as_str()) {
+                bail!("{}: listen {addr} is already used by node {other:?}", at());
+            }
+            let code = n.code.as_deref();
+            match n.role {
+                RoleName::Municipality => {
+                    code.with_context(|| format!("{}: a municipality needs its code", at()))?
+                        .parse::<LgCode>()
+                        .with_context(at)?;
+                }
+                RoleName::Prefecture => {
+                    code.with_context(|| format!("{}: a prefecture needs its code", at()))?
+                        .parse::<PrefectureCode>()
+                        .with_context(at)?;
+                }
+                RoleName::National => {
+                    if code.is_some() {
+                        bail!("{}: the national node has no code", at());
+                    }
+                }
+            }
+            if n.role != RoleName::Prefecture && !n.municipalities.is_empty() {
+                bail!("{}: only prefectures list municipalities", at());
+            }
+            if n.role != RoleName::National && (!n.prefectures.is_empty() || n.law_table.is_some()) {
+                bail!("{}: only the national node lists prefectures or a law table", at());
+            }
+        }
+        if self.nodes.iter().filter(|n| n.role == RoleName::National).count() > 1 {
+            bail!("more than one national node");
+        }
+        for n in &self.nodes {
+            for m in &n.municipalities {
+                let target = self.node(m).with_context(|| format!("node {:?} lists municipality {m:?}", n.name))?;
+                let pref = n.code.as_deref().unwrap_or_default();
+                if target.role != RoleName::Municipality
+                    || !target.code.as_deref().unwrap_or_default().starts_with(pref)
+                {
+                    bail!("node {:?} (prefecture {pref}) lists {m:?}, which is not one of its municipalities", n.name);
+                }
+            }
+            for p in &n.prefectures {
+                let target = self.node(p).with_context(|| format!("node {:?} lists prefecture {p:?}", n.name))?;
+                if target.role != RoleName::Prefecture {
+                    bail!("node {:?} lists {p:?} as a prefecture, but it is a {:?}", n.name, target.role);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The command-line role of node `name`, with peer URLs resolved from the file.
+    pub fn role(&self, name: &str, peer: PeerSecret, operator_token: Option<String>) -> Result<Role> {
+        let n = self.node(name)?;
+        let code = n.code.clone().unwrap_or_default();
+        Ok(match n.role {
+            RoleName::Municipality => {
+                Role::Municipality { db: n.db.clone(), code: code.parse()?, listen: n.listen.clone(), peer }
+            }
+            RoleName::Prefecture => Role::Prefecture {
+                db: n.db.clone(),
+                code: code.parse()?,
+                listen: n.listen.clone(),
+                municipalities: n.municipalities.iter().map(|m| self.url(m)).collect::<Result<_>>()?,
+                interval_ms: self.interval_ms,
+                peer,
+            },
+            RoleName::National => Role::National {
+                db: n.db.clone(),
+                listen: n.listen.clone(),
+                prefectures: n
+                    .prefectures
+                    .iter()
+                    .map(|p| Ok((self.node(p)?.code.clone().unwrap_or_default().parse()?, self.url(p)?)))
+                    .collect::<Result<_>>()?,
+                operator_token: operator_token.context("the national node needs JPKI_OPERATOR_TOKEN")?,
+                law_table: n.law_table.clone(),
+                interval_ms: self.interval_ms,
+                peer,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../docs/deployment.example.toml");
+
+    fn err(text: &str) -> String {
+        match Deployment::parse(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn the_example_deployment_resolves_every_node() {
+        let d = Deployment::parse(EXAMPLE).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(d.nodes.len(), 6);
+        let peer = || PeerSecret { token: None };
+        match d.role("national", peer(), Some("x".repeat(16))).unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::National { prefectures, .. } => {
+                let got: Vec<(String, String)> =
+                    prefectures.into_iter().map(|(c, u)| (c.as_str().to_owned(), u)).collect();
+                assert_eq!(
+                    got,
+                    vec![("13".into(), "http://127.0.0.1:8201".into()), ("27".into(), "http://127.0.0.1:8202".into())]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match d.role("tokyo-prefecture", peer(), None).unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::Prefecture { municipalities, .. } => {
+                assert_eq!(municipalities, vec!["http://127.0.0.1:8101", "http://127.0.0.1:8102"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            format!("{:#}", d.role("national", peer(), None).err().map(|e| e.to_string()).unwrap_or_default())
+                .contains("JPKI_OPERATOR_TOKEN")
+        );
+        assert!(d.role("nowhere", peer(), None).is_err());
+    }
+
+    #[test]
+    fn corrupt_deployments_are_refused_with_the_reason() {
+        let node = |extra: &str| {
+            format!(
+                "[[node]]\nname = \"a\"\nrole = \"municipality\"\ncode = \"131016\"\ndb = \"a.db\"\nlisten = \"127.0.0.1:1\"\n{extra}"
+            )
+        };
+        assert!(err("[[node]\nname=").contains("TOML parse error"));
+        assert!(err("").contains("no [[node]]"));
+        assert!(err(&node("colour = \"blue\"")).contains("unknown field"));
+        assert!(err(&node("").replace("131016", "131017")).contains("check digit"));
+        assert!(err(&node("").replace("127.0.0.1:1", "localhost")).contains("not HOST:PORT"));
+        assert!(err(&format!("{}\n{}", node(""), node("").replace(":1", ":2"))).contains("unique"));
+        assert!(err(&format!("{}\n{}", node(""), node("").replace("\"a\"", "\"b\""))).contains("already used"));
+        let pref = "[[node]]\nname = \"p\"\nrole = \"prefecture\"\ncode = \"27\"\ndb = \"p.db\"\nlisten = \"127.0.0.1:3\"\nmunicipalities = [\"a\"]\n";
+        assert!(err(&format!("{}\n{pref}", node(""))).contains("not one of its municipalities"));
+        let nat = "[[node]]\nname = \"n\"\nrole = \"national\"\ndb = \"n.db\"\nlisten = \"127.0.0.1:4\"\nprefectures = [\"a\"]\n";
+        assert!(err(&format!("{}\n{nat}", node(""))).contains("is a Municipality"));
+        assert!(err(&format!("{}\n{}", node(""), nat.replace("[\"a\"]", "[\"zz\"]"))).contains("no node named \"zz\""));
+        assert!(err(&node("prefectures = [\"x\"]")).contains("only the national node"));
+    }
+}
