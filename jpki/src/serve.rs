@@ -154,9 +154,9 @@ pub async fn run(role: Role) -> Result<()> {
             let d = crate::config::Deployment::load(&config)?;
             for n in &d.nodes {
                 println!(
-                    "{:<20} {:<12?} {:<7} {:<22} {}",
+                    "{:<20} {:<12} {:<7} {:<22} {}",
                     n.name,
-                    n.role,
+                    format!("{:?}", n.role),
                     n.code.as_deref().unwrap_or("-"),
                     n.listen,
                     n.db
