@@ -16,8 +16,9 @@ use crate::client::{Heads, MoveInNotice, PoolRequest};
 use crate::error::{Error, ErrorKind};
 use crate::ids::ResidentCode;
 use crate::municipal::Municipality;
-use crate::national::{BatchQuery, National};
+use crate::national::National;
 use crate::operator::Operator;
+use crate::provision::{Agency, BatchQuery, Provider};
 use crate::store::{self, Db};
 
 /// Request bodies larger than this are refused with 413.
@@ -179,11 +180,28 @@ async fn move_in_notice(State(m): State<Arc<Municipality>>, Body(n): Body<MoveIn
     Ok(Json(m.receive_move_in_notice(&n.resident_code, &n.new_municipality, n.notice_seq, now()).await?))
 }
 
-/// Routes of a prefecture node: it re-serves its municipalities' notices unchanged.
-pub fn prefecture_router(db: Db, prefecture: &str, token: PeerToken) -> Router {
-    let routes =
-        replication_routes(NodeInfo { db, role: "prefecture", code: prefecture.to_owned(), only_source: None });
-    peer_only(routes, token).layer(DefaultBodyLimit::max(MAX_BODY))
+/// State of a prefecture node's HTTP shell.
+#[derive(Debug)]
+pub struct PrefectureState {
+    /// The prefecture's database (history, projection, provision log).
+    pub db: Db,
+    /// Its two-digit code.
+    pub code: String,
+    /// Secret of the node-to-node routes.
+    pub peer_token: PeerToken,
+    /// Provision to the prefecture's own bodies (別表第5/第6, ordinance tables).
+    pub provider: Provider,
+    /// Bearer token of the prefecture's operator API (disclosure, statistics).
+    pub operator_token: String,
+}
+
+/// Routes of a prefecture node: it re-serves its municipalities' notices unchanged, and
+/// provides to the bodies whose data the prefecture server holds.
+pub fn prefecture_router(s: PrefectureState) -> Router {
+    let routes = replication_routes(NodeInfo { db: s.db, role: "prefecture", code: s.code, only_source: None });
+    peer_only(routes, s.peer_token)
+        .merge(provision_routes(ProvisionState { provider: s.provider, operator_token: s.operator_token }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// State of the national node's HTTP shell.
@@ -204,6 +222,10 @@ pub fn national_router(state: NationalState) -> Router {
     let info =
         NodeInfo { db: state.national.db().clone(), role: "national", code: "national".into(), only_source: None };
     let token = state.peer_token.clone();
+    let provision = provision_routes(ProvisionState {
+        provider: state.national.provider().clone(),
+        operator_token: state.operator_token.clone(),
+    });
     let state = Arc::new(state);
     let peers = peer_only(
         Router::new().route("/v1/feed", get(feed)).with_state(state.clone()).merge(replication_routes(info)),
@@ -211,22 +233,36 @@ pub fn national_router(state: NationalState) -> Router {
     );
     Router::new()
         .route("/v1/code-pools", post(code_pool))
+        .with_state(state)
+        .merge(peers)
+        .merge(provision)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// State of the provision routes (national or prefecture).
+#[derive(Debug)]
+struct ProvisionState {
+    provider: Provider,
+    operator_token: String,
+}
+
+/// Agency and operator routes of a provision point.
+fn provision_routes(state: ProvisionState) -> Router {
+    Router::new()
         .route("/v1/provision/query", post(provision_query))
         .route("/v1/provision/batch", post(provision_batch))
         .route("/v1/disclosure/{code}", get(disclosure))
         .route("/v1/statistics", get(statistics))
-        .with_state(state)
-        .merge(peers)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Arc::new(state))
 }
 
 fn bearer(h: &HeaderMap) -> Option<&str> {
     h.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
-fn operator_auth(s: &NationalState, h: &HeaderMap) -> Result<(), AppError> {
+fn operator_auth(token: &str, h: &HeaderMap) -> Result<(), AppError> {
     match bearer(h) {
-        Some(t) if !s.operator_token.is_empty() && t == s.operator_token => Ok(()),
+        Some(t) if !token.is_empty() && t == token => Ok(()),
         _ => Err(Error::Unauthenticated.into()),
     }
 }
@@ -243,40 +279,40 @@ async fn code_pool(
     h: HeaderMap,
     Body(r): Body<PoolRequest>,
 ) -> AppResult<Response> {
-    operator_auth(&s, &h)?;
+    operator_auth(&s.operator_token, &h)?;
     Ok(Json(s.national.allocate_pool(&s.operator, &r.municipality, r.count, now()).await?).into_response())
 }
 
-async fn agency(s: &NationalState, h: &HeaderMap) -> Result<crate::national::Agency, AppError> {
-    Ok(s.national.authenticate(bearer(h).unwrap_or(""), now()).await?)
+async fn agency(s: &ProvisionState, h: &HeaderMap) -> Result<Agency, AppError> {
+    Ok(s.provider.authenticate(bearer(h).unwrap_or(""), now()).await?)
 }
 
 async fn provision_query(
-    State(s): State<Arc<NationalState>>,
+    State(s): State<Arc<ProvisionState>>,
     h: HeaderMap,
-    body: Body<crate::national::Query>,
+    body: Body<crate::provision::Query>,
 ) -> AppResult<Response> {
     let a = agency(&s, &h).await?;
-    Ok(Json(s.national.query(&a, &body.0, now()).await?).into_response())
+    Ok(Json(s.provider.query(&a, &body.0, now()).await?).into_response())
 }
 
 async fn provision_batch(
-    State(s): State<Arc<NationalState>>,
+    State(s): State<Arc<ProvisionState>>,
     h: HeaderMap,
     Body(q): Body<BatchQuery>,
 ) -> AppResult<Response> {
     let a = agency(&s, &h).await?;
-    Ok(Json(s.national.batch(&a, &q, now()).await?).into_response())
+    Ok(Json(s.provider.batch(&a, &q, now()).await?).into_response())
 }
 
 async fn disclosure(
-    State(s): State<Arc<NationalState>>,
+    State(s): State<Arc<ProvisionState>>,
     h: HeaderMap,
     Path(code): Path<String>,
 ) -> AppResult<Response> {
-    operator_auth(&s, &h)?;
+    operator_auth(&s.operator_token, &h)?;
     let code: ResidentCode = code.parse()?;
-    Ok(Json(s.national.disclosure(&code).await?).into_response())
+    Ok(Json(s.provider.disclosure(&code).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,8 +320,8 @@ struct Years {
     years: String,
 }
 
-async fn statistics(State(s): State<Arc<NationalState>>, h: HeaderMap, Query(y): Query<Years>) -> AppResult<Response> {
-    operator_auth(&s, &h)?;
+async fn statistics(State(s): State<Arc<ProvisionState>>, h: HeaderMap, Query(y): Query<Years>) -> AppResult<Response> {
+    operator_auth(&s.operator_token, &h)?;
     let years = y
         .years
         .split(',')
@@ -294,7 +330,7 @@ async fn statistics(State(s): State<Arc<NationalState>>, h: HeaderMap, Query(y):
     if years.is_empty() || years.len() > 20 {
         return Err(Error::invalid("years", "give 1–20 fiscal years".into()).into());
     }
-    Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], s.national.statistics(&years).await?).into_response())
+    Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], s.provider.statistics(&years).await?).into_response())
 }
 
 /// Serves `router` on `listener` until the process ends.

@@ -340,6 +340,14 @@ pub enum Refusal {
     /// The request names no fields.
     #[error("the request names no fields")]
     NoFields,
+    /// The purpose is lawful, but its data is held by the other tier's server.
+    #[error("purpose {purpose} is served by {served_by}")]
+    WrongServer {
+        /// The purpose.
+        purpose: String,
+        /// Which server holds the data for it.
+        served_by: &'static str,
+    },
     /// The agency's class may use the purpose, but the agency is not registered for it.
     #[error("agency {agency} is not registered for purpose {purpose}")]
     PurposeNotRegistered {
@@ -360,6 +368,7 @@ impl Refusal {
             Self::BulkNotPermitted { .. } => "bulk_not_permitted",
             Self::NoFields => "no_fields",
             Self::PurposeNotRegistered { .. } => "purpose_not_registered",
+            Self::WrongServer { .. } => "wrong_server",
         }
     }
 }

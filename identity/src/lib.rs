@@ -16,6 +16,7 @@ pub mod municipal;
 pub mod national;
 pub mod operator;
 pub mod person;
+pub mod provision;
 pub mod replica;
 pub mod store;
 

@@ -14,13 +14,15 @@ use crate::notice::{ChangeNotice, GENESIS, NoticeKind, NoticeRef};
 use crate::person::Record;
 use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
 
-/// Whether a replica projects notices into records and the change feed (national) or only
-/// keeps the history (prefecture).
+/// The replica tier. Both keep the full history and project it into current records (the
+/// prefecture server answers its own bodies' lawful queries) and a change feed; only the
+/// national tier enforces the causal order of moves between prefectures, because only it
+/// sees both sides of such a move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
-    /// 都道府県サーバ: history and cursors only.
+    /// 都道府県サーバ: its municipalities' history, their projection, cursors.
     Prefecture,
-    /// 全国サーバ: history, resident projection, change feed, retired codes.
+    /// 全国サーバ: every history, the national projection, change feed, retired codes.
     National,
 }
 
@@ -111,7 +113,8 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
     for n in notices {
         let stored_hash = if n.key.seq <= cur.applied_seq { stored.get(&n.key.seq).copied() } else { None };
         let pred_ok = match &n.body.predecessor {
-            Some(p) if tier == Tier::National => {
+            // The national tier sees every move's both sides; a prefecture only those within it.
+            Some(p) if tier == Tier::National || p.source.prefecture() == n.key.source.prefecture() => {
                 let applied = if p.source.as_str() == source {
                     cur.applied_seq
                 } else if let Some(s) = predecessor_cursors.get(p.source.as_str()) {
@@ -150,9 +153,7 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
         }
     }
     store::insert_notices(&mut tx, &accepted).await?;
-    if tier == Tier::National {
-        project(&mut tx, &accepted).await?;
-    }
+    project(&mut tx, &accepted).await?;
     let parked = match &out.stop {
         Some(Stop::Parked { waiting_for }) => Some(waiting_for.clone()),
         _ => None,

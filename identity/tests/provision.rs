@@ -14,8 +14,9 @@ use identity::client::Peer;
 use identity::http::{self, NationalState};
 use identity::law::{Field, LawTable, Purpose};
 use identity::municipal::Municipality;
-use identity::national::{BatchQuery, DisclosureRow, Lookup, National, Provided, Query};
+use identity::national::National;
 use identity::notice::NoticeKind;
+use identity::provision::{BatchQuery, DisclosureRow, Lookup, Provided, Provider, Query};
 use identity::replica::{self, Tier};
 use identity::store::{self, Db};
 use sqlx::Row;
@@ -56,7 +57,13 @@ async fn world(like: &identity::store::testing::TestDb) -> World {
         .await
         .unwrap();
     m.remove(&clerk(), &d.body.record.resident_code, NoticeKind::Death, date("2026-05-01"), NOW).await.unwrap();
-    let law = Arc::new(LawTable::seed().unwrap());
+    // The seed plus one 別表第2 row (the seed lists none of that table's 68 事務), so that a
+    // second nationally-held class exists to be refused.
+    let text = format!(
+        "{}B2-001\tB2\tname,address,date_of_birth,sex,resident_code\tno\t地方税法による地方税の賦課徴収に関する事務\n",
+        include_str!("../seed/law_table.tsv")
+    );
+    let law = Arc::new(LawTable::parse(&text).unwrap());
     let national = National::open(Db::open(&ndb.url).await.unwrap(), law.clone()).await.unwrap();
     let notices = store::notices_after(m.db(), "131016", 0, 100).await.unwrap();
     replica::apply_batch(national.db(), Tier::National, &notices).await.unwrap();
@@ -108,6 +115,7 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
         let p = single(&w.law);
         let token = w
             .national
+            .provider()
             .register_agency(&national_operator(), "agency-a", "旅券事務所", p.agency_class, &[&p.code], NOW)
             .await
             .unwrap();
@@ -163,10 +171,10 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
         assert_eq!(d.len(), 3);
         assert!(d[0].destination.contains("agency-a") && d[0].fields == "name", "{:?}", d[0]);
         assert!(d[0].purpose.contains(&p.description));
-        assert_eq!(d[0].source, identity::national::SOURCE_NAME);
+        assert_eq!(d[0].source, "全国サーバ");
         // Disclosure and statistics need the operator token.
         assert!(peer.get_json::<Vec<DisclosureRow>>(&format!("/v1/disclosure/{}", w.alive), &token).await.is_err());
-        let fy = National::fiscal_year_of(NOW).unwrap();
+        let fy = Provider::fiscal_year_of(NOW).unwrap();
         let stats = peer.get_text(&format!("/v1/statistics?years={fy}"), TOKEN).await.unwrap();
         assert!(stats.contains(&format!("| {} | 3 |", p.description)), "{stats}");
         assert!(stats.contains("| 計 | 3 |"), "{stats}");
@@ -179,19 +187,33 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
         let w = world(&t).await;
         let p = single(&w.law);
         let b = bulk(&w.law);
-        let other = w.law.purposes().find(|x| x.agency_class != p.agency_class).unwrap();
+        let other = w.law.get("B2-001").unwrap();
         let sibling = w.law.purposes().find(|x| x.agency_class == p.agency_class && x.code != p.code).unwrap();
         let op = national_operator();
-        let token = w.national.register_agency(&op, "agency-a", "A", p.agency_class, &[&p.code], NOW).await.unwrap();
-        let wrong =
-            w.national.register_agency(&op, "agency-b", "B", other.agency_class, &[&other.code], NOW).await.unwrap();
-        let same_class =
-            w.national.register_agency(&op, "agency-c", "C", p.agency_class, &[&sibling.code], NOW).await.unwrap();
+        let token =
+            w.national.provider().register_agency(&op, "agency-a", "A", p.agency_class, &[&p.code], NOW).await.unwrap();
+        let wrong = w
+            .national
+            .provider()
+            .register_agency(&op, "agency-b", "B", other.agency_class, &[&other.code], NOW)
+            .await
+            .unwrap();
+        let same_class = w
+            .national
+            .provider()
+            .register_agency(&op, "agency-c", "C", p.agency_class, &[&sibling.code], NOW)
+            .await
+            .unwrap();
         // Registration itself checks the law table.
-        let e =
-            w.national.register_agency(&op, "agency-d", "D", p.agency_class, &[&other.code], NOW).await.unwrap_err();
+        let e = w
+            .national
+            .provider()
+            .register_agency(&op, "agency-d", "D", p.agency_class, &[&other.code], NOW)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
-        let e = w.national.register_agency(&op, "agency-d", "D", p.agency_class, &[], NOW).await.unwrap_err();
+        let e =
+            w.national.provider().register_agency(&op, "agency-d", "D", p.agency_class, &[], NOW).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
         let peer = Peer::new(&w.url);
         let by = Lookup::ResidentCode(w.alive.clone());
@@ -239,13 +261,14 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
         // Oversized batch, even for a bulk purpose.
         let jps = w
             .national
+            .provider()
             .register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, &[&b.code], NOW)
             .await
             .unwrap();
         let big = BatchQuery {
             purpose: b.code.clone(),
             fields: fields(&[Field::ChangeInfo]),
-            resident_codes: vec![w.alive.clone(); identity::national::MAX_BATCH + 1],
+            resident_codes: vec![w.alive.clone(); identity::provision::MAX_BATCH + 1],
         };
         let e = peer.post_json::<_, Vec<Provided>>("/v1/provision/batch", &jps, &big).await.unwrap_err();
         assert!(e.to_string().contains("400"), "{e}");
@@ -277,6 +300,7 @@ async fn the_bulk_liveness_check_reports_deaths_and_logs_one_row_per_resident() 
         let b = bulk(&w.law);
         let jps = w
             .national
+            .provider()
             .register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, &[&b.code], NOW)
             .await
             .unwrap();
@@ -295,6 +319,7 @@ async fn the_bulk_liveness_check_reports_deaths_and_logs_one_row_per_resident() 
         assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), vec!["provided", "provided", "not_found"]);
         let e = w
             .national
+            .provider()
             .register_agency(&national_operator(), "jps", "dup", b.agency_class, &[&b.code], NOW)
             .await
             .unwrap_err();
@@ -309,16 +334,17 @@ async fn concurrent_queries_are_each_logged_before_they_are_answered() {
         let p = single(&w.law);
         let token = w
             .national
+            .provider()
             .register_agency(&national_operator(), "agency-a", "A", p.agency_class, &[&p.code], NOW)
             .await
             .unwrap();
-        let agency = w.national.authenticate(&token, NOW).await.unwrap();
+        let agency = w.national.provider().authenticate(&token, NOW).await.unwrap();
         let mut tasks = Vec::new();
         for i in 0..200 {
             let (n, a) = (w.national.clone(), agency.clone());
             let code = if i % 2 == 0 { w.alive.clone() } else { w.dead.clone() };
             let q = Query { purpose: p.code.clone(), by: Lookup::ResidentCode(code), fields: fields(&[Field::Name]) };
-            tasks.push(tokio::spawn(async move { n.query(&a, &q, NOW).await.unwrap() }));
+            tasks.push(tokio::spawn(async move { n.provider().query(&a, &q, NOW).await.unwrap() }));
         }
         for task in tasks {
             assert!(task.await.unwrap().found);
@@ -326,7 +352,66 @@ async fn concurrent_queries_are_each_logged_before_they_are_answered() {
         // Group commit wrote every row before its answer was released.
         let rows = log_rows(w.national.db()).await;
         assert_eq!(rows.iter().filter(|r| r.0 == "provided").count(), 200, "{}", t.label);
-        let d = w.national.disclosure(&w.dead).await.unwrap();
+        let d = w.national.provider().disclosure(&w.dead).await.unwrap();
         assert_eq!(d.len(), 100);
+    }
+}
+
+#[tokio::test]
+async fn a_prefecture_server_provides_to_its_own_bodies_and_the_tiers_refuse_each_others_classes() {
+    for t in backends().await {
+        let (mdb, pdb) = (fresh(&t).await, fresh(&t).await);
+        let m = Municipality::open(Db::open(&mdb.url).await.unwrap(), lg("131016")).await.unwrap();
+        m.add_pool(&codes(800, 2)).await.unwrap();
+        let n = m
+            .register(
+                &clerk(),
+                NoticeKind::FirstRegistration,
+                items("鈴木　一", "東京都千代田区9", "1970-07-07"),
+                date("2026-04-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let code = n.body.record.resident_code.clone();
+        let db = Db::open(&pdb.url).await.unwrap();
+        identity::store::claim_identity(&db, "prefecture", "13").await.unwrap();
+        let notices = store::notices_after(m.db(), "131016", 0, 100).await.unwrap();
+        replica::apply_batch(&db, Tier::Prefecture, &notices).await.unwrap();
+        let law = Arc::new(LawTable::seed().unwrap());
+        let pref = Provider::open(db.clone(), law.clone()).await.unwrap();
+        let pref_op =
+            identity::operator::Operator::new("pref-op", identity::operator::Role::PrefectureOperator).unwrap();
+        let passport = law.purposes().find(|p| p.description.starts_with("旅券法")).unwrap();
+        // The prefecture serves 別表第5; it refuses the national classes and national operators.
+        let e = pref
+            .register_agency(&pref_op, "mofa", "外務省", identity::law::AgencyClass::NationalBody, &["B1-008"], NOW)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("served by the national server"), "{e}");
+        let e = pref
+            .register_agency(&national_operator(), "gov", "知事", passport.agency_class, &[&passport.code], NOW)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Forbidden);
+        let token = pref
+            .register_agency(&pref_op, "gov", "東京都知事", passport.agency_class, &[&passport.code], NOW)
+            .await
+            .unwrap();
+        let agency = pref.authenticate(&token, NOW).await.unwrap();
+        let q = Query {
+            purpose: passport.code.clone(),
+            by: Lookup::ResidentCode(code.clone()),
+            fields: fields(&[Field::Name]),
+        };
+        let r = pref.query(&agency, &q, NOW).await.unwrap();
+        assert!(r.found, "{}", t.label);
+        let d = pref.disclosure(&code).await.unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].source, "都道府県サーバ(13)");
+        assert_eq!(d[0].provision_class, "法別表第5");
+        // A municipality database is not a provision point.
+        let e = Provider::open(m.db().clone(), law).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict);
     }
 }

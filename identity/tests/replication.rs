@@ -26,6 +26,20 @@ fn token() -> http::PeerToken {
     http::PeerToken(Some(PEER_SECRET.into()))
 }
 
+/// A prefecture node's router on `db` (claimed for `code`).
+async fn prefecture_router(db: &Db, code: &str) -> axum::Router {
+    identity::store::claim_identity(db, "prefecture", code).await.unwrap();
+    let law = Arc::new(identity::law::LawTable::seed().unwrap());
+    let provider = identity::provision::Provider::open(db.clone(), law).await.unwrap();
+    http::prefecture_router(http::PrefectureState {
+        db: db.clone(),
+        code: code.to_owned(),
+        peer_token: token(),
+        provider,
+        operator_token: String::new(),
+    })
+}
+
 /// A client presenting the network's node-to-node token.
 fn peer(url: &str) -> Peer {
     Peer::new(url).with_token(Some(PEER_SECRET.into()))
@@ -69,8 +83,8 @@ async fn net(like: &TestDb) -> Net {
         tokyo_url: serve(http::municipal_router(tokyo.clone(), token())).await,
         shinjuku_url: serve(http::municipal_router(shinjuku.clone(), token())).await,
         osaka_url: serve(http::municipal_router(osaka.clone(), token())).await,
-        pref13_url: serve(http::prefecture_router(pref13.clone(), "13", token())).await,
-        pref27_url: serve(http::prefecture_router(pref27.clone(), "27", token())).await,
+        pref13_url: serve(prefecture_router(&pref13, "13").await).await,
+        pref27_url: serve(prefecture_router(&pref27, "27").await).await,
         tokyo,
         shinjuku,
         osaka,

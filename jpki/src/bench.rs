@@ -25,10 +25,11 @@ use clap::Subcommand;
 use identity::ids::{LgCode, ResidentCode};
 use identity::law::{AgencyClass, Field, LawTable};
 use identity::municipal::Municipality;
-use identity::national::{Agency, BatchQuery, Lookup, MAX_BATCH, National, Query};
+use identity::national::National;
 use identity::notice::{ChangeNotice, NoticeKind};
 use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, FourItems, ResidentStatus, Sex};
+use identity::provision::{Agency, BatchQuery, Lookup, MAX_BATCH, Query};
 use identity::replica::{self, Stop, Tier};
 use identity::store::testing::{self, TestDb};
 use identity::store::{self, Db};
@@ -459,9 +460,10 @@ async fn bench_provision(
 
     // 2. Lawful single queries by resident code, each with its provision-log row.
     let token = national
+        .provider()
         .register_agency(&op, "bench-single", "bench agency", plan.single_class, &[&plan.single_purpose], NOW)
         .await?;
-    let agency = national.authenticate(&token, NOW).await?;
+    let agency = national.provider().authenticate(&token, NOW).await?;
     let t = Instant::now();
     for k in 0..SEQUENTIAL_QUERIES {
         single_query(national, &agency, plan, &residents[k % residents.len()]).await?;
@@ -486,7 +488,7 @@ async fn bench_provision(
                         by: Lookup::ResidentCode(code.clone()),
                         fields: fields.clone(),
                     };
-                    let p = national.query(&agency, &q, NOW).await?;
+                    let p = national.provider().query(&agency, &q, NOW).await?;
                     ensure!(p.found, "resident {code} not found");
                 }
                 anyhow::Ok(())
@@ -508,19 +510,20 @@ async fn bench_provision(
 
     // 3. Bulk liveness check: one batch of 10,000 residents, one transaction.
     let token = national
+        .provider()
         .register_agency(&op, "bench-bulk", "bench bulk agency", plan.bulk_class, &[&plan.bulk_purpose], NOW)
         .await?;
-    let bulk_agency = national.authenticate(&token, NOW).await?;
+    let bulk_agency = national.provider().authenticate(&token, NOW).await?;
     let codes: Vec<ResidentCode> = residents.iter().take(MAX_BATCH).cloned().collect();
     let q = BatchQuery { purpose: plan.bulk_purpose.clone(), fields: plan.bulk_fields.clone(), resident_codes: codes };
     let t = Instant::now();
-    let out = national.batch(&bulk_agency, &q, NOW).await?;
+    let out = national.provider().batch(&bulk_agency, &q, NOW).await?;
     let r = rate(q.resident_codes.len(), t);
     ensure!(out.iter().all(|p| p.found), "bulk check missed residents");
     record(rows, "bulk liveness check, 10,000 residents per batch", b, q.resident_codes.len(), None, r);
 
     // Every provision was logged: the first resident was asked for once in each row.
-    let logged = national.disclosure(&residents[0]).await?;
+    let logged = national.provider().disclosure(&residents[0]).await?;
     let provided = logged.iter().filter(|d| d.result == "provided").count();
     ensure!(provided >= 3, "provision log of {} has {provided} provisions, expected 3", residents[0]);
     Ok(())
@@ -532,7 +535,7 @@ async fn single_query(national: &National, agency: &Agency, plan: &Plan, code: &
         by: Lookup::ResidentCode(code.clone()),
         fields: plan.single_fields.clone(),
     };
-    let p = national.query(agency, &q, NOW).await?;
+    let p = national.provider().query(agency, &q, NOW).await?;
     ensure!(p.found, "resident {code} not found");
     Ok(())
 }

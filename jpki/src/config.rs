@@ -60,7 +60,7 @@ pub struct NodeConf {
     /// National: names of the prefecture nodes.
     #[serde(default)]
     pub prefectures: Vec<String>,
-    /// National: a law table replacing the built-in seed.
+    /// National or prefecture: a law table replacing the built-in seed.
     pub law_table: Option<PathBuf>,
 }
 
@@ -126,8 +126,11 @@ impl Deployment {
             if n.role != RoleName::Prefecture && !n.municipalities.is_empty() {
                 bail!("{}: only prefectures list municipalities", at());
             }
-            if n.role != RoleName::National && (!n.prefectures.is_empty() || n.law_table.is_some()) {
-                bail!("{}: only the national node lists prefectures or a law table", at());
+            if n.role != RoleName::National && !n.prefectures.is_empty() {
+                bail!("{}: only the national node lists prefectures", at());
+            }
+            if n.role == RoleName::Municipality && n.law_table.is_some() {
+                bail!("{}: a municipality provides nothing to agencies: no law table", at());
             }
         }
         if self.nodes.iter().filter(|n| n.role == RoleName::National).count() > 1 {
@@ -168,6 +171,8 @@ impl Deployment {
                 municipalities: n.municipalities.iter().map(|m| self.url(m)).collect::<Result<_>>()?,
                 interval_ms: self.interval_ms,
                 peer,
+                operator_token,
+                law_table: n.law_table.clone(),
             },
             RoleName::National => Role::National {
                 db: n.db.clone(),

@@ -12,10 +12,11 @@ use identity::http::{self, NationalState};
 use identity::ids::{LgCode, ResidentCode};
 use identity::law::{AgencyClass, Field};
 use identity::municipal::Municipality;
-use identity::national::{self, BatchQuery, Lookup, National, Provided, Query};
+use identity::national::{self, National};
 use identity::notice::{NoticeKind, parse_date};
 use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, FourItems, Sex};
+use identity::provision::{BatchQuery, DisclosureRow, Lookup, Provided, Provider, Query};
 use identity::replica::{self, Tier};
 use identity::store::Db;
 
@@ -34,6 +35,8 @@ struct Prefecture {
     db: Db,
     code: String,
     sources: Vec<replica::Upstream>,
+    provider: Provider,
+    url: String,
 }
 
 struct Node {
@@ -65,7 +68,7 @@ fn items(name: &str, address: &str, dob: &str, sex: Sex) -> Result<FourItems> {
 }
 
 async fn sync(national: &Db, prefs: &[Prefecture], national_peers: &[(Peer, Option<String>)]) -> Result<()> {
-    for Prefecture { db, code, sources } in prefs {
+    for Prefecture { db, code, sources, .. } in prefs {
         for (peer, prefix) in sources {
             for r in replica::pull(db, Tier::Prefecture, peer, prefix.as_deref()).await? {
                 if r.applied > 0 {
@@ -154,7 +157,15 @@ pub async fn run(args: Args) -> Result<()> {
     for p in ["13", "27"] {
         let pdb = Db::open(&db(&format!("prefecture-{p}"))).await?;
         identity::store::claim_identity(&pdb, "prefecture", p).await?;
-        let node = start(http::prefecture_router(pdb.clone(), p, token())).await?;
+        let provider = Provider::open(pdb.clone(), law.clone()).await?;
+        let node = start(http::prefecture_router(http::PrefectureState {
+            db: pdb.clone(),
+            code: p.to_owned(),
+            peer_token: token(),
+            provider: provider.clone(),
+            operator_token: operator_token.clone(),
+        }))
+        .await?;
         println!("   prefecture {p}        {}", node.url);
         let sources: Vec<(Peer, Option<String>)> = munis
             .iter()
@@ -162,7 +173,7 @@ pub async fn run(args: Args) -> Result<()> {
             .map(|(_, n)| (peer(&n.url), Some(p.to_owned())))
             .collect();
         national_peers.push((peer(&node.url), Some(p.to_owned())));
-        prefs.push(Prefecture { db: pdb, code: p.to_owned(), sources });
+        prefs.push(Prefecture { db: pdb, code: p.to_owned(), sources, provider, url: node.url.clone() });
     }
     let (chiyoda, shinjuku, osaka) = (&munis[0], &munis[1], &munis[2]);
 
@@ -292,10 +303,14 @@ pub async fn run(args: Args) -> Result<()> {
         .purposes()
         .find(|p| p.description.contains("公的個人認証法") && p.agency_class == AgencyClass::NationalBody)
         .context("the law table has no 公的個人認証 purpose")?;
-    let jps =
-        national.register_agency(&nat_op, "jps", "日本年金機構", pension.agency_class, &[&pension.code], now).await?;
-    let jlis =
-        national.register_agency(&nat_op, "jlis-ca", "J-LIS 認証局", jpki.agency_class, &[&jpki.code], now).await?;
+    let jps = national
+        .provider()
+        .register_agency(&nat_op, "jps", "日本年金機構", pension.agency_class, &[&pension.code], now)
+        .await?;
+    let jlis = national
+        .provider()
+        .register_agency(&nat_op, "jlis-ca", "J-LIS 認証局", jpki.agency_class, &[&jpki.code], now)
+        .await?;
     println!("   agencies: jps = 日本年金機構 for {} (bulk), jlis-ca = J-LIS 認証局 for {}", pension.code, jpki.code);
     let fields = |f: &[Field]| f.iter().copied().collect::<std::collections::BTreeSet<_>>();
     let q = Query {
@@ -340,13 +355,43 @@ pub async fn run(args: Args) -> Result<()> {
         Err(e) => println!("   bad credentials → {e}"),
     }
 
+    let passport = law
+        .purposes()
+        .find(|p| p.description.starts_with("旅券法") && p.agency_class == AgencyClass::OwnPrefectureGovernor)
+        .context("the law table has no 旅券法 purpose for governors")?;
+    let osaka_pref = &prefs[1];
+    let pref_op = Operator::new("osaka-pref-operator-1", Role::PrefectureOperator)?;
+    let governor = osaka_pref
+        .provider
+        .register_agency(&pref_op, "osaka-gov", "大阪府知事", passport.agency_class, &[&passport.code], now)
+        .await?;
+    let q = Query {
+        purpose: passport.code.clone(),
+        by: Lookup::ResidentCode(hanako.clone()),
+        fields: fields(&[Field::Name, Field::Address, Field::DateOfBirth]),
+    };
+    let r: Provided = peer(&osaka_pref.url).post_json("/v1/provision/query", &governor, &q).await?;
+    println!(
+        "   lawful:   大阪府知事 asks the 大阪府 server under {} ({}) → {}",
+        passport.code,
+        passport.description,
+        show(&r)
+    );
+    match national
+        .provider()
+        .register_agency(&nat_op, "osaka-gov", "大阪府知事", passport.agency_class, &[&passport.code], now)
+        .await
+    {
+        Ok(_) => bail!("the national server took a prefecture-held class"),
+        Err(e) => println!("   registering 大阪府知事 at the national server instead → {e}"),
+    }
+
     step(&format!("10. Disclosure report for {hanako} (本人確認情報の提供状況の開示)"));
-    let rows: Vec<national::DisclosureRow> =
-        natp.get_json(&format!("/v1/disclosure/{hanako}"), &operator_token).await?;
+    let rows: Vec<DisclosureRow> = natp.get_json(&format!("/v1/disclosure/{hanako}"), &operator_token).await?;
     print_disclosure(&hanako, &rows);
 
     step("11. Yearly statistics of provisions per purpose (shape of the prefecture usage tables)");
-    let fy = National::fiscal_year_of(now)?;
+    let fy = Provider::fiscal_year_of(now)?;
     let stats = natp.get_text(&format!("/v1/statistics?years={},{fy}", fy - 1), &operator_token).await?;
     for line in stats.lines() {
         println!("   {line}");

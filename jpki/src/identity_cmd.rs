@@ -6,10 +6,11 @@ use clap::{Args, Subcommand, ValueEnum};
 use identity::client::{MoveInNotice, Peer, PoolRequest};
 use identity::ids::{LgCode, PrefectureCode, ResidentCode};
 use identity::municipal::Municipality;
-use identity::national::{self, DisclosureRow, FeedEntry};
+use identity::national::{self, FeedEntry};
 use identity::notice::{ChangeNotice, NoticeKind, parse_date};
 use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, FourItems, Sex};
+use identity::provision::DisclosureRow;
 use identity::store::Db;
 
 use crate::serve::PeerSecret;
@@ -159,9 +160,10 @@ pub enum Cmd {
         #[command(flatten)]
         peer: PeerSecret,
     },
-    /// Register an agency for purposes of its class; prints its API token once.
+    /// Register an agency for purposes of its class at the national node or a prefecture
+    /// node (each serves the classes whose data it holds); prints its API token once.
     AgencyAdd {
-        /// The national database.
+        /// The national or prefecture database.
         #[arg(long, env = "JPKI_DB")]
         db: String,
         /// Agency id (A–Z a–z 0–9 - _).
@@ -176,7 +178,7 @@ pub enum Cmd {
         /// Purpose codes from the law table (repeat).
         #[arg(long = "purpose", required = true)]
         purposes: Vec<String>,
-        /// National operator id.
+        /// Operator id (of the node's tier).
         #[arg(long, env = "JPKI_OPERATOR")]
         operator: String,
         /// Law table (TSV) replacing the built-in seed.
@@ -458,10 +460,14 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         Cmd::AgencyAdd { db, id, name, class, purposes, operator, law_table } => {
             let class: identity::law::AgencyClass = class.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             let law = std::sync::Arc::new(crate::serve::law_table(law_table.as_deref())?);
-            let n = national::National::open(Db::open(&db).await?, law).await?;
-            let op = Operator::new(&operator, Role::NationalOperator)?;
+            let provider = identity::provision::Provider::open(Db::open(&db).await?, law).await?;
+            let role = match provider.holder() {
+                identity::provision::Holder::National => Role::NationalOperator,
+                identity::provision::Holder::Prefecture(_) => Role::PrefectureOperator,
+            };
+            let op = Operator::new(&operator, role)?;
             let purposes: Vec<&str> = purposes.iter().map(String::as_str).collect();
-            let token = n.register_agency(&op, &id, &name, class, &purposes, identity::http::now()).await?;
+            let token = provider.register_agency(&op, &id, &name, class, &purposes, identity::http::now()).await?;
             println!("agency {id} registered for {}; its API token (shown once):\n{token}", purposes.join(", "));
         }
         Cmd::CompareHeads { national: url, prefectures, peer } => {

@@ -51,6 +51,13 @@ pub enum Role {
         interval_ms: u64,
         #[command(flatten)]
         peer: PeerSecret,
+        /// Bearer token of the prefecture's operator API (disclosure, statistics); without
+        /// it those routes refuse everyone.
+        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
+        operator_token: Option<String>,
+        /// Law table (TSV) replacing the built-in seed.
+        #[arg(long)]
+        law_table: Option<std::path::PathBuf>,
     },
     /// One node of a deployment file (see docs/deployment.example.toml).
     Node {
@@ -175,14 +182,32 @@ pub async fn run(role: Role) -> Result<()> {
             eprintln!("municipality {code} listening on {}", l.local_addr()?);
             http::serve_until_signal(l, http::municipal_router(m, peer.server())).await?;
         }
-        Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, peer } => {
+        Role::Prefecture {
+            db,
+            code,
+            listen: addr,
+            municipalities,
+            interval_ms,
+            peer,
+            operator_token,
+            law_table: lt,
+        } => {
+            let law = Arc::new(law_table(lt.as_deref())?);
             let db = Db::open(&db).await?;
             identity::store::claim_identity(&db, "prefecture", code.as_str()).await?;
+            let provider = identity::provision::Provider::open(db.clone(), law).await?;
             let peers = municipalities.iter().map(|u| (peer.peer(u), Some(code.as_str().to_owned()))).collect();
             tokio::spawn(replica::run_puller(db.clone(), Tier::Prefecture, peers, Duration::from_millis(interval_ms)));
             let l = listen(&addr).await?;
             eprintln!("prefecture {code} listening on {}", l.local_addr()?);
-            http::serve_until_signal(l, http::prefecture_router(db, code.as_str(), peer.server())).await?;
+            let state = http::PrefectureState {
+                db,
+                code: code.as_str().to_owned(),
+                peer_token: peer.server(),
+                provider,
+                operator_token: operator_token.unwrap_or_default(),
+            };
+            http::serve_until_signal(l, http::prefecture_router(state)).await?;
         }
         Role::National { db, listen: addr, prefectures, operator_token, law_table: lt, interval_ms, peer } => {
             anyhow::ensure!(operator_token.len() >= 16, "the operator token must be at least 16 characters");

@@ -136,9 +136,12 @@ async fn a_clerk_registers_through_the_cli_and_bad_input_fails_clearly() {
             "nat-op-1",
         ])
     };
-    let o = add("B5", "B1-001");
+    let o = add("B2", "B1-001");
     assert!(!o.status.success());
     assert!(text(&o).1.contains("B1-001 is a purpose of 国の機関等"), "{:?}", text(&o));
+    let o = add("B5", "B5-005");
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("served by the prefecture server"), "{:?}", text(&o));
     let o = add("B9", "B1-001");
     assert!(text(&o).1.contains("unknown agency class"), "{:?}", text(&o));
     let o = add("B1", "B1-001");

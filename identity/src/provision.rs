@@ -1,0 +1,742 @@
+//! Provision of identity information to agencies (住基法 art. 30-9 ff.), as the national
+//! server does for the classes it holds (別表第1–第4) and a prefecture server for its own
+//! (別表第5/第6 and the prefecture's ordinance tables): agencies registered for purposes of
+//! their class, lookups by resident code or by an exact match of the four items only, bulk
+//! batches for bulk purposes, the provision log (group-committed: an answer leaves only
+//! after its row is durable), disclosure reports and yearly statistics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::error::{Error, Result};
+use crate::ids::{PrefectureCode, ResidentCode};
+use crate::law::{self, AgencyClass, Field, LawTable, QueryKind};
+use crate::notice::format_date;
+use crate::operator::{self, Operator, Role};
+use crate::person::{FourItems, Record, ResidentStatus};
+use crate::store::{self, Db, u64_from};
+
+/// Largest bulk batch (the pension liveness check sends many of these).
+pub const MAX_BATCH: usize = 10_000;
+
+/// Which server holds the data a provider answers from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// 全国サーバ (J-LIS): serves 別表第1–第4.
+    National,
+    /// 都道府県サーバ: serves 別表第5/第6 and its prefecture's ordinance tables.
+    Prefecture(PrefectureCode),
+}
+
+impl Holder {
+    /// 提供元 as written to the provision log.
+    pub fn source_name(&self) -> String {
+        match self {
+            Self::National => "全国サーバ".to_owned(),
+            Self::Prefecture(p) => format!("都道府県サーバ({p})"),
+        }
+    }
+
+    /// Whether this server holds the data for `class`.
+    pub fn serves(&self, class: AgencyClass) -> bool {
+        match self {
+            Self::National => class.held_nationally(),
+            Self::Prefecture(_) => !class.held_nationally(),
+        }
+    }
+
+    fn other(&self) -> &'static str {
+        match self {
+            Self::National => "the prefecture server",
+            Self::Prefecture(_) => "the national server",
+        }
+    }
+}
+
+/// An agency as authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agency {
+    /// Agency id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Its class in the law table.
+    pub class: AgencyClass,
+    /// The purposes it is registered for.
+    pub purposes: BTreeSet<String>,
+}
+
+/// How an agency identifies the resident. There is deliberately no free search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lookup {
+    /// By 住民票コード.
+    ResidentCode(ResidentCode),
+    /// By an exact match of all four items.
+    FourItems(FourItems),
+}
+
+/// A single provision request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    /// Purpose code from the law table.
+    pub purpose: String,
+    /// Who.
+    pub by: Lookup,
+    /// Items wanted.
+    pub fields: BTreeSet<Field>,
+}
+
+/// A bulk request (only for purposes the law table marks bulk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchQuery {
+    /// Purpose code from the law table.
+    pub purpose: String,
+    /// Items wanted.
+    pub fields: BTreeSet<Field>,
+    /// Residents, at most [`MAX_BATCH`].
+    pub resident_codes: Vec<ResidentCode>,
+}
+
+/// What a resident's provided data looks like.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provided {
+    /// Whether a record matched.
+    pub found: bool,
+    /// Register status (`active`, `moved_out`, `deceased`, …) when found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ResidentStatus>,
+    /// The granted items, by wire name.
+    pub items: BTreeMap<String, serde_json::Value>,
+}
+
+/// One row of a resident's disclosure report (the fields Gifu and Osaka disclose).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisclosureRow {
+    /// 提供年月日 (JST).
+    pub date: String,
+    /// 機能区分.
+    pub function: String,
+    /// 利用事由 (purpose code and its 事務).
+    pub purpose: String,
+    /// 提供事務区分 (law-table reference).
+    pub provision_class: String,
+    /// 提供元.
+    pub source: String,
+    /// 提供先.
+    pub destination: String,
+    /// Items provided.
+    pub fields: String,
+    /// `provided`, `not_found` or `refused`.
+    pub result: String,
+}
+
+/// A provision point: the national node or a prefecture node.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    db: Db,
+    law: Arc<LawTable>,
+    holder: Holder,
+    desk: Desk,
+}
+
+fn jst(now: i64) -> Result<OffsetDateTime> {
+    let t = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e.to_string()))?;
+    Ok(t.to_offset(UtcOffset::from_hms(9, 0, 0).map_err(|e| Error::invalid("time", e.to_string()))?))
+}
+
+fn secret_hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// One provision-log row.
+#[derive(Debug, Clone)]
+struct LogRow<'a> {
+    function: &'a str,
+    purpose: &'a str,
+    class: &'a str,
+    destination: &'a str,
+    resident: Option<&'a str>,
+    fields: &'a str,
+    result: &'a str,
+    reason: Option<&'a str>,
+}
+
+/// An owned log row with its time, as queued for the group-commit writer.
+#[derive(Debug)]
+struct LogEntry {
+    at: i64,
+    function: String,
+    purpose: String,
+    class: String,
+    destination: String,
+    resident: Option<String>,
+    fields: String,
+    result: String,
+    reason: Option<String>,
+}
+
+impl LogEntry {
+    fn new(at: i64, r: &LogRow<'_>) -> Self {
+        Self {
+            at,
+            function: r.function.to_owned(),
+            purpose: r.purpose.to_owned(),
+            class: r.class.to_owned(),
+            destination: r.destination.to_owned(),
+            resident: r.resident.map(str::to_owned),
+            fields: r.fields.to_owned(),
+            result: r.result.to_owned(),
+            reason: r.reason.map(str::to_owned),
+        }
+    }
+}
+
+/// What a queued provision resolves before its log row is written.
+#[derive(Debug)]
+enum Subject {
+    /// Nothing to look up (a refusal, or a record found by the caller).
+    Resolved(Option<Record>),
+    /// Read the record of this resident code inside the group commit.
+    Code(String),
+}
+
+/// A provision (or refusal) queued for the group commit.
+#[derive(Debug)]
+struct Job {
+    subject: Subject,
+    /// Fields granted; empty for a refusal.
+    fields: BTreeSet<Field>,
+    /// The log row; for a lookup (empty `result`) its resident, fields and result are filled in.
+    row: LogEntry,
+    reply: tokio::sync::oneshot::Sender<Result<Provided, String>>,
+}
+
+/// Most jobs one group commit takes.
+const GROUP_COMMIT_MAX: usize = 2_000;
+
+/// Group commit of single provisions: concurrent queries queue their jobs; one task reads
+/// every queued resident code with one statement, writes every log row in one transaction,
+/// and releases each answer only after that transaction committed — so nothing is ever
+/// provided unlogged, and one read and one fsync serve many queries.
+#[derive(Debug, Clone)]
+struct Desk {
+    queue: tokio::sync::mpsc::Sender<Job>,
+}
+
+impl Desk {
+    fn spawn(db: Db, source: String) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<Job>(GROUP_COMMIT_MAX * 4);
+        tokio::spawn(async move {
+            let mut jobs = Vec::with_capacity(GROUP_COMMIT_MAX);
+            while let Some(first) = rx.recv().await {
+                jobs.push(first);
+                while jobs.len() < GROUP_COMMIT_MAX {
+                    match rx.try_recv() {
+                        Ok(next) => jobs.push(next),
+                        Err(_) => break,
+                    }
+                }
+                match Self::commit(&db, &source, &mut jobs).await {
+                    Ok(answers) => {
+                        for (job, answer) in jobs.drain(..).zip(answers) {
+                            // A dropped receiver means the request went away: nothing to answer.
+                            let _ = job.reply.send(Ok(answer));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, jobs = jobs.len(), "provision log write failed; answers withheld");
+                        for job in jobs.drain(..) {
+                            let _ = job.reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Resolves, logs and commits one group; returns the answers in job order.
+    async fn commit(db: &Db, source: &str, jobs: &mut [Job]) -> Result<Vec<Provided>> {
+        let mut tx = db.write().await?;
+        let codes: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| match &j.subject {
+                Subject::Code(c) => Some(c.as_str()),
+                Subject::Resolved(_) => None,
+            })
+            .collect();
+        let records = crate::municipal::load_many(&mut tx, &codes).await?;
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in jobs.iter_mut() {
+            if !job.row.result.is_empty() {
+                answers.push(Provided::default());
+                continue;
+            }
+            let record = match &job.subject {
+                Subject::Code(c) => records.get(c.as_str()),
+                Subject::Resolved(r) => r.as_ref(),
+            };
+            let provided = shape(record, &job.fields);
+            if let Some(r) = record {
+                job.row.resident = Some(r.resident_code.as_str().to_owned());
+            }
+            job.row.fields = if provided.found { join_fields(&job.fields) } else { String::new() };
+            job.row.result = if provided.found { "provided" } else { "not_found" }.to_owned();
+            answers.push(provided);
+        }
+        insert_logs(&mut tx, source, &jobs.iter().map(|j| &j.row).collect::<Vec<_>>()).await?;
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    async fn submit(&self, subject: Subject, fields: BTreeSet<Field>, row: LogEntry) -> Result<Provided> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || Error::corrupt("provision log", "log writer stopped");
+        self.queue.send(Job { subject, fields, row, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map_err(|e| Error::corrupt("provision log", e))
+    }
+}
+
+impl Provider {
+    /// The provider of the node whose database this is (its claimed role decides the holder:
+    /// `national`, or `prefecture` with its code).
+    pub async fn open(db: Db, law: Arc<LawTable>) -> Result<Self> {
+        let role = store::meta(&db, "role").await?;
+        let holder = match role.as_deref() {
+            Some("national") => Holder::National,
+            Some("prefecture") => Holder::Prefecture(
+                store::meta(&db, "code")
+                    .await?
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| Error::corrupt("node code", e))?,
+            ),
+            other => {
+                return Err(Error::Conflict(format!(
+                    "provision runs on a national or prefecture node, not on {}",
+                    other.unwrap_or("an unclaimed database")
+                )));
+            }
+        };
+        let desk = Desk::spawn(db.clone(), holder.source_name());
+        Ok(Self { db, law, holder, desk })
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The law table.
+    pub fn law(&self) -> &LawTable {
+        &self.law
+    }
+
+    /// Which server this is.
+    pub fn holder(&self) -> &Holder {
+        &self.holder
+    }
+
+    /// The projected record of a resident.
+    pub async fn record(&self, code: &ResidentCode) -> Result<Record> {
+        let row = sqlx::query("SELECT record FROM resident WHERE resident_code = $1")
+            .bind(code.as_str())
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::not_found("resident", code))?;
+        crate::municipal::decode_record(row.try_get(0)?)
+    }
+
+    /// Registers an agency of `class`; returns its API token `id:secret` (shown once).
+    pub async fn register_agency(
+        &self,
+        op: &Operator,
+        id: &str,
+        name: &str,
+        class: AgencyClass,
+        purposes: &[&str],
+        now: i64,
+    ) -> Result<String> {
+        let required = match self.holder {
+            Holder::National => Role::NationalOperator,
+            Holder::Prefecture(_) => Role::PrefectureOperator,
+        };
+        op.require(required, "register agencies")?;
+        if !self.holder.serves(class) {
+            return Err(Error::invalid(
+                "class",
+                format!("{} ({}) is served by {}, not here", class.label(), class.code(), self.holder.other()),
+            ));
+        }
+        if purposes.is_empty() {
+            return Err(Error::invalid("purposes", "an agency needs at least one purpose".into()));
+        }
+        for p in purposes {
+            match self.law.get(p) {
+                Some(x) if x.agency_class == class => {}
+                Some(x) => {
+                    return Err(Error::invalid(
+                        "purposes",
+                        format!(
+                            "{p} is a purpose of {} ({}), not of {}",
+                            x.agency_class.label(),
+                            x.agency_class.code(),
+                            class.code()
+                        ),
+                    ));
+                }
+                None => return Err(Error::invalid("purposes", format!("{p} is not in the law table"))),
+            }
+        }
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(Error::invalid("agency id", "1–64 of A–Z a–z 0–9 - _".into()));
+        }
+        let secret = hex::encode(rand::random::<[u8; 24]>());
+        let mut tx = self.db.write().await?;
+        let r = sqlx::query("INSERT INTO agency (id, name, class, secret_sha256) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(name)
+            .bind(class.code())
+            .bind(secret_hash(&secret))
+            .execute(&mut *tx)
+            .await;
+        if let Err(sqlx::Error::Database(e)) = &r
+            && e.is_unique_violation()
+        {
+            return Err(Error::Conflict(format!("agency {id} exists")));
+        }
+        r?;
+        for p in purposes {
+            sqlx::query("INSERT INTO agency_purpose (agency, purpose) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(*p)
+                .execute(&mut *tx)
+                .await?;
+        }
+        operator::log(
+            &mut tx,
+            op,
+            "register_agency",
+            &format!("{id} ({}) for {}", class.code(), purposes.join(",")),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(format!("{id}:{secret}"))
+    }
+
+    /// Authenticates an agency token `id:secret`; a failure is logged as a refusal.
+    pub async fn authenticate(&self, token: &str, now: i64) -> Result<Agency> {
+        let (id, secret) = token.split_once(':').unwrap_or((token, ""));
+        let row = sqlx::query("SELECT name, class, secret_sha256 FROM agency WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        if let Some(r) = row {
+            let stored: Vec<u8> = r.try_get(2)?;
+            if !secret.is_empty() && stored == secret_hash(secret) {
+                let class: String = r.try_get(1)?;
+                let purposes = sqlx::query("SELECT purpose FROM agency_purpose WHERE agency = $1")
+                    .bind(id)
+                    .fetch_all(self.db.pool())
+                    .await?
+                    .into_iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect::<Result<_, _>>()?;
+                return Ok(Agency {
+                    id: id.to_owned(),
+                    name: r.try_get(0)?,
+                    class: class.parse().map_err(|e| Error::corrupt("agency", e))?,
+                    purposes,
+                });
+            }
+        }
+        let dest = format!("unauthenticated:{}", id.chars().take(64).collect::<String>());
+        self.log_one(
+            now,
+            &LogRow {
+                function: "認証",
+                purpose: "-",
+                class: "-",
+                destination: &dest,
+                resident: None,
+                fields: "",
+                result: "refused",
+                reason: Some("authentication_failed"),
+            },
+        )
+        .await?;
+        Err(Error::Unauthenticated)
+    }
+
+    /// Logs one provision or refusal (group-committed); returns once it is durable.
+    async fn log_one(&self, now: i64, row: &LogRow<'_>) -> Result<()> {
+        self.desk.submit(Subject::Resolved(None), BTreeSet::new(), LogEntry::new(now, row)).await.map(drop)
+    }
+
+    /// Answers a single query if the law table allows it; logs the provision or refusal.
+    pub async fn query(&self, agency: &Agency, q: &Query, now: i64) -> Result<Provided> {
+        let kind = match q.by {
+            Lookup::ResidentCode(_) => QueryKind::ByResidentCode,
+            Lookup::FourItems(_) => QueryKind::ByFourItems,
+        };
+        let function = match kind {
+            QueryKind::ByFourItems => "照会(4情報)",
+            _ => "照会(住民票コード)",
+        };
+        let dest = format!("{} {}", agency.id, agency.name);
+        let fields = join_fields(&q.fields);
+        let grant = match authorize(&self.holder, &self.law, agency, &q.purpose, kind, &q.fields) {
+            Ok(g) => g,
+            Err(refusal) => {
+                let resident = match &q.by {
+                    Lookup::ResidentCode(c) => Some(c.as_str()),
+                    Lookup::FourItems(_) => None,
+                };
+                let reason = format!("{}: {refusal}", refusal.code());
+                self.log_one(
+                    now,
+                    &LogRow {
+                        function,
+                        purpose: &q.purpose,
+                        class: self.law.get(&q.purpose).map_or("-", |p| p.agency_class.table_ref()),
+                        destination: &dest,
+                        resident,
+                        fields: &fields,
+                        result: "refused",
+                        reason: Some(&reason),
+                    },
+                )
+                .await?;
+                return Err(Error::Refused(refusal));
+            }
+        };
+        let (subject, resident) = match &q.by {
+            Lookup::ResidentCode(c) => (Subject::Code(c.as_str().to_owned()), Some(c.as_str())),
+            Lookup::FourItems(items) => (Subject::Resolved(self.find_by_four_items(items).await?), None),
+        };
+        // Resolved, logged and committed by the desk: the answer leaves only after its log
+        // row is durable (an empty `result` asks the desk to fill it in).
+        let row = LogRow {
+            function,
+            purpose: &q.purpose,
+            class: grant.table_ref,
+            destination: &dest,
+            resident,
+            fields: "",
+            result: "",
+            reason: None,
+        };
+        self.desk.submit(subject, grant.fields, LogEntry::new(now, &row)).await
+    }
+
+    /// Answers a bulk batch (bulk purposes only); one log row per resident, one transaction.
+    pub async fn batch(&self, agency: &Agency, q: &BatchQuery, now: i64) -> Result<Vec<Provided>> {
+        let dest = format!("{} {}", agency.id, agency.name);
+        let fields = join_fields(&q.fields);
+        let (dest_ref, fields_ref) = (&dest, &fields);
+        let refuse = |reason: String| async move {
+            let row = LogRow {
+                function: "一括照会",
+                purpose: &q.purpose,
+                class: self.law.get(&q.purpose).map_or("-", |p| p.agency_class.table_ref()),
+                destination: dest_ref,
+                resident: None,
+                fields: fields_ref,
+                result: "refused",
+                reason: Some(&reason),
+            };
+            self.log_one(now, &row).await
+        };
+        if q.resident_codes.is_empty() || q.resident_codes.len() > MAX_BATCH {
+            let why = format!("{} residents, allowed 1–{MAX_BATCH}", q.resident_codes.len());
+            refuse(format!("batch_size: {why}")).await?;
+            return Err(Error::invalid("resident_codes", why));
+        }
+        let grant = match authorize(&self.holder, &self.law, agency, &q.purpose, QueryKind::Bulk, &q.fields) {
+            Ok(g) => g,
+            Err(refusal) => {
+                refuse(format!("{}: {refusal}", refusal.code())).await?;
+                return Err(Error::Refused(refusal));
+            }
+        };
+        let given = join_fields(&grant.fields);
+        let codes: Vec<&str> = q.resident_codes.iter().map(|c| c.as_str()).collect();
+        let mut tx = self.db.write().await?;
+        let records = crate::municipal::load_many(&mut tx, &codes).await?;
+        let out: Vec<Provided> = codes.iter().map(|c| shape(records.get(*c), &grant.fields)).collect();
+        let rows: Vec<LogEntry> = codes
+            .iter()
+            .zip(&out)
+            .map(|(c, p)| {
+                LogEntry::new(
+                    now,
+                    &LogRow {
+                        function: "一括照会",
+                        purpose: &q.purpose,
+                        class: grant.table_ref,
+                        destination: &dest,
+                        resident: Some(c),
+                        fields: if p.found { &given } else { "" },
+                        result: if p.found { "provided" } else { "not_found" },
+                        reason: None,
+                    },
+                )
+            })
+            .collect();
+        insert_logs(&mut tx, &self.holder.source_name(), &rows.iter().collect::<Vec<_>>()).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn find_by_four_items(&self, items: &FourItems) -> Result<Option<Record>> {
+        let rows = sqlx::query(
+            "SELECT record FROM resident WHERE date_of_birth = $1 AND name = $2 AND address = $3 AND sex = $4 AND status = $5",
+        )
+        .bind(format_date(items.date_of_birth))
+        .bind(items.name.text())
+        .bind(items.address.text())
+        .bind(i64::from(u8::from(items.sex)))
+        .bind(i64::from(u8::from(ResidentStatus::Active)))
+        .fetch_all(self.db.pool())
+        .await?;
+        // Exactly one match or nothing: an ambiguous match provides nothing.
+        if rows.len() != 1 {
+            return Ok(None);
+        }
+        rows.into_iter().next().map(|r| crate::municipal::decode_record(r.try_get(0)?)).transpose()
+    }
+
+    /// A resident's disclosure report: every provision of and refusal about their record.
+    pub async fn disclosure(&self, code: &ResidentCode) -> Result<Vec<DisclosureRow>> {
+        let rows = sqlx::query(
+            "SELECT at, function, purpose, provision_class, source, destination, fields, result FROM provision_log
+             WHERE resident_code = $1 ORDER BY id",
+        )
+        .bind(code.as_str())
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let purpose: String = r.try_get(2)?;
+                let label = self.law.get(&purpose).map(|p| format!("{purpose} {}", p.description)).unwrap_or(purpose);
+                Ok(DisclosureRow {
+                    date: format_date(jst(r.try_get(0)?)?.date()),
+                    function: r.try_get(1)?,
+                    purpose: label,
+                    provision_class: r.try_get(3)?,
+                    source: r.try_get(4)?,
+                    destination: r.try_get(5)?,
+                    fields: r.try_get(6)?,
+                    result: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Provisions per purpose per fiscal year, rendered like the prefecture usage tables.
+    pub async fn statistics(&self, years: &[i32]) -> Result<String> {
+        let rows = sqlx::query(
+            "SELECT purpose, fiscal_year, COUNT(*) FROM provision_log WHERE result = 'provided'
+             GROUP BY purpose, fiscal_year ORDER BY purpose, fiscal_year",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut counts = Vec::new();
+        for r in rows {
+            let fy: i64 = r.try_get(1)?;
+            let n: i64 = r.try_get(2)?;
+            counts.push((
+                r.try_get::<String, _>(0)?,
+                i32::try_from(fy).map_err(|e| Error::corrupt("fiscal year", e))?,
+                u64_from(n, "count")?,
+            ));
+        }
+        Ok(law::render_usage_table(&self.law, &counts, years))
+    }
+
+    /// Fiscal year of a unix time (JST, April to March).
+    pub fn fiscal_year_of(now: i64) -> Result<i32> {
+        let t = jst(now)?;
+        Ok(law::fiscal_year(t.year(), u8::from(t.month())))
+    }
+}
+
+/// The law table's decision, then the agency's own registration for the purpose.
+fn authorize(
+    holder: &Holder,
+    law: &LawTable,
+    agency: &Agency,
+    purpose: &str,
+    kind: QueryKind,
+    fields: &BTreeSet<Field>,
+) -> Result<law::Grant, law::Refusal> {
+    let grant = law::authorize(law, agency.class, purpose, kind, fields)?;
+    if !holder.serves(agency.class) {
+        return Err(law::Refusal::WrongServer { purpose: grant.purpose, served_by: holder.other() });
+    }
+    if !agency.purposes.contains(purpose) {
+        return Err(law::Refusal::PurposeNotRegistered { agency: agency.id.clone(), purpose: grant.purpose });
+    }
+    Ok(grant)
+}
+
+fn join_fields(f: &BTreeSet<Field>) -> String {
+    f.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// Only the granted items of a record.
+fn shape(record: Option<&Record>, fields: &BTreeSet<Field>) -> Provided {
+    let Some(r) = record else { return Provided::default() };
+    let mut items = BTreeMap::new();
+    for f in fields {
+        let v = match f {
+            Field::Name => serde_json::json!({"text": r.items.name.text(), "flags": r.items.name.flags()}),
+            Field::Address => serde_json::json!({"text": r.items.address.text(), "flags": r.items.address.flags()}),
+            Field::DateOfBirth => serde_json::json!(format_date(r.items.date_of_birth)),
+            Field::Sex => serde_json::json!(u8::from(r.items.sex)),
+            Field::ResidentCode => serde_json::json!(r.resident_code.as_str()),
+            Field::ChangeInfo => {
+                serde_json::json!({"status": r.status, "municipality": r.municipality.as_str(), "version": r.version})
+            }
+        };
+        items.insert(f.as_str().to_owned(), v);
+    }
+    Provided { found: true, status: Some(r.status), items }
+}
+
+/// Appends provision-log rows, many per statement.
+async fn insert_logs(tx: &mut store::Tx, source: &str, rows: &[&LogEntry]) -> Result<()> {
+    for chunk in rows.chunks(store::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO provision_log (at, fiscal_year, function, purpose, provision_class, source, destination, resident_code, fields, result, reason) VALUES {}",
+            store::values_clause(chunk.len(), 11)
+        );
+        // Built from placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            q = q
+                .bind(row.at)
+                .bind(i64::from(Provider::fiscal_year_of(row.at)?))
+                .bind(row.function.clone())
+                .bind(row.purpose.clone())
+                .bind(row.class.clone())
+                .bind(source.to_owned())
+                .bind(row.destination.clone())
+                .bind(row.resident.clone())
+                .bind(row.fields.clone())
+                .bind(row.result.clone())
+                .bind(row.reason.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
