@@ -414,7 +414,14 @@ async fn bench_backend(
         let t = Instant::now();
         apply_all(&db, Tier::Prefecture, &work.sources).await?;
         let r = rate(work.total, t);
-        record(rows, "apply notices, prefecture tier (history only)", b, work.total, Some(APPLY_TARGET), r);
+        record(
+            rows,
+            "apply notices, prefecture tier (its municipalities: history + projection + feed)",
+            b,
+            work.total,
+            Some(APPLY_TARGET),
+            r,
+        );
 
         // Diagnostics: what bounds the rows above.
         let t = Instant::now();
