@@ -360,23 +360,13 @@ async fn concurrent_queries_are_each_logged_before_they_are_answered() {
 #[tokio::test]
 async fn a_prefecture_server_provides_to_its_own_bodies_and_the_tiers_refuse_each_others_classes() {
     for t in backends().await {
-        let (mdb, pdb) = (fresh(&t).await, fresh(&t).await);
-        let m = Municipality::open(Db::open(&mdb.url).await.unwrap(), lg("131016")).await.unwrap();
-        m.add_pool(&codes(800, 2)).await.unwrap();
-        let n = m
-            .register(
-                &clerk(),
-                NoticeKind::FirstRegistration,
-                items("鈴木　一", "東京都千代田区9", "1970-07-07"),
-                date("2026-04-01"),
-                NOW,
-            )
-            .await
-            .unwrap();
-        let code = n.body.record.resident_code.clone();
+        let w = world(&t).await;
+        let code = w.alive.clone();
+        let pdb = fresh(&t).await;
         let db = Db::open(&pdb.url).await.unwrap();
         identity::store::claim_identity(&db, "prefecture", "13").await.unwrap();
-        let notices = store::notices_after(m.db(), "131016", 0, 100).await.unwrap();
+        // The prefecture applies the same chain the national node holds.
+        let notices = store::notices_after(w.national.db(), "131016", 0, 100).await.unwrap();
         replica::apply_batch(&db, Tier::Prefecture, &notices).await.unwrap();
         let law = Arc::new(LawTable::seed().unwrap());
         let pref = Provider::open(db.clone(), law.clone()).await.unwrap();
@@ -411,7 +401,7 @@ async fn a_prefecture_server_provides_to_its_own_bodies_and_the_tiers_refuse_eac
         assert_eq!(d[0].source, "都道府県サーバ(13)");
         assert_eq!(d[0].provision_class, "法別表第5");
         // A municipality database is not a provision point.
-        let e = Provider::open(m.db().clone(), law).await.unwrap_err();
+        let e = Provider::open(Db::open(&w._dbs[0].url).await.unwrap(), law).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict);
     }
 }
