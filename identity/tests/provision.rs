@@ -178,6 +178,15 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
         let stats = peer.get_text(&format!("/v1/statistics?years={fy}"), TOKEN).await.unwrap();
         assert!(stats.contains(&format!("| {} | 3 |", p.description)), "{stats}");
         assert!(stats.contains("| 計 | 3 |"), "{stats}");
+        let e = peer.get_text("/v1/statistics?years=R8", TOKEN).await.unwrap_err();
+        assert!(e.to_string().contains("400") && e.to_string().contains("years"), "{e}");
+        assert!(
+            peer.get_text(&format!("/v1/statistics?years={fy}"), "wrong")
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("401")
+        );
     }
 }
 
