@@ -1,1 +1,17 @@
-//! Certificate authorities (signature and user-authentication hierarchies). Not built yet: issue 3.
+//! Certificate authorities of the resident PKI: the signature and user-authentication
+//! hierarchies (national roots, prefecture-unit issuing CAs, a separate test hierarchy), their
+//! keys (OpenSSL software keys or PKCS#11), certificate profiles, crash-safe issuance, revocation
+//! from the national change feed, and sharded CRLs.
+//!
+//! Pure cores (`profile`, `validity`, `revocation`, `crl` encoding) take their inputs and `now`;
+//! the shell (`store`, `authority`, `feed`) does the I/O.
+
+pub mod error;
+pub mod key;
+pub mod pkcs11;
+
+pub use error::{Error, Result};
+pub mod crl;
+pub mod hierarchy;
+pub mod profile;
+pub mod validity;

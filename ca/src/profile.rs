@@ -1,0 +1,417 @@
+//! Certificate profiles as types (x509-cert `BuilderProfile`), one per kind of certificate:
+//! [`RootCa`], [`IssuingCa`], [`SignatureCert`], [`AuthenticationCert`], [`OcspResponder`].
+//! Extensions are written with explicit criticality (jpki.md §1.2–1.3, RFC 5280 §4.2). Pure:
+//! [`prepare`] gives the exact to-be-signed bytes, [`Prepared::sign`] signs them and checks the
+//! signed certificate carries those very bytes.
+
+use std::str::FromStr;
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5280 as oids;
+use der::asn1::{Any, Ia5String, OctetString, Utf8StringRef};
+use der::{Decode, Encode};
+use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use time::{Date, OffsetDateTime};
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::certificate::{Certificate, TbsCertificate};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::certpolicy::{PolicyInformation, PolicyQualifierInfo};
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName, OtherName};
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use crate::error::{Error, Result};
+use crate::key::{BuilderKey, KeyBackend, signature_bits};
+
+/// The six SAN otherNames of the signature certificate (jpki.md §1.2).
+pub mod san_oid {
+    use const_oid::ObjectIdentifier;
+    /// 氏名.
+    pub const NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.1");
+    /// 氏名代替文字 flags.
+    pub const NAME_FLAGS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.2");
+    /// 性別.
+    pub const SEX: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.3");
+    /// 生年月日 as EYYYYMMDD.
+    pub const DATE_OF_BIRTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.4");
+    /// 住所.
+    pub const ADDRESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.5");
+    /// 住所代替文字 flags.
+    pub const ADDRESS_FLAGS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.5.6");
+}
+
+/// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
+pub const OCSP_NOCHECK: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5");
+/// id-kp-OCSPSigning.
+pub const KP_OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+/// id-ad-ocsp.
+pub const AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+/// id-qt-cps.
+pub const QT_CPS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.2.1");
+
+/// The identity items written into a signature certificate, as the SAN carries them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SanItems {
+    /// 氏名.
+    pub name: String,
+    /// One `0`/`1` per name character.
+    pub name_flags: String,
+    /// `1`, `2` or `9`.
+    pub sex: u8,
+    /// Date of birth.
+    pub date_of_birth: Date,
+    /// 住所.
+    pub address: String,
+    /// One `0`/`1` per address character.
+    pub address_flags: String,
+}
+
+/// `EYYYYMMDD`: the era digit (0 unknown, 1 明治, 2 大正, 3 昭和, 4 平成, 5 令和) and the
+/// Gregorian date (jpki.md §1.2).
+pub fn era_date(d: Date) -> String {
+    let starts = [(5, (2019, 5, 1)), (4, (1989, 1, 8)), (3, (1926, 12, 25)), (2, (1912, 7, 30)), (1, (1868, 1, 25))];
+    let key = (d.year(), u8::from(d.month()), d.day());
+    let era = starts.iter().find(|(_, s)| key >= *s).map(|(e, _)| *e).unwrap_or(0);
+    format!("{era}{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Where relying parties find status: the CRL shard URL and the OCSP URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUrls {
+    /// The certificate's CRL distribution point (its shard).
+    pub crl: String,
+    /// OCSP responder URL (AIA).
+    pub ocsp: String,
+}
+
+type BResult<T> = x509_cert::builder::Result<T>;
+
+fn ext(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> BResult<Extension> {
+    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+}
+
+fn ski(spk: SubjectPublicKeyInfoRef<'_>) -> BResult<Extension> {
+    let id = key_id_of(spk)?;
+    ext(oids::ID_CE_SUBJECT_KEY_IDENTIFIER, false, &SubjectKeyIdentifier(OctetString::new(id.to_vec())?))
+}
+
+fn aki(issuer: SubjectPublicKeyInfoRef<'_>) -> BResult<Extension> {
+    let id = key_id_of(issuer)?;
+    let v = AuthorityKeyIdentifier { key_identifier: Some(OctetString::new(id.to_vec())?), ..Default::default() };
+    ext(oids::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &v)
+}
+
+/// RFC 5280 §4.2.1.2 method 1 (as [`crate::key::key_identifier`]).
+fn key_id_of(spk: SubjectPublicKeyInfoRef<'_>) -> BResult<[u8; 20]> {
+    use sha1::Digest;
+    let bits = spk
+        .subject_public_key
+        .as_bytes()
+        .ok_or(der::Error::from(der::ErrorKind::Value { tag: der::Tag::BitString }))?;
+    Ok(sha1::Sha1::digest(bits).into())
+}
+
+fn key_usage(usages: impl Into<der::flagset::FlagSet<KeyUsages>>) -> BResult<Extension> {
+    ext(oids::ID_CE_KEY_USAGE, true, &KeyUsage(usages.into()))
+}
+
+fn policies(policy: ObjectIdentifier, critical: bool) -> BResult<Extension> {
+    let cps = Ia5String::new(crate::hierarchy::CPS_URI)?;
+    let info = PolicyInformation {
+        policy_identifier: policy,
+        policy_qualifiers: Some(vec![PolicyQualifierInfo {
+            policy_qualifier_id: QT_CPS,
+            qualifier: Some(Any::encode_from(&cps)?),
+        }]),
+    };
+    ext(oids::ID_CE_CERTIFICATE_POLICIES, critical, &CertificatePolicies(vec![info]))
+}
+
+/// A fullName URI distribution point name.
+pub fn uri_dp_name(url: &str) -> der::Result<DistributionPointName> {
+    Ok(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(Ia5String::new(url)?)]))
+}
+
+fn crl_dp(url: &str) -> BResult<Extension> {
+    let dp = DistributionPoint { distribution_point: Some(uri_dp_name(url)?), reasons: None, crl_issuer: None };
+    ext(oids::ID_CE_CRL_DISTRIBUTION_POINTS, false, &CrlDistributionPoints(vec![dp]))
+}
+
+fn aia(ocsp: &str) -> BResult<Extension> {
+    let ad = AccessDescription {
+        access_method: AD_OCSP,
+        access_location: GeneralName::UniformResourceIdentifier(Ia5String::new(ocsp)?),
+    };
+    ext(oids::ID_PE_AUTHORITY_INFO_ACCESS, false, &AuthorityInfoAccessSyntax(vec![ad]))
+}
+
+fn other_name(oid: ObjectIdentifier, value: &str) -> BResult<GeneralName> {
+    Ok(GeneralName::OtherName(OtherName { type_id: oid, value: Any::encode_from(&Utf8StringRef::new(value)?)? }))
+}
+
+/// A hierarchy's self-signed root: keyUsage critical keyCertSign+cRLSign, basicConstraints
+/// critical CA:TRUE without pathLen, SKI, no AKI (as J-LIS roots; RFC 5280 §4.2.1.1 allows it).
+#[derive(Debug, Clone)]
+pub struct RootCa {
+    /// The root's name.
+    pub name: Name,
+}
+
+impl BuilderProfile for RootCa {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.name.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.name.clone()
+    }
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        _issuer: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> BResult<Vec<Extension>> {
+        Ok(vec![
+            ext(oids::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: None })?,
+            key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)?,
+            ski(spk)?,
+        ])
+    }
+}
+
+/// A prefecture-unit issuing CA under a root: pathLen 0, AKI/SKI, the hierarchy's policy, and
+/// the root's ARL as its CRL distribution point.
+#[derive(Debug, Clone)]
+pub struct IssuingCa {
+    /// The root's name.
+    pub issuer: Name,
+    /// This CA's name.
+    pub subject: Name,
+    /// The hierarchy's policy.
+    pub policy: ObjectIdentifier,
+    /// The root generation's ARL.
+    pub arl_url: String,
+}
+
+impl BuilderProfile for IssuingCa {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> BResult<Vec<Extension>> {
+        Ok(vec![
+            ext(oids::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: Some(0) })?,
+            key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)?,
+            policies(self.policy, false)?,
+            crl_dp(&self.arl_url)?,
+            aki(issuer)?,
+            ski(spk)?,
+        ])
+    }
+}
+
+/// 署名用電子証明書: subject `C=JP, L=<prefecture>, L=<municipality>, CN=<issuance id>`; keyUsage
+/// critical digitalSignature+nonRepudiation; certificatePolicies critical with the CPS
+/// qualifier; the six identity otherNames in the SAN; CRL DP of its shard; AIA OCSP; AKI; SKI.
+#[derive(Debug, Clone)]
+pub struct SignatureCert {
+    /// The issuing CA's name.
+    pub issuer: Name,
+    /// The subject.
+    pub subject: Name,
+    /// Identity items for the SAN.
+    pub items: SanItems,
+    /// The hierarchy's policy.
+    pub policy: ObjectIdentifier,
+    /// CRL shard and OCSP URLs.
+    pub urls: StatusUrls,
+}
+
+impl SignatureCert {
+    /// The subject name of a signature certificate.
+    pub fn subject_name(prefecture: &str, municipality: &str, issuance_id: &str) -> Result<Name> {
+        Name::from_str(&format!("CN={issuance_id},L={municipality},L={prefecture},C=JP"))
+            .map_err(|e| Error::invalid("subject", e))
+    }
+}
+
+impl BuilderProfile for SignatureCert {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> BResult<Vec<Extension>> {
+        let i = &self.items;
+        let san = SubjectAltName(vec![
+            other_name(san_oid::NAME, &i.name)?,
+            other_name(san_oid::NAME_FLAGS, &i.name_flags)?,
+            other_name(san_oid::SEX, &i.sex.to_string())?,
+            other_name(san_oid::DATE_OF_BIRTH, &era_date(i.date_of_birth))?,
+            other_name(san_oid::ADDRESS, &i.address)?,
+            other_name(san_oid::ADDRESS_FLAGS, &i.address_flags)?,
+        ]);
+        Ok(vec![
+            key_usage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation)?,
+            policies(self.policy, true)?,
+            ext(oids::ID_CE_SUBJECT_ALT_NAME, false, &san)?,
+            crl_dp(&self.urls.crl)?,
+            aia(&self.urls.ocsp)?,
+            aki(issuer)?,
+            ski(spk)?,
+        ])
+    }
+}
+
+/// 利用者証明用電子証明書: subject `C=JP, CN=<opaque id>`, no identity items, keyUsage
+/// critical digitalSignature, its own policy (critical, as the signature profile), CRL DP,
+/// AIA, AKI, SKI.
+#[derive(Debug, Clone)]
+pub struct AuthenticationCert {
+    /// The issuing CA's name.
+    pub issuer: Name,
+    /// The subject.
+    pub subject: Name,
+    /// The hierarchy's policy.
+    pub policy: ObjectIdentifier,
+    /// CRL shard and OCSP URLs.
+    pub urls: StatusUrls,
+}
+
+impl AuthenticationCert {
+    /// The subject name of an authentication certificate.
+    pub fn subject_name(issuance_id: &str) -> Result<Name> {
+        Name::from_str(&format!("CN={issuance_id},C=JP")).map_err(|e| Error::invalid("subject", e))
+    }
+}
+
+impl BuilderProfile for AuthenticationCert {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> BResult<Vec<Extension>> {
+        Ok(vec![
+            key_usage(KeyUsages::DigitalSignature)?,
+            policies(self.policy, true)?,
+            crl_dp(&self.urls.crl)?,
+            aia(&self.urls.ocsp)?,
+            aki(issuer)?,
+            ski(spk)?,
+        ])
+    }
+}
+
+/// A delegated OCSP responder certificate of one CA generation (RFC 6960 §4.2.2.2):
+/// keyUsage critical digitalSignature, EKU id-kp-OCSPSigning, id-pkix-ocsp-nocheck, AKI, SKI.
+#[derive(Debug, Clone)]
+pub struct OcspResponder {
+    /// The CA's name.
+    pub issuer: Name,
+    /// The responder's name.
+    pub subject: Name,
+}
+
+impl BuilderProfile for OcspResponder {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> BResult<Vec<Extension>> {
+        Ok(vec![
+            key_usage(KeyUsages::DigitalSignature)?,
+            ext(oids::ID_CE_EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![KP_OCSP_SIGNING]))?,
+            ext(OCSP_NOCHECK, false, &der::asn1::Null)?,
+            aki(issuer)?,
+            ski(spk)?,
+        ])
+    }
+}
+
+/// A certificate whose exact TBS bytes are known and not yet signed.
+pub struct Prepared<P> {
+    builder: CertificateBuilder<P>,
+    /// The DER of the TBSCertificate that will be signed.
+    pub tbs: Vec<u8>,
+}
+
+impl<P> std::fmt::Debug for Prepared<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("tbs_len", &self.tbs.len()).finish()
+    }
+}
+
+/// An X.509 Time (UTCTime before 2050, GeneralizedTime after: RFC 5280 §4.1.2.5).
+pub fn time_of(t: OffsetDateTime) -> Result<Time> {
+    let st = std::time::SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_secs(
+            u64::try_from(t.unix_timestamp()).map_err(|_| Error::invalid("time", "before 1970"))?,
+        );
+    Time::try_from(st).map_err(|e| Error::invalid("time", e))
+}
+
+/// Builds the exact TBSCertificate for `profile` (Boulder order: these bytes are stored before
+/// anything is signed).
+pub fn prepare<P: BuilderProfile>(
+    profile: P,
+    serial: &[u8],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    subject_spki_der: &[u8],
+    issuer_key: &dyn KeyBackend,
+) -> Result<Prepared<P>> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(subject_spki_der)?;
+    let validity = Validity::new(time_of(not_before)?, time_of(not_after)?);
+    let serial = SerialNumber::new(serial).map_err(|e| Error::invalid("serial", e))?;
+    let mut builder = CertificateBuilder::new(profile, serial, validity, spki)?;
+    let tbs = builder.finalize(&BuilderKey(issuer_key))?;
+    Ok(Prepared { builder, tbs })
+}
+
+impl<P: BuilderProfile> Prepared<P> {
+    /// Signs the prepared TBS and checks that the signed certificate carries exactly the
+    /// prepared bytes; returns the certificate DER.
+    pub fn sign(self, issuer_key: &dyn KeyBackend) -> Result<Vec<u8>> {
+        let bits = signature_bits(issuer_key, &self.tbs)?;
+        let tbs = self.tbs;
+        let cert: Certificate = self.builder.assemble(bits, &BuilderKey(issuer_key))?;
+        let der = cert.to_der()?;
+        if cert.tbs_certificate().to_der()? != tbs {
+            return Err(Error::corrupt("certificate", "the signed TBS differs from the stored TBS"));
+        }
+        Ok(der)
+    }
+}
