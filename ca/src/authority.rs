@@ -1,0 +1,1060 @@
+//! The CA shell: hierarchies and generations in the database, keys in the key store, issuance
+//! in Boulder's crash-safe order (reserve serial → store the exact TBS → sign → check the
+//! signed TBS is the stored one → store the certificate, every step committed and audited),
+//! operator revocation, and crash recovery. CRL publication is in [`crate::publish`], the
+//! change-feed follower in [`crate::follow`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use der::{Decode, Encode};
+use sqlx::Row;
+use time::{Date, OffsetDateTime};
+use x509_cert::certificate::Certificate;
+use x509_cert::request::CertReq;
+
+use crate::audit;
+use crate::crl::Reason;
+use crate::error::{Error, Result};
+use crate::hierarchy::{CaId, Environment, Purpose, prefecture_name};
+use crate::identity_source::IdentitySource;
+use crate::key::{KeyAlgorithm, KeyBackend, key_identifier};
+use crate::keystore::KeyStore;
+use crate::profile::{
+    AuthenticationCert, IssuingCa, OcspResponder, Prepared, RootCa, SanItems, SignatureCert, StatusUrls, prepare,
+};
+use crate::revocation::CertKind;
+use crate::validity::{self, ValidityInput};
+use identity::person::ResidentStatus;
+use identity::store::Db;
+
+macro_rules! cert_select {
+    () => {
+        "SELECT c.serial, c.issuer_slug, c.issuer_generation, c.kind, c.state, c.resident_code, c.shard, c.not_before, c.not_after, c.der, r.revoked_at, r.reason, r.cause FROM ca_certificate c LEFT JOIN ca_revocation r ON r.serial = c.serial"
+    };
+}
+
+/// A certificate as recorded.
+#[derive(Debug, Clone)]
+pub struct CertRecord {
+    /// Serial (hex).
+    pub serial: String,
+    /// Issuing CA.
+    pub ca: String,
+    /// Its generation.
+    pub generation: i64,
+    /// Kind.
+    pub kind: CertKind,
+    /// State (see [`state`]).
+    pub state: i64,
+    /// Resident.
+    pub resident_code: Option<String>,
+    /// CRL shard.
+    pub shard: i64,
+    /// notBefore.
+    pub not_before: Option<i64>,
+    /// notAfter.
+    pub not_after: Option<i64>,
+    /// DER, once issued.
+    pub der: Option<Vec<u8>>,
+    /// Revocation (time, reason, cause).
+    pub revoked: Option<(i64, Reason, String)>,
+}
+
+fn record(r: &sqlx::any::AnyRow) -> Result<CertRecord> {
+    let revoked = match r.try_get::<Option<i64>, _>(10)? {
+        Some(at) => Some((at, Reason::from_code(r.try_get(11)?)?, r.try_get(12)?)),
+        None => None,
+    };
+    Ok(CertRecord {
+        serial: r.try_get(0)?,
+        ca: r.try_get(1)?,
+        generation: r.try_get(2)?,
+        kind: CertKind::from_code(r.try_get(3)?)?,
+        state: r.try_get(4)?,
+        resident_code: r.try_get(5)?,
+        shard: r.try_get(6)?,
+        not_before: r.try_get(7)?,
+        not_after: r.try_get(8)?,
+        der: r.try_get(9)?,
+        revoked,
+    })
+}
+
+/// Inserts a revocation row (idempotent on the serial: a replay changes nothing).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_revocation(
+    tx: &mut identity::store::Tx,
+    serial: &str,
+    issuer: String,
+    generation: i64,
+    shard: i64,
+    now: i64,
+    reason: Reason,
+    cause: &str,
+) -> Result<bool> {
+    let bytes = hex::decode(serial).map_err(|e| Error::corrupt("serial", e))?;
+    let r = sqlx::query("INSERT INTO ca_revocation (serial, serial_bytes, issuer_slug, issuer_generation, shard, revoked_at, reason, cause) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (serial) DO NOTHING")
+        .bind(serial.to_owned())
+        .bind(bytes)
+        .bind(issuer)
+        .bind(generation)
+        .bind(shard)
+        .bind(now)
+        .bind(reason as i64)
+        .bind(cause.to_owned())
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+fn gen_from_row(ca: CaId, r: &sqlx::any::AnyRow) -> Result<Generation> {
+    Ok(Generation {
+        ca,
+        generation: r.try_get(0)?,
+        algorithm: KeyAlgorithm::from_code(r.try_get(1)?)?,
+        key_ref: r.try_get(2)?,
+        certificate: r.try_get(3)?,
+        key_id: r.try_get(4)?,
+        not_after: r.try_get(5)?,
+        shards: r.try_get(6)?,
+    })
+}
+
+/// Checks a PKCS#10 request's self-signature (the proof of possession) and the key policy;
+/// returns the SubjectPublicKeyInfo DER. The CSR's subject is ignored.
+pub fn proof_of_possession(csr: &[u8], which: &str) -> Result<Vec<u8>> {
+    let req = CertReq::from_der(csr).map_err(|e| Error::refused("bad_pop", format!("{which} CSR is not PKCS#10 DER: {e}")))?;
+    let spki = req.info.public_key.to_der()?;
+    let alg = KeyAlgorithm::of_spki(&spki)?;
+    if req.algorithm.oid != alg.signature_algorithm().oid {
+        return Err(Error::refused("bad_pop", format!("{which} CSR must be signed with {:?}", alg.signature_algorithm().oid)));
+    }
+    let info = req.info.to_der()?;
+    let sig = req.signature.as_bytes().ok_or_else(|| Error::refused("bad_pop", "signature has unused bits"))?;
+    if !crate::key::verify(&spki, &info, sig)? {
+        return Err(Error::refused("bad_pop", format!("the {which} CSR's signature does not verify: no proof of possession")));
+    }
+    Ok(spki)
+}
+
+/// A prepared certificate of any profile.
+pub enum AnyPrepared {
+    /// Issuing CA.
+    Ca(Prepared<IssuingCa>),
+    /// Signature.
+    Signature(Prepared<SignatureCert>),
+    /// Authentication.
+    Authentication(Prepared<AuthenticationCert>),
+    /// OCSP responder.
+    Responder(Prepared<OcspResponder>),
+}
+
+impl std::fmt::Debug for AnyPrepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AnyPrepared({} bytes)", self.tbs().len())
+    }
+}
+
+/// Certificate states (stored numbers, forever).
+pub mod state {
+    /// Serial reserved; nothing else stored.
+    pub const RESERVED: i64 = 1;
+    /// Exact TBS stored; not yet signed (or signed but not stored).
+    pub const TBS_STORED: i64 = 2;
+    /// Signed and stored.
+    pub const ISSUED: i64 = 3;
+    /// Reserved but never stored: abandoned by recovery, nothing to revoke.
+    pub const ABANDONED: i64 = 4;
+    /// TBS stored but never delivered: revoked by recovery (reason unspecified).
+    pub const VOID: i64 = 5;
+}
+
+/// Where relying parties will find CRLs and OCSP, the shard count and CRL lifetime; fixed at
+/// `init` and stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Base URL of CRL publication (`{base}/crl/{ca}/g{n}/{shard}.crl`).
+    pub crl_base: String,
+    /// OCSP responder URL written into AIA.
+    pub ocsp_url: String,
+    /// CRL shards per issuing CA generation.
+    pub shards: u32,
+    /// Hours from thisUpdate to nextUpdate.
+    pub crl_hours: i64,
+    /// Algorithm for new CA keys.
+    pub ca_algorithm: KeyAlgorithm,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            crl_base: "http://127.0.0.1:8180".into(),
+            ocsp_url: "http://127.0.0.1:8180/ocsp".into(),
+            shards: 16,
+            crl_hours: 24,
+            ca_algorithm: KeyAlgorithm::Rsa2048,
+        }
+    }
+}
+
+/// The URL of a CRL shard.
+pub fn crl_url(base: &str, slug: &str, generation: i64, shard: i64) -> String {
+    format!("{base}/crl/{slug}/g{generation}/{shard}.crl")
+}
+
+/// The URL of a root generation's ARL.
+pub fn arl_url(base: &str, slug: &str, generation: i64) -> String {
+    format!("{base}/crl/{slug}/g{generation}/arl.crl")
+}
+
+/// One CA generation.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The CA.
+    pub ca: CaId,
+    /// Generation number (from 1).
+    pub generation: i64,
+    /// Key algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// Where the key lives.
+    pub key_ref: String,
+    /// The CA certificate (DER).
+    pub certificate: Vec<u8>,
+    /// Its subject key identifier.
+    pub key_id: Vec<u8>,
+    /// End of validity (unix seconds).
+    pub not_after: i64,
+    /// CRL shards.
+    pub shards: i64,
+}
+
+impl Generation {
+    /// The CA certificate, decoded.
+    pub fn cert(&self) -> Result<Certificate> {
+        Ok(Certificate::from_der(&self.certificate)?)
+    }
+}
+
+/// An issuance request from a window (card writer). Identity items are not in it.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// 住民票コード.
+    pub resident_code: String,
+    /// Issuing window id (受付窓口識別記号): 1–9 of A–Z 0–9.
+    pub window: String,
+    /// Last day of the card.
+    pub card_expiry: Date,
+    /// Production or test hierarchy.
+    pub environment: Environment,
+    /// PKCS#10 CSR (DER) for the signature key: its self-signature is the proof of possession.
+    pub signature_csr: Option<Vec<u8>>,
+    /// PKCS#10 CSR (DER) for the authentication key.
+    pub authentication_csr: Option<Vec<u8>>,
+    /// Idempotency key: a retried request with the same id gets the same certificates.
+    pub request_id: Option<String>,
+}
+
+/// One issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCert {
+    /// Serial, hex.
+    pub serial: String,
+    /// Kind.
+    pub kind: CertKind,
+    /// Issuing CA.
+    pub ca: String,
+    /// Its generation.
+    pub generation: i64,
+    /// DER.
+    pub der: Vec<u8>,
+    /// End of validity (unix seconds).
+    pub not_after: i64,
+    /// CRL shard.
+    pub shard: i64,
+}
+
+/// What an issuance returns: the certificates and the CA chain (issuing CA certificates, then
+/// roots).
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The certificates.
+    pub certificates: Vec<IssuedCert>,
+    /// CA certificates (DER).
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl Issued {
+    /// The certificate of a kind.
+    pub fn get(&self, kind: CertKind) -> Option<&IssuedCert> {
+        self.certificates.iter().find(|c| c.kind == kind)
+    }
+}
+
+/// A profile of any kind, for the batch pipeline.
+#[derive(Debug, Clone)]
+pub enum AnyProfile {
+    /// Issuing CA.
+    Ca(IssuingCa),
+    /// Signature certificate.
+    Signature(SignatureCert),
+    /// Authentication certificate.
+    Authentication(AuthenticationCert),
+    /// OCSP responder.
+    Responder(OcspResponder),
+}
+
+/// One certificate to issue.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What it is.
+    pub kind: CertKind,
+    /// Who signs it.
+    pub issuer: Arc<Generation>,
+    /// Serial bytes (positive, minimal INTEGER content).
+    pub serial: Vec<u8>,
+    /// CRL shard.
+    pub shard: i64,
+    /// Subject public key (SPKI DER).
+    pub spki: Vec<u8>,
+    /// notBefore.
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    pub not_after: OffsetDateTime,
+    /// Resident, for certificates of residents.
+    pub resident_code: Option<String>,
+    /// The subject CN.
+    pub issuance_id: Option<String>,
+    /// Idempotency key.
+    pub request_id: Option<String>,
+    /// Profile.
+    pub profile: AnyProfile,
+}
+
+/// A fresh serial: 16 random bytes, top bit clear and second bit set (126 random bits,
+/// positive, always 16 content bytes).
+pub fn new_serial() -> Vec<u8> {
+    let mut s: [u8; 16] = rand::random();
+    s[0] = (s[0] & 0x3f) | 0x40;
+    s.to_vec()
+}
+
+/// The shard of a serial: its last two bytes modulo the shard count (fixed at issuance).
+pub fn shard_of(serial: &[u8], shards: i64) -> i64 {
+    let n = serial.len();
+    let low = i64::from(u16::from_be_bytes([serial[n.saturating_sub(2)], serial[n - 1]]));
+    low % shards.max(1)
+}
+
+fn crash_point(step: &str) {
+    // Fault injection for the crash tests: `JPKI_CA_CRASH_AFTER=reserve|tbs|sign` aborts the
+    // process right after that step, as a power cut would.
+    if std::env::var("JPKI_CA_CRASH_AFTER").is_ok_and(|v| v == step) {
+        eprintln!("JPKI_CA_CRASH_AFTER={step}: aborting");
+        std::process::abort();
+    }
+}
+
+/// A certificate authority service over one database and key store.
+#[derive(Debug)]
+pub struct Authority {
+    db: Db,
+    keys: KeyStore,
+    settings: Settings,
+    loaded: Mutex<HashMap<String, Arc<dyn KeyBackend>>>,
+    create: tokio::sync::Mutex<()>,
+}
+
+async fn setting(db: &Db, name: &str) -> Result<Option<String>> {
+    Ok(sqlx::query("SELECT value FROM ca_setting WHERE name = $1")
+        .bind(name)
+        .fetch_optional(db.pool())
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?)
+}
+
+impl Authority {
+    /// Opens the CA over `db`, resolving whatever a crash left half-done (see [`Self::recover`]).
+    pub async fn open(db: Db, keys: KeyStore, now: i64) -> Result<Self> {
+        let mut settings = Settings::default();
+        if let Some(v) = setting(&db, "crl_base").await? {
+            settings.crl_base = v;
+        }
+        if let Some(v) = setting(&db, "ocsp_url").await? {
+            settings.ocsp_url = v;
+        }
+        if let Some(v) = setting(&db, "shards").await? {
+            settings.shards = v.parse().map_err(|_| Error::corrupt("setting shards", v))?;
+        }
+        if let Some(v) = setting(&db, "crl_hours").await? {
+            settings.crl_hours = v.parse().map_err(|_| Error::corrupt("setting crl_hours", v))?;
+        }
+        if let Some(v) = setting(&db, "ca_algorithm").await? {
+            settings.ca_algorithm = KeyAlgorithm::parse(&v)?;
+        }
+        let a = Self { db, keys, settings, loaded: Mutex::default(), create: tokio::sync::Mutex::new(()) };
+        a.recover("system:recovery", now).await?;
+        Ok(a)
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Creates the roots of both hierarchies in `env` and fixes the settings. Refused if that
+    /// environment is already initialised.
+    pub async fn init(&mut self, actor: &str, env: Environment, settings: Settings, now: i64) -> Result<Vec<Generation>> {
+        if settings.shards == 0 || settings.shards > 4096 {
+            return Err(Error::invalid("shards", "1–4096"));
+        }
+        for url in [&settings.crl_base, &settings.ocsp_url] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
+                return Err(Error::invalid("URL", format!("{url}: http(s)://host[:port][/path], no trailing /")));
+            }
+        }
+        for p in Purpose::ALL {
+            if self.current(&CaId::root(p, env), now).await.is_ok() {
+                return Err(Error::Conflict(format!("{} is already initialised", CaId::root(p, env))));
+            }
+        }
+        let any_ca: i64 = sqlx::query("SELECT COUNT(*) FROM ca_authority").fetch_one(self.db.pool()).await?.try_get(0)?;
+        if any_ca == 0 {
+            let mut tx = self.db.write().await?;
+            for (k, v) in [
+                ("crl_base", settings.crl_base.clone()),
+                ("ocsp_url", settings.ocsp_url.clone()),
+                ("shards", settings.shards.to_string()),
+                ("crl_hours", settings.crl_hours.to_string()),
+                ("ca_algorithm", settings.ca_algorithm.name().to_owned()),
+            ] {
+                sqlx::query("INSERT INTO ca_setting (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2")
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            audit::append(&mut tx, now, actor, "settings", &format!("{settings:?}")).await?;
+            tx.commit().await?;
+            self.settings = settings;
+        }
+        let mut out = Vec::new();
+        for p in Purpose::ALL {
+            out.push(self.new_generation(actor, &CaId::root(p, env), self.settings.ca_algorithm, now).await?);
+        }
+        Ok(out)
+    }
+
+    /// The current generation of a CA: the newest one still valid.
+    pub async fn current(&self, ca: &CaId, now: i64) -> Result<Generation> {
+        let r = sqlx::query(
+            "SELECT generation, algorithm, key_ref, certificate, key_id, not_after, shards FROM ca_generation WHERE slug = $1 AND not_after > $2 ORDER BY generation DESC LIMIT 1",
+        )
+        .bind(ca.slug())
+        .bind(now)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no valid generation of {ca} (run `jpki ca init`)")))?;
+        gen_from_row(ca.clone(), &r)
+    }
+
+    /// Every generation of every CA.
+    pub async fn generations(&self) -> Result<Vec<Generation>> {
+        let rows = sqlx::query(
+            "SELECT generation, algorithm, key_ref, certificate, key_id, not_after, shards, slug FROM ca_generation ORDER BY slug, generation",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(|r| gen_from_row(CaId::parse(&r.try_get::<String, _>(7)?)?, r)).collect()
+    }
+
+    /// The generation whose key identifier is `key_id` (issuers are found by key, not name).
+    pub async fn by_key_id(&self, key_id: &[u8]) -> Result<Generation> {
+        let r = sqlx::query(
+            "SELECT generation, algorithm, key_ref, certificate, key_id, not_after, shards, slug FROM ca_generation WHERE key_id = $1",
+        )
+        .bind(key_id.to_vec())
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no CA generation with key id {}", hex::encode(key_id))))?;
+        gen_from_row(CaId::parse(&r.try_get::<String, _>(7)?)?, &r)
+    }
+
+    /// The signing key of a generation (loaded once).
+    pub fn key(&self, g: &Generation) -> Result<Arc<dyn KeyBackend>> {
+        let mut cache = self.loaded.lock().map_err(|_| Error::key("key cache poisoned"))?;
+        if let Some(k) = cache.get(&g.key_ref) {
+            return Ok(k.clone());
+        }
+        let k = self.keys.load(&g.key_ref)?;
+        if k.public_key_der() != g.cert()?.tbs_certificate().subject_public_key_info().to_der()? {
+            return Err(Error::key(format!("key {} does not match the certificate of {} g{}", g.key_ref, g.ca, g.generation)));
+        }
+        cache.insert(g.key_ref.clone(), k.clone());
+        Ok(k)
+    }
+
+    /// Creates a new generation (key + certificate) of `ca`: a root signs itself; an issuing CA
+    /// is certified by its root's current generation (as a CA certificate the ARL can revoke).
+    pub async fn new_generation(&self, actor: &str, ca: &CaId, alg: KeyAlgorithm, now: i64) -> Result<Generation> {
+        let _guard = self.create.lock().await;
+        let next: i64 = sqlx::query("SELECT COALESCE(MAX(generation), 0) + 1 FROM ca_generation WHERE slug = $1")
+            .bind(ca.slug())
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get(0)?;
+        let label = format!("{}-g{next}-{}", ca.slug(), hex::encode(rand::random::<[u8; 3]>()));
+        let key = self.keys.generate(&label, alg)?;
+        let name = ca.name()?;
+        let start = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e))?;
+        let ten_years = start + time::Duration::days(3653);
+        let (cert, shards) = match &ca.prefecture {
+            None => {
+                let serial = new_serial();
+                let p = prepare(RootCa { name }, &serial, start, ten_years, key.public_key_der(), key.as_ref())?;
+                (p.sign(key.as_ref())?, 1)
+            }
+            Some(_) => {
+                let root = Arc::new(self.current(&CaId::root(ca.purpose, ca.env), now).await?);
+                let end = ten_years.min(OffsetDateTime::from_unix_timestamp(root.not_after).map_err(|e| Error::invalid("time", e))?);
+                let serial = new_serial();
+                let plan = Plan {
+                    kind: CertKind::Authority,
+                    shard: 0,
+                    spki: key.public_key_der().to_vec(),
+                    not_before: start,
+                    not_after: end,
+                    resident_code: None,
+                    issuance_id: None,
+                    request_id: None,
+                    profile: AnyProfile::Ca(IssuingCa {
+                        issuer: root.cert()?.tbs_certificate().subject().clone(),
+                        subject: name,
+                        policy: ca.policy(),
+                        arl_url: arl_url(&self.settings.crl_base, &root.ca.slug(), root.generation),
+                    }),
+                    issuer: root,
+                    serial,
+                };
+                let mut done = self.run(actor, vec![plan], now).await?;
+                (done.remove(0).der, i64::from(self.settings.shards))
+            }
+        };
+        let parsed = Certificate::from_der(&cert)?;
+        let not_after = parsed.tbs_certificate().validity().not_after.to_unix_duration().as_secs() as i64;
+        let key_id = key_identifier(key.public_key_der())?.to_vec();
+        let mut tx = self.db.write().await?;
+        sqlx::query("INSERT INTO ca_authority (slug, purpose, environment, prefecture, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (slug) DO NOTHING")
+            .bind(ca.slug())
+            .bind(ca.purpose as i64)
+            .bind(ca.env as i64)
+            .bind(ca.prefecture.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO ca_generation (slug, generation, key_ref, algorithm, certificate, key_id, not_after, shards, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(ca.slug())
+            .bind(next)
+            .bind(key.key_ref())
+            .bind(alg as i64)
+            .bind(cert.clone())
+            .bind(key_id.clone())
+            .bind(not_after)
+            .bind(shards)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let detail = format!("{ca} g{next} {} key {} key-id {}", alg.name(), key.key_ref(), hex::encode(&key_id));
+        audit::append(&mut tx, now, actor, "ca_generation", &detail).await?;
+        tx.commit().await?;
+        self.loaded.lock().map_err(|_| Error::key("key cache poisoned"))?.insert(key.key_ref(), key.clone());
+        Ok(Generation {
+            ca: ca.clone(),
+            generation: next,
+            algorithm: alg,
+            key_ref: key.key_ref(),
+            certificate: cert,
+            key_id,
+            not_after,
+            shards,
+        })
+    }
+
+    /// The current generation of a prefecture's issuing CA, created on first use.
+    pub async fn issuing(&self, actor: &str, purpose: Purpose, env: Environment, prefecture: &str, now: i64) -> Result<Generation> {
+        let ca = CaId::issuing(purpose, env, prefecture)?;
+        match self.current(&ca, now).await {
+            Ok(g) => Ok(g),
+            Err(Error::NotFound(_)) => {
+                let _ = self.current(&CaId::root(purpose, env), now).await?;
+                // Another task may have created it while we waited for the lock.
+                match self.current(&ca, now).await {
+                    Ok(g) => Ok(g),
+                    Err(_) => self.new_generation(actor, &ca, self.settings.ca_algorithm, now).await,
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Issues the certificates of `plans` in Boulder's order, as one batch: every serial is
+    /// reserved in one commit, every exact TBS stored in the next, all are signed (the signed
+    /// TBS checked against the stored one), and all certificates stored in a third commit.
+    pub async fn run(&self, actor: &str, plans: Vec<Plan>, now: i64) -> Result<Vec<IssuedCert>> {
+        if plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let serials: Vec<String> = plans.iter().map(|p| hex::encode(&p.serial)).collect();
+        // 1. Reserve the serials (unique forever by the primary key).
+        let mut tx = self.db.write().await?;
+        for (p, s) in plans.iter().zip(&serials) {
+            let r = sqlx::query("INSERT INTO ca_certificate (serial, issuer_slug, issuer_generation, kind, state, resident_code, issuance_id, request_id, shard, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                .bind(s.clone())
+                .bind(p.issuer.ca.slug())
+                .bind(p.issuer.generation)
+                .bind(p.kind as i64)
+                .bind(state::RESERVED)
+                .bind(p.resident_code.clone())
+                .bind(p.issuance_id.clone())
+                .bind(p.request_id.clone())
+                .bind(p.shard)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            if let Err(sqlx::Error::Database(e)) = &r
+                && e.is_unique_violation()
+            {
+                return Err(Error::Conflict(format!("serial {s} was used before; nothing issued")));
+            }
+            r?;
+        }
+        audit::append(&mut tx, now, actor, "reserve", &serials.join(",")).await?;
+        tx.commit().await?;
+        crash_point("reserve");
+        // 2. Build and store the exact TBS of each.
+        let key = self.key(&plans[0].issuer)?;
+        let mut keys = Vec::with_capacity(plans.len());
+        let mut prepared = Vec::with_capacity(plans.len());
+        for p in &plans {
+            let k = if p.issuer.key_ref == plans[0].issuer.key_ref { key.clone() } else { self.key(&p.issuer)? };
+            prepared.push(prepare_any(p, k.as_ref())?);
+            keys.push(k);
+        }
+        let mut tx = self.db.write().await?;
+        for ((p, s), pr) in plans.iter().zip(&serials).zip(&prepared) {
+            sqlx::query("UPDATE ca_certificate SET state = $1, tbs = $2, not_before = $3, not_after = $4 WHERE serial = $5 AND state = $6")
+                .bind(state::TBS_STORED)
+                .bind(pr.tbs().to_vec())
+                .bind(p.not_before.unix_timestamp())
+                .bind(p.not_after.unix_timestamp())
+                .bind(s.clone())
+                .bind(state::RESERVED)
+                .execute(&mut *tx)
+                .await?;
+        }
+        audit::append(&mut tx, now, actor, "tbs_stored", &serials.join(",")).await?;
+        tx.commit().await?;
+        crash_point("tbs");
+        // 3. Sign (both cores for a large batch) and check each signed TBS.
+        let ders = sign_all(prepared, &keys)?;
+        crash_point("sign");
+        // 4. Store the certificates.
+        let mut tx = self.db.write().await?;
+        for (s, der) in serials.iter().zip(&ders) {
+            let r = sqlx::query("UPDATE ca_certificate SET state = $1, der = $2 WHERE serial = $3 AND state = $4")
+                .bind(state::ISSUED)
+                .bind(der.clone())
+                .bind(s.clone())
+                .bind(state::TBS_STORED)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() != 1 {
+                return Err(Error::Conflict(format!("certificate {s} changed state during issuance (recovered by another process?)")));
+            }
+        }
+        audit::append(&mut tx, now, actor, "issued", &serials.join(",")).await?;
+        tx.commit().await?;
+        Ok(plans
+            .into_iter()
+            .zip(serials)
+            .zip(ders)
+            .map(|((p, serial), der)| IssuedCert {
+                serial,
+                kind: p.kind,
+                ca: p.issuer.ca.slug(),
+                generation: p.issuer.generation,
+                der,
+                not_after: p.not_after.unix_timestamp(),
+                shard: p.shard,
+            })
+            .collect())
+    }
+
+    /// Issues a resident's certificates from a window's request. Identity items come from the
+    /// identity network (a logged provision under B1-020), never from the request.
+    pub async fn issue(&self, actor: &str, req: &IssueRequest, id: &IdentitySource, now: i64) -> Result<Issued> {
+        if req.window.is_empty() || req.window.len() > 9 || !req.window.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+            return Err(Error::invalid("window", "1–9 characters of A–Z 0–9"));
+        }
+        if req.signature_csr.is_none() && req.authentication_csr.is_none() {
+            return Err(Error::invalid("request", "no key to certify"));
+        }
+        if let Some(rid) = &req.request_id
+            && let Some(done) = self.by_request(rid).await?
+        {
+            return Ok(done);
+        }
+        let sig_key = req.signature_csr.as_deref().map(|c| proof_of_possession(c, "signature")).transpose()?;
+        let auth_key = req.authentication_csr.as_deref().map(|c| proof_of_possession(c, "authentication")).transpose()?;
+        if let (Some(a), Some(b)) = (&sig_key, &auth_key)
+            && a == b
+        {
+            return Err(Error::refused("key_reuse", "the signature and authentication keys must differ"));
+        }
+        let resident = id
+            .resident(&req.resident_code, now)
+            .await?
+            .ok_or_else(|| Error::refused("resident_unknown", format!("no resident {}", req.resident_code)))?;
+        if resident.status != ResidentStatus::Active {
+            return Err(Error::refused(
+                "resident_removed",
+                format!("resident {} is not on a register (status {:?})", resident.resident_code, resident.status),
+            ));
+        }
+        let t = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e))?;
+        if sig_key.is_some() {
+            validity::check_signature_age(resident.date_of_birth, t)?;
+        }
+        let base = ValidityInput { date_of_birth: resident.date_of_birth, now: t, card_expiry: req.card_expiry, auth_not_after: None };
+        let auth_end = match &auth_key {
+            Some(_) => Some(validity::not_after(&base)?),
+            None => self.valid_auth_not_after(&resident.resident_code, now).await?,
+        };
+        let sig_end = sig_key.as_ref().map(|_| validity::not_after(&ValidityInput { auth_not_after: auth_end, ..base })).transpose()?;
+        let prefecture = resident.municipality.get(..2).ok_or_else(|| Error::Identity("bad municipality code".into()))?.to_owned();
+        let pref_name = prefecture_name(&prefecture)?;
+        let mut plans = Vec::new();
+        let stamp = validity::jst_date(t);
+        let clock = t.to_offset(time::UtcOffset::from_whole_seconds(9 * 3600).unwrap_or(time::UtcOffset::UTC));
+        let cn = |serial: &[u8]| {
+            format!(
+                "{:04}{:02}{:02}{:02}{:02}{:02}{:05}{}",
+                stamp.year(),
+                u8::from(stamp.month()),
+                stamp.day(),
+                clock.hour(),
+                clock.minute(),
+                clock.second(),
+                u16::from_be_bytes([serial[14], serial[15]]) % 10000 + u16::from(serial[13] % 6) * 10000,
+                req.window
+            )
+        };
+        if let (Some(spki), Some(end)) = (auth_key, auth_end) {
+            let g = Arc::new(self.issuing(actor, Purpose::Authentication, req.environment, &prefecture, now).await?);
+            let serial = new_serial();
+            let shard = shard_of(&serial, g.shards);
+            let issuance_id = cn(&serial);
+            plans.push(Plan {
+                kind: CertKind::Authentication,
+                profile: AnyProfile::Authentication(AuthenticationCert {
+                    issuer: g.cert()?.tbs_certificate().subject().clone(),
+                    subject: AuthenticationCert::subject_name(&issuance_id)?,
+                    policy: g.ca.policy(),
+                    urls: self.urls(&g, shard),
+                }),
+                issuer: g,
+                serial,
+                shard,
+                spki,
+                not_before: t,
+                not_after: end,
+                resident_code: Some(resident.resident_code.clone()),
+                issuance_id: Some(issuance_id),
+                request_id: req.request_id.clone(),
+            });
+        }
+        if let (Some(spki), Some(end)) = (sig_key, sig_end) {
+            let g = Arc::new(self.issuing(actor, Purpose::Signature, req.environment, &prefecture, now).await?);
+            let serial = new_serial();
+            let shard = shard_of(&serial, g.shards);
+            let issuance_id = cn(&serial);
+            plans.push(Plan {
+                kind: CertKind::Signature,
+                profile: AnyProfile::Signature(SignatureCert {
+                    issuer: g.cert()?.tbs_certificate().subject().clone(),
+                    subject: SignatureCert::subject_name(pref_name, &resident.municipality, &issuance_id)?,
+                    items: SanItems {
+                        name: resident.name.0.clone(),
+                        name_flags: resident.name.1.clone(),
+                        sex: resident.sex,
+                        date_of_birth: resident.date_of_birth,
+                        address: resident.address.0.clone(),
+                        address_flags: resident.address.1.clone(),
+                    },
+                    policy: g.ca.policy(),
+                    urls: self.urls(&g, shard),
+                }),
+                issuer: g,
+                serial,
+                shard,
+                spki,
+                not_before: t,
+                not_after: end,
+                resident_code: Some(resident.resident_code.clone()),
+                issuance_id: Some(issuance_id),
+                request_id: req.request_id.clone(),
+            });
+        }
+        let chain = self.chain_of(&plans, now).await?;
+        let certificates = self.run(actor, plans, now).await?;
+        Ok(Issued { certificates, chain })
+    }
+
+    /// Certifies a delegated OCSP responder key for the current generation of `ca`
+    /// (validity `days`, at most the CA's).
+    pub async fn issue_responder(&self, actor: &str, ca: &CaId, spki: &[u8], days: i64, now: i64) -> Result<IssuedCert> {
+        KeyAlgorithm::of_spki(spki)?;
+        let g = Arc::new(self.current(ca, now).await?);
+        let t = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e))?;
+        let end = (t + time::Duration::days(days.clamp(1, 366)))
+            .min(OffsetDateTime::from_unix_timestamp(g.not_after).map_err(|e| Error::invalid("time", e))?);
+        let serial = new_serial();
+        let subject = format!("CN=OCSP responder {} g{},O=JPKI,C=JP", ca.slug(), g.generation)
+            .parse()
+            .map_err(|e| Error::invalid("subject", e))?;
+        let plan = Plan {
+            kind: CertKind::OcspResponder,
+            profile: AnyProfile::Responder(OcspResponder { issuer: g.cert()?.tbs_certificate().subject().clone(), subject }),
+            shard: shard_of(&serial, g.shards),
+            issuer: g,
+            serial,
+            spki: spki.to_vec(),
+            not_before: t,
+            not_after: end,
+            resident_code: None,
+            issuance_id: None,
+            request_id: None,
+        };
+        Ok(self.run(actor, vec![plan], now).await?.remove(0))
+    }
+
+    fn urls(&self, g: &Generation, shard: i64) -> StatusUrls {
+        StatusUrls { crl: crl_url(&self.settings.crl_base, &g.ca.slug(), g.generation, shard), ocsp: self.settings.ocsp_url.clone() }
+    }
+
+    async fn chain_of(&self, plans: &[Plan], now: i64) -> Result<Vec<Vec<u8>>> {
+        let mut chain: Vec<Vec<u8>> = Vec::new();
+        for p in plans {
+            if !chain.contains(&p.issuer.certificate) {
+                chain.push(p.issuer.certificate.clone());
+            }
+        }
+        for p in plans {
+            let root = self.current(&CaId::root(p.issuer.ca.purpose, p.issuer.ca.env), now).await?;
+            if !chain.contains(&root.certificate) {
+                chain.push(root.certificate);
+            }
+        }
+        Ok(chain)
+    }
+
+    async fn valid_auth_not_after(&self, resident: &str, now: i64) -> Result<Option<OffsetDateTime>> {
+        let r = sqlx::query("SELECT MAX(c.not_after) FROM ca_certificate c WHERE c.resident_code = $1 AND c.kind = $2 AND c.state = $3 AND c.not_after > $4 AND NOT EXISTS (SELECT 1 FROM ca_revocation r WHERE r.serial = c.serial)")
+            .bind(resident)
+            .bind(CertKind::Authentication as i64)
+            .bind(state::ISSUED)
+            .bind(now)
+            .fetch_one(self.db.pool())
+            .await?;
+        let v: Option<i64> = r.try_get(0)?;
+        v.map(|s| OffsetDateTime::from_unix_timestamp(s).map_err(|e| Error::invalid("time", e))).transpose()
+    }
+
+    async fn by_request(&self, rid: &str) -> Result<Option<Issued>> {
+        let rows = sqlx::query("SELECT serial FROM ca_certificate WHERE request_id = $1 AND state = $2 ORDER BY kind DESC")
+            .bind(rid)
+            .bind(state::ISSUED)
+            .fetch_all(self.db.pool())
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut certificates = Vec::new();
+        let mut chain: Vec<Vec<u8>> = Vec::new();
+        for r in rows {
+            let s: String = r.try_get(0)?;
+            let rec = self.show(&s).await?;
+            let g = self.generation_of(&rec.ca, rec.generation).await?;
+            if !chain.contains(&g.certificate) {
+                chain.push(g.certificate.clone());
+            }
+            certificates.push(IssuedCert {
+                serial: rec.serial,
+                kind: rec.kind,
+                ca: rec.ca,
+                generation: rec.generation,
+                der: rec.der.unwrap_or_default(),
+                not_after: rec.not_after.unwrap_or_default(),
+                shard: rec.shard,
+            });
+        }
+        Ok(Some(Issued { certificates, chain }))
+    }
+
+    /// A generation by slug and number.
+    pub async fn generation_of(&self, slug: &str, generation: i64) -> Result<Generation> {
+        let r = sqlx::query(
+            "SELECT generation, algorithm, key_ref, certificate, key_id, not_after, shards FROM ca_generation WHERE slug = $1 AND generation = $2",
+        )
+        .bind(slug)
+        .bind(generation)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("{slug} g{generation}")))?;
+        gen_from_row(CaId::parse(slug)?, &r)
+    }
+
+    /// Revokes a certificate (operator action or rule). Revocations are final: an already
+    /// revoked certificate is refused with its existing reason (certificateHold is never released).
+    pub async fn revoke(&self, actor: &str, serial: &str, reason: Reason, cause: &str, now: i64) -> Result<()> {
+        let serial = serial.to_ascii_lowercase();
+        let mut tx = self.db.write().await?;
+        let r = sqlx::query("SELECT state, issuer_slug, issuer_generation, shard FROM ca_certificate WHERE serial = $1")
+            .bind(serial.clone())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+        let st: i64 = r.try_get(0)?;
+        if st == state::RESERVED || st == state::ABANDONED {
+            return Err(Error::Conflict(format!("certificate {serial} was never issued")));
+        }
+        if let Some(prev) = sqlx::query("SELECT reason, revoked_at FROM ca_revocation WHERE serial = $1")
+            .bind(serial.clone())
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            let reason = Reason::from_code(prev.try_get(0)?)?;
+            return Err(Error::Conflict(format!("certificate {serial} is already revoked ({})", reason.name())));
+        }
+        insert_revocation(&mut tx, &serial, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, now, reason, cause).await?;
+        audit::append(&mut tx, now, actor, "revoke", &format!("{serial} {} ({cause})", reason.name())).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Resolves what a crash left: reserved serials without a stored TBS are abandoned (no
+    /// certificate can exist); a stored TBS without a stored certificate may have been signed,
+    /// so it is revoked (reason unspecified: "destroyed before delivery") and marked void.
+    pub async fn recover(&self, actor: &str, now: i64) -> Result<(u64, u64)> {
+        let mut tx = self.db.write().await?;
+        let abandoned = sqlx::query("UPDATE ca_certificate SET state = $1 WHERE state = $2")
+            .bind(state::ABANDONED)
+            .bind(state::RESERVED)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let rows = sqlx::query("SELECT serial, issuer_slug, issuer_generation, shard FROM ca_certificate WHERE state = $1")
+            .bind(state::TBS_STORED)
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &rows {
+            let serial: String = r.try_get(0)?;
+            insert_revocation(&mut tx, &serial, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, now, Reason::Unspecified, "recovery: TBS stored, issuance not completed")
+                .await?;
+            sqlx::query("UPDATE ca_certificate SET state = $1 WHERE serial = $2").bind(state::VOID).bind(serial).execute(&mut *tx).await?;
+        }
+        if abandoned > 0 || !rows.is_empty() {
+            audit::append(&mut tx, now, actor, "recover", &format!("{abandoned} reserved serials abandoned, {} stored TBS revoked", rows.len())).await?;
+            tx.commit().await?;
+            tracing::warn!(abandoned, voided = rows.len(), "recovered an interrupted issuance");
+        }
+        Ok((abandoned, rows.len() as u64))
+    }
+
+    /// One certificate's record.
+    pub async fn show(&self, serial: &str) -> Result<CertRecord> {
+        let serial = serial.to_ascii_lowercase();
+        let r = sqlx::query(concat!(cert_select!(), " WHERE c.serial = $1"))
+            .bind(serial.clone())
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+        record(&r)
+    }
+
+    /// Certificates, newest first, optionally of one resident or one CA.
+    pub async fn list(&self, resident: Option<&str>, ca: Option<&str>, limit: i64) -> Result<Vec<CertRecord>> {
+        let rows = sqlx::query(concat!(
+            cert_select!(),
+            " WHERE ($1 IS NULL OR c.resident_code = $1) AND ($2 IS NULL OR c.issuer_slug = $2) ORDER BY c.created_at DESC, c.serial LIMIT $3"
+        ))
+        .bind(resident.map(str::to_owned))
+        .bind(ca.map(str::to_owned))
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+}
+
+
+impl AnyPrepared {
+    /// The TBS bytes.
+    pub fn tbs(&self) -> &[u8] {
+        match self {
+            Self::Ca(p) => &p.tbs,
+            Self::Signature(p) => &p.tbs,
+            Self::Authentication(p) => &p.tbs,
+            Self::Responder(p) => &p.tbs,
+        }
+    }
+    fn sign(self, key: &dyn KeyBackend) -> Result<Vec<u8>> {
+        match self {
+            Self::Ca(p) => p.sign(key),
+            Self::Signature(p) => p.sign(key),
+            Self::Authentication(p) => p.sign(key),
+            Self::Responder(p) => p.sign(key),
+        }
+    }
+}
+
+fn prepare_any(p: &Plan, key: &dyn KeyBackend) -> Result<AnyPrepared> {
+    let (s, a, b, k) = (&p.serial, p.not_before, p.not_after, &p.spki);
+    Ok(match &p.profile {
+        AnyProfile::Ca(x) => AnyPrepared::Ca(prepare(x.clone(), s, a, b, k, key)?),
+        AnyProfile::Signature(x) => AnyPrepared::Signature(prepare(x.clone(), s, a, b, k, key)?),
+        AnyProfile::Authentication(x) => AnyPrepared::Authentication(prepare(x.clone(), s, a, b, k, key)?),
+        AnyProfile::Responder(x) => AnyPrepared::Responder(prepare(x.clone(), s, a, b, k, key)?),
+    })
+}
+
+fn sign_all(prepared: Vec<AnyPrepared>, keys: &[Arc<dyn KeyBackend>]) -> Result<Vec<Vec<u8>>> {
+    if prepared.len() < 64 {
+        return prepared.into_iter().zip(keys).map(|(p, k)| p.sign(k.as_ref())).collect();
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let chunk = prepared.len().div_ceil(threads);
+    let mut items: Vec<(AnyPrepared, Arc<dyn KeyBackend>)> = prepared.into_iter().zip(keys.iter().cloned()).collect();
+    let mut parts = Vec::new();
+    while !items.is_empty() {
+        let rest = items.split_off(chunk.min(items.len()));
+        parts.push(std::mem::replace(&mut items, rest));
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(|(p, k)| p.sign(k.as_ref())).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.extend(h.join().map_err(|_| Error::key("a signing thread panicked"))??);
+        }
+        Ok(out)
+    })
+}

@@ -1,0 +1,60 @@
+//! Where CA keys live: a directory of encrypted PKCS#8 files (OpenSSL), or a PKCS#11 token.
+//! The passphrase and the PIN come from the environment or a file, are never logged and never
+//! stored in the database; the database keeps only a key reference (`soft:FILE`, `pkcs11:LABEL`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::key::{KeyAlgorithm, KeyBackend, SoftKey};
+use crate::pkcs11::Pkcs11Store;
+
+/// A key store.
+pub enum KeyStore {
+    /// Encrypted PKCS#8 files in a directory.
+    Soft {
+        /// The directory.
+        dir: PathBuf,
+        /// The passphrase (never printed).
+        passphrase: Vec<u8>,
+    },
+    /// A PKCS#11 token (SoftHSM2 in tests).
+    Pkcs11(Pkcs11Store),
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Soft { dir, .. } => f.debug_struct("KeyStore::Soft").field("dir", dir).finish_non_exhaustive(),
+            Self::Pkcs11(_) => f.write_str("KeyStore::Pkcs11"),
+        }
+    }
+}
+
+impl KeyStore {
+    /// A software key store; the passphrase must be at least 8 bytes.
+    pub fn soft(dir: &Path, passphrase: &[u8]) -> Result<Self> {
+        if passphrase.len() < 8 {
+            return Err(Error::invalid("passphrase", "the key-store passphrase needs at least 8 bytes"));
+        }
+        Ok(Self::Soft { dir: dir.to_owned(), passphrase: passphrase.to_vec() })
+    }
+
+    /// Generates a new key labelled `label` (a CA slug and generation).
+    pub fn generate(&self, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn KeyBackend>> {
+        Ok(match self {
+            Self::Soft { dir, passphrase } => Arc::new(SoftKey::create(&dir.join(format!("{label}.p8")), alg, passphrase)?),
+            Self::Pkcs11(p) => Arc::new(p.generate(label, alg)?),
+        })
+    }
+
+    /// Loads the key a stored reference names.
+    pub fn load(&self, key_ref: &str) -> Result<Arc<dyn KeyBackend>> {
+        match (self, key_ref.split_once(':')) {
+            (Self::Soft { passphrase, .. }, Some(("soft", path))) => Ok(Arc::new(SoftKey::load(Path::new(path), passphrase)?)),
+            (Self::Pkcs11(p), Some(("pkcs11", label))) => Ok(Arc::new(p.load(label)?)),
+            _ => Err(Error::key(format!("key {key_ref} is not in this key store ({self:?})"))),
+        }
+    }
+}
