@@ -22,22 +22,25 @@ fn chain(prev: &[u8], seq: i64, at: i64, actor: &str, action: &str, detail: &str
 
 /// Appends an audit row inside `tx` (the caller's write transaction holds the write lock).
 pub async fn append(tx: &mut Tx, at: i64, actor: &str, action: &str, detail: &str) -> Result<()> {
-    let last = sqlx::query("SELECT seq, hash FROM ca_audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut **tx).await?;
+    let last =
+        sqlx::query("SELECT seq, hash FROM ca_audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut **tx).await?;
     let (seq, prev) = match last {
         Some(r) => (r.try_get::<i64, _>(0)? + 1, r.try_get::<Vec<u8>, _>(1)?),
         None => (1, vec![0u8; 32]),
     };
     let hash = chain(&prev, seq, at, actor, action, detail);
-    sqlx::query("INSERT INTO ca_audit (seq, at, actor, action, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(seq)
-        .bind(at)
-        .bind(actor)
-        .bind(action)
-        .bind(detail)
-        .bind(prev)
-        .bind(hash)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO ca_audit (seq, at, actor, action, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(seq)
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(detail)
+    .bind(prev)
+    .bind(hash)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -73,7 +76,8 @@ pub async fn read_and_verify(db: &Db, limit: i64) -> Result<Vec<AuditRow>> {
         };
         let p: Vec<u8> = r.try_get(5)?;
         let h: Vec<u8> = r.try_get(6)?;
-        if row.seq != i as i64 + 1 || p != prev || h != chain(&p, row.seq, row.at, &row.actor, &row.action, &row.detail) {
+        if row.seq != i as i64 + 1 || p != prev || h != chain(&p, row.seq, row.at, &row.actor, &row.action, &row.detail)
+        {
             return Err(Error::corrupt("audit trail", format!("chain broken at row {}", row.seq)));
         }
         prev = h;

@@ -124,16 +124,23 @@ fn gen_from_row(ca: CaId, r: &sqlx::any::AnyRow) -> Result<Generation> {
 /// Checks a PKCS#10 request's self-signature (the proof of possession) and the key policy;
 /// returns the SubjectPublicKeyInfo DER. The CSR's subject is ignored.
 pub fn proof_of_possession(csr: &[u8], which: &str) -> Result<Vec<u8>> {
-    let req = CertReq::from_der(csr).map_err(|e| Error::refused("bad_pop", format!("{which} CSR is not PKCS#10 DER: {e}")))?;
+    let req = CertReq::from_der(csr)
+        .map_err(|e| Error::refused("bad_pop", format!("{which} CSR is not PKCS#10 DER: {e}")))?;
     let spki = req.info.public_key.to_der()?;
     let alg = KeyAlgorithm::of_spki(&spki)?;
     if req.algorithm.oid != alg.signature_algorithm().oid {
-        return Err(Error::refused("bad_pop", format!("{which} CSR must be signed with {:?}", alg.signature_algorithm().oid)));
+        return Err(Error::refused(
+            "bad_pop",
+            format!("{which} CSR must be signed with {:?}", alg.signature_algorithm().oid),
+        ));
     }
     let info = req.info.to_der()?;
     let sig = req.signature.as_bytes().ok_or_else(|| Error::refused("bad_pop", "signature has unused bits"))?;
     if !crate::key::verify(&spki, &info, sig)? {
-        return Err(Error::refused("bad_pop", format!("the {which} CSR's signature does not verify: no proof of possession")));
+        return Err(Error::refused(
+            "bad_pop",
+            format!("the {which} CSR's signature does not verify: no proof of possession"),
+        ));
     }
     Ok(spki)
 }
@@ -327,6 +334,8 @@ pub struct Plan {
     pub issuance_id: Option<String>,
     /// Idempotency key.
     pub request_id: Option<String>,
+    /// The national feed head read before the identity lookup.
+    pub feed_position: u64,
     /// Profile.
     pub profile: AnyProfile,
 }
@@ -410,7 +419,13 @@ impl Authority {
 
     /// Creates the roots of both hierarchies in `env` and fixes the settings. Refused if that
     /// environment is already initialised.
-    pub async fn init(&mut self, actor: &str, env: Environment, settings: Settings, now: i64) -> Result<Vec<Generation>> {
+    pub async fn init(
+        &mut self,
+        actor: &str,
+        env: Environment,
+        settings: Settings,
+        now: i64,
+    ) -> Result<Vec<Generation>> {
         if settings.shards == 0 || settings.shards > 4096 {
             return Err(Error::invalid("shards", "1–4096"));
         }
@@ -424,7 +439,8 @@ impl Authority {
                 return Err(Error::Conflict(format!("{} is already initialised", CaId::root(p, env))));
             }
         }
-        let any_ca: i64 = sqlx::query("SELECT COUNT(*) FROM ca_authority").fetch_one(self.db.pool()).await?.try_get(0)?;
+        let any_ca: i64 =
+            sqlx::query("SELECT COUNT(*) FROM ca_authority").fetch_one(self.db.pool()).await?.try_get(0)?;
         if any_ca == 0 {
             let mut tx = self.db.write().await?;
             for (k, v) in [
@@ -434,11 +450,13 @@ impl Authority {
                 ("crl_hours", settings.crl_hours.to_string()),
                 ("ca_algorithm", settings.ca_algorithm.name().to_owned()),
             ] {
-                sqlx::query("INSERT INTO ca_setting (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2")
-                    .bind(k)
-                    .bind(v)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO ca_setting (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2",
+                )
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
             }
             audit::append(&mut tx, now, actor, "settings", &format!("{settings:?}")).await?;
             tx.commit().await?;
@@ -494,7 +512,10 @@ impl Authority {
         }
         let k = self.keys.load(&g.key_ref)?;
         if k.public_key_der() != g.cert()?.tbs_certificate().subject_public_key_info().to_der()? {
-            return Err(Error::key(format!("key {} does not match the certificate of {} g{}", g.key_ref, g.ca, g.generation)));
+            return Err(Error::key(format!(
+                "key {} does not match the certificate of {} g{}",
+                g.key_ref, g.ca, g.generation
+            )));
         }
         cache.insert(g.key_ref.clone(), k.clone());
         Ok(k)
@@ -522,7 +543,8 @@ impl Authority {
             }
             Some(_) => {
                 let root = Arc::new(self.current(&CaId::root(ca.purpose, ca.env), now).await?);
-                let end = ten_years.min(OffsetDateTime::from_unix_timestamp(root.not_after).map_err(|e| Error::invalid("time", e))?);
+                let end = ten_years
+                    .min(OffsetDateTime::from_unix_timestamp(root.not_after).map_err(|e| Error::invalid("time", e))?);
                 let serial = new_serial();
                 let plan = Plan {
                     kind: CertKind::Authority,
@@ -533,6 +555,7 @@ impl Authority {
                     resident_code: None,
                     issuance_id: None,
                     request_id: None,
+                    feed_position: 0,
                     profile: AnyProfile::Ca(IssuingCa {
                         issuer: root.cert()?.tbs_certificate().subject().clone(),
                         subject: name,
@@ -587,7 +610,14 @@ impl Authority {
     }
 
     /// The current generation of a prefecture's issuing CA, created on first use.
-    pub async fn issuing(&self, actor: &str, purpose: Purpose, env: Environment, prefecture: &str, now: i64) -> Result<Generation> {
+    pub async fn issuing(
+        &self,
+        actor: &str,
+        purpose: Purpose,
+        env: Environment,
+        prefecture: &str,
+        now: i64,
+    ) -> Result<Generation> {
         let ca = CaId::issuing(purpose, env, prefecture)?;
         match self.current(&ca, now).await {
             Ok(g) => Ok(g),
@@ -614,7 +644,7 @@ impl Authority {
         // 1. Reserve the serials (unique forever by the primary key).
         let mut tx = self.db.write().await?;
         for (p, s) in plans.iter().zip(&serials) {
-            let r = sqlx::query("INSERT INTO ca_certificate (serial, issuer_slug, issuer_generation, kind, state, resident_code, issuance_id, request_id, shard, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            let r = sqlx::query("INSERT INTO ca_certificate (serial, issuer_slug, issuer_generation, kind, state, resident_code, issuance_id, request_id, shard, created_at, feed_position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
                 .bind(s.clone())
                 .bind(p.issuer.ca.slug())
                 .bind(p.issuer.generation)
@@ -625,6 +655,7 @@ impl Authority {
                 .bind(p.request_id.clone())
                 .bind(p.shard)
                 .bind(now)
+                .bind(i64::try_from(p.feed_position).map_err(|e| Error::corrupt("feed position", e))?)
                 .execute(&mut *tx)
                 .await;
             if let Err(sqlx::Error::Database(e)) = &r
@@ -675,7 +706,9 @@ impl Authority {
                 .execute(&mut *tx)
                 .await?;
             if r.rows_affected() != 1 {
-                return Err(Error::Conflict(format!("certificate {s} changed state during issuance (recovered by another process?)")));
+                return Err(Error::Conflict(format!(
+                    "certificate {s} changed state during issuance (recovered by another process?)"
+                )));
             }
         }
         audit::append(&mut tx, now, actor, "issued", &serials.join(",")).await?;
@@ -699,7 +732,10 @@ impl Authority {
     /// Issues a resident's certificates from a window's request. Identity items come from the
     /// identity network (a logged provision under B1-020), never from the request.
     pub async fn issue(&self, actor: &str, req: &IssueRequest, id: &IdentitySource, now: i64) -> Result<Issued> {
-        if req.window.is_empty() || req.window.len() > 9 || !req.window.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        if req.window.is_empty()
+            || req.window.len() > 9
+            || !req.window.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
             return Err(Error::invalid("window", "1–9 characters of A–Z 0–9"));
         }
         if req.signature_csr.is_none() && req.authentication_csr.is_none() {
@@ -711,12 +747,15 @@ impl Authority {
             return Ok(done);
         }
         let sig_key = req.signature_csr.as_deref().map(|c| proof_of_possession(c, "signature")).transpose()?;
-        let auth_key = req.authentication_csr.as_deref().map(|c| proof_of_possession(c, "authentication")).transpose()?;
+        let auth_key =
+            req.authentication_csr.as_deref().map(|c| proof_of_possession(c, "authentication")).transpose()?;
         if let (Some(a), Some(b)) = (&sig_key, &auth_key)
             && a == b
         {
             return Err(Error::refused("key_reuse", "the signature and authentication keys must differ"));
         }
+        // The feed head first: every change up to it is in the record we are about to read.
+        let feed_position = id.feed_head().await?;
         let resident = id
             .resident(&req.resident_code, now)
             .await?
@@ -731,13 +770,22 @@ impl Authority {
         if sig_key.is_some() {
             validity::check_signature_age(resident.date_of_birth, t)?;
         }
-        let base = ValidityInput { date_of_birth: resident.date_of_birth, now: t, card_expiry: req.card_expiry, auth_not_after: None };
+        let base = ValidityInput {
+            date_of_birth: resident.date_of_birth,
+            now: t,
+            card_expiry: req.card_expiry,
+            auth_not_after: None,
+        };
         let auth_end = match &auth_key {
             Some(_) => Some(validity::not_after(&base)?),
             None => self.valid_auth_not_after(&resident.resident_code, now).await?,
         };
-        let sig_end = sig_key.as_ref().map(|_| validity::not_after(&ValidityInput { auth_not_after: auth_end, ..base })).transpose()?;
-        let prefecture = resident.municipality.get(..2).ok_or_else(|| Error::Identity("bad municipality code".into()))?.to_owned();
+        let sig_end = sig_key
+            .as_ref()
+            .map(|_| validity::not_after(&ValidityInput { auth_not_after: auth_end, ..base }))
+            .transpose()?;
+        let prefecture =
+            resident.municipality.get(..2).ok_or_else(|| Error::Identity("bad municipality code".into()))?.to_owned();
         let pref_name = prefecture_name(&prefecture)?;
         let mut plans = Vec::new();
         let stamp = validity::jst_date(t);
@@ -777,6 +825,7 @@ impl Authority {
                 resident_code: Some(resident.resident_code.clone()),
                 issuance_id: Some(issuance_id),
                 request_id: req.request_id.clone(),
+                feed_position,
             });
         }
         if let (Some(spki), Some(end)) = (sig_key, sig_end) {
@@ -809,6 +858,7 @@ impl Authority {
                 resident_code: Some(resident.resident_code.clone()),
                 issuance_id: Some(issuance_id),
                 request_id: req.request_id.clone(),
+                feed_position,
             });
         }
         let chain = self.chain_of(&plans, now).await?;
@@ -818,7 +868,14 @@ impl Authority {
 
     /// Certifies a delegated OCSP responder key for the current generation of `ca`
     /// (validity `days`, at most the CA's).
-    pub async fn issue_responder(&self, actor: &str, ca: &CaId, spki: &[u8], days: i64, now: i64) -> Result<IssuedCert> {
+    pub async fn issue_responder(
+        &self,
+        actor: &str,
+        ca: &CaId,
+        spki: &[u8],
+        days: i64,
+        now: i64,
+    ) -> Result<IssuedCert> {
         KeyAlgorithm::of_spki(spki)?;
         let g = Arc::new(self.current(ca, now).await?);
         let t = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e))?;
@@ -830,7 +887,10 @@ impl Authority {
             .map_err(|e| Error::invalid("subject", e))?;
         let plan = Plan {
             kind: CertKind::OcspResponder,
-            profile: AnyProfile::Responder(OcspResponder { issuer: g.cert()?.tbs_certificate().subject().clone(), subject }),
+            profile: AnyProfile::Responder(OcspResponder {
+                issuer: g.cert()?.tbs_certificate().subject().clone(),
+                subject,
+            }),
             shard: shard_of(&serial, g.shards),
             issuer: g,
             serial,
@@ -840,12 +900,16 @@ impl Authority {
             resident_code: None,
             issuance_id: None,
             request_id: None,
+            feed_position: 0,
         };
         Ok(self.run(actor, vec![plan], now).await?.remove(0))
     }
 
     fn urls(&self, g: &Generation, shard: i64) -> StatusUrls {
-        StatusUrls { crl: crl_url(&self.settings.crl_base, &g.ca.slug(), g.generation, shard), ocsp: self.settings.ocsp_url.clone() }
+        StatusUrls {
+            crl: crl_url(&self.settings.crl_base, &g.ca.slug(), g.generation, shard),
+            ocsp: self.settings.ocsp_url.clone(),
+        }
     }
 
     async fn chain_of(&self, plans: &[Plan], now: i64) -> Result<Vec<Vec<u8>>> {
@@ -877,11 +941,12 @@ impl Authority {
     }
 
     async fn by_request(&self, rid: &str) -> Result<Option<Issued>> {
-        let rows = sqlx::query("SELECT serial FROM ca_certificate WHERE request_id = $1 AND state = $2 ORDER BY kind DESC")
-            .bind(rid)
-            .bind(state::ISSUED)
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT serial FROM ca_certificate WHERE request_id = $1 AND state = $2 ORDER BY kind DESC")
+                .bind(rid)
+                .bind(state::ISSUED)
+                .fetch_all(self.db.pool())
+                .await?;
         if rows.is_empty() {
             return Ok(None);
         }
@@ -925,11 +990,12 @@ impl Authority {
     pub async fn revoke(&self, actor: &str, serial: &str, reason: Reason, cause: &str, now: i64) -> Result<()> {
         let serial = serial.to_ascii_lowercase();
         let mut tx = self.db.write().await?;
-        let r = sqlx::query("SELECT state, issuer_slug, issuer_generation, shard FROM ca_certificate WHERE serial = $1")
-            .bind(serial.clone())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
+        let r =
+            sqlx::query("SELECT state, issuer_slug, issuer_generation, shard FROM ca_certificate WHERE serial = $1")
+                .bind(serial.clone())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("certificate {serial}")))?;
         let st: i64 = r.try_get(0)?;
         if st == state::RESERVED || st == state::ABANDONED {
             return Err(Error::Conflict(format!("certificate {serial} was never issued")));
@@ -959,18 +1025,39 @@ impl Authority {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let rows = sqlx::query("SELECT serial, issuer_slug, issuer_generation, shard FROM ca_certificate WHERE state = $1")
-            .bind(state::TBS_STORED)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows =
+            sqlx::query("SELECT serial, issuer_slug, issuer_generation, shard FROM ca_certificate WHERE state = $1")
+                .bind(state::TBS_STORED)
+                .fetch_all(&mut *tx)
+                .await?;
         for r in &rows {
             let serial: String = r.try_get(0)?;
-            insert_revocation(&mut tx, &serial, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, now, Reason::Unspecified, "recovery: TBS stored, issuance not completed")
+            insert_revocation(
+                &mut tx,
+                &serial,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                now,
+                Reason::Unspecified,
+                "recovery: TBS stored, issuance not completed",
+            )
+            .await?;
+            sqlx::query("UPDATE ca_certificate SET state = $1 WHERE serial = $2")
+                .bind(state::VOID)
+                .bind(serial)
+                .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE ca_certificate SET state = $1 WHERE serial = $2").bind(state::VOID).bind(serial).execute(&mut *tx).await?;
         }
         if abandoned > 0 || !rows.is_empty() {
-            audit::append(&mut tx, now, actor, "recover", &format!("{abandoned} reserved serials abandoned, {} stored TBS revoked", rows.len())).await?;
+            audit::append(
+                &mut tx,
+                now,
+                actor,
+                "recover",
+                &format!("{abandoned} reserved serials abandoned, {} stored TBS revoked", rows.len()),
+            )
+            .await?;
             tx.commit().await?;
             tracing::warn!(abandoned, voided = rows.len(), "recovered an interrupted issuance");
         }
@@ -1002,7 +1089,6 @@ impl Authority {
         rows.iter().map(record).collect()
     }
 }
-
 
 impl AnyPrepared {
     /// The TBS bytes.
@@ -1049,7 +1135,9 @@ fn sign_all(prepared: Vec<AnyPrepared>, keys: &[Arc<dyn KeyBackend>]) -> Result<
     std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|part| scope.spawn(move || part.into_iter().map(|(p, k)| p.sign(k.as_ref())).collect::<Result<Vec<_>>>()))
+            .map(|part| {
+                scope.spawn(move || part.into_iter().map(|(p, k)| p.sign(k.as_ref())).collect::<Result<Vec<_>>>())
+            })
             .collect();
         let mut out = Vec::new();
         for h in handles {

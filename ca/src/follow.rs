@@ -1,6 +1,8 @@
 //! The CA's subscription to the national change feed: each page of changes is decided by the
 //! rule table ([`crate::revocation::decide`]) and applied in one transaction together with the
-//! cursor advance, so a crash replays the page and a replay revokes nothing twice.
+//! cursor advance, so a crash replays the page and a replay revokes nothing twice. A notice
+//! revokes only certificates issued from an older record: each certificate keeps the feed
+//! head read before its identity lookup, and only later entries can make it stale.
 
 use sqlx::Row;
 
@@ -44,7 +46,10 @@ pub struct FollowReport {
 impl Authority {
     /// The feed position processed so far.
     pub async fn feed_cursor(&self) -> Result<u64> {
-        let r = sqlx::query("SELECT value FROM ca_setting WHERE name = $1").bind(CURSOR).fetch_optional(self.db().pool()).await?;
+        let r = sqlx::query("SELECT value FROM ca_setting WHERE name = $1")
+            .bind(CURSOR)
+            .fetch_optional(self.db().pool())
+            .await?;
         match r {
             Some(r) => r.try_get::<String, _>(0)?.parse().map_err(|e| Error::corrupt("feed cursor", e)),
             None => Ok(0),
@@ -82,23 +87,50 @@ impl Authority {
                         .await?
                         .rows_affected();
                     if n > 0 {
-                        crate::audit::append(&mut tx, now, actor, "rekey", &format!("{prev} -> {} ({cause}): {n} certificates", e.resident_code)).await?;
+                        crate::audit::append(
+                            &mut tx,
+                            now,
+                            actor,
+                            "rekey",
+                            &format!("{prev} -> {} ({cause}): {n} certificates", e.resident_code),
+                        )
+                        .await?;
                         report.rekeyed += 1;
                     }
                 }
-                for (kind, reason) in [(CertKind::Signature, d.signature), (CertKind::Authentication, d.authentication)] {
+                for (kind, reason) in [(CertKind::Signature, d.signature), (CertKind::Authentication, d.authentication)]
+                {
                     let Some(reason) = reason else { continue };
-                    let rows = sqlx::query("SELECT c.serial, c.issuer_slug, c.issuer_generation, c.shard FROM ca_certificate c WHERE c.resident_code = $1 AND c.kind = $2 AND c.state = $3 AND c.not_after > $4 AND NOT EXISTS (SELECT 1 FROM ca_revocation r WHERE r.serial = c.serial)")
+                    let rows = sqlx::query("SELECT c.serial, c.issuer_slug, c.issuer_generation, c.shard FROM ca_certificate c WHERE c.resident_code = $1 AND c.kind = $2 AND c.state = $3 AND c.not_after > $4 AND c.feed_position < $5 AND NOT EXISTS (SELECT 1 FROM ca_revocation r WHERE r.serial = c.serial)")
                         .bind(e.resident_code.clone())
                         .bind(kind as i64)
                         .bind(state::ISSUED)
                         .bind(now)
+                        .bind(i64::try_from(e.feed_seq).map_err(|x| Error::corrupt("feed position", x))?)
                         .fetch_all(&mut *tx)
                         .await?;
                     for r in rows {
                         let serial: String = r.try_get(0)?;
-                        if insert_revocation(&mut tx, &serial, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, now, reason, &cause).await? {
-                            crate::audit::append(&mut tx, now, actor, "revoke", &format!("{serial} {} ({cause})", reason.name())).await?;
+                        if insert_revocation(
+                            &mut tx,
+                            &serial,
+                            r.try_get(1)?,
+                            r.try_get(2)?,
+                            r.try_get(3)?,
+                            now,
+                            reason,
+                            &cause,
+                        )
+                        .await?
+                        {
+                            crate::audit::append(
+                                &mut tx,
+                                now,
+                                actor,
+                                "revoke",
+                                &format!("{serial} {} ({cause})", reason.name()),
+                            )
+                            .await?;
                             report.revoked.push(FeedRevocation { serial, kind, reason, cause: cause.clone() });
                         }
                     }

@@ -86,6 +86,14 @@ impl IdentitySource {
         parse(&p).map(Some)
     }
 
+    /// The feed's newest position; read before a lookup, it bounds what the lookup reflects.
+    pub async fn feed_head(&self) -> Result<u64> {
+        Ok(match self {
+            Self::Http { feed, .. } => feed.feed_head().await?,
+            Self::Local { national, .. } => national.feed_head().await?,
+        })
+    }
+
     /// The national change feed after `after`.
     pub async fn feed(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>> {
         Ok(match self {

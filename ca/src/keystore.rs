@@ -44,7 +44,9 @@ impl KeyStore {
     /// Generates a new key labelled `label` (a CA slug and generation).
     pub fn generate(&self, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn KeyBackend>> {
         Ok(match self {
-            Self::Soft { dir, passphrase } => Arc::new(SoftKey::create(&dir.join(format!("{label}.p8")), alg, passphrase)?),
+            Self::Soft { dir, passphrase } => {
+                Arc::new(SoftKey::create(&dir.join(format!("{label}.p8")), alg, passphrase)?)
+            }
             Self::Pkcs11(p) => Arc::new(p.generate(label, alg)?),
         })
     }
@@ -52,7 +54,9 @@ impl KeyStore {
     /// Loads the key a stored reference names.
     pub fn load(&self, key_ref: &str) -> Result<Arc<dyn KeyBackend>> {
         match (self, key_ref.split_once(':')) {
-            (Self::Soft { passphrase, .. }, Some(("soft", path))) => Ok(Arc::new(SoftKey::load(Path::new(path), passphrase)?)),
+            (Self::Soft { passphrase, .. }, Some(("soft", path))) => {
+                Ok(Arc::new(SoftKey::load(Path::new(path), passphrase)?))
+            }
             (Self::Pkcs11(p), Some(("pkcs11", label))) => Ok(Arc::new(p.load(label)?)),
             _ => Err(Error::key(format!("key {key_ref} is not in this key store ({self:?})"))),
         }

@@ -40,7 +40,13 @@ pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 impl Authority {
     /// Publishes every CRL and ARL under `out`.
-    pub async fn publish_crls(&self, actor: &str, out: &Path, now: i64, progress: Progress<'_>) -> Result<Vec<Published>> {
+    pub async fn publish_crls(
+        &self,
+        actor: &str,
+        out: &Path,
+        now: i64,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Published>> {
         let gens = self.generations().await?;
         let total: i64 = gens.iter().map(|g| if g.ca.prefecture.is_some() { g.shards } else { 1 }).sum();
         let mut done = Vec::new();
@@ -55,7 +61,14 @@ impl Authority {
     }
 
     /// Publishes one shard CRL (or, with `shard == -1`, a root generation's ARL).
-    pub async fn publish_one(&self, actor: &str, g: &Generation, shard: i64, out: &Path, now: i64) -> Result<Published> {
+    pub async fn publish_one(
+        &self,
+        actor: &str,
+        g: &Generation,
+        shard: i64,
+        out: &Path,
+        now: i64,
+    ) -> Result<Published> {
         let slug = g.ca.slug();
         let (url, scope, file) = if shard < 0 {
             let url = arl_url(&self.settings().crl_base, &slug, g.generation);
@@ -92,7 +105,13 @@ impl Authority {
         let bytes = {
             let f = std::fs::File::create(&tmp)?;
             let mut w = BufWriter::with_capacity(1 << 20, f);
-            let n = crl::assemble(&params, key.as_ref(), entries_len, || Ok(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&entries_path)?)), &mut w)?;
+            let n = crl::assemble(
+                &params,
+                key.as_ref(),
+                entries_len,
+                || Ok(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&entries_path)?)),
+                &mut w,
+            )?;
             w.flush()?;
             w.into_inner().map_err(|e| Error::Io(e.into_error()))?.sync_all()?;
             n
@@ -115,9 +134,24 @@ impl Authority {
             .bind(final_path.display().to_string())
             .execute(&mut *tx)
             .await?;
-        crate::audit::append(&mut tx, now, actor, "crl", &format!("{slug} g{} shard {shard} #{number}: {count} entries", g.generation)).await?;
+        crate::audit::append(
+            &mut tx,
+            now,
+            actor,
+            "crl",
+            &format!("{slug} g{} shard {shard} #{number}: {count} entries", g.generation),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(Published { ca: slug, generation: g.generation, shard, number, entries: count, bytes: bytes as u64, path: final_path })
+        Ok(Published {
+            ca: slug,
+            generation: g.generation,
+            shard,
+            number,
+            entries: count,
+            bytes: bytes as u64,
+            path: final_path,
+        })
     }
 
     /// Streams the revocations of one scope, encoded, into `path`; returns (count, bytes).

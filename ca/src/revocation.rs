@@ -95,7 +95,13 @@ mod tests {
             (Emigration, &["status"], CESS, CESS, false),
             (RemovalExOfficio, &["status"], CESS, CESS, false),
             (CodeChange, &["resident_code"], None, None, true),
-            (Birth, &["name", "address", "date_of_birth", "sex", "resident_code", "status", "municipality"], AFF, None, false),
+            (
+                Birth,
+                &["name", "address", "date_of_birth", "sex", "resident_code", "status", "municipality"],
+                AFF,
+                None,
+                false,
+            ),
         ];
         for (kind, changed, sig, auth, rekey) in table {
             let d = decide(*kind, &v(changed));

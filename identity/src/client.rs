@@ -131,6 +131,11 @@ impl Peer {
         self.finish(self.peer_get(format!("{}/v1/feed?after={after}&limit={limit}", self.base)).send().await).await
     }
 
+    /// The national feed's newest position.
+    pub async fn feed_head(&self) -> Result<u64> {
+        self.finish(self.peer_get(format!("{}/v1/feed/head", self.base)).send().await).await
+    }
+
     /// POST a JSON body with a bearer token and return the decoded answer (agency API).
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, token: &str, body: &B) -> Result<T> {
         let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(token).json(body).send().await;

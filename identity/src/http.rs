@@ -228,7 +228,11 @@ pub fn national_router(state: NationalState) -> Router {
     });
     let state = Arc::new(state);
     let peers = peer_only(
-        Router::new().route("/v1/feed", get(feed)).with_state(state.clone()).merge(replication_routes(info)),
+        Router::new()
+            .route("/v1/feed", get(feed))
+            .route("/v1/feed/head", get(feed_head))
+            .with_state(state.clone())
+            .merge(replication_routes(info)),
         token,
     );
     Router::new()
@@ -272,6 +276,10 @@ async fn feed(State(s): State<Arc<NationalState>>, Query(p): Query<Page>) -> App
         return Err(Error::invalid("limit", format!("{} is not 1–10000", p.limit)).into());
     }
     Ok(Json(s.national.feed_after(p.after, p.limit).await?).into_response())
+}
+
+async fn feed_head(State(s): State<Arc<NationalState>>) -> AppResult<Response> {
+    Ok(Json(s.national.feed_head().await?).into_response())
 }
 
 async fn code_pool(

@@ -106,6 +106,13 @@ impl National {
         Ok(out)
     }
 
+    /// The newest feed position (0 when the feed is empty): everything up to it has been
+    /// applied to the projection, so a record read after this call reflects it.
+    pub async fn feed_head(&self) -> Result<u64> {
+        let r = sqlx::query("SELECT COALESCE(MAX(feed_seq), 0) FROM feed").fetch_one(self.db.pool()).await?;
+        u64_from(r.try_get(0)?, "feed_seq")
+    }
+
     /// Feed entries after `after`, at most `limit`.
     pub async fn feed_after(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>> {
         let rows = sqlx::query(

@@ -28,7 +28,8 @@ CREATE TABLE ca_generation (
 
 -- Every certificate, from the moment its serial is reserved. state: 1 reserved, 2 TBS stored,
 -- 3 issued, 4 abandoned (reserved but never stored: nothing to revoke). kind: 1 signature,
--- 2 authentication, 3 OCSP responder, 4 CA.
+-- 2 authentication, 3 OCSP responder, 4 CA. feed_position: the national feed head read before
+-- the identity lookup; only later feed entries can make this certificate's contents stale.
 CREATE TABLE ca_certificate (
     serial TEXT PRIMARY KEY,
     issuer_slug TEXT NOT NULL,
@@ -38,6 +39,7 @@ CREATE TABLE ca_certificate (
     resident_code TEXT,
     issuance_id TEXT,
     request_id TEXT,
+    feed_position BIGINT NOT NULL DEFAULT 0,
     shard BIGINT NOT NULL,
     not_before BIGINT,
     not_after BIGINT,

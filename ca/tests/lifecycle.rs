@@ -1,0 +1,355 @@
+//! The CA end to end on real databases (SQLite, and PostgreSQL when configured): issuance from
+//! the identity network, refusals, revocation from change notices, sharded CRLs — every
+//! certificate and CRL checked by `openssl` and `pkilint`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
+mod common;
+
+use ca::crl::Reason;
+use ca::hierarchy::{CaId, Environment, Purpose};
+use ca::key::KeyAlgorithm;
+use ca::revocation::CertKind;
+use common::*;
+use der::{Decode, Encode};
+use identity::notice::{NoticeKind, parse_date};
+use identity::person::FlaggedText;
+use x509_cert::certificate::Certificate;
+use x509_cert::crl::CertificateList;
+
+const SAN_OIDS: [&str; 6] = [
+    "1.2.392.200149.8.5.5.1",
+    "1.2.392.200149.8.5.5.2",
+    "1.2.392.200149.8.5.5.3",
+    "1.2.392.200149.8.5.5.4",
+    "1.2.392.200149.8.5.5.5",
+    "1.2.392.200149.8.5.5.6",
+];
+
+fn ext<'a>(c: &'a Certificate, oid: &str) -> Option<&'a x509_cert::ext::Extension> {
+    c.tbs_certificate().extensions().and_then(|e| e.iter().find(|x| x.extn_id.to_string() == oid))
+}
+
+#[tokio::test]
+async fn issuance_profiles_pass_openssl_and_pkilint() {
+    for db in identity::store::testing::all().await.unwrap() {
+        for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::EcP384] {
+            let w = World::new(&db, alg).await;
+            let code = w.register("山田　花子", "1980-02-17").await;
+            let (sk, scsr) = subject(alg);
+            let (_ak, acsr) = subject(alg);
+            let issued =
+                w.ca.issue("window-1", &request(&code, Some(&scsr), Some(&acsr)), &w.source, NOW).await.unwrap();
+            let sig = issued.get(CertKind::Signature).unwrap();
+            let auth = issued.get(CertKind::Authentication).unwrap();
+            assert_eq!(sig.ca, "sign-13");
+            assert_eq!(auth.ca, "auth-13");
+            // Chain: issuing CAs then roots; openssl verifies each leaf to its own root only.
+            let sign_ca =
+                w.ca.current(&CaId::issuing(Purpose::Signature, Environment::Production, "13").unwrap(), NOW)
+                    .await
+                    .unwrap();
+            let sign_root = w.ca.current(&CaId::root(Purpose::Signature, Environment::Production), NOW).await.unwrap();
+            let auth_ca =
+                w.ca.current(&CaId::issuing(Purpose::Authentication, Environment::Production, "13").unwrap(), NOW)
+                    .await
+                    .unwrap();
+            let auth_root =
+                w.ca.current(&CaId::root(Purpose::Authentication, Environment::Production), NOW).await.unwrap();
+            assert!(issued.chain.contains(&sign_ca.certificate) && issued.chain.contains(&auth_root.certificate));
+            let d = w.dir.path();
+            let (ok, out) = openssl_verify(d, &sign_root.certificate, &sign_ca.certificate, &sig.der, &[]);
+            assert!(ok, "{} {alg:?} signature cert: {out}", w.label);
+            let (ok, out) = openssl_verify(d, &auth_root.certificate, &auth_ca.certificate, &auth.der, &[]);
+            assert!(ok, "authentication cert: {out}");
+            let (ok, out) = openssl_verify(d, &auth_root.certificate, &sign_ca.certificate, &sig.der, &[]);
+            assert!(!ok, "a signature certificate must not verify under the authentication root: {out}");
+            // Every certificate lints clean.
+            for der in [
+                &sig.der,
+                &auth.der,
+                &sign_ca.certificate,
+                &sign_root.certificate,
+                &auth_ca.certificate,
+                &auth_root.certificate,
+            ] {
+                let (ok, out) = pkilint_cert(d, der);
+                assert!(ok, "pkilint: {out}");
+            }
+            // The signature profile.
+            let c = Certificate::from_der(&sig.der).unwrap();
+            assert_eq!(c.tbs_certificate().subject_public_key_info().to_der().unwrap(), key_der(&sk));
+            let subject = c.tbs_certificate().subject().to_string();
+            assert!(subject.starts_with("CN=") && subject.ends_with(",L=131016,L=Tokyo-to,C=JP"), "{subject}");
+            let ku = ext(&c, "2.5.29.15").unwrap();
+            assert!(ku.critical);
+            assert_eq!(ku.extn_value.as_bytes(), [0x03, 0x02, 0x06, 0xC0], "digitalSignature + nonRepudiation");
+            let cp = ext(&c, "2.5.29.32").unwrap();
+            assert!(cp.critical);
+            assert!(
+                hex::encode(cp.extn_value.as_bytes()).contains("2a83088c9b550805010114"),
+                "policy 1.2.392.200149.8.5.1.1.20"
+            );
+            let san = ext(&c, "2.5.29.17").unwrap();
+            let san = x509_cert::ext::pkix::SubjectAltName::from_der(san.extn_value.as_bytes()).unwrap();
+            let got: Vec<String> = san
+                .0
+                .iter()
+                .map(|g| match g {
+                    x509_cert::ext::pkix::name::GeneralName::OtherName(o) => o.type_id.to_string(),
+                    _ => "other".into(),
+                })
+                .collect();
+            assert_eq!(got, SAN_OIDS);
+            let dump = run(std::process::Command::new("openssl")
+                .args(["x509", "-inform", "DER", "-noout", "-text"])
+                .stdin(std::process::Stdio::piped())
+                .arg("-in")
+                .arg({
+                    let p = w.path("sig.der");
+                    std::fs::write(&p, &sig.der).unwrap();
+                    p
+                }))
+            .1;
+            assert!(dump.contains(&format!("/crl/sign-13/g1/{}.crl", sig.shard)), "{dump}");
+            assert!(dump.contains("OCSP - URI:http://127.0.0.1:8180/ocsp"), "{dump}");
+            // Validity: the 5th birthday after issuance (born 17 Feb; issued 24 Nov 2026, first
+            // birthday less than 3 months away → the 6th: 2032-02-17 23:59:59 JST).
+            assert_eq!(sig.not_after, 1_960_642_799);
+            assert_eq!(auth.not_after, sig.not_after);
+            // The authentication profile has no identity items.
+            let a = Certificate::from_der(&auth.der).unwrap();
+            assert!(ext(&a, "2.5.29.17").is_none());
+            assert_eq!(ext(&a, "2.5.29.15").unwrap().extn_value.as_bytes(), [0x03, 0x02, 0x07, 0x80]);
+            assert!(a.tbs_certificate().subject().to_string().ends_with(",C=JP"));
+            // Serials: 16 bytes, unique, from randomness.
+            assert_eq!(c.tbs_certificate().serial_number().as_bytes().len(), 16);
+            assert_ne!(sig.serial, auth.serial);
+            // The provision was logged by the identity network under B1-020.
+            let log = w.national.provider().disclosure(&code).await.unwrap();
+            assert!(log.iter().any(|r| r.purpose.contains("B1-020") && r.result == "provided"), "{log:?}");
+            // The audit chain holds and has every step.
+            let trail = ca::audit::read_and_verify(w.ca.db(), 1000).await.unwrap();
+            for step in ["reserve", "tbs_stored", "issued", "ca_generation"] {
+                assert!(trail.iter().any(|r| r.action == step), "{step} missing");
+            }
+            // A retried request with the same id gets the same certificates.
+            let mut again = request(&code, Some(&scsr), Some(&acsr));
+            again.request_id = Some("req-1".into());
+            let first = w.ca.issue("window-1", &again, &w.source, NOW).await.unwrap();
+            let second = w.ca.issue("window-1", &again, &w.source, NOW).await.unwrap();
+            assert_eq!(first.certificates.len(), 2);
+            let mut a: Vec<_> = first.certificates.iter().map(|c| c.serial.clone()).collect();
+            let mut b: Vec<_> = second.certificates.iter().map(|c| c.serial.clone()).collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b);
+        }
+    }
+}
+
+async fn count(w: &World) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT COUNT(*) FROM ca_certificate").fetch_one(w.ca.db().pool()).await.unwrap().try_get(0).unwrap()
+}
+
+#[tokio::test]
+async fn refusals_are_clear_and_store_nothing() {
+    for db in identity::store::testing::all().await.unwrap() {
+        let w = World::new(&db, KeyAlgorithm::Rsa2048).await;
+        let adult = w.register("佐藤　一郎", "1970-05-05").await;
+        let child = w.register("佐藤　次郎", "2013-01-10").await;
+        let gone = w.register("鈴木　三郎", "1950-01-01").await;
+        w.m.remove(&clerk(), &gone, NoticeKind::Death, parse_date("d", "2026-10-01").unwrap(), NOW).await.unwrap();
+        w.sync().await;
+        let before = count(&w).await;
+        let (_, good) = subject(KeyAlgorithm::Rsa2048);
+        let (_, good2) = subject(KeyAlgorithm::Rsa2048);
+        let kinds = |e: ca::Error| e.kind();
+        // Under 15: no signature certificate…
+        let e = w.ca.issue("w", &request(&child, Some(&good), Some(&good2)), &w.source, NOW).await.unwrap_err();
+        assert_eq!(kinds(e), "under_age");
+        // Removed from the register.
+        let e = w.ca.issue("w", &request(&gone, Some(&good), Some(&good2)), &w.source, NOW).await.unwrap_err();
+        assert_eq!(e.kind(), "resident_removed", "{e}");
+        // Unknown resident.
+        let e =
+            w.ca.issue("w", &request(&codes(9_000_000, 1)[0], None, Some(&good2)), &w.source, NOW).await.unwrap_err();
+        assert_eq!(e.kind(), "resident_unknown", "{e}");
+        // A failed proof of possession: a CSR whose signature does not match.
+        let mut bad = good.clone();
+        let n = bad.len();
+        bad[n - 5] ^= 0x55;
+        let e = w.ca.issue("w", &request(&adult, Some(&bad), None), &w.source, NOW).await.unwrap_err();
+        assert_eq!(e.kind(), "bad_pop", "{e}");
+        // Malformed DER.
+        let e = w.ca.issue("w", &request(&adult, Some(b"\x30\x82garbage"), None), &w.source, NOW).await.unwrap_err();
+        assert_eq!(e.kind(), "bad_pop", "{e}");
+        // Wrong key type and size.
+        let p256 = {
+            let g = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+            let k = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&g).unwrap()).unwrap();
+            let mut b = openssl::x509::X509ReqBuilder::new().unwrap();
+            b.set_pubkey(&k).unwrap();
+            b.sign(&k, openssl::hash::MessageDigest::sha256()).unwrap();
+            b.build().to_der().unwrap()
+        };
+        let e = w.ca.issue("w", &request(&adult, Some(&p256), None), &w.source, NOW).await.unwrap_err();
+        assert_eq!(e.kind(), "bad_key", "{e}");
+        let rsa1024 = {
+            let k = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(1024).unwrap()).unwrap();
+            let mut b = openssl::x509::X509ReqBuilder::new().unwrap();
+            b.set_pubkey(&k).unwrap();
+            b.sign(&k, openssl::hash::MessageDigest::sha256()).unwrap();
+            b.build().to_der().unwrap()
+        };
+        let e = w.ca.issue("w", &request(&adult, None, Some(&rsa1024)), &w.source, NOW).await.unwrap_err();
+        assert_eq!(e.kind(), "bad_key", "{e}");
+        // The same key for both purposes.
+        let e = w.ca.issue("w", &request(&adult, Some(&good), Some(&good)), &w.source, NOW).await.unwrap_err();
+        assert_eq!(e.kind(), "key_reuse", "{e}");
+        // A bad window id.
+        let mut r = request(&adult, None, Some(&good2));
+        r.window = "w-1; DROP".into();
+        assert_eq!(w.ca.issue("w", &r, &w.source, NOW).await.unwrap_err().kind(), "invalid");
+        assert_eq!(count(&w).await, before, "{}: a refusal stored nothing", w.label);
+        // …but the child gets an authentication certificate.
+        let ok = w.ca.issue("w", &request(&child, None, Some(&good2)), &w.source, NOW).await.unwrap();
+        assert_eq!(ok.certificates.len(), 1);
+        assert_eq!(ok.certificates[0].kind, CertKind::Authentication);
+    }
+}
+
+#[tokio::test]
+async fn change_notices_revoke_by_rule_and_crls_show_it() {
+    for db in identity::store::testing::all().await.unwrap() {
+        let w = World::new(&db, KeyAlgorithm::Rsa2048).await;
+        let movers = w.register("高橋　四郎", "1985-07-07").await;
+        let dies = w.register("田中　五郎", "1940-03-03").await;
+        let renamed = w.register("伊藤　六子", "1990-09-09").await;
+        let recoded = w.register("渡辺　七子", "1992-12-12").await;
+        let mut issued = std::collections::HashMap::new();
+        for code in [&movers, &dies, &renamed, &recoded] {
+            let (_, s) = subject(KeyAlgorithm::Rsa2048);
+            let (_, a) = subject(KeyAlgorithm::Rsa2048);
+            issued.insert(
+                code.clone(),
+                w.ca.issue("w", &request(code, Some(&s), Some(&a)), &w.source, NOW).await.unwrap(),
+            );
+        }
+        // Changes at the municipality, replicated to the national node's feed.
+        let eff = parse_date("d", "2026-11-20").unwrap();
+        w.m.move_within(&clerk(), &movers, FlaggedText::plain("address", "東京都千代田区丸の内2-2").unwrap(), eff, NOW)
+            .await
+            .unwrap();
+        w.m.remove(&clerk(), &dies, NoticeKind::Death, eff, NOW).await.unwrap();
+        let mut items = items("伊藤　六子", "東京都千代田区千代田1-1", "1990-09-09");
+        items.name = FlaggedText::plain("name", "山本　六子").unwrap();
+        w.m.correct(&clerk(), &renamed, items, eff, NOW).await.unwrap();
+        let n = w.m.change_code(&clerk(), &recoded, eff, NOW).await.unwrap();
+        let new_code = n.body.record.resident_code.clone();
+        w.sync().await;
+        let later = NOW + 60;
+        let report = w.ca.follow("feed", &w.source, later).await.unwrap();
+        let got: std::collections::BTreeSet<(String, CertKind, Reason)> =
+            report.revoked.iter().map(|r| (r.serial.clone(), r.kind, r.reason)).collect();
+        let s = |c: &identity::ids::ResidentCode, k| issued[c].get(k).unwrap().serial.clone();
+        let want: std::collections::BTreeSet<_> = [
+            (s(&movers, CertKind::Signature), CertKind::Signature, Reason::AffiliationChanged),
+            (s(&renamed, CertKind::Signature), CertKind::Signature, Reason::AffiliationChanged),
+            (s(&dies, CertKind::Signature), CertKind::Signature, Reason::CessationOfOperation),
+            (s(&dies, CertKind::Authentication), CertKind::Authentication, Reason::CessationOfOperation),
+        ]
+        .into();
+        assert_eq!(got, want, "{}", w.label);
+        assert_eq!(report.rekeyed, 1);
+        // A replay of the whole feed revokes nothing twice.
+        let replay = w.ca.follow("feed", &w.source, later + 1).await.unwrap();
+        assert!(replay.revoked.is_empty() && replay.entries == 0);
+        // The re-coded resident's certificates follow the new code.
+        assert_eq!(w.ca.list(Some(new_code.as_str()), None, 10).await.unwrap().len(), 2);
+        // Operator revocation: card lost → certificateHold, never released or changed.
+        let held = s(&recoded, CertKind::Authentication);
+        w.ca.revoke("op-1", &held, Reason::CertificateHold, "card lost at window 3", later).await.unwrap();
+        let e = w.ca.revoke("op-1", &held, Reason::KeyCompromise, "again", later).await.unwrap_err();
+        assert_eq!(e.kind(), "conflict", "{e}");
+        // CRLs: publish twice; numbers strictly increase; openssl agrees on every status.
+        let out = w.path("pub");
+        let first = w.ca.publish_crls("op-1", &out, later, &|_, _| {}).await.unwrap();
+        let second = w.ca.publish_crls("op-1", &out, later + 10, &|_, _| {}).await.unwrap();
+        assert_eq!(first.len(), 2 + 2 * 4, "two ARLs and 4 shards per issuing CA");
+        for (a, b) in first.iter().zip(&second) {
+            assert_eq!((&a.ca, a.generation, a.shard), (&b.ca, b.generation, b.shard));
+            assert!(b.number > a.number);
+        }
+        let sign_ca =
+            w.ca.current(&CaId::issuing(Purpose::Signature, Environment::Production, "13").unwrap(), later)
+                .await
+                .unwrap();
+        let sign_root = w.ca.current(&CaId::root(Purpose::Signature, Environment::Production), later).await.unwrap();
+        let auth_ca =
+            w.ca.current(&CaId::issuing(Purpose::Authentication, Environment::Production, "13").unwrap(), later)
+                .await
+                .unwrap();
+        let auth_root =
+            w.ca.current(&CaId::root(Purpose::Authentication, Environment::Production), later).await.unwrap();
+        let crl_of =
+            |ca: &str, shard: i64| second.iter().find(|p| p.ca == ca && p.shard == shard).unwrap().path.clone();
+        for p in &second {
+            let kind = if p.shard < 0 { "ARL" } else { "CRL" };
+            let (ok, lint) = pkilint_crl(&p.path, kind);
+            assert!(ok, "pkilint {}: {lint}", p.path.display());
+            // AKI of every CRL = SKI of its issuer (regression: x509-cert CrlBuilder uses the AKI).
+            let crl =
+                CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&std::fs::read(&p.path).unwrap()).unwrap();
+            let g = w.ca.generation_of(&p.ca, p.generation).await.unwrap();
+            let aki = crl
+                .tbs_cert_list
+                .crl_extensions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|e| e.extn_id.to_string() == "2.5.29.35")
+                .unwrap();
+            let aki = x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(aki.extn_value.as_bytes()).unwrap();
+            assert_eq!(aki.key_identifier.unwrap().as_bytes(), g.key_id.as_slice());
+            // The IDP is critical and carries the right OID (x509-cert's AssociatedOid is wrong).
+            let idp = crl
+                .tbs_cert_list
+                .crl_extensions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|e| e.extn_id.to_string() == "2.5.29.28")
+                .unwrap();
+            assert!(idp.critical);
+        }
+        let d = w.dir.path();
+        for (code, kind, revoked) in [
+            (&movers, CertKind::Signature, true),
+            (&movers, CertKind::Authentication, false),
+            (&dies, CertKind::Authentication, true),
+            (&renamed, CertKind::Authentication, false),
+            (&recoded, CertKind::Signature, false),
+            (&recoded, CertKind::Authentication, true),
+        ] {
+            let c = issued[code].get(kind).unwrap();
+            let (root, int) = if kind == CertKind::Signature { (&sign_root, &sign_ca) } else { (&auth_root, &auth_ca) };
+            let (ok, out) = openssl_verify(
+                d,
+                &root.certificate,
+                &int.certificate,
+                &c.der,
+                &[&crl_of(&c.ca, c.shard), &crl_of(&root.ca.slug(), -1)],
+            );
+            if revoked {
+                assert!(!ok && out.contains("certificate revoked"), "{kind:?} should be revoked: {out}");
+            } else {
+                assert!(ok, "{kind:?} should be good: {out}");
+            }
+        }
+        // The audit trail is append-only at the database.
+        assert!(sqlx::query("UPDATE ca_audit SET detail = 'x'").execute(w.ca.db().pool()).await.is_err());
+        assert!(sqlx::query("DELETE FROM ca_revocation").execute(w.ca.db().pool()).await.is_err());
+        ca::audit::read_and_verify(w.ca.db(), 10).await.unwrap();
+    }
+}
