@@ -2,6 +2,7 @@
 //! and operator work, `demo` plays the end-to-end story (the README's main job).
 
 mod bench;
+mod ca_cmd;
 mod config;
 mod demo;
 mod identity_cmd;
@@ -25,6 +26,9 @@ enum Command {
     /// Clerk and operator commands of the identity network.
     #[command(subcommand)]
     Identity(identity_cmd::Cmd),
+    /// Certificate-authority operator commands: init, issue, revoke, follow, crl, list, show, audit.
+    #[command(subcommand)]
+    Ca(ca_cmd::Cmd),
     /// Benchmarks that print a table (also run by `cargo xtask bench`).
     #[command(subcommand)]
     Bench(bench::Which),
@@ -51,6 +55,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(role) => serve::run(role).await,
             Command::Identity(cmd) => identity_cmd::run(cmd).await,
+            Command::Ca(cmd) => ca_cmd::run(cmd).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(which) => bench::run(which).await,
         }

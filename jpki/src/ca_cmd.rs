@@ -1,0 +1,301 @@
+//! `jpki ca …`: the CA operator's commands. Every command opens the CA database and key store,
+//! resolves what an interrupted run left (see `Authority::recover`), acts, and leaves a row in
+//! the hash-chained audit trail under `--actor`. Secrets (key-store passphrase, PKCS#11 PIN,
+//! agency token) come only from the environment and are never printed.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use ca::authority::{Authority, IssueRequest, Settings};
+use ca::crl::Reason;
+use ca::hierarchy::Environment;
+use ca::identity_source::IdentitySource;
+use ca::key::KeyAlgorithm;
+use ca::keystore::KeyStore;
+use clap::{Args, Subcommand};
+use identity::client::Peer;
+use identity::http::now;
+use identity::store::Db;
+
+/// Where the CA's state and keys are.
+#[derive(Debug, Args)]
+pub struct Store {
+    /// CA database: a SQLite file path or a postgres:// URL.
+    #[arg(long, env = "JPKI_CA_DB", default_value = "jpki-ca.db")]
+    pub db: String,
+    /// Directory of encrypted PKCS#8 key files (software key store). The passphrase is read
+    /// from JPKI_CA_PASSPHRASE (at least 8 bytes).
+    #[arg(long, env = "JPKI_CA_KEYS", default_value = "jpki-ca-keys")]
+    pub keys: PathBuf,
+    /// Who is acting (recorded in the audit trail).
+    #[arg(long, env = "JPKI_CA_ACTOR")]
+    pub actor: String,
+}
+
+/// CA operator commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create the roots of both hierarchies (signature, authentication) and fix the CRL/OCSP
+    /// URLs and shard count. Prefecture-unit CAs are created on their first issuance.
+    Init {
+        #[command(flatten)]
+        store: Store,
+        /// prod or test (the test hierarchy is kept apart: O=JPKI-TEST, its own policy OIDs).
+        #[arg(long, default_value = "prod")]
+        env: String,
+        /// CA key algorithm: rsa2048, rsa3072, rsa4096 or p384.
+        #[arg(long, default_value = "rsa2048")]
+        algorithm: String,
+        /// CRL shards per issuing CA generation.
+        #[arg(long, default_value_t = 16)]
+        shards: u32,
+        /// Base URL under which CRLs are published (written into certificates).
+        #[arg(long, default_value = "http://127.0.0.1:8180")]
+        crl_base: String,
+        /// OCSP responder URL (written into certificates).
+        #[arg(long, default_value = "http://127.0.0.1:8180/ocsp")]
+        ocsp_url: String,
+        /// Hours from thisUpdate to nextUpdate of each CRL.
+        #[arg(long, default_value_t = 24)]
+        crl_hours: i64,
+    },
+    /// Issue a resident's certificates from CSRs (each CSR's signature is the proof of
+    /// possession). Identity items come from the national node, never from the CSR.
+    Issue {
+        #[command(flatten)]
+        store: Store,
+        /// National node URL.
+        #[arg(long, env = "JPKI_NATIONAL_URL")]
+        national: String,
+        /// 住民票コード.
+        #[arg(long)]
+        resident: String,
+        /// Issuing window id (1–9 of A–Z 0–9).
+        #[arg(long)]
+        window: String,
+        /// Last day of the card (YYYY-MM-DD).
+        #[arg(long)]
+        card_expiry: String,
+        /// CSR (PEM or DER) for the signature key; omit for residents under 15.
+        #[arg(long)]
+        sign_csr: Option<PathBuf>,
+        /// CSR (PEM or DER) for the authentication key.
+        #[arg(long)]
+        auth_csr: Option<PathBuf>,
+        /// prod or test.
+        #[arg(long, default_value = "prod")]
+        env: String,
+        /// Idempotency key: a retry with the same id returns the same certificates.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Where to write the certificates and chain (PEM).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Revoke a certificate. Reasons: unspecified, key-compromise, ca-compromise,
+    /// affiliation-changed, superseded, cessation-of-operation, certificate-hold (card lost;
+    /// never released). Revocation is final.
+    Revoke {
+        #[command(flatten)]
+        store: Store,
+        /// Serial (hex).
+        #[arg(long)]
+        serial: String,
+        /// Reason.
+        #[arg(long)]
+        reason: String,
+        /// Why, for the record (e.g. "card lost, window 3, ticket 1234").
+        #[arg(long)]
+        cause: String,
+    },
+    /// Apply the national change feed: revoke what change notices make stale.
+    Follow {
+        #[command(flatten)]
+        store: Store,
+        /// National node URL.
+        #[arg(long, env = "JPKI_NATIONAL_URL")]
+        national: String,
+    },
+    /// Publish every CRL shard and ARL under DIR (`DIR/crl/<ca>/g<n>/<shard>.crl`).
+    Crl {
+        #[command(flatten)]
+        store: Store,
+        /// Output directory (the document root of the CRL URL base).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List certificates, newest first.
+    List {
+        #[command(flatten)]
+        store: Store,
+        /// Only this resident's.
+        #[arg(long)]
+        resident: Option<String>,
+        /// Only this CA's (e.g. sign-13).
+        #[arg(long)]
+        ca: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show one certificate (with --pem, print it).
+    Show {
+        #[command(flatten)]
+        store: Store,
+        /// Serial (hex).
+        serial: String,
+        /// Print the certificate as PEM.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Verify the audit trail's hash chain and print its last rows.
+    Audit {
+        #[command(flatten)]
+        store: Store,
+        /// Rows to print.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+async fn open(s: &Store) -> Result<Authority> {
+    check_actor(&s.actor)?;
+    let pass = std::env::var("JPKI_CA_PASSPHRASE").context("set JPKI_CA_PASSPHRASE (the key-store passphrase)")?;
+    let keys = KeyStore::soft(&s.keys, pass.as_bytes())?;
+    let db = Db::open(&s.db).await.with_context(|| format!("cannot open the CA database {}", s.db))?;
+    Ok(Authority::open(db, keys, now()).await?)
+}
+
+fn source(national: &str) -> Result<IdentitySource> {
+    let token = std::env::var("JPKI_CA_AGENCY_TOKEN").context("set JPKI_CA_AGENCY_TOKEN (the CA's agency token at the national node)")?;
+    let peer = std::env::var("JPKI_PEER_TOKEN").ok();
+    Ok(IdentitySource::Http { provision: Peer::new(national), token, feed: Peer::new(national).with_token(peer) })
+}
+
+fn read_der(p: &PathBuf) -> Result<Vec<u8>> {
+    let b = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+    if b.starts_with(b"-----BEGIN") {
+        let (_, der) = der::pem::decode_vec(&b).map_err(|e| anyhow::anyhow!("{}: bad PEM: {e}", p.display()))?;
+        return Ok(der);
+    }
+    Ok(b)
+}
+
+fn pem(label: &str, der: &[u8]) -> Result<String> {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| anyhow::anyhow!("PEM: {e}"))
+}
+
+fn when(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Runs a CA command.
+pub async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Init { store, env, algorithm, shards, crl_base, ocsp_url, crl_hours } => {
+            let mut a = open(&store).await?;
+            let settings = Settings { crl_base, ocsp_url, shards, crl_hours, ca_algorithm: KeyAlgorithm::parse(&algorithm)? };
+            for g in a.init(&store.actor, Environment::parse(&env)?, settings, now()).await? {
+                println!("created {} g{} ({}), key id {}, valid until {}", g.ca, g.generation, g.algorithm.name(), hex::encode(&g.key_id), when(g.not_after));
+            }
+        }
+        Cmd::Issue { store, national, resident, window, card_expiry, sign_csr, auth_csr, env, request_id, out } => {
+            let a = open(&store).await?;
+            let req = IssueRequest {
+                resident_code: resident,
+                window,
+                card_expiry: identity::notice::parse_date("card expiry", &card_expiry)?,
+                environment: Environment::parse(&env)?,
+                signature_csr: sign_csr.as_ref().map(read_der).transpose()?,
+                authentication_csr: auth_csr.as_ref().map(read_der).transpose()?,
+                request_id,
+            };
+            let issued = a.issue(&store.actor, &req, &source(&national)?, now()).await?;
+            std::fs::create_dir_all(&out)?;
+            for c in &issued.certificates {
+                let path = out.join(format!("{}-{}.pem", c.kind.name(), c.serial));
+                std::fs::write(&path, pem("CERTIFICATE", &c.der)?)?;
+                println!("issued {} certificate {} by {} g{} (shard {}), valid until {} -> {}", c.kind.name(), c.serial, c.ca, c.generation, c.shard, when(c.not_after), path.display());
+            }
+            let chain: String = issued.chain.iter().map(|d| pem("CERTIFICATE", d)).collect::<Result<_>>()?;
+            std::fs::write(out.join("chain.pem"), chain)?;
+            println!("CA chain -> {}", out.join("chain.pem").display());
+        }
+        Cmd::Revoke { store, serial, reason, cause } => {
+            let a = open(&store).await?;
+            let reason = Reason::parse(&reason)?;
+            a.revoke(&store.actor, &serial, reason, &cause, now()).await?;
+            println!("revoked {serial} ({}); it appears on the next CRL of its shard", reason.name());
+        }
+        Cmd::Follow { store, national } => {
+            let a = open(&store).await?;
+            let r = a.follow(&store.actor, &source(&national)?, now()).await?;
+            for x in &r.revoked {
+                println!("revoked {} {} ({}) by {}", x.kind.name(), x.serial, x.reason.name(), x.cause);
+            }
+            println!("{} feed entries applied, {} revocations, {} code changes carried over; cursor {}", r.entries, r.revoked.len(), r.rekeyed, r.cursor);
+        }
+        Cmd::Crl { store, out } => {
+            let a = open(&store).await?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} CRLs {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+            let published = a
+                .publish_crls(&store.actor, &out, now(), &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await?;
+            bar.finish_and_clear();
+            for p in &published {
+                let scope = if p.shard < 0 { "ARL".to_owned() } else { format!("shard {}", p.shard) };
+                println!("{} g{} {scope}: CRL #{} with {} entries, {} bytes -> {}", p.ca, p.generation, p.number, p.entries, p.bytes, p.path.display());
+            }
+        }
+        Cmd::List { store, resident, ca, limit } => {
+            let a = open(&store).await?;
+            println!("{:<32}  {:<14}  {:<10}  {:<12}  {:<20}  status", "serial", "kind", "ca", "resident", "not after");
+            for c in a.list(resident.as_deref(), ca.as_deref(), limit).await? {
+                let status = match &c.revoked {
+                    Some((at, r, _)) => format!("revoked {} ({})", when(*at), r.name()),
+                    None if c.state == ca::authority::state::ISSUED => "good".into(),
+                    None => format!("state {}", c.state),
+                };
+                println!("{:<32}  {:<14}  {:<10}  {:<12}  {:<20}  {status}", c.serial, c.kind.name(), format!("{} g{}", c.ca, c.generation), c.resident_code.unwrap_or_default(), c.not_after.map(when).unwrap_or_default());
+            }
+        }
+        Cmd::Show { store, serial, pem: as_pem } => {
+            let a = open(&store).await?;
+            let c = a.show(&serial).await?;
+            if as_pem {
+                let der = c.der.ok_or_else(|| anyhow::anyhow!("certificate {serial} was never issued (state {})", c.state))?;
+                print!("{}", pem("CERTIFICATE", &der)?);
+                return Ok(());
+            }
+            println!("serial      {}\nkind        {}\nissuer      {} g{}\nresident    {}\nshard       {}\nnot before  {}\nnot after   {}", c.serial, c.kind.name(), c.ca, c.generation, c.resident_code.unwrap_or_default(), c.shard, c.not_before.map(when).unwrap_or_default(), c.not_after.map(when).unwrap_or_default());
+            match c.revoked {
+                Some((at, r, cause)) => println!("status      revoked {} ({}): {cause}", when(at), r.name()),
+                None => println!("status      {}", if c.state == ca::authority::state::ISSUED { "good" } else { "not issued" }),
+            }
+        }
+        Cmd::Audit { store, limit } => {
+            let a = open(&store).await?;
+            let rows = ca::audit::read_and_verify(a.db(), limit).await?;
+            for r in &rows {
+                println!("{:>6}  {}  {:<16}  {:<14}  {}", r.seq, when(r.at), r.actor, r.action, r.detail);
+            }
+            println!("audit chain verified");
+        }
+    }
+    Ok(())
+}
+
+/// The actor recorded in the audit trail must be a short id.
+fn check_actor(actor: &str) -> Result<()> {
+    if actor.is_empty() || actor.len() > 64 {
+        bail!("--actor must be 1–64 characters");
+    }
+    Ok(())
+}
