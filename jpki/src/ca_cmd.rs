@@ -167,7 +167,8 @@ async fn open(s: &Store) -> Result<Authority> {
 }
 
 fn source(national: &str) -> Result<IdentitySource> {
-    let token = std::env::var("JPKI_CA_AGENCY_TOKEN").context("set JPKI_CA_AGENCY_TOKEN (the CA's agency token at the national node)")?;
+    let token = std::env::var("JPKI_CA_AGENCY_TOKEN")
+        .context("set JPKI_CA_AGENCY_TOKEN (the CA's agency token at the national node)")?;
     let peer = std::env::var("JPKI_PEER_TOKEN").ok();
     Ok(IdentitySource::Http { provision: Peer::new(national), token, feed: Peer::new(national).with_token(peer) })
 }
@@ -197,9 +198,17 @@ pub async fn run(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Init { store, env, algorithm, shards, crl_base, ocsp_url, crl_hours } => {
             let mut a = open(&store).await?;
-            let settings = Settings { crl_base, ocsp_url, shards, crl_hours, ca_algorithm: KeyAlgorithm::parse(&algorithm)? };
+            let settings =
+                Settings { crl_base, ocsp_url, shards, crl_hours, ca_algorithm: KeyAlgorithm::parse(&algorithm)? };
             for g in a.init(&store.actor, Environment::parse(&env)?, settings, now()).await? {
-                println!("created {} g{} ({}), key id {}, valid until {}", g.ca, g.generation, g.algorithm.name(), hex::encode(&g.key_id), when(g.not_after));
+                println!(
+                    "created {} g{} ({}), key id {}, valid until {}",
+                    g.ca,
+                    g.generation,
+                    g.algorithm.name(),
+                    hex::encode(&g.key_id),
+                    when(g.not_after)
+                );
             }
         }
         Cmd::Issue { store, national, resident, window, card_expiry, sign_csr, auth_csr, env, request_id, out } => {
@@ -218,7 +227,16 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             for c in &issued.certificates {
                 let path = out.join(format!("{}-{}.pem", c.kind.name(), c.serial));
                 std::fs::write(&path, pem("CERTIFICATE", &c.der)?)?;
-                println!("issued {} certificate {} by {} g{} (shard {}), valid until {} -> {}", c.kind.name(), c.serial, c.ca, c.generation, c.shard, when(c.not_after), path.display());
+                println!(
+                    "issued {} certificate {} by {} g{} (shard {}), valid until {} -> {}",
+                    c.kind.name(),
+                    c.serial,
+                    c.ca,
+                    c.generation,
+                    c.shard,
+                    when(c.not_after),
+                    path.display()
+                );
             }
             let chain: String = issued.chain.iter().map(|d| pem("CERTIFICATE", d)).collect::<Result<_>>()?;
             std::fs::write(out.join("chain.pem"), chain)?;
@@ -236,12 +254,21 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             for x in &r.revoked {
                 println!("revoked {} {} ({}) by {}", x.kind.name(), x.serial, x.reason.name(), x.cause);
             }
-            println!("{} feed entries applied, {} revocations, {} code changes carried over; cursor {}", r.entries, r.revoked.len(), r.rekeyed, r.cursor);
+            println!(
+                "{} feed entries applied, {} revocations, {} code changes carried over; cursor {}",
+                r.entries,
+                r.revoked.len(),
+                r.rekeyed,
+                r.cursor
+            );
         }
         Cmd::Crl { store, out } => {
             let a = open(&store).await?;
             let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} CRLs {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} CRLs {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
             let published = a
                 .publish_crls(&store.actor, &out, now(), &|done, total| {
                     bar.set_length(total);
@@ -251,7 +278,15 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             bar.finish_and_clear();
             for p in &published {
                 let scope = if p.shard < 0 { "ARL".to_owned() } else { format!("shard {}", p.shard) };
-                println!("{} g{} {scope}: CRL #{} with {} entries, {} bytes -> {}", p.ca, p.generation, p.number, p.entries, p.bytes, p.path.display());
+                println!(
+                    "{} g{} {scope}: CRL #{} with {} entries, {} bytes -> {}",
+                    p.ca,
+                    p.generation,
+                    p.number,
+                    p.entries,
+                    p.bytes,
+                    p.path.display()
+                );
             }
         }
         Cmd::List { store, resident, ca, limit } => {
@@ -263,21 +298,43 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                     None if c.state == ca::authority::state::ISSUED => "good".into(),
                     None => format!("state {}", c.state),
                 };
-                println!("{:<32}  {:<14}  {:<10}  {:<12}  {:<20}  {status}", c.serial, c.kind.name(), format!("{} g{}", c.ca, c.generation), c.resident_code.unwrap_or_default(), c.not_after.map(when).unwrap_or_default());
+                println!(
+                    "{:<32}  {:<14}  {:<10}  {:<12}  {:<20}  {status}",
+                    c.serial,
+                    c.kind.name(),
+                    format!("{} g{}", c.ca, c.generation),
+                    c.resident_code.unwrap_or_default(),
+                    c.not_after.map(when).unwrap_or_default()
+                );
             }
         }
         Cmd::Show { store, serial, pem: as_pem } => {
             let a = open(&store).await?;
             let c = a.show(&serial).await?;
             if as_pem {
-                let der = c.der.ok_or_else(|| anyhow::anyhow!("certificate {serial} was never issued (state {})", c.state))?;
+                let der = c
+                    .der
+                    .ok_or_else(|| anyhow::anyhow!("certificate {serial} was never issued (state {})", c.state))?;
                 print!("{}", pem("CERTIFICATE", &der)?);
                 return Ok(());
             }
-            println!("serial      {}\nkind        {}\nissuer      {} g{}\nresident    {}\nshard       {}\nnot before  {}\nnot after   {}", c.serial, c.kind.name(), c.ca, c.generation, c.resident_code.unwrap_or_default(), c.shard, c.not_before.map(when).unwrap_or_default(), c.not_after.map(when).unwrap_or_default());
+            println!(
+                "serial      {}\nkind        {}\nissuer      {} g{}\nresident    {}\nshard       {}\nnot before  {}\nnot after   {}",
+                c.serial,
+                c.kind.name(),
+                c.ca,
+                c.generation,
+                c.resident_code.unwrap_or_default(),
+                c.shard,
+                c.not_before.map(when).unwrap_or_default(),
+                c.not_after.map(when).unwrap_or_default()
+            );
             match c.revoked {
                 Some((at, r, cause)) => println!("status      revoked {} ({}): {cause}", when(at), r.name()),
-                None => println!("status      {}", if c.state == ca::authority::state::ISSUED { "good" } else { "not issued" }),
+                None => println!(
+                    "status      {}",
+                    if c.state == ca::authority::state::ISSUED { "good" } else { "not issued" }
+                ),
             }
         }
         Cmd::Audit { store, limit } => {

@@ -236,6 +236,10 @@ pub async fn run(args: Args) -> Result<()> {
         rec.municipality
     );
 
+    step("4a. The CA: roots of both hierarchies; 山田花子's certificates from the 東京都 (13) prefecture-unit CAs");
+    let mut ca = crate::demo_ca::start(&dir, &national, &nat.url, &nat_op, secret.clone(), now).await?;
+    ca.issue(&hanako, &baby.body.record.resident_code, now).await?;
+
     step("5. Move across prefectures: 転出 at 千代田区, 転入 at 大阪市 with the 転出証明書情報, 転入通知 back");
     let out = chiyoda.0.move_out(&clerk, &hanako, code("271004")?, today, now).await?;
     println!("   {}", describe(&out));
@@ -297,21 +301,32 @@ pub async fn run(args: Args) -> Result<()> {
         println!("   {}", describe_feed(&e));
     }
 
+    step("8a. The CA follows the feed: the move revokes the signature certificate, not the authentication one");
+    ca.after_move(now + 1).await?;
+
     step("9. Provision to agencies, bound by the law table");
     let pension = law.purposes().find(|p| p.bulk).context("the law table has no bulk purpose")?;
     let jpki = law
         .purposes()
         .find(|p| p.description.contains("公的個人認証法") && p.agency_class == AgencyClass::NationalBody)
         .context("the law table has no 公的個人認証 purpose")?;
+    // A purpose of the same class whose law-table row grants no change information.
+    let narrow = law
+        .purposes()
+        .find(|p| p.agency_class == AgencyClass::NationalBody && !p.fields.contains(&Field::ChangeInfo))
+        .context("the law table has no purpose without change information")?;
     let jps = national
         .provider()
         .register_agency(&nat_op, "jps", "日本年金機構", pension.agency_class, &[&pension.code], now)
         .await?;
     let jlis = national
         .provider()
-        .register_agency(&nat_op, "jlis-ca", "J-LIS 認証局", jpki.agency_class, &[&jpki.code], now)
+        .register_agency(&nat_op, "jlis-ca", "J-LIS 認証局", jpki.agency_class, &[&jpki.code, &narrow.code], now)
         .await?;
-    println!("   agencies: jps = 日本年金機構 for {} (bulk), jlis-ca = J-LIS 認証局 for {}", pension.code, jpki.code);
+    println!(
+        "   agencies: jps = 日本年金機構 for {} (bulk), jlis-ca = J-LIS 認証局 for {} and {}",
+        pension.code, jpki.code, narrow.code
+    );
     let fields = |f: &[Field]| f.iter().copied().collect::<std::collections::BTreeSet<_>>();
     let q = Query {
         purpose: jpki.code.clone(),
@@ -336,10 +351,10 @@ pub async fn run(args: Args) -> Result<()> {
         Ok(_) => bail!("an unlawful query was answered"),
         Err(e) => println!("   unlawful: jlis-ca asks under the pension purpose {} → {e}", pension.code),
     }
-    let nosy = Query { fields: fields(&[Field::ChangeInfo]), ..q.clone() };
+    let nosy = Query { purpose: narrow.code.clone(), fields: fields(&[Field::ChangeInfo]), ..q.clone() };
     match natp.post_json::<_, Provided>("/v1/provision/query", &jlis, &nosy).await {
         Ok(_) => bail!("an unlawful field was provided"),
-        Err(e) => println!("   unlawful: jlis-ca asks for change_info under {} → {e}", jpki.code),
+        Err(e) => println!("   unlawful: jlis-ca asks for change_info under {} → {e}", narrow.code),
     }
     let batch = BatchQuery {
         purpose: pension.code.clone(),

@@ -5,6 +5,7 @@ mod bench;
 mod ca_cmd;
 mod config;
 mod demo;
+mod demo_ca;
 mod identity_cmd;
 mod serve;
 
