@@ -44,6 +44,8 @@ pub enum Which {
         #[arg(long, env = "JPKI_TEST_PG_URL")]
         pg_url: Option<String>,
     },
+    /// CA issuance rate against raw OpenSSL signing, and CRL encoding of 1,000,000 entries.
+    Ca,
 }
 
 /// Runs per row (min / median / max are over these).
@@ -73,7 +75,10 @@ const QUERY_TARGET: f64 = 20_000.0;
 
 /// Runs the benchmark and prints its table to stdout (progress goes to stderr).
 pub async fn run(which: Which) -> Result<()> {
-    let Which::Identity { pg_url } = which;
+    let pg_url = match which {
+        Which::Identity { pg_url } => pg_url,
+        Which::Ca => return crate::bench_ca::run().await,
+    };
     // `testing::postgres()` reads the admin URL from JPKI_TEST_PG_URL, and setting a variable
     // in a running process needs `unsafe` (forbidden here): re-run ourselves with it set.
     if let Some(url) = &pg_url

@@ -2,6 +2,7 @@
 //! and operator work, `demo` plays the end-to-end story (the README's main job).
 
 mod bench;
+mod bench_ca;
 mod ca_cmd;
 mod config;
 mod demo;

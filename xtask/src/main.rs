@@ -25,6 +25,7 @@ usage: cargo xtask <command>
                             JPKI_TEST_PG_URL and PGHOST/PGPORT/PGUSER/PGDATABASE
   bench identity [args...]  `cargo run --release -p jpki -- bench identity --pg-url <url> [args...]`
                             against a throwaway PostgreSQL 15 cluster
+  bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding
 ";
 
 /// A Debian package the project needs, and a file that exists once it is installed.
@@ -36,10 +37,48 @@ struct Package {
     postgres: bool,
 }
 
-/// Everything `cargo xtask` installs with apt when missing. Later issues add pcscd,
-/// vsmartcard-vpcd, opensc and softhsm2 here.
-const PACKAGES: &[Package] =
-    &[Package { name: "postgresql-15", probe: "/usr/lib/postgresql/15/bin/initdb", postgres: true }];
+/// Everything `cargo xtask` installs with apt when missing: the PostgreSQL server, OpenSSL's
+/// headers for `openssl-sys` and the `openssl` CLI the CA tests use as an oracle. Later issues
+/// add pcscd, vsmartcard-vpcd and opensc here.
+const PACKAGES: &[Package] = &[
+    Package { name: "postgresql-15", probe: "/usr/lib/postgresql/15/bin/initdb", postgres: true },
+    Package { name: "libssl-dev", probe: "/usr/include/openssl/ssl.h", postgres: false },
+    Package { name: "pkg-config", probe: "/usr/bin/pkg-config", postgres: false },
+    Package { name: "openssl", probe: "/usr/bin/openssl", postgres: false },
+    Package { name: "python3-pip", probe: "/usr/lib/python3/dist-packages/pip", postgres: false },
+];
+
+/// Python tools the tests run as independent checkers, pinned: (command, pip requirement).
+const PYTHON_TOOLS: &[(&str, &str)] = &[("lint_pkix_cert", "pkilint==0.13.3")];
+
+/// Installs the `PYTHON_TOOLS` whose command is not on PATH (`python3 -m pip install`).
+fn install_python_tools() -> anyhow::Result<()> {
+    for (command, requirement) in PYTHON_TOOLS {
+        let present = Command::new(command)
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        println!("{command:<16} {:<8} (pip {requirement})", if present { "present" } else { "missing" });
+        if present {
+            continue;
+        }
+        run(Command::new("python3").args(["-m", "pip", "install", "--quiet", requirement]))?;
+        // pyenv installs need their shims refreshed; elsewhere this is a no-op failure.
+        let _ = Command::new("pyenv").arg("rehash").status();
+        let ok = Command::new(command)
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            bail!("installed {requirement} but `{command}` is not on PATH");
+        }
+    }
+    Ok(())
+}
 
 /// Where Debian puts the PostgreSQL 15 server binaries when `pg_config` does not say.
 const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
@@ -67,6 +106,10 @@ fn main_inner() -> anyhow::Result<ExitCode> {
                 cmd
             })
         }
+        ["bench", "ca"] => {
+            let status = cargo("run --release -p jpki -- bench ca").status()?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         ["bench", "identity", rest @ ..] => with_cluster(|cluster| {
             let mut cmd = cargo("run --release -p jpki -- bench identity --pg-url");
             cmd.arg(cluster.url()).args(rest);
@@ -86,6 +129,7 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
     let mut summary = Summary::default();
     let installed = summary.step("install missing packages", || {
         install_missing(!no_pg)?;
+        install_python_tools()?;
         install_rust_components()
     });
     if !installed {

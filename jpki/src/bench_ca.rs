@@ -1,0 +1,177 @@
+//! `jpki bench ca`: certificate issuance through the CA's crash-safe pipeline (RSA-2048 CA key
+//! in OpenSSL, SQLite with synchronous=FULL) next to the raw OpenSSL RSA-2048 sign rate on the
+//! same threads; and CRL encoding of 1,000,000 entries (time, and peak-memory growth).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use ca::authority::{AnyProfile, Authority, Plan, Settings, new_serial, shard_of};
+use ca::crl::{self, CrlParams, Entry, EntryExtensions, Reason, Scope};
+use ca::hierarchy::{Environment, Purpose};
+use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
+use ca::keystore::KeyStore;
+use ca::profile::{AuthenticationCert, StatusUrls};
+use ca::revocation::CertKind;
+use identity::store::Db;
+
+const RUNS: usize = 3;
+const BATCH: usize = 2_000;
+const CRL_ENTRIES: usize = 1_000_000;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn raw_sign_rate(key: &SoftKey, threads: usize) -> f64 {
+    let digest = KeyAlgorithm::Rsa2048.digest(b"benchmark");
+    let n = 1_500 / threads.max(1);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..n {
+                    let _ = key.sign_digest(&digest);
+                }
+            });
+        }
+    });
+    (n * threads) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Runs the CA benchmark and prints its table.
+pub async fn run() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let now = identity::http::now();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("CA benchmark ({threads} cores, {RUNS} runs, medians)\n");
+    let key = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
+    let raw1 = median((0..RUNS).map(|_| raw_sign_rate(&key, 1)).collect());
+    let rawn = median((0..RUNS).map(|_| raw_sign_rate(&key, threads)).collect());
+
+    let db = Db::open(&dir.path().join("ca.db").display().to_string()).await?;
+    let keys = KeyStore::soft(&dir.path().join("keys"), b"benchmark passphrase")?;
+    let mut ca = Authority::open(db, keys, now).await?;
+    ca.init("bench", Environment::Production, Settings::default(), now).await?;
+    let g = Arc::new(ca.issuing("bench", Purpose::Authentication, Environment::Production, "13", now).await?);
+    let issuer = <x509_cert::certificate::Certificate as der::Decode>::from_der(&g.certificate)?
+        .tbs_certificate()
+        .subject()
+        .clone();
+    let subject_key = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
+    let t0 = time::OffsetDateTime::from_unix_timestamp(now)?;
+    let mut rates = Vec::new();
+    for _ in 0..RUNS {
+        let plans: Vec<Plan> = (0..BATCH)
+            .map(|i| {
+                let serial = new_serial();
+                let shard = shard_of(&serial, g.shards);
+                Ok(Plan {
+                    kind: CertKind::Authentication,
+                    issuer: g.clone(),
+                    shard,
+                    spki: subject_key.public_key_der().to_vec(),
+                    not_before: t0,
+                    not_after: t0 + time::Duration::days(1800),
+                    resident_code: Some(format!("{:011}", i)),
+                    issuance_id: Some(format!("BENCH{i:08}")),
+                    request_id: None,
+                    feed_position: 0,
+                    profile: AnyProfile::Authentication(AuthenticationCert {
+                        issuer: issuer.clone(),
+                        subject: AuthenticationCert::subject_name(&format!("BENCH{i:08}"))?,
+                        policy: g.ca.policy(),
+                        urls: StatusUrls {
+                            crl: ca::authority::crl_url("http://127.0.0.1", "auth-13", 1, shard),
+                            ocsp: "http://127.0.0.1/ocsp".into(),
+                        },
+                    }),
+                    serial,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let t = Instant::now();
+        let done = ca.run("bench", plans, now).await?;
+        rates.push(done.len() as f64 / t.elapsed().as_secs_f64());
+    }
+    let issue = median(rates);
+    println!("| measure | value | reference | ratio |");
+    println!("|---|---|---|---|");
+    println!("| raw OpenSSL RSA-2048 sign, 1 thread | {raw1:.0}/s | | |");
+    println!("| raw OpenSSL RSA-2048 sign, {threads} threads | {rawn:.0}/s | | |");
+    println!(
+        "| issued certificates (batch {BATCH}: reserve, store TBS, sign on {threads} threads, store; SQLite FULL) | {issue:.0}/s | {rawn:.0}/s raw sign | {:.0}% |",
+        100.0 * issue / rawn
+    );
+
+    // CRL encoding of a million entries: encode into a file, frame, hash, sign, write.
+    let exts = EntryExtensions::new()?;
+    let crl_key = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
+    let params = CrlParams {
+        issuer: issuer.clone(),
+        issuer_key_id: g.key_id.clone(),
+        number: 1,
+        this_update: now,
+        next_update: now + 86_400,
+        scope: Scope::Shard { url: "http://127.0.0.1/crl/auth-13/g1/0.crl".into() },
+    };
+    let mut times = Vec::new();
+    let rss_before = peak_rss_kib();
+    let mut size = 0;
+    for _ in 0..RUNS {
+        let entries_path = dir.path().join("entries");
+        let t = Instant::now();
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&entries_path)?);
+        let mut buf = Vec::with_capacity(128);
+        let mut len = 0;
+        let mut serial = [0u8; 16];
+        for i in 0..CRL_ENTRIES {
+            serial[..8].copy_from_slice(&(0x4000_0000_0000_0000u64 | i as u64).to_be_bytes());
+            serial[8..].copy_from_slice(&(i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
+            buf.clear();
+            let e = Entry {
+                serial: &serial,
+                revoked_at: now - (i as i64 % 86_400),
+                reason: if i % 2 == 0 { Reason::AffiliationChanged } else { Reason::Unspecified },
+            };
+            len += crl::encode_entry(&mut buf, &e, &exts)?;
+            std::io::Write::write_all(&mut w, &buf)?;
+        }
+        std::io::Write::flush(&mut w)?;
+        drop(w);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.path().join("big.crl"))?);
+        size = crl::assemble(
+            &params,
+            &crl_key,
+            len,
+            || Ok(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&entries_path)?)),
+            &mut out,
+        )?;
+        std::io::Write::flush(&mut out)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let growth = peak_rss_kib().saturating_sub(rss_before);
+    let check = std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-in"])
+        .arg(dir.path().join("big.crl"))
+        .output()
+        .map(|o| if o.status.success() { "openssl crl parses it" } else { "openssl crl REJECTS it" })
+        .unwrap_or("openssl not found");
+    println!(
+        "| CRL of {CRL_ENTRIES} entries (encode to file, frame, SHA-256, sign, write) | {:.3} s, {} MB | target ≤ 0.5 s | peak RSS growth {} KiB; {check} |",
+        median(times),
+        size / 1_000_000,
+        growth
+    );
+    Ok(())
+}
