@@ -1,4 +1,6 @@
-//! Where CA keys live: a directory of encrypted PKCS#8 files (OpenSSL), or a PKCS#11 token.
+//! Where CA keys live: a directory of encrypted PKCS#8 files (OpenSSL). A PKCS#11 back end
+//! (cryptoki + SoftHSM2) is not built yet: the `KeyBackend` trait is shaped for it (it signs
+//! digests, as `CKM_RSA_PKCS`/`CKM_ECDSA` do) and key references are already prefixed (`soft:`).
 //! The passphrase and the PIN come from the environment or a file, are never logged and never
 //! stored in the database; the database keeps only a key reference (`soft:FILE`, `pkcs11:LABEL`).
 
@@ -8,7 +10,6 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::key::{KeyAlgorithm, KeyBackend, SoftKey};
-use crate::pkcs11::Pkcs11Store;
 
 /// A key store.
 pub enum KeyStore {
@@ -19,15 +20,12 @@ pub enum KeyStore {
         /// The passphrase (never printed).
         passphrase: Vec<u8>,
     },
-    /// A PKCS#11 token (SoftHSM2 in tests).
-    Pkcs11(Pkcs11Store),
 }
 
 impl fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Soft { dir, .. } => f.debug_struct("KeyStore::Soft").field("dir", dir).finish_non_exhaustive(),
-            Self::Pkcs11(_) => f.write_str("KeyStore::Pkcs11"),
         }
     }
 }
@@ -47,7 +45,6 @@ impl KeyStore {
             Self::Soft { dir, passphrase } => {
                 Arc::new(SoftKey::create(&dir.join(format!("{label}.p8")), alg, passphrase)?)
             }
-            Self::Pkcs11(p) => Arc::new(p.generate(label, alg)?),
         })
     }
 
@@ -57,7 +54,6 @@ impl KeyStore {
             (Self::Soft { passphrase, .. }, Some(("soft", path))) => {
                 Ok(Arc::new(SoftKey::load(Path::new(path), passphrase)?))
             }
-            (Self::Pkcs11(p), Some(("pkcs11", label))) => Ok(Arc::new(p.load(label)?)),
             _ => Err(Error::key(format!("key {key_ref} is not in this key store ({self:?})"))),
         }
     }

@@ -83,7 +83,8 @@ mod tests {
     fn rule_table() {
         use NoticeKind::*;
         // (kind, changed items, signature, authentication, rekey)
-        let table: &[(NoticeKind, &[&str], Option<Reason>, Option<Reason>, bool)] = &[
+        type Row = (NoticeKind, &'static [&'static str], Option<Reason>, Option<Reason>, bool);
+        let table: &[Row] = &[
             (MoveWithin, &["address"], AFF, None, false),
             (Correction, &["name"], AFF, None, false),
             (Correction, &["date_of_birth"], AFF, None, false),
