@@ -353,3 +353,49 @@ async fn change_notices_revoke_by_rule_and_crls_show_it() {
         ca::audit::read_and_verify(w.ca.db(), 10).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn recovery_resolves_every_state_a_crash_can_leave() {
+    for db in identity::store::testing::all().await.unwrap() {
+        let w = World::new(&db, KeyAlgorithm::Rsa2048).await;
+        let code = w.register("中村　八子", "1988-08-08").await;
+        let (_, a) = subject(KeyAlgorithm::Rsa2048);
+        let issued = w.ca.issue("w", &request(&code, None, Some(&a)), &w.source, NOW).await.unwrap();
+        let good = &issued.certificates[0];
+        // What a crash after "reserve" and after "store TBS" leaves behind (the rows the
+        // pipeline writes at those steps; `JPKI_CA_CRASH_AFTER` produces the same in a process).
+        let reserved = "41000000000000000000000000000001";
+        let stored = "41000000000000000000000000000002";
+        for (serial, st, tbs) in [(reserved, 1i64, None), (stored, 2, Some(vec![0x30u8, 0x00]))] {
+            sqlx::query("INSERT INTO ca_certificate (serial, issuer_slug, issuer_generation, kind, state, shard, tbs, created_at) VALUES ($1, 'auth-13', 1, 2, $2, 1, $3, $4)")
+                .bind(serial)
+                .bind(st)
+                .bind(tbs)
+                .bind(NOW)
+                .execute(w.ca.db().pool())
+                .await
+                .unwrap();
+        }
+        assert_eq!(w.ca.recover("system:recovery", NOW + 5).await.unwrap(), (1, 1), "{}", w.label);
+        assert_eq!(w.ca.recover("system:recovery", NOW + 6).await.unwrap(), (0, 0), "recovery is idempotent");
+        let r = w.ca.show(reserved).await.unwrap();
+        assert_eq!(r.state, ca::authority::state::ABANDONED);
+        assert!(r.revoked.is_none(), "no certificate can exist for a serial without a TBS");
+        assert_eq!(w.ca.revoke("op", reserved, Reason::KeyCompromise, "x", NOW).await.unwrap_err().kind(), "conflict");
+        let s = w.ca.show(stored).await.unwrap();
+        assert_eq!(s.state, ca::authority::state::VOID);
+        assert_eq!(
+            s.revoked.as_ref().map(|r| r.1),
+            Some(Reason::Unspecified),
+            "a stored TBS may have been signed: revoked"
+        );
+        assert!(w.ca.show(&good.serial).await.unwrap().revoked.is_none(), "completed issuances are untouched");
+        // The voided serial is on its shard's CRL.
+        let out = w.path("pub");
+        let published = w.ca.publish_crls("op", &out, NOW + 10, &|_, _| {}).await.unwrap();
+        let shard1 = published.iter().find(|p| p.ca == "auth-13" && p.shard == 1).unwrap();
+        assert!(shard1.entries >= 1);
+        let trail = ca::audit::read_and_verify(w.ca.db(), 1000).await.unwrap();
+        assert!(trail.iter().any(|r| r.action == "recover"));
+    }
+}
