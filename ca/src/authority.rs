@@ -412,6 +412,11 @@ impl Authority {
         &self.db
     }
 
+    /// How a key is protected (for the operator's eyes).
+    pub fn key_protection(&self, key_ref: &str) -> Result<String> {
+        self.keys.protection(key_ref)
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.settings

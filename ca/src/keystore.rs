@@ -1,6 +1,6 @@
-//! Where CA keys live: a directory of encrypted PKCS#8 files (OpenSSL). A PKCS#11 back end
-//! (cryptoki + SoftHSM2) is not built yet: the `KeyBackend` trait is shaped for it (it signs
-//! digests, as `CKM_RSA_PKCS`/`CKM_ECDSA` do) and key references are already prefixed (`soft:`).
+//! Where CA keys live: a directory of encrypted PKCS#8 files (OpenSSL), or a PKCS#11 token.
+//! The passphrase and the PIN come from the environment, are never logged and never stored in
+//! the database; the database keeps only a key reference (`soft:FILE`, `pkcs11:LABEL`).
 //! The passphrase and the PIN come from the environment or a file, are never logged and never
 //! stored in the database; the database keeps only a key reference (`soft:FILE`, `pkcs11:LABEL`).
 
@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::key::{KeyAlgorithm, KeyBackend, SoftKey};
+use crate::pkcs11::Pkcs11Store;
 
 /// A key store.
 pub enum KeyStore {
@@ -20,12 +21,15 @@ pub enum KeyStore {
         /// The passphrase (never printed).
         passphrase: Vec<u8>,
     },
+    /// A PKCS#11 token (SoftHSM2 in tests): keys generated on it, never extractable.
+    Pkcs11(Pkcs11Store),
 }
 
 impl fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Soft { dir, .. } => f.debug_struct("KeyStore::Soft").field("dir", dir).finish_non_exhaustive(),
+            Self::Pkcs11(p) => write!(f, "KeyStore::{p:?}"),
         }
     }
 }
@@ -45,7 +49,21 @@ impl KeyStore {
             Self::Soft { dir, passphrase } => {
                 Arc::new(SoftKey::create(&dir.join(format!("{label}.p8")), alg, passphrase)?)
             }
+            Self::Pkcs11(p) => Arc::new(p.generate(label, alg)?),
         })
+    }
+
+    /// How a key is protected, for the operator (`sensitive, not extractable` on a token).
+    pub fn protection(&self, key_ref: &str) -> Result<String> {
+        match (self, key_ref.split_once(':')) {
+            (Self::Soft { .. }, Some(("soft", path))) => Ok(format!("encrypted PKCS#8 file {path}")),
+            (Self::Pkcs11(p), Some(("pkcs11", label))) => Ok(if p.is_protected(label)? {
+                "on the PKCS#11 token: sensitive, not extractable".to_owned()
+            } else {
+                "on the PKCS#11 token but EXTRACTABLE".to_owned()
+            }),
+            _ => Err(Error::key(format!("key {key_ref} is not in this key store"))),
+        }
     }
 
     /// Loads the key a stored reference names.
@@ -54,6 +72,7 @@ impl KeyStore {
             (Self::Soft { passphrase, .. }, Some(("soft", path))) => {
                 Ok(Arc::new(SoftKey::load(Path::new(path), passphrase)?))
             }
+            (Self::Pkcs11(p), Some(("pkcs11", label))) => Ok(Arc::new(p.load(label)?)),
             _ => Err(Error::key(format!("key {key_ref} is not in this key store ({self:?})"))),
         }
     }

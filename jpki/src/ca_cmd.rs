@@ -30,6 +30,13 @@ pub struct Store {
     /// Who is acting (recorded in the audit trail).
     #[arg(long, env = "JPKI_CA_ACTOR")]
     pub actor: String,
+    /// Keep CA keys on a PKCS#11 token instead: the module (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    /// The user PIN is read from JPKI_CA_PIN.
+    #[arg(long, env = "JPKI_CA_PKCS11_MODULE", requires = "pkcs11_token")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, env = "JPKI_CA_PKCS11_TOKEN")]
+    pub pkcs11_token: Option<String>,
 }
 
 /// CA operator commands.
@@ -148,6 +155,17 @@ pub enum Cmd {
         #[arg(long)]
         pem: bool,
     },
+    /// Print a CA's certificate as PEM (current generation, or --generation N): the trust
+    /// anchor for `sign-root` / `auth-root`, the intermediate for `sign-13` etc.
+    Cert {
+        #[command(flatten)]
+        store: Store,
+        /// CA (sign-root, auth-root, sign-13, test-auth-27, …).
+        ca: String,
+        /// Generation (default: the current one).
+        #[arg(long)]
+        generation: Option<i64>,
+    },
     /// Verify the audit trail's hash chain and print its last rows.
     Audit {
         #[command(flatten)]
@@ -160,8 +178,17 @@ pub enum Cmd {
 
 async fn open(s: &Store) -> Result<Authority> {
     check_actor(&s.actor)?;
-    let pass = std::env::var("JPKI_CA_PASSPHRASE").context("set JPKI_CA_PASSPHRASE (the key-store passphrase)")?;
-    let keys = KeyStore::soft(&s.keys, pass.as_bytes())?;
+    let keys = match (&s.pkcs11_module, &s.pkcs11_token) {
+        (Some(module), Some(token)) => {
+            let pin = std::env::var("JPKI_CA_PIN").context("set JPKI_CA_PIN (the token's user PIN)")?;
+            KeyStore::Pkcs11(ca::pkcs11::Pkcs11Store::open(module, token, &pin)?)
+        }
+        _ => {
+            let pass =
+                std::env::var("JPKI_CA_PASSPHRASE").context("set JPKI_CA_PASSPHRASE (the key-store passphrase)")?;
+            KeyStore::soft(&s.keys, pass.as_bytes())?
+        }
+    };
     let db = Db::open(&s.db).await.with_context(|| format!("cannot open the CA database {}", s.db))?;
     Ok(Authority::open(db, keys, now()).await?)
 }
@@ -202,12 +229,13 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 Settings { crl_base, ocsp_url, shards, crl_hours, ca_algorithm: KeyAlgorithm::parse(&algorithm)? };
             for g in a.init(&store.actor, Environment::parse(&env)?, settings, now()).await? {
                 println!(
-                    "created {} g{} ({}), key id {}, valid until {}",
+                    "created {} g{} ({}), key id {}, valid until {}; key {}",
                     g.ca,
                     g.generation,
                     g.algorithm.name(),
                     hex::encode(&g.key_id),
-                    when(g.not_after)
+                    when(g.not_after),
+                    a.key_protection(&g.key_ref)?
                 );
             }
         }
@@ -336,6 +364,15 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                     if c.state == ca::authority::state::ISSUED { "good" } else { "not issued" }
                 ),
             }
+        }
+        Cmd::Cert { store, ca: slug, generation } => {
+            let a = open(&store).await?;
+            let id = ca::hierarchy::CaId::parse(&slug)?;
+            let g = match generation {
+                Some(n) => a.generation_of(&id.slug(), n).await?,
+                None => a.current(&id, now()).await?,
+            };
+            print!("{}", pem("CERTIFICATE", &g.certificate)?);
         }
         Cmd::Audit { store, limit } => {
             let a = open(&store).await?;

@@ -38,7 +38,8 @@ struct Package {
 }
 
 /// Everything `cargo xtask` installs with apt when missing: the PostgreSQL server, OpenSSL's
-/// headers for `openssl-sys` and the `openssl` CLI the CA tests use as an oracle. Later issues
+/// headers for `openssl-sys` and the `openssl` CLI the CA tests use as an oracle, and SoftHSM2
+/// for the CA's PKCS#11 key store. Later issues
 /// add pcscd, vsmartcard-vpcd and opensc here.
 const PACKAGES: &[Package] = &[
     Package { name: "postgresql-15", probe: "/usr/lib/postgresql/15/bin/initdb", postgres: true },
@@ -46,6 +47,7 @@ const PACKAGES: &[Package] = &[
     Package { name: "pkg-config", probe: "/usr/bin/pkg-config", postgres: false },
     Package { name: "openssl", probe: "/usr/bin/openssl", postgres: false },
     Package { name: "python3-pip", probe: "/usr/lib/python3/dist-packages/pip", postgres: false },
+    Package { name: "softhsm2", probe: "/usr/bin/softhsm2-util", postgres: false },
 ];
 
 /// Python tools the tests run as independent checkers, pinned: (command, pip requirement).
