@@ -336,6 +336,9 @@ pub struct Plan {
     pub request_id: Option<String>,
     /// The national feed head read before the identity lookup.
     pub feed_position: u64,
+    /// Certificates this one replaces (renewal): revoked as superseded in the same commit
+    /// that stores this certificate.
+    pub supersedes: Vec<String>,
     /// Profile.
     pub profile: AnyProfile,
 }
@@ -561,6 +564,7 @@ impl Authority {
                     issuance_id: None,
                     request_id: None,
                     feed_position: 0,
+                    supersedes: Vec::new(),
                     profile: AnyProfile::Ca(IssuingCa {
                         issuer: root.cert()?.tbs_certificate().subject().clone(),
                         subject: name,
@@ -676,12 +680,10 @@ impl Authority {
         // 2. Build and store the exact TBS of each.
         let key = self.key(&plans[0].issuer)?;
         let mut keys = Vec::with_capacity(plans.len());
-        let mut prepared = Vec::with_capacity(plans.len());
         for p in &plans {
-            let k = if p.issuer.key_ref == plans[0].issuer.key_ref { key.clone() } else { self.key(&p.issuer)? };
-            prepared.push(prepare_any(p, k.as_ref())?);
-            keys.push(k);
+            keys.push(if p.issuer.key_ref == plans[0].issuer.key_ref { key.clone() } else { self.key(&p.issuer)? });
         }
+        let prepared = prepare_all(&plans, &keys)?;
         let mut tx = self.db.write().await?;
         for ((p, s), pr) in plans.iter().zip(&serials).zip(&prepared) {
             sqlx::query("UPDATE ca_certificate SET state = $1, tbs = $2, not_before = $3, not_after = $4 WHERE serial = $5 AND state = $6")
@@ -717,6 +719,30 @@ impl Authority {
             }
         }
         audit::append(&mut tx, now, actor, "issued", &serials.join(",")).await?;
+        for (p, s) in plans.iter().zip(&serials) {
+            for old in &p.supersedes {
+                let r =
+                    sqlx::query("SELECT issuer_slug, issuer_generation, shard FROM ca_certificate WHERE serial = $1")
+                        .bind(old.clone())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let cause = format!("renewal: superseded by {s}");
+                if insert_revocation(
+                    &mut tx,
+                    old,
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    now,
+                    Reason::Superseded,
+                    &cause,
+                )
+                .await?
+                {
+                    audit::append(&mut tx, now, actor, "revoke", &format!("{old} superseded ({cause})")).await?;
+                }
+            }
+        }
         tx.commit().await?;
         Ok(plans
             .into_iter()
@@ -831,6 +857,7 @@ impl Authority {
                 issuance_id: Some(issuance_id),
                 request_id: req.request_id.clone(),
                 feed_position,
+                supersedes: Vec::new(),
             });
         }
         if let (Some(spki), Some(end)) = (sig_key, sig_end) {
@@ -864,7 +891,11 @@ impl Authority {
                 issuance_id: Some(issuance_id),
                 request_id: req.request_id.clone(),
                 feed_position,
+                supersedes: Vec::new(),
             });
+        }
+        for p in &mut plans {
+            p.supersedes = self.valid_serials(&resident.resident_code, p.kind, now).await?;
         }
         let chain = self.chain_of(&plans, now).await?;
         let certificates = self.run(actor, plans, now).await?;
@@ -906,6 +937,7 @@ impl Authority {
             issuance_id: None,
             request_id: None,
             feed_position: 0,
+            supersedes: Vec::new(),
         };
         Ok(self.run(actor, vec![plan], now).await?.remove(0))
     }
@@ -931,6 +963,18 @@ impl Authority {
             }
         }
         Ok(chain)
+    }
+
+    /// Valid (issued, unrevoked, unexpired) certificates of a resident and kind.
+    async fn valid_serials(&self, resident: &str, kind: CertKind, now: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT c.serial FROM ca_certificate c WHERE c.resident_code = $1 AND c.kind = $2 AND c.state = $3 AND c.not_after > $4 AND NOT EXISTS (SELECT 1 FROM ca_revocation r WHERE r.serial = c.serial)")
+            .bind(resident)
+            .bind(kind as i64)
+            .bind(state::ISSUED)
+            .bind(now)
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     async fn valid_auth_not_after(&self, resident: &str, now: i64) -> Result<Option<OffsetDateTime>> {
@@ -1122,6 +1166,31 @@ fn prepare_any(p: &Plan, key: &dyn KeyBackend) -> Result<AnyPrepared> {
         AnyProfile::Signature(x) => AnyPrepared::Signature(prepare(x.clone(), s, a, b, k, key)?),
         AnyProfile::Authentication(x) => AnyPrepared::Authentication(prepare(x.clone(), s, a, b, k, key)?),
         AnyProfile::Responder(x) => AnyPrepared::Responder(prepare(x.clone(), s, a, b, k, key)?),
+    })
+}
+
+/// Builds every TBS (on all cores for a large batch; pure CPU work).
+fn prepare_all(plans: &[Plan], keys: &[Arc<dyn KeyBackend>]) -> Result<Vec<AnyPrepared>> {
+    if plans.len() < 64 {
+        return plans.iter().zip(keys).map(|(p, k)| prepare_any(p, k.as_ref())).collect();
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let chunk = plans.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .chunks(chunk)
+            .zip(keys.chunks(chunk))
+            .map(|(ps, ks)| {
+                scope.spawn(move || {
+                    ps.iter().zip(ks).map(|(p, k)| prepare_any(p, k.as_ref())).collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(plans.len());
+        for h in handles {
+            out.extend(h.join().map_err(|_| Error::key("a TBS-building thread panicked"))??);
+        }
+        Ok(out)
     })
 }
 

@@ -143,6 +143,36 @@ async fn issuance_profiles_pass_openssl_and_pkilint() {
             a.sort();
             b.sort();
             assert_eq!(a, b);
+            // Renewal superseded the first pair, in the commit that stored the new one.
+            for old in [&sig.serial, &auth.serial] {
+                let rec = w.ca.show(old).await.unwrap();
+                let (_, reason, cause) = rec.revoked.expect("superseded");
+                assert_eq!(reason, Reason::Superseded);
+                assert!(cause.starts_with("renewal: superseded by "), "{cause}");
+            }
+            // A delegated OCSP responder certificate for the issuing CA: openssl checks the chain
+            // and the purpose, pkilint the profile.
+            let responder = ca::key::SoftKey::ephemeral(alg).unwrap();
+            let r =
+                w.ca.issue_responder("op-1", &sign_ca.ca, ca::key::KeyBackend::public_key_der(&responder), 30, NOW)
+                    .await
+                    .unwrap();
+            assert_eq!(r.kind, CertKind::OcspResponder);
+            let (ok, out) = pkilint_cert(d, &r.der);
+            assert!(ok, "pkilint responder: {out}");
+            write_pem(&d.join("root.pem"), "CERTIFICATE", &[&sign_root.certificate]);
+            write_pem(&d.join("int.pem"), "CERTIFICATE", &[&sign_ca.certificate]);
+            write_pem(&d.join("resp.pem"), "CERTIFICATE", &[&r.der]);
+            let (ok, out) = run(std::process::Command::new("openssl")
+                .args(["verify", "-purpose", "ocsphelper", "-CAfile"])
+                .arg(d.join("root.pem"))
+                .arg("-untrusted")
+                .arg(d.join("int.pem"))
+                .arg(d.join("resp.pem")));
+            assert!(ok, "openssl verify responder: {out}");
+            let c = Certificate::from_der(&r.der).unwrap();
+            assert!(ext(&c, "1.3.6.1.5.5.7.48.1.5").is_some(), "ocsp-nocheck");
+            assert!(ext(&c, "2.5.29.37").is_some(), "id-kp-OCSPSigning");
         }
     }
 }

@@ -87,6 +87,7 @@ pub async fn run() -> Result<()> {
                     issuance_id: Some(format!("BENCH{i:08}")),
                     request_id: None,
                     feed_position: 0,
+                    supersedes: Vec::new(),
                     profile: AnyProfile::Authentication(AuthenticationCert {
                         issuer: issuer.clone(),
                         subject: AuthenticationCert::subject_name(&format!("BENCH{i:08}"))?,
