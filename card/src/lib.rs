@@ -1,1 +1,87 @@
-//! IC cards through PC/SC: APDUs, the JPKI applet model, the virtual card and the writer. Not built yet: issue 4.
+//! IC cards through PC/SC: ISO 7816-4 APDUs ([`apdu`]), the JPKI application as a model
+//! ([`jpki`]), the virtual card's applet ([`applet`]) and its vpcd transport ([`vpcd`]), and the
+//! municipal-window card writer over the `pcsc` crate ([`reader`]).
+
+pub mod apdu;
+pub mod applet;
+pub mod jpki;
+pub mod reader;
+pub mod vpcd;
+
+use apdu::Status;
+
+/// What can go wrong talking to a card.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// pcscd is not running.
+    #[error("no PC/SC service (is pcscd running?): {0}")]
+    NoService(pcsc::Error),
+    /// No reader matches.
+    #[error("no reader named {wanted:?}; readers: {available}")]
+    NoReader {
+        /// What was asked for.
+        wanted: String,
+        /// What there is.
+        available: String,
+    },
+    /// No card in the reader.
+    #[error("no card in reader {0:?} (waited {1} s)")]
+    NoCard(String, u64),
+    /// The card went away during an operation.
+    #[error("the card was removed during {0}; nothing after the last acknowledged step was written")]
+    Removed(String),
+    /// A command failed.
+    #[error("{op}: card answered {status}")]
+    Card {
+        /// What we were doing.
+        op: String,
+        /// Its answer.
+        status: Status,
+    },
+    /// A PIN was wrong.
+    #[error("wrong {pin}: {tries_left} tries left")]
+    WrongPin {
+        /// Which.
+        pin: &'static str,
+        /// Tries left.
+        tries_left: u8,
+    },
+    /// A PIN is blocked.
+    #[error("the {0} is blocked; it must be reset at the municipal window")]
+    PinBlocked(&'static str),
+    /// Issuer authentication refused.
+    #[error("issuer authentication failed ({0} tries left on the card): wrong issuer key for this card")]
+    IssuerAuth(u8),
+    /// The card is already issued.
+    #[error("the card is already issued (serial {0}); use `card renew` or `card pin-reset`")]
+    AlreadyIssued(String),
+    /// A previous personalisation was interrupted.
+    #[error(
+        "the card (serial {0}) was removed during an earlier personalisation; resume it with --resume or wipe it with `card wipe`"
+    )]
+    Interrupted(String),
+    /// Anything the card said that makes no sense.
+    #[error("malformed card answer: {0}")]
+    Malformed(String),
+    /// A PIN breaks its format.
+    #[error(transparent)]
+    PinFormat(#[from] jpki::PinFormatError),
+    /// Card state file.
+    #[error(transparent)]
+    State(#[from] applet::StateError),
+    /// PC/SC.
+    #[error("PC/SC: {0}")]
+    Pcsc(pcsc::Error),
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// OpenSSL.
+    #[error("openssl: {0}")]
+    Openssl(#[from] openssl::error::ErrorStack),
+    /// DER.
+    #[error("DER: {0}")]
+    Der(#[from] der::Error),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

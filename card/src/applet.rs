@@ -1,0 +1,805 @@
+//! The virtual card's JPKI applet: answers command APDUs byte for byte as
+//! `docs/card-profile.md` describes. The persistent part ([`CardState`]) is what a chip keeps
+//! in EEPROM; the session part (selection, verified PINs, issuer authentication) is lost on
+//! power-off or reset. Private keys live only in the card state: no command exports them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use openssl::ec::{EcGroup, EcKey};
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::{Padding, Rsa};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::apdu::{Command, Response, Status};
+use crate::jpki::{
+    self, CHALLENGE_LEN, CardStatus, Ef, EfKind, ISSUER_AUTH_TRIES, KeyAlg, KeyRef, Lifecycle, PinRef, ins,
+};
+
+/// A private key as the card stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    /// Algorithm.
+    pub alg: KeyAlg,
+    /// PKCS#8 DER, hex (card-internal storage; never sent out).
+    pub pkcs8: String,
+    /// SubjectPublicKeyInfo DER, hex.
+    pub spki: String,
+}
+
+/// A PIN as the card stores it: salted hash and retry counter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredPin {
+    /// Salt, hex.
+    pub salt: String,
+    /// SHA-256(salt ‖ PIN), hex.
+    pub hash: String,
+    /// Tries left (0 = blocked).
+    pub tries_left: u8,
+}
+
+/// Everything the card keeps across power cycles.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CardState {
+    /// Format version of this file.
+    pub version: u32,
+    /// Card serial (8 bytes, hex).
+    pub serial: String,
+    /// Issuer-authentication key (32 bytes, hex) — set at manufacture.
+    pub issuer_key: String,
+    /// Issuer-authentication tries left.
+    pub issuer_tries: u8,
+    /// Lifecycle.
+    pub lifecycle: Lifecycle,
+    /// Data EFs (FID → hex).
+    pub files: BTreeMap<u16, String>,
+    /// Private keys.
+    pub keys: BTreeMap<KeyRef, StoredKey>,
+    /// PINs.
+    pub pins: BTreeMap<PinRef, StoredPin>,
+}
+
+impl std::fmt::Debug for CardState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print keys, PIN hashes or the issuer key.
+        f.debug_struct("CardState")
+            .field("serial", &self.serial)
+            .field("lifecycle", &self.lifecycle)
+            .field("files", &self.files.keys().collect::<Vec<_>>())
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .field("pins", &self.pins.iter().map(|(k, p)| (k, p.tries_left)).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Why a card state file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// I/O.
+    #[error("card state {path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not a card state.
+    #[error("card state {path} is corrupt: {why}")]
+    Corrupt {
+        /// File.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl CardState {
+    /// A blank card as manufactured, with its issuer-authentication key.
+    pub fn blank(issuer_key: [u8; 32]) -> CardState {
+        CardState {
+            version: 1,
+            serial: hex::encode(rand::random::<[u8; 8]>()),
+            issuer_key: hex::encode(issuer_key),
+            issuer_tries: ISSUER_AUTH_TRIES,
+            lifecycle: Lifecycle::Blank,
+            files: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            pins: BTreeMap::new(),
+        }
+    }
+
+    /// Loads a state file, checking every field a corrupt file could break.
+    pub fn load(path: &Path) -> Result<CardState, StateError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| StateError::Io { path: p.clone(), source })?;
+        let s: CardState =
+            serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt { path: p.clone(), why: e.to_string() })?;
+        let corrupt = |why: String| StateError::Corrupt { path: p.clone(), why };
+        if s.version != 1 {
+            return Err(corrupt(format!("unknown version {}", s.version)));
+        }
+        if hex::decode(&s.serial).map_or(true, |b| b.len() != 8) {
+            return Err(corrupt("serial is not 8 hex bytes".into()));
+        }
+        if hex::decode(&s.issuer_key).map_or(true, |b| b.len() != 32) {
+            return Err(corrupt("issuer key is not 32 hex bytes".into()));
+        }
+        for (fid, content) in &s.files {
+            let ef = Ef::from_fid(*fid).ok_or_else(|| corrupt(format!("unknown EF {fid:04X}")))?;
+            let EfKind::Data { capacity } = ef.kind() else {
+                return Err(corrupt(format!("EF {fid:04X} is not a data EF")));
+            };
+            if hex::decode(content).map_or(true, |b| b.len() > capacity) {
+                return Err(corrupt(format!("EF {fid:04X} content is not hex within {capacity} bytes")));
+            }
+        }
+        for (k, key) in &s.keys {
+            let der = hex::decode(&key.pkcs8).map_err(|_| corrupt(format!("{} key is not hex", k.name())))?;
+            PKey::private_key_from_pkcs8(&der).map_err(|e| corrupt(format!("{} key: {e}", k.name())))?;
+        }
+        Ok(s)
+    }
+
+    /// Writes the state durably (temporary file, fsync, rename, fsync of the directory), so a
+    /// power loss leaves either the old or the new state.
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        let io = |source| StateError::Io { path: path.display().to_string(), source };
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = path.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&bytes).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok(())
+    }
+
+    fn file(&self, ef: Ef) -> Vec<u8> {
+        self.files.get(&ef.fid()).and_then(|h| hex::decode(h).ok()).unwrap_or_default()
+    }
+
+    /// The card status (as GET CARD STATUS answers it).
+    pub fn status(&self) -> CardStatus {
+        let mut serial = [0u8; 8];
+        if let Ok(b) = hex::decode(&self.serial) {
+            if b.len() == 8 {
+                serial.copy_from_slice(&b);
+            }
+        }
+        CardStatus {
+            lifecycle: self.lifecycle,
+            auth_key: self.keys.get(&KeyRef::Auth).map(|k| k.alg),
+            sign_key: self.keys.get(&KeyRef::Sign).map(|k| k.alg),
+            files: Ef::DATA.into_iter().filter(|e| !self.file(*e).is_empty()).collect(),
+            auth_pin: self.pins.get(&PinRef::Auth).map(|p| p.tries_left),
+            sign_pin: self.pins.get(&PinRef::Sign).map(|p| p.tries_left),
+            issuer_tries: self.issuer_tries,
+            serial,
+        }
+    }
+}
+
+/// Session state: lost on power-off and reset.
+#[derive(Debug, Default)]
+struct Session {
+    ap_selected: bool,
+    current: Option<Ef>,
+    verified: Vec<PinRef>,
+    issuer: bool,
+    challenge: Option<[u8; CHALLENGE_LEN]>,
+}
+
+/// The applet.
+#[derive(Debug)]
+pub struct Applet {
+    state: CardState,
+    session: Session,
+    dirty: bool,
+}
+
+type Answer = Result<Vec<u8>, Status>;
+
+impl Applet {
+    /// An applet over a card state.
+    pub fn new(state: CardState) -> Applet {
+        Applet { state, session: Session::default(), dirty: false }
+    }
+
+    /// The persistent state.
+    pub fn state(&self) -> &CardState {
+        &self.state
+    }
+
+    /// Whether the last commands changed the persistent state (and clears the flag): the
+    /// caller saves the state before it sends the response.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Power-off, power-on or reset: the session is gone.
+    pub fn reset(&mut self) {
+        self.session = Session::default();
+    }
+
+    /// Processes one command APDU; always returns at least a status word.
+    pub fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let r = match Command::parse(apdu) {
+            Err(_) => Err(Status::WrongLength),
+            Ok(c) => self.dispatch(&c),
+        };
+        match r {
+            Ok(data) => Response { data, status: Status::Ok }.to_bytes(),
+            Err(sw) => Response::status(sw).to_bytes(),
+        }
+    }
+
+    fn dispatch(&mut self, c: &Command) -> Answer {
+        match (c.cla, c.ins) {
+            (0x00, ins::SELECT) => self.select(c),
+            (0x00, ins::READ_BINARY) => self.read_binary(c),
+            (0x00, ins::VERIFY) => self.verify(c),
+            (0x00, ins::CHANGE_REFERENCE_DATA) => self.change_pin(c),
+            (0x00, ins::RESET_RETRY_COUNTER) => self.reset_retry_counter(c),
+            (0x00, ins::GET_CHALLENGE) => self.get_challenge(c),
+            (0x00, ins::EXTERNAL_AUTHENTICATE) => self.external_authenticate(c),
+            (0x00, ins::GENERATE_KEY_PAIR) => self.generate(c),
+            (0x00, ins::UPDATE_BINARY) => self.update_binary(c),
+            (0x00, ins::ERASE_BINARY) => self.erase_binary(c),
+            (0x80, ins::COMPUTE_SIGNATURE) => self.sign(c),
+            (0x80, ins::GET_STATUS) => self.get_status(c),
+            (0x80, ins::OPEN_PERSONALISATION) => self.open_personalisation(c),
+            (0x80, ins::CLOSE_PERSONALISATION) => self.close_personalisation(c),
+            (0x80, ins::WIPE) => self.wipe(c),
+            (0x00 | 0x80, _) => Err(Status::InsNotSupported),
+            _ => Err(Status::ClaNotSupported),
+        }
+    }
+
+    fn select(&mut self, c: &Command) -> Answer {
+        match c.p1 {
+            0x04 => {
+                if c.data == jpki::AID_JPKI {
+                    self.session.ap_selected = true;
+                    self.session.current = None;
+                    Ok(Vec::new())
+                } else {
+                    // Another application: ours is deselected, as on a real card.
+                    self.session = Session::default();
+                    Err(Status::FileNotFound)
+                }
+            }
+            0x02 => {
+                if !self.session.ap_selected {
+                    return Err(Status::FileNotFound);
+                }
+                if c.data.len() != 2 {
+                    return Err(Status::WrongLength);
+                }
+                let ef = Ef::from_fid(u16::from_be_bytes([c.data[0], c.data[1]])).ok_or(Status::FileNotFound)?;
+                if !self.exists(ef) {
+                    return Err(Status::FileNotFound);
+                }
+                self.session.current = Some(ef);
+                Ok(Vec::new())
+            }
+            _ => Err(Status::IncorrectP1P2),
+        }
+    }
+
+    /// Outside personalisation only EFs with content exist.
+    fn exists(&self, ef: Ef) -> bool {
+        if self.state.lifecycle == Lifecycle::Personalising {
+            return true;
+        }
+        match ef.kind() {
+            EfKind::Data { .. } => !self.state.file(ef).is_empty(),
+            EfKind::Key(k) => self.state.keys.contains_key(&k),
+            EfKind::Pin(p) => self.state.pins.contains_key(&p),
+        }
+    }
+
+    fn current_data(&self) -> Result<(Ef, usize), Status> {
+        let ef = self.session.current.ok_or(Status::NoCurrentEf)?;
+        match ef.kind() {
+            EfKind::Data { capacity } => Ok((ef, capacity)),
+            _ => Err(Status::IncompatibleFile),
+        }
+    }
+
+    fn read_binary(&mut self, c: &Command) -> Answer {
+        if c.p1 & 0x80 != 0 {
+            return Err(Status::IncorrectP1P2);
+        }
+        let (ef, _) = self.current_data()?;
+        if let jpki::Access::Pin(p) = ef.read_access() {
+            if !self.session.verified.contains(&p) {
+                return Err(Status::SecurityNotSatisfied);
+            }
+        }
+        let content = self.state.file(ef);
+        let offset = usize::from(u16::from_be_bytes([c.p1, c.p2]));
+        if offset > content.len() || (offset == content.len() && !content.is_empty()) {
+            return Err(Status::WrongP1P2);
+        }
+        let le = c.le.unwrap_or(256) as usize;
+        let end = (offset + le).min(content.len());
+        Ok(content[offset..end].to_vec())
+    }
+
+    fn current_pin(&self) -> Result<PinRef, Status> {
+        match self.session.current.map(Ef::kind) {
+            Some(EfKind::Pin(p)) => Ok(p),
+            Some(_) => Err(Status::IncompatibleFile),
+            None => Err(Status::NoCurrentEf),
+        }
+    }
+
+    fn verify(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0x00 || c.p2 != 0x80 {
+            return Err(Status::IncorrectP1P2);
+        }
+        let p = self.current_pin()?;
+        let stored = self.state.pins.get(&p).ok_or(Status::DataNotFound)?;
+        if c.data.is_empty() {
+            // Tries left; answered 63 Cx even when verified (OpenSC asks after a VERIFY).
+            return Err(Status::TriesLeft(stored.tries_left));
+        }
+        if stored.tries_left == 0 {
+            return Err(Status::Blocked);
+        }
+        let ok = pin_matches(stored, &c.data);
+        let max = p.max_tries();
+        let Some(stored) = self.state.pins.get_mut(&p) else { return Err(Status::DataNotFound) };
+        if ok {
+            if stored.tries_left != max {
+                stored.tries_left = max;
+                self.dirty = true;
+            }
+            if !self.session.verified.contains(&p) {
+                self.session.verified.push(p);
+            }
+            Ok(Vec::new())
+        } else {
+            stored.tries_left -= 1;
+            self.dirty = true;
+            self.session.verified.retain(|v| *v != p);
+            Err(Status::TriesLeft(stored.tries_left))
+        }
+    }
+
+    fn change_pin(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0x01 || c.p2 != 0x80 {
+            return Err(Status::IncorrectP1P2);
+        }
+        let p = self.current_pin()?;
+        if !self.session.verified.contains(&p) {
+            return Err(Status::SecurityNotSatisfied);
+        }
+        if !p.well_formed(&c.data) {
+            return Err(Status::IncorrectData);
+        }
+        self.state.pins.insert(p, new_pin(&c.data, p.max_tries()));
+        self.dirty = true;
+        Ok(Vec::new())
+    }
+
+    /// `00 2C 02 80 Lc PIN`: set a new PIN and reset its counter; `00 2C 03 80`: reset the
+    /// counter only. Issuer only.
+    fn reset_retry_counter(&mut self, c: &Command) -> Answer {
+        if c.p2 != 0x80 {
+            return Err(Status::IncorrectP1P2);
+        }
+        let p = self.current_pin()?;
+        if !self.session.issuer {
+            return Err(Status::SecurityNotSatisfied);
+        }
+        match c.p1 {
+            0x02 => {
+                if !p.well_formed(&c.data) {
+                    return Err(Status::IncorrectData);
+                }
+                self.state.pins.insert(p, new_pin(&c.data, p.max_tries()));
+            }
+            0x03 => {
+                if !c.data.is_empty() {
+                    return Err(Status::WrongLength);
+                }
+                self.state.pins.get_mut(&p).ok_or(Status::DataNotFound)?.tries_left = p.max_tries();
+            }
+            _ => return Err(Status::IncorrectP1P2),
+        }
+        self.session.verified.retain(|v| *v != p);
+        self.dirty = true;
+        Ok(Vec::new())
+    }
+
+    fn get_challenge(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0 || c.p2 != 0 || !c.data.is_empty() {
+            return Err(Status::IncorrectP1P2);
+        }
+        if c.le != Some(CHALLENGE_LEN as u32) {
+            return Err(Status::WrongLength);
+        }
+        let ch: [u8; CHALLENGE_LEN] = rand::random();
+        self.session.challenge = Some(ch);
+        Ok(ch.to_vec())
+    }
+
+    /// `00 82 00 00 20 HMAC-SHA256(issuer key, challenge ‖ serial)`.
+    fn external_authenticate(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0 || c.p2 != 0 {
+            return Err(Status::IncorrectP1P2);
+        }
+        let challenge = self.session.challenge.take().ok_or(Status::ConditionsNotSatisfied)?;
+        if self.state.issuer_tries == 0 {
+            return Err(Status::Blocked);
+        }
+        let key = hex::decode(&self.state.issuer_key).map_err(|_| Status::MemoryFailure)?;
+        let serial = hex::decode(&self.state.serial).map_err(|_| Status::MemoryFailure)?;
+        let expected = issuer_mac(&key, &challenge, &serial).map_err(|_| Status::MemoryFailure)?;
+        if c.data.len() == expected.len() && openssl::memcmp::eq(&c.data, &expected) {
+            self.session.issuer = true;
+            if self.state.issuer_tries != ISSUER_AUTH_TRIES {
+                self.state.issuer_tries = ISSUER_AUTH_TRIES;
+                self.dirty = true;
+            }
+            Ok(Vec::new())
+        } else {
+            self.state.issuer_tries -= 1;
+            self.session.issuer = false;
+            self.dirty = true;
+            Err(Status::AuthFailed)
+        }
+    }
+
+    fn personalising(&self) -> Result<(), Status> {
+        if self.state.lifecycle != Lifecycle::Personalising {
+            return Err(Status::ConditionsNotSatisfied);
+        }
+        if !self.session.issuer {
+            return Err(Status::SecurityNotSatisfied);
+        }
+        Ok(())
+    }
+
+    /// `00 46 80|alg P2 00 00 00`: generate; `00 46 00 P2 00 00 00`: read the public key.
+    fn generate(&mut self, c: &Command) -> Answer {
+        let k = KeyRef::from_p2(c.p2).ok_or(Status::IncorrectP1P2)?;
+        if c.p1 == 0x00 {
+            let key = self.state.keys.get(&k).ok_or(Status::DataNotFound)?;
+            return hex::decode(&key.spki).map_err(|_| Status::MemoryFailure);
+        }
+        let alg = KeyAlg::from_code(c.p1 & 0x7F).filter(|_| c.p1 & 0x80 != 0).ok_or(Status::IncorrectP1P2)?;
+        self.personalising()?;
+        let pkey: PKey<Private> = match alg {
+            KeyAlg::Rsa2048 => Rsa::generate(2048).and_then(PKey::from_rsa),
+            KeyAlg::EcP384 => {
+                EcGroup::from_curve_name(Nid::SECP384R1).and_then(|g| EcKey::generate(&g)).and_then(PKey::from_ec_key)
+            }
+        }
+        .map_err(|_| Status::MemoryFailure)?;
+        let pkcs8 = pkey.private_key_to_pkcs8().map_err(|_| Status::MemoryFailure)?;
+        let spki = pkey.public_key_to_der().map_err(|_| Status::MemoryFailure)?;
+        self.state.keys.insert(k, StoredKey { alg, pkcs8: hex::encode(pkcs8), spki: hex::encode(&spki) });
+        self.dirty = true;
+        Ok(spki)
+    }
+
+    fn update_binary(&mut self, c: &Command) -> Answer {
+        if c.p1 & 0x80 != 0 {
+            return Err(Status::IncorrectP1P2);
+        }
+        let (ef, capacity) = self.current_data()?;
+        self.personalising()?;
+        let offset = usize::from(u16::from_be_bytes([c.p1, c.p2]));
+        let mut content = self.state.file(ef);
+        if offset > content.len() {
+            return Err(Status::WrongP1P2);
+        }
+        if offset + c.data.len() > capacity {
+            return Err(Status::NotEnoughMemory);
+        }
+        let end = offset + c.data.len();
+        if content.len() < end {
+            content.resize(end, 0);
+        }
+        content[offset..end].copy_from_slice(&c.data);
+        self.state.files.insert(ef.fid(), hex::encode(content));
+        self.dirty = true;
+        Ok(Vec::new())
+    }
+
+    fn erase_binary(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0 || c.p2 != 0 {
+            return Err(Status::IncorrectP1P2);
+        }
+        let (ef, _) = self.current_data()?;
+        self.personalising()?;
+        if self.state.files.remove(&ef.fid()).is_some() {
+            self.dirty = true;
+        }
+        Ok(Vec::new())
+    }
+
+    /// `80 2A 00 80` (key of the selected EF) or `80 2A 00 97|9A`: RSA keys pad the given
+    /// DigestInfo with PKCS#1 v1.5; P-384 keys sign the given hash and answer a DER
+    /// `ECDSA-Sig-Value`. Issued: needs the key's PIN. Personalising: needs the issuer (proof
+    /// of possession for the CSR).
+    fn sign(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0x00 {
+            return Err(Status::IncorrectP1P2);
+        }
+        let k = if c.p2 == 0x80 {
+            match self.session.current.map(Ef::kind) {
+                Some(EfKind::Key(k)) => k,
+                Some(_) => return Err(Status::IncompatibleFile),
+                None => return Err(Status::NoCurrentEf),
+            }
+        } else {
+            if !self.session.ap_selected {
+                return Err(Status::ConditionsNotSatisfied);
+            }
+            KeyRef::from_p2(c.p2).ok_or(Status::IncorrectP1P2)?
+        };
+        let key = self.state.keys.get(&k).ok_or(Status::DataNotFound)?;
+        match self.state.lifecycle {
+            Lifecycle::Issued => {
+                if !self.session.verified.contains(&k.pin()) {
+                    return Err(Status::SecurityNotSatisfied);
+                }
+            }
+            Lifecycle::Personalising => {
+                if !self.session.issuer {
+                    return Err(Status::SecurityNotSatisfied);
+                }
+            }
+            Lifecycle::Blank => return Err(Status::ConditionsNotSatisfied),
+        }
+        let der = hex::decode(&key.pkcs8).map_err(|_| Status::MemoryFailure)?;
+        let pkey = PKey::private_key_from_pkcs8(&der).map_err(|_| Status::MemoryFailure)?;
+        match key.alg {
+            KeyAlg::Rsa2048 => {
+                let rsa = pkey.rsa().map_err(|_| Status::MemoryFailure)?;
+                if c.data.is_empty() || c.data.len() > rsa.size() as usize - 11 {
+                    return Err(Status::IncorrectData);
+                }
+                let mut out = vec![0u8; rsa.size() as usize];
+                let n = rsa.private_encrypt(&c.data, &mut out, Padding::PKCS1).map_err(|_| Status::MemoryFailure)?;
+                out.truncate(n);
+                Ok(out)
+            }
+            KeyAlg::EcP384 => {
+                if c.data.is_empty() || c.data.len() > 64 {
+                    return Err(Status::IncorrectData);
+                }
+                let ec = pkey.ec_key().map_err(|_| Status::MemoryFailure)?;
+                let sig = openssl::ecdsa::EcdsaSig::sign(&c.data, &ec).map_err(|_| Status::MemoryFailure)?;
+                sig.to_der().map_err(|_| Status::MemoryFailure)
+            }
+        }
+    }
+
+    fn get_status(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0x01 || c.p2 != 0x00 {
+            return Err(Status::IncorrectP1P2);
+        }
+        Ok(self.state.status().encode())
+    }
+
+    fn open_personalisation(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0 || c.p2 != 0 {
+            return Err(Status::IncorrectP1P2);
+        }
+        if !self.session.issuer {
+            return Err(Status::SecurityNotSatisfied);
+        }
+        if self.state.lifecycle != Lifecycle::Personalising {
+            self.state.lifecycle = Lifecycle::Personalising;
+            self.dirty = true;
+        }
+        Ok(Vec::new())
+    }
+
+    /// Closes personalisation. Every key present needs its certificate, its CA certificate
+    /// and its PIN; the authentication key is mandatory; EF 0006 and 0008 must be written.
+    fn close_personalisation(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0 || c.p2 != 0 {
+            return Err(Status::IncorrectP1P2);
+        }
+        self.personalising()?;
+        if !self.state.keys.contains_key(&KeyRef::Auth) {
+            return Err(Status::ConditionsNotSatisfied);
+        }
+        for k in self.state.keys.keys() {
+            if self.state.file(k.cert()).is_empty()
+                || self.state.file(k.ca_cert()).is_empty()
+                || !self.state.pins.contains_key(&k.pin())
+            {
+                return Err(Status::ConditionsNotSatisfied);
+            }
+        }
+        if self.state.file(Ef::TokenInfo).is_empty() || self.state.file(Ef::Presence).is_empty() {
+            return Err(Status::ConditionsNotSatisfied);
+        }
+        self.state.lifecycle = Lifecycle::Issued;
+        self.session.current = None;
+        self.dirty = true;
+        Ok(Vec::new())
+    }
+
+    /// Wipes an interrupted or abandoned personalisation back to a blank card.
+    fn wipe(&mut self, c: &Command) -> Answer {
+        if c.p1 != 0 || c.p2 != 0 {
+            return Err(Status::IncorrectP1P2);
+        }
+        self.personalising()?;
+        self.state.files.clear();
+        self.state.keys.clear();
+        self.state.pins.clear();
+        self.state.lifecycle = Lifecycle::Blank;
+        self.session = Session { ap_selected: true, issuer: true, ..Session::default() };
+        self.dirty = true;
+        Ok(Vec::new())
+    }
+}
+
+fn new_pin(pin: &[u8], tries: u8) -> StoredPin {
+    let salt: [u8; 16] = rand::random();
+    StoredPin { salt: hex::encode(salt), hash: hex::encode(pin_hash(&salt, pin)), tries_left: tries }
+}
+
+fn pin_hash(salt: &[u8], pin: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(pin);
+    h.finalize().into()
+}
+
+fn pin_matches(stored: &StoredPin, pin: &[u8]) -> bool {
+    let (Ok(salt), Ok(hash)) = (hex::decode(&stored.salt), hex::decode(&stored.hash)) else { return false };
+    let got = pin_hash(&salt, pin);
+    hash.len() == got.len() && openssl::memcmp::eq(&hash, &got)
+}
+
+/// The issuer's answer to a challenge: HMAC-SHA256(issuer key, challenge ‖ card serial).
+pub fn issuer_mac(key: &[u8], challenge: &[u8], serial: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    let k = PKey::hmac(key)?;
+    let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &k)?;
+    s.update(challenge)?;
+    s.update(serial)?;
+    s.sign_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apdu(a: &mut Applet, hexs: &str) -> String {
+        let b = hex::decode(hexs.replace(' ', "")).unwrap();
+        hex::encode_upper(a.process(&b))
+    }
+
+    fn issuer(a: &mut Applet, key: &[u8; 32]) {
+        let r = a.process(&[0, 0x84, 0, 0, CHALLENGE_LEN as u8]);
+        assert_eq!(&r[CHALLENGE_LEN..], &[0x90, 0]);
+        let serial = hex::decode(&a.state().serial).unwrap();
+        let mac = issuer_mac(key, &r[..CHALLENGE_LEN], &serial).unwrap();
+        let mut c = vec![0, 0x82, 0, 0, mac.len() as u8];
+        c.extend_from_slice(&mac);
+        assert_eq!(a.process(&c), [0x90, 0]);
+    }
+
+    #[test]
+    fn the_open_source_contract_and_the_lifecycle() {
+        let key = [7u8; 32];
+        let mut a = Applet::new(CardState::blank(key));
+        // Unknown AIDs, INS and CLA, as OpenSC's other drivers probe them.
+        assert_eq!(apdu(&mut a, "00A4040C06D27600012401"), "6A82");
+        assert_eq!(apdu(&mut a, "00CADF3005"), "6D00");
+        assert_eq!(apdu(&mut a, "B0A4000000"), "6E00");
+        assert_eq!(apdu(&mut a, "00A4040C0AD392F000260100000001"), "9000");
+        // Blank card: no EFs, personalisation needs the issuer.
+        assert_eq!(apdu(&mut a, "00A4020C02000A"), "6A82");
+        assert_eq!(apdu(&mut a, "8010000000"), "6982");
+        // A wrong issuer MAC costs a try.
+        let _ = a.process(&[0, 0x84, 0, 0, CHALLENGE_LEN as u8]);
+        assert_eq!(apdu(&mut a, &format!("00820000 20 {}", "00".repeat(32))), "6300");
+        assert_eq!(a.state().issuer_tries, ISSUER_AUTH_TRIES - 1);
+        // Replaying without a fresh challenge is refused.
+        assert_eq!(apdu(&mut a, &format!("00820000 20 {}", "00".repeat(32))), "6985");
+        issuer(&mut a, &key);
+        assert_eq!(a.state().issuer_tries, ISSUER_AUTH_TRIES);
+        assert_eq!(apdu(&mut a, "80100000"), "9000");
+        assert!(a.take_dirty());
+        // Generate the auth key, write a cert, set the PIN.
+        let spki = a.process(&hex::decode("0046819700 0000".replace(' ', "")).unwrap());
+        assert_eq!(&spki[spki.len() - 2..], &[0x90, 0]);
+        assert_eq!(a.process(&hex::decode("0046009700 0000".replace(' ', "")).unwrap()), spki);
+        let cert = {
+            let mut c = vec![0x30, 0x82, 0x01, 0x00];
+            c.extend(std::iter::repeat_n(0xAB, 0x100));
+            c
+        };
+        assert_eq!(apdu(&mut a, "00A4020C02000A"), "9000");
+        let mut upd = vec![0, 0xD6, 0, 0, 0, 0x01, 0x04];
+        upd.extend_from_slice(&cert);
+        assert_eq!(a.process(&upd), [0x90, 0]);
+        assert_eq!(apdu(&mut a, "00A4020C02000B"), "9000");
+        assert_eq!(a.process(&upd), [0x90, 0]);
+        assert_eq!(apdu(&mut a, "00A4020C020018"), "9000");
+        assert_eq!(apdu(&mut a, "002C028003313233"), "6A80", "3-digit PIN refused");
+        assert_eq!(apdu(&mut a, "002C02800431323334"), "9000");
+        // Not closable yet: EF 0006/0008 missing.
+        assert_eq!(apdu(&mut a, "80120000"), "6985");
+        for (fid, data) in [("0006", "AA".repeat(160)), ("0008", "008F00".into())] {
+            assert_eq!(apdu(&mut a, &format!("00A4020C02{fid}")), "9000");
+            assert_eq!(apdu(&mut a, &format!("00D60000{:02X}{data}", data.len() / 2)), "9000");
+        }
+        assert_eq!(apdu(&mut a, "80120000"), "9000");
+        // Issued: personalisation closed.
+        assert_eq!(apdu(&mut a, "00A4020C02000A"), "9000");
+        assert_eq!(apdu(&mut a, "00D6000001AA"), "6985");
+        // READ BINARY of the 4-byte header and the rest.
+        assert_eq!(apdu(&mut a, "00B0000004"), "308201009000");
+        let r = a.process(&hex::decode("00B0000000").unwrap());
+        assert_eq!(r.len(), 258);
+        // Empty VERIFY: tries; wrong PIN: 63C2; right: 9000 and still 63C3 when asked.
+        assert_eq!(apdu(&mut a, "00A4020C020018"), "9000");
+        assert_eq!(apdu(&mut a, "00200080"), "63C3");
+        assert_eq!(apdu(&mut a, "0020008004 39393939"), "63C2");
+        assert_eq!(apdu(&mut a, "0020008004 31323334"), "9000");
+        assert_eq!(apdu(&mut a, "00200080"), "63C3");
+        // Sign with the auth key over a DigestInfo; openssl verifies.
+        let di = "3031300D060960864801650304020105000420".to_string() + &"11".repeat(32);
+        assert_eq!(apdu(&mut a, "00A4020C020017"), "9000");
+        let sig = a.process(&hex::decode(format!("802A0080 33 {di} 00").replace(' ', "")).unwrap());
+        assert_eq!(sig.len(), 258);
+        let pk = PKey::public_key_from_der(&spki[..spki.len() - 2]).unwrap();
+        let mut out = vec![0u8; 256];
+        let n = pk.rsa().unwrap().public_decrypt(&sig[..256], &mut out, Padding::PKCS1).unwrap();
+        assert_eq!(hex::encode_upper(&out[..n]), di);
+        // Session gone after reset: signing needs the PIN again.
+        a.reset();
+        assert_eq!(apdu(&mut a, "00A4040C0AD392F000260100000001"), "9000");
+        assert_eq!(apdu(&mut a, &format!("802A009733{di}00")), "6982");
+        // Three wrong PINs block; the issuer resets the counter.
+        assert_eq!(apdu(&mut a, "00A4020C020018"), "9000");
+        for left in ["63C2", "63C1", "63C0"] {
+            assert_eq!(apdu(&mut a, "002000800439393939"), left);
+        }
+        assert_eq!(apdu(&mut a, "002000800431323334"), "6983");
+        assert_eq!(apdu(&mut a, "00200080"), "63C0");
+        assert_eq!(apdu(&mut a, "002C0380"), "6982");
+        issuer(&mut a, &key);
+        assert_eq!(apdu(&mut a, "00A4020C020018"), "9000");
+        assert_eq!(apdu(&mut a, "002C0380"), "9000");
+        assert_eq!(apdu(&mut a, "00200080"), "63C3");
+        // Malformed APDUs get 6700, never a panic.
+        assert_eq!(apdu(&mut a, "00B0"), "6700");
+        assert_eq!(apdu(&mut a, "00D60000050102"), "6700");
+    }
+
+    #[test]
+    fn state_files_round_trip_and_corruption_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("card.json");
+        let s = CardState::blank([1; 32]);
+        s.save(&p).unwrap();
+        let back = CardState::load(&p).unwrap();
+        assert_eq!(back.serial, s.serial);
+        assert!(!format!("{back:?}").contains(&s.issuer_key), "Debug must not print the issuer key");
+        std::fs::write(&p, b"{not json").unwrap();
+        assert!(matches!(CardState::load(&p), Err(StateError::Corrupt { .. })));
+        let mut bad = serde_json::to_value(&s).unwrap();
+        bad["files"] = serde_json::json!({"23": "00"});
+        std::fs::write(&p, serde_json::to_vec(&bad).unwrap()).unwrap();
+        let e = CardState::load(&p).unwrap_err().to_string();
+        assert!(e.contains("EF 0017 is not a data EF"), "{e}");
+    }
+}
