@@ -108,12 +108,80 @@ impl Reader {
         }
     }
 
+    /// Waits (on status changes) until the reader is empty.
+    pub fn wait_absent(&self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut rs = [ReaderState::new(self.name.clone(), State::UNAWARE)];
+        loop {
+            match self.ctx.get_status_change(timeout.saturating_sub(start.elapsed()), &mut rs) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => {
+                    return Err(Error::Malformed(format!("a card is still in {:?}", self.name())));
+                }
+                Err(e) => return Err(pcsc_err("waiting for removal", e)),
+            }
+            if rs[0].event_state().contains(State::EMPTY) {
+                return Ok(());
+            }
+            rs[0].sync_current_state();
+        }
+    }
+
     /// Connects (shared, T=1 or T=0).
-    pub fn connect(&self) -> Result<pcsc::Card> {
-        self.ctx.connect(&self.name, ShareMode::Shared, Protocols::ANY).map_err(|e| match e {
+    pub fn connect(&self) -> Result<Connection> {
+        let card = self.ctx.connect(&self.name, ShareMode::Shared, Protocols::ANY).map_err(|e| match e {
             pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard => Error::NoCard(self.name(), 0),
             e => pcsc_err("connecting", e),
-        })
+        })?;
+        Ok(Connection { card: Some(card) })
+    }
+}
+
+/// A connected card: [`Connection::finish`] resets it after a successful session; dropping it
+/// (an error path, perhaps a pulled card) only disconnects, since asking pcscd 1.9.9 to reset
+/// a vanished vpcd card confuses its reader state.
+pub struct Connection {
+    card: Option<pcsc::Card>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Connection {
+    type Target = pcsc::Card;
+    fn deref(&self) -> &pcsc::Card {
+        self.card.as_ref().unwrap_or_else(|| unreachable!("taken only in drop"))
+    }
+}
+
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut pcsc::Card {
+        self.card.as_mut().unwrap_or_else(|| unreachable!("taken only in drop"))
+    }
+}
+
+impl Connection {
+    /// Ends a successful session: resets the card so no issuer or PIN state outlives it.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(card) = self.card.take() {
+            card.disconnect(pcsc::Disposition::ResetCard).map_err(|(_, e)| pcsc_err("releasing the card", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Connection {
+    /// After an error: only disconnect (pcscd powers the card down after its grace period,
+    /// which ends the card session too).
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take() {
+            if let Err((_, e)) = card.disconnect(pcsc::Disposition::LeaveCard) {
+                tracing::debug!("disconnecting: {e}");
+            }
+        }
     }
 }
 

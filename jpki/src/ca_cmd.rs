@@ -176,7 +176,7 @@ pub enum Cmd {
     },
 }
 
-async fn open(s: &Store) -> Result<Authority> {
+pub(crate) async fn open(s: &Store) -> Result<Authority> {
     check_actor(&s.actor)?;
     let keys = match (&s.pkcs11_module, &s.pkcs11_token) {
         (Some(module), Some(token)) => {
@@ -193,7 +193,7 @@ async fn open(s: &Store) -> Result<Authority> {
     Ok(Authority::open(db, keys, now()).await?)
 }
 
-fn source(national: &str) -> Result<IdentitySource> {
+pub(crate) fn source(national: &str) -> Result<IdentitySource> {
     let token = std::env::var("JPKI_CA_AGENCY_TOKEN")
         .context("set JPKI_CA_AGENCY_TOKEN (the CA's agency token at the national node)")?;
     let peer = std::env::var("JPKI_PEER_TOKEN").ok();

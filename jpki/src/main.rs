@@ -4,6 +4,7 @@
 mod bench;
 mod bench_ca;
 mod ca_cmd;
+mod card_cmd;
 mod config;
 mod demo;
 mod demo_ca;
@@ -31,6 +32,11 @@ enum Command {
     /// Certificate-authority operator commands: init, issue, revoke, follow, crl, list, show, audit.
     #[command(subcommand)]
     Ca(ca_cmd::Cmd),
+    /// The municipal window's card writer: issue, renew, status, pin-reset, verify-pin, wipe.
+    #[command(subcommand)]
+    Card(card_cmd::Cmd),
+    /// Run a virtual JPKI card connected to vsmartcard's vpcd inside pcscd.
+    CardSim(card_cmd::SimArgs),
     /// Benchmarks that print a table (also run by `cargo xtask bench`).
     #[command(subcommand)]
     Bench(bench::Which),
@@ -58,6 +64,8 @@ fn main() -> std::process::ExitCode {
             Command::Serve(role) => serve::run(role).await,
             Command::Identity(cmd) => identity_cmd::run(cmd).await,
             Command::Ca(cmd) => ca_cmd::run(cmd).await,
+            Command::Card(cmd) => card_cmd::run(cmd).await,
+            Command::CardSim(args) => tokio::task::block_in_place(|| card_cmd::run_sim(args)),
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(which) => bench::run(which).await,
         }

@@ -1,0 +1,305 @@
+//! Cards through the real PC/SC stack: `pcscd` with vsmartcard's `vpcd`, our virtual card
+//! (`jpki card-sim`) behind it, our writer (`jpki card …`) in front, and OpenSC reading and
+//! signing as any third-party software would. Needs pcscd running with the vpcd readers
+//! (`cargo xtask ci` and `cargo xtask pcsc up` start it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use common::{Kill, Network, jpki_bin, text};
+
+/// Both tests use the two vpcd readers and OpenSC sees every card: one at a time.
+static READERS: Mutex<()> = Mutex::new(());
+
+const ISSUER_KEY: &str = "4a504b492d746573742d6973737565722d6b65792d3030303030303030303031";
+const AUTH_PIN: &str = "1234";
+const SIGN_PIN: &str = "ABC123";
+const READER0: &str = "Virtual PCD 00 00";
+const READER1: &str = "Virtual PCD 00 01";
+
+fn require_pcsc_stack() {
+    let o = Command::new(jpki_bin()).args(["card", "readers"]).output().unwrap();
+    let t = text(&o);
+    assert!(
+        o.status.success() && t.contains(READER0) && t.contains(READER1),
+        "pcscd with the vpcd readers is not running ({t}); start it with `cargo xtask pcsc up`"
+    );
+}
+
+fn card_sim(state: &Path, port: u16, pull_after: Option<u64>) -> Kill {
+    let mut c = Command::new(jpki_bin());
+    c.args(["card-sim", "--state", state.to_str().unwrap(), "--port", &port.to_string()])
+        .env("JPKI_CARD_ISSUER_KEY", ISSUER_KEY);
+    if let Some(n) = pull_after {
+        c.args(["--pull-after", &n.to_string()]);
+    }
+    Kill(c.spawn().unwrap())
+}
+
+/// The card is out (`card wait --absent` answers from pcscd's reader state).
+fn wait_removed(reader: &str) {
+    let o = Command::new(jpki_bin())
+        .args(["card", "wait", "--absent", "--reader", reader, "--wait", "5"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+fn card_env() -> Vec<(&'static str, &'static str)> {
+    vec![("JPKI_CARD_ISSUER_KEY", ISSUER_KEY), ("JPKI_CARD_AUTH_PIN", AUTH_PIN), ("JPKI_CARD_SIGN_PIN", SIGN_PIN)]
+}
+
+fn issue_args<'a>(reader: &'a str, resident: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "card",
+        "issue",
+        "--actor",
+        "window-1",
+        "--reader",
+        reader,
+        "--resident",
+        resident,
+        "--window",
+        "W13101",
+        "--card-expiry",
+        "2035-12-31",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn tool(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd).args(args).env("OPENSC_DRIVER", "jpki").output().unwrap()
+}
+
+/// Serials of the certificates a `card issue` wrote, as it printed them.
+fn written(out: &str, kind: &str) -> String {
+    out.lines()
+        .find(|l| l.trim_start().starts_with(&format!("{kind} certificate")) && l.contains("written"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_else(|| panic!("no {kind} certificate in: {out}"))
+        .to_owned()
+}
+
+fn pem_to_der(pem: &[u8]) -> Vec<u8> {
+    let s = String::from_utf8_lossy(pem);
+    let start = s.find("-----BEGIN CERTIFICATE-----").unwrap_or_else(|| panic!("no PEM in {s}"));
+    let end = s[start..].find("-----END CERTIFICATE-----").unwrap() + start + 25;
+    let o = Command::new("openssl")
+        .args(["x509", "-outform", "DER"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(s[start..end].as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(o.status.success());
+    o.stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
+    let _g = READERS.lock().unwrap_or_else(|e| e.into_inner());
+    require_pcsc_stack();
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path()).await;
+    let resident = net.resident("山田　花子", "1980-02-29").await;
+    let env = card_env();
+    // Bad input before any card: an unknown reader, an empty reader.
+    let o = net.jpki_env(&issue_args("No Such Reader", &resident, &[]), &env);
+    assert!(!o.status.success() && text(&o).contains("no reader named \"No Such Reader\""), "{}", text(&o));
+    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "1"]), &env);
+    assert!(!o.status.success() && text(&o).contains("no card in reader"), "{}", text(&o));
+
+    let _card = card_sim(&dir.path().join("card.json"), 35963, None);
+    // A resident the network does not know: refused, and the card stays re-issuable.
+    let o = net.jpki_env(&issue_args(READER0, "12345678903", &[]), &env);
+    assert!(!o.status.success() && text(&o).contains("resident not eligible"), "{}", text(&o));
+    assert!(text(&o).contains("wiped back to blank"), "{}", text(&o));
+    let o = net.jpki(&["card", "status", "--reader", READER0]);
+    assert!(text(&o).contains("(blank)"), "{}", text(&o));
+    // A wrong issuer key is refused by the card.
+    let mut bad = env.clone();
+    bad[0].1 = "0000000000000000000000000000000000000000000000000000000000000000";
+    let o = net.jpki_env(&issue_args(READER0, &resident, &[]), &bad);
+    assert!(!o.status.success() && text(&o).contains("issuer authentication failed (9 tries left"), "{}", text(&o));
+
+    let t = Instant::now();
+    let o = net.jpki_env(&issue_args(READER0, &resident, &[]), &env);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    eprintln!("issuance took {:?}: {out}", t.elapsed());
+    let (auth_serial, sign_serial) = (written(&out, "authentication"), written(&out, "signature"));
+    // Issued once: a second issuance is refused.
+    let o = net.jpki_env(&issue_args(READER0, &resident, &[]), &env);
+    assert!(!o.status.success() && text(&o).contains("already issued"), "{}", text(&o));
+
+    // OpenSC: the driver, the four certificates, byte-identical to what the CA issued.
+    let o = tool("opensc-tool", &["--reader", "0", "-n"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "jpki", "{}", text(&o));
+    let o = tool("pkcs15-tool", &["--reader", "0", "--list-certificates"]);
+    assert_eq!(text(&o).matches("X.509 Certificate [").count(), 4, "{}", text(&o));
+    let ca_pem = |serial: &str| net.jpki(&["ca", "show", "--actor", "op-1", "--pem", serial]).stdout;
+    let read = |id: &str, pin: bool| {
+        let mut a = vec!["--reader", "0", "--read-certificate", id];
+        if pin {
+            a.extend_from_slice(&["--auth-id", "02", "--pin", SIGN_PIN, "--verify-pin"]);
+        }
+        let o = tool("pkcs15-tool", &a);
+        assert!(o.status.success(), "{}", text(&o));
+        o.stdout
+    };
+    assert_eq!(pem_to_der(&read("01", false)), pem_to_der(&ca_pem(&auth_serial)));
+    assert_eq!(pem_to_der(&read("02", true)), pem_to_der(&ca_pem(&sign_serial)));
+    let ca_cert = |slug: &str| net.jpki(&["ca", "cert", "--actor", "op-1", slug]).stdout;
+    assert_eq!(pem_to_der(&read("03", false)), pem_to_der(&ca_cert("auth-13")));
+    assert_eq!(pem_to_der(&read("04", false)), pem_to_der(&ca_cert("sign-13")));
+
+    // pkcs11-tool signs with each key; openssl verifies against the issued certificates.
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    std::fs::write(d("msg"), b"a document the resident signs").unwrap();
+    for (label, pin, id, serial) in [
+        ("JPKI (User Authentication PIN)", AUTH_PIN, "01", &auth_serial),
+        ("JPKI (Digital Signature PIN)", SIGN_PIN, "02", &sign_serial),
+    ] {
+        std::fs::write(d("cert.pem"), ca_pem(serial)).unwrap();
+        let o = Command::new("openssl").args(["x509", "-in", &d("cert.pem"), "-pubkey", "-noout"]).output().unwrap();
+        std::fs::write(d("pub.pem"), &o.stdout).unwrap();
+        let o = tool(
+            "pkcs11-tool",
+            &[
+                "--token-label",
+                label,
+                "--login",
+                "--pin",
+                pin,
+                "--sign",
+                "--id",
+                id,
+                "-m",
+                "SHA256-RSA-PKCS",
+                "-i",
+                &d("msg"),
+                "-o",
+                &d("sig"),
+            ],
+        );
+        assert!(o.status.success(), "pkcs11-tool {label}: {}", text(&o));
+        let o = Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify", &d("pub.pem"), "-signature", &d("sig"), &d("msg")])
+            .output()
+            .unwrap();
+        assert!(text(&o).contains("Verified OK"), "{label}: {}", text(&o));
+    }
+
+    // A wrong PIN: CKR_PIN_INCORRECT, and the tries left drop from 3 to 2.
+    let o = tool(
+        "pkcs11-tool",
+        &[
+            "--token-label",
+            "JPKI (User Authentication PIN)",
+            "--login",
+            "--pin",
+            "9999",
+            "--sign",
+            "--id",
+            "01",
+            "-m",
+            "SHA256-RSA-PKCS",
+            "-i",
+            &d("msg"),
+            "-o",
+            &d("sig"),
+        ],
+    );
+    assert!(!o.status.success() && text(&o).contains("CKR_PIN_INCORRECT"), "{}", text(&o));
+    let o = net.jpki(&["card", "status", "--reader", READER0]);
+    assert!(text(&o).contains("authentication PIN: 2/3 tries left"), "{}", text(&o));
+    // Our writer says the same; two more wrong PINs block; the clerk resets it.
+    let o =
+        net.jpki_env(&["card", "verify-pin", "--reader", READER0, "--pin", "auth"], &[("JPKI_CARD_AUTH_PIN", "1111")]);
+    assert!(!o.status.success() && text(&o).contains("wrong authentication PIN: 1 tries left"), "{}", text(&o));
+    let o =
+        net.jpki_env(&["card", "verify-pin", "--reader", READER0, "--pin", "auth"], &[("JPKI_CARD_AUTH_PIN", "1111")]);
+    assert!(!o.status.success() && text(&o).contains("blocked"), "{}", text(&o));
+    let o = net.jpki_env(&["card", "verify-pin", "--reader", READER0, "--pin", "auth"], &env);
+    assert!(!o.status.success() && text(&o).contains("authentication PIN is blocked"), "{}", text(&o));
+    let o = net.jpki_env(&["card", "pin-reset", "--reader", READER0, "--pin", "auth"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = net.jpki_env(&["card", "verify-pin", "--reader", READER0, "--pin", "auth"], &env);
+    assert!(o.status.success() && text(&o).contains("3 tries left"), "{}", text(&o));
+
+    // Renewal: new keys and certificates; the old ones are revoked as superseded.
+    let o = net.jpki_env(
+        &[
+            "card",
+            "renew",
+            "--actor",
+            "window-1",
+            "--reader",
+            READER0,
+            "--resident",
+            &resident,
+            "--window",
+            "W13101",
+            "--card-expiry",
+            "2035-12-31",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let new_auth = written(&text(&o), "authentication");
+    assert_ne!(new_auth, auth_serial);
+    let o = net.jpki(&["ca", "show", "--actor", "op-1", &auth_serial]);
+    assert!(text(&o).contains("superseded"), "{}", text(&o));
+    assert_eq!(pem_to_der(&read("01", false)), pem_to_der(&ca_pem(&new_auth)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_pulled_mid_personalisation_is_detected_and_resumed() {
+    let _g = READERS.lock().unwrap_or_else(|e| e.into_inner());
+    require_pcsc_stack();
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path()).await;
+    let resident = net.resident("佐藤　一郎", "1975-06-01").await;
+    let env = card_env();
+    let state = dir.path().join("card.json");
+    // The card is pulled after 12 APDUs: keys generated, certificates half written.
+    let sim = card_sim(&state, 35964, Some(12));
+    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("the card was removed during"), "{}", text(&o));
+    drop(sim);
+    wait_removed(READER1);
+    // Re-inserted: the writer detects the interrupted personalisation.
+    let _sim = card_sim(&state, 35964, None);
+    let o = net.jpki_env(&["card", "status", "--reader", READER1, "--wait", "5"], &env);
+    assert!(text(&o).contains("personalising") && text(&o).contains("--resume"), "{}", text(&o));
+    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
+    assert!(!o.status.success() && text(&o).contains("--resume"), "{}", text(&o));
+    // Either wipe it …
+    let o = net.jpki_env(&["card", "wipe", "--reader", READER1], &env);
+    assert!(o.status.success() && text(&o).contains("wiped back to blank"), "{}", text(&o));
+    drop(_sim);
+    wait_removed(READER1);
+    // … or, pulled again (after the keys and the first certificate), resume it.
+    let sim = card_sim(&state, 35964, Some(12));
+    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
+    assert!(!o.status.success() && text(&o).contains("the card was removed during"), "{}", text(&o));
+    drop(sim);
+    wait_removed(READER1);
+    let _sim = card_sim(&state, 35964, None);
+    // Resumed: the keys on the card are kept and the CA returns the same certificates.
+    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5", "--resume"]), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = net.jpki(&["card", "status", "--reader", READER1]);
+    assert!(text(&o).contains("(issued)") && text(&o).contains("authentication PIN: 3/3"), "{}", text(&o));
+}
