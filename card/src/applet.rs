@@ -167,10 +167,10 @@ impl CardState {
     /// The card status (as GET CARD STATUS answers it).
     pub fn status(&self) -> CardStatus {
         let mut serial = [0u8; 8];
-        if let Ok(b) = hex::decode(&self.serial) {
-            if b.len() == 8 {
-                serial.copy_from_slice(&b);
-            }
+        if let Ok(b) = hex::decode(&self.serial)
+            && b.len() == 8
+        {
+            serial.copy_from_slice(&b);
         }
         CardStatus {
             lifecycle: self.lifecycle,
@@ -317,10 +317,10 @@ impl Applet {
             return Err(Status::IncorrectP1P2);
         }
         let (ef, _) = self.current_data()?;
-        if let jpki::Access::Pin(p) = ef.read_access() {
-            if !self.session.verified.contains(&p) {
-                return Err(Status::SecurityNotSatisfied);
-            }
+        if let jpki::Access::Pin(p) = ef.read_access()
+            && !self.session.verified.contains(&p)
+        {
+            return Err(Status::SecurityNotSatisfied);
         }
         let content = self.state.file(ef);
         let offset = usize::from(u16::from_be_bytes([c.p1, c.p2]));

@@ -177,10 +177,10 @@ impl Drop for Connection {
     /// After an error: only disconnect (pcscd powers the card down after its grace period,
     /// which ends the card session too).
     fn drop(&mut self) {
-        if let Some(card) = self.card.take() {
-            if let Err((_, e)) = card.disconnect(pcsc::Disposition::LeaveCard) {
-                tracing::debug!("disconnecting: {e}");
-            }
+        if let Some(card) = self.card.take()
+            && let Err((_, e)) = card.disconnect(pcsc::Disposition::LeaveCard)
+        {
+            tracing::debug!("disconnecting: {e}");
         }
     }
 }

@@ -84,7 +84,7 @@ pub fn serve(stream: &mut TcpStream, applet: &mut Applet, opts: &SimOptions) -> 
         let Some(msg) = read_msg(stream)? else { return Ok(Ended::ReaderGone) };
         let answer = match msg.as_slice() {
             [0x04] => Some(opts.atr.clone()),
-            [0x00 | 0x01 | 0x02] => {
+            [0x00..=0x02] => {
                 applet.reset();
                 None
             }

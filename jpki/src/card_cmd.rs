@@ -219,10 +219,10 @@ fn issuer_of<'a>(leaf: &[u8], chain: &'a [Vec<u8>]) -> Result<&'a [u8]> {
         .key_identifier
         .ok_or_else(|| anyhow!("AKI without keyIdentifier"))?;
     for c in chain {
-        if let Some(ski) = ext_value(c, "2.5.29.14")? {
-            if x509_cert::ext::pkix::SubjectKeyIdentifier::from_der(&ski)?.0 == aki {
-                return Ok(c);
-            }
+        if let Some(ski) = ext_value(c, "2.5.29.14")?
+            && x509_cert::ext::pkix::SubjectKeyIdentifier::from_der(&ski)?.0 == aki
+        {
+            return Ok(c);
         }
     }
     bail!("the CA chain has no certificate with the leaf's key identifier")
@@ -268,16 +268,16 @@ pub async fn issue_card(
     reader: &ReaderArgs,
     a: &Authority,
     source: &IdentitySource,
-    ca: &CaArgs,
-    resident: &str,
-    actor: &str,
+    order: &Order,
     mode: Mode,
 ) -> Result<IssueReport> {
     let start = Instant::now();
+    let ca = order;
     let alg = KeyAlg::parse(&ca.alg).ok_or_else(|| anyhow!("--alg must be rsa2048 or p384"))?;
-    let key = issuer_key()?;
-    let auth_pin = if mode == Mode::Renew { None } else { Some(pin_env(PinRef::Auth)?) };
-    let sign_pin = if mode == Mode::Renew || ca.no_signature { None } else { Some(pin_env(PinRef::Sign)?) };
+    let key = order.issuer_key;
+    let resident = order.resident.as_str();
+    let actor = order.actor.as_str();
+    let (auth_pin, sign_pin) = (&order.auth_pin, &order.sign_pin);
     let r = Reader::open(&reader.reader)?;
     r.wait_card(Duration::from_secs(reader.wait))?;
     let mut conn = r.connect()?;
@@ -376,10 +376,10 @@ pub async fn issue_card(
     };
     j.write_ef(Ef::TokenInfo, &info.encode())?;
     j.write_ef(Ef::Presence, &presence_flags(present.0, present.1))?;
-    if let Some(p) = &auth_pin {
+    if let Some(p) = auth_pin {
         j.set_pin(PinRef::Auth, p)?;
     }
-    if let Some(p) = &sign_pin {
+    if let Some(p) = sign_pin {
         j.set_pin(PinRef::Sign, p)?;
     }
     j.close_personalisation()?;
@@ -388,6 +388,49 @@ pub async fn issue_card(
     tx.end(pcsc::Disposition::LeaveCard).map_err(|(_, e)| anyhow!("releasing the card: {e}"))?;
     conn.finish()?;
     Ok(IssueReport { serial, apdus, total: start.elapsed(), keygen, ca: ca_time, issued })
+}
+
+/// One card order at the window.
+#[derive(Debug)]
+pub struct Order {
+    /// 住民票コード.
+    pub resident: String,
+    /// Who acts (audit).
+    pub actor: String,
+    /// Window id.
+    pub window: String,
+    /// Last day of the card.
+    pub card_expiry: String,
+    /// prod or test.
+    pub env: String,
+    /// rsa2048 or p384.
+    pub alg: String,
+    /// Authentication certificate only.
+    pub no_signature: bool,
+    /// The card batch's issuer-authentication key.
+    pub issuer_key: [u8; 32],
+    /// New authentication PIN (not on renewal).
+    pub auth_pin: Option<String>,
+    /// New signature password (not on renewal, not under 15).
+    pub sign_pin: Option<String>,
+}
+
+impl Order {
+    fn new(ca: CaArgs, resident: String, mode: Mode) -> Result<Order> {
+        let issuing = mode != Mode::Renew;
+        Ok(Order {
+            actor: ca.store.actor.clone(),
+            resident,
+            window: ca.window,
+            card_expiry: ca.card_expiry,
+            env: ca.env,
+            alg: ca.alg,
+            issuer_key: issuer_key()?,
+            auth_pin: if issuing { Some(pin_env(PinRef::Auth)?) } else { None },
+            sign_pin: if issuing && !ca.no_signature { Some(pin_env(PinRef::Sign)?) } else { None },
+            no_signature: ca.no_signature,
+        })
+    }
 }
 
 /// Issue or renew.
@@ -402,12 +445,12 @@ pub enum Mode {
     Renew,
 }
 
-fn print_report(r: &IssueReport) {
+pub fn print_report(r: &IssueReport) {
     for c in &r.issued.certificates {
-        println!("  {} certificate {} written ({} bytes)", c.kind.name(), c.serial, c.der.len());
+        println!("   {} certificate {} written ({} bytes)", c.kind.name(), c.serial, c.der.len());
     }
     println!(
-        "card {} issued: {} APDUs, {:.0} ms in all ({:.0} ms on-card key generation, {:.0} ms at the CA, {:.0} ms other card I/O)",
+        "   card {} issued: {} APDUs, {:.0} ms in all ({:.0} ms on-card key generation, {:.0} ms at the CA, {:.0} ms other card I/O)",
         r.serial,
         r.apdus,
         r.total.as_secs_f64() * 1e3,
@@ -487,13 +530,14 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         Cmd::Issue { reader, ca, resident, resume } => {
             let a = crate::ca_cmd::open(&ca.store).await?;
             let source = crate::ca_cmd::source(&ca.national)?;
-            let r = issue_card(&reader, &a, &source, &ca, &resident, &ca.store.actor, Mode::Issue { resume }).await?;
+            let mode = Mode::Issue { resume };
+            let r = issue_card(&reader, &a, &source, &Order::new(ca, resident, mode)?, mode).await?;
             print_report(&r);
         }
         Cmd::Renew { reader, ca, resident } => {
             let a = crate::ca_cmd::open(&ca.store).await?;
             let source = crate::ca_cmd::source(&ca.national)?;
-            let r = issue_card(&reader, &a, &source, &ca, &resident, &ca.store.actor, Mode::Renew).await?;
+            let r = issue_card(&reader, &a, &source, &Order::new(ca, resident, Mode::Renew)?, Mode::Renew).await?;
             print_report(&r);
             println!("the previous certificates are revoked as superseded");
         }

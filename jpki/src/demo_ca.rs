@@ -10,7 +10,7 @@ use anyhow::{Context, Result, ensure};
 use ca::authority::{Authority, IssueRequest, Issued, Settings};
 use ca::hierarchy::{CaId, Environment, Purpose};
 use ca::identity_source::IdentitySource;
-use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
+use ca::key::{KeyAlgorithm, SoftKey};
 use ca::keystore::KeyStore;
 use ca::revocation::CertKind;
 use identity::client::Peer;
@@ -85,17 +85,40 @@ impl DemoCa {
     /// Issues both certificates to an adult and shows the refusal of a signature certificate
     /// to a child.
     pub async fn issue(&mut self, adult: &ResidentCode, child: &ResidentCode, now: i64) -> Result<()> {
-        let (sk, ak) = (SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?, SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?);
+        // The card, through the real PC/SC stack: keys generated on it, CSRs signed by it.
+        let vc = crate::demo_card::VirtualCard::insert(&self.dir)?;
+        let order = crate::card_cmd::Order {
+            resident: adult.as_str().to_owned(),
+            actor: "window-W13101001".into(),
+            window: "W13101001".into(),
+            card_expiry: "2036-12-31".into(),
+            env: "prod".into(),
+            alg: "rsa2048".into(),
+            no_signature: false,
+            issuer_key: vc.issuer_key,
+            auth_pin: Some(crate::demo_card::AUTH_PIN.into()),
+            sign_pin: Some(crate::demo_card::SIGN_PIN.into()),
+        };
+        let reader = crate::card_cmd::ReaderArgs { reader: crate::demo_card::READER.into(), wait: 10 };
+        let report = crate::card_cmd::issue_card(
+            &reader,
+            &self.ca,
+            &self.source,
+            &order,
+            crate::card_cmd::Mode::Issue { resume: false },
+        )
+        .await?;
+        crate::card_cmd::print_report(&report);
+        let issued = report.issued;
         let req = IssueRequest {
             resident_code: adult.as_str().to_owned(),
             window: "W13101001".into(),
             card_expiry: identity::notice::parse_date("card", "2036-12-31")?,
             environment: Environment::Production,
-            signature_csr: Some(csr(&sk)?),
-            authentication_csr: Some(csr(&ak)?),
-            request_id: Some("demo-window-1".into()),
+            signature_csr: None,
+            authentication_csr: None,
+            request_id: None,
         };
-        let issued = self.ca.issue("window-W13101001", &req, &self.source, now).await?;
         for c in &issued.certificates {
             println!(
                 "   issued {:<14} serial {} by {} g{} (CRL shard {}), valid until {}",
@@ -116,6 +139,10 @@ impl DemoCa {
         let (ok, out) = self.verify(sig.der.as_slice(), Purpose::Signature, &[], now).await?;
         println!("   openssl verify: {}", out.trim());
         ensure!(ok, "openssl rejected the signature certificate");
+        let cert = self.dir.join("signature.pem");
+        pem_file(&cert, &[&sig.der])?;
+        crate::demo_card::opensc_reads_and_signs(&self.dir, &cert)?;
+        drop(vc);
         let kid = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
         let child_req = IssueRequest {
             resident_code: child.as_str().to_owned(),
@@ -128,7 +155,6 @@ impl DemoCa {
             Err(e) => println!("   signature certificate for the newborn {child}: {e}"),
             Ok(_) => anyhow::bail!("a signature certificate was issued to a child"),
         }
-        let _ = (sk.public_key_der(), ak.public_key_der());
         self.issued = Some(issued);
         Ok(())
     }

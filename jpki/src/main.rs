@@ -8,6 +8,7 @@ mod card_cmd;
 mod config;
 mod demo;
 mod demo_ca;
+mod demo_card;
 mod identity_cmd;
 mod serve;
 

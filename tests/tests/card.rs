@@ -8,13 +8,13 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::time::Instant;
+use tokio::sync::Mutex;
 
 use common::{Kill, Network, jpki_bin, text};
 
 /// Both tests use the two vpcd readers and OpenSC sees every card: one at a time.
-static READERS: Mutex<()> = Mutex::new(());
+static READERS: Mutex<()> = Mutex::const_new(());
 
 const ISSUER_KEY: &str = "4a504b492d746573742d6973737565722d6b65792d3030303030303030303031";
 const AUTH_PIN: &str = "1234";
@@ -107,7 +107,7 @@ fn pem_to_der(pem: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
-    let _g = READERS.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = READERS.lock().await;
     require_pcsc_stack();
     let dir = tempfile::tempdir().unwrap();
     let net = Network::start(dir.path()).await;
@@ -265,7 +265,7 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_card_pulled_mid_personalisation_is_detected_and_resumed() {
-    let _g = READERS.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = READERS.lock().await;
     require_pcsc_stack();
     let dir = tempfile::tempdir().unwrap();
     let net = Network::start(dir.path()).await;

@@ -26,6 +26,9 @@ usage: cargo xtask <command>
   bench identity [args...]  `cargo run --release -p jpki -- bench identity --pg-url <url> [args...]`
                             against a throwaway PostgreSQL 15 cluster
   bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding
+  demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
+                            `cargo run --release -p jpki -- demo`
+  pcsc up|down|status       the PC/SC test stack (pcscd with the vpcd readers), without systemd
 ";
 
 /// A Debian package the project needs, and a file that exists once it is installed.
@@ -39,8 +42,9 @@ struct Package {
 
 /// Everything `cargo xtask` installs with apt when missing: the PostgreSQL server, OpenSSL's
 /// headers for `openssl-sys` and the `openssl` CLI the CA tests use as an oracle, and SoftHSM2
-/// for the CA's PKCS#11 key store. Later issues
-/// add pcscd, vsmartcard-vpcd and opensc here.
+/// for the CA's PKCS#11 key store, and the PC/SC stack of the card tests: pcscd with its client
+/// library's headers (the `pcsc` crate links it), vsmartcard's vpcd reader driver, and OpenSC
+/// as the independent reader of our cards.
 const PACKAGES: &[Package] = &[
     Package { name: "postgresql-15", probe: "/usr/lib/postgresql/15/bin/initdb", postgres: true },
     Package { name: "libssl-dev", probe: "/usr/include/openssl/ssl.h", postgres: false },
@@ -48,6 +52,10 @@ const PACKAGES: &[Package] = &[
     Package { name: "openssl", probe: "/usr/bin/openssl", postgres: false },
     Package { name: "python3-pip", probe: "/usr/lib/python3/dist-packages/pip", postgres: false },
     Package { name: "softhsm2", probe: "/usr/bin/softhsm2-util", postgres: false },
+    Package { name: "pcscd", probe: "/usr/sbin/pcscd", postgres: false },
+    Package { name: "libpcsclite-dev", probe: "/usr/include/PCSC/winscard.h", postgres: false },
+    Package { name: "vsmartcard-vpcd", probe: "/usr/lib/pcsc/drivers/serial/libifdvpcd.so", postgres: false },
+    Package { name: "opensc", probe: "/usr/bin/pkcs15-tool", postgres: false },
 ];
 
 /// Python tools the tests run as independent checkers, pinned: (command, pip requirement).
@@ -108,6 +116,32 @@ fn main_inner() -> anyhow::Result<ExitCode> {
                 cmd
             })
         }
+        ["demo", rest @ ..] => {
+            install_missing(false)?;
+            let _pcscd = Pcscd::up()?;
+            let status = cargo("run --release -p jpki -- demo").args(rest).status()?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ["pcsc", "up"] => {
+            install_missing(false)?;
+            Pcscd::up()?.detach();
+            Ok(ExitCode::SUCCESS)
+        }
+        ["pcsc", "down"] => {
+            Pcscd::down()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ["pcsc", "status"] => {
+            println!(
+                "{}",
+                if Pcscd::ready() {
+                    "pcscd is up with the vpcd readers"
+                } else {
+                    "pcscd is not serving the vpcd readers"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         ["bench", "ca"] => {
             let status = cargo("run --release -p jpki -- bench ca").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -140,6 +174,11 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
     summary.step("cargo fmt", || run(&mut cargo("fmt --all -- --check")));
     summary.step("cargo clippy", || run(&mut cargo("clippy --workspace --all-targets -- -D warnings")));
 
+    let mut pcscd = None;
+    summary.step("pcscd + vpcd up", || {
+        pcscd = Some(Pcscd::up()?);
+        Ok(())
+    });
     let mut test = cargo("test --workspace --all-targets");
     test.env("RUST_BACKTRACE", "1");
     if no_pg {
@@ -164,6 +203,9 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
 
     // The README's main job, as a smoke test of the whole story on SQLite.
     summary.step("main job (jpki demo)", || run(&mut cargo("run --quiet -p jpki -- demo")));
+    if let Some(p) = pcscd {
+        summary.step("pcscd down", || p.stop());
+    }
 
     println!("\n==> conformance");
     if let Ok(conformance) = fs::canonicalize(project_root().join("../shared/conformance")) {
@@ -538,5 +580,140 @@ fn quote(word: &str) -> String {
         word.to_owned()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// pcscd with vsmartcard's vpcd readers ("Virtual PCD 00 00" on port 35963, "… 00 01" on
+/// 35964), started in the foreground without systemd. Readiness is checked through PC/SC
+/// (`opensc-tool -l`), never by probing the vpcd ports: vpcd takes any connection for a card.
+#[derive(Debug)]
+struct Pcscd {
+    child: Option<std::process::Child>,
+}
+
+const PCSCD_DIR: &str = "/run/pcscd";
+
+impl Pcscd {
+    fn ready() -> bool {
+        Command::new("opensc-tool")
+            .arg("-l")
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Virtual PCD 00 01"))
+    }
+
+    fn sudo(program: &str) -> Command {
+        if uid(None) == Some(0) {
+            Command::new(program)
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg(program);
+            c
+        }
+    }
+
+    fn live_pcscd(pid: &str) -> bool {
+        fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "pcscd")
+            && fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.split_whitespace().nth(2).is_some_and(|state| state != "Z"))
+    }
+
+    /// Starts pcscd unless one already serves the vpcd readers.
+    fn up() -> anyhow::Result<Pcscd> {
+        if Self::ready() {
+            println!("pcscd already serves the vpcd readers");
+            return Ok(Pcscd { child: None });
+        }
+        // Stale files of a SIGKILLed pcscd block a new one (its pid file is "PID\n\0").
+        let pid: String = fs::read_to_string(format!("{PCSCD_DIR}/pcscd.pid"))
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if Path::new(PCSCD_DIR).join("pcscd.comm").exists() && !Self::live_pcscd(&pid) {
+            println!("removing stale {PCSCD_DIR} files (old pid {pid:?})");
+            let _ = Self::sudo("rm").args(["-f", "/run/pcscd/pcscd.comm", "/run/pcscd/pcscd.pid"]).status();
+        }
+        run(Self::sudo("mkdir").args(["-p", PCSCD_DIR]))?;
+        let log_path = project_root().join("target/pcscd.log");
+        fs::create_dir_all(project_root().join("target"))?;
+        let log = File::create(&log_path)?;
+        let mut cmd = Self::sudo("pcscd");
+        cmd.arg("--foreground");
+        // pcsc-lite ≥ 2.0 built with polkit needs this in containers; Debian 12's 1.9.9 exits on it.
+        let help = Command::new("pcscd").arg("--help").output().map(|o| o.stdout).unwrap_or_default();
+        if String::from_utf8_lossy(&help).contains("--disable-polkit") {
+            cmd.arg("--disable-polkit");
+        }
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        println!("$ {} (log: {})", show(&cmd), log_path.display());
+        let child = cmd.spawn().context("could not start pcscd")?;
+        let mut me = Pcscd { child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Self::ready() {
+            if let Some(c) = me.child.as_mut()
+                && let Some(status) = c.try_wait()?
+            {
+                bail!("pcscd exited ({status}); see {}", log_path.display());
+            }
+            if Instant::now() > deadline {
+                bail!("pcscd did not list the vpcd readers within 10 s; see {}", log_path.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!("pcscd up: readers Virtual PCD 00 00 (vpcd port 35963) and Virtual PCD 00 01 (35964)");
+        Ok(me)
+    }
+
+    /// Leaves the pcscd we started running (for `cargo xtask pcsc up`).
+    fn detach(mut self) {
+        if let Some(c) = self.child.take() {
+            println!("pcscd left running (pid {}); `cargo xtask pcsc down` stops it", c.id());
+        }
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(mut c) = self.child.take() {
+            // Under sudo the child is sudo itself; pcscd's own pid is in its pid file.
+            let _ = Self::down();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        Ok(())
+    }
+
+    /// Stops a running pcscd (TERM, which removes its socket and pid file).
+    fn down() -> anyhow::Result<()> {
+        let pid: String = fs::read_to_string(format!("{PCSCD_DIR}/pcscd.pid"))
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if !Self::live_pcscd(&pid) {
+            println!("no pcscd running");
+            return Ok(());
+        }
+        run(Self::sudo("kill").args(["-TERM", &pid]))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Self::live_pcscd(&pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if Self::live_pcscd(&pid) {
+            run(Self::sudo("kill").args(["-KILL", &pid]))?;
+        }
+        println!("pcscd (pid {pid}) stopped");
+        Ok(())
+    }
+}
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = Self::down();
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
     }
 }
