@@ -46,6 +46,8 @@ pub enum Which {
     },
     /// CA issuance rate against raw OpenSSL signing, and CRL encoding of 1,000,000 entries.
     Ca,
+    /// Card issuance and signatures through pcscd + vpcd and the virtual card.
+    Card,
 }
 
 /// Runs per row (min / median / max are over these).
@@ -78,6 +80,7 @@ pub async fn run(which: Which) -> Result<()> {
     let pg_url = match which {
         Which::Identity { pg_url } => pg_url,
         Which::Ca => return crate::bench_ca::run().await,
+        Which::Card => return crate::bench_card::run().await,
     };
     // `testing::postgres()` reads the admin URL from JPKI_TEST_PG_URL, and setting a variable
     // in a running process needs `unsafe` (forbidden here): re-run ourselves with it set.

@@ -271,12 +271,28 @@ pub async fn issue_card(
     order: &Order,
     mode: Mode,
 ) -> Result<IssueReport> {
+    let actor = order.actor.clone();
+    personalise(reader, order, mode, async |req: IssueRequest| {
+        a.issue(&actor, &req, source, now()).await.map_err(|e| match e {
+            ca::error::Error::Refused { code, detail } => anyhow!("resident not eligible ({code}): {detail}"),
+            e => anyhow!("the CA failed: {e}"),
+        })
+    })
+    .await
+}
+
+/// The card side of an issuance, with the CA as `issue` (the benchmark passes its own).
+pub async fn personalise(
+    reader: &ReaderArgs,
+    order: &Order,
+    mode: Mode,
+    issue: impl AsyncFnOnce(IssueRequest) -> Result<Issued>,
+) -> Result<IssueReport> {
     let start = Instant::now();
     let ca = order;
     let alg = KeyAlg::parse(&ca.alg).ok_or_else(|| anyhow!("--alg must be rsa2048 or p384"))?;
     let key = order.issuer_key;
     let resident = order.resident.as_str();
-    let actor = order.actor.as_str();
     let (auth_pin, sign_pin) = (&order.auth_pin, &order.sign_pin);
     let r = Reader::open(&reader.reader)?;
     r.wait_card(Duration::from_secs(reader.wait))?;
@@ -337,7 +353,7 @@ pub async fn issue_card(
         request_id: Some(request_id),
     };
     let t = Instant::now();
-    let issued = match a.issue(actor, &req, source, now()).await {
+    let issued = match issue(req).await {
         Ok(i) => i,
         Err(e) => {
             // Nothing was written yet: a first issuance goes back to a blank card, so the
@@ -345,12 +361,7 @@ pub async fn issue_card(
             // keys are gone; `card issue --resume` finishes it.)
             let wiped = matches!(mode, Mode::Issue { .. }) && j.wipe().is_ok();
             let after = if wiped { "; the card was wiped back to blank" } else { "" };
-            return Err(match e {
-                ca::error::Error::Refused { code, detail } => {
-                    anyhow!("resident not eligible ({code}): {detail}{after}")
-                }
-                e => anyhow!("the CA failed: {e}{after}"),
-            });
+            return Err(anyhow!("{e}{after}"));
         }
     };
     let ca_time = t.elapsed();

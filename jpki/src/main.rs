@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_ca;
+mod bench_card;
 mod ca_cmd;
 mod card_cmd;
 mod config;

@@ -26,6 +26,7 @@ usage: cargo xtask <command>
   bench identity [args...]  `cargo run --release -p jpki -- bench identity --pg-url <url> [args...]`
                             against a throwaway PostgreSQL 15 cluster
   bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding
+  bench card                card issuance (APDUs, wall time) and signatures/s through pcscd + vpcd
   demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
                             `cargo run --release -p jpki -- demo`
   pcsc up|down|status       the PC/SC test stack (pcscd with the vpcd readers), without systemd
@@ -141,6 +142,12 @@ fn main_inner() -> anyhow::Result<ExitCode> {
                 }
             );
             Ok(ExitCode::SUCCESS)
+        }
+        ["bench", "card"] => {
+            install_missing(false)?;
+            let _pcscd = Pcscd::up()?;
+            let status = cargo("run --release -p jpki -- bench card").status()?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         ["bench", "ca"] => {
             let status = cargo("run --release -p jpki -- bench ca").status()?;
