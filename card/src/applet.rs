@@ -196,11 +196,18 @@ struct Session {
 }
 
 /// The applet.
-#[derive(Debug)]
 pub struct Applet {
     state: CardState,
     session: Session,
     dirty: bool,
+    /// Parsed private keys (a chip keeps them ready, too); dropped whenever a key changes.
+    parsed: BTreeMap<KeyRef, PKey<Private>>,
+}
+
+impl std::fmt::Debug for Applet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applet").field("state", &self.state).field("session", &self.session).finish_non_exhaustive()
+    }
 }
 
 type Answer = Result<Vec<u8>, Status>;
@@ -208,7 +215,7 @@ type Answer = Result<Vec<u8>, Status>;
 impl Applet {
     /// An applet over a card state.
     pub fn new(state: CardState) -> Applet {
-        Applet { state, session: Session::default(), dirty: false }
+        Applet { state, session: Session::default(), dirty: false, parsed: BTreeMap::new() }
     }
 
     /// The persistent state.
@@ -487,6 +494,7 @@ impl Applet {
         let pkcs8 = pkey.private_key_to_pkcs8().map_err(|_| Status::MemoryFailure)?;
         let spki = pkey.public_key_to_der().map_err(|_| Status::MemoryFailure)?;
         self.state.keys.insert(k, StoredKey { alg, pkcs8: hex::encode(pkcs8), spki: hex::encode(&spki) });
+        self.parsed.insert(k, pkey);
         self.dirty = true;
         Ok(spki)
     }
@@ -561,9 +569,14 @@ impl Applet {
             }
             Lifecycle::Blank => return Err(Status::ConditionsNotSatisfied),
         }
-        let der = hex::decode(&key.pkcs8).map_err(|_| Status::MemoryFailure)?;
-        let pkey = PKey::private_key_from_pkcs8(&der).map_err(|_| Status::MemoryFailure)?;
-        match key.alg {
+        let alg = key.alg;
+        if !self.parsed.contains_key(&k) {
+            let der = hex::decode(&key.pkcs8).map_err(|_| Status::MemoryFailure)?;
+            let pkey = PKey::private_key_from_pkcs8(&der).map_err(|_| Status::MemoryFailure)?;
+            self.parsed.insert(k, pkey);
+        }
+        let pkey = self.parsed.get(&k).ok_or(Status::MemoryFailure)?;
+        match alg {
             KeyAlg::Rsa2048 => {
                 let rsa = pkey.rsa().map_err(|_| Status::MemoryFailure)?;
                 if c.data.is_empty() || c.data.len() > rsa.size() as usize - 11 {
@@ -641,6 +654,7 @@ impl Applet {
         self.personalising()?;
         self.state.files.clear();
         self.state.keys.clear();
+        self.parsed.clear();
         self.state.pins.clear();
         self.state.lifecycle = Lifecycle::Blank;
         self.session = Session { ap_selected: true, issuer: true, ..Session::default() };
