@@ -570,12 +570,13 @@ impl Applet {
             Lifecycle::Blank => return Err(Status::ConditionsNotSatisfied),
         }
         let alg = key.alg;
-        if !self.parsed.contains_key(&k) {
-            let der = hex::decode(&key.pkcs8).map_err(|_| Status::MemoryFailure)?;
-            let pkey = PKey::private_key_from_pkcs8(&der).map_err(|_| Status::MemoryFailure)?;
-            self.parsed.insert(k, pkey);
-        }
-        let pkey = self.parsed.get(&k).ok_or(Status::MemoryFailure)?;
+        let pkey = match self.parsed.entry(k) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let der = hex::decode(&key.pkcs8).map_err(|_| Status::MemoryFailure)?;
+                v.insert(PKey::private_key_from_pkcs8(&der).map_err(|_| Status::MemoryFailure)?)
+            }
+        };
         match alg {
             KeyAlg::Rsa2048 => {
                 let rsa = pkey.rsa().map_err(|_| Status::MemoryFailure)?;

@@ -1,1 +1,7 @@
-//! Validation service for verifiers: OCSP, CRL distribution, path validation. Not built yet: issue 5.
+//! The validation service for signature verifiers: an RFC 6960 OCSP responder serving
+//! pre-signed responses from memory, and CRL distribution. Status comes from the CA's status
+//! tables (read-only); responses are signed by delegated responder keys, never a CA key.
+
+pub mod ocsp;
+pub mod http;
+pub mod responder;
