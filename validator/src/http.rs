@@ -1,0 +1,161 @@
+//! HTTP for verifiers: OCSP over POST and GET (RFC 6960 appendix A, RFC 9919 GET caching), and
+//! the CAs' CRLs at the URLs written into the certificates. OCSP errors are OCSP responses
+//! with HTTP 200, never HTTP errors.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc2822;
+
+use crate::responder::{Answer, MAX_REQUEST, Service};
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// The responder.
+    pub ocsp: Arc<Service>,
+    /// Where `jpki ca crl --out` wrote the CRLs (`crl/{ca}/g{n}/{shard}.crl`, `arl.crl`).
+    pub crl_dir: Option<PathBuf>,
+    /// Seconds HTTP caches may keep a CRL.
+    pub crl_max_age: u64,
+}
+
+/// The router: `POST /ocsp`, `GET /ocsp/{base64}`, `GET /crl/…`, `GET /health`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/", post(ocsp_post))
+        .route("/ocsp/{*req}", get(ocsp_get))
+        .route("/crl/{*path}", get(crl))
+        .route("/health", get(health))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST * 2))
+        .with_state(state)
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn http_date(unix: i64) -> Option<HeaderValue> {
+    let t = OffsetDateTime::from_unix_timestamp(unix).ok()?;
+    // RFC 9110 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
+    let s = t.format(&Rfc2822).ok()?.replace("+0000", "GMT");
+    HeaderValue::from_str(&s).ok()
+}
+
+fn ocsp_response(a: &Answer, cache: bool) -> Response {
+    let mut r = (StatusCode::OK, a.der().clone()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+    match a {
+        Answer::Cached(c) if cache => {
+            let max_age = (c.next_update - now()).max(0);
+            if let Ok(v) = HeaderValue::from_str(&format!("max-age={max_age}, public, no-transform, must-revalidate")) {
+                h.insert(header::CACHE_CONTROL, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&c.etag) {
+                h.insert(header::ETAG, v);
+            }
+            if let Some(v) = http_date(c.this_update) {
+                h.insert(header::LAST_MODIFIED, v);
+            }
+            if let Some(v) = http_date(c.next_update) {
+                h.insert(header::EXPIRES, v);
+            }
+        }
+        _ => {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+        }
+    }
+    r
+}
+
+async fn ocsp_post(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    let a = st.ocsp.answer(&body, now()).await;
+    ocsp_response(&a, false)
+}
+
+async fn ocsp_get(State(st): State<Arc<AppState>>, headers: HeaderMap, UrlPath(b64): UrlPath<String>) -> Response {
+    // axum has percent-decoded the path; some clients leave '+' as is, so it stays '+'.
+    let b64 = b64.trim_start_matches('/');
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+        let a = st.ocsp.answer(&[], now()).await; // malformedRequest
+        return ocsp_response(&a, false);
+    };
+    let a = st.ocsp.answer(&der, now()).await;
+    if let Answer::Cached(c) = &a
+        && headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(c.etag.as_str())
+    {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    ocsp_response(&a, true)
+}
+
+/// A safe relative path under the CRL directory: normal components only, `.crl` files.
+fn crl_path(dir: &Path, rel: &str) -> Option<PathBuf> {
+    let p = Path::new(rel);
+    if !rel.ends_with(".crl") || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(dir.join("crl").join(p))
+}
+
+async fn crl(State(st): State<Arc<AppState>>, headers: HeaderMap, UrlPath(rel): UrlPath<String>) -> Response {
+    let Some(dir) = &st.crl_dir else { return StatusCode::NOT_FOUND.into_response() };
+    let Some(path) = crl_path(dir, &rel) else { return StatusCode::NOT_FOUND.into_response() };
+    let Ok(bytes) = tokio::fs::read(&path).await else { return StatusCode::NOT_FOUND.into_response() };
+    let modified = tokio::fs::metadata(&path)
+        .await
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    let etag = format!("\"{}\"", hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)[..16]));
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut r = (StatusCode::OK, bytes).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl"));
+    if let Ok(v) = HeaderValue::from_str(&format!("max-age={}, public, no-transform", st.crl_max_age)) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(v) = modified.and_then(http_date) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    r
+}
+
+async fn health(State(st): State<Arc<AppState>>) -> String {
+    format!("ok: {} CA generations, {} responses cached\n", st.ocsp.issuers().len(), st.ocsp.cached())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crl_paths_stay_inside_the_directory() {
+        let d = Path::new("/srv/pub");
+        assert_eq!(crl_path(d, "sign-13/g1/0.crl"), Some(PathBuf::from("/srv/pub/crl/sign-13/g1/0.crl")));
+        assert_eq!(crl_path(d, "../etc/passwd.crl"), None);
+        assert_eq!(crl_path(d, "/etc/x.crl"), None);
+        assert_eq!(crl_path(d, "sign-13/g1/0.der"), None);
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdate() {
+        assert_eq!(http_date(784111777).unwrap(), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+}

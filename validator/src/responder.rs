@@ -1,0 +1,602 @@
+//! The OCSP responder: one delegated responder key per CA generation, certificate status
+//! read from the CA's status tables (never its keys), and responses pre-signed at start-up,
+//! on revocation and before they go stale, kept in memory by (issuer, hash algorithm,
+//! serial). A cache hit is a hash lookup and a reference-counted byte buffer: no database and
+//! no signing. Nonce requests, multi-certificate requests and cache misses take a bounded,
+//! rate-limited live path.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use ca::crl::Reason;
+use ca::key::KeyBackend;
+use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
+use der::{Decode, Encode};
+use identity::store::Db;
+use sha1::Digest as _;
+use spki::AlgorithmIdentifierOwned;
+use sqlx::Row;
+use x509_cert::Certificate;
+use x509_cert::ext::Extension;
+use x509_cert::serial_number::SerialNumber;
+
+use crate::ocsp::{
+    BasicOcspResponse, CertId, CertStatus, OCSP_BASIC, OCSP_NONCE, OcspRequest, OcspResponse, ResponderId,
+    ResponseBytes, ResponseData, ResponseStatus, RevokedInfo, SHA1, SHA256, SingleResponse, Version,
+};
+
+/// Largest request we parse (RFC 9919 clients send one CertID, well under 1 KiB).
+pub const MAX_REQUEST: usize = 4096;
+/// Largest nonce we echo (RFC 9654: 1..=32 octets).
+pub const MAX_NONCE: usize = 32;
+
+/// Errors of the responder's set-up and status source.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Database.
+    #[error("status database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Identity store.
+    #[error("status database: {0}")]
+    Store(#[from] identity::error::Error),
+    /// Keys and signing.
+    #[error("{0}")]
+    Ca(#[from] ca::error::Error),
+    /// DER.
+    #[error("DER: {0}")]
+    Der(#[from] der::Error),
+    /// Configuration.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Hash algorithm of a CertID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Alg {
+    /// SHA-1 (what most clients send).
+    Sha1,
+    /// SHA-256.
+    Sha256,
+}
+
+impl Alg {
+    const BOTH: [Alg; 2] = [Alg::Sha1, Alg::Sha256];
+
+    fn of(id: &AlgorithmIdentifierOwned) -> Option<Alg> {
+        match id.oid {
+            o if o == SHA1 => Some(Alg::Sha1),
+            o if o == SHA256 => Some(Alg::Sha256),
+            _ => None,
+        }
+    }
+    fn hash(self, b: &[u8]) -> Vec<u8> {
+        match self {
+            Alg::Sha1 => sha1::Sha1::digest(b).to_vec(),
+            Alg::Sha256 => sha2::Sha256::digest(b).to_vec(),
+        }
+    }
+    fn identifier(self) -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned { oid: if self == Alg::Sha1 { SHA1 } else { SHA256 }, parameters: Some(Null.into()) }
+    }
+}
+
+/// A delegated responder: its key and the certificate the CA issued for it.
+#[derive(Debug)]
+pub struct Responder {
+    /// The key (a responder key; never a CA key).
+    pub key: Arc<dyn KeyBackend>,
+    /// Its certificate (id-kp-OCSPSigning, ocsp-nocheck).
+    pub cert: Certificate,
+    key_hash: OctetString,
+}
+
+impl Responder {
+    /// Pairs a key with its certificate, checking they belong together.
+    pub fn new(key: Arc<dyn KeyBackend>, cert_der: &[u8]) -> Result<Responder> {
+        let cert = Certificate::from_der(cert_der)?;
+        let spki = cert.tbs_certificate().subject_public_key_info().to_der()?;
+        if spki != key.public_key_der() {
+            return Err(Error::Config("the responder certificate is not for this key".into()));
+        }
+        let bits = cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
+        let key_hash = OctetString::new(sha1::Sha1::digest(bits).to_vec())?;
+        Ok(Responder { key, cert, key_hash })
+    }
+
+    fn authority_key_id(&self) -> Option<Vec<u8>> {
+        let e = self.cert.tbs_certificate().extensions()?.iter().find(|e| e.extn_id.to_string() == "2.5.29.35")?;
+        x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes())
+            .ok()?
+            .key_identifier
+            .map(|k| k.as_bytes().to_vec())
+    }
+}
+
+/// One CA generation we answer for.
+#[derive(Debug)]
+pub struct Issuer {
+    /// CA slug.
+    pub slug: String,
+    /// Generation.
+    pub generation: i64,
+    hashes: [(Alg, Vec<u8>, Vec<u8>); 2],
+    responder: Responder,
+}
+
+/// A certificate's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Issued and not revoked.
+    Good,
+    /// Revoked.
+    Revoked {
+        /// Unix seconds.
+        at: i64,
+        /// Why.
+        reason: Reason,
+    },
+    /// Not issued by this CA generation (as far as the CA's tables say).
+    Unknown,
+}
+
+/// A pre-signed response.
+#[derive(Debug)]
+pub struct Cached {
+    /// The OCSPResponse DER.
+    pub der: Bytes,
+    /// thisUpdate (unix seconds).
+    pub this_update: i64,
+    /// nextUpdate.
+    pub next_update: i64,
+    /// Strong ETag (quoted hex of SHA-256).
+    pub etag: String,
+    /// Status it says.
+    pub status: Status,
+    issuer: usize,
+    alg: Alg,
+    serial: Vec<u8>,
+}
+
+/// What the responder answers.
+#[derive(Debug)]
+pub enum Answer {
+    /// A pre-signed response (cacheable by HTTP caches too).
+    Cached(Arc<Cached>),
+    /// A response made for this request (nonce, several certificates, an error).
+    Live(Bytes),
+}
+
+impl Answer {
+    /// The DER.
+    pub fn der(&self) -> &Bytes {
+        match self {
+            Answer::Cached(c) => &c.der,
+            Answer::Live(b) => b,
+        }
+    }
+}
+
+fn error_der(s: ResponseStatus) -> Bytes {
+    Bytes::from(OcspResponse::error(s).to_der().unwrap_or_else(|_| vec![0x30, 0x03, 0x0A, 0x01, 0x02]))
+}
+
+fn time(unix: i64) -> Result<GeneralizedTime> {
+    Ok(GeneralizedTime::from_unix_duration(Duration::from_secs(u64::try_from(unix).unwrap_or(0)))?)
+}
+
+fn minimal(serial: &[u8]) -> &[u8] {
+    let mut s = serial;
+    while s.len() > 1 && s[0] == 0 {
+        s = &s[1..];
+    }
+    s
+}
+
+fn cache_key(issuer: usize, alg: Alg, serial: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(serial.len() + 5);
+    k.extend_from_slice(&(issuer as u32).to_be_bytes());
+    k.push(alg as u8);
+    k.extend_from_slice(minimal(serial));
+    k
+}
+
+/// A token bucket for the live path.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    per_second: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_second).min(self.per_second);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Counters for the operator.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Cache hits.
+    pub hits: std::sync::atomic::AtomicU64,
+    /// Live-signed responses.
+    pub live: std::sync::atomic::AtomicU64,
+    /// Refused for rate (tryLater).
+    pub try_later: std::sync::atomic::AtomicU64,
+}
+
+/// The responder.
+#[derive(Debug)]
+pub struct Service {
+    issuers: Vec<Issuer>,
+    cache: RwLock<HashMap<Vec<u8>, Arc<Cached>>>,
+    db: Db,
+    validity: i64,
+    live: tokio::sync::Semaphore,
+    bucket: Mutex<Bucket>,
+    revoked_seen: Mutex<HashSet<String>>,
+    high_water: AtomicI64,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Service {
+    /// Matches each responder to the CA generation whose key identifier is its AKI.
+    pub async fn open(db: Db, responders: Vec<Responder>, validity_secs: i64, live_per_second: f64) -> Result<Service> {
+        let rows =
+            sqlx::query("SELECT slug, generation, certificate, key_id FROM ca_generation").fetch_all(db.pool()).await?;
+        let mut issuers = Vec::new();
+        for r in responders {
+            let aki = r.authority_key_id().ok_or_else(|| Error::Config("responder certificate without AKI".into()))?;
+            let row =
+                rows.iter().find(|row| row.try_get::<Vec<u8>, _>(3).is_ok_and(|k| k == aki)).ok_or_else(|| {
+                    Error::Config(format!("no CA generation has key id {} (the responder's AKI)", hex::encode(&aki)))
+                })?;
+            let ca = Certificate::from_der(&row.try_get::<Vec<u8>, _>(2)?)?;
+            let name = ca.tbs_certificate().subject().to_der()?;
+            let key = ca.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec();
+            let hashes = Alg::BOTH.map(|a| (a, a.hash(&name), a.hash(&key)));
+            issuers.push(Issuer { slug: row.try_get(0)?, generation: row.try_get(1)?, hashes, responder: r });
+        }
+        Ok(Service {
+            issuers,
+            cache: RwLock::new(HashMap::new()),
+            db,
+            validity: validity_secs,
+            live: tokio::sync::Semaphore::new(2),
+            bucket: Mutex::new(Bucket { tokens: live_per_second, per_second: live_per_second, last: Instant::now() }),
+            revoked_seen: Mutex::new(HashSet::new()),
+            high_water: AtomicI64::new(0),
+            stats: Stats::default(),
+        })
+    }
+
+    /// The CA generations served.
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    /// Responses in memory.
+    pub fn cached(&self) -> usize {
+        self.cache.read().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn issuer_index(&self, slug: &str, generation: i64) -> Option<usize> {
+        self.issuers.iter().position(|i| i.slug == slug && i.generation == generation)
+    }
+
+    fn resolve(&self, id: &CertId) -> Option<(usize, Alg)> {
+        let alg = Alg::of(&id.hash_algorithm)?;
+        self.issuers
+            .iter()
+            .position(|i| {
+                i.hashes.iter().any(|(a, n, k)| {
+                    *a == alg
+                        && n.as_slice() == id.issuer_name_hash.as_bytes()
+                        && k.as_slice() == id.issuer_key_hash.as_bytes()
+                })
+            })
+            .map(|i| (i, alg))
+    }
+
+    fn cert_id(&self, issuer: usize, alg: Alg, serial: &[u8]) -> Result<CertId> {
+        let (_, n, k) =
+            self.issuers[issuer].hashes.iter().find(|(a, _, _)| *a == alg).ok_or(Error::Config("alg".into()))?;
+        Ok(CertId {
+            hash_algorithm: alg.identifier(),
+            issuer_name_hash: OctetString::new(n.clone())?,
+            issuer_key_hash: OctetString::new(k.clone())?,
+            serial_number: SerialNumber::new(serial)?,
+        })
+    }
+
+    fn single(&self, id: CertId, status: Status, now: i64) -> Result<SingleResponse> {
+        let cert_status = match status {
+            Status::Good => CertStatus::Good(Null),
+            Status::Unknown => CertStatus::Unknown(Null),
+            Status::Revoked { at, reason } => CertStatus::Revoked(RevokedInfo {
+                revocation_time: time(at)?,
+                revocation_reason: (reason != Reason::Unspecified).then(|| reason.x509()),
+            }),
+        };
+        Ok(SingleResponse {
+            cert_id: id,
+            cert_status,
+            this_update: time(now)?,
+            next_update: Some(time(now + self.validity)?),
+            single_extensions: None,
+        })
+    }
+
+    /// Signs a BasicOCSPResponse with the issuer's responder key; returns the OCSPResponse DER.
+    fn sign(&self, issuer: usize, singles: Vec<SingleResponse>, nonce: Option<Extension>, now: i64) -> Result<Vec<u8>> {
+        let r = &self.issuers[issuer].responder;
+        let data = ResponseData {
+            version: Version::V1,
+            responder_id: ResponderId::ByKey(r.key_hash.clone()),
+            produced_at: time(now)?,
+            responses: singles,
+            response_extensions: nonce.map(|n| vec![n]),
+        };
+        let sig = ca::key::sign(r.key.as_ref(), &data.to_der()?)?;
+        let basic = BasicOcspResponse {
+            tbs_response_data: data,
+            signature_algorithm: r.key.algorithm().signature_algorithm(),
+            signature: BitString::from_bytes(&sig)?,
+            certs: Some(vec![r.cert.clone()]),
+        };
+        let resp = OcspResponse {
+            response_status: ResponseStatus::Successful,
+            response_bytes: Some(ResponseBytes {
+                response_type: OCSP_BASIC,
+                response: OctetString::new(basic.to_der()?)?,
+            }),
+        };
+        Ok(resp.to_der()?)
+    }
+
+    /// Pre-signs the response of one certificate for one hash algorithm and caches it.
+    fn presign(&self, issuer: usize, alg: Alg, serial: &[u8], status: Status, now: i64) -> Result<Arc<Cached>> {
+        let id = self.cert_id(issuer, alg, serial)?;
+        let der = self.sign(issuer, vec![self.single(id, status, now)?], None, now)?;
+        let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&der)[..16]));
+        let c = Arc::new(Cached {
+            der: Bytes::from(der),
+            this_update: now,
+            next_update: now + self.validity,
+            etag,
+            status,
+            issuer,
+            alg,
+            serial: minimal(serial).to_vec(),
+        });
+        if let Ok(mut m) = self.cache.write() {
+            m.insert(cache_key(issuer, alg, serial), c.clone());
+        }
+        Ok(c)
+    }
+
+    /// Pre-signs every issued certificate of the served generations (both hash algorithms).
+    pub async fn load(self: &Arc<Self>, now: i64) -> Result<usize> {
+        let rows = sqlx::query(
+            "SELECT c.serial, c.issuer_slug, c.issuer_generation, r.revoked_at, r.reason FROM ca_certificate c \
+             LEFT JOIN ca_revocation r ON r.serial = c.serial WHERE c.state = $1 OR r.serial IS NOT NULL",
+        )
+        .bind(ca::authority::state::ISSUED)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut work = Vec::new();
+        let mut high = 0;
+        for r in &rows {
+            let Some(i) = self.issuer_index(&r.try_get::<String, _>(1)?, r.try_get(2)?) else { continue };
+            let serial: String = r.try_get(0)?;
+            let status = match r.try_get::<Option<i64>, _>(3)? {
+                Some(at) => {
+                    high = high.max(at);
+                    self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.insert(serial.clone());
+                    Status::Revoked { at, reason: Reason::from_code(r.try_get::<Option<i64>, _>(4)?.unwrap_or(0))? }
+                }
+                None => Status::Good,
+            };
+            work.push((i, hex::decode(&serial).map_err(|_| Error::Config(format!("bad serial {serial}")))?, status));
+        }
+        self.high_water.fetch_max(high, Ordering::SeqCst);
+        let n = work.len();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let chunk = n.div_ceil(threads).max(1);
+        let mut handles = Vec::new();
+        for part in work.chunks(chunk).map(<[_]>::to_vec) {
+            let me = self.clone();
+            handles.push(tokio::task::spawn_blocking(move || -> Result<()> {
+                for (i, s, st) in part {
+                    for a in Alg::BOTH {
+                        me.presign(i, a, &s, st, now)?;
+                    }
+                }
+                Ok(())
+            }));
+        }
+        for h in handles {
+            h.await.map_err(|e| Error::Config(format!("pre-signing task: {e}")))??;
+        }
+        Ok(n)
+    }
+
+    /// Picks up revocations committed since the last poll and re-signs their responses.
+    /// Returns how many were new.
+    pub async fn poll(&self, now: i64) -> Result<usize> {
+        // A window behind the high-water mark covers revocations whose transaction committed
+        // after a later one's (their revoked_at is the CA's clock at revocation).
+        let since = self.high_water.load(Ordering::SeqCst) - 300;
+        let rows = sqlx::query(
+            "SELECT serial, issuer_slug, issuer_generation, revoked_at, reason FROM ca_revocation WHERE revoked_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut new = 0;
+        for r in &rows {
+            let serial: String = r.try_get(0)?;
+            if self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.contains(&serial) {
+                continue;
+            }
+            let at: i64 = r.try_get(3)?;
+            self.high_water.fetch_max(at, Ordering::SeqCst);
+            if let Some(i) = self.issuer_index(&r.try_get::<String, _>(1)?, r.try_get(2)?) {
+                let status = Status::Revoked { at, reason: Reason::from_code(r.try_get(4)?)? };
+                let bytes = hex::decode(&serial).map_err(|_| Error::Config(format!("bad serial {serial}")))?;
+                for a in Alg::BOTH {
+                    self.presign(i, a, &bytes, status, now)?;
+                }
+                new += 1;
+            }
+            self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.insert(serial);
+        }
+        Ok(new)
+    }
+
+    /// Re-signs responses past half their validity. Returns how many.
+    pub fn refresh(&self, now: i64) -> Result<usize> {
+        let stale: Vec<Arc<Cached>> = self
+            .cache
+            .read()
+            .map_err(|_| Error::Config("poisoned".into()))?
+            .values()
+            .filter(|c| c.next_update - now < self.validity / 2)
+            .cloned()
+            .collect();
+        for c in &stale {
+            self.presign(c.issuer, c.alg, &c.serial, c.status, now)?;
+        }
+        Ok(stale.len())
+    }
+
+    /// The status of one serial of one generation, from the CA's tables.
+    async fn status_of(&self, issuer: usize, serial: &[u8]) -> Result<Status> {
+        let hexs = hex::encode(minimal(serial));
+        let row = sqlx::query(
+            "SELECT c.issuer_slug, c.issuer_generation, c.state, r.revoked_at, r.reason FROM ca_certificate c \
+             LEFT JOIN ca_revocation r ON r.serial = c.serial WHERE c.serial = $1",
+        )
+        .bind(hexs)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(r) = row else { return Ok(Status::Unknown) };
+        let i = &self.issuers[issuer];
+        if r.try_get::<String, _>(0)? != i.slug || r.try_get::<i64, _>(1)? != i.generation {
+            return Ok(Status::Unknown);
+        }
+        Ok(match r.try_get::<Option<i64>, _>(3)? {
+            Some(at) => {
+                Status::Revoked { at, reason: Reason::from_code(r.try_get::<Option<i64>, _>(4)?.unwrap_or(0))? }
+            }
+            None if r.try_get::<i64, _>(2)? == ca::authority::state::ISSUED => Status::Good,
+            None => Status::Unknown,
+        })
+    }
+
+    /// Answers one DER request. Never fails: errors are OCSP error responses.
+    pub async fn answer(&self, req: &[u8], now: i64) -> Answer {
+        if req.len() > MAX_REQUEST {
+            return Answer::Live(error_der(ResponseStatus::MalformedRequest));
+        }
+        let Ok(parsed) = OcspRequest::from_der(req) else {
+            return Answer::Live(error_der(ResponseStatus::MalformedRequest));
+        };
+        let list = &parsed.tbs_request.request_list;
+        if list.is_empty() {
+            return Answer::Live(error_der(ResponseStatus::MalformedRequest));
+        }
+        let nonce = parsed
+            .tbs_request
+            .request_extensions
+            .as_ref()
+            .and_then(|exts| exts.iter().find(|e| e.extn_id == OCSP_NONCE))
+            .cloned();
+        if let Some(n) = &nonce {
+            // RFC 9654: the nonce is an OCTET STRING of 1 to 32 octets.
+            let ok = OctetString::from_der(n.extn_value.as_bytes())
+                .is_ok_and(|o| (1..=MAX_NONCE).contains(&o.as_bytes().len()));
+            if !ok {
+                return Answer::Live(error_der(ResponseStatus::MalformedRequest));
+            }
+        }
+        let mut targets = Vec::with_capacity(list.len());
+        for r in list {
+            match self.resolve(&r.req_cert) {
+                Some(t) => targets.push((t, r.req_cert.serial_number.as_bytes().to_vec())),
+                None => return Answer::Live(error_der(ResponseStatus::Unauthorized)),
+            }
+        }
+        if nonce.is_none() && targets.len() == 1 {
+            let ((i, a), serial) = &targets[0];
+            let hit = self.cache.read().ok().and_then(|m| m.get(&cache_key(*i, *a, serial)).cloned());
+            if let Some(c) = hit {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                return Answer::Cached(c);
+            }
+        }
+        // The live path: bounded concurrency and a rate.
+        let Ok(_permit) = tokio::time::timeout(Duration::from_millis(200), self.live.acquire()).await else {
+            self.stats.try_later.fetch_add(1, Ordering::Relaxed);
+            return Answer::Live(error_der(ResponseStatus::TryLater));
+        };
+        if !self.bucket.lock().is_ok_and(|mut b| b.take()) {
+            self.stats.try_later.fetch_add(1, Ordering::Relaxed);
+            return Answer::Live(error_der(ResponseStatus::TryLater));
+        }
+        self.stats.live.fetch_add(1, Ordering::Relaxed);
+        match self.live_answer(&targets, nonce, now).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("OCSP live answer failed: {e}");
+                Answer::Live(error_der(ResponseStatus::InternalError))
+            }
+        }
+    }
+
+    async fn live_answer(
+        &self,
+        targets: &[((usize, Alg), Vec<u8>)],
+        nonce: Option<Extension>,
+        now: i64,
+    ) -> Result<Answer> {
+        let issuer = targets[0].0.0;
+        if targets.iter().any(|((i, _), _)| *i != issuer) {
+            // One response has one signer; our responders are per CA generation.
+            return Ok(Answer::Live(error_der(ResponseStatus::Unauthorized)));
+        }
+        let mut singles = Vec::with_capacity(targets.len());
+        let mut statuses = Vec::with_capacity(targets.len());
+        for ((i, a), serial) in targets {
+            let status = match self.cache.read().ok().and_then(|m| m.get(&cache_key(*i, *a, serial)).map(|c| c.status))
+            {
+                Some(s) => s,
+                None => self.status_of(*i, serial).await?,
+            };
+            statuses.push(status);
+            singles.push(self.single(self.cert_id(*i, *a, serial)?, status, now)?);
+        }
+        if nonce.is_none() && targets.len() == 1 && statuses[0] != Status::Unknown {
+            // A miss for a known certificate (issued after start-up): store on demand.
+            let ((i, a), serial) = &targets[0];
+            return Ok(Answer::Cached(self.presign(*i, *a, serial, statuses[0], now)?));
+        }
+        Ok(Answer::Live(Bytes::from(self.sign(issuer, singles, nonce, now)?)))
+    }
+}
