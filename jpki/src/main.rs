@@ -12,6 +12,7 @@ mod demo_ca;
 mod demo_card;
 mod identity_cmd;
 mod serve;
+mod validator_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,9 @@ enum Command {
     /// The municipal window's card writer: issue, renew, status, pin-reset, verify-pin, wipe.
     #[command(subcommand)]
     Card(card_cmd::Cmd),
+    /// Validator set-up: responder keys and their certificates.
+    #[command(subcommand)]
+    Validator(validator_cmd::Cmd),
     /// Run a virtual JPKI card connected to vsmartcard's vpcd inside pcscd.
     CardSim(card_cmd::SimArgs),
     /// Benchmarks that print a table (also run by `cargo xtask bench`).
@@ -67,6 +71,7 @@ fn main() -> std::process::ExitCode {
             Command::Identity(cmd) => identity_cmd::run(cmd).await,
             Command::Ca(cmd) => ca_cmd::run(cmd).await,
             Command::Card(cmd) => card_cmd::run(cmd).await,
+            Command::Validator(cmd) => validator_cmd::run(cmd).await,
             Command::CardSim(args) => tokio::task::block_in_place(|| card_cmd::run_sim(args)),
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(which) => bench::run(which).await,

@@ -18,6 +18,8 @@ use identity::store::Db;
 /// The node roles.
 #[derive(Debug, Subcommand)]
 pub enum Role {
+    /// The validation service: OCSP responder and CRL distribution for signature verifiers.
+    Validator(crate::validator_cmd::ServeArgs),
     /// A municipality's register (市町村CS): source of its change notices.
     Municipality {
         /// Database URL (`postgres://…`) or SQLite file path.
@@ -176,6 +178,7 @@ pub async fn run(role: Role) -> Result<()> {
     };
     match role {
         Role::Node { .. } | Role::Check { .. } => anyhow::bail!("a deployment node resolves to a concrete role"),
+        Role::Validator(a) => crate::validator_cmd::serve(a).await?,
         Role::Municipality { db, code, listen: addr, peer } => {
             let m = Municipality::open(Db::open(&db).await?, code.clone()).await?;
             let l = listen(&addr).await?;

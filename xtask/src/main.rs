@@ -57,6 +57,7 @@ const PACKAGES: &[Package] = &[
     Package { name: "libpcsclite-dev", probe: "/usr/include/PCSC/winscard.h", postgres: false },
     Package { name: "vsmartcard-vpcd", probe: "/usr/lib/pcsc/drivers/serial/libifdvpcd.so", postgres: false },
     Package { name: "opensc", probe: "/usr/bin/pkcs15-tool", postgres: false },
+    Package { name: "curl", probe: "/usr/bin/curl", postgres: false },
 ];
 
 /// Python tools the tests run as independent checkers, pinned: (command, pip requirement).

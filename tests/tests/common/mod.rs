@@ -64,6 +64,11 @@ impl Network {
 
     /// Starts the three nodes, registers the CA's agency and initialises the CA.
     pub async fn start(dir: &Path) -> Network {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// The same, with extra `jpki ca init` arguments.
+    pub async fn start_with(dir: &Path, init: &[&str]) -> Network {
         let d = |f: &str| dir.join(f).display().to_string();
         let (mp, pp, np) = (free_port(), free_port(), free_port());
         let (murl, purl, nurl) =
@@ -146,7 +151,7 @@ impl Network {
         ]);
         assert!(o.status.success(), "{}", text(&o));
         net.agency_token = text(&o).split_whitespace().find(|w| w.starts_with("jpki-ca:")).unwrap().to_owned();
-        let o = net.jpki(&["ca", "init", "--actor", "op-1", "--shards", "2"]);
+        let o = net.jpki(&[&["ca", "init", "--actor", "op-1", "--shards", "2"], init].concat());
         assert!(o.status.success(), "{}", text(&o));
         net
     }

@@ -1,0 +1,170 @@
+//! `jpki validator enroll` (the CA operator issues a delegated OCSP responder certificate per
+//! CA, for a responder key the validator keeps) and `jpki serve validator` (the OCSP responder
+//! and CRL distribution). The validator's key passphrase comes from JPKI_VALIDATOR_PASSPHRASE.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
+use clap::{Args, Subcommand};
+use identity::http::now;
+use identity::store::Db;
+use validator::responder::{Responder, Service};
+
+use crate::ca_cmd::Store;
+
+/// Validator set-up commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// For every CA's current generation: generate a responder key in --out (encrypted
+    /// PKCS#8) and have the CA issue its delegated OCSP responder certificate.
+    Enroll {
+        #[command(flatten)]
+        store: Store,
+        /// The validator's key directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity of the responder certificates (days, at most 366).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        /// Responder key algorithm: rsa2048 or p384.
+        #[arg(long, default_value = "rsa2048")]
+        algorithm: String,
+    },
+}
+
+/// `jpki serve validator`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The CA's database (read only: certificate status and CA certificates).
+    #[arg(long, env = "JPKI_CA_DB")]
+    pub ca_db: String,
+    /// The validator's responder keys and certificates (from `jpki validator enroll`).
+    #[arg(long)]
+    pub responders: PathBuf,
+    /// Where `jpki ca crl --out` publishes; served under /crl/.
+    #[arg(long)]
+    pub crl_dir: Option<PathBuf>,
+    /// Listen address (the OCSP URL in the certificates is http://HOST:PORT/ocsp).
+    #[arg(long, default_value = "127.0.0.1:8180")]
+    pub listen: String,
+    /// Hours from thisUpdate to nextUpdate of each response; re-signed at half-life.
+    #[arg(long, default_value_t = 24)]
+    pub validity_hours: i64,
+    /// Live-signed responses per second (nonce, multi-certificate, cache miss); beyond it
+    /// clients get tryLater.
+    #[arg(long, default_value_t = 500.0)]
+    pub live_rate: f64,
+    /// How often to look for new revocations (milliseconds).
+    #[arg(long, default_value_t = 200)]
+    pub poll_ms: u64,
+}
+
+fn passphrase() -> Result<String> {
+    std::env::var("JPKI_VALIDATOR_PASSPHRASE").context("set JPKI_VALIDATOR_PASSPHRASE (the validator's key passphrase)")
+}
+
+/// Runs a validator set-up command.
+pub async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Enroll { store, out, days, algorithm } => {
+            let pass = passphrase()?;
+            let alg = KeyAlgorithm::parse(&algorithm)?;
+            let a = crate::ca_cmd::open(&store).await?;
+            std::fs::create_dir_all(&out)?;
+            let mut seen = std::collections::BTreeSet::new();
+            for g in a.generations().await? {
+                if !seen.insert(g.ca.slug()) {
+                    continue;
+                }
+                let current = a.current(&g.ca, now()).await?;
+                let base = out.join(format!("{}-g{}", current.ca.slug(), current.generation));
+                let key_path = base.with_extension("key");
+                if key_path.exists() {
+                    println!("{}: responder key exists, skipped", key_path.display());
+                    continue;
+                }
+                let key = SoftKey::create(&key_path, alg, pass.as_bytes())?;
+                let c = a.issue_responder(&store.actor, &current.ca, key.public_key_der(), days, now()).await?;
+                let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &c.der)
+                    .map_err(|e| anyhow::anyhow!("PEM: {e}"))?;
+                ca::key::write_durably(&base.with_extension("pem"), pem.as_bytes())?;
+                println!(
+                    "{} g{}: responder certificate {} (id-kp-OCSPSigning, ocsp-nocheck) -> {}",
+                    current.ca.slug(),
+                    current.generation,
+                    c.serial,
+                    base.with_extension("pem").display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn responders(dir: &Path, pass: &str) -> Result<Vec<Responder>> {
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "key"))
+        .collect();
+    entries.sort();
+    for key_path in entries {
+        let cert_path = key_path.with_extension("pem");
+        let key = SoftKey::load(&key_path, pass.as_bytes())?;
+        let pem = std::fs::read(&cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
+        let (_, der) = der::pem::decode_vec(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))?;
+        out.push(Responder::new(Arc::new(key), &der).with_context(|| format!("{}", cert_path.display()))?);
+    }
+    if out.is_empty() {
+        bail!("no responder keys in {} (run `jpki validator enroll`)", dir.display());
+    }
+    Ok(out)
+}
+
+/// Runs the validator until SIGINT/SIGTERM.
+pub async fn serve(a: ServeArgs) -> Result<()> {
+    let pass = passphrase()?;
+    let db = Db::open(&a.ca_db).await.with_context(|| format!("cannot open the CA database {}", a.ca_db))?;
+    let svc =
+        Arc::new(Service::open(db, responders(&a.responders, &pass)?, a.validity_hours * 3600, a.live_rate).await?);
+    let t = std::time::Instant::now();
+    let n = svc.load(now()).await?;
+    eprintln!(
+        "validator: {} CA generations, {n} certificates pre-signed ({} responses) in {:.2} s",
+        svc.issuers().len(),
+        svc.cached(),
+        t.elapsed().as_secs_f64()
+    );
+    let poller = svc.clone();
+    let poll = Duration::from_millis(a.poll_ms.max(10));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(poll);
+        let mut last_refresh = now();
+        loop {
+            tick.tick().await;
+            match poller.poll(now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("{n} new revocations signed"),
+                Err(e) => tracing::warn!("status poll failed: {e}"),
+            }
+            if now() - last_refresh >= 60 {
+                last_refresh = now();
+                let p = poller.clone();
+                match tokio::task::spawn_blocking(move || p.refresh(now())).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!("{n} responses re-signed before going stale"),
+                    Ok(Err(e)) => tracing::warn!("refresh failed: {e}"),
+                    _ => {}
+                }
+            }
+        }
+    });
+    let state = Arc::new(validator::http::AppState { ocsp: svc, crl_dir: a.crl_dir, crl_max_age: 3600 });
+    let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+    eprintln!("validator listening on {} (POST/GET /ocsp, GET /crl/…)", l.local_addr()?);
+    identity::http::serve_until_signal(l, validator::http::router(state)).await?;
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! The validation service as verifiers meet it: `jpki serve validator` answering `openssl
+//! ocsp` (with and without nonce, POST and GET through curl), a revocation showing within a
+//! second, OCSP errors as OCSP responses, and the CRLs it serves agreeing with `openssl verify
+//! -crl_check`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{Kill, Network, free_port, jpki_bin, text};
+
+const PASS: &str = "validator-test-passphrase";
+
+fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+}
+
+fn csr(dir: &Path, name: &str) -> String {
+    let key = dir.join(format!("{name}.key")).display().to_string();
+    let csr = dir.join(format!("{name}.csr")).display().to_string();
+    assert!(run("openssl", &["genrsa", "-out", &key, "2048"]).status.success());
+    assert!(run("openssl", &["req", "-new", "-key", &key, "-subj", "/CN=x", "-out", &csr]).status.success());
+    csr
+}
+
+/// `openssl ocsp` against the responder; returns its combined output.
+fn ocsp(d: &dyn Fn(&str) -> String, url: &str, cert: &str, extra: &[&str]) -> String {
+    let o = run(
+        "openssl",
+        &[
+            &["ocsp", "-issuer", &d("int.pem"), "-cert", &d(cert), "-url", url, "-CAfile", &d("root.pem")],
+            &["-verify_other", &d("int.pem")][..],
+            extra,
+        ]
+        .concat(),
+    );
+    text(&o)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/ocsp");
+    let net = Network::start_with(dir.path(), &["--crl-base", &base, "--ocsp-url", &url]).await;
+    let resident = net.resident("山田　花子", "1980-02-29").await;
+    let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
+    let o = net.jpki(&[
+        "ca",
+        "issue",
+        "--actor",
+        "w1",
+        "--resident",
+        &resident,
+        "--window",
+        "W1",
+        "--card-expiry",
+        "2035-01-01",
+        "--sign-csr",
+        &sign_csr,
+        "--auth-csr",
+        &auth_csr,
+        "--out",
+        &d("out"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let serial_of = |kind: &str| {
+        text(&o)
+            .lines()
+            .find(|l| l.starts_with(&format!("issued {kind} certificate")))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .unwrap()
+            .to_owned()
+    };
+    let (sig_serial, auth_serial) = (serial_of("signature"), serial_of("authentication"));
+    std::fs::copy(d(&format!("out/signature-{sig_serial}.pem")), d("sig.pem")).unwrap();
+    std::fs::copy(d(&format!("out/authentication-{auth_serial}.pem")), d("auth.pem")).unwrap();
+    std::fs::write(d("root.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "sign-root"]).stdout).unwrap();
+    std::fs::write(d("int.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "sign-13"]).stdout).unwrap();
+    std::fs::write(d("auth-root.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "auth-root"]).stdout).unwrap();
+    std::fs::write(d("auth-int.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "auth-13"]).stdout).unwrap();
+
+    // The CA operator enrols the validator: one responder key and certificate per CA.
+    let o = net.jpki_env(
+        &["validator", "enroll", "--actor", "op-1", "--out", &d("v")],
+        &[("JPKI_VALIDATOR_PASSPHRASE", PASS)],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(text(&o).matches("ocsp-nocheck").count(), 4, "{}", text(&o));
+    let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let _validator = Kill(
+        Command::new(jpki_bin())
+            .args(["serve", "validator", "--ca-db", &d("ca.db"), "--responders", &d("v"), "--crl-dir", &d("pub")])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text(&run("curl", &["-sf", &format!("{base}/health")])).starts_with("ok") {
+        assert!(Instant::now() < deadline, "validator did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // openssl ocsp, with a nonce (live-signed) and without (pre-signed).
+    for extra in [&[][..], &["-no_nonce"][..]] {
+        let out = ocsp(&d, &url, "sig.pem", extra);
+        assert!(out.contains("Response verify OK") && out.contains("sig.pem: good"), "{extra:?}: {out}");
+        assert!(!out.contains("WARNING"), "{extra:?}: {out}");
+    }
+
+    // Revocation: the responder says so within a second, without a restart.
+    let o = net.jpki(&[
+        "ca",
+        "revoke",
+        "--actor",
+        "op-1",
+        "--serial",
+        &sig_serial,
+        "--reason",
+        "key-compromise",
+        "--cause",
+        "test",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = Instant::now();
+    loop {
+        let out = ocsp(&d, &url, "sig.pem", &["-no_nonce"]);
+        if out.contains("sig.pem: revoked") {
+            assert!(out.contains("Response verify OK") && out.contains("Reason: keyCompromise"), "{out}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "still not revoked after {:?}: {out}", t.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("revocation visible over OCSP after {:?}", t.elapsed());
+    let out = ocsp(&d, &url, "sig.pem", &[]);
+    assert!(out.contains("sig.pem: revoked") && out.contains("Response verify OK"), "with nonce: {out}");
+
+    // GET (RFC 6960 A.1) through curl: cache headers, and the body verifies.
+    let o = run(
+        "openssl",
+        &["ocsp", "-issuer", &d("auth-int.pem"), "-cert", &d("auth.pem"), "-no_nonce", "-reqout", &d("req.der")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let b64 = text(&run("openssl", &["base64", "-A", "-in", &d("req.der")]));
+    let enc: String = b64
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '/' => "%2F".to_string(),
+            '+' => "%2B".to_string(),
+            '=' => "%3D".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    let o = run("curl", &["-s", "-D", &d("headers"), "-o", &d("resp.der"), &format!("{url}/{enc}")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let headers = std::fs::read_to_string(d("headers")).unwrap().to_ascii_lowercase();
+    for h in [
+        "200",
+        "content-type: application/ocsp-response",
+        "cache-control: max-age=",
+        "etag: \"",
+        "last-modified: ",
+        "expires: ",
+    ] {
+        assert!(headers.contains(h), "missing {h:?} in {headers}");
+    }
+    let o = run(
+        "openssl",
+        &[
+            "ocsp",
+            "-respin",
+            &d("resp.der"),
+            "-issuer",
+            &d("auth-int.pem"),
+            "-cert",
+            &d("auth.pem"),
+            "-CAfile",
+            &d("auth-root.pem"),
+            "-verify_other",
+            &d("auth-int.pem"),
+            "-no_nonce",
+        ],
+    );
+    assert!(text(&o).contains("Response verify OK") && text(&o).contains("auth.pem: good"), "{}", text(&o));
+
+    // OCSP errors are OCSP responses with HTTP 200.
+    let o = run(
+        "curl",
+        &[
+            "-s",
+            "-w",
+            "%{http_code}",
+            "-o",
+            &d("bad.der"),
+            "-H",
+            "Content-Type: application/ocsp-request",
+            "--data-binary",
+            "garbage",
+            &url,
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+    assert_eq!(std::fs::read(d("bad.der")).unwrap(), [0x30, 0x03, 0x0A, 0x01, 0x01], "malformedRequest");
+    // An issuer we do not serve: unauthorized.
+    let o = run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &d("other.key"),
+            "-subj",
+            "/CN=other",
+            "-out",
+            &d("other.pem"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run("openssl", &["ocsp", "-issuer", &d("other.pem"), "-cert", &d("sig.pem"), "-url", &url, "-no_nonce"]);
+    assert!(text(&o).contains("unauthorized"), "{}", text(&o));
+
+    // The CRLs it serves agree: after republishing, the signature certificate is revoked on
+    // its shard's CRL, the authentication certificate is OK.
+    let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (cert, root, int, expect) in [
+        ("sig.pem", "root.pem", "int.pem", "certificate revoked"),
+        ("auth.pem", "auth-root.pem", "auth-int.pem", ": OK"),
+    ] {
+        let x = text(&run("openssl", &["x509", "-in", &d(cert), "-noout", "-text"]));
+        let cdp =
+            x.lines().find_map(|l| l.trim().strip_prefix("URI:").filter(|u| u.ends_with(".crl"))).unwrap().to_owned();
+        assert!(cdp.starts_with(&base), "{cdp}");
+        let o = run("curl", &["-s", "-D", &d("crl-headers"), "-o", &d("crl.der"), &cdp]);
+        assert!(o.status.success(), "{}", text(&o));
+        let h = std::fs::read_to_string(d("crl-headers")).unwrap().to_ascii_lowercase();
+        assert!(h.contains("content-type: application/pkix-crl") && h.contains("etag: "), "{h}");
+        let o = run("openssl", &["crl", "-inform", "DER", "-in", &d("crl.der"), "-out", &d("crl.pem")]);
+        assert!(o.status.success(), "{}", text(&o));
+        let o = run(
+            "openssl",
+            &["verify", "-crl_check", "-CAfile", &d(root), "-untrusted", &d(int), "-CRLfile", &d("crl.pem"), &d(cert)],
+        );
+        assert!(text(&o).contains(expect), "{cert}: {}", text(&o));
+    }
+    // A path outside the CRL directory is not served.
+    let o = run(
+        "curl",
+        &["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/crl/..%2F..%2Fetc%2Fpasswd.crl")],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
+}
