@@ -48,6 +48,8 @@ pub enum Which {
     Ca,
     /// Card issuance and signatures through pcscd + vpcd and the virtual card.
     Card,
+    /// OCSP responder vs `openssl ocsp` under wrk; loading and indexing a 1M-entry CRL.
+    Ocsp,
 }
 
 /// Runs per row (min / median / max are over these).
@@ -81,6 +83,7 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Identity { pg_url } => pg_url,
         Which::Ca => return crate::bench_ca::run().await,
         Which::Card => return crate::bench_card::run().await,
+        Which::Ocsp => return crate::bench_ocsp::run().await,
     };
     // `testing::postgres()` reads the admin URL from JPKI_TEST_PG_URL, and setting a variable
     // in a running process needs `unsafe` (forbidden here): re-run ourselves with it set.

@@ -130,35 +130,8 @@ pub async fn run() -> Result<()> {
     let rss_before = peak_rss_kib();
     let mut size = 0;
     for _ in 0..RUNS {
-        let entries_path = dir.path().join("entries");
         let t = Instant::now();
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&entries_path)?);
-        let mut buf = Vec::with_capacity(128);
-        let mut len = 0;
-        let mut serial = [0u8; 16];
-        for i in 0..CRL_ENTRIES {
-            serial[..8].copy_from_slice(&(0x4000_0000_0000_0000u64 | i as u64).to_be_bytes());
-            serial[8..].copy_from_slice(&(i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
-            buf.clear();
-            let e = Entry {
-                serial: &serial,
-                revoked_at: now - (i as i64 % 86_400),
-                reason: if i % 2 == 0 { Reason::AffiliationChanged } else { Reason::Unspecified },
-            };
-            len += crl::encode_entry(&mut buf, &e, &exts)?;
-            std::io::Write::write_all(&mut w, &buf)?;
-        }
-        std::io::Write::flush(&mut w)?;
-        drop(w);
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.path().join("big.crl"))?);
-        size = crl::assemble(
-            &params,
-            &crl_key,
-            len,
-            || Ok(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&entries_path)?)),
-            &mut out,
-        )?;
-        std::io::Write::flush(&mut out)?;
+        size = write_crl(dir.path(), &params, &crl_key, &exts, now)?;
         times.push(t.elapsed().as_secs_f64());
     }
     let growth = peak_rss_kib().saturating_sub(rss_before);
@@ -175,4 +148,63 @@ pub async fn run() -> Result<()> {
         growth
     );
     Ok(())
+}
+
+/// Writes a signed CRL of [`CRL_ENTRIES`] entries to `dir/big.crl` (entries streamed to a
+/// file, then framed, hashed and signed); returns its size.
+fn write_crl(
+    dir: &std::path::Path,
+    params: &CrlParams,
+    crl_key: &SoftKey,
+    exts: &EntryExtensions,
+    now: i64,
+) -> Result<u64> {
+    let entries_path = dir.join("entries");
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&entries_path)?);
+    let mut buf = Vec::with_capacity(128);
+    let mut len = 0;
+    let mut serial = [0u8; 16];
+    for i in 0..CRL_ENTRIES {
+        serial[..8].copy_from_slice(&(0x4000_0000_0000_0000u64 | i as u64).to_be_bytes());
+        serial[8..].copy_from_slice(&(i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
+        buf.clear();
+        let e = Entry {
+            serial: &serial,
+            revoked_at: now - (i as i64 % 86_400),
+            reason: if i % 2 == 0 { Reason::AffiliationChanged } else { Reason::Unspecified },
+        };
+        len += crl::encode_entry(&mut buf, &e, exts)?;
+        std::io::Write::write_all(&mut w, &buf)?;
+    }
+    std::io::Write::flush(&mut w)?;
+    drop(w);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join("big.crl"))?);
+    let size = crl::assemble(
+        params,
+        crl_key,
+        len,
+        || Ok(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&entries_path)?)),
+        &mut out,
+    )?;
+    std::io::Write::flush(&mut out)?;
+    Ok(size as u64)
+}
+
+/// A signed 1,000,000-entry CRL for `issuer` at `dir/big.crl` (for `bench ocsp`'s CRL index row).
+pub fn million_entry_crl(
+    dir: &std::path::Path,
+    issuer: &x509_cert::Certificate,
+    key_id: &[u8],
+    now: i64,
+) -> Result<std::path::PathBuf> {
+    let params = CrlParams {
+        issuer: issuer.tbs_certificate().subject().clone(),
+        issuer_key_id: key_id.to_vec(),
+        number: 1,
+        this_update: now,
+        next_update: now + 86_400,
+        scope: Scope::Shard { url: "http://127.0.0.1/crl/auth-13/g1/0.crl".into() },
+    };
+    write_crl(dir, &params, &SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?, &EntryExtensions::new()?, now)?;
+    Ok(dir.join("big.crl"))
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_ca;
 mod bench_card;
+mod bench_ocsp;
 mod ca_cmd;
 mod card_cmd;
 mod config;

@@ -26,6 +26,7 @@ usage: cargo xtask <command>
   bench identity [args...]  `cargo run --release -p jpki -- bench identity --pg-url <url> [args...]`
                             against a throwaway PostgreSQL 15 cluster
   bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding
+  bench ocsp                our OCSP responder vs `openssl ocsp -multi 2` under wrk; 1M-entry CRL index
   bench card                card issuance (APDUs, wall time) and signatures/s through pcscd + vpcd
   demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
                             `cargo run --release -p jpki -- demo`
@@ -148,6 +149,14 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             install_missing(false)?;
             let _pcscd = Pcscd::up()?;
             let status = cargo("run --release -p jpki -- bench card").status()?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ["bench", "ocsp"] => {
+            install_missing(false)?;
+            if !Path::new("/usr/bin/wrk").exists() {
+                run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "wrk"]))?;
+            }
+            let status = cargo("run --release -p jpki -- bench ocsp").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         ["bench", "ca"] => {
