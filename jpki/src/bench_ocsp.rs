@@ -204,8 +204,8 @@ pub async fn run() -> Result<()> {
     // openssl's index: V, expiry, (no revocation), serial, file, subject.
     let mut index = String::new();
     let mut paths = Vec::new();
-    for c in &issued {
-        writeln!(index, "V\t351231000000Z\t\t{}\tunknown\t/CN=BENCH", c.serial.to_uppercase())?;
+    for (i, c) in issued.iter().enumerate() {
+        writeln!(index, "V\t351231000000Z\t\t{}\tunknown\t/CN=BENCH{i:08}", c.serial.to_uppercase())?;
         paths.push(get_path(&issuer, &hex::decode(&c.serial)?)?);
     }
     std::fs::write(d("index.txt"), index)?;
@@ -233,8 +233,8 @@ pub async fn run() -> Result<()> {
             .arg("-CA")
             .arg(d("int.pem"))
             .args(["-multi", "2", "-nmin", "60"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(std::fs::File::create(d("openssl.log"))?)
+            .stderr(std::fs::File::create(d("openssl.err"))?)
             .spawn()
             .context("cannot start openssl ocsp")?,
     );
@@ -245,7 +245,9 @@ pub async fn run() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while check(&format!("{ref_base}/{}", paths[0])).is_err() {
         if Instant::now() > deadline {
-            bail!("openssl ocsp did not answer");
+            let log = std::fs::read_to_string(d("openssl.log")).unwrap_or_default()
+                + &std::fs::read_to_string(d("openssl.err")).unwrap_or_default();
+            bail!("openssl ocsp did not answer: {:?}\n{log}", check(&format!("{ref_base}/{}", paths[0])).err());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
