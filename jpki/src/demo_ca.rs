@@ -27,6 +27,17 @@ pub struct DemoCa {
     source: IdentitySource,
     dir: PathBuf,
     issued: Option<Issued>,
+    /// The validator's port (its URLs are in the certificates).
+    port: u16,
+    validator: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for DemoCa {
+    fn drop(&mut self) {
+        if let Some(v) = self.validator.take() {
+            v.abort();
+        }
+    }
 }
 
 fn csr(k: &SoftKey) -> Result<Vec<u8>> {
@@ -58,7 +69,13 @@ pub async fn start(
     let keys = KeyStore::soft(&dir.join("ca-keys"), hex::encode(rand::random::<[u8; 16]>()).as_bytes())?;
     let db = Db::open(&dir.join("ca.db").display().to_string()).await?;
     let mut ca = Authority::open(db, keys, now).await?;
-    let settings = Settings { shards: 4, ..Settings::default() };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let settings = Settings {
+        shards: 4,
+        crl_base: format!("http://127.0.0.1:{port}"),
+        ocsp_url: format!("http://127.0.0.1:{port}/ocsp"),
+        ..Settings::default()
+    };
     for g in ca.init("ca-operator-1", Environment::Production, settings, now).await? {
         println!(
             "   root {} g{}: {} key (encrypted PKCS#8 via OpenSSL), key id {}",
@@ -78,7 +95,7 @@ pub async fn start(
         token,
         feed: Peer::new(national_url).with_token(secret),
     };
-    Ok(DemoCa { ca, source, dir: dir.to_owned(), issued: None })
+    Ok(DemoCa { ca, source, dir: dir.to_owned(), issued: None, port, validator: None })
 }
 
 impl DemoCa {
@@ -156,6 +173,12 @@ impl DemoCa {
             Ok(_) => anyhow::bail!("a signature certificate was issued to a child"),
         }
         self.issued = Some(issued);
+        self.start_validator(now).await?;
+        for kind in [CertKind::Signature, CertKind::Authentication] {
+            let st = self.ocsp(kind, now).await?;
+            println!("   verifier: openssl ocsp for the {} certificate: {st}", kind.name());
+            ensure!(st.ends_with(": good"), "OCSP should say good before the move");
+        }
         Ok(())
     }
 
@@ -214,6 +237,94 @@ impl DemoCa {
             );
             ensure!(ok == (kind == CertKind::Authentication), "unexpected status for the {} certificate", kind.name());
         }
+        // The validator picks the revocation up from the CA's status table by itself.
+        let t = std::time::Instant::now();
+        loop {
+            let st = self.ocsp(CertKind::Signature, now).await?;
+            if st.contains("revoked") || t.elapsed() > std::time::Duration::from_secs(3) {
+                println!(
+                    "   verifier: openssl ocsp for the signature certificate: {st} ({} ms after the revocation)",
+                    t.elapsed().as_millis()
+                );
+                ensure!(st.contains("revoked"), "OCSP should say revoked after the move");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let st = self.ocsp(CertKind::Authentication, now).await?;
+        println!("   verifier: openssl ocsp for the authentication certificate: {st}");
+        ensure!(st.ends_with(": good"), "the authentication certificate stays good after a move");
         Ok(())
+    }
+
+    /// Enrols delegated responders for the two issuing CAs and serves OCSP and CRLs on the
+    /// port written into the certificates.
+    async fn start_validator(&mut self, now: i64) -> Result<()> {
+        let mut responders = Vec::new();
+        for purpose in [Purpose::Signature, Purpose::Authentication] {
+            let ca = CaId::issuing(purpose, Environment::Production, "13")?;
+            let key = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
+            let c = self
+                .ca
+                .issue_responder("ca-operator-1", &ca, ca::key::KeyBackend::public_key_der(&key), 30, now)
+                .await?;
+            responders.push(validator::responder::Responder::new(std::sync::Arc::new(key), &c.der)?);
+        }
+        let svc = std::sync::Arc::new(
+            validator::responder::Service::open(self.ca.db().clone(), responders, 86_400, 100.0).await?,
+        );
+        let n = svc.load(now).await?;
+        let state = std::sync::Arc::new(validator::http::AppState {
+            ocsp: svc.clone(),
+            crl_dir: Some(self.dir.join("publish")),
+            crl_max_age: 3600,
+        });
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
+        let poller = svc.clone();
+        self.validator = Some(tokio::spawn(async move {
+            let serve = axum::serve(l, validator::http::router(state));
+            let poll = async {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    let _ = poller.poll(identity::http::now()).await;
+                }
+            };
+            tokio::select! { _ = serve => {}, _ = poll => {} }
+        }));
+        println!(
+            "   validator: delegated OCSP responders for sign-13 and auth-13 (keys held by the validator, not the CA); {n} certificates pre-signed; http://127.0.0.1:{}/ocsp",
+            self.port
+        );
+        Ok(())
+    }
+
+    /// `openssl ocsp` against the validator for one of the resident's certificates.
+    async fn ocsp(&self, kind: CertKind, now: i64) -> Result<String> {
+        let c = self.issued.as_ref().and_then(|i| i.get(kind)).context("nothing issued")?;
+        let purpose = if kind == CertKind::Signature { Purpose::Signature } else { Purpose::Authentication };
+        let root = self.ca.current(&CaId::root(purpose, Environment::Production), now).await?;
+        let int = self.ca.current(&CaId::issuing(purpose, Environment::Production, "13")?, now).await?;
+        let (r, i, l) = (self.dir.join("o-root.pem"), self.dir.join("o-int.pem"), self.dir.join("o-leaf.pem"));
+        pem_file(&r, &[&root.certificate])?;
+        pem_file(&i, &[&int.certificate])?;
+        pem_file(&l, &[&c.der])?;
+        let out = Command::new("openssl")
+            .arg("ocsp")
+            .arg("-issuer")
+            .arg(&i)
+            .arg("-cert")
+            .arg(&l)
+            .arg("-CAfile")
+            .arg(&r)
+            .arg("-verify_other")
+            .arg(&i)
+            .args(["-no_nonce", "-url", &format!("http://127.0.0.1:{}/ocsp", self.port)])
+            .output()
+            .context("cannot run openssl")?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        ensure!(text.contains("Response verify OK"), "openssl ocsp: {text}");
+        let leaf = l.display().to_string();
+        let line = text.lines().find(|x| x.starts_with(&leaf)).unwrap_or_default();
+        Ok(format!("Response verify OK, {}", line.replace(&leaf, "certificate")))
     }
 }

@@ -635,8 +635,24 @@ impl Pcscd {
                 .is_ok_and(|s| s.split_whitespace().nth(2).is_some_and(|state| state != "Z"))
     }
 
-    /// Starts pcscd unless one already serves the vpcd readers.
+    /// Starts pcscd unless one already serves the vpcd readers. vpcd binds its ports without
+    /// SO_REUSEADDR, so right after a previous pcscd the ports may sit in TIME_WAIT for up to
+    /// a minute: then it tries again.
     fn up() -> anyhow::Result<Pcscd> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            match Self::try_up() {
+                Ok(p) => return Ok(p),
+                Err(e) if Instant::now() < deadline && format!("{e:#}").contains("Address already in use") => {
+                    println!("vpcd's ports are still in TIME_WAIT; retrying in 5 s");
+                    std::thread::sleep(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn try_up() -> anyhow::Result<Pcscd> {
         if Self::ready() {
             println!("pcscd already serves the vpcd readers");
             return Ok(Pcscd { child: None });
@@ -674,7 +690,14 @@ impl Pcscd {
                 bail!("pcscd exited ({status}); see {}", log_path.display());
             }
             if Instant::now() > deadline {
-                bail!("pcscd did not list the vpcd readers within 10 s; see {}", log_path.display());
+                drop(me);
+                let log = fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                bail!(
+                    "pcscd did not list the vpcd readers within 10 s; see {}: {}",
+                    log_path.display(),
+                    tail.join(" | ")
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
