@@ -116,6 +116,16 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
         assert!(!out.contains("WARNING"), "{extra:?}: {out}");
     }
 
+    // pyhanko-certvalidator (PyPI) validates the chain, fetching OCSP and CRLs from the URLs in
+    // the certificates, in hard-fail mode.
+    let py = |script: &str, args: &[String]| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
+        Command::new("python3").arg(root).args(args).output().unwrap()
+    };
+    let chain = |leaf: &str, int: &str, root: &str| vec![d(leaf), d(int), d(root)];
+    let o = py("pyhanko_validate.py", &chain("sig.pem", "int.pem", "root.pem"));
+    assert!(o.status.success() && text(&o).starts_with("valid"), "pyhanko: {}", text(&o));
+
     // Revocation: the responder says so within a second, without a restart.
     let o = net.jpki(&[
         "ca",
@@ -141,8 +151,12 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("revocation visible over OCSP after {:?}", t.elapsed());
-    let out = ocsp(&d, &url, "sig.pem", &[]);
+    let out = ocsp(&d, &url, "sig.pem", &["-respout", &d("revoked.der")]);
     assert!(out.contains("sig.pem: revoked") && out.contains("Response verify OK"), "with nonce: {out}");
+    let o = py("pyhanko_validate.py", &chain("sig.pem", "int.pem", "root.pem"));
+    assert!(!o.status.success() && text(&o).starts_with("revoked"), "pyhanko: {}", text(&o));
+    let o = py("pyhanko_validate.py", &chain("auth.pem", "auth-int.pem", "auth-root.pem"));
+    assert!(o.status.success() && text(&o).starts_with("valid"), "pyhanko: {}", text(&o));
 
     // GET (RFC 6960 A.1) through curl: cache headers, and the body verifies.
     let o = run(
@@ -211,6 +225,12 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
     assert_eq!(std::fs::read(d("bad.der")).unwrap(), [0x30, 0x03, 0x0A, 0x01, 0x01], "malformedRequest");
+    // Python `cryptography` parses every kind of response we sent.
+    let o = py("parse_ocsp.py", &[d("resp.der"), d("revoked.der"), d("bad.der")]);
+    let t = text(&o);
+    assert!(o.status.success(), "cryptography: {t}");
+    assert!(t.contains("resp.der: SUCCESSFUL GOOD") && t.contains("revoked.der: SUCCESSFUL REVOKED"), "{t}");
+    assert!(t.contains("bad.der: MALFORMED_REQUEST"), "{t}");
     // An issuer we do not serve: unauthorized.
     let o = run(
         "openssl",

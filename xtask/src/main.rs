@@ -61,33 +61,43 @@ const PACKAGES: &[Package] = &[
     Package { name: "curl", probe: "/usr/bin/curl", postgres: false },
 ];
 
-/// Python tools the tests run as independent checkers, pinned: (command, pip requirement).
-const PYTHON_TOOLS: &[(&str, &str)] = &[("lint_pkix_cert", "pkilint==0.13.3")];
+/// Python tools the tests run as independent checkers, pinned: (probe, pip requirement). A
+/// probe is a command (run with --help) or `import:module`.
+const PYTHON_TOOLS: &[(&str, &str)] = &[
+    ("lint_pkix_cert", "pkilint==0.13.3"),
+    ("import:pyhanko_certvalidator", "pyhanko-certvalidator==0.33.0"),
+    ("import:cryptography", "cryptography==48.0.0"),
+];
+
+fn python_tool_present(probe: &str) -> bool {
+    let mut cmd = match probe.strip_prefix("import:") {
+        Some(module) => {
+            let mut c = Command::new("python3");
+            c.args(["-c", &format!("import {module}")]);
+            c
+        }
+        None => {
+            let mut c = Command::new(probe);
+            c.arg("--help");
+            c
+        }
+    };
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
 
 /// Installs the `PYTHON_TOOLS` whose command is not on PATH (`python3 -m pip install`).
 fn install_python_tools() -> anyhow::Result<()> {
-    for (command, requirement) in PYTHON_TOOLS {
-        let present = Command::new(command)
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        println!("{command:<16} {:<8} (pip {requirement})", if present { "present" } else { "missing" });
+    for (probe, requirement) in PYTHON_TOOLS {
+        let present = python_tool_present(probe);
+        println!("{probe:<16} {:<8} (pip {requirement})", if present { "present" } else { "missing" });
         if present {
             continue;
         }
         run(Command::new("python3").args(["-m", "pip", "install", "--quiet", requirement]))?;
         // pyenv installs need their shims refreshed; elsewhere this is a no-op failure.
         let _ = Command::new("pyenv").arg("rehash").status();
-        let ok = Command::new(command)
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            bail!("installed {requirement} but `{command}` is not on PATH");
+        if !python_tool_present(probe) {
+            bail!("installed {requirement} but `{probe}` is not usable");
         }
     }
     Ok(())
