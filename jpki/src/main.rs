@@ -14,6 +14,7 @@ mod demo_card;
 mod identity_cmd;
 mod serve;
 mod validator_cmd;
+mod verify_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +45,10 @@ enum Command {
     Validator(validator_cmd::Cmd),
     /// Run a virtual JPKI card connected to vsmartcard's vpcd inside pcscd.
     CardSim(card_cmd::SimArgs),
+    /// Verification for verifiers: `jpki verify cert LEAF --anchor ROOT … [--crl …]`
+    /// (exit 0 valid, 1 invalid, 2 usage error).
+    #[command(subcommand)]
+    Verify(verify_cmd::Cmd),
     /// Benchmarks that print a table (also run by `cargo xtask bench`).
     #[command(subcommand)]
     Bench(bench::Which),
@@ -59,6 +64,9 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Verify(cmd) = cli.command {
+        return verify_cmd::run(cmd);
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -75,6 +83,7 @@ fn main() -> std::process::ExitCode {
             Command::Validator(cmd) => validator_cmd::run(cmd).await,
             Command::CardSim(args) => tokio::task::block_in_place(|| card_cmd::run_sim(args)),
             Command::Demo(args) => demo::run(args).await,
+            Command::Verify(_) => unreachable!("handled before the runtime starts"),
             Command::Bench(which) => bench::run(which).await,
         }
     });

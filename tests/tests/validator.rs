@@ -275,7 +275,53 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
             &["verify", "-crl_check", "-CAfile", &d(root), "-untrusted", &d(int), "-CRLfile", &d("crl.pem"), &d(cert)],
         );
         assert!(text(&o).contains(expect), "{cert}: {}", text(&o));
+        // `jpki verify cert` agrees (exit 0 valid, 1 invalid), with the served CRL (DER) and
+        // the root's ARL for the intermediate.
+        let arl = cdp.rsplit_once('/').map(|(base, _)| format!("{base}/arl.crl")).unwrap();
+        let arl = arl.replace("/auth-13/g1/", "/auth-root/g1/").replace("/sign-13/g1/", "/sign-root/g1/");
+        let o = run("curl", &["-sf", "-o", &d("arl.der"), &arl]);
+        assert!(o.status.success(), "ARL {arl}: {}", text(&o));
+        let o = Command::new(jpki_bin())
+            .args(["verify", "cert", &d(cert), "--anchor", &d(root), "--intermediate", &d(int)])
+            .args(["--crl", &d("crl.der"), "--crl", &d("arl.der"), "--json"])
+            .output()
+            .unwrap();
+        let want = if expect == ": OK" { 0 } else { 1 };
+        assert_eq!(o.status.code(), Some(want), "jpki verify {cert}: {}", text(&o));
+        if want == 1 {
+            assert!(
+                text(&o).contains("\"valid\":false") && text(&o).to_lowercase().contains("revoked"),
+                "{}",
+                text(&o)
+            );
+        }
     }
+    // Without revocation checking the revoked certificate's path is valid; at a time before it
+    // was issued it is not; a wrong anchor finds no path; a missing file is a usage error.
+    let verify = |args: &[&str]| Command::new(jpki_bin()).args(["verify", "cert"]).args(args).output().unwrap();
+    let o = verify(&[&d("sig.pem"), "--anchor", &d("root.pem"), "--intermediate", &d("int.pem"), "--no-revocation"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).starts_with("valid: "), "{}", text(&o));
+    let o = verify(&[
+        &d("sig.pem"),
+        "--anchor",
+        &d("root.pem"),
+        "--intermediate",
+        &d("int.pem"),
+        "--no-revocation",
+        "--at",
+        "2001-01-01T00:00:00Z",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let o =
+        verify(&[&d("sig.pem"), "--anchor", &d("auth-root.pem"), "--intermediate", &d("int.pem"), "--no-revocation"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let o = verify(&[&d("nope.pem"), "--anchor", &d("root.pem")]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = verify(&[&d("sig.pem"), "--anchor", &d("headers")]);
+    assert_eq!(o.status.code(), Some(2), "not a certificate: {}", text(&o));
+    let o = verify(&[&d("sig.pem")]);
+    assert_eq!(o.status.code(), Some(2), "no anchor: {}", text(&o));
     // A path outside the CRL directory is not served.
     let o = run(
         "curl",

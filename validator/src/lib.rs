@@ -6,3 +6,4 @@ pub mod crl_index;
 pub mod http;
 pub mod ocsp;
 pub mod responder;
+pub mod verify;

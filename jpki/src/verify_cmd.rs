@@ -1,0 +1,148 @@
+//! `jpki verify cert`: RFC 5280 path validation for verifiers, scriptable. Exit status 0 valid,
+//! 1 invalid (reason printed), 2 usage error (bad arguments, unreadable or malformed input).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use validator::verify::{Input, Revocation, Verdict, verify};
+
+/// What to verify.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Validate a certificate to pinned trust anchors at a given time.
+    Cert(CertArgs),
+}
+
+/// `jpki verify cert`.
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// The certificate (PEM or DER).
+    pub leaf: PathBuf,
+    /// A trust anchor (repeat); PEM files may hold several.
+    #[arg(long = "anchor", required = true)]
+    pub anchors: Vec<PathBuf>,
+    /// Certificates that may complete the path (repeat).
+    #[arg(long = "intermediate")]
+    pub intermediates: Vec<PathBuf>,
+    /// CRLs to check revocation with (repeat; DER or PEM).
+    #[arg(long = "crl")]
+    pub crls: Vec<PathBuf>,
+    /// Time of interest (RFC 3339); default now.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Do not check revocation.
+    #[arg(long, conflicts_with_all = ["crls", "ocsp"])]
+    pub no_revocation: bool,
+    /// Check revocation over OCSP (not built yet: refused as a usage error).
+    #[arg(long)]
+    pub ocsp: bool,
+    /// RFC 5280 initial-policy-set (repeat; dotted OIDs). Default anyPolicy.
+    #[arg(long = "policy")]
+    pub policies: Vec<String>,
+    /// initial-explicit-policy.
+    #[arg(long)]
+    pub explicit_policy: bool,
+    /// initial-policy-mapping-inhibit.
+    #[arg(long)]
+    pub inhibit_policy_mapping: bool,
+    /// initial-any-policy-inhibit.
+    #[arg(long)]
+    pub inhibit_any_policy: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Every DER object in a file: the PEM blocks with `label`, or the file itself as DER.
+fn read_all(p: &PathBuf, label: &str) -> Result<Vec<Vec<u8>>, String> {
+    let b = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    if !b.starts_with(b"-----BEGIN") && !b.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return Ok(vec![b]);
+    }
+    let text = String::from_utf8_lossy(&b);
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut out = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(i) = rest.find(&begin) {
+        let j = rest[i..].find(&end).ok_or_else(|| format!("{}: unterminated PEM", p.display()))? + i + end.len();
+        let (_, der) =
+            der::pem::decode_vec(rest[i..j].as_bytes()).map_err(|e| format!("{}: bad PEM: {e}", p.display()))?;
+        out.push(der);
+        rest = &rest[j..];
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no {label} PEM block", p.display()));
+    }
+    Ok(out)
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+/// Runs `jpki verify …` and returns its exit status.
+pub fn run(cmd: Cmd) -> ExitCode {
+    let Cmd::Cert(a) = cmd;
+    if a.ocsp {
+        return usage("--ocsp is not built yet: give --crl files or --no-revocation");
+    }
+    let at = match &a.at {
+        None => time::OffsetDateTime::now_utc().unix_timestamp(),
+        Some(s) => match time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+            Ok(t) => t.unix_timestamp(),
+            Err(e) => return usage(&format!("--at {s:?} is not RFC 3339: {e}")),
+        },
+    };
+    let Ok(at) = u64::try_from(at) else { return usage("--at before 1970") };
+    let collect = |paths: &[PathBuf], label: &str| -> Result<Vec<Vec<u8>>, String> {
+        let mut v = Vec::new();
+        for p in paths {
+            v.extend(read_all(p, label)?);
+        }
+        Ok(v)
+    };
+    let leaf = match read_all(&a.leaf, "CERTIFICATE") {
+        Ok(mut v) if v.len() == 1 => v.remove(0),
+        Ok(_) => return usage("the certificate file must hold one certificate"),
+        Err(e) => return usage(&e),
+    };
+    let (anchors, intermediates, crls) = match (
+        collect(&a.anchors, "CERTIFICATE"),
+        collect(&a.intermediates, "CERTIFICATE"),
+        collect(&a.crls, "X509 CRL"),
+    ) {
+        (Ok(x), Ok(y), Ok(z)) => (x, y, z),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return usage(&e),
+    };
+    let revocation = if a.no_revocation { Revocation::None } else { Revocation::Crls(crls) };
+    let mut input = Input::new(leaf, anchors, intermediates, at, revocation);
+    input.policies = a.policies;
+    input.explicit_policy = a.explicit_policy;
+    input.inhibit_mapping = a.inhibit_policy_mapping;
+    input.inhibit_any = a.inhibit_any_policy;
+    let verdict = match verify(&input) {
+        Ok(v) => v,
+        Err(e) => return usage(&e.to_string()),
+    };
+    match verdict {
+        Verdict::Valid { path } => {
+            if a.json {
+                println!("{}", serde_json::json!({ "valid": true, "path": path, "at": at }));
+            } else {
+                println!("valid: {}", path.join(" -> "));
+            }
+            ExitCode::SUCCESS
+        }
+        Verdict::Invalid { reason } => {
+            if a.json {
+                println!("{}", serde_json::json!({ "valid": false, "reason": reason, "at": at }));
+            } else {
+                println!("invalid: {reason}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

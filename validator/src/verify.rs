@@ -1,0 +1,188 @@
+//! Path validation for verifiers, per RFC 5280 §6, at a given time, to pinned trust anchors,
+//! with revocation from CRLs the caller supplies (sharded CRLs with issuingDistributionPoint
+//! included) or from OCSP responses the caller fetched. The algorithm is certval's (PKITS
+//! and x509-limbo tested); this module chooses the inputs and reports the outcome.
+
+use certval::environment::pki_environment::PkiEnvironment;
+use certval::*;
+use der::Decode;
+
+/// What to check revocation with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// Not at all (`--no-revocation`).
+    None,
+    /// The given CRLs (DER).
+    Crls(Vec<Vec<u8>>),
+}
+
+/// A verification request.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The certificate to validate (DER).
+    pub leaf: Vec<u8>,
+    /// Pinned trust anchors (DER certificates).
+    pub anchors: Vec<Vec<u8>>,
+    /// Other certificates that may complete a path.
+    pub intermediates: Vec<Vec<u8>>,
+    /// Time of interest (unix seconds).
+    pub at: u64,
+    /// Revocation source.
+    pub revocation: Revocation,
+    /// RFC 5280 initial-policy-set (dotted OIDs); empty = anyPolicy.
+    pub policies: Vec<String>,
+    /// initial-explicit-policy.
+    pub explicit_policy: bool,
+    /// initial-policy-mapping-inhibit.
+    pub inhibit_mapping: bool,
+    /// initial-any-policy-inhibit.
+    pub inhibit_any: bool,
+}
+
+impl Input {
+    /// A request with RFC 5280's default initial state.
+    pub fn new(
+        leaf: Vec<u8>,
+        anchors: Vec<Vec<u8>>,
+        intermediates: Vec<Vec<u8>>,
+        at: u64,
+        revocation: Revocation,
+    ) -> Input {
+        Input {
+            leaf,
+            anchors,
+            intermediates,
+            at,
+            revocation,
+            policies: Vec::new(),
+            explicit_policy: false,
+            inhibit_mapping: false,
+            inhibit_any: false,
+        }
+    }
+}
+
+/// The outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A path validated (subjects, anchor first).
+    Valid {
+        /// Subjects of the path from the trust anchor to the leaf.
+        path: Vec<String>,
+    },
+    /// No path validated; why the best candidate failed.
+    Invalid {
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// Bad input (not a verdict about the certificate).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A certificate does not parse.
+    #[error("{what} is not a DER X.509 certificate: {detail}")]
+    Certificate {
+        /// Which.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// A CRL does not parse.
+    #[error("CRL {0} is not a DER CRL")]
+    Crl(usize),
+    /// No trust anchor.
+    #[error("at least one --anchor is needed")]
+    NoAnchor,
+    /// The time is out of range.
+    #[error("time of interest out of range")]
+    Time,
+}
+
+fn subject(der: &[u8]) -> String {
+    x509_cert::Certificate::from_der(der)
+        .map(|c| c.tbs_certificate().subject().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Validates `input.leaf`.
+pub fn verify(input: &Input) -> std::result::Result<Verdict, InputError> {
+    if input.anchors.is_empty() {
+        return Err(InputError::NoAnchor);
+    }
+    let cert_err =
+        |what: &str, e: &dyn std::fmt::Debug| InputError::Certificate { what: what.into(), detail: format!("{e:?}") };
+    let mut cps = CertificationPathSettings::new();
+    cps.set_time_of_interest(TimeOfInterest::from_unix_secs(input.at).map_err(|_| InputError::Time)?);
+    let check_rev = !matches!(input.revocation, Revocation::None);
+    cps.set_check_revocation_status(check_rev);
+    cps.set_check_crls(check_rev);
+    cps.set_check_ocsp_from_aia(false);
+    cps.set_check_crldp_http(false);
+    cps.set_retrieve_from_aia_sia_http(false);
+    cps.set_initial_explicit_policy_indicator(input.explicit_policy);
+    cps.set_initial_policy_mapping_inhibit_indicator(input.inhibit_mapping);
+    cps.set_initial_inhibit_any_policy_indicator(input.inhibit_any);
+    if !input.policies.is_empty() {
+        cps.set_initial_policy_set(input.policies.clone());
+    }
+
+    let mut pe = PkiEnvironment::new();
+    pe.populate_5280_pki_environment();
+    let mut tas = TaSource::new();
+    for (i, a) in input.anchors.iter().enumerate() {
+        x509_cert::Certificate::from_der(a).map_err(|e| cert_err(&format!("anchor {}", i + 1), &e))?;
+        tas.push(CertFile { filename: format!("anchor-{i}"), bytes: a.clone() });
+    }
+    tas.initialize().map_err(|e| cert_err("an anchor", &e))?;
+    pe.add_trust_anchor_source(Box::new(tas));
+
+    let mut cs = CertSource::new();
+    for (i, c) in input.intermediates.iter().enumerate() {
+        x509_cert::Certificate::from_der(c).map_err(|e| cert_err(&format!("intermediate {}", i + 1), &e))?;
+        cs.push(CertFile { filename: format!("intermediate-{i}"), bytes: c.clone() });
+    }
+    cs.initialize(&cps).map_err(|e| cert_err("an intermediate", &e))?;
+    cs.find_all_partial_paths(&pe, &cps);
+    pe.add_certificate_source(Box::new(cs));
+
+    if let Revocation::Crls(crls) = &input.revocation {
+        let src = MemoryCrlSource::new();
+        for (i, c) in crls.iter().enumerate() {
+            if !src.add(c) {
+                return Err(InputError::Crl(i + 1));
+            }
+        }
+        pe.add_crl_source(Box::new(src));
+        pe.add_revocation_cache(Box::new(RevocationCache::new()));
+    }
+
+    let mut leaf = PDVCertificate::try_from(input.leaf.as_slice()).map_err(|e| cert_err("the certificate", &e))?;
+    leaf.parse_extensions(EXTS_OF_INTEREST);
+    let toi = cps.get_time_of_interest();
+    let mut paths: Vec<CertificationPath> = Vec::new();
+    if let Err(e) = pe.get_paths_for_target(&leaf, &mut paths, 0, toi) {
+        return Ok(Verdict::Invalid { reason: format!("no path to a trust anchor: {e:?}") });
+    }
+    if paths.is_empty() {
+        return Ok(Verdict::Invalid { reason: "no path to a trust anchor".into() });
+    }
+    let mut last = String::new();
+    for path in &mut paths {
+        let mut cpr = CertificationPathResults::new();
+        let mut r = pe.validate_path(&pe, &cps, path, &mut cpr);
+        if r.is_ok() && check_rev {
+            r = check_revocation_local(&pe, &cps, path, &mut cpr);
+        }
+        match r {
+            Ok(()) => {
+                let mut subjects = vec![subject(path.trust_anchor.as_bytes())];
+                subjects.extend(path.intermediates.iter().map(|c| subject(c.as_bytes())));
+                subjects.push(subject(&input.leaf));
+                return Ok(Verdict::Valid { path: subjects });
+            }
+            Err(e) => last = format!("{e:?}"),
+        }
+    }
+    Ok(Verdict::Invalid { reason: last })
+}
