@@ -68,7 +68,7 @@ fn read_all(p: &PathBuf, label: &str) -> Result<Vec<Vec<u8>>, String> {
     while let Some(i) = rest.find(&begin) {
         let j = rest[i..].find(&end).ok_or_else(|| format!("{}: unterminated PEM", p.display()))? + i + end.len();
         let (_, der) =
-            der::pem::decode_vec(rest[i..j].as_bytes()).map_err(|e| format!("{}: bad PEM: {e}", p.display()))?;
+            der::pem::decode_vec(&rest.as_bytes()[i..j]).map_err(|e| format!("{}: bad PEM: {e}", p.display()))?;
         out.push(der);
         rest = &rest[j..];
     }
