@@ -27,6 +27,8 @@ usage: cargo xtask <command>
                             against a throwaway PostgreSQL 15 cluster
   bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding
   bench ocsp                our OCSP responder vs `openssl ocsp -multi 2` under wrk; 1M-entry CRL index
+  pkits                     NIST PKITS (PyPI cryptography-vectors, expectations from pyhanko-certvalidator)
+                            through `jpki verify cert`; pass counts per section
   bench card                card issuance (APDUs, wall time) and signatures/s through pcscd + vpcd
   demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
                             `cargo run --release -p jpki -- demo`
@@ -169,6 +171,11 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             let status = cargo("run --release -p jpki -- bench ocsp").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        ["pkits"] => {
+            install_missing(false)?;
+            pkits()?;
+            Ok(ExitCode::SUCCESS)
+        }
         ["bench", "ca"] => {
             let status = cargo("run --release -p jpki -- bench ca").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -234,6 +241,7 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         summary.step("pcscd down", || p.stop());
     }
 
+    summary.step("conformance: NIST PKITS", pkits);
     println!("\n==> conformance");
     if let Ok(conformance) = fs::canonicalize(project_root().join("../shared/conformance")) {
         println!("found {}; no conformance suites wired yet", conformance.display());
@@ -768,4 +776,44 @@ impl Drop for Pcscd {
             }
         }
     }
+}
+
+/// The PKITS data (cryptography-vectors wheel) and expectations (pyhanko-certvalidator sdist),
+/// pinned, fetched from PyPI into target/pkits once.
+const PKITS_VECTORS: &str = "cryptography-vectors==48.0.0";
+const PKITS_EXPECTATIONS: &str = "pyhanko-certvalidator==0.33.0";
+/// Cases of 246 that passed when the run was wired (the failures are listed in its output and
+/// in the issue note); fewer is a regression.
+const PKITS_GATE: u32 = 219;
+
+fn pkits() -> anyhow::Result<()> {
+    let dir = project_root().join("target/pkits");
+    let data = dir.join("cryptography_vectors/x509/PKITS_data");
+    let spec = dir.join("pyhanko_certvalidator-0.33.0/tests/fixtures/nist_pkits/pkits.json");
+    if !data.join("certs").exists() || !spec.exists() {
+        fs::create_dir_all(&dir)?;
+        run(Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "-d"])
+            .arg(&dir)
+            .arg(PKITS_VECTORS))?;
+        run(Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "-d"])
+            .arg(&dir)
+            .arg(PKITS_EXPECTATIONS))?;
+        let extract = "import sys, zipfile, tarfile, glob, os\n\
+d = sys.argv[1]\n\
+z = zipfile.ZipFile(glob.glob(os.path.join(d, 'cryptography_vectors-*.whl'))[0])\n\
+for n in z.namelist():\n    if '/x509/PKITS_data/' in n: z.extract(n, d)\n\
+t = tarfile.open(glob.glob(os.path.join(d, 'pyhanko_certvalidator-*.tar.gz'))[0])\n\
+t.extractall(d, members=[m for m in t.getmembers() if m.name.endswith('nist_pkits/pkits.json')])\n";
+        run(Command::new("python3").args(["-c", extract]).arg(&dir))?;
+    }
+    run(&mut cargo("build --quiet -p jpki"))?;
+    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| project_root().join("target"));
+    run(Command::new("python3")
+        .arg(project_root().join("tests/python/pkits.py"))
+        .arg(target.join("debug/jpki"))
+        .arg(&data)
+        .arg(&spec)
+        .args(["--gate", &PKITS_GATE.to_string()]))
 }
