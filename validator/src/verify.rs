@@ -120,6 +120,9 @@ pub fn verify(input: &Input) -> std::result::Result<Verdict, InputError> {
     cps.set_check_ocsp_from_aia(false);
     cps.set_check_crldp_http(false);
     cps.set_retrieve_from_aia_sia_http(false);
+    // Pinned anchors are certificates whose own constraints (basic constraints, name
+    // constraints, key usage, validity) bind the paths under them (RFC 5937).
+    cps.set_enforce_trust_anchor_constraints(true);
     cps.set_initial_explicit_policy_indicator(input.explicit_policy);
     cps.set_initial_policy_mapping_inhibit_indicator(input.inhibit_mapping);
     cps.set_initial_inhibit_any_policy_indicator(input.inhibit_any);
@@ -170,9 +173,16 @@ pub fn verify(input: &Input) -> std::result::Result<Verdict, InputError> {
     let mut last = String::new();
     for path in &mut paths {
         let mut cpr = CertificationPathResults::new();
-        let mut r = pe.validate_path(&pe, &cps, path, &mut cpr);
+        let path_cps = match enforce_trust_anchor_constraints(&cps, &path.trust_anchor) {
+            Ok(c) => c,
+            Err(e) => {
+                last = format!("{e:?}");
+                continue;
+            }
+        };
+        let mut r = pe.validate_path(&pe, &path_cps, path, &mut cpr);
         if r.is_ok() && check_rev {
-            r = check_revocation_local(&pe, &cps, path, &mut cpr);
+            r = check_revocation_local(&pe, &path_cps, path, &mut cpr);
         }
         match r {
             Ok(()) => {

@@ -27,6 +27,7 @@ usage: cargo xtask <command>
                             against a throwaway PostgreSQL 15 cluster
   bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding
   bench ocsp                our OCSP responder vs `openssl ocsp -multi 2` under wrk; 1M-entry CRL index
+  limbo                     x509-limbo (../shared/conformance) through `jpki verify cert`
   pkits                     NIST PKITS (PyPI cryptography-vectors, expectations from pyhanko-certvalidator)
                             through `jpki verify cert`; pass counts per section
   bench card                card issuance (APDUs, wall time) and signatures/s through pcscd + vpcd
@@ -171,6 +172,10 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             let status = cargo("run --release -p jpki -- bench ocsp").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        ["limbo"] => {
+            limbo_run(&fs::canonicalize(project_root().join("../shared/conformance/x509-limbo.json"))?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         ["pkits"] => {
             install_missing(false)?;
             pkits()?;
@@ -242,12 +247,11 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
     }
 
     summary.step("conformance: NIST PKITS", pkits);
-    println!("\n==> conformance");
-    if let Ok(conformance) = fs::canonicalize(project_root().join("../shared/conformance")) {
-        println!("found {}; no conformance suites wired yet", conformance.display());
-        summary.skip("conformance", "no conformance suites wired yet");
-    } else {
-        summary.skip("conformance", "../shared/conformance not found");
+    match fs::canonicalize(project_root().join("../shared/conformance/x509-limbo.json")) {
+        Ok(limbo) => {
+            summary.step("conformance: x509-limbo", || limbo_run(&limbo));
+        }
+        Err(_) => summary.skip("conformance: x509-limbo", "../shared/conformance/x509-limbo.json not found"),
     }
     Ok(summary.finish())
 }
@@ -816,4 +820,18 @@ t.extractall(d, members=[m for m in t.getmembers() if m.name.endswith('nist_pkit
         .arg(&data)
         .arg(&spec)
         .args(["--gate", &PKITS_GATE.to_string()]))
+}
+
+/// x509-limbo cases (rfc5280, pathlen, crl, pathological, cve) that passed when the run was
+/// wired; fewer is a regression. The mismatches are listed in the run's output.
+const LIMBO_GATE: u32 = 106;
+
+fn limbo_run(limbo: &Path) -> anyhow::Result<()> {
+    run(&mut cargo("build --quiet -p jpki"))?;
+    let target = env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| project_root().join("target"));
+    run(Command::new("python3")
+        .arg(project_root().join("tests/python/limbo.py"))
+        .arg(target.join("debug/jpki"))
+        .arg(limbo)
+        .args(["--gate", &LIMBO_GATE.to_string()]))
 }
