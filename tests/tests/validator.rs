@@ -286,6 +286,8 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
             .args(["--crl", &d("crl.der"), "--crl", &d("arl.der"), "--json"])
             .output()
             .unwrap();
+        std::fs::copy(d("crl.der"), d(&format!("{cert}.crl.der"))).unwrap();
+        std::fs::copy(d("arl.der"), d(&format!("{cert}.arl.der"))).unwrap();
         let want = if expect == ": OK" { 0 } else { 1 };
         assert_eq!(o.status.code(), Some(want), "jpki verify {cert}: {}", text(&o));
         if want == 1 {
@@ -322,6 +324,55 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     assert_eq!(o.status.code(), Some(2), "not a certificate: {}", text(&o));
     let o = verify(&[&d("sig.pem")]);
     assert_eq!(o.status.code(), Some(2), "no anchor: {}", text(&o));
+    // Signed documents, as `openssl cms -sign` makes them with the signature key.
+    std::fs::write(d("doc.txt"), "転入届の電子申請\n").unwrap();
+    for (flag, out) in [("-binary", "doc.p7s"), ("-nodetach", "doc.p7m")] {
+        let o = run(
+            "openssl",
+            &[
+                "cms",
+                "-sign",
+                flag,
+                "-in",
+                &d("doc.txt"),
+                "-signer",
+                &d("sig.pem"),
+                "-inkey",
+                &d("sign.key"),
+                "-outform",
+                "DER",
+                "-out",
+                &d(out),
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let doc = |args: &[&str]| Command::new(jpki_bin()).args(["verify", "doc"]).args(args).output().unwrap();
+    let chain = ["--anchor", &d("root.pem"), "--intermediate", &d("int.pem")];
+    let o = doc(&[&[d("doc.p7m").as_str(), "--no-revocation"][..], &chain].concat());
+    assert_eq!(o.status.code(), Some(0), "attached: {}", text(&o));
+    assert!(text(&o).contains("山田　花子") && text(&o).contains("signature:   good"), "{}", text(&o));
+    assert!(text(&o).contains("date of birth") && text(&o).contains("signed at:   20"), "{}", text(&o));
+    let o =
+        doc(&[&[d("doc.p7s").as_str(), "--content", &d("doc.txt"), "--no-revocation", "--json"][..], &chain].concat());
+    assert_eq!(o.status.code(), Some(0), "detached: {}", text(&o));
+    assert!(text(&o).contains("\"valid\":true"), "{}", text(&o));
+    // Revocation counts: the signature certificate was revoked before this signature.
+    let o =
+        doc(&[&[d("doc.p7m").as_str(), "--crl", &d("sig.pem.crl.der"), "--crl", &d("sig.pem.arl.der")][..], &chain]
+            .concat());
+    assert_eq!(o.status.code(), Some(1), "revoked signer: {}", text(&o));
+    assert!(text(&o).to_lowercase().contains("revoked"), "{}", text(&o));
+    // Tampered content; a detached signature without its content; not CMS at all.
+    std::fs::write(d("doc2.txt"), "転入届の電子申請（改ざん）\n").unwrap();
+    let o = doc(&[&[d("doc.p7s").as_str(), "--content", &d("doc2.txt"), "--no-revocation"][..], &chain].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("does not match the signed message digest"), "{}", text(&o));
+    let o = doc(&[&[d("doc.p7s").as_str(), "--no-revocation"][..], &chain].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = doc(&[&[d("sig.pem").as_str(), "--no-revocation"][..], &chain].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
     // A path outside the CRL directory is not served.
     let o = run(
         "curl",

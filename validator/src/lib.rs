@@ -6,4 +6,5 @@ pub mod crl_index;
 pub mod http;
 pub mod ocsp;
 pub mod responder;
+pub mod signed_doc;
 pub mod verify;
