@@ -4,6 +4,7 @@
 
 pub mod apdu;
 pub mod applet;
+pub mod cms_sign;
 pub mod jpki;
 pub mod reader;
 pub mod vpcd;

@@ -159,7 +159,48 @@ impl DemoCa {
         let cert = self.dir.join("signature.pem");
         pem_file(&cert, &[&sig.der])?;
         crate::demo_card::opensc_reads_and_signs(&self.dir, &cert)?;
+        // A CMS SignedData signed by the card, checked by a verifier (our library, then openssl).
+        let doc = "転入届の電子申請 / electronic moving-in notification\n".as_bytes();
+        let int = self.ca.current(&CaId::issuing(Purpose::Signature, Environment::Production, "13")?, now).await?;
+        let p7m = crate::demo_card::sign_cms(doc, &sig.der, std::slice::from_ref(&int.certificate))?;
+        std::fs::write(self.dir.join("document.p7m"), &p7m)?;
         drop(vc);
+        let published = self.ca.publish_crls("ca-operator-1", &self.dir.join("publish"), now, &|_, _| {}).await?;
+        let crls = published.iter().map(|p| std::fs::read(&p.path)).collect::<std::io::Result<Vec<_>>>()?;
+        let root = self.ca.current(&CaId::root(Purpose::Signature, Environment::Production), now).await?;
+        let r = validator::signed_doc::verify_signed(
+            &p7m,
+            None,
+            vec![root.certificate.clone()],
+            Vec::new(),
+            validator::verify::Revocation::Crls(crls),
+            u64::try_from(now).unwrap_or(0),
+        )?;
+        println!(
+            "   verifier: CMS SignedData made by the card ({} bytes): signature {}, signer certificate {} (RFC 5280 path to the sign-root, CRLs checked)",
+            p7m.len(),
+            if r.signature_ok { "good" } else { "BAD" },
+            match &r.certificate {
+                validator::verify::Verdict::Valid { .. } => "valid".to_string(),
+                validator::verify::Verdict::Invalid { reason } => format!("INVALID: {reason}"),
+            }
+        );
+        for (k, v) in &r.items {
+            println!("      {k:<25} {v}");
+        }
+        ensure!(r.valid(), "the card-signed document should verify");
+        let rp = self.dir.join("cms-root.pem");
+        pem_file(&rp, &[&root.certificate])?;
+        let o = Command::new("openssl")
+            .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
+            .arg(self.dir.join("document.p7m"))
+            .arg("-CAfile")
+            .arg(&rp)
+            .output()
+            .context("cannot run openssl")?;
+        let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        println!("   openssl cms -verify: {said}");
+        ensure!(o.status.success(), "openssl cms -verify rejected the card's signature: {said}");
         let kid = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
         let child_req = IssueRequest {
             resident_code: child.as_str().to_owned(),

@@ -147,3 +147,19 @@ pub fn opensc_reads_and_signs(dir: &Path, cert: &Path) -> Result<(PathBuf, PathB
     ensure!(out == "Verified OK", "openssl did not verify the card's signature");
     Ok((doc, sig))
 }
+
+/// The resident signs a document with the card's signature key as a CMS SignedData (the card
+/// makes the signature; the key never leaves it).
+pub fn sign_cms(content: &[u8], cert_der: &[u8], chain: &[Vec<u8>]) -> Result<Vec<u8>> {
+    let r = Reader::open(READER)?;
+    let conn = r.connect()?;
+    let der = {
+        let mut j = card::reader::Jpki::new(&conn);
+        j.select_ap()?;
+        j.verify(card::jpki::PinRef::Sign, SIGN_PIN)?;
+        let now = u64::try_from(identity::http::now()).unwrap_or(0);
+        card::cms_sign::signed_data(content, cert_der, chain, now, |di| j.sign(card::jpki::KeyRef::Sign, di))?
+    };
+    conn.finish()?;
+    Ok(der)
+}
