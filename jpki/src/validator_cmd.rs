@@ -33,6 +33,30 @@ pub enum Cmd {
         #[arg(long, default_value = "rsa2048")]
         algorithm: String,
     },
+    /// Register a verifier (署名検証者) for the verification API; prints its bearer token once.
+    VerifierAdd {
+        /// The validator's database (SQLite path or postgres:// URL).
+        #[arg(long, env = "JPKI_VALIDATOR_DB", default_value = "jpki-validator.db")]
+        db: String,
+        /// Verifier id.
+        #[arg(long)]
+        id: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// A purpose it may query for (repeat).
+        #[arg(long = "purpose", required = true)]
+        purposes: Vec<String>,
+    },
+    /// Queries per verifier, purpose and kind (audit and billing).
+    Usage {
+        /// The validator's database.
+        #[arg(long, env = "JPKI_VALIDATOR_DB", default_value = "jpki-validator.db")]
+        db: String,
+        /// Since (unix seconds).
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+    },
 }
 
 /// `jpki serve validator`.
@@ -60,6 +84,10 @@ pub struct ServeArgs {
     /// How often to look for new revocations (milliseconds).
     #[arg(long, default_value_t = 200)]
     pub poll_ms: u64,
+    /// The validator's own database (registered verifiers and their query log); enables the
+    /// verification API (POST /v1/verify/cert, /v1/verify/doc).
+    #[arg(long, env = "JPKI_VALIDATOR_DB")]
+    pub db: Option<String>,
 }
 
 fn passphrase() -> Result<String> {
@@ -69,6 +97,17 @@ fn passphrase() -> Result<String> {
 /// Runs a validator set-up command.
 pub async fn run(cmd: Cmd) -> Result<()> {
     match cmd {
+        Cmd::VerifierAdd { db, id, name, purposes } => {
+            let db = Db::open(&db).await.with_context(|| format!("cannot open {db}"))?;
+            let token = validator::api::add_verifier(&db, &id, &name, &purposes, now()).await?;
+            println!("verifier {id} registered for {}; its token (shown once): {token}", purposes.join(", "));
+        }
+        Cmd::Usage { db, since } => {
+            let db = Db::open(&db).await.with_context(|| format!("cannot open {db}"))?;
+            for (v, p, k, n) in validator::api::usage(&db, since).await? {
+                println!("{v:<20} {p:<24} {k:<5} {n}");
+            }
+        }
         Cmd::Enroll { store, out, days, algorithm } => {
             let pass = passphrase()?;
             let alg = KeyAlgorithm::parse(&algorithm)?;
@@ -162,7 +201,17 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
             }
         }
     });
-    let state = Arc::new(validator::http::AppState { ocsp: svc, crl_dir: a.crl_dir, crl_max_age: 3600 });
+    let api = match &a.db {
+        Some(url) => {
+            let vdb = Db::open(url).await.with_context(|| format!("cannot open the validator database {url}"))?;
+            let ca_db = Db::open(&a.ca_db).await?;
+            let (anchors, intermediates) = validator::api::ca_certificates(&ca_db).await?;
+            eprintln!("validator: verification API on, {} trust anchors pinned", anchors.len());
+            Some(Arc::new(validator::api::Api { db: vdb, anchors, intermediates }))
+        }
+        None => None,
+    };
+    let state = Arc::new(validator::http::AppState { ocsp: svc, crl_dir: a.crl_dir, crl_max_age: 3600, api });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     eprintln!("validator listening on {} (POST/GET /ocsp, GET /crl/…)", l.local_addr()?);
     identity::http::serve_until_signal(l, validator::http::router(state)).await?;

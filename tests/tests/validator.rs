@@ -95,9 +95,25 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
     assert!(o.status.success(), "{}", text(&o));
 
+    // A registered verifier (a bank opening accounts) for the verification API.
+    let o = net.jpki(&[
+        "validator",
+        "verifier-add",
+        "--db",
+        &d("vdb.db"),
+        "--id",
+        "bank-1",
+        "--name",
+        "Bank",
+        "--purpose",
+        "account-opening",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let token = text(&o).split_whitespace().find(|w| w.starts_with("bank-1:")).unwrap().to_owned();
     let _validator = Kill(
         Command::new(jpki_bin())
             .args(["serve", "validator", "--ca-db", &d("ca.db"), "--responders", &d("v"), "--crl-dir", &d("pub")])
+            .args(["--db", &d("vdb.db")])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
             .spawn()
@@ -372,6 +388,75 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let o = doc(&[&[d("sig.pem").as_str(), "--no-revocation"][..], &chain].concat());
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // The verification API: registered verifiers only, purposes checked, every query logged.
+    let b64 = |path: &str, der: bool| {
+        let der_path = if der {
+            path.to_string()
+        } else {
+            let out = format!("{path}.der");
+            assert!(run("openssl", &["x509", "-in", path, "-outform", "DER", "-out", &out]).status.success());
+            out
+        };
+        text(&run("openssl", &["base64", "-A", "-in", &der_path])).trim().to_string()
+    };
+    let api = |route: &str, auth: Option<&str>, body: String| {
+        let mut args = vec![
+            "-s".to_string(),
+            "-w".into(),
+            "\n%{http_code}".into(),
+            "-H".into(),
+            "Content-Type: application/json".into(),
+        ];
+        if let Some(t) = auth {
+            args.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
+        }
+        args.extend(["--data".into(), body, format!("{base}{route}")]);
+        let o = Command::new("curl").args(&args).output().unwrap();
+        let t = String::from_utf8_lossy(&o.stdout).to_string();
+        let (body, code) = t.rsplit_once('\n').unwrap();
+        (code.to_string(), body.to_string())
+    };
+    let auth_b64 = b64(&d("auth.pem"), false);
+    let (code, body) =
+        api("/v1/verify/cert", Some(&token), format!(r#"{{"purpose":"account-opening","certificate":"{auth_b64}"}}"#));
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains(r#""valid":true"#) && body.contains(r#""status":"good""#), "{body}");
+    let sig_b64 = b64(&d("sig.pem"), false);
+    let (code, body) =
+        api("/v1/verify/cert", Some(&token), format!(r#"{{"purpose":"account-opening","certificate":"{sig_b64}"}}"#));
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains(r#""valid":false"#) && body.contains("revoked"), "{body}");
+    let doc_b64 = b64(&d("doc.p7m"), true);
+    let (code, body) =
+        api("/v1/verify/doc", Some(&token), format!(r#"{{"purpose":"account-opening","signed":"{doc_b64}"}}"#));
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("山田　花子") && body.contains(r#""signature":true"#) && body.contains("revoked"), "{body}");
+    let (code, _) =
+        api("/v1/verify/cert", None, format!(r#"{{"purpose":"account-opening","certificate":"{auth_b64}"}}"#));
+    assert_eq!(code, "401");
+    let (code, _) = api(
+        "/v1/verify/cert",
+        Some("bank-1:wrong"),
+        format!(r#"{{"purpose":"account-opening","certificate":"{auth_b64}"}}"#),
+    );
+    assert_eq!(code, "401");
+    let (code, body) =
+        api("/v1/verify/cert", Some(&token), format!(r#"{{"purpose":"marketing","certificate":"{auth_b64}"}}"#));
+    assert_eq!(code, "403", "{body}");
+    let o = net.jpki(&["validator", "usage", "--db", &d("vdb.db")]);
+    let usage = text(&o);
+    assert!(
+        usage.lines().any(|l| l.starts_with("bank-1")
+            && l.contains("account-opening")
+            && l.contains("cert")
+            && l.trim_end().ends_with(" 2")),
+        "{usage}"
+    );
+    assert!(
+        usage.lines().any(|l| l.contains("marketing") && l.trim_end().ends_with(" 1")),
+        "refusals are logged too: {usage}"
+    );
 
     // A path outside the CRL directory is not served.
     let o = run(

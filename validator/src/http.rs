@@ -15,7 +15,7 @@ use base64::Engine as _;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
-use crate::responder::{Answer, MAX_REQUEST, Service};
+use crate::responder::{Answer, Service};
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub struct AppState {
     pub crl_dir: Option<PathBuf>,
     /// Seconds HTTP caches may keep a CRL.
     pub crl_max_age: u64,
+    /// The verification API for registered verifiers (absent: not offered).
+    pub api: Option<Arc<crate::api::Api>>,
 }
 
 /// The router: `POST /ocsp`, `GET /ocsp/{base64}`, `GET /crl/…`, `GET /health`.
@@ -36,7 +38,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ocsp/{*req}", get(ocsp_get))
         .route("/crl/{*path}", get(crl))
         .route("/health", get(health))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST * 2))
+        .route("/v1/verify/cert", post(crate::api::verify_cert))
+        .route("/v1/verify/doc", post(crate::api::verify_doc))
+        .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(state)
 }
 

@@ -2,6 +2,7 @@
 //! pre-signed responses from memory, and CRL distribution. Status comes from the CA's status
 //! tables (read-only); responses are signed by delegated responder keys, never a CA key.
 
+pub mod api;
 pub mod crl_index;
 pub mod http;
 pub mod ocsp;

@@ -125,6 +125,8 @@ pub struct Issuer {
     pub slug: String,
     /// Generation.
     pub generation: i64,
+    /// The generation's key identifier (SKI).
+    pub key_id: Vec<u8>,
     hashes: [(Alg, Vec<u8>, Vec<u8>); 2],
     responder: Responder,
 }
@@ -271,7 +273,13 @@ impl Service {
             let name = ca.tbs_certificate().subject().to_der()?;
             let key = ca.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec();
             let hashes = Alg::BOTH.map(|a| (a, a.hash(&name), a.hash(&key)));
-            issuers.push(Issuer { slug: row.try_get(0)?, generation: row.try_get(1)?, hashes, responder: r });
+            issuers.push(Issuer {
+                slug: row.try_get(0)?,
+                generation: row.try_get(1)?,
+                key_id: aki,
+                hashes,
+                responder: r,
+            });
         }
         Ok(Service {
             issuers,
@@ -508,6 +516,28 @@ impl Service {
             None if r.try_get::<i64, _>(2)? == ca::authority::state::ISSUED => Status::Good,
             None => Status::Unknown,
         })
+    }
+
+    /// The status of a certificate (DER) of a served generation, found by its AKI: what an
+    /// OCSP answer would say, from the same source. `None` if no served generation issued it.
+    pub async fn status_of_cert(&self, cert_der: &[u8]) -> Result<Option<Status>> {
+        let cert = Certificate::from_der(cert_der)?;
+        let aki = cert
+            .tbs_certificate()
+            .extensions()
+            .into_iter()
+            .flatten()
+            .find(|e| e.extn_id.to_string() == "2.5.29.35")
+            .and_then(|e| x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
+            .and_then(|a| a.key_identifier)
+            .map(|k| k.as_bytes().to_vec());
+        let Some(i) = aki.and_then(|k| self.issuers.iter().position(|x| x.key_id == k)) else { return Ok(None) };
+        let serial = cert.tbs_certificate().serial_number().as_bytes();
+        let cached = self.cache.read().ok().and_then(|m| m.get(&cache_key(i, Alg::Sha1, serial)).map(|c| c.status));
+        Ok(Some(match cached {
+            Some(s) => s,
+            None => self.status_of(i, serial).await?,
+        }))
     }
 
     /// Answers one DER request. Never fails: errors are OCSP error responses.
