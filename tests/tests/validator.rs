@@ -317,6 +317,12 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     // Without revocation checking the revoked certificate's path is valid; at a time before it
     // was issued it is not; a wrong anchor finds no path; a missing file is a usage error.
     let verify = |args: &[&str]| Command::new(jpki_bin()).args(["verify", "cert"]).args(args).output().unwrap();
+    // Over OCSP (the responders named in the certificates): revoked, and good.
+    let o = verify(&[&d("sig.pem"), "--anchor", &d("root.pem"), "--intermediate", &d("int.pem"), "--ocsp"]);
+    assert_eq!(o.status.code(), Some(1), "--ocsp revoked: {}", text(&o));
+    assert!(text(&o).to_lowercase().contains("revoked"), "{}", text(&o));
+    let o = verify(&[&d("auth.pem"), "--anchor", &d("auth-root.pem"), "--intermediate", &d("auth-int.pem"), "--ocsp"]);
+    assert_eq!(o.status.code(), Some(0), "--ocsp good: {}", text(&o));
     let o = verify(&[&d("sig.pem"), "--anchor", &d("root.pem"), "--intermediate", &d("int.pem"), "--no-revocation"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).starts_with("valid: "), "{}", text(&o));

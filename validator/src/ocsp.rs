@@ -211,6 +211,58 @@ pub struct RevokedInfo {
     pub revocation_reason: Option<CrlReason>,
 }
 
+/// A DER OCSPRequest for one certificate of `issuer` (SHA-1 CertID, no nonce: the form
+/// responders pre-sign).
+pub fn request_for(issuer: &Certificate, serial: &[u8]) -> der::Result<Vec<u8>> {
+    use der::Encode;
+    use sha1::Digest;
+    let name = issuer.tbs_certificate().subject().to_der()?;
+    let key = issuer.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
+    OcspRequest {
+        tbs_request: TbsRequest {
+            version: Version::V1,
+            requestor_name: None,
+            request_list: vec![Request {
+                req_cert: CertId {
+                    hash_algorithm: AlgorithmIdentifierOwned { oid: SHA1, parameters: Some(Null.into()) },
+                    issuer_name_hash: OctetString::new(sha1::Sha1::digest(&name).to_vec())?,
+                    issuer_key_hash: OctetString::new(sha1::Sha1::digest(key).to_vec())?,
+                    serial_number: SerialNumber::new(serial)?,
+                },
+                single_request_extensions: None,
+            }],
+            request_extensions: None,
+        },
+        optional_signature: None,
+    }
+    .to_der()
+}
+
+/// The OCSP responder URLs in a certificate's authorityInfoAccess.
+pub fn ocsp_urls(cert: &Certificate) -> Vec<String> {
+    use der::Decode;
+    use x509_cert::ext::pkix::AuthorityInfoAccessSyntax;
+    use x509_cert::ext::pkix::name::GeneralName;
+    let Some(e) = cert
+        .tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .find(|e| e.extn_id.to_string() == "1.3.6.1.5.5.7.1.1")
+    else {
+        return Vec::new();
+    };
+    let Ok(aia) = AuthorityInfoAccessSyntax::from_der(e.extn_value.as_bytes()) else { return Vec::new() };
+    aia.0
+        .iter()
+        .filter(|a| a.access_method.to_string() == "1.3.6.1.5.5.7.48.1")
+        .filter_map(|a| match &a.access_location {
+            GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 impl OcspResponse {
     /// An error response (no body).
     pub fn error(status: ResponseStatus) -> OcspResponse {

@@ -7,13 +7,21 @@ use certval::environment::pki_environment::PkiEnvironment;
 use certval::*;
 use der::Decode;
 
+/// `fetch(url, Some(body))` POSTs an OCSP request; `fetch(url, None)` GETs a CRL.
+pub type Fetch = fn(&str, Option<&[u8]>) -> Option<Vec<u8>>;
+
 /// What to check revocation with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Revocation {
     /// Not at all (`--no-revocation`).
     None,
     /// The given CRLs (DER).
     Crls(Vec<Vec<u8>>),
+    /// Online: for each certificate of a candidate path, `fetch` POSTs an OCSP request to the
+    /// responder it names (AIA) or, for a certificate without one, GETs the CRL its
+    /// distribution point names; the answers are stapled to the path and certval checks them
+    /// (signatures, delegated responder, freshness, scope, status).
+    Online(Fetch),
 }
 
 /// A verification request.
@@ -180,6 +188,9 @@ pub fn verify(input: &Input) -> std::result::Result<Verdict, InputError> {
                 continue;
             }
         };
+        if let Revocation::Online(fetch) = &input.revocation {
+            staple_online(path, *fetch);
+        }
         let mut r = pe.validate_path(&pe, &path_cps, path, &mut cpr);
         if r.is_ok() && check_rev {
             r = check_revocation_local(&pe, &path_cps, path, &mut cpr);
@@ -195,4 +206,67 @@ pub fn verify(input: &Input) -> std::result::Result<Verdict, InputError> {
         }
     }
     Ok(Verdict::Invalid { reason: last })
+}
+
+/// Fetches and staples revocation information for every certificate of the path: an OCSP
+/// response from the responder it names, else the CRL of its distribution point. Each OCSP
+/// request is built against the certificate above it in the path.
+fn staple_online(path: &mut CertificationPath, fetch: Fetch) {
+    let mut chain: Vec<Vec<u8>> = vec![path.trust_anchor.as_bytes().to_vec()];
+    chain.extend(path.intermediates.iter().map(|c| c.as_bytes().to_vec()));
+    chain.push(path.target.as_bytes().to_vec());
+    for pos in 1..chain.len() {
+        let (Ok(issuer), Ok(cert)) =
+            (x509_cert::Certificate::from_der(&chain[pos - 1]), x509_cert::Certificate::from_der(&chain[pos]))
+        else {
+            continue;
+        };
+        let mut stapled = false;
+        if let Ok(req) = crate::ocsp::request_for(&issuer, cert.tbs_certificate().serial_number().as_bytes()) {
+            for url in crate::ocsp::ocsp_urls(&cert) {
+                if let Some(resp) = fetch(&url, Some(&req)) {
+                    if let Some(slot) = path.ocsp_responses.get_mut(pos - 1) {
+                        *slot = Some(resp);
+                        stapled = true;
+                    }
+                    break;
+                }
+            }
+        }
+        if stapled {
+            continue;
+        }
+        for url in crl_urls(&cert) {
+            if let Some(crl) = fetch(&url, None) {
+                if let Some(slot) = path.crls.get_mut(pos - 1) {
+                    *slot = Some(crl);
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// The http URLs of a certificate's CRL distribution points.
+fn crl_urls(cert: &x509_cert::Certificate) -> Vec<String> {
+    use x509_cert::ext::pkix::CrlDistributionPoints;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    let Some(e) =
+        cert.tbs_certificate().extensions().into_iter().flatten().find(|e| e.extn_id.to_string() == "2.5.29.31")
+    else {
+        return Vec::new();
+    };
+    let Ok(dps) = CrlDistributionPoints::from_der(e.extn_value.as_bytes()) else { return Vec::new() };
+    dps.0
+        .iter()
+        .filter_map(|dp| match &dp.distribution_point {
+            Some(DistributionPointName::FullName(names)) => Some(names),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|g| match g {
+            GeneralName::UniformResourceIdentifier(u) if u.as_str().starts_with("http") => Some(u.to_string()),
+            _ => None,
+        })
+        .collect()
 }
