@@ -35,6 +35,15 @@ impl Drop for Kill {
     }
 }
 
+/// `openssl ocsp -multi` forks workers that outlive a killed parent (and then spin): stop
+/// every process whose command line names this run's index file.
+struct KillAll(#[allow(dead_code)] Kill, String); // the Kill is held for its Drop
+impl Drop for KillAll {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-KILL", "-f", &self.1]).status();
+    }
+}
+
 fn pem(der: &[u8], label: &str) -> Result<String> {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| anyhow::anyhow!("PEM: {e}"))
 }
@@ -222,21 +231,25 @@ pub async fn run() -> Result<()> {
             .stderr(Stdio::null())
             .spawn()?,
     );
-    let _reference = Kill(
-        Command::new("openssl")
-            .args(["ocsp", "-index"])
-            .arg(d("index.txt"))
-            .args(["-port", &p2.to_string(), "-rsigner"])
-            .arg(d("ref.pem"))
-            .arg("-rkey")
-            .arg(d("ref.key"))
-            .arg("-CA")
-            .arg(d("int.pem"))
-            .args(["-multi", "2", "-nmin", "60"])
-            .stdout(std::fs::File::create(d("openssl.log"))?)
-            .stderr(std::fs::File::create(d("openssl.err"))?)
-            .spawn()
-            .context("cannot start openssl ocsp")?,
+    let index_arg = d("index.txt").display().to_string();
+    let _reference = KillAll(
+        Kill(
+            Command::new("openssl")
+                .args(["ocsp", "-index"])
+                .arg(d("index.txt"))
+                .args(["-port", &p2.to_string(), "-rsigner"])
+                .arg(d("ref.pem"))
+                .arg("-rkey")
+                .arg(d("ref.key"))
+                .arg("-CA")
+                .arg(d("int.pem"))
+                .args(["-multi", "2", "-nmin", "60"])
+                .stdout(std::fs::File::create(d("openssl.log"))?)
+                .stderr(std::fs::File::create(d("openssl.err"))?)
+                .spawn()
+                .context("cannot start openssl ocsp")?,
+        ),
+        index_arg,
     );
     let ours_base = format!("http://127.0.0.1:{p1}");
     let ref_base = format!("http://127.0.0.1:{p2}");
