@@ -801,6 +801,34 @@ mod tests {
     }
 
     #[test]
+    fn p384_keys_sign_hashes_that_openssl_verifies() {
+        let key = [9u8; 32];
+        let mut a = Applet::new(CardState::blank(key));
+        assert_eq!(apdu(&mut a, "00A4040C0AD392F000260100000001"), "9000");
+        issuer(&mut a, &key);
+        assert_eq!(apdu(&mut a, "80100000"), "9000");
+        // GENERATE with alg 02 (P-384) for the signature key.
+        let spki = a.process(&hex::decode("0046829A000000").unwrap());
+        assert_eq!(&spki[spki.len() - 2..], &[0x90, 0]);
+        let pk = PKey::public_key_from_der(&spki[..spki.len() - 2]).unwrap();
+        assert_eq!(pk.bits(), 384);
+        assert_eq!(a.state().status().sign_key, Some(KeyAlg::EcP384));
+        // Personalising: the issuer may sign (proof of possession); the card answers DER.
+        let hash = openssl::sha::sha384(b"certification request info");
+        let mut c = vec![0x80, 0x2A, 0x00, 0x9A, hash.len() as u8];
+        c.extend_from_slice(&hash);
+        c.push(0);
+        let sig = a.process(&c);
+        assert_eq!(&sig[sig.len() - 2..], &[0x90, 0]);
+        let der = openssl::ecdsa::EcdsaSig::from_der(&sig[..sig.len() - 2]).unwrap();
+        assert!(der.verify(&hash, &pk.ec_key().unwrap()).unwrap());
+        // An oversized "hash" is refused.
+        let mut c = vec![0x80, 0x2A, 0x00, 0x9A, 65];
+        c.extend_from_slice(&[1; 65]);
+        assert_eq!(a.process(&c), [0x6A, 0x80]);
+    }
+
+    #[test]
     fn state_files_round_trip_and_corruption_is_named() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("card.json");
