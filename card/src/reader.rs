@@ -80,13 +80,6 @@ impl Reader {
         self.name.to_string_lossy().into_owned()
     }
 
-    /// Whether a card is present now.
-    pub fn card_present(&self) -> Result<bool> {
-        let mut rs = [ReaderState::new(self.name.clone(), State::UNAWARE)];
-        self.ctx.get_status_change(Duration::ZERO, &mut rs).map_err(|e| pcsc_err("reader status", e))?;
-        Ok(rs[0].event_state().contains(State::PRESENT))
-    }
-
     /// Waits (on status changes, not by polling) until a card is present.
     pub fn wait_card(&self, timeout: Duration) -> Result<()> {
         let start = Instant::now();

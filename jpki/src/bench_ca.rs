@@ -19,12 +19,14 @@ const RUNS: usize = 3;
 const BATCH: usize = 2_000;
 const CRL_ENTRIES: usize = 1_000_000;
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of some measurements.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn peak_rss_kib() -> u64 {
+/// This process's peak resident set (VmHWM), KiB.
+pub(crate) fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -69,38 +71,9 @@ pub async fn run() -> Result<()> {
         .subject()
         .clone();
     let subject_key = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
-    let t0 = time::OffsetDateTime::from_unix_timestamp(now)?;
     let mut rates = Vec::new();
     for _ in 0..RUNS {
-        let plans: Vec<Plan> = (0..BATCH)
-            .map(|i| {
-                let serial = new_serial();
-                let shard = shard_of(&serial, g.shards);
-                Ok(Plan {
-                    kind: CertKind::Authentication,
-                    issuer: g.clone(),
-                    shard,
-                    spki: subject_key.public_key_der().to_vec(),
-                    not_before: t0,
-                    not_after: t0 + time::Duration::days(1800),
-                    resident_code: Some(format!("{:011}", i)),
-                    issuance_id: Some(format!("BENCH{i:08}")),
-                    request_id: None,
-                    feed_position: 0,
-                    supersedes: Vec::new(),
-                    profile: AnyProfile::Authentication(AuthenticationCert {
-                        issuer: issuer.clone(),
-                        subject: AuthenticationCert::subject_name(&format!("BENCH{i:08}"))?,
-                        policy: g.ca.policy(),
-                        urls: StatusUrls {
-                            crl: ca::authority::crl_url("http://127.0.0.1", "auth-13", 1, shard),
-                            ocsp: "http://127.0.0.1/ocsp".into(),
-                        },
-                    }),
-                    serial,
-                })
-            })
-            .collect::<Result<_>>()?;
+        let plans = auth_plans(&g, subject_key.public_key_der(), BATCH, now)?;
         let t = Instant::now();
         let done = ca.run("bench", plans, now).await?;
         rates.push(done.len() as f64 / t.elapsed().as_secs_f64());
@@ -207,4 +180,40 @@ pub fn million_entry_crl(
     };
     write_crl(dir, &params, &SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?, &EntryExtensions::new()?, now)?;
     Ok(dir.join("big.crl"))
+}
+
+/// `n` authentication-certificate plans for one issuing CA generation (all with the same
+/// subject key): what the benchmarks feed to `Authority::run`.
+pub(crate) fn auth_plans(g: &Arc<ca::authority::Generation>, spki: &[u8], n: usize, now: i64) -> Result<Vec<Plan>> {
+    let issuer = g.cert()?.tbs_certificate().subject().clone();
+    let t0 = time::OffsetDateTime::from_unix_timestamp(now)?;
+    (0..n)
+        .map(|i| {
+            let serial = new_serial();
+            let shard = shard_of(&serial, g.shards);
+            Ok(Plan {
+                kind: CertKind::Authentication,
+                issuer: g.clone(),
+                shard,
+                spki: spki.to_vec(),
+                not_before: t0,
+                not_after: t0 + time::Duration::days(1800),
+                resident_code: Some(format!("{i:011}")),
+                issuance_id: Some(format!("BENCH{i:08}")),
+                request_id: None,
+                feed_position: 0,
+                supersedes: Vec::new(),
+                profile: AnyProfile::Authentication(AuthenticationCert {
+                    issuer: issuer.clone(),
+                    subject: AuthenticationCert::subject_name(&format!("BENCH{i:08}"))?,
+                    policy: g.ca.policy(),
+                    urls: StatusUrls {
+                        crl: ca::authority::crl_url("http://127.0.0.1", "auth-13", 1, shard),
+                        ocsp: "http://127.0.0.1/ocsp".into(),
+                    },
+                }),
+                serial,
+            })
+        })
+        .collect()
 }

@@ -11,7 +11,9 @@
 //!
 //! Needs pcscd with the vpcd readers: `cargo xtask bench card` starts it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::proc::Kill;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, ensure};
@@ -34,14 +36,6 @@ const ISSUANCES: usize = 10;
 const APDU_ROUNDS: usize = 500;
 const SIGNATURES: usize = 200;
 const PKCS11_RUNS: usize = 10;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct TestCa {
     key: PKey<Private>,
@@ -98,11 +92,6 @@ impl TestCa {
         b.sign(&self.key, MessageDigest::sha256())?;
         Ok(b.build().to_der()?)
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Runs the benchmark and prints the table.
@@ -232,7 +221,7 @@ pub async fn run() -> Result<()> {
         ensure!(v.verify(&last)?, "the card's signature does not verify");
         drop(j);
         conn.finish()?;
-        (median(lat), rate)
+        (crate::bench_ca::median(lat), rate)
     };
     // Reference: OpenSSL in-process, same key size and padding.
     let reference = {
@@ -270,7 +259,7 @@ pub async fn run() -> Result<()> {
         ensure!(o.status.success(), "pkcs11-tool: {}", String::from_utf8_lossy(&o.stderr));
         p11.push(t.elapsed().as_secs_f64());
     }
-    let p11_rate = 1.0 / median(p11.clone());
+    let p11_rate = 1.0 / crate::bench_ca::median(p11.clone());
 
     println!("## card through pcscd + vpcd (virtual card, RSA-2048)\n");
     println!("| measurement | median | min | max |");

@@ -6,18 +6,18 @@
 //! (time and peak-memory growth).
 
 use std::fmt::Write as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::proc::Kill;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine as _;
-use ca::authority::{AnyProfile, Authority, Plan, Settings, new_serial, shard_of};
+use ca::authority::{Authority, Settings};
 use ca::hierarchy::{Environment, Purpose};
 use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use ca::keystore::KeyStore;
-use ca::profile::{AuthenticationCert, StatusUrls};
-use ca::revocation::CertKind;
 use der::{Decode, Encode};
 use identity::store::Db;
 use validator::ocsp::{CertId, OcspRequest, OcspResponse, Request, ResponseStatus, SHA1, TbsRequest, Version};
@@ -27,14 +27,6 @@ const CERTS: usize = 1_000;
 const DURATION: &str = "10s";
 const CONNECTIONS: &str = "64";
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `openssl ocsp -multi` forks workers that outlive a killed parent (and then spin): stop
 /// every process whose command line names this run's index file.
 struct KillAll(#[allow(dead_code)] Kill, String); // the Kill is held for its Drop
@@ -42,14 +34,6 @@ impl Drop for KillAll {
     fn drop(&mut self) {
         let _ = Command::new("pkill").args(["-KILL", "-f", &self.1]).status();
     }
-}
-
-fn pem(der: &[u8], label: &str) -> Result<String> {
-    der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| anyhow::anyhow!("PEM: {e}"))
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// A GET path for a SHA-1 CertID request without nonce.
@@ -145,15 +129,6 @@ fn wrk(base: &str, prefix: &str, paths: &[String], dir: &std::path::Path, name: 
     Ok(Load { rps, p50_ms: pct("50%"), p99_ms: pct("99%"), errors })
 }
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Runs the benchmark and prints the table.
 pub async fn run() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -168,48 +143,19 @@ pub async fn run() -> Result<()> {
     let g = Arc::new(ca.issuing("bench", Purpose::Authentication, Environment::Production, "13", now).await?);
     let issuer = Certificate::from_der(&g.certificate)?;
     let subject_key = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
-    let t0 = time::OffsetDateTime::from_unix_timestamp(now)?;
-    let plans: Vec<Plan> = (0..CERTS)
-        .map(|i| {
-            let serial = new_serial();
-            let shard = shard_of(&serial, g.shards);
-            Ok(Plan {
-                kind: CertKind::Authentication,
-                issuer: g.clone(),
-                shard,
-                spki: subject_key.public_key_der().to_vec(),
-                not_before: t0,
-                not_after: t0 + time::Duration::days(1800),
-                resident_code: Some(format!("{i:011}")),
-                issuance_id: Some(format!("BENCH{i:08}")),
-                request_id: None,
-                feed_position: 0,
-                supersedes: Vec::new(),
-                profile: AnyProfile::Authentication(AuthenticationCert {
-                    issuer: issuer.tbs_certificate().subject().clone(),
-                    subject: AuthenticationCert::subject_name(&format!("BENCH{i:08}"))?,
-                    policy: g.ca.policy(),
-                    urls: StatusUrls {
-                        crl: ca::authority::crl_url("http://127.0.0.1", "auth-13", 1, shard),
-                        ocsp: "http://127.0.0.1/ocsp".into(),
-                    },
-                }),
-                serial,
-            })
-        })
-        .collect::<Result<_>>()?;
+    let plans = crate::bench_ca::auth_plans(&g, subject_key.public_key_der(), CERTS, now)?;
     let issued = ca.run("bench", plans, now).await?;
     // Our responder's key (encrypted) and the reference's (plain PEM for openssl), both
     // delegated responders of the issuing CA.
     std::fs::create_dir_all(d("v"))?;
     let ours = SoftKey::create(&d("v/auth-13-g1.key"), KeyAlgorithm::Rsa2048, b"benchmark passphrase")?;
     let c = ca.issue_responder("bench", &g.ca, ours.public_key_der(), 30, now).await?;
-    std::fs::write(d("v/auth-13-g1.pem"), pem(&c.der, "CERTIFICATE")?)?;
+    std::fs::write(d("v/auth-13-g1.pem"), crate::ca_cmd::pem("CERTIFICATE", &c.der)?)?;
     let reference = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
     let rc = ca.issue_responder("bench", &g.ca, reference.public_key_der(), 30, now).await?;
-    std::fs::write(d("ref.pem"), pem(&rc.der, "CERTIFICATE")?)?;
+    std::fs::write(d("ref.pem"), crate::ca_cmd::pem("CERTIFICATE", &rc.der)?)?;
     std::fs::write(d("ref.key"), reference.pkey().private_key_to_pem_pkcs8()?)?;
-    std::fs::write(d("int.pem"), pem(&g.certificate, "CERTIFICATE")?)?;
+    std::fs::write(d("int.pem"), crate::ca_cmd::pem("CERTIFICATE", &g.certificate)?)?;
     // openssl's index: V, expiry, (no revocation), serial, file, subject.
     let mut index = String::new();
     let mut paths = Vec::new();
@@ -220,7 +166,7 @@ pub async fn run() -> Result<()> {
     std::fs::write(d("index.txt"), index)?;
     drop(ca);
 
-    let (p1, p2) = (free_port()?, free_port()?);
+    let (p1, p2) = (crate::proc::free_port()?, crate::proc::free_port()?);
     let _ours = Kill(
         Command::new(std::env::current_exe()?)
             .args(["serve", "validator", "--ca-db", &db_path, "--responders"])
@@ -287,7 +233,7 @@ pub async fn run() -> Result<()> {
 
     // A million-entry CRL: load and index (what a verifier does with a downloaded CRL).
     let crl = crate::bench_ca::million_entry_crl(dir.path(), &issuer, &g.key_id, now)?;
-    let before = peak_rss_kib();
+    let before = crate::bench_ca::peak_rss_kib();
     let mut times = Vec::new();
     let mut entries = 0;
     for _ in 0..3 {
@@ -299,7 +245,7 @@ pub async fn run() -> Result<()> {
         ensure!(idx.contains(&idx.sample_serial()), "index lookup failed");
     }
     times.sort_by(f64::total_cmp);
-    let grew = peak_rss_kib().saturating_sub(before);
+    let grew = crate::bench_ca::peak_rss_kib().saturating_sub(before);
     println!("\n| CRL load + index | value |");
     println!("|---|---:|");
     println!("| entries | {entries} |");

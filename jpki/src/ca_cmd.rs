@@ -209,7 +209,7 @@ fn read_der(p: &PathBuf) -> Result<Vec<u8>> {
     Ok(b)
 }
 
-fn pem(label: &str, der: &[u8]) -> Result<String> {
+pub(crate) fn pem(label: &str, der: &[u8]) -> Result<String> {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| anyhow::anyhow!("PEM: {e}"))
 }
 

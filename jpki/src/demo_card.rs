@@ -3,7 +3,9 @@
 //! reader, then let OpenSC read it and sign with it, and openssl verify the signature.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::proc::Kill;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -15,16 +17,6 @@ pub const READER: &str = "Virtual PCD 00 00";
 pub const AUTH_PIN: &str = "1234";
 /// Signature password.
 pub const SIGN_PIN: &str = "HANAKO2026";
-
-/// A process killed on drop.
-#[derive(Debug)]
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn readers_ready() -> bool {
     Reader::list().is_ok_and(|r| r.iter().any(|n| n == READER))

@@ -12,6 +12,7 @@ mod demo;
 mod demo_ca;
 mod demo_card;
 mod identity_cmd;
+mod proc;
 mod serve;
 mod validator_cmd;
 mod verify_cmd;
