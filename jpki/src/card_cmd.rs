@@ -214,28 +214,17 @@ pub fn run_sim(a: SimArgs) -> Result<()> {
 
 /// Finds, in the chain, the CA certificate whose SKI is the leaf's AKI.
 fn issuer_of<'a>(leaf: &[u8], chain: &'a [Vec<u8>]) -> Result<&'a [u8]> {
-    let aki = ext_value(leaf, "2.5.29.35")?.ok_or_else(|| anyhow!("certificate has no AKI"))?;
-    let aki = x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(&aki)?
-        .key_identifier
-        .ok_or_else(|| anyhow!("AKI without keyIdentifier"))?;
+    let aki = validator::responder::authority_key_id(&Certificate::from_der(leaf)?)
+        .ok_or_else(|| anyhow!("certificate has no AKI key identifier"))?;
     for c in chain {
-        if let Some(ski) = ext_value(c, "2.5.29.14")?
-            && x509_cert::ext::pkix::SubjectKeyIdentifier::from_der(&ski)?.0 == aki
+        let cert = Certificate::from_der(c)?;
+        if let Some((_, ski)) = cert.tbs_certificate().get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()?
+            && ski.0.as_bytes() == aki.as_slice()
         {
             return Ok(c);
         }
     }
     bail!("the CA chain has no certificate with the leaf's key identifier")
-}
-
-fn ext_value(cert: &[u8], oid: &str) -> Result<Option<Vec<u8>>> {
-    let c = Certificate::from_der(cert)?;
-    Ok(c.tbs_certificate()
-        .extensions()
-        .into_iter()
-        .flatten()
-        .find(|e| e.extn_id.to_string() == oid)
-        .map(|e| e.extn_value.as_bytes().to_vec()))
 }
 
 fn subject_of(cert: &[u8]) -> String {

@@ -223,6 +223,18 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     );
     assert!(text(&o).contains("Response verify OK") && text(&o).contains("auth.pem: good"), "{}", text(&o));
 
+    // A GET whose path is not base64 is malformedRequest too.
+    let o = run("curl", &["-s", "-w", "%{http_code}", "-o", &d("bad-get.der"), &format!("{url}/not*base64!")]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+    assert_eq!(std::fs::read(d("bad-get.der")).unwrap(), [0x30, 0x03, 0x0A, 0x01, 0x01], "malformedRequest");
+    // A validator without responder keys refuses to start, saying what to run.
+    std::fs::create_dir_all(d("empty")).unwrap();
+    let o = Command::new(jpki_bin())
+        .args(["serve", "validator", "--ca-db", &d("ca.db"), "--responders", &d("empty"), "--listen", "127.0.0.1:0"])
+        .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("jpki validator enroll"), "{}", text(&o));
     // OCSP errors are OCSP responses with HTTP 200.
     let o = run(
         "curl",

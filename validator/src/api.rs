@@ -286,7 +286,7 @@ pub(crate) async fn verify_doc(
             return reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}));
         }
     };
-    let status = st.ocsp.status_of_cert(&hex_serial_cert(&signed, &r.serial)).await.ok().flatten();
+    let status = st.ocsp.status_of_cert(&r.signer_cert).await.ok().flatten();
     let valid = r.valid() && matches!(status, Some(Status::Good));
     let items: serde_json::Map<String, serde_json::Value> =
         r.items.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
@@ -307,23 +307,4 @@ fn x509_subject(der: &[u8]) -> String {
     x509_cert::Certificate::from_der(der)
         .map(|c| c.tbs_certificate().subject().to_string())
         .unwrap_or_else(|_| "-".into())
-}
-
-/// The signer's certificate (DER) out of a SignedData, by serial.
-fn hex_serial_cert(signed: &[u8], serial_hex: &str) -> Vec<u8> {
-    use der::{Decode, Encode};
-    let Ok(ci) = cms::content_info::ContentInfo::from_der(signed) else { return Vec::new() };
-    let Ok(sd) = ci.content.decode_as::<cms::signed_data::SignedData>() else { return Vec::new() };
-    sd.certificates
-        .iter()
-        .flat_map(|s| s.0.iter())
-        .find_map(|c| match c {
-            cms::cert::CertificateChoices::Certificate(c)
-                if hex::encode(c.tbs_certificate().serial_number().as_bytes()) == serial_hex =>
-            {
-                c.to_der().ok()
-            }
-            _ => None,
-        })
-        .unwrap_or_default()
 }

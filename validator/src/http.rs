@@ -91,8 +91,7 @@ async fn ocsp_get(State(st): State<Arc<AppState>>, headers: HeaderMap, UrlPath(b
     // axum has percent-decoded the path; some clients leave '+' as is, so it stays '+'.
     let b64 = b64.trim_start_matches('/');
     let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) else {
-        let a = st.ocsp.answer(&[], now()).await; // malformedRequest
-        return ocsp_response(&a, false);
+        return ocsp_response(&Answer::malformed(), false);
     };
     let a = st.ocsp.answer(&der, now()).await;
     if let Answer::Cached(c) = &a

@@ -240,19 +240,11 @@ pub fn request_for(issuer: &Certificate, serial: &[u8]) -> der::Result<Vec<u8>> 
 
 /// The OCSP responder URLs in a certificate's authorityInfoAccess.
 pub fn ocsp_urls(cert: &Certificate) -> Vec<String> {
-    use der::Decode;
     use x509_cert::ext::pkix::AuthorityInfoAccessSyntax;
     use x509_cert::ext::pkix::name::GeneralName;
-    let Some(e) = cert
-        .tbs_certificate()
-        .extensions()
-        .into_iter()
-        .flatten()
-        .find(|e| e.extn_id.to_string() == "1.3.6.1.5.5.7.1.1")
-    else {
+    let Ok(Some((_, aia))) = cert.tbs_certificate().get_extension::<AuthorityInfoAccessSyntax>() else {
         return Vec::new();
     };
-    let Ok(aia) = AuthorityInfoAccessSyntax::from_der(e.extn_value.as_bytes()) else { return Vec::new() };
     aia.0
         .iter()
         .filter(|a| a.access_method.to_string() == "1.3.6.1.5.5.7.48.1")

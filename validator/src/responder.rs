@@ -108,14 +108,12 @@ impl Responder {
         let key_hash = OctetString::new(sha1::Sha1::digest(bits).to_vec())?;
         Ok(Responder { key, cert, key_hash })
     }
+}
 
-    fn authority_key_id(&self) -> Option<Vec<u8>> {
-        let e = self.cert.tbs_certificate().extensions()?.iter().find(|e| e.extn_id.to_string() == "2.5.29.35")?;
-        x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes())
-            .ok()?
-            .key_identifier
-            .map(|k| k.as_bytes().to_vec())
-    }
+/// A certificate's authority key identifier (the issuer generation's SKI).
+pub fn authority_key_id(cert: &Certificate) -> Option<Vec<u8>> {
+    let (_, aki) = cert.tbs_certificate().get_extension::<x509_cert::ext::pkix::AuthorityKeyIdentifier>().ok()??;
+    aki.key_identifier.map(|k| k.as_bytes().to_vec())
 }
 
 /// One CA generation we answer for.
@@ -175,6 +173,11 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// `malformedRequest` (request bytes that are not an OCSP request at all).
+    pub fn malformed() -> Answer {
+        Answer::Live(error_der(ResponseStatus::MalformedRequest))
+    }
+
     /// The DER.
     pub fn der(&self) -> &Bytes {
         match self {
@@ -264,7 +267,8 @@ impl Service {
             sqlx::query("SELECT slug, generation, certificate, key_id FROM ca_generation").fetch_all(db.pool()).await?;
         let mut issuers = Vec::new();
         for r in responders {
-            let aki = r.authority_key_id().ok_or_else(|| Error::Config("responder certificate without AKI".into()))?;
+            let aki =
+                authority_key_id(&r.cert).ok_or_else(|| Error::Config("responder certificate without AKI".into()))?;
             let row =
                 rows.iter().find(|row| row.try_get::<Vec<u8>, _>(3).is_ok_and(|k| k == aki)).ok_or_else(|| {
                     Error::Config(format!("no CA generation has key id {} (the responder's AKI)", hex::encode(&aki)))
@@ -522,16 +526,9 @@ impl Service {
     /// OCSP answer would say, from the same source. `None` if no served generation issued it.
     pub async fn status_of_cert(&self, cert_der: &[u8]) -> Result<Option<Status>> {
         let cert = Certificate::from_der(cert_der)?;
-        let aki = cert
-            .tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-            .find(|e| e.extn_id.to_string() == "2.5.29.35")
-            .and_then(|e| x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
-            .and_then(|a| a.key_identifier)
-            .map(|k| k.as_bytes().to_vec());
-        let Some(i) = aki.and_then(|k| self.issuers.iter().position(|x| x.key_id == k)) else { return Ok(None) };
+        let Some(i) = authority_key_id(&cert).and_then(|k| self.issuers.iter().position(|x| x.key_id == k)) else {
+            return Ok(None);
+        };
         let serial = cert.tbs_certificate().serial_number().as_bytes();
         let cached = self.cache.read().ok().and_then(|m| m.get(&cache_key(i, Alg::Sha1, serial)).map(|c| c.status));
         Ok(Some(match cached {

@@ -53,6 +53,8 @@ pub struct Report {
     pub signer: String,
     /// The signer's serial (hex).
     pub serial: String,
+    /// The signer's certificate (DER).
+    pub signer_cert: Vec<u8>,
     /// Identity items from the subjectAltName (label, value).
     pub items: Vec<(&'static str, String)>,
     /// signingTime (unix seconds), if signed.
@@ -89,12 +91,7 @@ pub fn identity_items(cert: &Certificate) -> Vec<(&'static str, String)> {
         (san_oid::ADDRESS, "address"),
         (san_oid::ADDRESS_FLAGS, "address substitute flags"),
     ];
-    let Some(ext) =
-        cert.tbs_certificate().extensions().into_iter().flatten().find(|e| e.extn_id.to_string() == "2.5.29.17")
-    else {
-        return Vec::new();
-    };
-    let Ok(san) = SubjectAltName::from_der(ext.extn_value.as_bytes()) else { return Vec::new() };
+    let Ok(Some((_, san))) = cert.tbs_certificate().get_extension::<SubjectAltName>() else { return Vec::new() };
     let mut out = Vec::new();
     for g in san.0 {
         if let GeneralName::OtherName(o) = g
@@ -152,12 +149,10 @@ pub fn verify_signed(
             }
             SignerIdentifier::SubjectKeyIdentifier(k) => c
                 .tbs_certificate()
-                .extensions()
-                .into_iter()
+                .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+                .ok()
                 .flatten()
-                .find(|e| e.extn_id.to_string() == "2.5.29.14")
-                .and_then(|e| x509_cert::ext::pkix::SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
-                .is_some_and(|s| s.0.as_bytes() == k.0.as_bytes()),
+                .is_some_and(|(_, s)| s.0.as_bytes() == k.0.as_bytes()),
         })
         .ok_or(DocError::NoSignerCert)?;
     let signer_der = signer.to_der().map_err(|e| DocError::NotSignedData(e.to_string()))?;
@@ -206,12 +201,13 @@ pub fn verify_signed(
     let mut others = intermediates;
     others.extend(certs.iter().filter(|c| *c != signer).filter_map(|c| c.to_der().ok()));
     let when = signing_time.and_then(|t| u64::try_from(t).ok()).unwrap_or(at);
-    let certificate = verify(&Input::new(signer_der, anchors, others, when, revocation))?;
+    let certificate = verify(&Input::new(signer_der.clone(), anchors, others, when, revocation))?;
     Ok(Report {
         signature_ok: result.is_ok(),
         signature_error: result.err(),
         signer: signer.tbs_certificate().subject().to_string(),
         serial: hex::encode(signer.tbs_certificate().serial_number().as_bytes()),
+        signer_cert: signer_der,
         items: identity_items(signer),
         signing_time,
         certificate,

@@ -251,12 +251,7 @@ fn staple_online(path: &mut CertificationPath, fetch: Fetch) {
 fn crl_urls(cert: &x509_cert::Certificate) -> Vec<String> {
     use x509_cert::ext::pkix::CrlDistributionPoints;
     use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-    let Some(e) =
-        cert.tbs_certificate().extensions().into_iter().flatten().find(|e| e.extn_id.to_string() == "2.5.29.31")
-    else {
-        return Vec::new();
-    };
-    let Ok(dps) = CrlDistributionPoints::from_der(e.extn_value.as_bytes()) else { return Vec::new() };
+    let Ok(Some((_, dps))) = cert.tbs_certificate().get_extension::<CrlDistributionPoints>() else { return Vec::new() };
     dps.0
         .iter()
         .filter_map(|dp| match &dp.distribution_point {

@@ -223,3 +223,35 @@ async fn the_live_path_is_rate_limited() {
     }
     assert!(try_later >= 6, "3 per second allowed, {try_later} of 10 refused");
 }
+
+#[tokio::test]
+async fn verifier_registration_and_credentials() {
+    use axum::http::{HeaderMap, HeaderValue, header};
+    use validator::api::{add_verifier, authenticate, log, usage};
+    let db = identity::store::testing::sqlite().unwrap();
+    let db = Db::open(&db.url).await.unwrap();
+    // Bad registrations are refused with the rule they break.
+    for (id, purposes) in
+        [("", vec!["p".to_string()]), ("bad id", vec!["p".into()]), ("ok", vec![]), ("ok", vec!["a,b".into()])]
+    {
+        let e = add_verifier(&db, id, "n", &purposes, NOW).await.unwrap_err().to_string();
+        assert!(e.contains("verifier id") || e.contains("purpose"), "{e}");
+    }
+    let token = add_verifier(&db, "bank-1", "Bank", &["account-opening".into()], NOW).await.unwrap();
+    assert!(add_verifier(&db, "bank-1", "Again", &["x".into()], NOW).await.is_err(), "ids are unique");
+    let with = |t: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
+        h
+    };
+    let v = authenticate(&db, &with(&token)).await.unwrap().unwrap();
+    assert_eq!((v.id.as_str(), v.purposes.as_slice()), ("bank-1", &["account-opening".to_string()][..]));
+    for bad in ["bank-1:0000", "bank-2:x", "no-colon", ""] {
+        assert!(authenticate(&db, &with(bad)).await.unwrap().is_none(), "{bad}");
+    }
+    assert!(authenticate(&db, &HeaderMap::new()).await.unwrap().is_none());
+    log(&db, NOW, "bank-1", "account-opening", "cert", "CN=x", "valid").await.unwrap();
+    assert_eq!(usage(&db, 0).await.unwrap(), vec![("bank-1".into(), "account-opening".into(), "cert".into(), 1)]);
+    // The log is append-only.
+    assert!(sqlx::query("DELETE FROM validator_query").execute(db.pool()).await.is_err());
+}
