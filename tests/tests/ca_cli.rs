@@ -7,175 +7,24 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::Command;
 
-use common::{free_port, jpki_bin, ready};
+use common::{Network, csr, jpki_bin, text};
 
-const PASS: &str = "ca-cli-test-passphrase";
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn openssl(args: &[&str]) -> Output {
+fn openssl(args: &[&str]) -> std::process::Output {
     Command::new("openssl").args(args).output().unwrap()
-}
-
-fn serve(args: &[&str]) -> Kill {
-    Kill(Command::new(jpki_bin()).args(args).env_remove("JPKI_DB").spawn().unwrap())
-}
-
-fn csr(dir: &Path, name: &str) -> String {
-    let key = dir.join(format!("{name}.key"));
-    let csr = dir.join(format!("{name}.csr"));
-    let o = openssl(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let o =
-        openssl(&["req", "-new", "-key", key.to_str().unwrap(), "-subj", "/CN=ignored", "-out", csr.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
-    csr.display().to_string()
 }
 
 #[tokio::test]
 async fn issuance_over_http_survives_a_crash_between_tbs_and_signature() {
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).display().to_string();
-    let (mp, pp, np) = (free_port(), free_port(), free_port());
-    let (murl, purl, nurl) =
-        (format!("http://127.0.0.1:{mp}"), format!("http://127.0.0.1:{pp}"), format!("http://127.0.0.1:{np}"));
-    let _m = serve(&[
-        "serve",
-        "municipality",
-        "--db",
-        &d("m.db"),
-        "--code",
-        "131016",
-        "--listen",
-        &format!("127.0.0.1:{mp}"),
-    ]);
-    let _p = serve(&[
-        "serve",
-        "prefecture",
-        "--db",
-        &d("p.db"),
-        "--code",
-        "13",
-        "--listen",
-        &format!("127.0.0.1:{pp}"),
-        "--municipality",
-        &murl,
-        "--interval-ms",
-        "100",
-    ]);
-    let _n = serve(&[
-        "serve",
-        "national",
-        "--db",
-        &d("n.db"),
-        "--listen",
-        &format!("127.0.0.1:{np}"),
-        "--prefecture",
-        &format!("13={purl}"),
-        "--operator-token",
-        "ca-cli-operator-token",
-        "--interval-ms",
-        "100",
-    ]);
-    ready(&nurl, None).await;
-    ready(&murl, None).await;
-    let jpki = |args: &[&str], env: &[(&str, &str)]| {
-        let mut c = Command::new(jpki_bin());
-        c.args(args)
-            .env_remove("JPKI_DB")
-            .env("JPKI_CA_PASSPHRASE", PASS)
-            .env("JPKI_CA_DB", d("ca.db"))
-            .env("JPKI_CA_KEYS", d("keys"));
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    };
-    // A resident, registered at the municipality.
-    let o = jpki(
-        &[
-            "identity",
-            "pool",
-            "--db",
-            &d("m.db"),
-            "--municipality",
-            "131016",
-            "--national",
-            &nurl,
-            "--token",
-            "ca-cli-operator-token",
-            "--count",
-            "2",
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let o = jpki(
-        &[
-            "identity",
-            "register",
-            "--db",
-            &d("m.db"),
-            "--municipality",
-            "131016",
-            "--operator",
-            "clerk-1",
-            "--kind",
-            "first-registration",
-            "--name",
-            "山田　花子",
-            "--address",
-            "東京都千代田区1",
-            "--dob",
-            "1980-02-29",
-            "--sex",
-            "2",
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let code = text(&o)
-        .split_whitespace()
-        .find(|w| w.len() == 11 && w.chars().all(|c| c.is_ascii_digit()))
-        .unwrap()
-        .to_owned();
-    // The CA's agency registration at the national node (the law table allows B1-020).
-    let o = jpki(
-        &[
-            "identity",
-            "agency-add",
-            "--db",
-            &d("n.db"),
-            "--id",
-            "jpki-ca",
-            "--name",
-            "CA",
-            "--class",
-            "B1",
-            "--purpose",
-            "B1-020",
-            "--operator",
-            "nat-op-1",
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let token = text(&o).split_whitespace().find(|w| w.starts_with("jpki-ca:")).unwrap().to_owned();
-    let o = jpki(&["ca", "init", "--actor", "op-1", "--shards", "2"], &[]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("encrypted PKCS#8 file"), "{}", text(&o));
+    let net = Network::start(dir.path()).await;
+    assert!(net.init_output.contains("encrypted PKCS#8 file"), "{}", net.init_output);
+    let nurl = net.national.clone();
+    let jpki = |args: &[&str], env: &[(&str, &str)]| net.jpki_env(args, env);
+    // A resident, registered at the municipality and replicated to the national node.
+    let code = net.resident("山田　花子", "1980-02-29").await;
     let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
     let issue = |env: &[(&str, &str)]| {
         jpki(
@@ -199,19 +48,9 @@ async fn issuance_over_http_survives_a_crash_between_tbs_and_signature() {
                 "--out",
                 &d("out"),
             ],
-            &[&[("JPKI_CA_AGENCY_TOKEN", token.as_str())], env].concat(),
+            env,
         )
     };
-    // Wait for replication to the national node: the issuance refuses an unknown resident.
-    let mut tries = 0;
-    loop {
-        let o = jpki(&["identity", "feed", "--national", &nurl], &[]);
-        if text(&o).contains(&code) || tries > 100 {
-            break;
-        }
-        tries += 1;
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
     let list = || text(&jpki(&["ca", "list", "--actor", "op-1"], &[]));
     // A crash after the exact TBS was stored, before signing. The first issuance also creates
     // the prefecture-unit CA, so the crash hits the CA certificate of auth-13.

@@ -10,20 +10,12 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Kill, Network, free_port, jpki_bin, text};
+use common::{Kill, Network, csr, free_port, jpki_bin, text};
 
 const PASS: &str = "validator-test-passphrase";
 
 fn run(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
-}
-
-fn csr(dir: &Path, name: &str) -> String {
-    let key = dir.join(format!("{name}.key")).display().to_string();
-    let csr = dir.join(format!("{name}.csr")).display().to_string();
-    assert!(run("openssl", &["genrsa", "-out", &key, "2048"]).status.success());
-    assert!(run("openssl", &["req", "-new", "-key", &key, "-subj", "/CN=x", "-out", &csr]).status.success());
-    csr
 }
 
 /// `openssl ocsp` against the responder; returns its combined output.

@@ -56,6 +56,8 @@ pub struct Network {
     pub dir: PathBuf,
     pub national: String,
     pub agency_token: String,
+    /// What `jpki ca init` printed.
+    pub init_output: String,
     _nodes: Vec<Kill>,
 }
 
@@ -116,8 +118,13 @@ impl Network {
         ];
         ready(&nurl, None).await;
         ready(&murl, None).await;
-        let mut net =
-            Network { dir: dir.to_path_buf(), national: nurl.clone(), agency_token: String::new(), _nodes: nodes };
+        let mut net = Network {
+            dir: dir.to_path_buf(),
+            national: nurl.clone(),
+            agency_token: String::new(),
+            init_output: String::new(),
+            _nodes: nodes,
+        };
         let o = net.jpki(&[
             "identity",
             "pool",
@@ -153,6 +160,7 @@ impl Network {
         net.agency_token = text(&o).split_whitespace().find(|w| w.starts_with("jpki-ca:")).unwrap().to_owned();
         let o = net.jpki(&[&["ca", "init", "--actor", "op-1", "--shards", "2"], init].concat());
         assert!(o.status.success(), "{}", text(&o));
+        net.init_output = text(&o);
         net
     }
 
@@ -215,4 +223,18 @@ impl Network {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// An RSA-2048 key `dir/NAME.key` and a CSR for it, `dir/NAME.csr` (path returned).
+pub fn csr(dir: &Path, name: &str) -> String {
+    let key = dir.join(format!("{name}.key")).display().to_string();
+    let csr = dir.join(format!("{name}.csr")).display().to_string();
+    let o = Command::new("openssl").args(["genrsa", "-out", &key, "2048"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = Command::new("openssl")
+        .args(["req", "-new", "-key", &key, "-subj", "/CN=ignored", "-out", &csr])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    csr
 }
