@@ -15,6 +15,7 @@ pub mod law;
 pub mod municipal;
 pub mod national;
 pub mod operator;
+pub mod party;
 pub mod person;
 pub mod provision;
 pub mod replica;
