@@ -39,6 +39,17 @@ pub enum Error {
     /// No or wrong credentials.
     #[error("authentication failed")]
     Unauthenticated,
+    /// An authenticated party called a route its role does not allow (the authorization
+    /// table, `authz.rs`); nothing was applied.
+    #[error("{party} may not {action}: {reason}")]
+    Denied {
+        /// The calling party (its URI).
+        party: String,
+        /// The route or action refused.
+        action: &'static str,
+        /// Stable reason code ([`crate::authz::Denial::code`]).
+        reason: &'static str,
+    },
     /// A provision request outside the law table (logged as a refusal).
     #[error("refused: {0}")]
     Refused(Refusal),
@@ -130,7 +141,7 @@ impl Error {
             Self::InvalidInput { .. } => ErrorKind::Invalid,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Conflict(_) | Self::PoolExhausted(_) => ErrorKind::Conflict,
-            Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::Forbidden { .. } | Self::Denied { .. } => ErrorKind::Forbidden,
             Self::Unauthenticated => ErrorKind::Unauthenticated,
             Self::Refused(_) => ErrorKind::Refused,
             Self::Diverged { .. } | Self::Halted { .. } => ErrorKind::Integrity,

@@ -6,6 +6,7 @@
 //! (sqlx), [`municipal`], [`replica`], [`national`], [`http`] (axum), [`client`].
 
 pub mod apply;
+pub mod authz;
 pub mod check_digit;
 pub mod client;
 pub mod error;

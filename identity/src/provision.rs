@@ -433,6 +433,47 @@ impl Provider {
         Ok(format!("{id}:{secret}"))
     }
 
+    /// The agency registered here under `id` (the name in its network certificate), if any.
+    pub async fn registered_agency(&self, id: &str) -> Result<Option<Agency>> {
+        let Some(r) =
+            sqlx::query("SELECT name, class FROM agency WHERE id = $1").bind(id).fetch_optional(self.db.pool()).await?
+        else {
+            return Ok(None);
+        };
+        let class: String = r.try_get(1)?;
+        let purposes = sqlx::query("SELECT purpose FROM agency_purpose WHERE agency = $1")
+            .bind(id)
+            .fetch_all(self.db.pool())
+            .await?
+            .into_iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Agency {
+            id: id.to_owned(),
+            name: r.try_get(0)?,
+            class: class.parse().map_err(|e| Error::corrupt("agency", e))?,
+            purposes,
+        }))
+    }
+
+    /// [`Provider::disclosure`] for a named operator, who is written to the operator log
+    /// (who read whose provision history, when) before the answer is given.
+    pub async fn disclosure_by(&self, op: &Operator, code: &ResidentCode, now: i64) -> Result<Vec<DisclosureRow>> {
+        let mut tx = self.db.write().await?;
+        operator::log(&mut tx, op, "disclosure", code.as_str(), now).await?;
+        tx.commit().await?;
+        self.disclosure(code).await
+    }
+
+    /// [`Provider::statistics`] for a named operator, logged like [`Provider::disclosure_by`].
+    pub async fn statistics_by(&self, op: &Operator, years: &[i32], now: i64) -> Result<String> {
+        let mut tx = self.db.write().await?;
+        let years_text = years.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+        operator::log(&mut tx, op, "statistics", &years_text, now).await?;
+        tx.commit().await?;
+        self.statistics(years).await
+    }
+
     /// Authenticates an agency token `id:secret`; a failure is logged as a refusal.
     pub async fn authenticate(&self, token: &str, now: i64) -> Result<Agency> {
         let (id, secret) = token.split_once(':').unwrap_or((token, ""));

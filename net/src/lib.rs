@@ -5,8 +5,12 @@
 //! [`identity::party::Party`] from its verified certificate, and clients that present their
 //! own credential and pin the server's party. Only `ca` issues network certificates.
 
+pub mod client;
+pub mod credential;
 pub mod error;
 pub mod keyfile;
 pub mod secret;
+pub mod server;
+pub mod tls;
 
 pub use error::{Error, Result};

@@ -1,0 +1,283 @@
+//! The authorization table of the identity network's HTTP routes: which party may call which
+//! route on which node. Pure: the caller's [`Party`] comes from its verified certificate (the
+//! `net` crate's servers put it into the request), never from a header, path or body. A
+//! refusal names a stable reason code (on the wire, forever) and is logged by the shell;
+//! nothing is applied and nothing durable is written for it.
+
+use crate::ids::{LgCode, PrefectureCode};
+use crate::party::{Party, PartyKind};
+
+/// The node answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A municipality's node.
+    Municipality(LgCode),
+    /// A prefecture server.
+    Prefecture(PrefectureCode),
+    /// The national server.
+    National,
+}
+
+impl Node {
+    /// Name of the node kind in the table.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Municipality(_) => "municipality",
+            Self::Prefecture(_) => "prefecture",
+            Self::National => "national",
+        }
+    }
+}
+
+/// A route (or group of routes) of the identity network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /v1/heads`: chain heads (sequence numbers and hashes, no personal data).
+    Heads,
+    /// `GET /v1/sources/{source}/notices` and `/keys`: the notices themselves (the register).
+    Notices,
+    /// `GET /v1/move-out/{code}`: the 転出証明書情報 of a moved-out resident.
+    MoveOut,
+    /// `POST /v1/move-in-notices`: a 転入通知 from the new municipality.
+    MoveInNotice,
+    /// `GET /v1/feed`, `/v1/feed/head`: the change-information feed.
+    Feed,
+    /// `POST /v1/code-pools`: resident codes for a municipality.
+    CodePool,
+    /// `POST /v1/provision/query|batch`: provision under the law table.
+    Provision,
+    /// `GET /v1/disclosure/{code}`, `GET /v1/statistics`: operator reports.
+    Reports,
+}
+
+impl Route {
+    /// Every route, in table order.
+    pub const ALL: [Route; 8] = [
+        Self::Heads,
+        Self::Notices,
+        Self::MoveOut,
+        Self::MoveInNotice,
+        Self::Feed,
+        Self::CodePool,
+        Self::Provision,
+        Self::Reports,
+    ];
+
+    /// The path(s) in the table.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Heads => "GET /v1/heads",
+            Self::Notices => "GET /v1/sources/{source}/notices",
+            Self::MoveOut => "GET /v1/move-out/{code}",
+            Self::MoveInNotice => "POST /v1/move-in-notices",
+            Self::Feed => "GET /v1/feed, /v1/feed/head",
+            Self::CodePool => "POST /v1/code-pools",
+            Self::Provision => "POST /v1/provision/query, /batch",
+            Self::Reports => "GET /v1/disclosure/{code}, /v1/statistics",
+        }
+    }
+}
+
+/// Why a party was refused: a stable code on the wire and in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// The route does not exist on this kind of node.
+    NotServedHere,
+    /// This kind of party never calls this route.
+    WrongParty,
+    /// A prefecture that is not this municipality's own.
+    NotOwnPrefecture,
+    /// The caller is not the municipality the request is about.
+    NotOwnMunicipality,
+    /// The 転出証明書 goes only to the municipality the resident moved to.
+    NotDestination,
+}
+
+impl Denial {
+    /// The wire code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotServedHere => "route_not_served_here",
+            Self::WrongParty => "party_not_allowed",
+            Self::NotOwnPrefecture => "not_own_prefecture",
+            Self::NotOwnMunicipality => "not_own_municipality",
+            Self::NotDestination => "not_move_destination",
+        }
+    }
+}
+
+/// The static cell of the table: may `caller` use `route` on `node`? Route-specific checks on
+/// the request's content (the move-out's destination, the pool's municipality) are
+/// [`check_destination`] and [`check_own_municipality`].
+pub fn authorize(node: &Node, route: Route, caller: &Party) -> Result<(), Denial> {
+    use PartyKind as K;
+    let kind = caller.kind();
+    let allowed: &[PartyKind] = match (node, route) {
+        (Node::Municipality(_), Route::Heads) => &[K::Prefecture, K::Operator],
+        (Node::Municipality(_), Route::Notices) => &[K::Prefecture],
+        (Node::Municipality(_), Route::MoveOut | Route::MoveInNotice) => &[K::Municipality],
+        (Node::Prefecture(_), Route::Heads) => &[K::National, K::Operator],
+        (Node::Prefecture(_), Route::Notices) => &[K::National],
+        (Node::National, Route::Heads) => &[K::Ca, K::Operator],
+        (Node::National, Route::Notices) => &[K::Ca],
+        (Node::National, Route::Feed) => &[K::Ca],
+        (Node::National, Route::CodePool) => &[K::Municipality],
+        (Node::Prefecture(_) | Node::National, Route::Provision) => &[K::Agency, K::Ca],
+        (Node::Prefecture(_) | Node::National, Route::Reports) => &[K::Operator],
+        _ => return Err(Denial::NotServedHere),
+    };
+    if !allowed.contains(&kind) {
+        return Err(Denial::WrongParty);
+    }
+    match (node, caller) {
+        // A municipality serves its notices (and heads) only to its own prefecture.
+        (Node::Municipality(m), Party::Prefecture(p)) if m.prefecture() != *p => Err(Denial::NotOwnPrefecture),
+        // 転出証明書 and 転入通知 come from other municipalities, never from itself.
+        (Node::Municipality(m), Party::Municipality(c)) if m == c => Err(Denial::NotOwnMunicipality),
+        _ => Ok(()),
+    }
+}
+
+/// The 転出証明書 of a resident goes only to the municipality the resident moved to.
+pub fn check_destination(caller: &Party, destination: &LgCode) -> Result<(), Denial> {
+    match caller {
+        Party::Municipality(c) if c == destination => Ok(()),
+        _ => Err(Denial::NotDestination),
+    }
+}
+
+/// A request about a municipality (a pool, a 転入通知's new municipality) must come from it.
+pub fn check_own_municipality(caller: &Party, municipality: &LgCode) -> Result<(), Denial> {
+    match caller {
+        Party::Municipality(c) if c == municipality => Ok(()),
+        _ => Err(Denial::NotOwnMunicipality),
+    }
+}
+
+/// The table as Markdown (party kind × route, one table per node kind), as in
+/// `docs/authorization.md`; a test keeps the two equal.
+pub fn render_table() -> String {
+    let nodes = [
+        Node::Municipality("131016".parse().unwrap_or_else(|_| unreachable!("a valid code"))),
+        Node::Prefecture("13".parse().unwrap_or_else(|_| unreachable!("a valid code"))),
+        Node::National,
+    ];
+    let example = |k: PartyKind, node: &Node| -> Party {
+        let code = match (k, node) {
+            (PartyKind::Municipality, _) => Some("131041"),
+            (PartyKind::Prefecture, _) => Some("13"),
+            (PartyKind::National, _) => None,
+            _ => Some("x1"),
+        };
+        Party::new(k, code).unwrap_or(Party::National)
+    };
+    let mut out = String::new();
+    for node in &nodes {
+        out.push_str(&format!("\n### {} node\n\n| route |", node.kind()));
+        for k in PartyKind::ALL {
+            out.push_str(&format!(" {} |", k.as_str()));
+        }
+        out.push_str("\n|---|");
+        for _ in PartyKind::ALL {
+            out.push_str("---|");
+        }
+        out.push('\n');
+        for r in Route::ALL {
+            if authorize(node, r, &Party::Operator("x".into())) == Err(Denial::NotServedHere) {
+                continue;
+            }
+            out.push_str(&format!("| `{}` |", r.path()));
+            for k in PartyKind::ALL {
+                let cell = match authorize(node, r, &example(k, node)) {
+                    Ok(()) => match (node, k, r) {
+                        (Node::Municipality(_), PartyKind::Prefecture, _) => "own prefecture",
+                        (Node::Municipality(_), PartyKind::Municipality, Route::MoveOut) => "destination only",
+                        (Node::Municipality(_), PartyKind::Municipality, Route::MoveInNotice) => "itself as new",
+                        (Node::National, PartyKind::Municipality, Route::CodePool) => "itself only",
+                        (_, PartyKind::Agency | PartyKind::Ca, Route::Provision) => "registered purposes",
+                        _ => "yes",
+                    },
+                    Err(_) => "—",
+                };
+                out.push_str(&format!(" {cell} |"));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Party {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+    fn m(s: &str) -> Node {
+        Node::Municipality(s.parse().unwrap_or_else(|e| panic!("{s}: {e}")))
+    }
+
+    #[test]
+    fn municipalities_serve_only_their_own_prefecture_and_other_municipalities() {
+        let chiyoda = m("131016");
+        assert_eq!(authorize(&chiyoda, Route::Notices, &p("prefecture:13")), Ok(()));
+        assert_eq!(authorize(&chiyoda, Route::Notices, &p("prefecture:27")), Err(Denial::NotOwnPrefecture));
+        assert_eq!(authorize(&chiyoda, Route::Heads, &p("prefecture:27")), Err(Denial::NotOwnPrefecture));
+        for other in ["national", "municipality:271004", "ca:jpki-ca", "operator:op1", "agency:jps", "window:W1"] {
+            assert_eq!(authorize(&chiyoda, Route::Notices, &p(other)), Err(Denial::WrongParty), "{other}");
+        }
+        assert_eq!(authorize(&chiyoda, Route::MoveOut, &p("municipality:271004")), Ok(()));
+        assert_eq!(authorize(&chiyoda, Route::MoveOut, &p("municipality:131016")), Err(Denial::NotOwnMunicipality));
+        assert_eq!(authorize(&chiyoda, Route::MoveInNotice, &p("prefecture:13")), Err(Denial::WrongParty));
+        assert_eq!(authorize(&chiyoda, Route::Feed, &p("ca:jpki-ca")), Err(Denial::NotServedHere));
+        assert_eq!(
+            check_destination(&p("municipality:271004"), &"271004".parse().unwrap_or_else(|_| panic!())),
+            Ok(())
+        );
+        assert_eq!(
+            check_destination(&p("municipality:131041"), &"271004".parse().unwrap_or_else(|_| panic!())),
+            Err(Denial::NotDestination)
+        );
+    }
+
+    #[test]
+    fn the_national_node_serves_the_feed_to_cas_reports_to_operators_pools_to_municipalities() {
+        let n = Node::National;
+        assert_eq!(authorize(&n, Route::Feed, &p("ca:jpki-ca")), Ok(()));
+        for other in ["municipality:131016", "prefecture:13", "operator:op1", "agency:jps", "validator:v1"] {
+            assert_eq!(authorize(&n, Route::Feed, &p(other)), Err(Denial::WrongParty), "{other}");
+        }
+        assert_eq!(authorize(&n, Route::Reports, &p("operator:op1")), Ok(()));
+        for other in ["municipality:131016", "prefecture:13", "ca:jpki-ca", "agency:jps"] {
+            assert_eq!(authorize(&n, Route::Reports, &p(other)), Err(Denial::WrongParty), "{other}");
+        }
+        assert_eq!(authorize(&n, Route::CodePool, &p("municipality:131016")), Ok(()));
+        assert_eq!(authorize(&n, Route::CodePool, &p("operator:op1")), Err(Denial::WrongParty));
+        let own: LgCode = "131016".parse().unwrap_or_else(|_| panic!());
+        assert_eq!(check_own_municipality(&p("municipality:131016"), &own), Ok(()));
+        assert_eq!(check_own_municipality(&p("municipality:271004"), &own), Err(Denial::NotOwnMunicipality));
+        assert_eq!(authorize(&n, Route::Notices, &p("prefecture:13")), Err(Denial::WrongParty));
+        assert_eq!(authorize(&n, Route::Provision, &p("agency:jps")), Ok(()));
+        assert_eq!(authorize(&n, Route::Provision, &p("municipality:131016")), Err(Denial::WrongParty));
+        assert_eq!(authorize(&n, Route::MoveOut, &p("municipality:131016")), Err(Denial::NotServedHere));
+    }
+
+    #[test]
+    fn prefectures_serve_copies_only_to_the_national_node() {
+        let n = Node::Prefecture("13".parse().unwrap_or_else(|_| panic!()));
+        assert_eq!(authorize(&n, Route::Notices, &p("national")), Ok(()));
+        for other in ["municipality:131016", "prefecture:13", "prefecture:27", "ca:jpki-ca", "operator:op1"] {
+            assert_eq!(authorize(&n, Route::Notices, &p(other)), Err(Denial::WrongParty), "{other}");
+        }
+        assert_eq!(authorize(&n, Route::Feed, &p("ca:jpki-ca")), Err(Denial::NotServedHere));
+        assert_eq!(authorize(&n, Route::Reports, &p("operator:op1")), Ok(()));
+    }
+
+    #[test]
+    fn the_documented_table_is_the_code() {
+        let doc = include_str!("../../docs/authorization.md");
+        let table = render_table();
+        assert!(doc.contains(&table), "docs/authorization.md is out of date; the table is now:\n{table}");
+    }
+}
