@@ -718,3 +718,59 @@ async fn a_registration_with_a_code_issued_to_another_municipality_halts_its_sou
     replica::resume(db, &national_operator(), "131016", NOW).await.unwrap();
     assert_eq!(replica::apply_batch(db, Tier::National, &[reg]).await.unwrap().applied, 1);
 }
+
+#[tokio::test]
+async fn a_prefecture_that_sees_a_return_through_another_prefecture_first_keeps_the_newer_record() {
+    for t in backends().await {
+        let net = net(&t).await;
+        let op = clerk();
+        let addr = |s: &str| FlaggedText::plain("address", s).unwrap();
+        // Tokyo → Osaka → Shinjuku: prefecture 13 sees both ends, not the middle.
+        let reg = net
+            .tokyo
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("東京　一", "東京都千代田区1", "2026-01-01"),
+                date("2026-01-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let code = reg.body.record.resident_code.clone();
+        net.tokyo.move_out(&op, &code, lg("271004"), date("2026-02-01"), NOW).await.unwrap();
+        let cert = peer(&net.tokyo_url).move_out_certificate(&code).await.unwrap();
+        net.osaka.move_in(&op, &cert, addr("大阪府1"), date("2026-02-02"), NOW).await.unwrap();
+        net.osaka.move_out(&op, &code, lg("131041"), date("2026-03-01"), NOW).await.unwrap();
+        let cert = peer(&net.osaka_url).move_out_certificate(&code).await.unwrap();
+        let arrived = net.shinjuku.move_in(&op, &cert, addr("東京都新宿区1"), date("2026-03-02"), NOW).await.unwrap();
+        assert_eq!(arrived.body.record.version, 5);
+        // Prefecture 13 pulls Shinjuku before Tokyo: Tokyo's birth and move-out are older
+        // than what it projects. They are stored and relayed, not projected; Tokyo is not halted.
+        let r = replica::pull(&net.pref13, Tier::Prefecture, &peer(&net.shinjuku_url), Some("13")).await.unwrap();
+        assert_eq!((r[0].applied, r[0].error.as_deref()), (1, None), "{}", t.label);
+        let r = replica::pull(&net.pref13, Tier::Prefecture, &peer(&net.tokyo_url), Some("13")).await.unwrap();
+        assert_eq!((r[0].applied, r[0].error.as_deref()), (2, None), "{}", t.label);
+        let row: (String, i64) = sqlx::query("SELECT municipality, version FROM resident WHERE resident_code = $1")
+            .bind(code.as_str())
+            .fetch_one(net.pref13.pool())
+            .await
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .unwrap();
+        assert_eq!(row, ("131041".to_owned(), 5), "{}: the newer record stays", t.label);
+        assert_eq!(count(&net.pref13, "SELECT COUNT(*) FROM feed").await, 1, "stale notices are not fed");
+        assert_eq!(count(&net.pref13, "SELECT COUNT(*) FROM change_notice").await, 3, "but they are stored");
+        // The national node sees every side and applies all of it in causal order.
+        net.sync_prefectures().await;
+        for pref in ["13", "27", "13"] {
+            for r in net.pull_national(pref).await {
+                assert_eq!(r.error, None, "{}: {r:?}", t.label);
+            }
+        }
+        let rec = net.national.record(&code).await.unwrap();
+        assert_eq!((rec.municipality.as_str(), rec.status, rec.version), ("131041", ResidentStatus::Active, 5));
+        assert_eq!(count(net.national.db(), "SELECT COUNT(*) FROM feed").await, 5);
+        let checks = national::compare_heads(net.national.db(), &net.prefectures()).await.unwrap();
+        assert!(checks.iter().all(|c| c.equal), "{checks:?}");
+    }
+}
