@@ -66,7 +66,19 @@ pub enum Error {
         /// What did not match.
         reason: String,
     },
-    /// The source was halted earlier (diverged chain) and needs an operator.
+    /// A replicated notice writes what its source is not entitled to write (another
+    /// municipality's resident, a code issued elsewhere, a move-in without that resident's
+    /// move-out to it): the source is halted, as for a diverged chain.
+    #[error("notice {source_code}/{seq} breaks the ownership rule: {reason}; source halted")]
+    Ownership {
+        /// Municipality code of the source.
+        source_code: String,
+        /// Sequence number of the offending notice.
+        seq: u64,
+        /// Which part of the rule it breaks (codes and municipalities only, no personal data).
+        reason: String,
+    },
+    /// The source was halted earlier (diverged chain or ownership) and needs an operator.
     #[error("source {source_code} is halted: {reason}")]
     Halted {
         /// Municipality code of the source.
@@ -144,7 +156,7 @@ impl Error {
             Self::Forbidden { .. } | Self::Denied { .. } => ErrorKind::Forbidden,
             Self::Unauthenticated => ErrorKind::Unauthenticated,
             Self::Refused(_) => ErrorKind::Refused,
-            Self::Diverged { .. } | Self::Halted { .. } => ErrorKind::Integrity,
+            Self::Diverged { .. } | Self::Ownership { .. } | Self::Halted { .. } => ErrorKind::Integrity,
             Self::Peer { .. } => ErrorKind::Unavailable,
             Self::Corrupt { .. } | Self::Database(_) | Self::Migrate(_) => ErrorKind::Internal,
         }

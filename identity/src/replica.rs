@@ -1,30 +1,21 @@
 //! Replica nodes (prefecture and national): apply pulled notices per source with the pure
-//! [`decide`], in one transaction per batch that inserts the notices, updates the
-//! projection (national only) and advances the cursor, so "applied" and "cursor moved" can
-//! never disagree. Prefectures keep the full history and re-serve it unchanged.
+//! [`decide`] and the pure ownership rule [`check_ownership`], in one transaction per batch
+//! that inserts the notices, updates the projection and feed and advances the cursor, so
+//! "applied" and "cursor moved" can never disagree. Prefectures keep the full history and
+//! re-serve it unchanged. A pulled page must hold only the asked source's notices.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::apply::{Cursor, Decision, changed_items, decide};
+use crate::apply::{Cursor, Decision, Facts, Ownership, changed_items, check_ownership, check_page, decide};
 use crate::error::{Error, Result};
 use crate::notice::{ChangeNotice, GENESIS, NoticeKind, NoticeRef};
 use crate::person::Record;
 use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
 
-/// The replica tier. Both keep the full history and project it into current records (the
-/// prefecture server answers its own bodies' lawful queries) and a change feed; only the
-/// national tier enforces the causal order of moves between prefectures, because only it
-/// sees both sides of such a move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
-    /// 都道府県サーバ: its municipalities' history, their projection, cursors.
-    Prefecture,
-    /// 全国サーバ: every history, the national projection, change feed, retired codes.
-    National,
-}
+pub use crate::apply::Tier;
 
 /// Why applying a batch stopped early.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,10 +77,12 @@ async fn cursor_tx(tx: &mut Tx, source: &str) -> Result<(Cursor, Option<String>,
 }
 
 /// Applies a batch of notices of ONE source in one transaction: every notice is decided
-/// in order by [`decide`], then the accepted prefix is written with multi-row statements
-/// (notices, national projection, feed) and the cursor advances — all in the same
-/// transaction. A diverged notice halts the source (recorded, loud) and nothing of the batch
-/// is applied.
+/// in order by [`decide`] and, if it is the next of the chain, checked against the ownership
+/// rule ([`check_ownership`], folded over the batch: an earlier notice of the batch changes
+/// what a later one may write); then the accepted prefix is written with multi-row
+/// statements (notices, projection, feed) and the cursor advances — all in the same
+/// transaction. A diverged notice or one that breaks the ownership rule halts the source
+/// (recorded, loud) and nothing of the batch is applied.
 pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Result<Applied> {
     let Some(first) = notices.first() else { return Ok(Applied::default()) };
     let source = first.key.source.as_str().to_owned();
@@ -106,10 +99,29 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
         Some(lo) => store::stored_hashes(&mut tx, &source, lo, start.applied_seq).await?,
         None => HashMap::new(),
     };
+    // What the ownership rule needs, read once: the projected records, retired codes and
+    // (national) issued codes of every code the batch names.
+    let mut codes: Vec<&str> = notices
+        .iter()
+        .flat_map(|n| {
+            std::iter::once(n.body.record.resident_code.as_str())
+                .chain(n.body.previous_code.as_ref().map(|c| c.as_str()))
+        })
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let before = crate::municipal::load_many(&mut tx, &codes).await?;
+    let mut retired = store::retired_among(&mut tx, &codes).await?;
+    let issued = match tier {
+        Tier::National => store::issued_among(&mut tx, &codes).await?,
+        Tier::Prefecture => HashMap::new(),
+    };
+    let mut current = before.clone();
     let mut predecessor_cursors: HashMap<String, u64> = HashMap::new();
     let mut cur = start;
     let mut out = Applied::default();
     let mut accepted: Vec<&ChangeNotice> = Vec::with_capacity(notices.len());
+    let mut projected: Vec<&ChangeNotice> = Vec::with_capacity(notices.len());
     for n in notices {
         let stored_hash = if n.key.seq <= cur.applied_seq { stored.get(&n.key.seq).copied() } else { None };
         let pred_ok = match &n.body.predecessor {
@@ -130,6 +142,42 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
         };
         match decide(&cur, n, stored_hash.as_ref(), pred_ok) {
             Decision::Apply => {
+                let predecessor = match (&n.body.kind, &n.body.predecessor) {
+                    (NoticeKind::MoveIn, Some(p)) => store::notice_at(&mut tx, p).await?,
+                    _ => None,
+                };
+                let rec = &n.body.record;
+                let acting = n.body.previous_code.as_ref().unwrap_or(&rec.resident_code).as_str();
+                let code_change = n.body.kind == NoticeKind::CodeChange;
+                let facts = Facts {
+                    current: current.get(acting),
+                    retired: retired.contains(acting),
+                    new_code_holder: if code_change { current.get(rec.resident_code.as_str()) } else { None },
+                    new_code_retired: code_change && retired.contains(rec.resident_code.as_str()),
+                    issued_to: issued.get(rec.resident_code.as_str()).map(String::as_str),
+                    predecessor: predecessor.as_ref(),
+                };
+                match check_ownership(n, &facts, tier) {
+                    Ok(Ownership::Owned) => {
+                        if code_change {
+                            current.remove(acting);
+                            retired.insert(acting.to_owned());
+                        }
+                        current.insert(rec.resident_code.as_str().to_owned(), rec.clone());
+                        projected.push(n);
+                    }
+                    Ok(Ownership::Stale) => {
+                        tracing::info!(source = %source, seq = n.key.seq, kind = ?n.body.kind, "notice older than the projection: stored and relayed, not projected");
+                    }
+                    Err(why) => {
+                        drop(tx);
+                        let reason = format!("ownership: seq {} ({:?}): {why}", n.key.seq, n.body.kind);
+                        halt(db, &source, &reason).await?;
+                        // The reason names codes and municipalities only, never the four items.
+                        tracing::error!(source = %source, seq = n.key.seq, %reason, "notice breaks the ownership rule: source halted");
+                        return Err(Error::Ownership { source_code: source, seq: n.key.seq, reason: why });
+                    }
+                }
                 stored.insert(n.key.seq, n.hash);
                 cur = Cursor { applied_seq: n.key.seq, applied_hash: n.hash };
                 accepted.push(n);
@@ -153,7 +201,7 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
         }
     }
     store::insert_notices(&mut tx, &accepted).await?;
-    project(&mut tx, &accepted).await?;
+    project(&mut tx, &projected, before).await?;
     let parked = match &out.stop {
         Some(Stop::Parked { waiting_for }) => Some(waiting_for.clone()),
         _ => None,
@@ -229,24 +277,15 @@ pub async fn resume(db: &Db, op: &crate::operator::Operator, source: &str, now: 
     Ok(())
 }
 
-/// National projection of applied notices, in order: the resident rows (the fold of the
-/// notices over the stored records), retired codes and one change-information feed entry
-/// per notice. Reads once, folds in memory, writes with multi-row statements.
-async fn project(tx: &mut Tx, ns: &[&ChangeNotice]) -> Result<()> {
+/// Projection of applied notices, in order: the resident rows (the fold of the notices over
+/// `before`, the stored records of the batch's codes, read once by the caller), retired
+/// codes and one change-information feed entry per notice. Folds in memory, writes with
+/// multi-row statements.
+async fn project(tx: &mut Tx, ns: &[&ChangeNotice], before: HashMap<String, Record>) -> Result<()> {
     if ns.is_empty() {
         return Ok(());
     }
-    let mut codes: Vec<&str> = ns
-        .iter()
-        .flat_map(|n| {
-            std::iter::once(n.body.record.resident_code.as_str())
-                .chain(n.body.previous_code.as_ref().map(|c| c.as_str()))
-        })
-        .collect();
-    codes.sort_unstable();
-    codes.dedup();
-    let mut current: HashMap<String, Option<Record>> =
-        crate::municipal::load_many(tx, &codes).await?.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    let mut current: HashMap<String, Option<Record>> = before.into_iter().map(|(k, v)| (k, Some(v))).collect();
     // Final state per touched code: None = deleted (retired by a code change).
     let mut touched: BTreeMap<&str, Option<(&Record, &NoticeRef)>> = BTreeMap::new();
     let mut retired = Vec::new();
@@ -389,6 +428,11 @@ pub async fn pull(
                 }
             };
             if page.is_empty() {
+                break;
+            }
+            if let Err(refusal) = check_page(&h.source, &page) {
+                tracing::warn!(peer = peer.base(), source = %h.source, %refusal, "page refused");
+                rep.error = Some(refusal);
                 break;
             }
             match apply_batch(db, tier, &page).await {

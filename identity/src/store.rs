@@ -2,14 +2,14 @@
 //! `BEGIN IMMEDIATE` for read-then-write) or PostgreSQL for a `postgres://` URL. One
 //! migrations folder per backend, embedded. SQL is the common subset with `$N` parameters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use crate::error::{Error, Result};
-use crate::notice::{ChangeNotice, Hash};
+use crate::notice::{ChangeNotice, Hash, NoticeRef};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -167,6 +167,55 @@ pub(crate) async fn stored_hashes(tx: &mut Tx, source: &str, lo: u64, hi: u64) -
         .fetch_all(&mut **tx)
         .await?;
     rows.into_iter().map(|r| Ok((u64_from(r.try_get(0)?, "seq")?, hash_from(r.try_get(1)?)?))).collect()
+}
+
+/// The stored notice `key`, if this node holds it (inside a write transaction).
+pub(crate) async fn notice_at(tx: &mut Tx, key: &NoticeRef) -> Result<Option<ChangeNotice>> {
+    sqlx::query("SELECT body, prev_hash, hash FROM change_notice WHERE source = $1 AND seq = $2")
+        .bind(key.source.as_str())
+        .bind(i64_from(key.seq, "seq")?)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| {
+            let body: Vec<u8> = r.try_get(0)?;
+            ChangeNotice::decode(&body, hash_from(r.try_get(1)?)?, hash_from(r.try_get(2)?)?)
+        })
+        .transpose()
+}
+
+/// Which of `codes` are retired on this node.
+pub(crate) async fn retired_among(tx: &mut Tx, codes: &[&str]) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    for chunk in codes.chunks(ROWS_PER_STATEMENT * 5) {
+        let sql = format!("SELECT code FROM retired_code WHERE code IN ({})", in_list(chunk.len()));
+        // Built from placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            q = q.bind((*c).to_owned());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            out.insert(r.try_get(0)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The municipality each of `codes` was issued to, for those the national node's
+/// `issued_code` table records.
+pub(crate) async fn issued_among(tx: &mut Tx, codes: &[&str]) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for chunk in codes.chunks(ROWS_PER_STATEMENT * 5) {
+        let sql = format!("SELECT code, municipality FROM issued_code WHERE code IN ({})", in_list(chunk.len()));
+        // Built from placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            q = q.bind((*c).to_owned());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            out.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Notices of `source` with seq > `after`, ascending, at most `limit`.

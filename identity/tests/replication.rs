@@ -380,3 +380,397 @@ async fn bad_http_input_gets_clear_errors() {
     let e = peer(&net.tokyo_url).send_move_in_notice(&n).await.unwrap_err();
     assert!(e.to_string().contains("409"), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Ownership (review finding C2): a replica applies only what the source may write.
+// ---------------------------------------------------------------------------------------
+
+/// A fake prefecture 13: advertises `source` with the head of `notices` in `/v1/heads`, and
+/// answers every notices request with `notices`, whatever source was asked for.
+async fn fake_prefecture(source: &str, notices: Vec<identity::notice::ChangeNotice>) -> String {
+    use axum::routing::get;
+    let last = notices.last().unwrap();
+    let heads = identity::client::Heads {
+        role: "prefecture".into(),
+        code: "13".into(),
+        heads: vec![store::Head {
+            source: source.to_owned(),
+            seq: last.key.seq,
+            hash: hex::encode(last.hash),
+            halted: None,
+        }],
+    };
+    let router = axum::Router::new()
+        .route(
+            "/v1/heads",
+            get(move || {
+                let h = heads.clone();
+                async move { axum::Json(h) }
+            }),
+        )
+        .route(
+            "/v1/sources/{source}/notices",
+            get(move || {
+                let page = notices.clone();
+                async move { axum::Json(page) }
+            }),
+        );
+    serve(router).await
+}
+
+/// The stored record row of `code` at the national node, verbatim (None if absent).
+async fn national_row(net: &Net, code: &str) -> Option<(String, i64, i64, Vec<u8>)> {
+    sqlx::query("SELECT municipality, status, version, record FROM resident WHERE resident_code = $1")
+        .bind(code)
+        .fetch_optional(net.national.db().pool())
+        .await
+        .unwrap()
+        .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap(), r.try_get(2).unwrap(), r.try_get(3).unwrap()))
+}
+
+#[tokio::test]
+async fn a_fake_prefecture_that_returns_another_municipalitys_notices_gets_nothing_applied() {
+    for t in backends().await {
+        let net = net(&t).await;
+        let op = clerk();
+        for i in 0..2 {
+            net.osaka
+                .register(
+                    &op,
+                    NoticeKind::Birth,
+                    items(&format!("子{i}"), "大阪府1", "2026-01-01"),
+                    date("2026-01-01"),
+                    NOW,
+                )
+                .await
+                .unwrap();
+        }
+        // The genuine Osaka chain, as prefecture 27 serves it.
+        net.sync_prefectures().await;
+        let osaka_chain = store::notices_after(&net.pref27, "271004", 0, 100).await.unwrap();
+        assert_eq!(osaka_chain.len(), 2);
+        // Prefecture 13 advertises 131016 (its own) but answers with Osaka's notices.
+        let fake = fake_prefecture("131016", osaka_chain).await;
+        let db = net.national.db();
+        let r = replica::pull(db, Tier::National, &peer(&fake), Some("13")).await.unwrap();
+        assert_eq!(r.len(), 1, "{}", t.label);
+        assert_eq!(r[0].source, "131016");
+        assert_eq!(r[0].applied, 0);
+        assert_eq!(
+            r[0].error.as_deref(),
+            Some("peer returned notices of 271004 when asked for 131016; page refused"),
+            "{}",
+            t.label
+        );
+        assert_eq!(count(db, "SELECT COUNT(*) FROM change_notice").await, 0, "{}", t.label);
+        assert_eq!(count(db, "SELECT COUNT(*) FROM resident").await, 0);
+        assert_eq!(count(db, "SELECT COUNT(*) FROM feed").await, 0);
+        assert_eq!(count(db, "SELECT COUNT(*) FROM replica_cursor").await, 0, "no cursor moved or halted");
+        // The same notices are genuine: from prefecture 27 they apply.
+        let r = net.pull_national("27").await;
+        assert_eq!((r[0].source.as_str(), r[0].applied, r[0].error.as_deref()), ("271004", 2, None), "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_page_out_of_seq_order_is_refused() {
+    let t = identity::store::testing::sqlite().unwrap();
+    let net = net(&t).await;
+    let mut ns = births(&net.tokyo, 3).await;
+    ns.swap(1, 2);
+    let fake = fake_prefecture("131016", ns).await;
+    let db = net.national.db();
+    let r = replica::pull(db, Tier::National, &peer(&fake), Some("13")).await.unwrap();
+    assert_eq!(r[0].applied, 0);
+    assert!(r[0].error.as_deref().unwrap().contains("seq 2 after seq 3"), "{:?}", r[0].error);
+    assert_eq!(count(db, "SELECT COUNT(*) FROM change_notice").await, 0);
+}
+
+#[tokio::test]
+async fn a_correctly_chained_notice_about_another_municipalitys_resident_halts_its_source() {
+    for t in backends().await {
+        let net = net(&t).await;
+        let op = clerk();
+        let mine = net
+            .tokyo
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("東京　一", "東京都千代田区1", "2026-01-01"),
+                date("2026-01-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let theirs = net
+            .osaka
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("大阪　二", "大阪府大阪市北区1", "2026-01-01"),
+                date("2026-01-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let victim = theirs.body.record.resident_code.clone();
+        net.sync_prefectures().await;
+        net.pull_national("13").await;
+        net.pull_national("27").await;
+        let db = net.national.db();
+        let (row_before, feed_before, notices_before) = (
+            national_row(&net, victim.as_str()).await.unwrap(),
+            count(db, "SELECT COUNT(*) FROM feed").await,
+            count(db, "SELECT COUNT(*) FROM change_notice").await,
+        );
+        assert_eq!(feed_before, 2);
+        // A genuine Tokyo notice not yet at the national node: the forgery is chained after it,
+        // so the hash chain verifies and only the ownership rule stands in the way.
+        let genuine = net
+            .tokyo
+            .move_within(
+                &op,
+                &mine.body.record.resident_code,
+                FlaggedText::plain("address", "東京都千代田区2").unwrap(),
+                date("2026-02-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        for kind in [NoticeKind::Death, NoticeKind::Correction, NoticeKind::CodeChange] {
+            let mut body = theirs.body.clone();
+            body.kind = kind;
+            body.record.municipality = lg("131016");
+            body.record.status = kind.status_after();
+            body.record.version = 2;
+            if kind == NoticeKind::Correction {
+                body.record.items.address = FlaggedText::plain("address", "東京都港区9").unwrap();
+            }
+            if kind == NoticeKind::CodeChange {
+                body.previous_code = Some(victim.clone());
+                body.record.resident_code = codes(100, 20)[19].clone();
+            }
+            let forged = identity::notice::ChangeNotice::seal(lg("131016"), 3, genuine.hash, body);
+            let e = replica::apply_batch(db, Tier::National, &[genuine.clone(), forged]).await.unwrap_err();
+            assert!(matches!(&e, identity::Error::Ownership { seq: 3, .. }), "{}: {kind:?}: {e}", t.label);
+            assert_eq!(e.kind(), ErrorKind::Integrity);
+            assert!(e.to_string().contains("belongs to 271004, not 131016"), "{e}");
+            let (cur, halted) = replica::cursor(db, "131016").await.unwrap();
+            assert_eq!(cur.applied_seq, 1, "{}: nothing of the batch applied", t.label);
+            let halted = halted.unwrap();
+            assert!(halted.starts_with("ownership:"), "{halted}");
+            assert_eq!(
+                national_row(&net, victim.as_str()).await.unwrap(),
+                row_before,
+                "{kind:?}: projection unchanged"
+            );
+            assert_eq!(count(db, "SELECT COUNT(*) FROM feed").await, feed_before, "{kind:?}: no feed row");
+            assert_eq!(count(db, "SELECT COUNT(*) FROM change_notice").await, notices_before);
+            assert_eq!(count(db, "SELECT COUNT(*) FROM retired_code").await, 0);
+            // Halted: the puller reports it and pulls nothing.
+            net.sync_prefectures().await;
+            let r = net.pull_national("13").await;
+            let tokyo = r.iter().find(|r| r.source == "131016").unwrap();
+            assert_eq!(tokyo.applied, 0);
+            assert!(tokyo.error.as_deref().unwrap().contains("ownership:"), "{:?}", tokyo.error);
+            replica::resume(db, &national_operator(), "131016", NOW).await.unwrap();
+        }
+        // After resume the genuine chain proceeds (the register + move within of one page included).
+        let later = net
+            .tokyo
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("東京　三", "東京都千代田区3", "2026-03-01"),
+                date("2026-03-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        net.tokyo
+            .move_within(
+                &op,
+                &later.body.record.resident_code,
+                FlaggedText::plain("address", "東京都千代田区4").unwrap(),
+                date("2026-03-02"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        net.sync_prefectures().await;
+        let r = net.pull_national("13").await;
+        let tokyo = r.iter().find(|r| r.source == "131016").unwrap();
+        assert_eq!((tokyo.applied, tokyo.cursor_seq, tokyo.error.as_deref()), (3, 4, None), "{}", t.label);
+        let rec = net.national.record(&later.body.record.resident_code).await.unwrap();
+        assert_eq!((rec.municipality.as_str(), rec.version), ("131016", 2));
+        assert_eq!(national_row(&net, victim.as_str()).await.unwrap(), row_before);
+        let checks = national::compare_heads(db, &net.prefectures()).await.unwrap();
+        assert!(checks.iter().all(|c| c.equal), "{checks:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_move_in_without_that_residents_move_out_to_its_source_halts_its_source() {
+    for t in backends().await {
+        let net = net(&t).await;
+        let op = clerk();
+        let reg = net
+            .tokyo
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("東京　一", "東京都千代田区1", "2026-01-01"),
+                date("2026-01-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let code = reg.body.record.resident_code.clone();
+        let other = net
+            .tokyo
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("東京　二", "東京都千代田区2", "2026-01-01"),
+                date("2026-01-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        // Tokyo seq 3: the resident moves to Shinjuku, not to Osaka; seq 4: the other one to Osaka.
+        let out = net.tokyo.move_out(&op, &code, lg("131041"), date("2026-02-01"), NOW).await.unwrap();
+        let other_out = net
+            .tokyo
+            .move_out(&op, &other.body.record.resident_code, lg("271004"), date("2026-02-01"), NOW)
+            .await
+            .unwrap();
+        let osaka_first = net
+            .osaka
+            .register(&op, NoticeKind::Birth, items("大阪　一", "大阪府1", "2026-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap();
+        net.sync_prefectures().await;
+        net.pull_national("13").await;
+        net.pull_national("27").await;
+        let db = net.national.db();
+        let before = national_row(&net, code.as_str()).await.unwrap();
+        assert_eq!(before.1, i64::from(u8::from(ResidentStatus::MovedOut)));
+        let feed_before = count(db, "SELECT COUNT(*) FROM feed").await;
+        // Osaka claims the resident with a move-in naming (a) the move-out to Shinjuku,
+        // (b) the resident's birth, (c) someone else's move-out to Osaka as its predecessor.
+        for (pred, why) in [
+            (out.key.clone(), "to 131041, not 271004"),
+            (reg.key.clone(), "is a Birth, not a move-out"),
+            (other_out.key.clone(), "moved out resident"),
+        ] {
+            let mut body = out.body.clone();
+            body.kind = NoticeKind::MoveIn;
+            body.destination = None;
+            body.predecessor = Some(pred);
+            body.record.municipality = lg("271004");
+            body.record.status = ResidentStatus::Active;
+            body.record.version = out.body.record.version + 1;
+            let forged = identity::notice::ChangeNotice::seal(lg("271004"), 2, osaka_first.hash, body);
+            let e = replica::apply_batch(db, Tier::National, &[forged]).await.unwrap_err();
+            assert!(matches!(&e, identity::Error::Ownership { seq: 2, .. }), "{}: {e}", t.label);
+            assert!(e.to_string().contains(why), "{e}");
+            let (cur, halted) = replica::cursor(db, "271004").await.unwrap();
+            assert_eq!(cur.applied_seq, 1);
+            assert!(halted.unwrap().starts_with("ownership:"));
+            assert_eq!(national_row(&net, code.as_str()).await.unwrap(), before, "{}", t.label);
+            assert_eq!(count(db, "SELECT COUNT(*) FROM feed").await, feed_before);
+            replica::resume(db, &national_operator(), "271004", NOW).await.unwrap();
+        }
+        // The genuine move-in at Shinjuku applies.
+        let cert = peer(&net.tokyo_url).move_out_certificate(&code).await.unwrap();
+        net.shinjuku
+            .move_in(&op, &cert, FlaggedText::plain("address", "東京都新宿区1").unwrap(), date("2026-02-02"), NOW)
+            .await
+            .unwrap();
+        net.sync_prefectures().await;
+        let r = net.pull_national("13").await;
+        let shinjuku = r.iter().find(|r| r.source == "131041").unwrap();
+        assert_eq!((shinjuku.applied, shinjuku.error.as_deref()), (1, None), "{}", t.label);
+        let rec = net.national.record(&code).await.unwrap();
+        assert_eq!((rec.municipality.as_str(), rec.status), ("131041", ResidentStatus::Active));
+    }
+}
+
+#[tokio::test]
+async fn a_registration_with_a_code_issued_to_another_municipality_halts_its_source() {
+    let t = identity::store::testing::sqlite().unwrap();
+    let net = net(&t).await;
+    // The national node issues a pool to Osaka; Tokyo registers with one of its codes.
+    let pool = net.national.allocate_pool(&national_operator(), &lg("271004"), 1, NOW).await.unwrap();
+    let reg = net
+        .tokyo
+        .register(&clerk(), NoticeKind::Birth, items("x", "y", "2026-01-01"), date("2026-01-01"), NOW)
+        .await
+        .unwrap();
+    let mut body = reg.body.clone();
+    body.record.resident_code = pool[0].clone();
+    let forged = identity::notice::ChangeNotice::seal(lg("131016"), 1, identity::notice::GENESIS, body);
+    let db = net.national.db();
+    let e = replica::apply_batch(db, Tier::National, &[forged]).await.unwrap_err();
+    assert!(e.to_string().contains("was issued to 271004, not 131016"), "{e}");
+    assert_eq!(count(db, "SELECT COUNT(*) FROM resident").await, 0);
+    // Tokyo's genuine code (from a pool the national node has no record of) applies after resume.
+    replica::resume(db, &national_operator(), "131016", NOW).await.unwrap();
+    assert_eq!(replica::apply_batch(db, Tier::National, &[reg]).await.unwrap().applied, 1);
+}
+
+#[tokio::test]
+async fn a_prefecture_that_sees_a_return_through_another_prefecture_first_keeps_the_newer_record() {
+    for t in backends().await {
+        let net = net(&t).await;
+        let op = clerk();
+        let addr = |s: &str| FlaggedText::plain("address", s).unwrap();
+        // Tokyo → Osaka → Shinjuku: prefecture 13 sees both ends, not the middle.
+        let reg = net
+            .tokyo
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("東京　一", "東京都千代田区1", "2026-01-01"),
+                date("2026-01-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let code = reg.body.record.resident_code.clone();
+        net.tokyo.move_out(&op, &code, lg("271004"), date("2026-02-01"), NOW).await.unwrap();
+        let cert = peer(&net.tokyo_url).move_out_certificate(&code).await.unwrap();
+        net.osaka.move_in(&op, &cert, addr("大阪府1"), date("2026-02-02"), NOW).await.unwrap();
+        net.osaka.move_out(&op, &code, lg("131041"), date("2026-03-01"), NOW).await.unwrap();
+        let cert = peer(&net.osaka_url).move_out_certificate(&code).await.unwrap();
+        let arrived = net.shinjuku.move_in(&op, &cert, addr("東京都新宿区1"), date("2026-03-02"), NOW).await.unwrap();
+        assert_eq!(arrived.body.record.version, 5);
+        // Prefecture 13 pulls Shinjuku before Tokyo: Tokyo's birth and move-out are older
+        // than what it projects. They are stored and relayed, not projected; Tokyo is not halted.
+        let r = replica::pull(&net.pref13, Tier::Prefecture, &peer(&net.shinjuku_url), Some("13")).await.unwrap();
+        assert_eq!((r[0].applied, r[0].error.as_deref()), (1, None), "{}", t.label);
+        let r = replica::pull(&net.pref13, Tier::Prefecture, &peer(&net.tokyo_url), Some("13")).await.unwrap();
+        assert_eq!((r[0].applied, r[0].error.as_deref()), (2, None), "{}", t.label);
+        let row: (String, i64) = sqlx::query("SELECT municipality, version FROM resident WHERE resident_code = $1")
+            .bind(code.as_str())
+            .fetch_one(net.pref13.pool())
+            .await
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .unwrap();
+        assert_eq!(row, ("131041".to_owned(), 5), "{}: the newer record stays", t.label);
+        assert_eq!(count(&net.pref13, "SELECT COUNT(*) FROM feed").await, 1, "stale notices are not fed");
+        assert_eq!(count(&net.pref13, "SELECT COUNT(*) FROM change_notice").await, 3, "but they are stored");
+        // The national node sees every side and applies all of it in causal order.
+        net.sync_prefectures().await;
+        for pref in ["13", "27", "13"] {
+            for r in net.pull_national(pref).await {
+                assert_eq!(r.error, None, "{}: {r:?}", t.label);
+            }
+        }
+        let rec = net.national.record(&code).await.unwrap();
+        assert_eq!((rec.municipality.as_str(), rec.status, rec.version), ("131041", ResidentStatus::Active, 5));
+        assert_eq!(count(net.national.db(), "SELECT COUNT(*) FROM feed").await, 5);
+        let checks = national::compare_heads(net.national.db(), &net.prefectures()).await.unwrap();
+        assert!(checks.iter().all(|c| c.equal), "{checks:?}");
+    }
+}
