@@ -341,29 +341,9 @@ async fn statistics(State(s): State<Arc<ProvisionState>>, h: HeaderMap, Query(y)
     Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], s.provider.statistics(&years).await?).into_response())
 }
 
-/// Serves `router` on `listener` until the process ends.
+/// Serves `router` on `listener` with axum's defaults (no timeouts or caps): for identity's
+/// own tests and the in-process demo only. Nodes are served by `net::server`, which adds the
+/// limits a server facing hostile clients needs.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
     axum::serve(listener, router).await
-}
-
-/// Serves `router` until SIGTERM or Ctrl-C, then lets in-flight requests finish (their
-/// transactions commit or roll back as a whole either way).
-pub async fn serve_until_signal(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let term = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                () = term => {}
-            }
-            tracing::info!("shutting down");
-        })
-        .await
 }

@@ -324,7 +324,9 @@ impl DemoCa {
         let l = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
         let poller = svc.clone();
         self.validator = Some(tokio::spawn(async move {
-            let serve = axum::serve(l, validator::http::router(state));
+            let serve = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
+                .shed(std::sync::Arc::new(validator::http::overloaded))
+                .serve(l, std::future::pending());
             let poll = async {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

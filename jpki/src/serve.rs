@@ -150,6 +150,12 @@ pub(crate) fn law_table(path: Option<&std::path::Path>) -> Result<LawTable> {
     }
 }
 
+/// Serves `router` with the network server's limits (timeouts, connection and in-flight caps)
+/// until SIGTERM or Ctrl-C; in-flight requests then finish.
+pub(crate) async fn serve_plain(l: tokio::net::TcpListener, router: axum::Router) -> std::io::Result<()> {
+    net::server::Server::new(router, net::server::Transport::Plain).serve(l, net::server::signal()).await
+}
+
 async fn listen(addr: &str) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
 }
@@ -183,7 +189,7 @@ pub async fn run(role: Role) -> Result<()> {
             let m = Municipality::open(Db::open(&db).await?, code.clone()).await?;
             let l = listen(&addr).await?;
             eprintln!("municipality {code} listening on {}", l.local_addr()?);
-            http::serve_until_signal(l, http::municipal_router(m, peer.server())).await?;
+            serve_plain(l, http::municipal_router(m, peer.server())).await?;
         }
         Role::Prefecture {
             db,
@@ -210,7 +216,7 @@ pub async fn run(role: Role) -> Result<()> {
                 provider,
                 operator_token: operator_token.unwrap_or_default(),
             };
-            http::serve_until_signal(l, http::prefecture_router(state)).await?;
+            serve_plain(l, http::prefecture_router(state)).await?;
         }
         Role::National { db, listen: addr, prefectures, operator_token, law_table: lt, interval_ms, peer } => {
             anyhow::ensure!(operator_token.len() >= 16, "the operator token must be at least 16 characters");
@@ -226,7 +232,7 @@ pub async fn run(role: Role) -> Result<()> {
             let l = listen(&addr).await?;
             eprintln!("national node listening on {}", l.local_addr()?);
             let operator = Operator::new("national-api", OpRole::NationalOperator)?;
-            http::serve_until_signal(
+            serve_plain(
                 l,
                 http::national_router(http::NationalState {
                     national,

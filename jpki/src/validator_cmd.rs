@@ -214,6 +214,9 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     let state = Arc::new(validator::http::AppState { ocsp: svc, crl_dir: a.crl_dir, crl_max_age: 3600, api });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     eprintln!("validator listening on {} (POST/GET /ocsp, GET /crl/…)", l.local_addr()?);
-    identity::http::serve_until_signal(l, validator::http::router(state)).await?;
+    net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
+        .shed(std::sync::Arc::new(validator::http::overloaded))
+        .serve(l, net::server::signal())
+        .await?;
     Ok(())
 }

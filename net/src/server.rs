@@ -61,12 +61,12 @@ impl Default for Limits {
     }
 }
 
-/// The answer to a request shed under load.
-pub type Shed = Arc<dyn Fn() -> Response<Body> + Send + Sync>;
+/// The answer to a request shed under load (given the request's URI).
+pub type Shed = Arc<dyn Fn(&axum::http::Uri) -> Response<Body> + Send + Sync>;
 
 /// 503 with `Retry-After: 1`.
 pub fn shed_503() -> Shed {
-    Arc::new(|| {
+    Arc::new(|_| {
         let mut r = Response::new(Body::from("{\"error\":\"overloaded\",\"message\":\"server busy; retry\"}"));
         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
@@ -276,14 +276,15 @@ impl Server {
             async move {
                 let Ok(_permit) = in_flight.try_acquire_owned() else {
                     tracing::warn!("in-flight cap reached; request shed");
-                    return Ok::<_, std::convert::Infallible>(shed());
+                    return Ok::<_, std::convert::Infallible>(shed(req.uri()));
                 };
+                let uri = req.uri().clone();
                 match tokio::time::timeout(request_timeout, router.oneshot(req.map(Body::new))).await {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(never)) => match never {},
                     Err(_) => {
                         tracing::warn!("request timed out");
-                        let mut r = shed();
+                        let mut r = shed(&uri);
                         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                         Ok(r)
                     }

@@ -117,6 +117,12 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // Hostile clients: 1,000 half-sent requests held open against the validator and 1,000
+    // against the national node. Cached OCSP answers on fresh connections keep p99 < 50 ms
+    // with none failing, provision answers keep working, and the held sockets are closed by
+    // the servers' header-read and idle timeouts within 20 s.
+    slowloris(&d, &url, &net, &resident).await;
+
     // openssl ocsp, with a nonce (live-signed) and without (pre-signed).
     for extra in [&[][..], &["-no_nonce"][..]] {
         let out = ocsp(&d, &url, "sig.pem", extra);
@@ -474,4 +480,88 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
         &["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/crl/..%2F..%2Fetc%2Fpasswd.crl")],
     );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
+}
+
+/// Opens `n` connections to `addr`, each sending a partial request header and then nothing.
+async fn half_sent(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-Slow: a").await.unwrap();
+        held.push(s);
+    }
+    held
+}
+
+/// Waits until every held socket has been closed by the server; returns how long it took.
+async fn all_closed(held: Vec<tokio::net::TcpStream>, within: Duration) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let t = Instant::now();
+    for mut s in held {
+        let mut buf = [0u8; 512];
+        loop {
+            let left = within.saturating_sub(t.elapsed());
+            match tokio::time::timeout(left, s.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("a half-sent connection was still open after {within:?}"),
+            }
+        }
+    }
+    t.elapsed()
+}
+
+async fn slowloris(d: &dyn Fn(&str) -> String, url: &str, net: &Network, resident: &str) {
+    let o = run(
+        "openssl",
+        &["ocsp", "-issuer", &d("int.pem"), "-cert", &d("sig.pem"), "-no_nonce", "-reqout", &d("req.der")],
+    );
+    assert!(std::path::Path::new(&d("req.der")).exists(), "{}", text(&o));
+    let req = std::fs::read(d("req.der")).unwrap();
+    let validator_addr = url.trim_start_matches("http://").trim_end_matches("/ocsp").to_owned();
+    let national_addr = net.national.trim_start_matches("http://").to_owned();
+    let held_v = half_sent(&validator_addr, 1000).await;
+    let held_n = half_sent(&national_addr, 1000).await;
+
+    // Cached OCSP answers, each on a fresh connection.
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let c = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let t = Instant::now();
+        let r = c
+            .post(url)
+            .header("content-type", "application/ocsp-request")
+            .body(req.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("OCSP request failed under load: {e}"));
+        assert!(r.status().is_success());
+        let body = r.bytes().await.unwrap();
+        times.push(t.elapsed());
+        // responseStatus successful (0), not tryLater: the held sockets cost no request slot.
+        let at = 2 + if body[1] & 0x80 != 0 { usize::from(body[1] & 0x7f) } else { 0 };
+        assert_eq!(&body[at..at + 3], &[0x0a, 0x01, 0x00], "not a successful OCSP response");
+    }
+    times.sort_unstable();
+    let p99 = times[times.len() * 99 / 100 - 1];
+    eprintln!("OCSP under 1,000 half-sent connections: median {:?}, p99 {p99:?}", times[times.len() / 2]);
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?} with 1,000 half-sent connections");
+
+    // Provision at the national node keeps answering.
+    let q = serde_json::json!({"purpose": "B1-020", "by": {"resident_code": resident}, "fields": ["name"]});
+    for _ in 0..20 {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/provision/query", net.national))
+            .bearer_auth(&net.agency_token)
+            .json(&q)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("provision failed under load: {e}"));
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+    }
+
+    let (tv, tn) =
+        tokio::join!(all_closed(held_v, Duration::from_secs(20)), all_closed(held_n, Duration::from_secs(20)));
+    eprintln!("half-sent connections closed after {tv:?} (validator), {tn:?} (national)");
 }

@@ -44,6 +44,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The answer to a request the server sheds under load: an OCSP `tryLater` response (HTTP
+/// 200, RFC 6960 §2.3) on the OCSP routes, so relying parties retry; 503 elsewhere.
+pub fn overloaded(uri: &axum::http::Uri) -> Response {
+    if uri.path().starts_with("/ocsp") {
+        use der::Encode as _;
+        let der = crate::ocsp::OcspResponse::error(crate::ocsp::ResponseStatus::TryLater)
+            .to_der()
+            .unwrap_or_else(|_| vec![0x30, 0x03, 0x0A, 0x01, 0x03]);
+        let mut r = (StatusCode::OK, der).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+        r
+    } else {
+        let mut r = (StatusCode::SERVICE_UNAVAILABLE, "overloaded; retry").into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    }
+}
+
 fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
