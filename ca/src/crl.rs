@@ -173,9 +173,13 @@ pub struct CrlParams {
     pub scope: Scope,
 }
 
-/// What the CRL covers; written as a critical issuingDistributionPoint (§5.2.5).
+/// What the CRL covers; written as a critical issuingDistributionPoint (§5.2.5), except for
+/// a full CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
+    /// Every certificate of the issuer (the network CA's one CRL): no issuingDistributionPoint,
+    /// so it is in scope for certificates without a CRL distribution point (§6.3.3 (b)).
+    Full,
     /// End-entity certificates of one shard, published at this URL.
     Shard {
         /// The shard's URL (also in each certificate's CRL DP).
@@ -189,14 +193,26 @@ pub enum Scope {
 }
 
 impl CrlParams {
-    /// The crlExtensions: AKI, CRLNumber, issuingDistributionPoint (critical).
+    /// The crlExtensions: AKI, CRLNumber, issuingDistributionPoint (critical; none for
+    /// [`Scope::Full`]).
     pub fn extensions(&self) -> Result<Vec<Extension>> {
         let aki = AuthorityKeyIdentifier {
             key_identifier: Some(OctetString::new(self.issuer_key_id.clone())?),
             ..Default::default()
         };
         let number = Uint::new(&self.number.to_be_bytes())?;
+        let aki = Extension {
+            extn_id: oids::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            critical: false,
+            extn_value: OctetString::new(aki.to_der()?)?,
+        };
+        let number = Extension {
+            extn_id: oids::ID_CE_CRL_NUMBER,
+            critical: false,
+            extn_value: OctetString::new(number.to_der()?)?,
+        };
         let (url, users, cas) = match &self.scope {
+            Scope::Full => return Ok(vec![aki, number]),
             Scope::Shard { url } => (url, true, false),
             Scope::Authorities { url } => (url, false, true),
         };
@@ -211,16 +227,8 @@ impl CrlParams {
         // x509-cert 0.3 gives IssuingDistributionPoint the OID of subjectInfoAccess
         // (`AssociatedOid`), so the extension is assembled with the right OID by hand.
         Ok(vec![
-            Extension {
-                extn_id: oids::ID_CE_AUTHORITY_KEY_IDENTIFIER,
-                critical: false,
-                extn_value: OctetString::new(aki.to_der()?)?,
-            },
-            Extension {
-                extn_id: oids::ID_CE_CRL_NUMBER,
-                critical: false,
-                extn_value: OctetString::new(number.to_der()?)?,
-            },
+            aki,
+            number,
             Extension {
                 extn_id: oids::ID_CE_ISSUING_DISTRIBUTION_POINT,
                 critical: true,

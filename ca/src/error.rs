@@ -107,3 +107,17 @@ impl From<identity::Error> for Error {
         Self::Identity(e.to_string())
     }
 }
+
+/// Errors of the `net` crate (secrets and key files): a weak or missing secret is bad input;
+/// a key file that does not open is a key-store failure; I/O keeps its context.
+impl From<net::Error> for Error {
+    fn from(e: net::Error) -> Self {
+        match e {
+            net::Error::Secret { .. } => Self::invalid("passphrase", e),
+            net::Error::Io { context, source } => {
+                Self::Io(std::io::Error::new(source.kind(), format!("{context}: {source}")))
+            }
+            other => Self::key(other),
+        }
+    }
+}

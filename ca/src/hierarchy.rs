@@ -35,6 +35,13 @@ pub const POLICY_AUTHENTICATION: ObjectIdentifier = ObjectIdentifier::new_unwrap
 pub const POLICY_TEST_SIGNATURE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.0.20");
 /// Test authentication policy. Not observed; our assumption by analogy with the test signature arc.
 pub const POLICY_TEST_AUTHENTICATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.1.0.30");
+/// This project's private arc for the network of parties (not a J-LIS assignment: J-LIS uses
+/// `1.2.392.200149.8.5.1` for policies and `.5.5` for SAN items; `.99` is unused there and kept
+/// for our network credentials). Sub-arcs are never reused.
+pub const NETWORK_ARC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.99");
+/// extKeyUsage of a municipality's change-notice signing key (`NETWORK_ARC.1`): the only EKU
+/// of that certificate, so the key signs notices and nothing else.
+pub const NOTICE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.99.1");
 /// CPS URI in the certificatePolicies qualifier.
 pub const CPS_URI: &str = "http://www.jpki.go.jp/cps.html";
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use der::asn1::BitString;
 use der::{Decode, Encode};
+use net::secret::Secret;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::pkey_ctx::PkeyCtx;
@@ -230,7 +231,8 @@ pub fn key_identifier(spki_der: &[u8]) -> Result<[u8; 20]> {
     Ok(sha1::Sha1::digest(bits).into())
 }
 
-/// A software key held by OpenSSL; at rest an encrypted PKCS#8 file (PBES2, AES-256-CBC).
+/// A software key held by OpenSSL; at rest an encrypted PKCS#8 file (PBES2 with scrypt and
+/// AES-256-CBC, see [`net::keyfile`]).
 pub struct SoftKey {
     pkey: PKey<Private>,
     algorithm: KeyAlgorithm,
@@ -257,35 +259,36 @@ impl SoftKey {
         })
     }
 
-    /// Generates a key and writes it, encrypted under `passphrase`, to `path` (which must not
-    /// exist; written to a temp file, synced, then renamed).
-    pub fn create(path: &Path, algorithm: KeyAlgorithm, passphrase: &[u8]) -> Result<Self> {
-        if passphrase.len() < 8 {
-            return Err(Error::invalid("passphrase", "at least 8 bytes"));
-        }
+    /// Generates a key and writes it to `path` (which must not exist) as an encrypted PKCS#8
+    /// file under `passphrase` (at least [`net::secret::MIN_PASSPHRASE`] bytes): scrypt
+    /// (2^15, 8, 1) and AES-256-CBC, mode 0600, through a fresh temporary file, fsync and
+    /// rename ([`net::keyfile::store`]; review finding M3).
+    pub fn create(path: &Path, algorithm: KeyAlgorithm, passphrase: &Secret) -> Result<Self> {
+        let passphrase = check_passphrase(passphrase)?;
         if path.exists() {
             return Err(Error::Conflict(format!("key file {} exists", path.display())));
         }
         let pkey = Self::generate(algorithm)?;
-        let der = pkey.private_key_to_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), passphrase)?;
-        let pem = der::pem::encode_string("ENCRYPTED PRIVATE KEY", der::pem::LineEnding::LF, &der)
-            .map_err(|e| Error::key(format!("PEM: {e}")))?;
-        write_durably(path, pem.as_bytes())?;
+        // The plaintext PKCS#8 lives in a Secret so that it is zeroized when dropped.
+        let plain = Secret::new(pkey.private_key_to_pkcs8()?);
+        net::keyfile::store(path, plain.expose(), &passphrase)?;
         Self::from_pkey(pkey, path)
     }
 
-    /// Loads an encrypted PKCS#8 key file.
-    pub fn load(path: &Path, passphrase: &[u8]) -> Result<Self> {
-        let pem = std::fs::read_to_string(path)
-            .map_err(|e| Error::key(format!("cannot read key file {}: {e}", path.display())))?;
-        let (label, der) = der::pem::decode_vec(pem.as_bytes())
-            .map_err(|e| Error::key(format!("key file {} is not PEM: {e}", path.display())))?;
-        if label != "ENCRYPTED PRIVATE KEY" {
-            return Err(Error::key(format!("key file {} is not an encrypted PKCS#8 key ({label})", path.display())));
-        }
-        let pkey = PKey::private_key_from_pkcs8_passphrase(&der, passphrase)
-            .map_err(|_| Error::key(format!("cannot decrypt {} (wrong passphrase?)", path.display())))?;
+    /// Loads an encrypted PKCS#8 key file written by [`SoftKey::create`] (or by
+    /// [`net::keyfile::store`]). A wrong passphrase and a corrupt file give the same error.
+    pub fn load(path: &Path, passphrase: &Secret) -> Result<Self> {
+        let plain = net::keyfile::load(path, passphrase)?;
+        let pkey = PKey::private_key_from_pkcs8(&plain)
+            .map_err(|_| Error::key(format!("key file {} holds no usable private key", path.display())))?;
         Self::from_pkey(pkey, path)
+    }
+
+    /// The key as an unencrypted PKCS#8 `PrivateKeyInfo`, in a [`Secret`] (zeroized on drop),
+    /// to be sealed with [`net::keyfile`] — used for subject keys the CA generates on behalf
+    /// of a party (network credentials), never for CA keys.
+    pub fn pkcs8_secret(&self) -> Result<Secret> {
+        Ok(Secret::new(self.pkey.private_key_to_pkcs8()?))
     }
 
     fn from_pkey(pkey: PKey<Private>, path: &Path) -> Result<Self> {
@@ -331,25 +334,16 @@ impl KeyBackend for SoftKey {
     }
 }
 
-/// Writes `bytes` to `path` via a synced temp file and a rename, then syncs the directory.
+/// Checks a key-file passphrase is long enough ([`net::secret::MIN_PASSPHRASE`] bytes).
+pub fn check_passphrase(passphrase: &Secret) -> Result<Secret> {
+    Ok(passphrase.clone().passphrase("key passphrase")?)
+}
+
+/// Writes `bytes` to `path` durably with mode 0600: a new, randomly named temporary file in
+/// the same directory (never following a planted file or symlink), fsync, rename, fsync of the
+/// directory ([`net::keyfile::write_private`]).
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    Ok(net::keyfile::write_private(path, bytes)?)
 }
 
 /// DER-encodes anything der can encode (shorthand).
@@ -366,17 +360,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::EcP384] {
             let path = dir.path().join(format!("{}.p8", alg.name()));
-            let k = SoftKey::create(&path, alg, b"correct horse").unwrap();
+            let pass = Secret::new(b"correct horse".to_vec());
+            let k = SoftKey::create(&path, alg, &pass).unwrap();
             let sig = sign(&k, b"hello").unwrap();
             assert!(verify(k.public_key_der(), b"hello", &sig).unwrap());
             assert!(!verify(k.public_key_der(), b"hellO", &sig).unwrap());
-            let again = SoftKey::load(&path, b"correct horse").unwrap();
+            let again = SoftKey::load(&path, &pass).unwrap();
             assert_eq!(again.public_key_der(), k.public_key_der());
-            let err = SoftKey::load(&path, b"wrong horse!").unwrap_err();
+            let err = SoftKey::load(&path, &Secret::new(b"wrong horse!".to_vec())).unwrap_err();
             assert!(err.to_string().contains("wrong passphrase"), "{err}");
             assert!(!format!("{k:?}").contains("BEGIN"), "Debug must not show key material");
-            assert!(SoftKey::create(&path, alg, b"correct horse").is_err(), "never overwrite a key");
+            assert!(SoftKey::create(&path, alg, &pass).is_err(), "never overwrite a key");
+            // The file is scrypt-protected (id-scrypt, 1.3.6.1.4.1.11591.4.11), mode 0600.
+            let pem = std::fs::read_to_string(&path).unwrap();
+            let (_, raw) = der::pem::decode_vec(pem.as_bytes()).unwrap();
+            assert!(raw.windows(11).any(|w| w == [0x06, 0x09, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x04, 0x0b]));
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn short_passphrases_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SoftKey::create(&dir.path().join("k.p8"), KeyAlgorithm::EcP384, &Secret::new(b"11 bytes...".to_vec()))
+            .unwrap_err();
+        assert_eq!(e.kind(), "invalid", "{e}");
+        assert!(e.to_string().contains("12"), "{e}");
+        assert!(!dir.path().join("k.p8").exists());
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! Where CA keys live: a directory of encrypted PKCS#8 files (OpenSSL), or a PKCS#11 token.
-//! The passphrase and the PIN come from the environment, are never logged and never stored in
-//! the database; the database keeps only a key reference (`soft:FILE`, `pkcs11:LABEL`).
-//! The passphrase and the PIN come from the environment or a file, are never logged and never
-//! stored in the database; the database keeps only a key reference (`soft:FILE`, `pkcs11:LABEL`).
+//! Where CA keys live: a directory of encrypted PKCS#8 files (scrypt, see [`net::keyfile`]),
+//! or a PKCS#11 token. The passphrase (a [`Secret`]: zeroized, no `Debug` that shows it, at
+//! least 12 bytes) and the PIN come from the environment or a file, are never logged and never
+//! stored in the database; the database keeps only a key reference (`soft:FILE`,
+//! `pkcs11:LABEL`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use crate::pkcs11::Pkcs11Store;
+use net::secret::Secret;
 
 /// A key store.
 pub enum KeyStore {
@@ -18,8 +19,8 @@ pub enum KeyStore {
     Soft {
         /// The directory.
         dir: PathBuf,
-        /// The passphrase (never printed).
-        passphrase: Vec<u8>,
+        /// The passphrase (never printed, zeroized on drop).
+        passphrase: Secret,
     },
     /// A PKCS#11 token (SoftHSM2 in tests): keys generated on it, never extractable.
     Pkcs11(Pkcs11Store),
@@ -35,12 +36,11 @@ impl fmt::Debug for KeyStore {
 }
 
 impl KeyStore {
-    /// A software key store; the passphrase must be at least 8 bytes.
-    pub fn soft(dir: &Path, passphrase: &[u8]) -> Result<Self> {
-        if passphrase.len() < 8 {
-            return Err(Error::invalid("passphrase", "the key-store passphrase needs at least 8 bytes"));
-        }
-        Ok(Self::Soft { dir: dir.to_owned(), passphrase: passphrase.to_vec() })
+    /// A software key store; the passphrase must be at least
+    /// [`net::secret::MIN_PASSPHRASE`] (12) bytes.
+    pub fn soft(dir: &Path, passphrase: Secret) -> Result<Self> {
+        let passphrase = passphrase.passphrase("key-store passphrase")?;
+        Ok(Self::Soft { dir: dir.to_owned(), passphrase })
     }
 
     /// Generates a new key labelled `label` (a CA slug and generation).

@@ -18,6 +18,7 @@ pub mod follow;
 pub mod hierarchy;
 pub mod identity_source;
 pub mod keystore;
+pub mod network;
 pub mod profile;
 pub mod publish;
 pub mod revocation;

@@ -62,7 +62,7 @@ pub async fn run() -> Result<()> {
     let rawn = median((0..RUNS).map(|_| raw_sign_rate(&key, threads)).collect());
 
     let db = Db::open(&dir.path().join("ca.db").display().to_string()).await?;
-    let keys = KeyStore::soft(&dir.path().join("keys"), b"benchmark passphrase")?;
+    let keys = KeyStore::soft(&dir.path().join("keys"), net::secret::Secret::new(b"benchmark passphrase".to_vec()))?;
     let mut ca = Authority::open(db, keys, now).await?;
     ca.init("bench", Environment::Production, Settings::default(), now).await?;
     let g = Arc::new(ca.issuing("bench", Purpose::Authentication, Environment::Production, "13", now).await?);

@@ -20,6 +20,7 @@ use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use ca::keystore::KeyStore;
 use der::{Decode, Encode};
 use identity::store::Db;
+use net::secret::Secret;
 use validator::ocsp::{CertId, OcspRequest, OcspResponse, Request, ResponseStatus, SHA1, TbsRequest, Version};
 use x509_cert::Certificate;
 
@@ -137,7 +138,7 @@ pub async fn run() -> Result<()> {
     // A CA with CERTS authentication certificates (setup, not timed).
     let db_path = d("ca.db").display().to_string();
     let db = Db::open(&db_path).await?;
-    let keys = KeyStore::soft(&d("keys"), b"benchmark passphrase")?;
+    let keys = KeyStore::soft(&d("keys"), Secret::new(b"benchmark passphrase".to_vec()))?;
     let mut ca = Authority::open(db, keys, now).await?;
     ca.init("bench", Environment::Production, Settings::default(), now).await?;
     let g = Arc::new(ca.issuing("bench", Purpose::Authentication, Environment::Production, "13", now).await?);
@@ -148,7 +149,8 @@ pub async fn run() -> Result<()> {
     // Our responder's key (encrypted) and the reference's (plain PEM for openssl), both
     // delegated responders of the issuing CA.
     std::fs::create_dir_all(d("v"))?;
-    let ours = SoftKey::create(&d("v/auth-13-g1.key"), KeyAlgorithm::Rsa2048, b"benchmark passphrase")?;
+    let ours =
+        SoftKey::create(&d("v/auth-13-g1.key"), KeyAlgorithm::Rsa2048, &Secret::new(b"benchmark passphrase".to_vec()))?;
     let c = ca.issue_responder("bench", &g.ca, ours.public_key_der(), 30, now).await?;
     std::fs::write(d("v/auth-13-g1.pem"), crate::ca_cmd::pem("CERTIFICATE", &c.der)?)?;
     let reference = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;

@@ -23,8 +23,9 @@ pub struct Store {
     /// CA database: a SQLite file path or a postgres:// URL.
     #[arg(long, env = "JPKI_CA_DB", default_value = "jpki-ca.db")]
     pub db: String,
-    /// Directory of encrypted PKCS#8 key files (software key store). The passphrase is read
-    /// from JPKI_CA_PASSPHRASE (at least 8 bytes).
+    /// Directory of encrypted PKCS#8 key files (software key store, scrypt). The passphrase is
+    /// read from JPKI_CA_PASSPHRASE or the file named by JPKI_CA_PASSPHRASE_FILE (at least 12
+    /// bytes).
     #[arg(long, env = "JPKI_CA_KEYS", default_value = "jpki-ca-keys")]
     pub keys: PathBuf,
     /// Who is acting (recorded in the audit trail).
@@ -184,9 +185,8 @@ pub(crate) async fn open(s: &Store) -> Result<Authority> {
             KeyStore::Pkcs11(ca::pkcs11::Pkcs11Store::open(module, token, &pin)?)
         }
         _ => {
-            let pass =
-                std::env::var("JPKI_CA_PASSPHRASE").context("set JPKI_CA_PASSPHRASE (the key-store passphrase)")?;
-            KeyStore::soft(&s.keys, pass.as_bytes())?
+            let pass = net::secret::Secret::from_env("JPKI_CA_PASSPHRASE")?.passphrase("JPKI_CA_PASSPHRASE")?;
+            KeyStore::soft(&s.keys, pass)?
         }
     };
     let db = Db::open(&s.db).await.with_context(|| format!("cannot open the CA database {}", s.db))?;

@@ -66,7 +66,10 @@ pub async fn start(
     secret: Option<String>,
     now: i64,
 ) -> Result<DemoCa> {
-    let keys = KeyStore::soft(&dir.join("ca-keys"), hex::encode(rand::random::<[u8; 16]>()).as_bytes())?;
+    let keys = KeyStore::soft(
+        &dir.join("ca-keys"),
+        net::secret::Secret::new(hex::encode(rand::random::<[u8; 16]>()).into_bytes()),
+    )?;
     let db = Db::open(&dir.join("ca.db").display().to_string()).await?;
     let mut ca = Authority::open(db, keys, now).await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();

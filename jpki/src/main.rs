@@ -1,5 +1,6 @@
 //! `jpki`: the one operator binary. `serve <role>` runs a node, `identity …` does clerk
-//! and operator work, `demo` plays the end-to-end story (the README's main job).
+//! and operator work, `net …` runs the network CA, `demo` plays the end-to-end story (the
+//! README's main job).
 
 mod bench;
 mod bench_ca;
@@ -12,6 +13,7 @@ mod demo;
 mod demo_ca;
 mod demo_card;
 mod identity_cmd;
+mod net_cmd;
 mod proc;
 mod serve;
 mod validator_cmd;
@@ -41,6 +43,9 @@ enum Command {
     /// The municipal window's card writer: issue, renew, status, pin-reset, verify-pin, wipe.
     #[command(subcommand)]
     Card(card_cmd::Cmd),
+    /// The network CA of the parties (mutual TLS, notice keys): init, issue, revoke, crl, list.
+    #[command(subcommand)]
+    Net(net_cmd::Cmd),
     /// Validator set-up: responder keys and their certificates.
     #[command(subcommand)]
     Validator(validator_cmd::Cmd),
@@ -83,6 +88,7 @@ fn main() -> std::process::ExitCode {
             Command::Ca(cmd) => ca_cmd::run(cmd).await,
             Command::Card(cmd) => card_cmd::run(cmd).await,
             Command::Validator(cmd) => validator_cmd::run(cmd).await,
+            Command::Net(cmd) => net_cmd::run(cmd),
             Command::CardSim(args) => tokio::task::block_in_place(|| card_cmd::run_sim(args)),
             Command::Demo(args) => demo::run(args).await,
             Command::Verify(_) => unreachable!("handled before the runtime starts"),

@@ -11,6 +11,7 @@ use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use clap::{Args, Subcommand};
 use identity::http::now;
 use identity::store::Db;
+use net::secret::Secret;
 use validator::responder::{Responder, Service};
 
 use crate::ca_cmd::Store;
@@ -90,8 +91,10 @@ pub struct ServeArgs {
     pub db: Option<String>,
 }
 
-fn passphrase() -> Result<String> {
-    std::env::var("JPKI_VALIDATOR_PASSPHRASE").context("set JPKI_VALIDATOR_PASSPHRASE (the validator's key passphrase)")
+/// The responder keys' passphrase: JPKI_VALIDATOR_PASSPHRASE or the file named by
+/// JPKI_VALIDATOR_PASSPHRASE_FILE, at least 12 bytes (it protects scrypt-encrypted key files).
+fn passphrase() -> Result<Secret> {
+    Ok(Secret::from_env("JPKI_VALIDATOR_PASSPHRASE")?.passphrase("JPKI_VALIDATOR_PASSPHRASE")?)
 }
 
 /// Runs a validator set-up command.
@@ -125,7 +128,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                     println!("{}: responder key exists, skipped", key_path.display());
                     continue;
                 }
-                let key = SoftKey::create(&key_path, alg, pass.as_bytes())?;
+                let key = SoftKey::create(&key_path, alg, &pass)?;
                 let c = a.issue_responder(&store.actor, &current.ca, key.public_key_der(), days, now()).await?;
                 let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &c.der)
                     .map_err(|e| anyhow::anyhow!("PEM: {e}"))?;
@@ -143,7 +146,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
     Ok(())
 }
 
-fn responders(dir: &Path, pass: &str) -> Result<Vec<Responder>> {
+fn responders(dir: &Path, pass: &Secret) -> Result<Vec<Responder>> {
     let mut out = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
@@ -153,7 +156,7 @@ fn responders(dir: &Path, pass: &str) -> Result<Vec<Responder>> {
     entries.sort();
     for key_path in entries {
         let cert_path = key_path.with_extension("pem");
-        let key = SoftKey::load(&key_path, pass.as_bytes())?;
+        let key = SoftKey::load(&key_path, pass)?;
         let pem = std::fs::read(&cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
         let (_, der) = der::pem::decode_vec(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))?;
         out.push(Responder::new(Arc::new(key), &der).with_context(|| format!("{}", cert_path.display()))?);

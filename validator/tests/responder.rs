@@ -37,7 +37,7 @@ async fn setup(db: &TestDb) -> (Setup, Vec<Responder>) {
     let keys = tempfile::tempdir().unwrap();
     let mut ca = Authority::open(
         Db::open(&db.url).await.unwrap(),
-        KeyStore::soft(keys.path(), b"test passphrase").unwrap(),
+        KeyStore::soft(keys.path(), net::secret::Secret::new(b"test passphrase".to_vec())).unwrap(),
         NOW,
     )
     .await

@@ -84,7 +84,8 @@ impl World {
         let agency = national.provider().authenticate(&token, NOW).await.unwrap();
         let source = IdentitySource::Local { national: national.clone(), agency };
         let dir = tempfile::tempdir().unwrap();
-        let keys = KeyStore::soft(&dir.path().join("keys"), b"test passphrase").unwrap();
+        let keys =
+            KeyStore::soft(&dir.path().join("keys"), net::secret::Secret::new(b"test passphrase".to_vec())).unwrap();
         let mut ca = Authority::open(Db::open(&cdb.url).await.unwrap(), keys, NOW).await.unwrap();
         let settings = Settings { ca_algorithm: alg, shards: 4, ..Settings::default() };
         ca.init("op-1", Environment::Production, settings, NOW).await.unwrap();

@@ -1,0 +1,179 @@
+//! `jpki net …`: the national operator's network CA (docs/network.md) — `init`, `issue` (a
+//! party's mutual-TLS credential, or with `--notice-key` a municipality's change-notice signing
+//! key), `revoke`, `crl`, `list`. Passphrases come only from the environment (or the file named
+//! by `NAME_FILE`): JPKI_NET_CA_PASSPHRASE protects the network CA's key, JPKI_NET_KEY_PASSPHRASE
+//! the key of the credential being issued. They are never clap arguments, so they never appear
+//! on argv or in `--help`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use ca::crl::Reason;
+use ca::network::{NetworkCa, parse_party, short_form};
+use clap::{Args, Subcommand};
+use identity::http::now;
+use identity::party::Party;
+use net::secret::Secret;
+
+/// The environment variable holding the network CA key's passphrase.
+const CA_PASSPHRASE: &str = "JPKI_NET_CA_PASSPHRASE";
+/// The environment variable holding the new credential key's passphrase.
+const KEY_PASSPHRASE: &str = "JPKI_NET_KEY_PASSPHRASE";
+
+/// Where the network CA lives.
+#[derive(Debug, Args)]
+pub struct Dir {
+    /// The network CA's directory (ca.pem, ca.key, index.json, crl.pem).
+    #[arg(long, env = "JPKI_NET_DIR")]
+    pub dir: PathBuf,
+}
+
+/// Network CA commands. Passphrases: JPKI_NET_CA_PASSPHRASE (the CA's key) and
+/// JPKI_NET_KEY_PASSPHRASE (a new credential's key), or their _FILE twins; at least 12 bytes.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create the network CA (P-384 root `C=JP, O=JPKI Network, CN=JPKI Network CA`, 10 years)
+    /// and its first CRL. Refuses a directory that already holds one.
+    Init {
+        #[command(flatten)]
+        dir: Dir,
+    },
+    /// Issue a party its mutual-TLS credential (PREFIX.pem = certificate + CA, PREFIX.key =
+    /// its key encrypted under JPKI_NET_KEY_PASSPHRASE), or with --notice-key a
+    /// municipality's change-notice signing key.
+    Issue {
+        #[command(flatten)]
+        dir: Dir,
+        /// The party: `municipality:131016`, `prefecture:13`, `national`, `ca:jpki-ca`,
+        /// `validator:v1`, `window:W13101001`, `agency:jps`, `operator:op1` (or its urn:jpki: URI).
+        #[arg(long)]
+        party: String,
+        /// A host name or IP address the party serves on (repeat); not for --notice-key.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// Path prefix of the files written (PREFIX.pem, PREFIX.key).
+        #[arg(long)]
+        out: PathBuf,
+        /// Issue the municipality's change-notice signing key instead of a TLS credential.
+        #[arg(long)]
+        notice_key: bool,
+    },
+    /// Revoke a network certificate (takes effect with the next `jpki net crl`).
+    Revoke {
+        #[command(flatten)]
+        dir: Dir,
+        /// Its serial number in hex (colons allowed, as openssl prints it).
+        #[arg(long)]
+        serial: String,
+        /// unspecified, key-compromise, ca-compromise, affiliation-changed, superseded,
+        /// cessation-of-operation or certificate-hold.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Write the network CA's full CRL to DIR/crl.pem with the next CRL number.
+    Crl {
+        #[command(flatten)]
+        dir: Dir,
+        /// Hours from thisUpdate to nextUpdate.
+        #[arg(long, default_value_t = 24)]
+        next_update_hours: i64,
+    },
+    /// Every issued network certificate with its status.
+    List {
+        #[command(flatten)]
+        dir: Dir,
+    },
+}
+
+fn secret(name: &str) -> Result<Secret> {
+    Ok(Secret::from_env(name)?.passphrase(name)?)
+}
+
+fn open(dir: &Dir) -> Result<NetworkCa> {
+    let pass = secret(CA_PASSPHRASE)?;
+    NetworkCa::open(&dir.dir, &pass).with_context(|| format!("cannot open the network CA in {}", dir.dir.display()))
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// Runs a network CA command.
+pub fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Init { dir } => {
+            let pass = secret(CA_PASSPHRASE)?;
+            let ca = NetworkCa::init(&dir.dir, &pass, now())?;
+            println!(
+                "network CA created in {}: ca.pem (C=JP, O=JPKI Network, CN=JPKI Network CA; P-384), \
+                 ca.key (encrypted, scrypt), crl.pem; key id {}",
+                dir.dir.display(),
+                hex::encode(ca.key_id())
+            );
+        }
+        Cmd::Issue { dir, party, hosts, days, out, notice_key } => {
+            let party = parse_party(&party).context("--party")?;
+            let key_pass = secret(KEY_PASSPHRASE)?;
+            let ca = open(&dir)?;
+            let issued = if notice_key {
+                let Party::Municipality(code) = &party else {
+                    bail!("--notice-key: only a municipality has change-notice keys (not {party})");
+                };
+                if !hosts.is_empty() {
+                    bail!("--notice-key: a notice-signing certificate names no hosts");
+                }
+                ca.issue_notice_key(code, days, now(), &out, &key_pass)?
+            } else {
+                ca.issue_tls(&party, &hosts, days, now(), &out, &key_pass)?
+            };
+            println!(
+                "{} for {} ({}): serial {} ski {} until {} -> {} {}",
+                if notice_key { "notice-signing key" } else { "TLS credential" },
+                short_form(&party),
+                party,
+                issued.serial,
+                issued.ski,
+                date(issued.not_after),
+                issued.chain.display(),
+                issued.key.display()
+            );
+        }
+        Cmd::Revoke { dir, serial, reason } => {
+            let reason = Reason::parse(&reason)?;
+            let ca = open(&dir)?;
+            let e = ca.revoke(&serial, reason, now())?;
+            println!("revoked {} ({}, {}); publish with `jpki net crl`", e.serial, e.party, reason.name());
+        }
+        Cmd::Crl { dir, next_update_hours } => {
+            let ca = open(&dir)?;
+            let path = ca.crl(now(), next_update_hours)?;
+            let revoked = ca.list()?.iter().filter(|e| e.revoked_at.is_some() && e.not_after > now()).count();
+            println!("CRL {} written to {} ({revoked} revoked)", ca.crl_number()?, path.display());
+        }
+        Cmd::List { dir } => {
+            let ca = open(&dir)?;
+            for e in ca.list()? {
+                let status = match (e.revoked_at, &e.reason) {
+                    (Some(at), Some(r)) => format!("revoked {} {r}", date(at)),
+                    _ if e.not_after <= now() => "expired".to_owned(),
+                    _ => "valid".to_owned(),
+                };
+                println!(
+                    "{} {:<10} {:<32} until {} ski {} {status}",
+                    e.serial,
+                    e.kind.name(),
+                    e.party.uri(),
+                    date(e.not_after),
+                    e.ski
+                );
+            }
+        }
+    }
+    Ok(())
+}
