@@ -133,7 +133,7 @@ async fn invalid_identity_input_is_rejected_with_the_field_named() {
 #[tokio::test]
 async fn an_exhausted_pool_is_a_clear_error_and_stores_nothing() {
     for t in backends().await {
-        let m = Municipality::open(Db::open(&t.url).await.unwrap(), lg("131016")).await.unwrap();
+        let m = signed_municipality(Db::open(&t.url).await.unwrap(), "131016").await;
         m.add_pool(&codes(5, 1)).await.unwrap();
         let op = clerk();
         m.register(&op, NoticeKind::Birth, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
@@ -176,7 +176,7 @@ async fn pools_never_overlap_and_concurrent_registration_across_municipalities_h
             let db = fresh(&t).await;
             let code = lg(code);
             tasks.push(tokio::spawn(async move {
-                let m = Municipality::open(Db::open(&db.url).await.unwrap(), code).await.unwrap();
+                let m = signed_municipality(Db::open(&db.url).await.unwrap(), code.as_str()).await;
                 m.add_pool(&pool[..25]).await.unwrap();
                 let mut got = Vec::new();
                 for i in 0..25 {

@@ -69,11 +69,11 @@ async fn open_fresh(like: &TestDb, keep: &mut Vec<TestDb>) -> Db {
 
 async fn net(like: &TestDb) -> Net {
     let mut dbs = Vec::new();
-    let tokyo = Municipality::open(open_fresh(like, &mut dbs).await, lg("131016")).await.unwrap();
+    let tokyo = signed_municipality(open_fresh(like, &mut dbs).await, "131016").await;
     tokyo.add_pool(&codes(100, 20)).await.unwrap();
-    let shinjuku = Municipality::open(open_fresh(like, &mut dbs).await, lg("131041")).await.unwrap();
+    let shinjuku = signed_municipality(open_fresh(like, &mut dbs).await, "131041").await;
     shinjuku.add_pool(&codes(200, 20)).await.unwrap();
-    let osaka = Municipality::open(open_fresh(like, &mut dbs).await, lg("271004")).await.unwrap();
+    let osaka = signed_municipality(open_fresh(like, &mut dbs).await, "271004").await;
     osaka.add_pool(&codes(300, 20)).await.unwrap();
     let pref13 = open_fresh(like, &mut dbs).await;
     let pref27 = open_fresh(like, &mut dbs).await;
@@ -98,14 +98,14 @@ async fn net(like: &TestDb) -> Net {
 impl Net {
     async fn sync_prefectures(&self) {
         for url in [&self.tokyo_url, &self.shinjuku_url] {
-            replica::pull(&self.pref13, Tier::Prefecture, &peer(url), Some("13")).await.unwrap();
+            replica::pull(&self.pref13, Tier::Prefecture, &*verifier(), &peer(url), Some("13")).await.unwrap();
         }
-        replica::pull(&self.pref27, Tier::Prefecture, &peer(&self.osaka_url), Some("27")).await.unwrap();
+        replica::pull(&self.pref27, Tier::Prefecture, &*verifier(), &peer(&self.osaka_url), Some("27")).await.unwrap();
     }
 
     async fn pull_national(&self, pref: &str) -> Vec<replica::SourceReport> {
         let url = if pref == "13" { &self.pref13_url } else { &self.pref27_url };
-        replica::pull(self.national.db(), Tier::National, &peer(url), Some(pref)).await.unwrap()
+        replica::pull(self.national.db(), Tier::National, &*verifier(), &peer(url), Some(pref)).await.unwrap()
     }
 
     fn prefectures(&self) -> Vec<Peer> {
@@ -206,13 +206,14 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
         let op = clerk();
         let ns = births(&net.tokyo, 4).await;
         let db = net.national.db();
+        admit_keys_of(db, &net.tokyo).await;
         // Out of order: seq 3 before 1 and 2 → nothing applied, gap reported.
-        let a = replica::apply_batch(db, Tier::National, &ns[2..3]).await.unwrap();
+        let a = replica::apply_batch(db, Tier::National, &*verifier(), &ns[2..3]).await.unwrap();
         assert_eq!((a.applied, a.stop.clone()), (0, Some(Stop::Gap { expected: 1 })), "{}", t.label);
-        let a = replica::apply_batch(db, Tier::National, &ns[0..2]).await.unwrap();
+        let a = replica::apply_batch(db, Tier::National, &*verifier(), &ns[0..2]).await.unwrap();
         assert_eq!(a.applied, 2);
         // Duplicates: acknowledged, nothing changes.
-        let a = replica::apply_batch(db, Tier::National, &ns[0..2]).await.unwrap();
+        let a = replica::apply_batch(db, Tier::National, &*verifier(), &ns[0..2]).await.unwrap();
         assert_eq!((a.applied, a.duplicates), (0, 2));
         assert_eq!(count(db, "SELECT COUNT(*) FROM change_notice").await, 2);
         assert_eq!(count(db, "SELECT COUNT(*) FROM feed").await, 2);
@@ -220,12 +221,12 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
         let mut forged = ns[2].clone();
         forged.body.record.items.name = FlaggedText::plain("name", "偽造").unwrap();
         let batch = vec![forged, ns[3].clone()];
-        let e = replica::apply_batch(db, Tier::National, &batch).await.unwrap_err();
+        let e = replica::apply_batch(db, Tier::National, &*verifier(), &batch).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Integrity, "{}", t.label);
         assert!(e.to_string().contains("halted"), "{e}");
         assert_eq!(count(db, "SELECT COUNT(*) FROM change_notice").await, 2);
         // The halted source refuses even genuine notices until an operator resumes it.
-        let e = replica::apply_batch(db, Tier::National, &ns[2..4]).await.unwrap_err();
+        let e = replica::apply_batch(db, Tier::National, &*verifier(), &ns[2..4]).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Integrity);
         let (cur, halted) = replica::cursor(db, "131016").await.unwrap();
         assert_eq!(cur.applied_seq, 2);
@@ -237,17 +238,17 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
             replica::resume(db, &national_operator(), "131016", NOW).await.unwrap_err().kind(),
             ErrorKind::Conflict
         );
-        assert_eq!(replica::apply_batch(db, Tier::National, &ns[2..4]).await.unwrap().applied, 2);
+        assert_eq!(replica::apply_batch(db, Tier::National, &*verifier(), &ns[2..4]).await.unwrap().applied, 2);
         // A notice re-sealed on another history (valid hash, wrong prev_hash) also diverges.
         let other = identity::notice::ChangeNotice::seal(lg("131041"), 1, [9; 32], ns[0].body.clone());
-        assert!(replica::apply_batch(db, Tier::Prefecture, &[other]).await.is_err());
+        assert!(replica::apply_batch(db, Tier::Prefecture, &*verifier(), &[other]).await.is_err());
         // A batch mixing sources is a caller error.
         let shin = net
             .shinjuku
             .register(&op, NoticeKind::Birth, items("x", "y", "2026-01-01"), date("2026-01-01"), NOW)
             .await
             .unwrap();
-        let e = replica::apply_batch(db, Tier::National, &[ns[0].clone(), shin]).await.unwrap_err();
+        let e = replica::apply_batch(db, Tier::National, &*verifier(), &[ns[0].clone(), shin]).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
     }
 }
@@ -258,11 +259,13 @@ async fn a_replica_restarted_mid_transfer_resumes_without_loss_or_duplication() 
         let net = net(&t).await;
         let ns = births(&net.tokyo, 12).await;
         let url = net._dbs[3].url.clone(); // prefecture 13's database
-        replica::apply_batch(&net.pref13, Tier::Prefecture, &ns[..5]).await.unwrap();
+        admit_keys_of(&net.pref13, &net.tokyo).await;
+        replica::apply_batch(&net.pref13, Tier::Prefecture, &*verifier(), &ns[..5]).await.unwrap();
         // "Crash": drop the pool, reopen the same database, and pull again from the source.
         net.pref13.close().await;
         let reopened = Db::open(&url).await.unwrap();
-        let r = replica::pull(&reopened, Tier::Prefecture, &peer(&net.tokyo_url), Some("13")).await.unwrap();
+        let r =
+            replica::pull(&reopened, Tier::Prefecture, &*verifier(), &peer(&net.tokyo_url), Some("13")).await.unwrap();
         assert_eq!(r[0].applied, 7, "{}", t.label);
         let stored = store::notices_after(&reopened, "131016", 0, 100).await.unwrap();
         assert_eq!(stored, ns);
@@ -288,11 +291,11 @@ async fn a_wiped_national_node_is_rebuilt_from_the_prefectures_with_equal_chain_
         net.pull_national("13").await;
         net.pull_national("27").await;
         // Refuses a node that still has data.
-        let e = national::rebuild(net.national.db(), &net.prefectures()).await.unwrap_err();
+        let e = national::rebuild(net.national.db(), &*verifier(), &net.prefectures()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict);
         let wiped = fresh(&t).await;
         let db = Db::open(&wiped.url).await.unwrap();
-        let checks = national::rebuild(&db, &net.prefectures()).await.unwrap();
+        let checks = national::rebuild(&db, &*verifier(), &net.prefectures()).await.unwrap();
         assert_eq!(checks.len(), 2, "{}", t.label);
         assert!(checks.iter().all(|c| c.equal), "{checks:?}");
         for table in ["SELECT COUNT(*) FROM resident", "SELECT COUNT(*) FROM feed", "SELECT COUNT(*) FROM retired_code"]
@@ -313,7 +316,9 @@ async fn a_prefecture_may_only_relay_its_own_municipalities() {
         .unwrap();
     net.sync_prefectures().await;
     // Prefecture 27's server offered as if it were 13: its Osaka source is ignored.
-    let r = replica::pull(net.national.db(), Tier::National, &peer(&net.pref27_url), Some("13")).await.unwrap();
+    let r = replica::pull(net.national.db(), Tier::National, &*verifier(), &peer(&net.pref27_url), Some("13"))
+        .await
+        .unwrap();
     assert!(r.is_empty());
     assert_eq!(count(net.national.db(), "SELECT COUNT(*) FROM change_notice").await, 0);
 }

@@ -12,6 +12,7 @@ mod demo;
 mod demo_ca;
 mod demo_card;
 mod identity_cmd;
+mod notice_keys;
 mod proc;
 mod serve;
 mod validator_cmd;
