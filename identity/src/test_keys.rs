@@ -192,4 +192,32 @@ mod tests {
         let rogue = TestNetworkCa::new("rogue").issue(&lg("131016"), "2026");
         assert!(v.admit_key(&lg("131016"), rogue.key_cert()).is_err_and(|e| e.contains("network CA")));
     }
+
+    #[test]
+    fn a_signed_notice_verifies_and_any_change_to_its_key_seq_hash_or_signature_does_not() {
+        use crate::notice::{ChangeNotice, GENESIS, NoticeKind};
+        use crate::notice_sig::{sign_notice, verify_notice};
+        let ca = TestNetworkCa::new("t");
+        let key = ca.issue(&lg("131016"), "2026");
+        let v = ca.verifier();
+        v.admit_key(&lg("131016"), key.key_cert()).unwrap_or_else(|e| panic!("{e}"));
+        let body = crate::notice::tests::sample_body("12345678903", NoticeKind::Birth);
+        let mut n = ChangeNotice::seal(lg("131016"), 1, GENESIS, body);
+        sign_notice(key.as_ref(), &mut n).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(verify_notice(v.as_ref(), &n), Ok(()));
+        let mut moved = n.clone();
+        moved.key.seq = 2;
+        assert!(verify_notice(v.as_ref(), &moved).is_err(), "a signature cannot move to another seq");
+        let mut rehashed = n.clone();
+        rehashed.hash[0] ^= 1;
+        assert!(verify_notice(v.as_ref(), &rehashed).is_err());
+        let mut flipped = n.clone();
+        if let Some(s) = flipped.signature.as_mut() {
+            s.signature[31] ^= 0x80;
+        }
+        assert!(verify_notice(v.as_ref(), &flipped).is_err());
+        let mut unsigned = n;
+        unsigned.signature = None;
+        assert!(verify_notice(v.as_ref(), &unsigned).is_err());
+    }
 }
