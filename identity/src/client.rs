@@ -11,6 +11,7 @@ use crate::ids::{LgCode, ResidentCode};
 use crate::municipal::MoveOutCertificate;
 use crate::national::FeedEntry;
 use crate::notice::ChangeNotice;
+use crate::notice_sig::NoticeKeyCert;
 use crate::store::Head;
 
 /// What `GET /v1/heads` answers.
@@ -103,6 +104,11 @@ impl Peer {
     pub async fn notices(&self, source: &str, after: u64, limit: u32) -> Result<Vec<ChangeNotice>> {
         let url = format!("{}/v1/sources/{source}/notices?after={after}&limit={limit}", self.base);
         self.finish(self.peer_get(url).send().await).await
+    }
+
+    /// `GET /v1/sources/{source}/keys`: the source's notice-key certificates.
+    pub async fn notice_keys(&self, source: &str) -> Result<Vec<NoticeKeyCert>> {
+        self.finish(self.peer_get(format!("{}/v1/sources/{source}/keys", self.base)).send().await).await
     }
 
     /// `GET /v1/move-out/{code}`: the 転出証明書情報.

@@ -56,7 +56,24 @@ pub enum Error {
     /// A municipality ran out of pooled resident codes; ask the national node for more.
     #[error("resident-code pool of {0} is empty: request a new pool from the national node")]
     PoolExhausted(String),
-    /// A replicated notice does not extend the stored chain: the source is halted.
+    /// A municipality has no notice key installed, so it commits nothing: every notice it
+    /// writes must be signed (install one with `Municipality::set_signer`).
+    #[error("municipality {municipality} has no notice key installed: unsigned notices are never committed")]
+    NoNoticeKey {
+        /// Municipality code.
+        municipality: String,
+    },
+    /// The notice key failed to sign (HSM or key store failure); nothing was committed.
+    #[error("notice key {key_id} failed to sign: {reason}")]
+    Signing {
+        /// Key id of the signer.
+        key_id: String,
+        /// The signer's message.
+        reason: String,
+    },
+    /// A replicated notice does not extend the stored chain, or its signature is missing,
+    /// made by a key not admitted for its source, or does not verify (`reason` then starts
+    /// with `signature:`): the source is halted.
     #[error("chain of source {source_code} diverged at seq {seq}: {reason}; source halted")]
     Diverged {
         /// Municipality code of the source.
@@ -152,13 +169,13 @@ impl Error {
         match self {
             Self::InvalidInput { .. } => ErrorKind::Invalid,
             Self::NotFound { .. } => ErrorKind::NotFound,
-            Self::Conflict(_) | Self::PoolExhausted(_) => ErrorKind::Conflict,
+            Self::Conflict(_) | Self::PoolExhausted(_) | Self::NoNoticeKey { .. } => ErrorKind::Conflict,
             Self::Forbidden { .. } | Self::Denied { .. } => ErrorKind::Forbidden,
             Self::Unauthenticated => ErrorKind::Unauthenticated,
             Self::Refused(_) => ErrorKind::Refused,
             Self::Diverged { .. } | Self::Ownership { .. } | Self::Halted { .. } => ErrorKind::Integrity,
             Self::Peer { .. } => ErrorKind::Unavailable,
-            Self::Corrupt { .. } | Self::Database(_) | Self::Migrate(_) => ErrorKind::Internal,
+            Self::Corrupt { .. } | Self::Signing { .. } | Self::Database(_) | Self::Migrate(_) => ErrorKind::Internal,
         }
     }
 }

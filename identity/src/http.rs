@@ -130,10 +130,25 @@ async fn notices(
     Ok(Json(page).into_response())
 }
 
+/// `GET /v1/sources/{source}/keys`: the source's notice-key certificates (every key it has
+/// signed with, rotated-out ones included), so a replica can admit the key a notice names.
+async fn notice_keys(State(n): State<Arc<NodeInfo>>, Path(source): Path<String>) -> AppResult<Response> {
+    let source: crate::ids::LgCode = source.parse()?;
+    if n.only_source.as_deref().is_some_and(|s| s != source.as_str()) {
+        return Err(Error::not_found("source", source).into());
+    }
+    let keys = store::notice_keys(&n.db, source.as_str()).await?;
+    if keys.is_empty() && !store::holds(&n.db, source.as_str()).await? {
+        return Err(Error::not_found("source", format!("{source} (unknown municipality on this node)")).into());
+    }
+    Ok(Json(keys).into_response())
+}
+
 fn replication_routes(info: NodeInfo) -> Router {
     Router::new()
         .route("/v1/heads", get(heads))
         .route("/v1/sources/{source}/notices", get(notices))
+        .route("/v1/sources/{source}/keys", get(notice_keys))
         .with_state(Arc::new(info))
 }
 

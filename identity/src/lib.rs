@@ -2,7 +2,8 @@
 //! chained change notices, replication municipality → prefecture → national, resident-code
 //! pools, the change-information feed, and law-table-bound provision to agencies.
 //!
-//! Pure cores: [`ids`], [`person`], [`notice`], [`apply`], [`law`]. Shells: [`store`]
+//! Pure cores: [`ids`], [`person`], [`notice`], [`notice_sig`] (signature envelope and the
+//! signer/verifier traits), [`apply`], [`law`]. Shells: [`store`]
 //! (sqlx), [`municipal`], [`replica`], [`national`], [`http`] (axum), [`client`].
 
 pub mod apply;
@@ -23,5 +24,8 @@ pub mod replica;
 pub mod store;
 
 pub mod notice;
+pub mod notice_sig;
+#[cfg(any(test, feature = "test-keys"))]
+pub mod test_keys;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,6 +1,14 @@
 //! The municipal node: the authoritative register of one municipality. Each change commits
 //! in one transaction: the new record version, the change notice (gapless per-source seq
-//! from a counter row, hash-chained) and the operator-log row.
+//! from a counter row, hash-chained, signed by the municipality's notice key) and the
+//! operator-log row.
+//!
+//! A municipality without a notice key ([`Municipality::set_signer`]) refuses every change
+//! ([`Error::NoNoticeKey`]): it never commits an unsigned notice. Reads, 転出証明書 and
+//! received 転入通知 need no key. A key's certificate is stored in `notice_key` before the
+//! key signs anything, so every signed notice's key is servable to replicas.
+
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -9,6 +17,7 @@ use time::Date;
 use crate::error::{Error, Result};
 use crate::ids::{LgCode, ResidentCode};
 use crate::notice::{ChangeNotice, GENESIS, NoticeBody, NoticeKind, NoticeRef};
+use crate::notice_sig::{MAX_KEY_CERT, NoticeSigner, check_key_id, sign_notice};
 use crate::operator::{self, Operator, Role};
 use crate::person::{FlaggedText, FourItems, Record, ResidentStatus};
 use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
@@ -25,11 +34,13 @@ pub struct MoveOutCertificate {
     pub destination: LgCode,
 }
 
-/// One municipality's node.
+/// One municipality's node. Clones share the current notice key, so a rotation through any
+/// clone (e.g. the operator's) is seen by all (e.g. the HTTP shell's).
 #[derive(Debug, Clone)]
 pub struct Municipality {
     db: Db,
     code: LgCode,
+    signer: Arc<RwLock<Option<Arc<dyn NoticeSigner>>>>,
 }
 
 impl Municipality {
@@ -50,7 +61,45 @@ impl Municipality {
                 .await?;
         }
         tx.commit().await?;
-        Ok(Self { db, code })
+        Ok(Self { db, code, signer: Arc::new(RwLock::new(None)) })
+    }
+
+    /// This node with `signer` installed as its notice key ([`Self::set_signer`]).
+    pub async fn with_signer(self, signer: Arc<dyn NoticeSigner>) -> Result<Self> {
+        self.set_signer(signer, crate::http::now()).await?;
+        Ok(self)
+    }
+
+    /// Installs `signer` as the current notice key: its certificate is stored in `notice_key`
+    /// first (append-only; the certificates of earlier keys stay, so their notices stay
+    /// verifiable), then every later change is signed by it. A new key id is a rotation; the
+    /// network CA has certified the key (replicas refuse certificates it did not issue).
+    pub async fn set_signer(&self, signer: Arc<dyn NoticeSigner>, now: i64) -> Result<()> {
+        let key_id = signer.key_id().to_owned();
+        check_key_id(&key_id).map_err(|e| Error::invalid("key_id", e))?;
+        let cert = signer.key_cert();
+        if cert.is_empty() || cert.len() > MAX_KEY_CERT {
+            return Err(Error::invalid("key_cert", format!("{} bytes (want 1–{MAX_KEY_CERT})", cert.len())));
+        }
+        let mut tx = self.db.write().await?;
+        store::insert_notice_key(&mut tx, self.code.as_str(), &key_id, cert, now).await?;
+        tx.commit().await?;
+        *self.signer.write().map_err(|_| Error::corrupt("notice signer", "lock poisoned"))? = Some(signer);
+        tracing::info!(municipality = %self.code, key_id = %key_id, "notice key installed");
+        Ok(())
+    }
+
+    /// Key id of the current notice key, if one is installed.
+    pub fn key_id(&self) -> Option<String> {
+        self.current_signer().ok().map(|s| s.key_id().to_owned())
+    }
+
+    fn current_signer(&self) -> Result<Arc<dyn NoticeSigner>> {
+        self.signer
+            .read()
+            .map_err(|_| Error::corrupt("notice signer", "lock poisoned"))?
+            .clone()
+            .ok_or_else(|| Error::NoNoticeKey { municipality: self.code.to_string() })
     }
 
     /// This municipality's code.
@@ -68,6 +117,8 @@ impl Municipality {
     /// two changes never race for the same pooled code or record (SQLite's `BEGIN
     /// IMMEDIATE` already serialises writers).
     async fn begin(&self) -> Result<Tx> {
+        // Refuse before anything is read or drawn when there is no key to sign with.
+        self.current_signer()?;
         let mut tx = self.db.write().await?;
         sqlx::query("UPDATE source_counter SET last_seq = last_seq WHERE source = $1")
             .bind(self.code.as_str())
@@ -359,8 +410,11 @@ impl Municipality {
         self.commit(tx, op, b).await
     }
 
-    /// Seals the body with the next seq and chain hash, stores record + notice + log, commits.
+    /// Seals the body with the next seq and chain hash, signs it with the current notice key,
+    /// stores record + signed notice + log, commits: one transaction, so no unsigned notice
+    /// is ever committed.
     async fn commit(&self, mut tx: Tx, op: &Operator, body: NoticeBody) -> Result<ChangeNotice> {
+        let signer = self.current_signer()?;
         let row = sqlx::query(
             "UPDATE source_counter SET last_seq = last_seq + 1 WHERE source = $1 RETURNING last_seq, last_hash",
         )
@@ -369,7 +423,9 @@ impl Municipality {
         .await?;
         let seq = u64_from(row.try_get(0)?, "seq")?;
         let prev = hash_from(row.try_get(1)?)?;
-        let n = ChangeNotice::seal(self.code.clone(), seq, prev, body);
+        let mut n = ChangeNotice::seal(self.code.clone(), seq, prev, body);
+        sign_notice(signer.as_ref(), &mut n)
+            .map_err(|reason| Error::Signing { key_id: signer.key_id().to_owned(), reason })?;
         sqlx::query("UPDATE source_counter SET last_hash = $1 WHERE source = $2")
             .bind(n.hash.to_vec())
             .bind(self.code.as_str())

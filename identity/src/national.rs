@@ -168,7 +168,12 @@ pub struct HeadCheck {
 
 /// Rebuilds a wiped national node from its prefectures and proves chain-head equality.
 /// Refuses a national database that still holds notices.
-pub async fn rebuild(db: &Db, prefectures: &[crate::client::Peer]) -> Result<Vec<HeadCheck>> {
+/// Every notice's signature is verified with `verifier` as in any pull.
+pub async fn rebuild(
+    db: &Db,
+    verifier: &dyn crate::notice_sig::NoticeVerifier,
+    prefectures: &[crate::client::Peer],
+) -> Result<Vec<HeadCheck>> {
     let held: i64 = sqlx::query("SELECT COUNT(*) FROM change_notice").fetch_one(db.pool()).await?.try_get(0)?;
     if held != 0 {
         return Err(Error::Conflict(format!("the national database holds {held} notices: rebuild needs a wiped node")));
@@ -178,7 +183,7 @@ pub async fn rebuild(db: &Db, prefectures: &[crate::client::Peer]) -> Result<Vec
         let h = p.heads().await?;
         peers.push((p.clone(), Some(h.code)));
     }
-    crate::replica::pull_until_quiet(db, crate::replica::Tier::National, &peers, 64).await?;
+    crate::replica::pull_until_quiet(db, crate::replica::Tier::National, verifier, &peers, 64).await?;
     compare_heads(db, prefectures).await
 }
 

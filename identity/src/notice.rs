@@ -20,6 +20,7 @@ use time::macros::format_description;
 
 use crate::error::Error;
 use crate::ids::{LgCode, ResidentCode};
+use crate::notice_sig::NoticeSignature;
 use crate::person::{FlaggedText, FourItems, Record, ResidentStatus, Sex};
 
 /// The encoding version written by this code.
@@ -165,6 +166,11 @@ pub struct ChangeNotice {
     /// The content.
     #[serde(flatten)]
     pub body: NoticeBody,
+    /// The municipality's signature envelope ([`crate::notice_sig`]); not covered by the
+    /// hash or the encoding (absent while a notice is being sealed, and on the wire only
+    /// from nodes that predate signatures, whose notices replicas refuse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<NoticeSignature>,
 }
 
 impl ChangeNotice {
@@ -172,7 +178,7 @@ impl ChangeNotice {
     pub fn seal(source: LgCode, seq: u64, prev_hash: Hash, body: NoticeBody) -> Self {
         let key = NoticeRef { source, seq };
         let hash = chain_hash(&prev_hash, &encode(&key, &body));
-        Self { key, prev_hash, hash, body }
+        Self { key, prev_hash, hash, body, signature: None }
     }
 
     /// The canonical encoding (current version).
@@ -197,10 +203,11 @@ impl ChangeNotice {
         Ok(())
     }
 
-    /// Decodes a stored notice from its canonical encoding and chain fields, checking the hash.
+    /// Decodes a stored notice from its canonical encoding and chain fields, checking the
+    /// hash (the signature envelope is stored beside it; see `store::notices_after`).
     pub fn decode(bytes: &[u8], prev_hash: Hash, hash: Hash) -> Result<Self, Error> {
         let (key, body) = decode(bytes)?;
-        let n = Self { key, prev_hash, hash, body };
+        let n = Self { key, prev_hash, hash, body, signature: None };
         n.verify_hash().map_err(|e| Error::corrupt("notice", e))?;
         Ok(n)
     }

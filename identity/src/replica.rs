@@ -2,16 +2,21 @@
 //! [`decide`] and the pure ownership rule [`check_ownership`], in one transaction per batch
 //! that inserts the notices, updates the projection and feed and advances the cursor, so
 //! "applied" and "cursor moved" can never disagree. Prefectures keep the full history and
-//! re-serve it unchanged. A pulled page must hold only the asked source's notices.
+//! re-serve it unchanged, signature envelopes and notice-key certificates included. A pulled
+//! page must hold only the asked source's notices, and nothing is applied unless its
+//! municipality's signature verifies ([`crate::notice_sig`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::apply::{Cursor, Decision, Facts, Ownership, changed_items, check_ownership, check_page, decide};
 use crate::error::{Error, Result};
+use crate::ids::LgCode;
 use crate::notice::{ChangeNotice, GENESIS, NoticeKind, NoticeRef};
+use crate::notice_sig::{MAX_KEY_CERT, NoticeKeyCert, NoticeVerifier, check_key_id, envelope, verify_notice};
 use crate::person::Record;
 use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
 
@@ -79,11 +84,21 @@ async fn cursor_tx(tx: &mut Tx, source: &str) -> Result<(Cursor, Option<String>,
 /// Applies a batch of notices of ONE source in one transaction: every notice is decided
 /// in order by [`decide`] and, if it is the next of the chain, checked against the ownership
 /// rule ([`check_ownership`], folded over the batch: an earlier notice of the batch changes
-/// what a later one may write); then the accepted prefix is written with multi-row
-/// statements (notices, projection, feed) and the cursor advances — all in the same
-/// transaction. A diverged notice or one that breaks the ownership rule halts the source
-/// (recorded, loud) and nothing of the batch is applied.
-pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Result<Applied> {
+/// what a later one may write); a notice to apply must also carry a version-1 signature by
+/// a key admitted for its source (a certificate in `notice_key`, re-admitted by `verifier`
+/// once per batch) that verifies over [`signed_message`](crate::notice_sig::signed_message).
+/// Then the accepted prefix is written with multi-row statements (notices with their
+/// envelopes, projection, feed) and the cursor advances — all in the same transaction. A
+/// diverged notice, one that breaks the ownership rule, or a missing, unknown-key or failing
+/// signature (reason `signature: …`) halts the source (recorded, loud) and nothing of the
+/// batch is applied. Unknown keys are fetched by [`pull`] before it calls this; direct
+/// callers store them with [`admit_keys`].
+pub async fn apply_batch(
+    db: &Db,
+    tier: Tier,
+    verifier: &dyn NoticeVerifier,
+    notices: &[ChangeNotice],
+) -> Result<Applied> {
     let Some(first) = notices.first() else { return Ok(Applied::default()) };
     let source = first.key.source.as_str().to_owned();
     if let Some(other) = notices.iter().find(|n| n.key.source.as_str() != source) {
@@ -118,6 +133,7 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
     };
     let mut current = before.clone();
     let mut predecessor_cursors: HashMap<String, u64> = HashMap::new();
+    let mut keys: HashMap<String, Result<(), String>> = HashMap::new();
     let mut cur = start;
     let mut out = Applied::default();
     let mut accepted: Vec<&ChangeNotice> = Vec::with_capacity(notices.len());
@@ -140,7 +156,13 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
             }
             _ => true,
         };
-        match decide(&cur, n, stored_hash.as_ref(), pred_ok) {
+        let mut decision = decide(&cur, n, stored_hash.as_ref(), pred_ok);
+        if decision == Decision::Apply
+            && let Err(reason) = check_signature(&mut tx, verifier, n, &mut keys).await?
+        {
+            decision = Decision::Diverged { reason: format!("signature: {reason}") };
+        }
+        match decision {
             Decision::Apply => {
                 let predecessor = match (&n.body.kind, &n.body.predecessor) {
                     (NoticeKind::MoveIn, Some(p)) => store::notice_at(&mut tx, p).await?,
@@ -236,6 +258,108 @@ pub async fn apply_batch(db: &Db, tier: Tier, notices: &[ChangeNotice]) -> Resul
     tx.commit().await?;
     out.cursor_seq = cur.applied_seq;
     Ok(out)
+}
+
+/// Whether `n` carries a valid signature by an admitted key of its source: `Ok(Err(why))`
+/// when it does not. `keys` caches, per batch, the verdict on each stored key certificate.
+async fn check_signature(
+    tx: &mut Tx,
+    verifier: &dyn NoticeVerifier,
+    n: &ChangeNotice,
+    keys: &mut HashMap<String, Result<(), String>>,
+) -> Result<Result<(), String>> {
+    let s = match envelope(n) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    if !keys.contains_key(&s.key_id) {
+        let source = &n.key.source;
+        let verdict = match store::notice_key_cert(tx, source.as_str(), &s.key_id).await? {
+            None => Err(format!("key {} is not admitted for source {source}", s.key_id)),
+            // A restarted replica has stored certificates but a fresh verifier: admit again.
+            Some(cert) => match verifier.admit_key(source, &cert) {
+                Ok(id) if id == s.key_id => Ok(()),
+                Ok(id) => Err(format!("the stored certificate of key {} now yields key id {id}", s.key_id)),
+                Err(e) => Err(format!("the stored certificate of key {} is no longer admitted: {e}", s.key_id)),
+            },
+        };
+        keys.insert(s.key_id.clone(), verdict);
+    }
+    if let Some(Err(e)) = keys.get(&s.key_id) {
+        return Ok(Err(e.clone()));
+    }
+    Ok(verify_notice(verifier, n))
+}
+
+/// Admits the notice-key certificates `certs` of `source` that are not stored yet: each is
+/// checked by `verifier.admit_key` (network CA, names `source`, notice-signing use) and must
+/// yield the key id it is offered under; admitted ones are stored in `notice_key` (and
+/// re-served from there), refused ones are logged and not stored. Returns the key ids
+/// stored by this call.
+pub async fn admit_keys(
+    db: &Db,
+    verifier: &dyn NoticeVerifier,
+    source: &LgCode,
+    certs: &[NoticeKeyCert],
+    now: i64,
+) -> Result<Vec<String>> {
+    let stored: HashSet<String> =
+        store::notice_keys(db, source.as_str()).await?.into_iter().map(|k| k.key_id).collect();
+    let mut admitted = Vec::new();
+    let mut tx = db.write().await?;
+    for c in certs {
+        if stored.contains(&c.key_id) || admitted.contains(&c.key_id) {
+            continue;
+        }
+        let verdict = match (check_key_id(&c.key_id), c.cert.len()) {
+            (Err(e), _) => Err(e),
+            (_, len) if len == 0 || len > MAX_KEY_CERT => Err(format!("certificate of {len} bytes")),
+            _ => match verifier.admit_key(source, &c.cert) {
+                Ok(id) if id == c.key_id => Ok(()),
+                Ok(id) => Err(format!("offered as key {} but the certificate is key {id}", c.key_id)),
+                Err(e) => Err(e),
+            },
+        };
+        match verdict {
+            Ok(()) => {
+                store::insert_notice_key(&mut tx, source.as_str(), &c.key_id, &c.cert, now).await?;
+                admitted.push(c.key_id.clone());
+            }
+            Err(reason) => {
+                tracing::warn!(source = %source, key_id = %c.key_id, %reason, "notice-key certificate refused; not stored");
+            }
+        }
+    }
+    tx.commit().await?;
+    for k in &admitted {
+        tracing::info!(source = %source, key_id = %k, "notice key admitted");
+    }
+    Ok(admitted)
+}
+
+/// Before a page is applied: if it names keys of `source` not stored here, fetches the
+/// source's key certificates from `peer` (the node being pulled) and admits them. A peer
+/// failure is transient (nothing is halted); a key that stays unknown halts the source in
+/// [`apply_batch`].
+async fn fetch_missing_keys(
+    db: &Db,
+    verifier: &dyn NoticeVerifier,
+    peer: &crate::client::Peer,
+    source: &LgCode,
+    page: &[ChangeNotice],
+) -> Result<()> {
+    let stored: HashSet<String> =
+        store::notice_keys(db, source.as_str()).await?.into_iter().map(|k| k.key_id).collect();
+    let missing = page
+        .iter()
+        .filter_map(|n| n.signature.as_ref())
+        .any(|s| check_key_id(&s.key_id).is_ok() && !stored.contains(&s.key_id));
+    if !missing {
+        return Ok(());
+    }
+    let certs = peer.notice_keys(source.as_str()).await?;
+    admit_keys(db, verifier, source, &certs, crate::http::now()).await?;
+    Ok(())
 }
 
 async fn halt(db: &Db, source: &str, reason: &str) -> Result<()> {
@@ -390,6 +514,7 @@ pub struct SourceReport {
 pub async fn pull(
     db: &Db,
     tier: Tier,
+    verifier: &dyn NoticeVerifier,
     peer: &crate::client::Peer,
     expect_prefix: Option<&str>,
 ) -> Result<Vec<SourceReport>> {
@@ -409,6 +534,14 @@ pub async fn pull(
             cursor_seq: 0,
             stop: None,
             error: None,
+        };
+        let source: LgCode = match h.source.parse() {
+            Ok(s) => s,
+            Err(e) => {
+                rep.error = Some(e.to_string());
+                reports.push(rep);
+                continue;
+            }
         };
         loop {
             let (cur, halted) = cursor(db, &h.source).await?;
@@ -435,7 +568,11 @@ pub async fn pull(
                 rep.error = Some(refusal);
                 break;
             }
-            match apply_batch(db, tier, &page).await {
+            if let Err(e) = fetch_missing_keys(db, verifier, peer, &source, &page).await {
+                rep.error = Some(format!("notice keys: {e}"));
+                break;
+            }
+            match apply_batch(db, tier, verifier, &page).await {
                 Ok(a) => {
                     rep.applied += a.applied;
                     rep.duplicates += a.duplicates;
@@ -458,12 +595,18 @@ pub async fn pull(
 
 /// Pulls from all `peers` repeatedly until a round applies nothing (parked move-ins get
 /// their predecessor in a later round), at most `max_rounds` rounds.
-pub async fn pull_until_quiet(db: &Db, tier: Tier, peers: &[Upstream], max_rounds: usize) -> Result<Vec<SourceReport>> {
+pub async fn pull_until_quiet(
+    db: &Db,
+    tier: Tier,
+    verifier: &dyn NoticeVerifier,
+    peers: &[Upstream],
+    max_rounds: usize,
+) -> Result<Vec<SourceReport>> {
     let mut all = Vec::new();
     for _ in 0..max_rounds {
         let mut progress = 0;
         for (peer, prefix) in peers {
-            for r in pull(db, tier, peer, prefix.as_deref()).await? {
+            for r in pull(db, tier, verifier, peer, prefix.as_deref()).await? {
                 progress += r.applied;
                 all.push(r);
             }
@@ -476,10 +619,16 @@ pub async fn pull_until_quiet(db: &Db, tier: Tier, peers: &[Upstream], max_round
 }
 
 /// Pulls from `peers` every `interval` forever (the replica's background loop).
-pub async fn run_puller(db: Db, tier: Tier, peers: Vec<Upstream>, interval: std::time::Duration) {
+pub async fn run_puller(
+    db: Db,
+    tier: Tier,
+    verifier: Arc<dyn NoticeVerifier>,
+    peers: Vec<Upstream>,
+    interval: std::time::Duration,
+) {
     loop {
         for (peer, prefix) in &peers {
-            match pull(&db, tier, peer, prefix.as_deref()).await {
+            match pull(&db, tier, verifier.as_ref(), peer, prefix.as_deref()).await {
                 Ok(reports) => {
                     for r in reports.iter().filter(|r| r.applied > 0 || r.error.is_some() || r.stop.is_some()) {
                         tracing::info!(peer = peer.base(), source = %r.source, applied = r.applied, cursor = r.cursor_seq, stop = ?r.stop, error = ?r.error, "pulled");

@@ -10,6 +10,7 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use crate::error::{Error, Result};
 use crate::notice::{ChangeNotice, Hash, NoticeRef};
+use crate::notice_sig::{NoticeKeyCert, NoticeSignature};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -133,16 +134,18 @@ pub(crate) fn in_list(n: usize) -> String {
     (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Inserts sealed notices (the immutable history rows), many per statement.
+/// Inserts sealed notices (the immutable history rows) with their signature envelopes, many
+/// per statement.
 pub(crate) async fn insert_notices(tx: &mut Tx, notices: &[&ChangeNotice]) -> Result<()> {
     for chunk in notices.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO change_notice (source, seq, kind, resident_code, encoding, body, prev_hash, hash) VALUES {}",
-            values_clause(chunk.len(), 8)
+            "INSERT INTO change_notice (source, seq, kind, resident_code, encoding, body, prev_hash, hash, sig_version, sig_key_id, signature) VALUES {}",
+            values_clause(chunk.len(), 11)
         );
         // Built from placeholders only; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for n in chunk {
+            let sig = n.signature.as_ref();
             q = q
                 .bind(n.key.source.as_str().to_owned())
                 .bind(i64_from(n.key.seq, "seq")?)
@@ -151,7 +154,10 @@ pub(crate) async fn insert_notices(tx: &mut Tx, notices: &[&ChangeNotice]) -> Re
                 .bind(i64::from(crate::notice::ENCODING_VERSION))
                 .bind(n.encoding())
                 .bind(n.prev_hash.to_vec())
-                .bind(n.hash.to_vec());
+                .bind(n.hash.to_vec())
+                .bind(sig.map(|s| i64::from(s.version)))
+                .bind(sig.map(|s| s.key_id.clone()))
+                .bind(sig.map(|s| s.signature.clone()));
         }
         q.execute(&mut **tx).await?;
     }
@@ -218,10 +224,12 @@ pub(crate) async fn issued_among(tx: &mut Tx, codes: &[&str]) -> Result<HashMap<
     Ok(out)
 }
 
-/// Notices of `source` with seq > `after`, ascending, at most `limit`.
+/// Notices of `source` with seq > `after`, ascending, at most `limit`, with their signature
+/// envelopes exactly as stored.
 pub async fn notices_after(db: &Db, source: &str, after: u64, limit: u32) -> Result<Vec<ChangeNotice>> {
     let rows = sqlx::query(
-        "SELECT body, prev_hash, hash FROM change_notice WHERE source = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        "SELECT body, prev_hash, hash, sig_version, sig_key_id, signature FROM change_notice
+         WHERE source = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(source)
     .bind(i64_from(after, "after")?)
@@ -231,9 +239,70 @@ pub async fn notices_after(db: &Db, source: &str, after: u64, limit: u32) -> Res
     rows.into_iter()
         .map(|r| {
             let body: Vec<u8> = r.try_get(0)?;
-            ChangeNotice::decode(&body, hash_from(r.try_get(1)?)?, hash_from(r.try_get(2)?)?)
+            let mut n = ChangeNotice::decode(&body, hash_from(r.try_get(1)?)?, hash_from(r.try_get(2)?)?)?;
+            let version: Option<i64> = r.try_get(3)?;
+            let key_id: Option<String> = r.try_get(4)?;
+            let signature: Option<Vec<u8>> = r.try_get(5)?;
+            n.signature = match (version, key_id, signature) {
+                (Some(v), Some(key_id), Some(signature)) => Some(NoticeSignature {
+                    version: u8::try_from(v).map_err(|e| Error::corrupt("signature version", e))?,
+                    key_id,
+                    signature,
+                }),
+                (None, None, None) => None,
+                _ => return Err(Error::corrupt("notice signature", "partly stored envelope")),
+            };
+            Ok(n)
         })
         .collect()
+}
+
+/// Stores a notice-key certificate of `source` (append-only; storing the same certificate
+/// again is a no-op, another certificate under a stored key id is a conflict).
+pub(crate) async fn insert_notice_key(tx: &mut Tx, source: &str, key_id: &str, cert: &[u8], now: i64) -> Result<()> {
+    let stored = sqlx::query("SELECT cert FROM notice_key WHERE source = $1 AND key_id = $2")
+        .bind(source)
+        .bind(key_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(r) = stored {
+        let have: Vec<u8> = r.try_get(0)?;
+        if have != cert {
+            return Err(Error::Conflict(format!(
+                "another certificate is already stored for notice key {key_id} of {source}"
+            )));
+        }
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO notice_key (source, key_id, cert, added_at) VALUES ($1, $2, $3, $4)")
+        .bind(source)
+        .bind(key_id)
+        .bind(cert.to_vec())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The stored certificate of notice key `key_id` of `source`, if any.
+pub(crate) async fn notice_key_cert(tx: &mut Tx, source: &str, key_id: &str) -> Result<Option<Vec<u8>>> {
+    Ok(sqlx::query("SELECT cert FROM notice_key WHERE source = $1 AND key_id = $2")
+        .bind(source)
+        .bind(key_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?)
+}
+
+/// Every stored notice-key certificate of `source`, oldest first (what
+/// `GET /v1/sources/{source}/keys` serves).
+pub async fn notice_keys(db: &Db, source: &str) -> Result<Vec<NoticeKeyCert>> {
+    let rows = sqlx::query("SELECT key_id, cert FROM notice_key WHERE source = $1 ORDER BY added_at, key_id")
+        .bind(source)
+        .fetch_all(db.pool())
+        .await?;
+    rows.into_iter().map(|r| Ok(NoticeKeyCert { key_id: r.try_get(0)?, cert: r.try_get(1)? })).collect()
 }
 
 /// One source's chain head as a node holds it.

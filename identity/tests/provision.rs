@@ -13,7 +13,6 @@ use identity::ErrorKind;
 use identity::client::Peer;
 use identity::http::{self, NationalState};
 use identity::law::{Field, LawTable, Purpose};
-use identity::municipal::Municipality;
 use identity::national::National;
 use identity::notice::NoticeKind;
 use identity::provision::{BatchQuery, DisclosureRow, Lookup, Provided, Provider, Query};
@@ -34,7 +33,7 @@ struct World {
 
 async fn world(like: &identity::store::testing::TestDb) -> World {
     let (mdb, ndb) = (fresh(like).await, fresh(like).await);
-    let m = Municipality::open(Db::open(&mdb.url).await.unwrap(), lg("131016")).await.unwrap();
+    let m = signed_municipality(Db::open(&mdb.url).await.unwrap(), "131016").await;
     m.add_pool(&codes(700, 5)).await.unwrap();
     let a = m
         .register(
@@ -66,7 +65,8 @@ async fn world(like: &identity::store::testing::TestDb) -> World {
     let law = Arc::new(LawTable::parse(&text).unwrap());
     let national = National::open(Db::open(&ndb.url).await.unwrap(), law.clone()).await.unwrap();
     let notices = store::notices_after(m.db(), "131016", 0, 100).await.unwrap();
-    replica::apply_batch(national.db(), Tier::National, &notices).await.unwrap();
+    admit_keys_of(national.db(), &m).await;
+    replica::apply_batch(national.db(), Tier::National, &*verifier(), &notices).await.unwrap();
     let url = serve(http::national_router(NationalState {
         national: national.clone(),
         operator_token: TOKEN.into(),
@@ -376,7 +376,8 @@ async fn a_prefecture_server_provides_to_its_own_bodies_and_the_tiers_refuse_eac
         identity::store::claim_identity(&db, "prefecture", "13").await.unwrap();
         // The prefecture applies the same chain the national node holds.
         let notices = store::notices_after(w.national.db(), "131016", 0, 100).await.unwrap();
-        replica::apply_batch(&db, Tier::Prefecture, &notices).await.unwrap();
+        admit_keys_from(&db, w.national.db(), "131016").await;
+        replica::apply_batch(&db, Tier::Prefecture, &*verifier(), &notices).await.unwrap();
         let law = Arc::new(LawTable::seed().unwrap());
         let pref = Provider::open(db.clone(), law.clone()).await.unwrap();
         let pref_op =

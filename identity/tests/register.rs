@@ -11,6 +11,7 @@ use common::*;
 use identity::ErrorKind;
 use identity::national::National;
 use identity::notice::{GENESIS, NoticeKind, chain_hash};
+use identity::notice_sig::NoticeSigner;
 use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, ResidentStatus};
 use identity::store::{self, Db};
@@ -133,7 +134,7 @@ async fn invalid_identity_input_is_rejected_with_the_field_named() {
 #[tokio::test]
 async fn an_exhausted_pool_is_a_clear_error_and_stores_nothing() {
     for t in backends().await {
-        let m = Municipality::open(Db::open(&t.url).await.unwrap(), lg("131016")).await.unwrap();
+        let m = signed_municipality(Db::open(&t.url).await.unwrap(), "131016").await;
         m.add_pool(&codes(5, 1)).await.unwrap();
         let op = clerk();
         m.register(&op, NoticeKind::Birth, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW).await.unwrap();
@@ -176,7 +177,7 @@ async fn pools_never_overlap_and_concurrent_registration_across_municipalities_h
             let db = fresh(&t).await;
             let code = lg(code);
             tasks.push(tokio::spawn(async move {
-                let m = Municipality::open(Db::open(&db.url).await.unwrap(), code).await.unwrap();
+                let m = signed_municipality(Db::open(&db.url).await.unwrap(), code.as_str()).await;
                 m.add_pool(&pool[..25]).await.unwrap();
                 let mut got = Vec::new();
                 for i in 0..25 {
@@ -208,6 +209,39 @@ async fn pools_never_overlap_and_concurrent_registration_across_municipalities_h
         assert_eq!(e.kind(), ErrorKind::Invalid);
         let e = national.allocate_pool(&clerk(), &lg("011002"), 5, NOW).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Forbidden);
+    }
+}
+
+#[tokio::test]
+async fn a_municipality_without_a_notice_key_commits_nothing() {
+    for t in backends().await {
+        let m = Municipality::open(Db::open(&t.url).await.unwrap(), lg("131016")).await.unwrap();
+        m.add_pool(&codes(5, 2)).await.unwrap();
+        assert_eq!(m.key_id(), None);
+        let e = m
+            .register(&clerk(), NoticeKind::Birth, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, identity::Error::NoNoticeKey { .. }), "{}: {e}", t.label);
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(count(m.db(), "SELECT COUNT(*) FROM change_notice").await, 0);
+        assert_eq!(m.pool_remaining().await.unwrap(), 2, "{}: no code drawn", t.label);
+        // With a key installed every notice is signed by it, in the sealing transaction.
+        let m = m.with_signer(notice_key("131016", "2026")).await.unwrap();
+        let n = m
+            .register(&clerk(), NoticeKind::Birth, items("a", "b", "2026-01-01"), date("2026-01-01"), NOW)
+            .await
+            .unwrap();
+        let stored = store::notices_after(m.db(), "131016", 0, 10).await.unwrap();
+        assert_eq!(stored, vec![n.clone()]);
+        let sig = n.signature.unwrap();
+        assert_eq!((sig.version, sig.key_id.as_str()), (1, notice_key("131016", "2026").key_id()));
+        // Another certificate under a stored key id is refused; the current key stays.
+        let clash = identity::test_keys::TestNetworkCa::new("other").issue(&lg("131016"), "2026");
+        assert_eq!(clash.key_id(), sig.key_id);
+        let e = m.set_signer(clash, NOW).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{}: {e}", t.label);
+        assert_eq!(m.key_id().as_deref(), Some(sig.key_id.as_str()));
     }
 }
 

@@ -13,7 +13,8 @@ use identity::client::{MoveInNotice, Peer};
 use identity::http;
 use identity::municipal::Municipality;
 use identity::national::{self, National};
-use identity::notice::NoticeKind;
+use identity::notice::{ChangeNotice, NoticeKind};
+use identity::notice_sig::{NoticeSigner, sign_notice};
 use identity::person::{FlaggedText, ResidentStatus};
 use identity::replica::{self, Stop, Tier};
 use identity::store::testing::TestDb;
@@ -69,11 +70,11 @@ async fn open_fresh(like: &TestDb, keep: &mut Vec<TestDb>) -> Db {
 
 async fn net(like: &TestDb) -> Net {
     let mut dbs = Vec::new();
-    let tokyo = Municipality::open(open_fresh(like, &mut dbs).await, lg("131016")).await.unwrap();
+    let tokyo = signed_municipality(open_fresh(like, &mut dbs).await, "131016").await;
     tokyo.add_pool(&codes(100, 20)).await.unwrap();
-    let shinjuku = Municipality::open(open_fresh(like, &mut dbs).await, lg("131041")).await.unwrap();
+    let shinjuku = signed_municipality(open_fresh(like, &mut dbs).await, "131041").await;
     shinjuku.add_pool(&codes(200, 20)).await.unwrap();
-    let osaka = Municipality::open(open_fresh(like, &mut dbs).await, lg("271004")).await.unwrap();
+    let osaka = signed_municipality(open_fresh(like, &mut dbs).await, "271004").await;
     osaka.add_pool(&codes(300, 20)).await.unwrap();
     let pref13 = open_fresh(like, &mut dbs).await;
     let pref27 = open_fresh(like, &mut dbs).await;
@@ -98,14 +99,14 @@ async fn net(like: &TestDb) -> Net {
 impl Net {
     async fn sync_prefectures(&self) {
         for url in [&self.tokyo_url, &self.shinjuku_url] {
-            replica::pull(&self.pref13, Tier::Prefecture, &peer(url), Some("13")).await.unwrap();
+            replica::pull(&self.pref13, Tier::Prefecture, &*verifier(), &peer(url), Some("13")).await.unwrap();
         }
-        replica::pull(&self.pref27, Tier::Prefecture, &peer(&self.osaka_url), Some("27")).await.unwrap();
+        replica::pull(&self.pref27, Tier::Prefecture, &*verifier(), &peer(&self.osaka_url), Some("27")).await.unwrap();
     }
 
     async fn pull_national(&self, pref: &str) -> Vec<replica::SourceReport> {
         let url = if pref == "13" { &self.pref13_url } else { &self.pref27_url };
-        replica::pull(self.national.db(), Tier::National, &peer(url), Some(pref)).await.unwrap()
+        replica::pull(self.national.db(), Tier::National, &*verifier(), &peer(url), Some(pref)).await.unwrap()
     }
 
     fn prefectures(&self) -> Vec<Peer> {
@@ -206,13 +207,14 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
         let op = clerk();
         let ns = births(&net.tokyo, 4).await;
         let db = net.national.db();
+        admit_keys_of(db, &net.tokyo).await;
         // Out of order: seq 3 before 1 and 2 → nothing applied, gap reported.
-        let a = replica::apply_batch(db, Tier::National, &ns[2..3]).await.unwrap();
+        let a = replica::apply_batch(db, Tier::National, &*verifier(), &ns[2..3]).await.unwrap();
         assert_eq!((a.applied, a.stop.clone()), (0, Some(Stop::Gap { expected: 1 })), "{}", t.label);
-        let a = replica::apply_batch(db, Tier::National, &ns[0..2]).await.unwrap();
+        let a = replica::apply_batch(db, Tier::National, &*verifier(), &ns[0..2]).await.unwrap();
         assert_eq!(a.applied, 2);
         // Duplicates: acknowledged, nothing changes.
-        let a = replica::apply_batch(db, Tier::National, &ns[0..2]).await.unwrap();
+        let a = replica::apply_batch(db, Tier::National, &*verifier(), &ns[0..2]).await.unwrap();
         assert_eq!((a.applied, a.duplicates), (0, 2));
         assert_eq!(count(db, "SELECT COUNT(*) FROM change_notice").await, 2);
         assert_eq!(count(db, "SELECT COUNT(*) FROM feed").await, 2);
@@ -220,12 +222,12 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
         let mut forged = ns[2].clone();
         forged.body.record.items.name = FlaggedText::plain("name", "偽造").unwrap();
         let batch = vec![forged, ns[3].clone()];
-        let e = replica::apply_batch(db, Tier::National, &batch).await.unwrap_err();
+        let e = replica::apply_batch(db, Tier::National, &*verifier(), &batch).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Integrity, "{}", t.label);
         assert!(e.to_string().contains("halted"), "{e}");
         assert_eq!(count(db, "SELECT COUNT(*) FROM change_notice").await, 2);
         // The halted source refuses even genuine notices until an operator resumes it.
-        let e = replica::apply_batch(db, Tier::National, &ns[2..4]).await.unwrap_err();
+        let e = replica::apply_batch(db, Tier::National, &*verifier(), &ns[2..4]).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Integrity);
         let (cur, halted) = replica::cursor(db, "131016").await.unwrap();
         assert_eq!(cur.applied_seq, 2);
@@ -237,17 +239,17 @@ async fn duplicates_are_no_ops_gaps_apply_nothing_and_a_forged_chain_halts_the_s
             replica::resume(db, &national_operator(), "131016", NOW).await.unwrap_err().kind(),
             ErrorKind::Conflict
         );
-        assert_eq!(replica::apply_batch(db, Tier::National, &ns[2..4]).await.unwrap().applied, 2);
+        assert_eq!(replica::apply_batch(db, Tier::National, &*verifier(), &ns[2..4]).await.unwrap().applied, 2);
         // A notice re-sealed on another history (valid hash, wrong prev_hash) also diverges.
         let other = identity::notice::ChangeNotice::seal(lg("131041"), 1, [9; 32], ns[0].body.clone());
-        assert!(replica::apply_batch(db, Tier::Prefecture, &[other]).await.is_err());
+        assert!(replica::apply_batch(db, Tier::Prefecture, &*verifier(), &[other]).await.is_err());
         // A batch mixing sources is a caller error.
         let shin = net
             .shinjuku
             .register(&op, NoticeKind::Birth, items("x", "y", "2026-01-01"), date("2026-01-01"), NOW)
             .await
             .unwrap();
-        let e = replica::apply_batch(db, Tier::National, &[ns[0].clone(), shin]).await.unwrap_err();
+        let e = replica::apply_batch(db, Tier::National, &*verifier(), &[ns[0].clone(), shin]).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
     }
 }
@@ -258,11 +260,13 @@ async fn a_replica_restarted_mid_transfer_resumes_without_loss_or_duplication() 
         let net = net(&t).await;
         let ns = births(&net.tokyo, 12).await;
         let url = net._dbs[3].url.clone(); // prefecture 13's database
-        replica::apply_batch(&net.pref13, Tier::Prefecture, &ns[..5]).await.unwrap();
+        admit_keys_of(&net.pref13, &net.tokyo).await;
+        replica::apply_batch(&net.pref13, Tier::Prefecture, &*verifier(), &ns[..5]).await.unwrap();
         // "Crash": drop the pool, reopen the same database, and pull again from the source.
         net.pref13.close().await;
         let reopened = Db::open(&url).await.unwrap();
-        let r = replica::pull(&reopened, Tier::Prefecture, &peer(&net.tokyo_url), Some("13")).await.unwrap();
+        let r =
+            replica::pull(&reopened, Tier::Prefecture, &*verifier(), &peer(&net.tokyo_url), Some("13")).await.unwrap();
         assert_eq!(r[0].applied, 7, "{}", t.label);
         let stored = store::notices_after(&reopened, "131016", 0, 100).await.unwrap();
         assert_eq!(stored, ns);
@@ -288,11 +292,11 @@ async fn a_wiped_national_node_is_rebuilt_from_the_prefectures_with_equal_chain_
         net.pull_national("13").await;
         net.pull_national("27").await;
         // Refuses a node that still has data.
-        let e = national::rebuild(net.national.db(), &net.prefectures()).await.unwrap_err();
+        let e = national::rebuild(net.national.db(), &*verifier(), &net.prefectures()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict);
         let wiped = fresh(&t).await;
         let db = Db::open(&wiped.url).await.unwrap();
-        let checks = national::rebuild(&db, &net.prefectures()).await.unwrap();
+        let checks = national::rebuild(&db, &*verifier(), &net.prefectures()).await.unwrap();
         assert_eq!(checks.len(), 2, "{}", t.label);
         assert!(checks.iter().all(|c| c.equal), "{checks:?}");
         for table in ["SELECT COUNT(*) FROM resident", "SELECT COUNT(*) FROM feed", "SELECT COUNT(*) FROM retired_code"]
@@ -313,7 +317,9 @@ async fn a_prefecture_may_only_relay_its_own_municipalities() {
         .unwrap();
     net.sync_prefectures().await;
     // Prefecture 27's server offered as if it were 13: its Osaka source is ignored.
-    let r = replica::pull(net.national.db(), Tier::National, &peer(&net.pref27_url), Some("13")).await.unwrap();
+    let r = replica::pull(net.national.db(), Tier::National, &*verifier(), &peer(&net.pref27_url), Some("13"))
+        .await
+        .unwrap();
     assert!(r.is_empty());
     assert_eq!(count(net.national.db(), "SELECT COUNT(*) FROM change_notice").await, 0);
 }
@@ -772,5 +778,241 @@ async fn a_prefecture_that_sees_a_return_through_another_prefecture_first_keeps_
         assert_eq!(count(net.national.db(), "SELECT COUNT(*) FROM feed").await, 5);
         let checks = national::compare_heads(net.national.db(), &net.prefectures()).await.unwrap();
         assert!(checks.iter().all(|c| c.equal), "{checks:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Notice signatures (review finding H4): an appended notice with a valid chain but no valid
+// signature halts its source at every tier; keys rotate; refused key certificates are not
+// admitted.
+// ---------------------------------------------------------------------------------------
+
+/// How a relay on the path forges the notice it appends after every page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forgery {
+    /// Valid hash chain, no signature at all.
+    Unsigned,
+    /// Signed by another municipality's (genuine, CA-issued) notice key.
+    OtherSourceKey,
+    /// Signed by the source's own key, then one signature byte flipped.
+    FlippedByte,
+}
+
+/// An on-path relay (the C3/H4 attacker, or a compromised prefecture server): forwards the
+/// replication routes to `upstream` and, while a forgery is set, appends to every page of
+/// notices a well-formed notice chained onto the page's last one.
+#[derive(Debug)]
+struct Relay {
+    upstream: Peer,
+    forgery: std::sync::Mutex<Option<Forgery>>,
+}
+
+impl Relay {
+    fn set(&self, f: Option<Forgery>) {
+        *self.forgery.lock().unwrap() = f;
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RelayPage {
+    after: u64,
+    limit: u32,
+}
+
+fn forge(last: &ChangeNotice, f: Forgery) -> ChangeNotice {
+    let mut body = last.body.clone();
+    body.kind = NoticeKind::Death;
+    body.record.status = ResidentStatus::Deceased;
+    body.record.version += 1;
+    let source = last.key.source.clone();
+    let mut n = ChangeNotice::seal(source.clone(), last.key.seq + 1, last.hash, body);
+    match f {
+        Forgery::Unsigned => {}
+        Forgery::OtherSourceKey => sign_notice(&*notice_key("131041", "2026"), &mut n).unwrap(),
+        Forgery::FlippedByte => {
+            sign_notice(&*notice_key(source.as_str(), "2026"), &mut n).unwrap();
+            n.signature.as_mut().unwrap().signature[0] ^= 0x01;
+        }
+    }
+    assert!(n.verify_hash().is_ok(), "the forged notice chains correctly");
+    n
+}
+
+async fn relay(upstream: &str) -> (String, Arc<Relay>) {
+    use axum::extract::{Path, Query, State};
+    use axum::routing::get;
+    let r = Arc::new(Relay { upstream: peer(upstream), forgery: std::sync::Mutex::new(None) });
+    let router = axum::Router::new()
+        .route(
+            "/v1/heads",
+            get(|State(r): State<Arc<Relay>>| async move { axum::Json(r.upstream.heads().await.unwrap()) }),
+        )
+        .route(
+            "/v1/sources/{source}/notices",
+            get(|State(r): State<Arc<Relay>>, Path(s): Path<String>, Query(p): Query<RelayPage>| async move {
+                let mut page = r.upstream.notices(&s, p.after, p.limit).await.unwrap();
+                let forgery = *r.forgery.lock().unwrap();
+                if let (Some(f), Some(last)) = (forgery, page.last().cloned()) {
+                    page.push(forge(&last, f));
+                }
+                axum::Json(page)
+            }),
+        )
+        .route(
+            "/v1/sources/{source}/keys",
+            get(|State(r): State<Arc<Relay>>, Path(s): Path<String>| async move {
+                axum::Json(r.upstream.notice_keys(&s).await.unwrap())
+            }),
+        )
+        .with_state(r.clone());
+    (serve(router).await, r)
+}
+
+async fn notices_of(db: &Db, source: &str) -> i64 {
+    sqlx::query("SELECT COUNT(*) FROM change_notice WHERE source = $1")
+        .bind(source)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+/// Pulls `relay_url` into `db` with the relay forging `f`: the source must halt with a
+/// `signature:` reason and nothing of the batch may be applied; then an operator resumes.
+async fn assert_forgery_halts(db: &Db, tier: Tier, relay_url: &str, prefix: &str, f: Forgery, label: &str) {
+    let before = (notices_of(db, "131016").await, count(db, "SELECT COUNT(*) FROM feed").await);
+    let r = replica::pull(db, tier, &*verifier(), &peer(relay_url), Some(prefix)).await.unwrap();
+    let rep = r.iter().find(|r| r.source == "131016").unwrap();
+    assert_eq!(rep.applied, 0, "{label} {tier:?} {f:?}");
+    let err = rep.error.as_deref().unwrap_or_default();
+    assert!(err.contains("signature:") && err.contains("halted"), "{label} {tier:?} {f:?}: {err}");
+    let (cur, halted) = replica::cursor(db, "131016").await.unwrap();
+    assert_eq!(cur.applied_seq, 0, "{label} {tier:?} {f:?}: nothing applied");
+    assert!(halted.as_deref().is_some_and(|h| h.starts_with("signature:")), "{halted:?}");
+    let after = (notices_of(db, "131016").await, count(db, "SELECT COUNT(*) FROM feed").await);
+    assert_eq!(after, before, "{label} {tier:?} {f:?}: no notice row, no feed row");
+    // Halted for good: the next pull does not even fetch.
+    let r = replica::pull(db, tier, &*verifier(), &peer(relay_url), Some(prefix)).await.unwrap();
+    assert!(r.iter().any(|r| r.error.as_deref().is_some_and(|e| e.starts_with("halted: signature:"))), "{r:?}");
+    replica::resume(db, &national_operator(), "131016", NOW).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_appended_notice_without_a_valid_signature_halts_its_source_at_both_tiers_until_resumed() {
+    for t in backends().await {
+        let net = net(&t).await;
+        let genuine = births(&net.tokyo, 3).await;
+        let forgeries = [Forgery::Unsigned, Forgery::OtherSourceKey, Forgery::FlippedByte];
+
+        // Prefecture tier: the relay sits between 千代田区 and prefecture 13.
+        let (relay_m, rm) = relay(&net.tokyo_url).await;
+        for f in forgeries {
+            rm.set(Some(f));
+            assert_forgery_halts(&net.pref13, Tier::Prefecture, &relay_m, "13", f, t.label).await;
+        }
+        rm.set(None);
+        let r = replica::pull(&net.pref13, Tier::Prefecture, &*verifier(), &peer(&relay_m), Some("13")).await.unwrap();
+        assert_eq!((r[0].applied, r[0].error.as_deref()), (3, None), "{}", t.label);
+
+        // National tier: the relay sits between prefecture 13 and the national node.
+        let (relay_p, rp) = relay(&net.pref13_url).await;
+        let ndb = net.national.db();
+        for f in forgeries {
+            rp.set(Some(f));
+            assert_forgery_halts(ndb, Tier::National, &relay_p, "13", f, t.label).await;
+        }
+        assert_eq!(count(ndb, "SELECT COUNT(*) FROM feed").await, 0, "{}", t.label);
+        rp.set(None);
+        let r = replica::pull(ndb, Tier::National, &*verifier(), &peer(&relay_p), Some("13")).await.unwrap();
+        assert_eq!((r[0].applied, r[0].error.as_deref()), (3, None), "{}", t.label);
+        assert_eq!(count(ndb, "SELECT COUNT(*) FROM feed").await, 3, "{}", t.label);
+        // The prefecture re-served the municipality's signed notices unchanged.
+        assert_eq!(store::notices_after(ndb, "131016", 0, 10).await.unwrap(), genuine, "{}", t.label);
+        assert!(genuine.iter().all(|n| n.signature.is_some()));
+    }
+}
+
+#[tokio::test]
+async fn a_key_rotation_mid_chain_verifies_before_and_after_at_both_tiers() {
+    for t in backends().await {
+        let net = net(&t).await;
+        let (old, new) = (notice_key("131016", "2026"), notice_key("131016", "2027"));
+        assert_eq!(net.tokyo.key_id().as_deref(), Some(old.key_id()));
+        let mut all = births(&net.tokyo, 2).await;
+        net.sync_prefectures().await;
+        net.pull_national("13").await;
+        // Rotation: a new key certified by the network CA; old notices keep the old key id.
+        net.tokyo.set_signer(new.clone(), NOW).await.unwrap();
+        all.extend(births(&net.tokyo, 2).await);
+        // 新宿区 rotates before anything was pulled: one page names both of its keys.
+        births(&net.shinjuku, 1).await;
+        net.shinjuku.set_signer(notice_key("131041", "2027"), NOW).await.unwrap();
+        births(&net.shinjuku, 1).await;
+        net.sync_prefectures().await;
+        let r = net.pull_national("13").await;
+        assert!(r.iter().all(|r| r.error.is_none()), "{}: {r:?}", t.label);
+        let ids: Vec<&str> = all.iter().map(|n| n.signature.as_ref().unwrap().key_id.as_str()).collect();
+        assert_eq!(ids, [old.key_id(), old.key_id(), new.key_id(), new.key_id()]);
+        for (db, tier) in [(&net.pref13, "prefecture"), (net.national.db(), "national")] {
+            assert_eq!(store::notices_after(db, "131016", 0, 10).await.unwrap(), all, "{} {tier}", t.label);
+            assert_eq!(replica::cursor(db, "131041").await.unwrap().0.applied_seq, 2, "{} {tier}", t.label);
+            assert_eq!(count(db, "SELECT COUNT(*) FROM notice_key").await, 4, "{} {tier}", t.label);
+        }
+        // Every node that serves notices serves the keys, rotated-out ones included.
+        for url in [&net.tokyo_url, &net.pref13_url] {
+            let keys = peer(url).notice_keys("131016").await.unwrap();
+            let ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
+            assert!(ids.contains(&old.key_id()) && ids.contains(&new.key_id()), "{url}: {ids:?}");
+        }
+        let national_url = serve(http::national_router(http::NationalState {
+            national: net.national.clone(),
+            operator_token: String::new(),
+            operator: national_operator(),
+            peer_token: token(),
+        }))
+        .await;
+        assert_eq!(peer(&national_url).notice_keys("131016").await.unwrap().len(), 2);
+        // A municipality serves only its own keys.
+        assert!(peer(&net.tokyo_url).notice_keys("131041").await.unwrap_err().to_string().contains("404"));
+        // Key rows are append-only, like notices.
+        let e = sqlx::query("DELETE FROM notice_key").execute(net.pref13.pool()).await;
+        assert!(e.is_err(), "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_key_certificate_the_verifier_refuses_is_not_admitted_and_the_notice_halts_its_source() {
+    for t in backends().await {
+        // 千代田区 starts signing with a key whose certificate names 新宿区, or with one from a
+        // CA that is not the network CA.
+        for (bad, label) in [
+            (network_ca().issue(&lg("131041"), "misissued"), "names another municipality"),
+            (identity::test_keys::TestNetworkCa::new("rogue").issue(&lg("131016"), "rogue"), "not the network CA"),
+        ] {
+            let net = net(&t).await;
+            births(&net.tokyo, 1).await;
+            net.sync_prefectures().await;
+            net.tokyo.set_signer(bad.clone(), NOW).await.unwrap();
+            births(&net.tokyo, 1).await;
+            let r = replica::pull(&net.pref13, Tier::Prefecture, &*verifier(), &peer(&net.tokyo_url), Some("13"))
+                .await
+                .unwrap();
+            let rep = r.iter().find(|r| r.source == "131016").unwrap();
+            assert_eq!(rep.applied, 0, "{} {label}", t.label);
+            let err = rep.error.as_deref().unwrap_or_default();
+            assert!(err.contains("signature:") && err.contains("not admitted"), "{} {label}: {err}", t.label);
+            let stored: i64 = sqlx::query("SELECT COUNT(*) FROM notice_key WHERE key_id = $1")
+                .bind(bad.key_id())
+                .fetch_one(net.pref13.pool())
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+            assert_eq!(stored, 0, "{} {label}: a refused certificate is not stored", t.label);
+            let (cur, halted) = replica::cursor(&net.pref13, "131016").await.unwrap();
+            assert_eq!(cur.applied_seq, 1, "{} {label}", t.label);
+            assert!(halted.is_some_and(|h| h.starts_with("signature:")), "{} {label}", t.label);
+        }
     }
 }

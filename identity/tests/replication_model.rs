@@ -13,17 +13,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
 
 use identity::apply::changed_items;
 use identity::ids::{LgCode, ResidentCode};
 use identity::municipal::Municipality;
 use identity::notice::{ChangeNotice, GENESIS, NoticeKind, NoticeRef, format_date, parse_date};
+use identity::notice_sig::{NoticeKeyCert, NoticeSigner};
 use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, FourItems, Record, Sex};
 use identity::replica::{self, Applied, Stop, Tier};
 use identity::store::testing::{self, TestDb};
 use identity::store::{self, Db};
+use identity::test_keys::{TestNetworkCa, TestNoticeVerifier};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::strategy::Union;
@@ -468,6 +471,29 @@ fn pool(start: u64, n: usize) -> Vec<ResidentCode> {
         .collect()
 }
 
+/// The model's network CA (the HMAC test double of `identity::test_keys`).
+fn network_ca() -> TestNetworkCa {
+    TestNetworkCa::new("replication-model")
+}
+
+/// A fresh verifier: nothing admitted in memory, as after a receiver restart.
+fn verifier() -> Arc<TestNoticeVerifier> {
+    network_ca().verifier()
+}
+
+/// A municipality with its notice key installed.
+async fn signed(db: Db, code: &str) -> Municipality {
+    Municipality::open(db, lg(code)).await.unwrap().with_signer(network_ca().issue(&lg(code), "2026")).await.unwrap()
+}
+
+/// Stores the notice key of `code` at `receiver` (what a pull fetches over HTTP).
+async fn admit(receiver: &Db, code: &str) {
+    let k = network_ca().issue(&lg(code), "2026");
+    let cert = NoticeKeyCert { key_id: k.key_id().to_owned(), cert: k.key_cert().to_vec() };
+    let got = replica::admit_keys(receiver, &*verifier(), &lg(code), &[cert], T0).await.unwrap();
+    assert!(got.len() <= 1);
+}
+
 fn effective() -> time::Date {
     parse_date("date", "2026-04-01").unwrap()
 }
@@ -479,13 +505,16 @@ impl Sut {
         for (i, code) in SOURCES.iter().enumerate() {
             // The municipalities only generate notices: SQLite whatever the receiver runs on.
             let t = testing::sqlite().unwrap();
-            let m = Municipality::open(Db::open(&t.url).await.unwrap(), lg(code)).await.unwrap();
+            let m = signed(Db::open(&t.url).await.unwrap(), code).await;
             m.add_pool(&pool(1_000_000 * (i as u64 + 1), POOL)).await.unwrap();
             munis.push(m);
             dbs.push(t);
         }
         let t = E::receiver().await;
         let receiver = Db::open(&t.url).await.unwrap();
+        for code in SOURCES {
+            admit(&receiver, code).await;
+        }
         let url = t.url.clone();
         dbs.push(t);
         (munis, receiver, url, dbs)
@@ -558,7 +587,8 @@ impl Sut {
         let d = st.last.as_ref().unwrap();
         let batch = self.batch(&d.msg);
         let finished = self.rt.block_on(async {
-            let mut fut = pin!(replica::apply_batch(&self.receiver, Tier::National, &batch));
+            let v = verifier();
+            let mut fut = pin!(replica::apply_batch(&self.receiver, Tier::National, &*v, &batch));
             // Polled only when woken, so `polls` counts the batch's steps (roughly one per
             // database round trip); at the limit the future is dropped wherever it is —
             // mid-transaction, mid-query or mid-commit — as if the process died.
@@ -601,7 +631,7 @@ impl Sut {
             self.check(&applied, &st.log[..st.log.len() - n]);
         }
         // The sender retries the message against the restarted receiver.
-        let got = self.rt.block_on(replica::apply_batch(&self.receiver, Tier::National, &batch)).unwrap();
+        let got = self.rt.block_on(replica::apply_batch(&self.receiver, Tier::National, &*verifier(), &batch)).unwrap();
         if committed {
             assert_eq!((got.applied, got.cursor_seq), (0, after), "retry after a committed batch");
         } else {
@@ -780,7 +810,12 @@ impl<E: Engine> StateMachineTest for Replication<E> {
             Transition::Emit { s, op } => sut.emit(st, s, &op),
             Transition::Deliver(_) => {
                 let d = st.last.as_ref().unwrap();
-                let got = sut.rt.block_on(replica::apply_batch(&sut.receiver, Tier::National, &sut.batch(&d.msg)));
+                let got = sut.rt.block_on(replica::apply_batch(
+                    &sut.receiver,
+                    Tier::National,
+                    &*verifier(),
+                    &sut.batch(&d.msg),
+                ));
                 assert_eq!(got.unwrap(), d.outcome, "delivery of {:?}", d.msg);
                 sut.stats.count(&d.outcome);
             }
@@ -868,7 +903,7 @@ fn replication_on_postgres() {
 /// Four notices of one resident at `code`: a birth and three moves within.
 async fn chain_of_four(code: &str, pool_start: u64, dbs: &mut Vec<TestDb>) -> Vec<ChangeNotice> {
     let t = testing::sqlite().unwrap();
-    let m = Municipality::open(Db::open(&t.url).await.unwrap(), lg(code)).await.unwrap();
+    let m = signed(Db::open(&t.url).await.unwrap(), code).await;
     dbs.push(t);
     m.add_pool(&pool(pool_start, 4)).await.unwrap();
     let (op, eff) = (clerk(), effective());
@@ -898,13 +933,17 @@ async fn a_forged_last_notice_rejects_its_whole_batch_and_halts_only_its_source(
     let b = chain_of_four("271004", 6_000_000, &mut dbs).await;
     for t in testing::all().await.unwrap() {
         let db = Db::open(&t.url).await.unwrap();
-        let ok = replica::apply_batch(&db, Tier::National, &a[..1]).await.unwrap();
+        admit(&db, "131016").await;
+        admit(&db, "271004").await;
+        let ok = replica::apply_batch(&db, Tier::National, &*verifier(), &a[..1]).await.unwrap();
         assert_eq!(ok.applied, 1, "{}", t.label);
 
         // Content changed after sealing, at the end of an otherwise valid batch.
         let mut forged = a[3].clone();
         forged.body.record.items.address = text("address", "偽の住所");
-        let e = replica::apply_batch(&db, Tier::National, &[a[1].clone(), a[2].clone(), forged]).await.unwrap_err();
+        let e = replica::apply_batch(&db, Tier::National, &*verifier(), &[a[1].clone(), a[2].clone(), forged])
+            .await
+            .unwrap_err();
         assert!(matches!(e, identity::Error::Diverged { seq: 4, .. }), "{}: {e}", t.label);
         assert_eq!(e.kind(), identity::ErrorKind::Integrity);
         let (cur, halted) = replica::cursor(&db, "131016").await.unwrap();
@@ -915,16 +954,21 @@ async fn a_forged_last_notice_rejects_its_whole_batch_and_halts_only_its_source(
         assert_eq!(count(&db, "SELECT MAX(last_seq) FROM resident").await, 1, "{}", t.label);
 
         // Halted for good: even the genuine next notice is refused until an operator resumes.
-        let e = replica::apply_batch(&db, Tier::National, &a[1..2]).await.unwrap_err();
+        let e = replica::apply_batch(&db, Tier::National, &*verifier(), &a[1..2]).await.unwrap_err();
         assert!(matches!(e, identity::Error::Halted { .. }), "{}: {e}", t.label);
         // Another source is unaffected.
-        assert_eq!(replica::apply_batch(&db, Tier::National, &b[..2]).await.unwrap().applied, 2, "{}", t.label);
+        assert_eq!(
+            replica::apply_batch(&db, Tier::National, &*verifier(), &b[..2]).await.unwrap().applied,
+            2,
+            "{}",
+            t.label
+        );
 
         // A different notice for an already applied seq (split brain) halts that source too.
         let mut other = b[0].body.clone();
         other.operator = "mallory".into();
         let split = ChangeNotice::seal(lg("271004"), 1, GENESIS, other);
-        let e = replica::apply_batch(&db, Tier::National, &[split, b[2].clone()]).await.unwrap_err();
+        let e = replica::apply_batch(&db, Tier::National, &*verifier(), &[split, b[2].clone()]).await.unwrap_err();
         assert!(matches!(e, identity::Error::Diverged { seq: 1, .. }), "{}: {e}", t.label);
         let (cur, halted) = replica::cursor(&db, "271004").await.unwrap();
         assert_eq!(cur.applied_seq, 2, "{}", t.label);
@@ -939,7 +983,7 @@ async fn a_forged_last_notice_rejects_its_whole_batch_and_halts_only_its_source(
         )
         .await
         .unwrap();
-        let ok = replica::apply_batch(&db, Tier::National, &a[1..]).await.unwrap();
+        let ok = replica::apply_batch(&db, Tier::National, &*verifier(), &a[1..]).await.unwrap();
         assert_eq!((ok.applied, ok.cursor_seq), (3, 4), "{}", t.label);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM feed").await, 6, "{}", t.label);
         assert_eq!(count(&db, "SELECT MAX(feed_seq) FROM feed").await, 6, "{}: gapless feed", t.label);
@@ -953,14 +997,15 @@ async fn a_gap_applies_nothing_until_it_is_filled() {
     let a = chain_of_four("011002", 7_000_000, &mut dbs).await;
     for t in testing::all().await.unwrap() {
         let db = Db::open(&t.url).await.unwrap();
-        replica::apply_batch(&db, Tier::National, &a[..1]).await.unwrap();
+        admit(&db, "011002").await;
+        replica::apply_batch(&db, Tier::National, &*verifier(), &a[..1]).await.unwrap();
         // Seqs 3 and 4 before 2: nothing applies, the receiver asks for 2.
-        let got = replica::apply_batch(&db, Tier::National, &a[2..]).await.unwrap();
+        let got = replica::apply_batch(&db, Tier::National, &*verifier(), &a[2..]).await.unwrap();
         assert_eq!(got, Applied { applied: 0, duplicates: 0, stop: Some(Stop::Gap { expected: 2 }), cursor_seq: 1 });
         assert_eq!(count(&db, "SELECT COUNT(*) FROM change_notice").await, 1, "{}", t.label);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM feed").await, 1, "{}", t.label);
         // A stale page from seq 1 fills the gap: one duplicate, three applied.
-        let got = replica::apply_batch(&db, Tier::National, &a).await.unwrap();
+        let got = replica::apply_batch(&db, Tier::National, &*verifier(), &a).await.unwrap();
         assert_eq!(got, Applied { applied: 3, duplicates: 1, stop: None, cursor_seq: 4 }, "{}", t.label);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM feed").await, 4, "{}", t.label);
         db.close().await;

@@ -251,7 +251,8 @@ impl Workload {
         let mut munis = Vec::new();
         for i in 0..MUNICIPALITIES {
             let db = Db::open(&dir.join(format!("municipality-{i}.db")).display().to_string()).await?;
-            let m = Municipality::open(db, municipality_code(i)?).await?;
+            let code = municipality_code(i)?;
+            let m = Municipality::open(db, code.clone()).await?.with_signer(crate::notice_keys::signer(&code)).await?;
             let pool = (0..REGISTRATIONS).map(|j| pool_code(i, j)).collect::<Result<Vec<_>>>()?;
             m.add_pool(&pool).await?;
             munis.push(m);
@@ -346,6 +347,10 @@ async fn apply_all(db: &Db, tier: Tier, sources: &[Vec<ChangeNotice>]) -> Result
     let total: usize = sources.iter().map(Vec::len).sum();
     let mut offsets = vec![0usize; sources.len()];
     let (mut done, mut parks) = (0usize, 0u64);
+    for first in sources.iter().filter_map(|s| s.first()) {
+        crate::notice_keys::admit(db, &first.key.source).await?;
+    }
+    let verifier = crate::notice_keys::verifier();
     while done < total {
         let mut moved = 0usize;
         for (notices, off) in sources.iter().zip(offsets.iter_mut()) {
@@ -353,7 +358,7 @@ async fn apply_all(db: &Db, tier: Tier, sources: &[Vec<ChangeNotice>]) -> Result
                 continue;
             }
             let end = (*off + page).min(notices.len());
-            let a = replica::apply_batch(db, tier, &notices[*off..end]).await?;
+            let a = replica::apply_batch(db, tier, verifier.as_ref(), &notices[*off..end]).await?;
             match a.stop {
                 Some(Stop::Gap { expected }) => bail!("gap before seq {expected}"),
                 Some(Stop::Parked { .. }) => parks += 1,

@@ -70,7 +70,10 @@ fn items(name: &str, address: &str, dob: &str, sex: Sex) -> Result<FourItems> {
 async fn sync(national: &Db, prefs: &[Prefecture], national_peers: &[(Peer, Option<String>)]) -> Result<()> {
     for Prefecture { db, code, sources, .. } in prefs {
         for (peer, prefix) in sources {
-            for r in replica::pull(db, Tier::Prefecture, peer, prefix.as_deref()).await? {
+            for r in
+                replica::pull(db, Tier::Prefecture, crate::notice_keys::verifier().as_ref(), peer, prefix.as_deref())
+                    .await?
+            {
                 if r.applied > 0 {
                     println!("   prefecture {code} ← {}: {} notices (cursor {})", r.source, r.applied, r.cursor_seq);
                 }
@@ -78,7 +81,10 @@ async fn sync(national: &Db, prefs: &[Prefecture], national_peers: &[(Peer, Opti
         }
     }
     for (peer, prefix) in national_peers {
-        for r in replica::pull(national, Tier::National, peer, prefix.as_deref()).await? {
+        for r in
+            replica::pull(national, Tier::National, crate::notice_keys::verifier().as_ref(), peer, prefix.as_deref())
+                .await?
+        {
             if r.applied > 0 || r.stop.is_some() || r.error.is_some() {
                 let extra = match (&r.stop, &r.error) {
                     (Some(replica::Stop::Parked { waiting_for }), _) => format!(", parked: waiting for {waiting_for}"),
@@ -147,7 +153,10 @@ pub async fn run(args: Args) -> Result<()> {
 
     let mut munis = Vec::new();
     for (c, name) in [("131016", "千代田区"), ("131041", "新宿区"), ("271004", "大阪市")] {
-        let m = Municipality::open(Db::open(&db(c)).await?, code(c)?).await?;
+        let m = Municipality::open(Db::open(&db(c)).await?, code(c)?)
+            .await?
+            .with_signer(crate::notice_keys::signer(&code(c)?))
+            .await?;
         let node = start(http::municipal_router(m.clone(), token())).await?;
         println!("   municipality {c} {name}  {}", node.url);
         munis.push((m, node));
@@ -268,9 +277,18 @@ pub async fn run(args: Args) -> Result<()> {
 
     step("6. Causal order: the national node pulls 大阪府 first, so the 転入 must wait for the 転出");
     for (peer, prefix) in &prefs[1].sources {
-        replica::pull(&prefs[1].db, Tier::Prefecture, peer, prefix.as_deref()).await?;
+        replica::pull(&prefs[1].db, Tier::Prefecture, crate::notice_keys::verifier().as_ref(), peer, prefix.as_deref())
+            .await?;
     }
-    for r in replica::pull(&national_db, Tier::National, &national_peers[1].0, Some("27")).await? {
+    for r in replica::pull(
+        &national_db,
+        Tier::National,
+        crate::notice_keys::verifier().as_ref(),
+        &national_peers[1].0,
+        Some("27"),
+    )
+    .await?
+    {
         println!(
             "   national ← 27: source {} applied {} (cursor {}) {}",
             r.source,
@@ -416,7 +434,7 @@ pub async fn run(args: Args) -> Result<()> {
     let fresh = Db::open(&db("national-rebuilt")).await?;
     identity::store::claim_identity(&fresh, "national", "national").await?;
     let peers: Vec<Peer> = national_peers.iter().map(|(p, _)| p.clone()).collect();
-    let checks = national::rebuild(&fresh, &peers).await?;
+    let checks = national::rebuild(&fresh, crate::notice_keys::verifier().as_ref(), &peers).await?;
     let bad = print_checks(&checks);
     ensure!(bad == 0, "{bad} chains differ after the rebuild");
     let rebuilt = national_rebuilt_record(&fresh, &law, &hanako).await?;
@@ -435,7 +453,7 @@ pub async fn run(args: Args) -> Result<()> {
         .await?;
     let mut forged = genuine.clone();
     forged.body.record.items.name = FlaggedText::plain("name", "偽造　次郎")?;
-    match replica::apply_batch(&national_db, Tier::National, &[forged]).await {
+    match replica::apply_batch(&national_db, Tier::National, crate::notice_keys::verifier().as_ref(), &[forged]).await {
         Ok(_) => bail!("a forged notice was applied"),
         Err(e) => println!("   national node: {e}"),
     }

@@ -334,7 +334,10 @@ struct Desk {
 
 impl Clerk {
     async fn open(&self) -> Result<Desk> {
-        let m = Municipality::open(Db::open(&self.db).await?, self.municipality.clone()).await?;
+        let m = Municipality::open(Db::open(&self.db).await?, self.municipality.clone())
+            .await?
+            .with_signer(crate::notice_keys::signer(&self.municipality))
+            .await?;
         let op = Operator::new(&self.operator, Role::MunicipalClerk)?;
         let now = identity::http::now();
         let effective = match &self.effective {
@@ -451,7 +454,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             let db = Db::open(&db).await?;
             identity::store::claim_identity(&db, "national", "national").await?;
             let peers: Vec<Peer> = prefectures.iter().map(|(_, u)| peer.peer(u)).collect();
-            let checks = national::rebuild(&db, &peers).await?;
+            let checks = national::rebuild(&db, crate::notice_keys::verifier().as_ref(), &peers).await?;
             let bad = print_checks(&checks);
             if bad > 0 {
                 bail!("{bad} sources differ from the prefectures after the rebuild");

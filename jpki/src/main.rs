@@ -14,6 +14,7 @@ mod demo_ca;
 mod demo_card;
 mod identity_cmd;
 mod net_cmd;
+mod notice_keys;
 mod proc;
 mod serve;
 mod validator_cmd;

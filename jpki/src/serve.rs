@@ -186,7 +186,10 @@ pub async fn run(role: Role) -> Result<()> {
         Role::Node { .. } | Role::Check { .. } => anyhow::bail!("a deployment node resolves to a concrete role"),
         Role::Validator(a) => crate::validator_cmd::serve(a).await?,
         Role::Municipality { db, code, listen: addr, peer } => {
-            let m = Municipality::open(Db::open(&db).await?, code.clone()).await?;
+            let m = Municipality::open(Db::open(&db).await?, code.clone())
+                .await?
+                .with_signer(crate::notice_keys::signer(&code))
+                .await?;
             let l = listen(&addr).await?;
             eprintln!("municipality {code} listening on {}", l.local_addr()?);
             serve_plain(l, http::municipal_router(m, peer.server())).await?;
@@ -206,7 +209,13 @@ pub async fn run(role: Role) -> Result<()> {
             identity::store::claim_identity(&db, "prefecture", code.as_str()).await?;
             let provider = identity::provision::Provider::open(db.clone(), law).await?;
             let peers = municipalities.iter().map(|u| (peer.peer(u), Some(code.as_str().to_owned()))).collect();
-            tokio::spawn(replica::run_puller(db.clone(), Tier::Prefecture, peers, Duration::from_millis(interval_ms)));
+            tokio::spawn(replica::run_puller(
+                db.clone(),
+                Tier::Prefecture,
+                crate::notice_keys::verifier(),
+                peers,
+                Duration::from_millis(interval_ms),
+            ));
             let l = listen(&addr).await?;
             eprintln!("prefecture {code} listening on {}", l.local_addr()?);
             let state = http::PrefectureState {
@@ -226,6 +235,7 @@ pub async fn run(role: Role) -> Result<()> {
             tokio::spawn(replica::run_puller(
                 national.db().clone(),
                 Tier::National,
+                crate::notice_keys::verifier(),
                 peers,
                 Duration::from_millis(interval_ms),
             ));

@@ -9,6 +9,7 @@ pub mod client;
 pub mod credential;
 pub mod error;
 pub mod keyfile;
+pub mod notice_key;
 pub mod secret;
 pub mod server;
 pub mod tls;

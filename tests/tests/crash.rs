@@ -23,6 +23,7 @@ use identity::notice::{ChangeNotice, NoticeKind, parse_date};
 use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, FourItems, Sex};
 use identity::store::{self, Db};
+use identity::test_keys::TestNetworkCa;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -190,7 +191,11 @@ async fn crash_run(replica_dbs: Option<[String; 3]>) {
     let clerk = Operator::new("clerk-1", Role::MunicipalClerk).unwrap();
     let mut munis = Vec::new();
     for (i, c) in codes.iter().enumerate() {
-        let m = Municipality::open(Db::open(&db(c)).await.unwrap(), c.parse::<LgCode>().unwrap()).await.unwrap();
+        let code = c.parse::<LgCode>().unwrap();
+        // TODO(net): the key the jpki nodes' placeholder verifier trusts (jpki/src/notice_keys.rs).
+        let key = TestNetworkCa::new("jpki-placeholder-network-ca (TODO net: not a secret)").issue(&code, "1");
+        let m =
+            Municipality::open(Db::open(&db(c)).await.unwrap(), code).await.unwrap().with_signer(key).await.unwrap();
         m.add_pool(&pool(1_000_000 * (i as u64 + 1))).await.unwrap();
         munis.push(m);
     }

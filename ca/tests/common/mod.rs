@@ -21,6 +21,12 @@ use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, FourItems, Sex};
 use identity::replica::{self, Tier};
 use identity::store::{self, Db, testing::TestDb};
+use identity::test_keys::TestNetworkCa;
+
+/// The identity network's CA for notice keys (the HMAC test double of `identity::test_keys`).
+pub fn notice_ca() -> TestNetworkCa {
+    TestNetworkCa::new("ca-tests")
+}
 
 /// 2026-11-24 00:00 UTC.
 pub const NOW: i64 = 1_795_478_400;
@@ -70,11 +76,18 @@ pub struct World {
 impl World {
     pub async fn new(like: &TestDb, alg: KeyAlgorithm) -> World {
         let (mdb, ndb, cdb) = (fresh(like).await, fresh(like).await, fresh(like).await);
-        let m =
-            Municipality::open(Db::open(&mdb.url).await.unwrap(), "131016".parse::<LgCode>().unwrap()).await.unwrap();
+        let code = "131016".parse::<LgCode>().unwrap();
+        let m = Municipality::open(Db::open(&mdb.url).await.unwrap(), code.clone())
+            .await
+            .unwrap()
+            .with_signer(notice_ca().issue(&code, "1"))
+            .await
+            .unwrap();
         m.add_pool(&codes(4_000_000, 30)).await.unwrap();
         let law = Arc::new(LawTable::parse(include_str!("../../../identity/seed/law_table.tsv")).unwrap());
         let national = National::open(Db::open(&ndb.url).await.unwrap(), law).await.unwrap();
+        let keys = store::notice_keys(m.db(), code.as_str()).await.unwrap();
+        replica::admit_keys(national.db(), &*notice_ca().verifier(), &code, &keys, NOW).await.unwrap();
         let op = Operator::new("nat-1", Role::NationalOperator).unwrap();
         let token = national
             .provider()
@@ -112,7 +125,7 @@ impl World {
     /// Copies the municipality's new notices to the national node.
     pub async fn sync(&self) {
         let notices = store::notices_after(self.m.db(), "131016", 0, 1000).await.unwrap();
-        replica::apply_batch(self.national.db(), Tier::National, &notices).await.unwrap();
+        replica::apply_batch(self.national.db(), Tier::National, &*notice_ca().verifier(), &notices).await.unwrap();
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -2,6 +2,8 @@
 //! always, PostgreSQL when `JPKI_TEST_PG_URL` is set) served on real loopback sockets.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test fixtures: a panic is a failed test
 
+use std::sync::Arc;
+
 use identity::ids::{LgCode, ResidentCode};
 use identity::municipal::Municipality;
 use identity::notice::parse_date;
@@ -9,6 +11,7 @@ use identity::operator::{Operator, Role};
 use identity::person::{FlaggedText, FourItems, Sex};
 use identity::store::Db;
 use identity::store::testing::TestDb;
+use identity::test_keys::{TestNetworkCa, TestNoticeSigner, TestNoticeVerifier};
 
 pub const NOW: i64 = 1_775_000_000; // 2026-04-01, fiscal year 2026
 
@@ -62,8 +65,42 @@ pub async fn fresh(like: &TestDb) -> TestDb {
     }
 }
 
+/// The test network CA (a test double: HMAC, see `identity::test_keys`).
+pub fn network_ca() -> TestNetworkCa {
+    TestNetworkCa::new("identity-tests")
+}
+
+/// Notice key `label` of municipality `code`, issued by the test network CA.
+pub fn notice_key(code: &str, label: &str) -> Arc<TestNoticeSigner> {
+    network_ca().issue(&lg(code), label)
+}
+
+/// A fresh verifier trusting the test network CA (no key admitted in memory: a replica
+/// re-admits its stored certificates per batch, so a fresh one per call is a restart).
+pub fn verifier() -> Arc<TestNoticeVerifier> {
+    network_ca().verifier()
+}
+
+/// Stores in `replica` the notice keys that `m` holds (what a pull fetches over HTTP), for
+/// tests that call `replica::apply_batch` directly.
+pub async fn admit_keys_of(replica: &Db, m: &Municipality) {
+    admit_keys_from(replica, m.db(), m.code().as_str()).await;
+}
+
+/// Stores in `replica` the notice keys of `source` that the node on `holder` holds.
+pub async fn admit_keys_from(replica: &Db, holder: &Db, source: &str) {
+    let keys = identity::store::notice_keys(holder, source).await.unwrap();
+    assert!(!keys.is_empty(), "{source} has no notice keys to admit");
+    identity::replica::admit_keys(replica, &*verifier(), &lg(source), &keys, NOW).await.unwrap();
+}
+
+/// A municipality on `t` with its first notice key installed.
+pub async fn signed_municipality(db: Db, code: &str) -> Municipality {
+    Municipality::open(db, lg(code)).await.unwrap().with_signer(notice_key(code, "2026")).await.unwrap()
+}
+
 pub async fn municipality(t: &TestDb, code: &str, pool_start: u64) -> Municipality {
-    let m = Municipality::open(Db::open(&t.url).await.unwrap(), lg(code)).await.unwrap();
+    let m = signed_municipality(Db::open(&t.url).await.unwrap(), code).await;
     m.add_pool(&codes(pool_start, 20)).await.unwrap();
     m
 }
