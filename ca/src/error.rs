@@ -43,6 +43,10 @@ pub enum Error {
     /// The identity network could not answer.
     #[error("identity network: {0}")]
     Identity(String),
+    /// A change-feed entry does not match a notice signed by its municipality (forged,
+    /// replayed or unverifiable): nothing of its page was applied.
+    #[error("change feed refused: {0}")]
+    Feed(String),
     /// Database failure.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
@@ -78,6 +82,7 @@ impl Error {
             Self::Key(_) => "key",
             Self::Corrupt { .. } => "corrupt",
             Self::Identity(_) => "identity",
+            Self::Feed(_) => "feed_refused",
             Self::Db(_) => "db",
             Self::Io(_) => "io",
         }

@@ -3,6 +3,14 @@
 //! cursor advance, so a crash replays the page and a replay revokes nothing twice. A notice
 //! revokes only certificates issued from an older record: each certificate keeps the feed
 //! head read before its identity lookup, and only later entries can make it stale.
+//!
+//! The feed is not trusted as such: every entry is checked against the signed change notice
+//! behind it ([`verify_page`]) — per source, the notices from the page's first to its last
+//! entry, complete and hash-chained, the newest signed by the municipality's notice key
+//! (admitted through the network CA; through the chain that one signature vouches for every
+//! notice of the range), each entry's source, seq, kind and codes equal to its notice's, and
+//! strictly increasing seqs (no replay of an old notice). One entry that fails makes the whole page apply nothing: the cursor stays and the
+//! error names the entry and the reason.
 
 use sqlx::Row;
 
@@ -11,11 +19,102 @@ use crate::crl::Reason;
 use crate::error::{Error, Result};
 use crate::identity_source::IdentitySource;
 use crate::revocation::{CertKind, decide};
+use identity::national::FeedEntry;
+use identity::notice::ChangeNotice;
+use identity::notice_sig::{NoticeVerifier, verify_notice};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The cursor's name in `ca_setting`.
 pub const CURSOR: &str = "feed_cursor";
 /// Feed entries per page.
 pub const PAGE: u32 = 500;
+/// Prefix of the `ca_setting` rows keeping, per source, the last notice seq the CA applied.
+pub const SOURCE_SEQ: &str = "feed_source_seq:";
+
+/// Checks every entry of a feed page against the signed notice behind it; returns the new
+/// last seq per source. `last` holds the last seq applied per source before this page.
+pub async fn verify_page(
+    source: &IdentitySource,
+    verifier: &dyn NoticeVerifier,
+    page: &[&FeedEntry],
+    last: &HashMap<String, u64>,
+) -> Result<BTreeMap<String, u64>> {
+    let forged = |e: &FeedEntry, why: String| {
+        tracing::error!(feed_seq = e.feed_seq, source = %e.source, seq = e.seq, %why, "feed entry refused");
+        Error::Feed(format!("feed entry {} ({}:{} {:?}): {why}", e.feed_seq, e.source, e.seq, e.kind))
+    };
+    let mut by_source: BTreeMap<&str, Vec<&FeedEntry>> = BTreeMap::new();
+    for e in page {
+        by_source.entry(e.source.as_str()).or_default().push(e);
+    }
+    let mut out = BTreeMap::new();
+    for (src, entries) in by_source {
+        let code: identity::ids::LgCode = src.parse().map_err(|_| forged(entries[0], "not a municipality".into()))?;
+        let mut prev = last.get(src).copied().unwrap_or(0);
+        for e in &entries {
+            if e.seq <= prev {
+                return Err(forged(e, format!("seq {} does not follow {prev}: a replayed or reordered notice", e.seq)));
+            }
+            prev = e.seq;
+        }
+        // The notices behind the entries, in ranges of at most one replication page.
+        let (lo, hi) = (entries[0].seq, prev);
+        let mut notices: HashMap<u64, ChangeNotice> = HashMap::new();
+        let mut after = lo - 1;
+        while after < hi {
+            let limit = u32::try_from((hi - after).min(1000)).unwrap_or(1000);
+            let got = source.notices(src, after, limit).await?;
+            let Some(end) = got.last().map(|n| n.key.seq) else { break };
+            if end <= after {
+                break;
+            }
+            after = end;
+            notices.extend(got.into_iter().filter(|n| n.key.source == code).map(|n| (n.key.seq, n)));
+        }
+        // The range lo..=hi must be there in full and chain: each notice's hash over its
+        // content, each prev_hash the hash before it. Then the newest notice's signature
+        // vouches for every notice of the range (one verification per source and page).
+        let mut expect_prev: Option<identity::notice::Hash> = None;
+        for seq in lo..=hi {
+            let Some(n) = notices.get(&seq) else {
+                let e = entries.iter().find(|e| e.seq >= seq).unwrap_or(&entries[0]);
+                return Err(forged(e, format!("no such notice at the national node (seq {seq})")));
+            };
+            let e = entries.iter().find(|e| e.seq >= seq).unwrap_or(&entries[0]);
+            n.verify_hash().map_err(|x| forged(e, x.to_string()))?;
+            if expect_prev.is_some_and(|h| h != n.prev_hash) {
+                return Err(forged(e, format!("seq {seq} does not chain to seq {}", seq - 1)));
+            }
+            expect_prev = Some(n.hash);
+        }
+        let newest = &notices[&hi];
+        let last_entry = entries[entries.len() - 1];
+        let key_id = identity::notice_sig::envelope(newest).map_err(|x| forged(last_entry, x))?.key_id.clone();
+        let cert = source
+            .notice_keys(src)
+            .await?
+            .into_iter()
+            .find(|k| k.key_id == key_id)
+            .ok_or_else(|| forged(last_entry, format!("notice key {key_id} is unknown")))?;
+        let got = verifier.admit_key(&code, &cert.cert).map_err(|x| forged(last_entry, format!("notice key: {x}")))?;
+        if got != key_id {
+            return Err(forged(last_entry, format!("notice key certificate is {got}, not {key_id}")));
+        }
+        verify_notice(verifier, newest).map_err(|x| forged(last_entry, format!("signature: {x}")))?;
+        for e in &entries {
+            let n = &notices[&e.seq];
+            let b = &n.body;
+            let same = b.kind == e.kind
+                && b.record.resident_code.as_str() == e.resident_code
+                && b.previous_code.as_ref().map(|c| c.as_str()) == e.previous_code.as_deref();
+            if !same {
+                return Err(forged(e, "the entry does not match its signed notice (kind or codes differ)".into()));
+            }
+        }
+        out.insert(src.to_owned(), prev);
+    }
+    Ok(out)
+}
 
 /// One revocation a notice caused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +143,22 @@ pub struct FollowReport {
 }
 
 impl Authority {
+    /// The last notice seq applied per source, for `sources`.
+    async fn source_seqs<'a>(&self, sources: impl Iterator<Item = &'a str>) -> Result<HashMap<String, u64>> {
+        let mut out = HashMap::new();
+        for s in sources.collect::<HashSet<_>>() {
+            let r = sqlx::query("SELECT value FROM ca_setting WHERE name = $1")
+                .bind(format!("{SOURCE_SEQ}{s}"))
+                .fetch_optional(self.db().pool())
+                .await?;
+            if let Some(r) = r {
+                let v: String = r.try_get(0)?;
+                out.insert(s.to_owned(), v.parse().map_err(|e| Error::corrupt("feed source seq", e))?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The feed position processed so far.
     pub async fn feed_cursor(&self) -> Result<u64> {
         let r = sqlx::query("SELECT value FROM ca_setting WHERE name = $1")
@@ -56,8 +171,15 @@ impl Authority {
         }
     }
 
-    /// Reads the feed until it is drained, revoking what the rules say.
-    pub async fn follow(&self, actor: &str, source: &IdentitySource, now: i64) -> Result<FollowReport> {
+    /// Reads the feed until it is drained, revoking what the rules say; every entry is first
+    /// verified against its signed notice ([`verify_page`]).
+    pub async fn follow(
+        &self,
+        actor: &str,
+        source: &IdentitySource,
+        verifier: &dyn NoticeVerifier,
+        now: i64,
+    ) -> Result<FollowReport> {
         let mut report = FollowReport { cursor: self.feed_cursor().await?, ..Default::default() };
         loop {
             let page = source.feed(report.cursor, PAGE).await?;
@@ -65,7 +187,21 @@ impl Authority {
                 return Ok(report);
             }
             let from = report.cursor;
+            let fresh: Vec<&FeedEntry> = page.iter().filter(|e| e.feed_seq > from).collect();
+            let last_seqs = self.source_seqs(fresh.iter().map(|e| e.source.as_str())).await?;
+            let new_last = verify_page(source, verifier, &fresh, &last_seqs).await?;
             let mut tx = self.db().write().await?;
+            for (src, seq) in &new_last {
+                let name = format!("{SOURCE_SEQ}{src}");
+                sqlx::query(
+                    "INSERT INTO ca_setting (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(name)
+                .bind(seq.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
             let mut last = from;
             for e in &page {
                 if e.feed_seq <= last {

@@ -9,6 +9,8 @@ use identity::client::Peer;
 use identity::ids::ResidentCode;
 use identity::law::Field;
 use identity::national::{FeedEntry, National};
+use identity::notice::ChangeNotice;
+use identity::notice_sig::NoticeKeyCert;
 use identity::person::ResidentStatus;
 use identity::provision::{Agency, Lookup, Provided, Provider, Query};
 use time::Date;
@@ -37,19 +39,13 @@ pub struct Resident {
     pub municipality: String,
 }
 
-/// The national node, reached over HTTP with an agency token, or in process.
+/// The national node, reached over mutual TLS with the CA's network credential (its party
+/// `ca:<id>` is the agency `<id>` registered for B1-020 and the only kind of party the feed is
+/// served to), or in process.
 #[derive(Debug, Clone)]
 pub enum IdentitySource {
-    /// Over HTTP: base URL of the national node, the CA's agency token (`id:secret`) and the
-    /// peer token for the feed.
-    Http {
-        /// Client for provision queries (agency token).
-        provision: Peer,
-        /// Agency token.
-        token: String,
-        /// Client for the change feed (peer token).
-        feed: Peer,
-    },
+    /// Over HTTPS: a client of the national node presenting the CA's credential.
+    Http(Peer),
     /// In process (the main job and tests): the national node and the CA's registered agency.
     Local {
         /// The national node.
@@ -68,7 +64,7 @@ impl IdentitySource {
     pub fn provider(&self) -> Option<&Provider> {
         match self {
             Self::Local { national, .. } => Some(national.provider()),
-            Self::Http { .. } => None,
+            Self::Http(_) => None,
         }
     }
 
@@ -77,7 +73,7 @@ impl IdentitySource {
         let code: ResidentCode = code.parse().map_err(|e| Error::invalid("resident code", e))?;
         let q = Query { purpose: PURPOSE.into(), by: Lookup::ResidentCode(code), fields: fields() };
         let p: Provided = match self {
-            Self::Http { provision, token, .. } => provision.post_json("/v1/provision/query", token, &q).await?,
+            Self::Http(national) => national.post_json("/v1/provision/query", &q).await?,
             Self::Local { national, agency } => national.provider().query(agency, &q, now).await?,
         };
         if !p.found {
@@ -89,15 +85,32 @@ impl IdentitySource {
     /// The feed's newest position; read before a lookup, it bounds what the lookup reflects.
     pub async fn feed_head(&self) -> Result<u64> {
         Ok(match self {
-            Self::Http { feed, .. } => feed.feed_head().await?,
+            Self::Http(national) => national.feed_head().await?,
             Self::Local { national, .. } => national.feed_head().await?,
+        })
+    }
+
+    /// The signed notices of `source` after seq `after` (at most `limit`), as the national node
+    /// stores them: what the CA checks each feed entry against.
+    pub async fn notices(&self, source: &str, after: u64, limit: u32) -> Result<Vec<ChangeNotice>> {
+        Ok(match self {
+            Self::Http(national) => national.notices(source, after, limit).await?,
+            Self::Local { national, .. } => identity::store::notices_after(national.db(), source, after, limit).await?,
+        })
+    }
+
+    /// The notice-key certificates of `source` the national node holds.
+    pub async fn notice_keys(&self, source: &str) -> Result<Vec<NoticeKeyCert>> {
+        Ok(match self {
+            Self::Http(national) => national.notice_keys(source).await?,
+            Self::Local { national, .. } => identity::store::notice_keys(national.db(), source).await?,
         })
     }
 
     /// The national change feed after `after`.
     pub async fn feed(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>> {
         Ok(match self {
-            Self::Http { feed, .. } => feed.feed(after, limit).await?,
+            Self::Http(national) => national.feed(after, limit).await?,
             Self::Local { national, .. } => national.feed_after(after, limit).await?,
         })
     }

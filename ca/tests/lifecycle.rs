@@ -279,7 +279,7 @@ async fn change_notices_revoke_by_rule_and_crls_show_it() {
         let new_code = n.body.record.resident_code.clone();
         w.sync().await;
         let later = NOW + 60;
-        let report = w.ca.follow("feed", &w.source, later).await.unwrap();
+        let report = w.ca.follow("feed", &w.source, &*notice_ca().verifier(), later).await.unwrap();
         let got: std::collections::BTreeSet<(String, CertKind, Reason)> =
             report.revoked.iter().map(|r| (r.serial.clone(), r.kind, r.reason)).collect();
         let s = |c: &identity::ids::ResidentCode, k| issued[c].get(k).unwrap().serial.clone();
@@ -293,7 +293,7 @@ async fn change_notices_revoke_by_rule_and_crls_show_it() {
         assert_eq!(got, want, "{}", w.label);
         assert_eq!(report.rekeyed, 1);
         // A replay of the whole feed revokes nothing twice.
-        let replay = w.ca.follow("feed", &w.source, later + 1).await.unwrap();
+        let replay = w.ca.follow("feed", &w.source, &*notice_ca().verifier(), later + 1).await.unwrap();
         assert!(replay.revoked.is_empty() && replay.entries == 0);
         // The re-coded resident's certificates follow the new code.
         assert_eq!(w.ca.list(Some(new_code.as_str()), None, 10).await.unwrap().len(), 2);

@@ -324,3 +324,71 @@ fn hostile_and_corrupt_input_is_refused_cleanly() {
     // No CA at all.
     assert_eq!(NetworkCa::open(&dir.path().join("nothing"), &secret(CA_PASS)).unwrap_err().kind(), "not_found");
 }
+
+/// The real notice keys end to end: a notice key issued by the network CA signs a notice's
+/// message (net::notice_key::Signer, ring) and a replica's verifier (rustls-webpki) admits the
+/// certificate and checks the signature; it refuses a tampered signature, another
+/// municipality's key, a TLS credential (wrong EKU), a key of another CA, and — after the
+/// network CA revokes it and publishes its CRL — the revoked key.
+#[test]
+fn notice_keys_sign_and_verify_and_bad_or_revoked_keys_are_not_admitted() {
+    use identity::notice::{GENESIS, NoticeRef};
+    use identity::notice_sig::{NoticeSigner, NoticeVerifier, signed_message};
+    use net::credential::Trust;
+    use net::notice_key::{Signer, Verifier};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = NetworkCa::init(&dir.path().join("net"), &secret(CA_PASS), now()).unwrap();
+    let chiyoda: LgCode = "131016".parse().unwrap();
+    let osaka: LgCode = "271004".parse().unwrap();
+    let k1 = ca.issue_notice_key(&chiyoda, 30, now(), &dir.path().join("k1"), &secret(KEY_PASS)).unwrap();
+    let k2 = ca.issue_notice_key(&osaka, 30, now(), &dir.path().join("k2"), &secret(KEY_PASS)).unwrap();
+    let tls = ca
+        .issue_tls(
+            &parse_party("municipality:131016").unwrap(),
+            &["127.0.0.1".into()],
+            30,
+            now(),
+            &dir.path().join("t"),
+            &secret(KEY_PASS),
+        )
+        .unwrap();
+    let _ = (k2, tls);
+    let trust = Trust { ca_file: dir.path().join("net/ca.pem"), crl_file: Some(dir.path().join("net/crl.pem")) };
+
+    let signer = Signer::load(&dir.path().join("k1"), &secret(KEY_PASS), &chiyoda).unwrap();
+    assert_eq!(signer.key_id(), k1.ski, "the key id is the certificate's SKI");
+    // A notice key loaded for another municipality is refused at load.
+    assert!(Signer::load(&dir.path().join("k1"), &secret(KEY_PASS), &osaka).is_err());
+    let msg = signed_message(&NoticeRef { source: chiyoda.clone(), seq: 1 }, &GENESIS);
+    let sig = signer.sign(&msg).unwrap();
+
+    let v = Verifier::new(trust.clone());
+    let id = v.admit_key(&chiyoda, signer.key_cert()).unwrap();
+    assert_eq!(id, k1.ski);
+    v.verify(&chiyoda, &id, &msg, &sig).unwrap();
+    let mut bad = sig.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(v.verify(&chiyoda, &id, &msg, &bad).is_err(), "a flipped signature byte verifies");
+    let other_msg = signed_message(&NoticeRef { source: chiyoda.clone(), seq: 2 }, &GENESIS);
+    assert!(v.verify(&chiyoda, &id, &other_msg, &sig).is_err(), "a signature moved to seq 2 verifies");
+    // Osaka's key is not Chiyoda's; a TLS credential is not a notice key.
+    let osaka_cert = pem_certs(&dir.path().join("k2.pem")).remove(0);
+    let e = v.admit_key(&chiyoda, &osaka_cert).unwrap_err();
+    assert!(e.contains("not municipality 131016"), "{e}");
+    let tls_cert = pem_certs(&dir.path().join("t.pem")).remove(0);
+    let e = v.admit_key(&chiyoda, &tls_cert).unwrap_err();
+    assert!(e.contains("not a notice key of the network CA"), "{e}");
+    // A notice key from another network CA.
+    let rogue = NetworkCa::init(&dir.path().join("rogue"), &secret(CA_PASS), now()).unwrap();
+    rogue.issue_notice_key(&chiyoda, 30, now(), &dir.path().join("r"), &secret(KEY_PASS)).unwrap();
+    let rogue_cert = pem_certs(&dir.path().join("r.pem")).remove(0);
+    assert!(v.admit_key(&chiyoda, &rogue_cert).is_err(), "a rogue CA's notice key was admitted");
+    // Revoked: a verifier reading the new CRL refuses to admit the key.
+    ca.revoke(&k1.serial, Reason::KeyCompromise, now()).unwrap();
+    ca.crl(now(), 24).unwrap();
+    let fresh = Verifier::new(trust);
+    let e = fresh.admit_key(&chiyoda, signer.key_cert()).unwrap_err();
+    assert!(e.to_lowercase().contains("revoked"), "{e}");
+}

@@ -91,6 +91,9 @@ pub enum Denial {
     NotOwnMunicipality,
     /// The 転出証明書 goes only to the municipality the resident moved to.
     NotDestination,
+    /// The agency (or CA) named by the certificate is not registered at this provision point
+    /// (decided by the shell, which reads the agency registry; not a cell of the table).
+    AgencyNotRegistered,
 }
 
 impl Denial {
@@ -102,6 +105,7 @@ impl Denial {
             Self::NotOwnPrefecture => "not_own_prefecture",
             Self::NotOwnMunicipality => "not_own_municipality",
             Self::NotDestination => "not_move_destination",
+            Self::AgencyNotRegistered => "agency_not_registered",
         }
     }
 }

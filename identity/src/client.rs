@@ -1,7 +1,8 @@
-//! HTTP client for node-to-node calls (replication pulls, move-in notices, code pools,
-//! the change feed). Peer errors carry the URL and the peer's message.
-
-use std::time::Duration;
+//! HTTP client for calls between parties (replication pulls, notice keys, 転出証明書 and
+//! 転入通知, code pools, the change feed, provision and operator reports). Who calls is the
+//! credential of the `reqwest::Client` it is given (mutual TLS, built by the `net` crate);
+//! no request carries a token. Answers are read up to [`MAX_RESPONSE`] bytes; peer errors
+//! carry the URL, the HTTP status and the peer's message, or the whole error chain.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -45,35 +46,26 @@ pub struct PoolRequest {
     pub count: u32,
 }
 
-/// A peer node at `base` (e.g. `http://127.0.0.1:8101`).
+/// The largest peer answer read (a replication page of 1,000 notices is about 1 MiB); a
+/// longer body is refused before it is parsed (a hostile peer cannot exhaust memory).
+pub const MAX_RESPONSE: usize = 32 << 20;
+
+/// A peer node at `base` (e.g. `https://127.0.0.1:8101`), reached with an HTTP client that
+/// carries this node's credential (the `net` crate builds it: mutual TLS, the network CA as
+/// the only anchor, the peer's party pinned). Who the caller is comes from that credential;
+/// no request carries a token.
 #[derive(Debug, Clone)]
 pub struct Peer {
     base: String,
     http: reqwest::Client,
-    token: Option<String>,
 }
 
 impl Peer {
-    /// A client for the node at `base`.
-    pub fn new(base: &str) -> Self {
-        let http =
-            reqwest::Client::builder().timeout(Duration::from_secs(30)).tcp_nodelay(true).build().unwrap_or_default();
-        Self { base: base.trim_end_matches('/').to_owned(), http, token: None }
-    }
-
-    /// The same peer, presenting the node-to-node token on replication, 転出証明書, 転入通知
-    /// and feed calls.
-    pub fn with_token(mut self, token: Option<String>) -> Self {
-        self.token = token;
-        self
-    }
-
-    fn peer_get(&self, url: String) -> reqwest::RequestBuilder {
-        let r = self.http.get(url);
-        match &self.token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
+    /// A client for the node at `base` over `http` (in production
+    /// `net::client::client(credential, trust, Some(expected_party))`; its certificate is
+    /// who this peer's requests come from).
+    pub fn new(base: &str, http: reqwest::Client) -> Self {
+        Self { base: base.trim_end_matches('/').to_owned(), http }
     }
 
     /// The peer's base URL.
@@ -85,83 +77,104 @@ impl Peer {
         Error::Peer { url: self.base.clone(), reason: reason.to_string() }
     }
 
-    async fn finish<T: DeserializeOwned>(&self, r: reqwest::Result<reqwest::Response>) -> Result<T> {
-        let r = r.map_err(|e| self.err(e))?;
-        let status = r.status();
-        if !status.is_success() {
-            let body = r.text().await.unwrap_or_default();
-            return Err(self.err(format!("{status}: {body}")));
+    /// Reads at most [`MAX_RESPONSE`] bytes of the body.
+    async fn body(&self, mut r: reqwest::Response) -> Result<Vec<u8>> {
+        if r.content_length().is_some_and(|n| n > MAX_RESPONSE as u64) {
+            return Err(self.err(format!("answer of {} bytes exceeds {MAX_RESPONSE}", r.content_length().unwrap_or(0))));
         }
-        r.json().await.map_err(|e| self.err(e))
+        let mut out = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(|e| self.err(error_chain(&e)))? {
+            if out.len() + chunk.len() > MAX_RESPONSE {
+                return Err(self.err(format!("answer exceeds {MAX_RESPONSE} bytes; refused")));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    async fn finish<T: DeserializeOwned>(&self, r: reqwest::Result<reqwest::Response>) -> Result<T> {
+        let body = self.finish_bytes(r).await?;
+        serde_json::from_slice(&body).map_err(|e| self.err(format!("malformed answer: {e}")))
+    }
+
+    async fn finish_bytes(&self, r: reqwest::Result<reqwest::Response>) -> Result<Vec<u8>> {
+        let r = r.map_err(|e| self.err(error_chain(&e)))?;
+        let status = r.status();
+        let body = self.body(r).await?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).into_owned();
+            return Err(self.err(format!("{status}: {text}")));
+        }
+        Ok(body)
     }
 
     /// `GET /v1/heads`.
     pub async fn heads(&self) -> Result<Heads> {
-        self.finish(self.peer_get(format!("{}/v1/heads", self.base)).send().await).await
+        self.finish(self.http.get(format!("{}/v1/heads", self.base)).send().await).await
     }
 
     /// `GET /v1/sources/{source}/notices?after=&limit=`.
     pub async fn notices(&self, source: &str, after: u64, limit: u32) -> Result<Vec<ChangeNotice>> {
         let url = format!("{}/v1/sources/{source}/notices?after={after}&limit={limit}", self.base);
-        self.finish(self.peer_get(url).send().await).await
+        self.finish(self.http.get(url).send().await).await
     }
 
     /// `GET /v1/sources/{source}/keys`: the source's notice-key certificates.
     pub async fn notice_keys(&self, source: &str) -> Result<Vec<NoticeKeyCert>> {
-        self.finish(self.peer_get(format!("{}/v1/sources/{source}/keys", self.base)).send().await).await
+        self.finish(self.http.get(format!("{}/v1/sources/{source}/keys", self.base)).send().await).await
     }
 
-    /// `GET /v1/move-out/{code}`: the 転出証明書情報.
+    /// `GET /v1/move-out/{code}`: the 転出証明書情報 (to the destination municipality only).
     pub async fn move_out_certificate(&self, code: &ResidentCode) -> Result<MoveOutCertificate> {
-        self.finish(self.peer_get(format!("{}/v1/move-out/{code}", self.base)).send().await).await
+        self.finish(self.http.get(format!("{}/v1/move-out/{code}", self.base)).send().await).await
     }
 
-    /// `POST /v1/move-in-notices`: returns whether it was new (false on a retry).
+    /// `POST /v1/move-in-notices` (from the new municipality itself): returns whether it was
+    /// new (false on a retry).
     pub async fn send_move_in_notice(&self, n: &MoveInNotice) -> Result<bool> {
-        let r = self.http.post(format!("{}/v1/move-in-notices", self.base)).json(n);
-        let r = match &self.token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        };
-        self.finish(r.send().await).await
+        self.finish(self.http.post(format!("{}/v1/move-in-notices", self.base)).json(n).send().await).await
     }
 
-    /// `POST /v1/code-pools` on the national node (operator token required).
-    pub async fn allocate_pool(&self, token: &str, req: &PoolRequest) -> Result<Vec<ResidentCode>> {
-        let r = self.http.post(format!("{}/v1/code-pools", self.base)).bearer_auth(token).json(req).send().await;
-        self.finish(r).await
+    /// `POST /v1/code-pools` on the national node (the caller's own municipality only).
+    pub async fn allocate_pool(&self, req: &PoolRequest) -> Result<Vec<ResidentCode>> {
+        self.finish(self.http.post(format!("{}/v1/code-pools", self.base)).json(req).send().await).await
     }
 
     /// `GET /v1/feed?after=&limit=` on the national node.
     pub async fn feed(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>> {
-        self.finish(self.peer_get(format!("{}/v1/feed?after={after}&limit={limit}", self.base)).send().await).await
+        self.finish(self.http.get(format!("{}/v1/feed?after={after}&limit={limit}", self.base)).send().await).await
     }
 
     /// The national feed's newest position.
     pub async fn feed_head(&self) -> Result<u64> {
-        self.finish(self.peer_get(format!("{}/v1/feed/head", self.base)).send().await).await
+        self.finish(self.http.get(format!("{}/v1/feed/head", self.base)).send().await).await
     }
 
-    /// POST a JSON body with a bearer token and return the decoded answer (agency API).
-    pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, token: &str, body: &B) -> Result<T> {
-        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(token).json(body).send().await;
-        self.finish(r).await
+    /// POST a JSON body and return the decoded answer (e.g. the agency API).
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.finish(self.http.post(format!("{}{path}", self.base)).json(body).send().await).await
     }
 
-    /// GET a JSON document with a bearer token.
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, token: &str) -> Result<T> {
-        self.finish(self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await).await
+    /// GET a JSON document (e.g. an operator's disclosure report).
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.finish(self.http.get(format!("{}{path}", self.base)).send().await).await
     }
 
-    /// GET a text document with a bearer token.
-    pub async fn get_text(&self, path: &str, token: &str) -> Result<String> {
-        let r =
-            self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.map_err(|e| self.err(e))?;
-        let status = r.status();
-        let body = r.text().await.map_err(|e| self.err(e))?;
-        if !status.is_success() {
-            return Err(self.err(format!("{status}: {body}")));
-        }
-        Ok(body)
+    /// GET a text document (e.g. an operator's statistics).
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let body = self.finish_bytes(self.http.get(format!("{}{path}", self.base)).send().await).await?;
+        String::from_utf8(body).map_err(|e| self.err(format!("answer is not UTF-8: {e}")))
     }
+}
+
+/// An error with its sources (reqwest hides the TLS reason in the chain).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }

@@ -36,7 +36,8 @@ pub enum Error {
         /// The refused action.
         action: &'static str,
     },
-    /// No or wrong credentials.
+    /// No authenticated party: the request carries no party from a verified client
+    /// certificate (it did not come through the mutual-TLS server).
     #[error("authentication failed")]
     Unauthenticated,
     /// An authenticated party called a route its role does not allow (the authorization

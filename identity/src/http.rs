@@ -1,23 +1,26 @@
-//! HTTP shells (axum) of the three node roles. Errors reach the wire here and only here
+//! HTTP shells (axum) of the three node roles. Every route checks the caller's [`Party`] (set
+//! by the `net` crate's mutual-TLS server from the client certificate) against the
+//! authorization table ([`crate::authz`]). Errors reach the wire here and only here
 //! ([`AppError`]); 5xx bodies never carry detail. Handlers read the clock; cores do not.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::authz::{self, Denial, Node, Route};
 use crate::client::{Heads, MoveInNotice, PoolRequest};
 use crate::error::{Error, ErrorKind};
-use crate::ids::ResidentCode;
+use crate::ids::{PrefectureCode, ResidentCode};
 use crate::municipal::Municipality;
 use crate::national::National;
-use crate::operator::Operator;
+use crate::operator::{Operator, Role as OpRole};
+use crate::party::Party;
 use crate::provision::{Agency, BatchQuery, Provider};
 use crate::store::{self, Db};
 
@@ -61,28 +64,41 @@ impl IntoResponse for AppError {
             self.0.to_string()
         };
         let mut body = serde_json::json!({ "error": code, "message": message });
-        if let Error::Refused(r) = &self.0 {
-            body["reason"] = serde_json::json!(r.code());
+        match &self.0 {
+            Error::Refused(r) => body["reason"] = serde_json::json!(r.code()),
+            Error::Denied { reason, .. } => body["reason"] = serde_json::json!(reason),
+            _ => {}
         }
         (status, Json(body)).into_response()
     }
 }
 
-/// JSON body whose rejection (malformed JSON, wrong type) is an [`AppError`].
+/// A request body, read (at most [`MAX_BODY`] bytes) but not yet interpreted: a handler
+/// parses it with [`RawBody::json`] only once the caller is authorized, so a refused party
+/// gets its 403 whatever it sent, and its input is never parsed.
 #[derive(Debug)]
-pub struct Body<T>(pub T);
+pub struct RawBody(pub axum::body::Bytes);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = AppError;
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Self(v)),
-            Err(e @ JsonRejection::BytesRejection(_)) => {
-                Err(AppError(Error::invalid("body", format!("unreadable or too large: {}", e.body_text()))))
-            }
-            Err(e) => Err(AppError(Error::invalid("body", e.body_text()))),
-        }
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|e| AppError(Error::invalid("body", format!("unreadable or too large: {}", e.body_text()))))
     }
+}
+
+impl RawBody {
+    /// The body as JSON of type `T` (malformed JSON or a wrong type is 400).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, AppError> {
+        serde_json::from_slice(&self.0).map_err(|e| AppError(Error::invalid("body", e.to_string())))
+    }
+}
+
+/// The query string of `uri` as `T`, parsed once the caller is authorized (malformed is 400).
+fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, AppError> {
+    Query::<T>::try_from_uri(uri).map(|Query(q)| q).map_err(|e| AppError(Error::invalid("query", e.body_text())))
 }
 
 type AppResult<T> = Result<T, AppError>;
@@ -98,26 +114,65 @@ fn default_limit() -> u32 {
     500
 }
 
+/// The authenticated caller: the [`Party`] the TLS server read from the client certificate
+/// and put into the request's extensions. A request without one (no TLS) is 401.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Party);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, AppError> {
+        parts.extensions.get::<Party>().cloned().map(Caller).ok_or(AppError(Error::Unauthenticated))
+    }
+}
+
+/// Refuses `caller` with `d` on `action`: logged (no personal data, no durable write), 403.
+fn deny(caller: &Party, action: &'static str, d: Denial) -> AppError {
+    tracing::warn!(party = %caller, route = action, reason = d.code(), "refused by the authorization table");
+    AppError(Error::Denied { party: caller.to_string(), action, reason: d.code() })
+}
+
+/// Checks the static cell of the authorization table.
+fn allow(node: &Node, route: Route, caller: &Party) -> Result<(), AppError> {
+    authz::authorize(node, route, caller).map_err(|d| deny(caller, route.path(), d))
+}
+
 #[derive(Debug, Clone)]
 struct NodeInfo {
     db: Db,
-    role: &'static str,
-    code: String,
-    /// A municipality serves only its own source.
-    only_source: Option<String>,
+    node: Node,
 }
 
-async fn heads(State(n): State<Arc<NodeInfo>>) -> AppResult<Json<Heads>> {
-    Ok(Json(Heads { role: n.role.into(), code: n.code.clone(), heads: store::heads(&n.db).await? }))
+impl NodeInfo {
+    fn role(&self) -> &'static str {
+        self.node.kind()
+    }
+    fn code(&self) -> String {
+        match &self.node {
+            Node::Municipality(c) => c.to_string(),
+            Node::Prefecture(c) => c.as_str().to_owned(),
+            Node::National => "national".into(),
+        }
+    }
+}
+
+async fn heads(State(n): State<Arc<NodeInfo>>, Caller(c): Caller) -> AppResult<Json<Heads>> {
+    allow(&n.node, Route::Heads, &c)?;
+    Ok(Json(Heads { role: n.role().into(), code: n.code(), heads: store::heads(&n.db).await? }))
 }
 
 async fn notices(
     State(n): State<Arc<NodeInfo>>,
+    Caller(c): Caller,
     Path(source): Path<String>,
-    Query(p): Query<Page>,
+    uri: Uri,
 ) -> AppResult<Response> {
+    allow(&n.node, Route::Notices, &c)?;
+    let p: Page = query(&uri)?;
     let source: crate::ids::LgCode = source.parse()?;
-    if n.only_source.as_deref().is_some_and(|s| s != source.as_str()) {
+    if let Node::Municipality(own) = &n.node
+        && *own != source
+    {
         return Err(Error::not_found("source", source).into());
     }
     if p.limit == 0 || p.limit > MAX_PAGE {
@@ -132,9 +187,17 @@ async fn notices(
 
 /// `GET /v1/sources/{source}/keys`: the source's notice-key certificates (every key it has
 /// signed with, rotated-out ones included), so a replica can admit the key a notice names.
-async fn notice_keys(State(n): State<Arc<NodeInfo>>, Path(source): Path<String>) -> AppResult<Response> {
+/// Whoever may read the notices may read the keys (the [`Route::Notices`] cell).
+async fn notice_keys(
+    State(n): State<Arc<NodeInfo>>,
+    Caller(c): Caller,
+    Path(source): Path<String>,
+) -> AppResult<Response> {
+    allow(&n.node, Route::Notices, &c)?;
     let source: crate::ids::LgCode = source.parse()?;
-    if n.only_source.as_deref().is_some_and(|s| s != source.as_str()) {
+    if let Node::Municipality(own) = &n.node
+        && *own != source
+    {
         return Err(Error::not_found("source", source).into());
     }
     let keys = store::notice_keys(&n.db, source.as_str()).await?;
@@ -152,46 +215,46 @@ fn replication_routes(info: NodeInfo) -> Router {
         .with_state(Arc::new(info))
 }
 
-/// The shared secret of the node-to-node routes (replication, 転出証明書, 転入通知, the
-/// change feed). `None` leaves them open: only for loopback tests and the demo.
-#[derive(Debug, Clone, Default)]
-pub struct PeerToken(pub Option<String>);
-
-async fn check_peer_token(State(t): State<PeerToken>, req: Request, next: axum::middleware::Next) -> Response {
-    match &t.0 {
-        Some(want) if bearer(req.headers()) != Some(want.as_str()) => AppError(Error::Unauthenticated).into_response(),
-        _ => next.run(req).await,
-    }
-}
-
-/// Requires the peer token on every route of `router`.
-fn peer_only(router: Router, token: PeerToken) -> Router {
-    router.layer(axum::middleware::from_fn_with_state(token, check_peer_token))
-}
-
-/// Routes of a municipal node: replication source, 転出証明書, 転入通知 (all node-to-node).
-pub fn municipal_router(m: Municipality, token: PeerToken) -> Router {
-    let info = NodeInfo {
-        db: m.db().clone(),
-        role: "municipality",
-        code: m.code().to_string(),
-        only_source: Some(m.code().to_string()),
-    };
+/// Routes of a municipal node: replication source (to its prefecture), 転出証明書 and 転入通知
+/// (to other municipalities).
+pub fn municipal_router(m: Municipality) -> Router {
+    let info = NodeInfo { db: m.db().clone(), node: Node::Municipality(m.code().clone()) };
     let m = Arc::new(m);
-    let routes = Router::new()
+    Router::new()
         .route("/v1/move-out/{code}", get(move_out_certificate))
         .route("/v1/move-in-notices", post(move_in_notice))
         .with_state(m)
-        .merge(replication_routes(info));
-    peer_only(routes, token).layer(DefaultBodyLimit::max(MAX_BODY))
+        .merge(replication_routes(info))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
-async fn move_out_certificate(State(m): State<Arc<Municipality>>, Path(code): Path<String>) -> AppResult<Response> {
+async fn move_out_certificate(
+    State(m): State<Arc<Municipality>>,
+    Caller(c): Caller,
+    Path(code): Path<String>,
+) -> AppResult<Response> {
+    let node = Node::Municipality(m.code().clone());
+    allow(&node, Route::MoveOut, &c)?;
     let code: ResidentCode = code.parse()?;
-    Ok(Json(m.move_out_certificate(&code).await?).into_response())
+    // No oracle: a resident that is unknown or has not moved out answers exactly like one that
+    // moved elsewhere, so a municipality cannot probe other municipalities' registers.
+    let cert = match m.move_out_certificate(&code).await {
+        Ok(cert) => cert,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Conflict) => {
+            tracing::debug!(error = %e, "move-out certificate not available");
+            return Err(deny(&c, Route::MoveOut.path(), Denial::NotDestination));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    authz::check_destination(&c, &cert.destination).map_err(|d| deny(&c, Route::MoveOut.path(), d))?;
+    Ok(Json(cert).into_response())
 }
 
-async fn move_in_notice(State(m): State<Arc<Municipality>>, Body(n): Body<MoveInNotice>) -> AppResult<Json<bool>> {
+async fn move_in_notice(State(m): State<Arc<Municipality>>, Caller(c): Caller, body: RawBody) -> AppResult<Json<bool>> {
+    let node = Node::Municipality(m.code().clone());
+    allow(&node, Route::MoveInNotice, &c)?;
+    let n: MoveInNotice = body.json()?;
+    authz::check_own_municipality(&c, &n.new_municipality).map_err(|d| deny(&c, Route::MoveInNotice.path(), d))?;
     Ok(Json(m.receive_move_in_notice(&n.resident_code, &n.new_municipality, n.notice_seq, now()).await?))
 }
 
@@ -201,21 +264,17 @@ pub struct PrefectureState {
     /// The prefecture's database (history, projection, provision log).
     pub db: Db,
     /// Its two-digit code.
-    pub code: String,
-    /// Secret of the node-to-node routes.
-    pub peer_token: PeerToken,
+    pub code: PrefectureCode,
     /// Provision to the prefecture's own bodies (別表第5/第6, ordinance tables).
     pub provider: Provider,
-    /// Bearer token of the prefecture's operator API (disclosure, statistics).
-    pub operator_token: String,
 }
 
-/// Routes of a prefecture node: it re-serves its municipalities' notices unchanged, and
-/// provides to the bodies whose data the prefecture server holds.
+/// Routes of a prefecture node: it re-serves its municipalities' notices unchanged (to the
+/// national node), and provides to the bodies whose data the prefecture server holds.
 pub fn prefecture_router(s: PrefectureState) -> Router {
-    let routes = replication_routes(NodeInfo { db: s.db, role: "prefecture", code: s.code, only_source: None });
-    peer_only(routes, s.peer_token)
-        .merge(provision_routes(ProvisionState { provider: s.provider, operator_token: s.operator_token }))
+    let node = Node::Prefecture(s.code.clone());
+    replication_routes(NodeInfo { db: s.db, node: node.clone() })
+        .merge(provision_routes(ProvisionState { provider: s.provider, node }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -224,36 +283,20 @@ pub fn prefecture_router(s: PrefectureState) -> Router {
 pub struct NationalState {
     /// The node.
     pub national: National,
-    /// Bearer token of the national operator account used by municipalities and operators.
-    pub operator_token: String,
-    /// The operator that token stands for.
-    pub operator: Operator,
-    /// Secret of the node-to-node routes (replication and the change feed).
-    pub peer_token: PeerToken,
 }
 
 /// Routes of the national node: replication, feed, pools, provision, disclosure, statistics.
 pub fn national_router(state: NationalState) -> Router {
-    let info =
-        NodeInfo { db: state.national.db().clone(), role: "national", code: "national".into(), only_source: None };
-    let token = state.peer_token.clone();
-    let provision = provision_routes(ProvisionState {
-        provider: state.national.provider().clone(),
-        operator_token: state.operator_token.clone(),
-    });
+    let info = NodeInfo { db: state.national.db().clone(), node: Node::National };
+    let provision =
+        provision_routes(ProvisionState { provider: state.national.provider().clone(), node: Node::National });
     let state = Arc::new(state);
-    let peers = peer_only(
-        Router::new()
-            .route("/v1/feed", get(feed))
-            .route("/v1/feed/head", get(feed_head))
-            .with_state(state.clone())
-            .merge(replication_routes(info)),
-        token,
-    );
     Router::new()
         .route("/v1/code-pools", post(code_pool))
+        .route("/v1/feed", get(feed))
+        .route("/v1/feed/head", get(feed_head))
         .with_state(state)
-        .merge(peers)
+        .merge(replication_routes(info))
         .merge(provision)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
@@ -262,7 +305,7 @@ pub fn national_router(state: NationalState) -> Router {
 #[derive(Debug)]
 struct ProvisionState {
     provider: Provider,
-    operator_token: String,
+    node: Node,
 }
 
 /// Agency and operator routes of a provision point.
@@ -275,67 +318,79 @@ fn provision_routes(state: ProvisionState) -> Router {
         .with_state(Arc::new(state))
 }
 
-fn bearer(h: &HeaderMap) -> Option<&str> {
-    h.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
-}
-
-fn operator_auth(token: &str, h: &HeaderMap) -> Result<(), AppError> {
-    match bearer(h) {
-        Some(t) if !token.is_empty() && t == token => Ok(()),
-        _ => Err(Error::Unauthenticated.into()),
-    }
-}
-
-async fn feed(State(s): State<Arc<NationalState>>, Query(p): Query<Page>) -> AppResult<Response> {
+async fn feed(State(s): State<Arc<NationalState>>, Caller(c): Caller, uri: Uri) -> AppResult<Response> {
+    allow(&Node::National, Route::Feed, &c)?;
+    let p: Page = query(&uri)?;
     if p.limit == 0 || p.limit > 10_000 {
         return Err(Error::invalid("limit", format!("{} is not 1–10000", p.limit)).into());
     }
     Ok(Json(s.national.feed_after(p.after, p.limit).await?).into_response())
 }
 
-async fn feed_head(State(s): State<Arc<NationalState>>) -> AppResult<Response> {
+async fn feed_head(State(s): State<Arc<NationalState>>, Caller(c): Caller) -> AppResult<Response> {
+    allow(&Node::National, Route::Feed, &c)?;
     Ok(Json(s.national.feed_head().await?).into_response())
 }
 
-async fn code_pool(
-    State(s): State<Arc<NationalState>>,
-    h: HeaderMap,
-    Body(r): Body<PoolRequest>,
-) -> AppResult<Response> {
-    operator_auth(&s.operator_token, &h)?;
-    Ok(Json(s.national.allocate_pool(&s.operator, &r.municipality, r.count, now()).await?).into_response())
+async fn code_pool(State(s): State<Arc<NationalState>>, Caller(c): Caller, body: RawBody) -> AppResult<Response> {
+    allow(&Node::National, Route::CodePool, &c)?;
+    let r: PoolRequest = body.json()?;
+    authz::check_own_municipality(&c, &r.municipality).map_err(|d| deny(&c, Route::CodePool.path(), d))?;
+    let op = Operator::new(&c.to_string(), OpRole::NationalOperator)?;
+    Ok(Json(s.national.allocate_pool(&op, &r.municipality, r.count, now()).await?).into_response())
 }
 
-async fn agency(s: &ProvisionState, h: &HeaderMap) -> Result<Agency, AppError> {
-    Ok(s.provider.authenticate(bearer(h).unwrap_or(""), now()).await?)
+/// The registered agency behind a provision request: the table admits agency and CA parties
+/// (a CA queries as an agency for B1-020), then the name in the certificate must be an agency
+/// registered at this provision point. A refusal writes nothing (no provision-log row: the
+/// caller never reached the law table).
+async fn agency(s: &ProvisionState, c: &Party) -> Result<Agency, AppError> {
+    allow(&s.node, Route::Provision, c)?;
+    let id = match c {
+        Party::Agency(id) | Party::Ca(id) => id,
+        _ => return Err(deny(c, Route::Provision.path(), Denial::WrongParty)),
+    };
+    s.provider.registered_agency(id).await?.ok_or_else(|| deny(c, Route::Provision.path(), Denial::AgencyNotRegistered))
 }
 
 async fn provision_query(
     State(s): State<Arc<ProvisionState>>,
-    h: HeaderMap,
-    body: Body<crate::provision::Query>,
+    Caller(c): Caller,
+    body: RawBody,
 ) -> AppResult<Response> {
-    let a = agency(&s, &h).await?;
-    Ok(Json(s.provider.query(&a, &body.0, now()).await?).into_response())
+    let a = agency(&s, &c).await?;
+    let q: crate::provision::Query = body.json()?;
+    Ok(Json(s.provider.query(&a, &q, now()).await?).into_response())
 }
 
 async fn provision_batch(
     State(s): State<Arc<ProvisionState>>,
-    h: HeaderMap,
-    Body(q): Body<BatchQuery>,
+    Caller(c): Caller,
+    body: RawBody,
 ) -> AppResult<Response> {
-    let a = agency(&s, &h).await?;
+    let a = agency(&s, &c).await?;
+    let q: BatchQuery = body.json()?;
     Ok(Json(s.provider.batch(&a, &q, now()).await?).into_response())
+}
+
+/// The operator behind a report request: an operator party, named in the operator log.
+fn report_operator(s: &ProvisionState, c: &Party) -> Result<Operator, AppError> {
+    allow(&s.node, Route::Reports, c)?;
+    let role = match s.node {
+        Node::Prefecture(_) => OpRole::PrefectureOperator,
+        _ => OpRole::NationalOperator,
+    };
+    Ok(Operator::new(&c.to_string(), role)?)
 }
 
 async fn disclosure(
     State(s): State<Arc<ProvisionState>>,
-    h: HeaderMap,
+    Caller(c): Caller,
     Path(code): Path<String>,
 ) -> AppResult<Response> {
-    operator_auth(&s.operator_token, &h)?;
+    let op = report_operator(&s, &c)?;
     let code: ResidentCode = code.parse()?;
-    Ok(Json(s.provider.disclosure(&code).await?).into_response())
+    Ok(Json(s.provider.disclosure_by(&op, &code, now()).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,8 +398,9 @@ struct Years {
     years: String,
 }
 
-async fn statistics(State(s): State<Arc<ProvisionState>>, h: HeaderMap, Query(y): Query<Years>) -> AppResult<Response> {
-    operator_auth(&s.operator_token, &h)?;
+async fn statistics(State(s): State<Arc<ProvisionState>>, Caller(c): Caller, uri: Uri) -> AppResult<Response> {
+    let op = report_operator(&s, &c)?;
+    let y: Years = query(&uri)?;
     let years = y
         .years
         .split(',')
@@ -353,12 +409,15 @@ async fn statistics(State(s): State<Arc<ProvisionState>>, h: HeaderMap, Query(y)
     if years.is_empty() || years.len() > 20 {
         return Err(Error::invalid("years", "give 1–20 fiscal years".into()).into());
     }
-    Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], s.provider.statistics(&years).await?).into_response())
+    let text = s.provider.statistics_by(&op, &years, now()).await?;
+    Ok(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], text).into_response())
 }
 
-/// Serves `router` on `listener` with axum's defaults (no timeouts or caps): for identity's
-/// own tests and the in-process demo only. Nodes are served by `net::server`, which adds the
-/// limits a server facing hostile clients needs.
+/// Serves `router` on `listener` with axum's defaults (no TLS, no timeouts or caps): for
+/// identity's own tests and the in-process demo only. Nodes are served by `net::server`,
+/// which terminates mutual TLS, puts the caller's [`Party`] into each request and adds the
+/// limits a server facing hostile clients needs. Served this way, a router answers 401 to
+/// every request unless a layer in front of it supplies the party.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
     axum::serve(listener, router).await
 }

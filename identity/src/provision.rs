@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 use time::{OffsetDateTime, UtcOffset};
 
@@ -58,7 +57,7 @@ impl Holder {
     }
 }
 
-/// An agency as authenticated.
+/// A registered agency, as the provision point knows it (the caller named by its certificate).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agency {
     /// Agency id.
@@ -150,10 +149,6 @@ pub struct Provider {
 fn jst(now: i64) -> Result<OffsetDateTime> {
     let t = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e.to_string()))?;
     Ok(t.to_offset(UtcOffset::from_hms(9, 0, 0).map_err(|e| Error::invalid("time", e.to_string()))?))
-}
-
-fn secret_hash(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
 }
 
 /// One provision-log row.
@@ -355,7 +350,10 @@ impl Provider {
         crate::municipal::decode_record(row.try_get(0)?)
     }
 
-    /// Registers an agency of `class`; returns its API token `id:secret` (shown once).
+    /// Registers an agency of `class` under `id`, the name in its network certificate
+    /// (`urn:jpki:agency:<id>`, or `urn:jpki:ca:<id>` for a CA querying as an agency); returns
+    /// the agency as provision sees it. There is no secret: the agency authenticates with its
+    /// certificate, and the HTTP shell looks it up with [`Provider::registered_agency`].
     pub async fn register_agency(
         &self,
         op: &Operator,
@@ -364,7 +362,7 @@ impl Provider {
         class: AgencyClass,
         purposes: &[&str],
         now: i64,
-    ) -> Result<String> {
+    ) -> Result<Agency> {
         let required = match self.holder {
             Holder::National => Role::NationalOperator,
             Holder::Prefecture(_) => Role::PrefectureOperator,
@@ -399,13 +397,15 @@ impl Provider {
         if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(Error::invalid("agency id", "1–64 of A–Z a–z 0–9 - _".into()));
         }
-        let secret = hex::encode(rand::random::<[u8; 24]>());
         let mut tx = self.db.write().await?;
+        // `secret_sha256` held the hash of the bearer token agencies used before mutual TLS;
+        // the column stays (migrations are never rewritten) and is written empty: no secret
+        // exists, nothing compares against it.
         let r = sqlx::query("INSERT INTO agency (id, name, class, secret_sha256) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(name)
             .bind(class.code())
-            .bind(secret_hash(&secret))
+            .bind(Vec::<u8>::new())
             .execute(&mut *tx)
             .await;
         if let Err(sqlx::Error::Database(e)) = &r
@@ -430,7 +430,12 @@ impl Provider {
         )
         .await?;
         tx.commit().await?;
-        Ok(format!("{id}:{secret}"))
+        Ok(Agency {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            class,
+            purposes: purposes.iter().map(|p| (*p).to_owned()).collect(),
+        })
     }
 
     /// The agency registered here under `id` (the name in its network certificate), if any.
@@ -472,50 +477,6 @@ impl Provider {
         operator::log(&mut tx, op, "statistics", &years_text, now).await?;
         tx.commit().await?;
         self.statistics(years).await
-    }
-
-    /// Authenticates an agency token `id:secret`; a failure is logged as a refusal.
-    pub async fn authenticate(&self, token: &str, now: i64) -> Result<Agency> {
-        let (id, secret) = token.split_once(':').unwrap_or((token, ""));
-        let row = sqlx::query("SELECT name, class, secret_sha256 FROM agency WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        if let Some(r) = row {
-            let stored: Vec<u8> = r.try_get(2)?;
-            if !secret.is_empty() && stored == secret_hash(secret) {
-                let class: String = r.try_get(1)?;
-                let purposes = sqlx::query("SELECT purpose FROM agency_purpose WHERE agency = $1")
-                    .bind(id)
-                    .fetch_all(self.db.pool())
-                    .await?
-                    .into_iter()
-                    .map(|r| r.try_get::<String, _>(0))
-                    .collect::<Result<_, _>>()?;
-                return Ok(Agency {
-                    id: id.to_owned(),
-                    name: r.try_get(0)?,
-                    class: class.parse().map_err(|e| Error::corrupt("agency", e))?,
-                    purposes,
-                });
-            }
-        }
-        let dest = format!("unauthenticated:{}", id.chars().take(64).collect::<String>());
-        self.log_one(
-            now,
-            &LogRow {
-                function: "認証",
-                purpose: "-",
-                class: "-",
-                destination: &dest,
-                resident: None,
-                fields: "",
-                result: "refused",
-                reason: Some("authentication_failed"),
-            },
-        )
-        .await?;
-        Err(Error::Unauthenticated)
     }
 
     /// Logs one provision or refusal (group-committed); returns once it is durable.

@@ -158,7 +158,7 @@ pub async fn apply_batch(
         };
         let mut decision = decide(&cur, n, stored_hash.as_ref(), pred_ok);
         if decision == Decision::Apply
-            && let Err(reason) = check_signature(&mut tx, verifier, n, &mut keys).await?
+            && let Err(reason) = check_key(&mut tx, verifier, n, &mut keys).await?
         {
             decision = Decision::Diverged { reason: format!("signature: {reason}") };
         }
@@ -192,6 +192,15 @@ pub async fn apply_batch(
                         tracing::info!(source = %source, seq = n.key.seq, kind = ?n.body.kind, "notice older than the projection: stored and relayed, not projected");
                     }
                     Err(why) => {
+                        // Blame the source only for what it signed: an unsigned or forged
+                        // notice is a signature failure (of whoever relayed it), not its own.
+                        if let Err(bad) = verify_notice(verifier, n) {
+                            drop(tx);
+                            let reason = format!("signature: seq {}: {bad}", n.key.seq);
+                            halt(db, &source, &reason).await?;
+                            tracing::error!(source = %source, seq = n.key.seq, %reason, "notice signature failed: source halted");
+                            return Err(Error::Diverged { source_code: source, seq: n.key.seq, reason });
+                        }
                         drop(tx);
                         let reason = format!("ownership: seq {} ({:?}): {why}", n.key.seq, n.body.kind);
                         halt(db, &source, &reason).await?;
@@ -221,6 +230,19 @@ pub async fn apply_batch(
                 return Err(Error::Diverged { source_code: source, seq: n.key.seq, reason });
             }
         }
+    }
+    // The newest accepted notice's signature vouches for the whole accepted prefix: its
+    // hash chains, through every prev_hash `decide` checked, back to the cursor's head. One
+    // verification per batch instead of one per notice (each envelope and key was checked
+    // above).
+    if let Some(last) = accepted.last()
+        && let Err(bad) = verify_notice(verifier, last)
+    {
+        drop(tx);
+        let reason = format!("signature: seq {}: {bad}", last.key.seq);
+        halt(db, &source, &reason).await?;
+        tracing::error!(source = %source, seq = last.key.seq, %reason, "notice signature failed: source halted");
+        return Err(Error::Diverged { source_code: source, seq: last.key.seq, reason });
     }
     store::insert_notices(&mut tx, &accepted).await?;
     project(&mut tx, &projected, before).await?;
@@ -262,7 +284,10 @@ pub async fn apply_batch(
 
 /// Whether `n` carries a valid signature by an admitted key of its source: `Ok(Err(why))`
 /// when it does not. `keys` caches, per batch, the verdict on each stored key certificate.
-async fn check_signature(
+/// Checks that `n` carries a well-formed version-1 envelope whose key is admitted for its
+/// source (the stored certificate re-admitted once per batch). The signature itself is
+/// verified once per batch, on the newest accepted notice (see [`apply_batch`]).
+async fn check_key(
     tx: &mut Tx,
     verifier: &dyn NoticeVerifier,
     n: &ChangeNotice,
@@ -288,7 +313,7 @@ async fn check_signature(
     if let Some(Err(e)) = keys.get(&s.key_id) {
         return Ok(Err(e.clone()));
     }
-    Ok(verify_notice(verifier, n))
+    Ok(Ok(()))
 }
 
 /// Admits the notice-key certificates `certs` of `source` that are not stored yet: each is

@@ -1,6 +1,7 @@
 //! Provision to agencies under the law table, on SQLite and PostgreSQL: lawful queries by
 //! resident code and by exact four items, bulk liveness checks, every refusal path, the
-//! provision log, disclosure reports and yearly statistics, over the real HTTP API.
+//! provision log, disclosure reports and yearly statistics, over the real HTTP API (callers
+//! named through the test double of the mutual-TLS identity, `common::peer_as`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 
 mod common;
@@ -10,7 +11,6 @@ use std::sync::Arc;
 
 use common::*;
 use identity::ErrorKind;
-use identity::client::Peer;
 use identity::http::{self, NationalState};
 use identity::law::{Field, LawTable, Purpose};
 use identity::national::National;
@@ -19,8 +19,6 @@ use identity::provision::{BatchQuery, DisclosureRow, Lookup, Provided, Provider,
 use identity::replica::{self, Tier};
 use identity::store::{self, Db};
 use sqlx::Row;
-
-const TOKEN: &str = "national-operator-token-for-tests";
 
 struct World {
     national: National,
@@ -67,13 +65,7 @@ async fn world(like: &identity::store::testing::TestDb) -> World {
     let notices = store::notices_after(m.db(), "131016", 0, 100).await.unwrap();
     admit_keys_of(national.db(), &m).await;
     replica::apply_batch(national.db(), Tier::National, &*verifier(), &notices).await.unwrap();
-    let url = serve(http::national_router(NationalState {
-        national: national.clone(),
-        operator_token: TOKEN.into(),
-        operator: national_operator(),
-        peer_token: http::PeerToken(None),
-    }))
-    .await;
+    let url = serve(http::national_router(NationalState { national: national.clone() })).await;
     World {
         national,
         url,
@@ -113,19 +105,20 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
     for t in backends().await {
         let w = world(&t).await;
         let p = single(&w.law);
-        let token = w
+        let agency = w
             .national
             .provider()
             .register_agency(&national_operator(), "agency-a", "旅券事務所", p.agency_class, &[&p.code], NOW)
             .await
             .unwrap();
-        let peer = Peer::new(&w.url);
+        assert_eq!(w.national.provider().registered_agency("agency-a").await.unwrap(), Some(agency));
+        let peer = peer_as(&w.url, "agency:agency-a");
         let q = Query {
             purpose: p.code.clone(),
             by: Lookup::ResidentCode(w.alive.clone()),
             fields: fields(&[Field::Name]),
         };
-        let r: Provided = peer.post_json("/v1/provision/query", &token, &q).await.unwrap();
+        let r: Provided = peer.post_json("/v1/provision/query", &q).await.unwrap();
         assert!(r.found, "{}", t.label);
         assert_eq!(r.items.keys().cloned().collect::<Vec<_>>(), vec!["name".to_owned()], "only the granted field");
         // By an exact match of the four items; a near miss finds nothing.
@@ -135,17 +128,16 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
             by: Lookup::FourItems(rec.items.clone()),
             fields: fields(&[Field::ResidentCode]),
         };
-        let r: Provided = peer.post_json("/v1/provision/query", &token, &q4).await.unwrap();
+        let r: Provided = peer.post_json("/v1/provision/query", &q4).await.unwrap();
         assert_eq!(r.items["resident_code"], serde_json::json!(w.alive.as_str()));
         let mut near = rec.items.clone();
         near.date_of_birth = date("1980-03-01");
         let q5 = Query { purpose: p.code.clone(), by: Lookup::FourItems(near), fields: fields(&[Field::ResidentCode]) };
-        let r: Provided = peer.post_json("/v1/provision/query", &token, &q5).await.unwrap();
+        let r: Provided = peer.post_json("/v1/provision/query", &q5).await.unwrap();
         assert!(!r.found);
         // The wire form agencies write by hand: dates as YYYY-MM-DD, sex as 1/2/9.
-        let r = reqwest::Client::new()
+        let r = client_as("agency:agency-a")
             .post(format!("{}/v1/provision/query", w.url))
-            .bearer_auth(&token)
             .json(&serde_json::json!({
                 "purpose": p.code,
                 "by": {"four_items": {
@@ -167,26 +159,25 @@ async fn lawful_queries_are_answered_with_only_the_granted_fields_and_logged() {
             t.label
         );
         // The resident's disclosure report lists every provision of their record.
-        let d: Vec<DisclosureRow> = peer.get_json(&format!("/v1/disclosure/{}", w.alive), TOKEN).await.unwrap();
+        let operator = peer_as(&w.url, "operator:op1");
+        let d: Vec<DisclosureRow> = operator.get_json(&format!("/v1/disclosure/{}", w.alive)).await.unwrap();
         assert_eq!(d.len(), 3);
         assert!(d[0].destination.contains("agency-a") && d[0].fields == "name", "{:?}", d[0]);
         assert!(d[0].purpose.contains(&p.description));
         assert_eq!(d[0].source, "全国サーバ");
-        // Disclosure and statistics need the operator token.
-        assert!(peer.get_json::<Vec<DisclosureRow>>(&format!("/v1/disclosure/{}", w.alive), &token).await.is_err());
+        // Disclosure and statistics are for operators: the agency is refused.
+        let e = peer.get_json::<Vec<DisclosureRow>>(&format!("/v1/disclosure/{}", w.alive)).await.unwrap_err();
+        assert!(e.to_string().contains("403") && e.to_string().contains("party_not_allowed"), "{e}");
         let fy = Provider::fiscal_year_of(NOW).unwrap();
-        let stats = peer.get_text(&format!("/v1/statistics?years={fy}"), TOKEN).await.unwrap();
+        let stats = operator.get_text(&format!("/v1/statistics?years={fy}")).await.unwrap();
         assert!(stats.contains(&format!("| {} | 3 |", p.description)), "{stats}");
         assert!(stats.contains("| 計 | 3 |"), "{stats}");
-        let e = peer.get_text("/v1/statistics?years=R8", TOKEN).await.unwrap_err();
+        let e = operator.get_text("/v1/statistics?years=R8").await.unwrap_err();
         assert!(e.to_string().contains("400") && e.to_string().contains("years"), "{e}");
-        assert!(
-            peer.get_text(&format!("/v1/statistics?years={fy}"), "wrong")
-                .await
-                .unwrap_err()
-                .to_string()
-                .contains("401")
-        );
+        let e = peer.get_text(&format!("/v1/statistics?years={fy}")).await.unwrap_err();
+        assert!(e.to_string().contains("403"), "{e}");
+        let e = anonymous(&w.url).get_text(&format!("/v1/statistics?years={fy}")).await.unwrap_err();
+        assert!(e.to_string().contains("401"), "{e}");
     }
 }
 
@@ -199,16 +190,13 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
         let other = w.law.get("B2-001").unwrap();
         let sibling = w.law.purposes().find(|x| x.agency_class == p.agency_class && x.code != p.code).unwrap();
         let op = national_operator();
-        let token =
-            w.national.provider().register_agency(&op, "agency-a", "A", p.agency_class, &[&p.code], NOW).await.unwrap();
-        let wrong = w
-            .national
+        w.national.provider().register_agency(&op, "agency-a", "A", p.agency_class, &[&p.code], NOW).await.unwrap();
+        w.national
             .provider()
             .register_agency(&op, "agency-b", "B", other.agency_class, &[&other.code], NOW)
             .await
             .unwrap();
-        let same_class = w
-            .national
+        w.national
             .provider()
             .register_agency(&op, "agency-c", "C", p.agency_class, &[&sibling.code], NOW)
             .await
@@ -224,7 +212,7 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
         let e =
             w.national.provider().register_agency(&op, "agency-d", "D", p.agency_class, &[], NOW).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
-        let peer = Peer::new(&w.url);
+        let peer = peer_as(&w.url, "agency:agency-a");
         let by = Lookup::ResidentCode(w.alive.clone());
         let cases: Vec<(&str, Query)> = vec![
             ("unknown purpose", Query { purpose: "NO-SUCH".into(), by: by.clone(), fields: fields(&[Field::Name]) }),
@@ -232,14 +220,8 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
             ("no fields", Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[]) }),
         ];
         for (i, (what, q)) in cases.iter().enumerate() {
-            let tok = if i == 1 { &wrong } else { &token };
-            let r = reqwest::Client::new()
-                .post(format!("{}/v1/provision/query", w.url))
-                .bearer_auth(tok)
-                .json(q)
-                .send()
-                .await
-                .unwrap();
+            let caller = if i == 1 { "agency:agency-b" } else { "agency:agency-a" };
+            let r = client_as(caller).post(format!("{}/v1/provision/query", w.url)).json(q).send().await.unwrap();
             assert_eq!(r.status().as_u16(), 403, "{what}");
             let body: serde_json::Value = r.json().await.unwrap();
             let want = ["unknown_purpose", "agency_not_entitled", "no_fields"][i];
@@ -247,11 +229,12 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
         }
         assert!(!p.fields.contains(&Field::ChangeInfo));
         let q = Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[Field::Name, Field::ChangeInfo]) };
-        let e = peer.post_json::<_, Provided>("/v1/provision/query", &token, &q).await.unwrap_err();
+        let e = peer.post_json::<_, Provided>("/v1/provision/query", &q).await.unwrap_err();
         assert!(e.to_string().contains("field_not_permitted"), "{e}");
         // Same class, but the agency is not registered for this purpose.
         let q = Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[Field::Name]) };
-        let e = peer.post_json::<_, Provided>("/v1/provision/query", &same_class, &q).await.unwrap_err();
+        let e =
+            peer_as(&w.url, "agency:agency-c").post_json::<_, Provided>("/v1/provision/query", &q).await.unwrap_err();
         assert!(e.to_string().contains("purpose_not_registered"), "{e}");
         // Bulk under a purpose that is not bulk.
         let bq = BatchQuery {
@@ -259,17 +242,24 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
             fields: fields(&[Field::Name]),
             resident_codes: vec![w.alive.clone()],
         };
-        let e = peer.post_json::<_, Vec<Provided>>("/v1/provision/batch", &token, &bq).await.unwrap_err();
+        let e = peer.post_json::<_, Vec<Provided>>("/v1/provision/batch", &bq).await.unwrap_err();
         assert!(e.to_string().contains("403"), "{e}");
-        // Bad credentials.
+        // Callers that are not registered agencies: refused before the law table, and (unlike
+        // the law-table refusals above) not written to the provision log.
         let q = Query { purpose: p.code.clone(), by: by.clone(), fields: fields(&[Field::Name]) };
-        let e = peer.post_json::<_, Provided>("/v1/provision/query", "agency-a:wrong", &q).await.unwrap_err();
-        assert!(e.to_string().contains("401"), "{e}");
-        let e = peer.post_json::<_, Provided>("/v1/provision/query", "", &q).await.unwrap_err();
+        for (caller, want) in [
+            ("agency:agency-z", "agency_not_registered"),
+            ("ca:jpki-ca", "agency_not_registered"),
+            ("municipality:131016", "party_not_allowed"),
+            ("operator:op1", "party_not_allowed"),
+        ] {
+            let e = peer_as(&w.url, caller).post_json::<_, Provided>("/v1/provision/query", &q).await.unwrap_err();
+            assert!(e.to_string().contains("403") && e.to_string().contains(want), "{caller}: {e}");
+        }
+        let e = anonymous(&w.url).post_json::<_, Provided>("/v1/provision/query", &q).await.unwrap_err();
         assert!(e.to_string().contains("401"), "{e}");
         // Oversized batch, even for a bulk purpose.
-        let jps = w
-            .national
+        w.national
             .provider()
             .register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, &[&b.code], NOW)
             .await
@@ -279,12 +269,12 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
             fields: fields(&[Field::ChangeInfo]),
             resident_codes: vec![w.alive.clone(); identity::provision::MAX_BATCH + 1],
         };
-        let e = peer.post_json::<_, Vec<Provided>>("/v1/provision/batch", &jps, &big).await.unwrap_err();
+        let e =
+            peer_as(&w.url, "agency:jps").post_json::<_, Vec<Provided>>("/v1/provision/batch", &big).await.unwrap_err();
         assert!(e.to_string().contains("400"), "{e}");
         // Free search does not exist: an unknown lookup shape is malformed input.
-        let r = reqwest::Client::new()
+        let r = client_as("agency:agency-a")
             .post(format!("{}/v1/provision/query", w.url))
-            .bearer_auth(&token)
             .json(&serde_json::json!({"purpose": p.code, "by": {"name_prefix": "山"}, "fields": ["name"]}))
             .send()
             .await
@@ -293,7 +283,9 @@ async fn every_refusal_is_logged_with_its_reason_and_provides_nothing() {
 
         let rows = log_rows(w.national.db()).await;
         let refused: Vec<_> = rows.iter().filter(|r| r.0 == "refused").collect();
-        assert!(refused.len() >= 9, "{}: {rows:?}", t.label);
+        // The six law-table refusals above and the oversized batch; the callers refused by the
+        // authorization table wrote nothing.
+        assert_eq!(refused.len(), 7, "{}: {rows:?}", t.label);
         assert!(
             refused.iter().all(|r| r.2.as_deref().is_some_and(|s| !s.is_empty())),
             "every refusal has a reason: {rows:?}"
@@ -307,8 +299,7 @@ async fn the_bulk_liveness_check_reports_deaths_and_logs_one_row_per_resident() 
     for t in backends().await {
         let w = world(&t).await;
         let b = bulk(&w.law);
-        let jps = w
-            .national
+        w.national
             .provider()
             .register_agency(&national_operator(), "jps", "日本年金機構", b.agency_class, &[&b.code], NOW)
             .await
@@ -319,7 +310,7 @@ async fn the_bulk_liveness_check_reports_deaths_and_logs_one_row_per_resident() 
             fields: fields(&[Field::ChangeInfo]),
             resident_codes: vec![w.alive.clone(), w.dead.clone(), unknown],
         };
-        let r: Vec<Provided> = Peer::new(&w.url).post_json("/v1/provision/batch", &jps, &q).await.unwrap();
+        let r: Vec<Provided> = peer_as(&w.url, "agency:jps").post_json("/v1/provision/batch", &q).await.unwrap();
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].status, Some(identity::person::ResidentStatus::Active), "{}", t.label);
         assert_eq!(r[1].status, Some(identity::person::ResidentStatus::Deceased));
@@ -341,13 +332,12 @@ async fn concurrent_queries_are_each_logged_before_they_are_answered() {
     for t in backends().await {
         let w = world(&t).await;
         let p = single(&w.law);
-        let token = w
+        let agency = w
             .national
             .provider()
             .register_agency(&national_operator(), "agency-a", "A", p.agency_class, &[&p.code], NOW)
             .await
             .unwrap();
-        let agency = w.national.provider().authenticate(&token, NOW).await.unwrap();
         let mut tasks = Vec::new();
         for i in 0..200 {
             let (n, a) = (w.national.clone(), agency.clone());
@@ -394,11 +384,10 @@ async fn a_prefecture_server_provides_to_its_own_bodies_and_the_tiers_refuse_eac
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Forbidden);
-        let token = pref
+        let agency = pref
             .register_agency(&pref_op, "gov", "東京都知事", passport.agency_class, &[&passport.code], NOW)
             .await
             .unwrap();
-        let agency = pref.authenticate(&token, NOW).await.unwrap();
         let q = Query {
             purpose: passport.code.clone(),
             by: Lookup::ResidentCode(code.clone()),

@@ -21,29 +21,21 @@ use identity::store::testing::TestDb;
 use identity::store::{self, Db};
 use sqlx::Row;
 
-const PEER_SECRET: &str = "peer-secret-of-the-test-network";
-
-fn token() -> http::PeerToken {
-    http::PeerToken(Some(PEER_SECRET.into()))
-}
-
 /// A prefecture node's router on `db` (claimed for `code`).
 async fn prefecture_router(db: &Db, code: &str) -> axum::Router {
     identity::store::claim_identity(db, "prefecture", code).await.unwrap();
     let law = Arc::new(identity::law::LawTable::seed().unwrap());
     let provider = identity::provision::Provider::open(db.clone(), law).await.unwrap();
-    http::prefecture_router(http::PrefectureState {
-        db: db.clone(),
-        code: code.to_owned(),
-        peer_token: token(),
-        provider,
-        operator_token: String::new(),
-    })
+    http::prefecture_router(http::PrefectureState { db: db.clone(), code: code.parse().unwrap(), provider })
 }
 
-/// A client presenting the network's node-to-node token.
-fn peer(url: &str) -> Peer {
-    Peer::new(url).with_token(Some(PEER_SECRET.into()))
+/// The party that pulls `tier`'s upstream: a prefecture pulls its municipalities, the
+/// national node pulls the prefectures.
+fn puller(tier: Tier, prefix: &str) -> String {
+    match tier {
+        Tier::Prefecture => format!("prefecture:{prefix}"),
+        Tier::National => "national".into(),
+    }
 }
 
 struct Net {
@@ -81,9 +73,9 @@ async fn net(like: &TestDb) -> Net {
     let law = Arc::new(identity::law::LawTable::seed().unwrap());
     let national = National::open(open_fresh(like, &mut dbs).await, law).await.unwrap();
     Net {
-        tokyo_url: serve(http::municipal_router(tokyo.clone(), token())).await,
-        shinjuku_url: serve(http::municipal_router(shinjuku.clone(), token())).await,
-        osaka_url: serve(http::municipal_router(osaka.clone(), token())).await,
+        tokyo_url: serve(http::municipal_router(tokyo.clone())).await,
+        shinjuku_url: serve(http::municipal_router(shinjuku.clone())).await,
+        osaka_url: serve(http::municipal_router(osaka.clone())).await,
         pref13_url: serve(prefecture_router(&pref13, "13").await).await,
         pref27_url: serve(prefecture_router(&pref27, "27").await).await,
         tokyo,
@@ -99,18 +91,30 @@ async fn net(like: &TestDb) -> Net {
 impl Net {
     async fn sync_prefectures(&self) {
         for url in [&self.tokyo_url, &self.shinjuku_url] {
-            replica::pull(&self.pref13, Tier::Prefecture, &*verifier(), &peer(url), Some("13")).await.unwrap();
+            replica::pull(&self.pref13, Tier::Prefecture, &*verifier(), &peer_as(url, "prefecture:13"), Some("13"))
+                .await
+                .unwrap();
         }
-        replica::pull(&self.pref27, Tier::Prefecture, &*verifier(), &peer(&self.osaka_url), Some("27")).await.unwrap();
+        replica::pull(
+            &self.pref27,
+            Tier::Prefecture,
+            &*verifier(),
+            &peer_as(&self.osaka_url, "prefecture:27"),
+            Some("27"),
+        )
+        .await
+        .unwrap();
     }
 
     async fn pull_national(&self, pref: &str) -> Vec<replica::SourceReport> {
         let url = if pref == "13" { &self.pref13_url } else { &self.pref27_url };
-        replica::pull(self.national.db(), Tier::National, &*verifier(), &peer(url), Some(pref)).await.unwrap()
+        replica::pull(self.national.db(), Tier::National, &*verifier(), &peer_as(url, "national"), Some(pref))
+            .await
+            .unwrap()
     }
 
     fn prefectures(&self) -> Vec<Peer> {
-        vec![peer(&self.pref13_url), peer(&self.pref27_url)]
+        vec![peer_as(&self.pref13_url, "national"), peer_as(&self.pref27_url, "national")]
     }
 }
 
@@ -146,7 +150,7 @@ async fn a_cross_prefecture_move_replicates_in_causal_order_and_the_feed_names_t
             .await
             .unwrap();
         net.tokyo.move_out(&op, &code, lg("271004"), date("2026-04-10"), NOW).await.unwrap();
-        let cert = peer(&net.tokyo_url).move_out_certificate(&code).await.unwrap();
+        let cert = peer_as(&net.tokyo_url, "municipality:271004").move_out_certificate(&code).await.unwrap();
         let moved = net
             .osaka
             .move_in(&op, &cert, FlaggedText::plain("address", "大阪府大阪市北区1").unwrap(), date("2026-04-11"), NOW)
@@ -156,8 +160,8 @@ async fn a_cross_prefecture_move_replicates_in_causal_order_and_the_feed_names_t
         // 転入通知: first delivery records, the retry is a no-op; one active record in the end.
         let notice =
             MoveInNotice { resident_code: code.clone(), new_municipality: lg("271004"), notice_seq: moved.key.seq };
-        assert!(peer(&net.tokyo_url).send_move_in_notice(&notice).await.unwrap());
-        assert!(!peer(&net.tokyo_url).send_move_in_notice(&notice).await.unwrap());
+        assert!(peer_as(&net.tokyo_url, "municipality:271004").send_move_in_notice(&notice).await.unwrap());
+        assert!(!peer_as(&net.tokyo_url, "municipality:271004").send_move_in_notice(&notice).await.unwrap());
         let active = [net.tokyo.get(&code).await.unwrap().status, net.osaka.get(&code).await.unwrap().status]
             .iter()
             .filter(|s| **s == ResidentStatus::Active)
@@ -265,8 +269,15 @@ async fn a_replica_restarted_mid_transfer_resumes_without_loss_or_duplication() 
         // "Crash": drop the pool, reopen the same database, and pull again from the source.
         net.pref13.close().await;
         let reopened = Db::open(&url).await.unwrap();
-        let r =
-            replica::pull(&reopened, Tier::Prefecture, &*verifier(), &peer(&net.tokyo_url), Some("13")).await.unwrap();
+        let r = replica::pull(
+            &reopened,
+            Tier::Prefecture,
+            &*verifier(),
+            &peer_as(&net.tokyo_url, "prefecture:13"),
+            Some("13"),
+        )
+        .await
+        .unwrap();
         assert_eq!(r[0].applied, 7, "{}", t.label);
         let stored = store::notices_after(&reopened, "131016", 0, 100).await.unwrap();
         assert_eq!(stored, ns);
@@ -317,9 +328,15 @@ async fn a_prefecture_may_only_relay_its_own_municipalities() {
         .unwrap();
     net.sync_prefectures().await;
     // Prefecture 27's server offered as if it were 13: its Osaka source is ignored.
-    let r = replica::pull(net.national.db(), Tier::National, &*verifier(), &peer(&net.pref27_url), Some("13"))
-        .await
-        .unwrap();
+    let r = replica::pull(
+        net.national.db(),
+        Tier::National,
+        &*verifier(),
+        &peer_as(&net.pref27_url, "national"),
+        Some("13"),
+    )
+    .await
+    .unwrap();
     assert!(r.is_empty());
     assert_eq!(count(net.national.db(), "SELECT COUNT(*) FROM change_notice").await, 0);
 }
@@ -328,22 +345,26 @@ async fn a_prefecture_may_only_relay_its_own_municipalities() {
 async fn bad_http_input_gets_clear_errors() {
     let t = identity::store::testing::sqlite().unwrap();
     let net = net(&t).await;
-    let client = reqwest::Client::new();
+    // Tokyo's routes are read as its prefecture, prefecture 13's as the national node.
     let get = |u: String| {
-        let c = client.clone();
+        let c = client_as(if u.starts_with(&net.tokyo_url) { "prefecture:13" } else { "national" });
         async move {
-            let r = c.get(u).bearer_auth(PEER_SECRET).send().await.unwrap();
+            let r = c.get(u).send().await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
-    // Node-to-node routes need the peer token.
-    for url in [format!("{}/v1/heads", net.tokyo_url), format!("{}/v1/sources/13/notices", net.pref13_url)] {
-        let r = client.get(&url).send().await.unwrap();
+    // Without a party (no client certificate) every route is 401, before any input is read.
+    for url in [
+        format!("{}/v1/heads", net.tokyo_url),
+        format!("{}/v1/sources/13/notices", net.pref13_url),
+        format!("{}/v1/sources/131016/keys", net.tokyo_url),
+    ] {
+        let r = reqwest::Client::new().get(&url).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{url}");
-        let r = client.get(&url).bearer_auth("wrong").send().await.unwrap();
-        assert_eq!(r.status().as_u16(), 401, "{url}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "unauthenticated", "{url}: {body}");
     }
-    assert!(Peer::new(&net.tokyo_url).heads().await.unwrap_err().to_string().contains("401"));
+    assert!(anonymous(&net.tokyo_url).heads().await.unwrap_err().to_string().contains("401"));
     // A municipality serves only its own source; bad codes and limits are 4xx with a message.
     assert_eq!(get(format!("{}/v1/sources/131041/notices", net.tokyo_url)).await.0, 404);
     // An unknown municipality at a prefecture is a 404 naming it, not an empty success.
@@ -357,17 +378,10 @@ async fn bad_http_input_gets_clear_errors() {
     assert_eq!(get(format!("{}/v1/sources/131016/notices?after=-1", net.tokyo_url)).await.0, 400);
     // Malformed JSON, wrong types and oversized bodies.
     let post = |body: String| {
-        let c = client.clone();
+        let c = client_as("municipality:271004");
         let u = format!("{}/v1/move-in-notices", net.tokyo_url);
         async move {
-            let r = c
-                .post(u)
-                .bearer_auth(PEER_SECRET)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = c.post(u).header("content-type", "application/json").body(body).send().await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
@@ -383,7 +397,7 @@ async fn bad_http_input_gets_clear_errors() {
         .await
         .unwrap();
     let n = MoveInNotice { resident_code: code, new_municipality: lg("271004"), notice_seq: 1 };
-    let e = peer(&net.tokyo_url).send_move_in_notice(&n).await.unwrap_err();
+    let e = peer_as(&net.tokyo_url, "municipality:271004").send_move_in_notice(&n).await.unwrap_err();
     assert!(e.to_string().contains("409"), "{e}");
 }
 
@@ -458,7 +472,7 @@ async fn a_fake_prefecture_that_returns_another_municipalitys_notices_gets_nothi
         // Prefecture 13 advertises 131016 (its own) but answers with Osaka's notices.
         let fake = fake_prefecture("131016", osaka_chain).await;
         let db = net.national.db();
-        let r = replica::pull(db, Tier::National, &peer(&fake), Some("13")).await.unwrap();
+        let r = replica::pull(db, Tier::National, &*verifier(), &peer_as(&fake, "national"), Some("13")).await.unwrap();
         assert_eq!(r.len(), 1, "{}", t.label);
         assert_eq!(r[0].source, "131016");
         assert_eq!(r[0].applied, 0);
@@ -486,7 +500,7 @@ async fn a_page_out_of_seq_order_is_refused() {
     ns.swap(1, 2);
     let fake = fake_prefecture("131016", ns).await;
     let db = net.national.db();
-    let r = replica::pull(db, Tier::National, &peer(&fake), Some("13")).await.unwrap();
+    let r = replica::pull(db, Tier::National, &*verifier(), &peer_as(&fake, "national"), Some("13")).await.unwrap();
     assert_eq!(r[0].applied, 0);
     assert!(r[0].error.as_deref().unwrap().contains("seq 2 after seq 3"), "{:?}", r[0].error);
     assert_eq!(count(db, "SELECT COUNT(*) FROM change_notice").await, 0);
@@ -556,8 +570,11 @@ async fn a_correctly_chained_notice_about_another_municipalitys_resident_halts_i
                 body.previous_code = Some(victim.clone());
                 body.record.resident_code = codes(100, 20)[19].clone();
             }
-            let forged = identity::notice::ChangeNotice::seal(lg("131016"), 3, genuine.hash, body);
-            let e = replica::apply_batch(db, Tier::National, &[genuine.clone(), forged]).await.unwrap_err();
+            // Signed with 千代田区's own genuine key: the source is compromised, its key is not
+            // forged, so only the ownership rule stands in the way.
+            let forged = signed_by_source(identity::notice::ChangeNotice::seal(lg("131016"), 3, genuine.hash, body));
+            let e =
+                replica::apply_batch(db, Tier::National, &*verifier(), &[genuine.clone(), forged]).await.unwrap_err();
             assert!(matches!(&e, identity::Error::Ownership { seq: 3, .. }), "{}: {kind:?}: {e}", t.label);
             assert_eq!(e.kind(), ErrorKind::Integrity);
             assert!(e.to_string().contains("belongs to 271004, not 131016"), "{e}");
@@ -676,8 +693,9 @@ async fn a_move_in_without_that_residents_move_out_to_its_source_halts_its_sourc
             body.record.municipality = lg("271004");
             body.record.status = ResidentStatus::Active;
             body.record.version = out.body.record.version + 1;
-            let forged = identity::notice::ChangeNotice::seal(lg("271004"), 2, osaka_first.hash, body);
-            let e = replica::apply_batch(db, Tier::National, &[forged]).await.unwrap_err();
+            let forged =
+                signed_by_source(identity::notice::ChangeNotice::seal(lg("271004"), 2, osaka_first.hash, body));
+            let e = replica::apply_batch(db, Tier::National, &*verifier(), &[forged]).await.unwrap_err();
             assert!(matches!(&e, identity::Error::Ownership { seq: 2, .. }), "{}: {e}", t.label);
             assert!(e.to_string().contains(why), "{e}");
             let (cur, halted) = replica::cursor(db, "271004").await.unwrap();
@@ -688,7 +706,7 @@ async fn a_move_in_without_that_residents_move_out_to_its_source_halts_its_sourc
             replica::resume(db, &national_operator(), "271004", NOW).await.unwrap();
         }
         // The genuine move-in at Shinjuku applies.
-        let cert = peer(&net.tokyo_url).move_out_certificate(&code).await.unwrap();
+        let cert = peer_as(&net.tokyo_url, "municipality:131041").move_out_certificate(&code).await.unwrap();
         net.shinjuku
             .move_in(&op, &cert, FlaggedText::plain("address", "東京都新宿区1").unwrap(), date("2026-02-02"), NOW)
             .await
@@ -715,14 +733,16 @@ async fn a_registration_with_a_code_issued_to_another_municipality_halts_its_sou
         .unwrap();
     let mut body = reg.body.clone();
     body.record.resident_code = pool[0].clone();
-    let forged = identity::notice::ChangeNotice::seal(lg("131016"), 1, identity::notice::GENESIS, body);
+    let forged =
+        signed_by_source(identity::notice::ChangeNotice::seal(lg("131016"), 1, identity::notice::GENESIS, body));
     let db = net.national.db();
-    let e = replica::apply_batch(db, Tier::National, &[forged]).await.unwrap_err();
+    admit_keys_of(db, &net.tokyo).await;
+    let e = replica::apply_batch(db, Tier::National, &*verifier(), &[forged]).await.unwrap_err();
     assert!(e.to_string().contains("was issued to 271004, not 131016"), "{e}");
     assert_eq!(count(db, "SELECT COUNT(*) FROM resident").await, 0);
     // Tokyo's genuine code (from a pool the national node has no record of) applies after resume.
     replica::resume(db, &national_operator(), "131016", NOW).await.unwrap();
-    assert_eq!(replica::apply_batch(db, Tier::National, &[reg]).await.unwrap().applied, 1);
+    assert_eq!(replica::apply_batch(db, Tier::National, &*verifier(), &[reg]).await.unwrap().applied, 1);
 }
 
 #[tokio::test]
@@ -745,17 +765,33 @@ async fn a_prefecture_that_sees_a_return_through_another_prefecture_first_keeps_
             .unwrap();
         let code = reg.body.record.resident_code.clone();
         net.tokyo.move_out(&op, &code, lg("271004"), date("2026-02-01"), NOW).await.unwrap();
-        let cert = peer(&net.tokyo_url).move_out_certificate(&code).await.unwrap();
+        let cert = peer_as(&net.tokyo_url, "municipality:271004").move_out_certificate(&code).await.unwrap();
         net.osaka.move_in(&op, &cert, addr("大阪府1"), date("2026-02-02"), NOW).await.unwrap();
         net.osaka.move_out(&op, &code, lg("131041"), date("2026-03-01"), NOW).await.unwrap();
-        let cert = peer(&net.osaka_url).move_out_certificate(&code).await.unwrap();
+        let cert = peer_as(&net.osaka_url, "municipality:131041").move_out_certificate(&code).await.unwrap();
         let arrived = net.shinjuku.move_in(&op, &cert, addr("東京都新宿区1"), date("2026-03-02"), NOW).await.unwrap();
         assert_eq!(arrived.body.record.version, 5);
         // Prefecture 13 pulls Shinjuku before Tokyo: Tokyo's birth and move-out are older
         // than what it projects. They are stored and relayed, not projected; Tokyo is not halted.
-        let r = replica::pull(&net.pref13, Tier::Prefecture, &peer(&net.shinjuku_url), Some("13")).await.unwrap();
+        let r = replica::pull(
+            &net.pref13,
+            Tier::Prefecture,
+            &*verifier(),
+            &peer_as(&net.shinjuku_url, "prefecture:13"),
+            Some("13"),
+        )
+        .await
+        .unwrap();
         assert_eq!((r[0].applied, r[0].error.as_deref()), (1, None), "{}", t.label);
-        let r = replica::pull(&net.pref13, Tier::Prefecture, &peer(&net.tokyo_url), Some("13")).await.unwrap();
+        let r = replica::pull(
+            &net.pref13,
+            Tier::Prefecture,
+            &*verifier(),
+            &peer_as(&net.tokyo_url, "prefecture:13"),
+            Some("13"),
+        )
+        .await
+        .unwrap();
         assert_eq!((r[0].applied, r[0].error.as_deref()), (2, None), "{}", t.label);
         let row: (String, i64) = sqlx::query("SELECT municipality, version FROM resident WHERE resident_code = $1")
             .bind(code.as_str())
@@ -838,10 +874,11 @@ fn forge(last: &ChangeNotice, f: Forgery) -> ChangeNotice {
     n
 }
 
-async fn relay(upstream: &str) -> (String, Arc<Relay>) {
+/// A relay in front of `upstream`, which it calls as `party` (the party being relayed for).
+async fn relay(upstream: &str, party: &str) -> (String, Arc<Relay>) {
     use axum::extract::{Path, Query, State};
     use axum::routing::get;
-    let r = Arc::new(Relay { upstream: peer(upstream), forgery: std::sync::Mutex::new(None) });
+    let r = Arc::new(Relay { upstream: peer_as(upstream, party), forgery: std::sync::Mutex::new(None) });
     let router = axum::Router::new()
         .route(
             "/v1/heads",
@@ -882,7 +919,8 @@ async fn notices_of(db: &Db, source: &str) -> i64 {
 /// `signature:` reason and nothing of the batch may be applied; then an operator resumes.
 async fn assert_forgery_halts(db: &Db, tier: Tier, relay_url: &str, prefix: &str, f: Forgery, label: &str) {
     let before = (notices_of(db, "131016").await, count(db, "SELECT COUNT(*) FROM feed").await);
-    let r = replica::pull(db, tier, &*verifier(), &peer(relay_url), Some(prefix)).await.unwrap();
+    let r =
+        replica::pull(db, tier, &*verifier(), &peer_as(relay_url, &puller(tier, prefix)), Some(prefix)).await.unwrap();
     let rep = r.iter().find(|r| r.source == "131016").unwrap();
     assert_eq!(rep.applied, 0, "{label} {tier:?} {f:?}");
     let err = rep.error.as_deref().unwrap_or_default();
@@ -893,7 +931,8 @@ async fn assert_forgery_halts(db: &Db, tier: Tier, relay_url: &str, prefix: &str
     let after = (notices_of(db, "131016").await, count(db, "SELECT COUNT(*) FROM feed").await);
     assert_eq!(after, before, "{label} {tier:?} {f:?}: no notice row, no feed row");
     // Halted for good: the next pull does not even fetch.
-    let r = replica::pull(db, tier, &*verifier(), &peer(relay_url), Some(prefix)).await.unwrap();
+    let r =
+        replica::pull(db, tier, &*verifier(), &peer_as(relay_url, &puller(tier, prefix)), Some(prefix)).await.unwrap();
     assert!(r.iter().any(|r| r.error.as_deref().is_some_and(|e| e.starts_with("halted: signature:"))), "{r:?}");
     replica::resume(db, &national_operator(), "131016", NOW).await.unwrap();
 }
@@ -906,17 +945,20 @@ async fn an_appended_notice_without_a_valid_signature_halts_its_source_at_both_t
         let forgeries = [Forgery::Unsigned, Forgery::OtherSourceKey, Forgery::FlippedByte];
 
         // Prefecture tier: the relay sits between 千代田区 and prefecture 13.
-        let (relay_m, rm) = relay(&net.tokyo_url).await;
+        let (relay_m, rm) = relay(&net.tokyo_url, "prefecture:13").await;
         for f in forgeries {
             rm.set(Some(f));
             assert_forgery_halts(&net.pref13, Tier::Prefecture, &relay_m, "13", f, t.label).await;
         }
         rm.set(None);
-        let r = replica::pull(&net.pref13, Tier::Prefecture, &*verifier(), &peer(&relay_m), Some("13")).await.unwrap();
+        let r =
+            replica::pull(&net.pref13, Tier::Prefecture, &*verifier(), &peer_as(&relay_m, "prefecture:13"), Some("13"))
+                .await
+                .unwrap();
         assert_eq!((r[0].applied, r[0].error.as_deref()), (3, None), "{}", t.label);
 
         // National tier: the relay sits between prefecture 13 and the national node.
-        let (relay_p, rp) = relay(&net.pref13_url).await;
+        let (relay_p, rp) = relay(&net.pref13_url, "national").await;
         let ndb = net.national.db();
         for f in forgeries {
             rp.set(Some(f));
@@ -924,7 +966,8 @@ async fn an_appended_notice_without_a_valid_signature_halts_its_source_at_both_t
         }
         assert_eq!(count(ndb, "SELECT COUNT(*) FROM feed").await, 0, "{}", t.label);
         rp.set(None);
-        let r = replica::pull(ndb, Tier::National, &*verifier(), &peer(&relay_p), Some("13")).await.unwrap();
+        let r =
+            replica::pull(ndb, Tier::National, &*verifier(), &peer_as(&relay_p, "national"), Some("13")).await.unwrap();
         assert_eq!((r[0].applied, r[0].error.as_deref()), (3, None), "{}", t.label);
         assert_eq!(count(ndb, "SELECT COUNT(*) FROM feed").await, 3, "{}", t.label);
         // The prefecture re-served the municipality's signed notices unchanged.
@@ -960,21 +1003,22 @@ async fn a_key_rotation_mid_chain_verifies_before_and_after_at_both_tiers() {
             assert_eq!(count(db, "SELECT COUNT(*) FROM notice_key").await, 4, "{} {tier}", t.label);
         }
         // Every node that serves notices serves the keys, rotated-out ones included.
-        for url in [&net.tokyo_url, &net.pref13_url] {
-            let keys = peer(url).notice_keys("131016").await.unwrap();
+        for (url, party) in [(&net.tokyo_url, "prefecture:13"), (&net.pref13_url, "national")] {
+            let keys = peer_as(url, party).notice_keys("131016").await.unwrap();
             let ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
             assert!(ids.contains(&old.key_id()) && ids.contains(&new.key_id()), "{url}: {ids:?}");
         }
-        let national_url = serve(http::national_router(http::NationalState {
-            national: net.national.clone(),
-            operator_token: String::new(),
-            operator: national_operator(),
-            peer_token: token(),
-        }))
-        .await;
-        assert_eq!(peer(&national_url).notice_keys("131016").await.unwrap().len(), 2);
+        let national_url = serve(http::national_router(http::NationalState { national: net.national.clone() })).await;
+        assert_eq!(peer_as(&national_url, "ca:jpki-ca").notice_keys("131016").await.unwrap().len(), 2);
         // A municipality serves only its own keys.
-        assert!(peer(&net.tokyo_url).notice_keys("131041").await.unwrap_err().to_string().contains("404"));
+        assert!(
+            peer_as(&net.tokyo_url, "prefecture:13")
+                .notice_keys("131041")
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("404")
+        );
         // Key rows are append-only, like notices.
         let e = sqlx::query("DELETE FROM notice_key").execute(net.pref13.pool()).await;
         assert!(e.is_err(), "{}", t.label);
@@ -995,9 +1039,15 @@ async fn a_key_certificate_the_verifier_refuses_is_not_admitted_and_the_notice_h
             net.sync_prefectures().await;
             net.tokyo.set_signer(bad.clone(), NOW).await.unwrap();
             births(&net.tokyo, 1).await;
-            let r = replica::pull(&net.pref13, Tier::Prefecture, &*verifier(), &peer(&net.tokyo_url), Some("13"))
-                .await
-                .unwrap();
+            let r = replica::pull(
+                &net.pref13,
+                Tier::Prefecture,
+                &*verifier(),
+                &peer_as(&net.tokyo_url, "prefecture:13"),
+                Some("13"),
+            )
+            .await
+            .unwrap();
             let rep = r.iter().find(|r| r.source == "131016").unwrap();
             assert_eq!(rep.applied, 0, "{} {label}", t.label);
             let err = rep.error.as_deref().unwrap_or_default();

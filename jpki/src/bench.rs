@@ -1,18 +1,29 @@
 //! `jpki bench identity`: identity-network throughput on SQLite and PostgreSQL, as a Markdown table.
 //!
-//! Setup (never timed): ten real [`Municipality`] nodes on SQLite register residents, move
-//! them within and across municipalities, and their sealed change notices are read back in
-//! pages of [`replica::PULL_PAGE`]. Every run then uses fresh databases and times, with
-//! [`Instant`] around the timed loop only:
+//! Setup (never timed): a network CA in a temporary directory issues ten municipalities their
+//! notice keys and the national node and a bench agency their mutual-TLS credentials; ten
+//! real [`Municipality`] nodes on SQLite register residents, move them within and across
+//! municipalities, and their sealed, signed change notices are read back in pages of
+//! [`replica::PULL_PAGE`]. Every run then uses fresh databases and times, with [`Instant`]
+//! around the timed loop only:
 //!
-//! 1. notices/s through [`replica::apply_batch`] at the national tier (decide + insert +
-//!    projection + feed + cursor, one transaction per page) and at the prefecture tier;
-//! 2. lawful single provision queries/s by resident code through [`National::query`] (each
+//! 1. notices/s through [`replica::apply_batch`] at the national tier (signature check +
+//!    decide + insert + projection + feed + cursor, one transaction per page) and at the
+//!    prefecture tier; and, on the same pages, the signature verification alone (the key
+//!    re-admitted once per page, as `apply_batch` does, then one ECDSA P-384 verification
+//!    per notice), which gives the verification cost per notice and the share of the apply
+//!    rate it costs (signatures cannot be switched off, so "without" is apply time minus
+//!    verification time);
+//! 2. lawful single provision queries/s by resident code through [`Provider::query`] (each
 //!    answered only after its provision-log row is durable; concurrent rows are
-//!    group-committed), sequential and from 8 and 64 tasks;
-//! 3. bulk liveness checks/s through [`National::batch`], 10,000 residents per batch.
+//!    group-committed), sequential and from 8 and 64 tasks, in process;
+//! 3. bulk liveness checks/s through [`Provider::batch`], 10,000 residents per batch;
+//! 4. the same single queries through the national node's HTTP shell, over mutual TLS 1.3
+//!    (`net::server`, the agency's credential) and over plain HTTP as a bench-only reference
+//!    (see [`plain_reference`]), sequential and from 64 tasks.
 //!
-//! Each row reports min / median / max over the runs.
+//! Each row reports min / median / max over the runs; each comparison the median of the
+//! per-run ratios.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -21,18 +32,25 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
+use ca::network::NetworkCa;
 use clap::Subcommand;
+use identity::client::Peer;
+use identity::http::{self, NationalState};
 use identity::ids::{LgCode, ResidentCode};
 use identity::law::{AgencyClass, Field, LawTable};
 use identity::municipal::Municipality;
 use identity::national::National;
 use identity::notice::{ChangeNotice, NoticeKind};
+use identity::notice_sig::{NoticeKeyCert, NoticeSigner, NoticeVerifier, verify_notice};
 use identity::operator::{Operator, Role};
+use identity::party::Party;
 use identity::person::{FlaggedText, FourItems, ResidentStatus, Sex};
-use identity::provision::{Agency, BatchQuery, Lookup, MAX_BATCH, Query};
+use identity::provision::{Agency, BatchQuery, Lookup, MAX_BATCH, Provided, Query};
 use identity::replica::{self, Stop, Tier};
 use identity::store::testing::{self, TestDb};
 use identity::store::{self, Db};
+use net::credential::{Credential, Trust};
+use net::secret::Secret;
 use tokio::task::JoinSet;
 
 /// Which benchmark.
@@ -76,6 +94,16 @@ const NOW: i64 = 1_775_000_000;
 const APPLY_TARGET: f64 = 10_000.0;
 /// Target of the issue for lawful single queries per second.
 const QUERY_TARGET: f64 = 20_000.0;
+/// Target share of the reference rate kept with TLS and signatures (0.8 = 80%).
+const RATIO_TARGET: f64 = 0.8;
+/// Single queries per run over HTTP, sequential.
+const HTTP_SEQUENTIAL: usize = 1_000;
+/// Single queries per run over HTTP from [`HTTP_TASKS`] concurrent clients' tasks.
+const HTTP_CONCURRENT: usize = 6_400;
+/// Concurrent tasks of the HTTP rows (one shared client, so up to as many connections).
+const HTTP_TASKS: usize = 64;
+/// The agency of the single-query rows: its registered id and the name in its certificate.
+const SINGLE_AGENCY: &str = "bench-single";
 
 /// Runs the benchmark and prints its table to stdout (progress goes to stderr).
 pub async fn run(which: Which) -> Result<()> {
@@ -106,9 +134,10 @@ pub async fn run(which: Which) -> Result<()> {
 
     let setup = Instant::now();
     let dir = tempfile::tempdir().context("temporary directory for the municipalities")?;
-    let work = Workload::generate(dir.path()).await?;
+    let network = BenchNet::create(&dir.path().join("net"))?;
+    let work = Workload::generate(dir.path(), &network).await?;
     progress(&format!(
-        "setup: {} notices from {MUNICIPALITIES} municipalities ({} residents) in {:.1} s",
+        "setup: {} signed notices from {MUNICIPALITIES} municipalities ({} residents) in {:.1} s",
         work.total,
         work.residents.len(),
         setup.elapsed().as_secs_f64()
@@ -123,13 +152,58 @@ pub async fn run(which: Which) -> Result<()> {
         }
         None => None,
     };
+    let mut ratios = Vec::new();
     for backend in backends {
-        bench_backend(backend, &work, &law, &plan, &mut rows).await?;
+        bench_backend(backend, &work, &network, &law, &plan, &mut rows, &mut ratios).await?;
     }
 
     println!("{}\n", header(&work, &plan, pg_settings.as_deref()));
     print!("{}", table(&rows));
+    println!();
+    print!("{}", ratio_table(&ratios, &rows));
     Ok(())
+}
+
+/// The network of the benchmark: a network CA in the setup directory, the trust every party
+/// shares, the credentials of the national node and the single-query agency, and one notice
+/// key per municipality.
+#[derive(Debug)]
+struct BenchNet {
+    trust: Trust,
+    national: Credential,
+    agency: Credential,
+    signers: Vec<Arc<net::notice_key::Signer>>,
+}
+
+impl BenchNet {
+    fn create(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let secret = || Secret::new(hex::encode(rand::random::<[u8; 24]>()).into_bytes());
+        // Real time, not the fixed clock: replicas check notice keys against the clock.
+        let now = http::now();
+        let ca = NetworkCa::init(dir, &secret(), now).context("creating the bench network CA")?;
+        let pass = secret();
+        let trust = Trust { ca_file: dir.join("ca.pem"), crl_file: Some(dir.join("crl.pem")) };
+        let mut signers = Vec::new();
+        for i in 0..MUNICIPALITIES {
+            let code = municipality_code(i)?;
+            let prefix = dir.join(format!("notice-{code}"));
+            ca.issue_notice_key(&code, 30, now, &prefix, &pass)?;
+            signers.push(net::notice_key::Signer::load(&prefix, &pass, &code)?);
+        }
+        let tls = |party: Party, name: &str| -> Result<Credential> {
+            let prefix = dir.join(name);
+            ca.issue_tls(&party, &["127.0.0.1".into()], 30, now, &prefix, &pass)?;
+            Ok(Credential::load(&prefix, &pass)?)
+        };
+        let national = tls(Party::National, "national")?;
+        let agency = tls(Party::Agency(SINGLE_AGENCY.into()), "agency")?;
+        Ok(Self { trust, national, agency, signers })
+    }
+
+    fn verifier(&self) -> Arc<dyn NoticeVerifier> {
+        net::notice_key::Verifier::new(self.trust.clone())
+    }
 }
 
 fn progress(msg: &str) {
@@ -201,10 +275,12 @@ impl Plan {
     }
 }
 
-/// The notices of every municipality, in seq order, and the residents they registered.
+/// The notices of every municipality, in seq order, its notice-key certificate, and the
+/// residents they registered.
 #[derive(Debug)]
 struct Workload {
     sources: Vec<Vec<ChangeNotice>>,
+    keys: Vec<NoticeKeyCert>,
     total: usize,
     residents: Vec<ResidentCode>,
 }
@@ -245,14 +321,14 @@ impl Workload {
     /// Per municipality, 2,000 notices in four pages: 1,000 registrations; 250 moves within
     /// and 250 moves out to the next municipality; 250 moves in from the previous one and
     /// 250 more moves within. Applying page k of every source before page k+1 never parks.
-    async fn generate(dir: &Path) -> Result<Self> {
+    async fn generate(dir: &Path, network: &BenchNet) -> Result<Self> {
         let clerk = Operator::new("bench-clerk", Role::MunicipalClerk)?;
         let today = time::Date::from_calendar_date(2026, time::Month::April, 1)?;
         let mut munis = Vec::new();
         for i in 0..MUNICIPALITIES {
             let db = Db::open(&dir.join(format!("municipality-{i}.db")).display().to_string()).await?;
             let code = municipality_code(i)?;
-            let m = Municipality::open(db, code.clone()).await?.with_signer(crate::notice_keys::signer(&code)).await?;
+            let m = Municipality::open(db, code.clone()).await?.with_signer(network.signers[i].clone()).await?;
             let pool = (0..REGISTRATIONS).map(|j| pool_code(i, j)).collect::<Result<Vec<_>>>()?;
             m.add_pool(&pool).await?;
             munis.push(m);
@@ -337,20 +413,33 @@ impl Workload {
         let want = MUNICIPALITIES * (REGISTRATIONS + 4 * MOVES);
         ensure!(total == want, "setup made {total} notices, expected {want}");
         let residents = registered.iter().flatten().cloned().collect();
-        Ok(Self { sources, total, residents })
+        let keys = network
+            .signers
+            .iter()
+            .map(|s| NoticeKeyCert { key_id: s.key_id().to_owned(), cert: s.key_cert().to_vec() })
+            .collect();
+        Ok(Self { sources, keys, total, residents })
     }
 }
 
+/// Stores every source's notice-key certificate at the replica (what a pull fetches from
+/// `/v1/sources/{source}/keys` before its first page); not timed.
+async fn admit_all(db: &Db, verifier: &dyn NoticeVerifier, work: &Workload) -> Result<()> {
+    for (notices, key) in work.sources.iter().zip(&work.keys) {
+        let Some(first) = notices.first() else { continue };
+        let stored =
+            replica::admit_keys(db, verifier, &first.key.source, std::slice::from_ref(key), http::now()).await?;
+        ensure!(stored.len() == 1, "the notice key of {} was not admitted", first.key.source);
+    }
+    Ok(())
+}
+
 /// Applies every source page by page, round-robin like the puller; returns the parks seen.
-async fn apply_all(db: &Db, tier: Tier, sources: &[Vec<ChangeNotice>]) -> Result<u64> {
+async fn apply_all(db: &Db, tier: Tier, verifier: &dyn NoticeVerifier, sources: &[Vec<ChangeNotice>]) -> Result<u64> {
     let page = replica::PULL_PAGE as usize;
     let total: usize = sources.iter().map(Vec::len).sum();
     let mut offsets = vec![0usize; sources.len()];
     let (mut done, mut parks) = (0usize, 0u64);
-    for first in sources.iter().filter_map(|s| s.first()) {
-        crate::notice_keys::admit(db, &first.key.source).await?;
-    }
-    let verifier = crate::notice_keys::verifier();
     while done < total {
         let mut moved = 0usize;
         for (notices, off) in sources.iter().zip(offsets.iter_mut()) {
@@ -358,7 +447,7 @@ async fn apply_all(db: &Db, tier: Tier, sources: &[Vec<ChangeNotice>]) -> Result
                 continue;
             }
             let end = (*off + page).min(notices.len());
-            let a = replica::apply_batch(db, tier, verifier.as_ref(), &notices[*off..end]).await?;
+            let a = replica::apply_batch(db, tier, verifier, &notices[*off..end]).await?;
             match a.stop {
                 Some(Stop::Gap { expected }) => bail!("gap before seq {expected}"),
                 Some(Stop::Parked { .. }) => parks += 1,
@@ -395,25 +484,63 @@ fn rate(ops: usize, started: Instant) -> f64 {
     ops as f64 / started.elapsed().as_secs_f64()
 }
 
+/// A paired measurement: the rate with TLS or signatures and the reference rate of the same
+/// run; the ratio is taken per run.
+#[derive(Debug)]
+struct Comparison {
+    name: String,
+    backend: Backend,
+    with: Vec<f64>,
+    reference: Vec<f64>,
+}
+
+fn compare(out: &mut Vec<Comparison>, name: &str, backend: Backend, with: f64, reference: f64) {
+    match out.iter_mut().find(|c| c.name == name && c.backend == backend) {
+        Some(c) => {
+            c.with.push(with);
+            c.reference.push(reference);
+        }
+        None => out.push(Comparison { name: name.to_owned(), backend, with: vec![with], reference: vec![reference] }),
+    }
+}
+
+const APPLY_ROW: &str = "apply notices, national tier (signatures verified + projection + feed)";
+const VERIFY_ROW: &str = "(diagnostic) signature verification alone, same pages (key re-admitted per page)";
+
 async fn bench_backend(
     b: Backend,
     work: &Workload,
+    network: &BenchNet,
     law: &Arc<LawTable>,
     plan: &Plan,
     rows: &mut Vec<Row>,
+    ratios: &mut Vec<Comparison>,
 ) -> Result<()> {
     for run in 1..=RUNS {
         let begun = Instant::now();
 
-        // 1. National tier apply, on a fresh database.
+        // 1. National tier apply, on a fresh database, with a fresh verifier.
         let nat_db = b.fresh().await?;
         let db = Db::open(&nat_db.url).await?;
         let national = National::open(db.clone(), law.clone()).await?;
+        let verifier = network.verifier();
+        admit_all(&db, verifier.as_ref(), work).await?;
         let t = Instant::now();
-        let parks = apply_all(&db, Tier::National, &work.sources).await?;
-        let r = rate(work.total, t);
+        let parks = apply_all(&db, Tier::National, verifier.as_ref(), &work.sources).await?;
+        let apply_secs = t.elapsed().as_secs_f64();
         ensure!(parks == 0, "{parks} pages parked: the workload is not in causal page order");
-        record(rows, "apply notices, national tier (projection + feed)", b, work.total, Some(APPLY_TARGET), r);
+        record(rows, APPLY_ROW, b, work.total, Some(APPLY_TARGET), work.total as f64 / apply_secs);
+        // The same pages' signature checks alone.
+        let verify_secs = verify_alone(network.verifier().as_ref(), work)?;
+        record(rows, VERIFY_ROW, b, work.total, None, work.total as f64 / verify_secs);
+        ensure!(verify_secs < apply_secs, "verification alone took longer than the apply");
+        compare(
+            ratios,
+            "apply at the national tier: with signature verification vs. the same run minus its verification time",
+            b,
+            work.total as f64 / apply_secs,
+            work.total as f64 / (apply_secs - verify_secs),
+        );
         // The first resident who moved out of municipality 0 is active at municipality 1.
         let moved = national.record(&work.residents[MOVES]).await?;
         ensure!(
@@ -421,18 +548,21 @@ async fn bench_backend(
             "national projection of a moved resident is wrong: {moved:?}"
         );
         bench_provision(&national, plan, &work.residents, b, rows).await?;
+        bench_http(&national, network, plan, &work.residents, b, run, rows, ratios).await?;
         db.close().await;
         drop_database(&nat_db).await;
 
         // 1b. Prefecture tier apply (history and cursors only), on a fresh database.
         let pref_db = b.fresh().await?;
         let db = Db::open(&pref_db.url).await?;
+        let verifier = network.verifier();
+        admit_all(&db, verifier.as_ref(), work).await?;
         let t = Instant::now();
-        apply_all(&db, Tier::Prefecture, &work.sources).await?;
+        apply_all(&db, Tier::Prefecture, verifier.as_ref(), &work.sources).await?;
         let r = rate(work.total, t);
         record(
             rows,
-            "apply notices, prefecture tier (its municipalities: history + projection + feed)",
+            "apply notices, prefecture tier (its municipalities: signatures + history + projection + feed)",
             b,
             work.total,
             Some(APPLY_TARGET),
@@ -456,6 +586,25 @@ async fn bench_backend(
         progress(&format!("{} run {run}/{RUNS} done in {:.1} s", b.label(), begun.elapsed().as_secs_f64()));
     }
     Ok(())
+}
+
+/// The signature checks [`replica::apply_batch`] makes on the pages [`apply_all`] applies,
+/// without the rest of the apply: per page, the source's stored key certificate is admitted
+/// again (chain to the network CA, CRL, notice-signing use) and then every notice's signature
+/// is verified. Returns the seconds taken.
+fn verify_alone(verifier: &dyn NoticeVerifier, work: &Workload) -> Result<f64> {
+    let t = Instant::now();
+    for (notices, key) in work.sources.iter().zip(&work.keys) {
+        for page in notices.chunks(replica::PULL_PAGE as usize) {
+            let source = &page[0].key.source;
+            let id = verifier.admit_key(source, &key.cert).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+            ensure!(id == key.key_id, "{source}: key id {id}, expected {}", key.key_id);
+            for n in page {
+                verify_notice(verifier, n).map_err(|e| anyhow::anyhow!("{source}/{}: {e}", n.key.seq))?;
+            }
+        }
+    }
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// Appends 4 KiB and `fdatasync`s, like a WAL commit; returns syncs per second.
@@ -482,11 +631,10 @@ async fn bench_provision(
     let op = Operator::new("bench-operator", Role::NationalOperator)?;
 
     // 2. Lawful single queries by resident code, each with its provision-log row.
-    let token = national
+    let agency = national
         .provider()
-        .register_agency(&op, "bench-single", "bench agency", plan.single_class, &[&plan.single_purpose], NOW)
+        .register_agency(&op, SINGLE_AGENCY, "bench agency", plan.single_class, &[&plan.single_purpose], NOW)
         .await?;
-    let agency = national.provider().authenticate(&token, NOW).await?;
     let t = Instant::now();
     for k in 0..SEQUENTIAL_QUERIES {
         single_query(national, &agency, plan, &residents[k % residents.len()]).await?;
@@ -532,11 +680,10 @@ async fn bench_provision(
     }
 
     // 3. Bulk liveness check: one batch of 10,000 residents, one transaction.
-    let token = national
+    let bulk_agency = national
         .provider()
         .register_agency(&op, "bench-bulk", "bench bulk agency", plan.bulk_class, &[&plan.bulk_purpose], NOW)
         .await?;
-    let bulk_agency = national.provider().authenticate(&token, NOW).await?;
     let codes: Vec<ResidentCode> = residents.iter().take(MAX_BATCH).cloned().collect();
     let q = BatchQuery { purpose: plan.bulk_purpose.clone(), fields: plan.bulk_fields.clone(), resident_codes: codes };
     let t = Instant::now();
@@ -549,6 +696,128 @@ async fn bench_provision(
     let logged = national.provider().disclosure(&residents[0]).await?;
     let provided = logged.iter().filter(|d| d.result == "provided").count();
     ensure!(provided >= 3, "provision log of {} has {provided} provisions, expected 3", residents[0]);
+    Ok(())
+}
+
+/// BENCH-ONLY REFERENCE, never a way to run a node: the national router over plain HTTP
+/// (`identity::http::serve`, no TLS), with a layer that puts the bench agency's [`Party`]
+/// into every request, as the mutual-TLS server does from the client certificate. It exists
+/// only to measure what TLS costs; nodes are served by `net::server` over mutual TLS.
+async fn plain_reference(router: axum::Router) -> Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
+    let url = format!("http://{}", l.local_addr()?);
+    let router = router.layer(axum::Extension(Party::Agency(SINGLE_AGENCY.into())));
+    Ok((url, tokio::spawn(http::serve(l, router))))
+}
+
+/// A plain-HTTP client with the settings of `net::client::client` (for the reference only).
+fn plain_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .build()?)
+}
+
+/// `count` lawful single queries through `peer` from `tasks` tasks; returns queries/s.
+async fn http_queries(
+    peer: &Peer,
+    plan: &Plan,
+    residents: &Arc<Vec<ResidentCode>>,
+    tasks: usize,
+    count: usize,
+) -> Result<f64> {
+    let per_task = count / tasks;
+    let mut set = JoinSet::new();
+    let t = Instant::now();
+    for task in 0..tasks {
+        let (peer, residents) = (peer.clone(), residents.clone());
+        let (purpose, fields) = (plan.single_purpose.clone(), plan.single_fields.clone());
+        set.spawn(async move {
+            for k in 0..per_task {
+                let code = &residents[(task * per_task + k) % residents.len()];
+                let q =
+                    Query { purpose: purpose.clone(), by: Lookup::ResidentCode(code.clone()), fields: fields.clone() };
+                let p: Provided = peer.post_json("/v1/provision/query", &q).await?;
+                ensure!(p.found, "resident {code} not found");
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    Ok(rate(per_task * tasks, t))
+}
+
+/// Row 4: the national node's provision route over mutual TLS 1.3 and over the plain-HTTP
+/// reference, sequential and from [`HTTP_TASKS`] tasks; which transport goes first
+/// alternates between runs. Connections are opened (and TLS handshakes made) before timing,
+/// as the clients of a running node keep theirs alive.
+#[allow(clippy::too_many_arguments, reason = "the backend loop's context plus the run number")]
+async fn bench_http(
+    national: &National,
+    network: &BenchNet,
+    plan: &Plan,
+    residents: &[ResidentCode],
+    b: Backend,
+    run: usize,
+    rows: &mut Vec<Row>,
+    ratios: &mut Vec<Comparison>,
+) -> Result<()> {
+    let router = http::national_router(NationalState { national: national.clone() });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
+    let tls_url = format!("https://{}", l.local_addr()?);
+    let (config, _verifier) = net::tls::server_config(&network.national, &network.trust)?;
+    let tls_server = tokio::spawn(
+        net::server::Server::new(router.clone(), net::server::Transport::Tls(config)).serve(l, std::future::pending()),
+    );
+    let tls = Peer::new(&tls_url, net::client::client(&network.agency, &network.trust, Some(Party::National))?);
+    let (plain_url, plain_server) = plain_reference(router).await?;
+    let plain = Peer::new(&plain_url, plain_client()?);
+    let residents = Arc::new(residents.to_vec());
+
+    let mut measured = [[0.0; 2]; 2]; // [transport: plain, tls][sequential, concurrent]
+    let order: [usize; 2] = if run % 2 == 1 { [0, 1] } else { [1, 0] };
+    for i in order {
+        let peer = if i == 0 { &plain } else { &tls };
+        http_queries(peer, plan, &residents, HTTP_TASKS, HTTP_TASKS).await?; // open the connections
+        measured[i][0] = http_queries(peer, plan, &residents, 1, HTTP_SEQUENTIAL).await?;
+        measured[i][1] = http_queries(peer, plan, &residents, HTTP_TASKS, HTTP_CONCURRENT).await?;
+    }
+    tls_server.abort();
+    plain_server.abort();
+
+    let [[plain_seq, plain_conc], [tls_seq, tls_conc]] = measured;
+    let single = "single query over HTTP to the national node";
+    record(rows, &format!("{single}, mutual TLS 1.3, sequential"), b, HTTP_SEQUENTIAL, None, tls_seq);
+    record(
+        rows,
+        &format!("{single}, plain HTTP (bench-only reference), sequential"),
+        b,
+        HTTP_SEQUENTIAL,
+        None,
+        plain_seq,
+    );
+    let conc = HTTP_CONCURRENT / HTTP_TASKS * HTTP_TASKS;
+    record(rows, &format!("{single}, mutual TLS 1.3, {HTTP_TASKS} tasks"), b, conc, None, tls_conc);
+    record(
+        rows,
+        &format!("{single}, plain HTTP (bench-only reference), {HTTP_TASKS} tasks"),
+        b,
+        conc,
+        None,
+        plain_conc,
+    );
+    compare(ratios, "provision over HTTP, sequential: mutual TLS 1.3 vs. plain HTTP", b, tls_seq, plain_seq);
+    compare(
+        ratios,
+        &format!("provision over HTTP, {HTTP_TASKS} tasks: mutual TLS 1.3 vs. plain HTTP"),
+        b,
+        tls_conc,
+        plain_conc,
+    );
     Ok(())
 }
 
@@ -643,6 +912,7 @@ fn header(work: &Workload, plan: &Plan, pg: Option<&str>) -> String {
     let _ = writeln!(
         s,
         "- workload: {} notices from {MUNICIPALITIES} real municipality nodes ({} registrations, moves within, out and in), \
+         each signed with its municipality's notice key (ECDSA P-384, certified by a bench network CA), \
          applied in pages of {} per source; queries under purpose {} ({:?}), bulk under {} ({:?})",
         work.total,
         work.residents.len(),
@@ -651,6 +921,13 @@ fn header(work: &Workload, plan: &Plan, pg: Option<&str>) -> String {
         plan.single_fields,
         plan.bulk_purpose,
         plan.bulk_fields,
+    );
+    let _ = writeln!(
+        s,
+        "- HTTP rows: the national node's router over mutual TLS 1.3 (`net::server`, P-384 credentials of the bench \
+         network CA, the agency's client `net::client::client`) and over plain HTTP (bench-only reference: \
+         `identity::http::serve` with a layer inserting the agency's party); connections opened before timing; \
+         which goes first alternates between runs"
     );
     let _ = write!(
         s,
@@ -686,6 +963,50 @@ fn table(rows: &[Row]) -> String {
             r.name,
             r.backend.label(),
             r.ops
+        );
+    }
+    s
+}
+
+/// The comparisons (median of the per-run ratios against [`RATIO_TARGET`]) and the signature
+/// verification cost per notice.
+fn ratio_table(ratios: &[Comparison], rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| comparison | backend | with TLS / signatures, median /s | reference, median /s | ratio (median of runs) | target |"
+    );
+    let _ = writeln!(s, "|---|---|--:|--:|--:|---|");
+    let sorted = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    for c in ratios {
+        let per_run: Vec<f64> = c.with.iter().zip(&c.reference).map(|(w, r)| w / r).collect();
+        let ratio = median(&sorted(&per_run));
+        let verdict = if ratio >= RATIO_TARGET { "met" } else { "**not met**" };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {:.0} | {:.1}% | ≥ {:.0}%: {verdict} |",
+            c.name,
+            c.backend.label(),
+            median(&sorted(&c.with)),
+            median(&sorted(&c.reference)),
+            ratio * 100.0,
+            RATIO_TARGET * 100.0
+        );
+    }
+    for r in rows.iter().filter(|r| r.name == VERIFY_ROW) {
+        let us: Vec<f64> = r.rates.iter().map(|x| 1e6 / x).collect();
+        let _ = writeln!(
+            s,
+            "\nSignature verification ({}): {:.1} µs per notice (median; min {:.1}, max {:.1}), ECDSA P-384 + one key re-admission per page of {}.",
+            r.backend.label(),
+            median(&sorted(&us)),
+            sorted(&us).first().copied().unwrap_or(0.0),
+            sorted(&us).last().copied().unwrap_or(0.0),
+            replica::PULL_PAGE
         );
     }
     s

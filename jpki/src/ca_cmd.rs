@@ -13,7 +13,6 @@ use ca::identity_source::IdentitySource;
 use ca::key::KeyAlgorithm;
 use ca::keystore::KeyStore;
 use clap::{Args, Subcommand};
-use identity::client::Peer;
 use identity::http::now;
 use identity::store::Db;
 
@@ -181,8 +180,9 @@ pub(crate) async fn open(s: &Store) -> Result<Authority> {
     check_actor(&s.actor)?;
     let keys = match (&s.pkcs11_module, &s.pkcs11_token) {
         (Some(module), Some(token)) => {
-            let pin = std::env::var("JPKI_CA_PIN").context("set JPKI_CA_PIN (the token's user PIN)")?;
-            KeyStore::Pkcs11(ca::pkcs11::Pkcs11Store::open(module, token, &pin)?)
+            let pin = net::secret::Secret::from_env("JPKI_CA_PIN")?;
+            let pin = pin.expose_str().context("JPKI_CA_PIN is not UTF-8")?;
+            KeyStore::Pkcs11(ca::pkcs11::Pkcs11Store::open(module, token, pin)?)
         }
         _ => {
             let pass = net::secret::Secret::from_env("JPKI_CA_PASSPHRASE")?.passphrase("JPKI_CA_PASSPHRASE")?;
@@ -193,11 +193,17 @@ pub(crate) async fn open(s: &Store) -> Result<Authority> {
     Ok(Authority::open(db, keys, now()).await?)
 }
 
+/// The national node reached with the CA's own network credential (`JPKI_CREDENTIAL`,
+/// `JPKI_NETWORK_CA`, `JPKI_NETWORK_CRL`, passphrase `JPKI_CREDENTIAL_PASSPHRASE`), which must
+/// name a CA (`ca:<id>`, registered at the national node as the agency `<id>` for B1-020).
 pub(crate) fn source(national: &str) -> Result<IdentitySource> {
-    let token = std::env::var("JPKI_CA_AGENCY_TOKEN")
-        .context("set JPKI_CA_AGENCY_TOKEN (the CA's agency token at the national node)")?;
-    let peer = std::env::var("JPKI_PEER_TOKEN").ok();
-    Ok(IdentitySource::Http { provision: Peer::new(national), token, feed: Peer::new(national).with_token(peer) })
+    let net = crate::netargs::NetArgs::from_env().load()?;
+    anyhow::ensure!(
+        net.cred.party.kind() == identity::party::PartyKind::Ca,
+        "the CA's credential names {}, not a CA (ca:<id>)",
+        net.cred.party
+    );
+    Ok(IdentitySource::Http(net.peer(national, Some(identity::party::Party::National))?))
 }
 
 fn read_der(p: &PathBuf) -> Result<Vec<u8>> {
@@ -278,7 +284,8 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Follow { store, national } => {
             let a = open(&store).await?;
-            let r = a.follow(&store.actor, &source(&national)?, now()).await?;
+            let verifier = crate::netargs::verifier(&crate::netargs::NetArgs::from_env().trust()?);
+            let r = a.follow(&store.actor, &source(&national)?, verifier.as_ref(), now()).await?;
             for x in &r.revoked {
                 println!("revoked {} {} ({}) by {}", x.kind.name(), x.serial, x.reason.name(), x.cause);
             }

@@ -146,9 +146,10 @@ pub struct SimArgs {
 }
 
 fn issuer_key() -> Result<[u8; 32]> {
-    let h = std::env::var("JPKI_CARD_ISSUER_KEY").context("set JPKI_CARD_ISSUER_KEY (64 hex digits)")?;
-    let b = hex::decode(h.trim()).map_err(|_| anyhow!("JPKI_CARD_ISSUER_KEY is not hex"))?;
-    b.try_into().map_err(|_| anyhow!("JPKI_CARD_ISSUER_KEY must be 32 bytes (64 hex digits)"))
+    let h = net::secret::Secret::from_env("JPKI_CARD_ISSUER_KEY")?;
+    let text = h.expose_str().ok_or_else(|| anyhow!("JPKI_CARD_ISSUER_KEY is not hex"))?;
+    let b = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| anyhow!("JPKI_CARD_ISSUER_KEY is not hex"))?);
+    <[u8; 32]>::try_from(b.as_slice()).map_err(|_| anyhow!("JPKI_CARD_ISSUER_KEY must be 32 bytes (64 hex digits)"))
 }
 
 fn pin_env(p: PinRef) -> Result<String> {

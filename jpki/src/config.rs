@@ -1,6 +1,8 @@
 //! The deployment file: every node of a deployment in one TOML file
-//! (`docs/deployment.example.toml`), validated as a whole before any node starts. Secrets are
-//! never in the file; they come from the environment.
+//! (`docs/deployment.example.toml`), validated as a whole before any node starts: roles,
+//! codes, listen addresses, the network CA every node trusts and each node's own credential
+//! (and a municipality's notice key). Secrets are never in the file: the key files'
+//! passphrase comes from `JPKI_CREDENTIAL_PASSPHRASE` in the node's environment.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -10,7 +12,8 @@ use anyhow::{Context, Result, bail};
 use identity::ids::{LgCode, PrefectureCode};
 use serde::Deserialize;
 
-use crate::serve::{PeerSecret, Role};
+use crate::netargs::NetArgs;
+use crate::serve::Role;
 
 /// The whole deployment.
 #[derive(Debug, Deserialize)]
@@ -19,6 +22,10 @@ pub struct Deployment {
     /// Pull interval of the replica tiers (ms).
     #[serde(default = "default_interval")]
     pub interval_ms: u64,
+    /// The network CA certificate (PEM) every node trusts.
+    pub network_ca: PathBuf,
+    /// The network CA's CRL, reloaded by the servers when it changes.
+    pub network_crl: Option<PathBuf>,
     /// The nodes.
     #[serde(rename = "node", default)]
     pub nodes: Vec<NodeConf>,
@@ -62,6 +69,10 @@ pub struct NodeConf {
     pub prefectures: Vec<String>,
     /// National or prefecture: a law table replacing the built-in seed.
     pub law_table: Option<PathBuf>,
+    /// The node's network credential: PREFIX of PREFIX.pem and PREFIX.key.
+    pub credential: PathBuf,
+    /// Municipality: its notice key (PREFIX of PREFIX.pem and PREFIX.key).
+    pub notice_key: Option<PathBuf>,
 }
 
 impl Deployment {
@@ -83,7 +94,42 @@ impl Deployment {
     }
 
     fn url(&self, name: &str) -> Result<String> {
-        Ok(format!("http://{}", self.node(name)?.listen))
+        Ok(format!("https://{}", self.node(name)?.listen))
+    }
+
+    /// The party node `n` is, from its entry.
+    pub fn party(n: &NodeConf) -> Result<identity::party::Party> {
+        use identity::party::{Party, PartyKind};
+        let kind = match n.role {
+            RoleName::Municipality => PartyKind::Municipality,
+            RoleName::Prefecture => PartyKind::Prefecture,
+            RoleName::National => PartyKind::National,
+        };
+        Ok(Party::new(kind, n.code.as_deref())?)
+    }
+
+    fn net(&self, n: &NodeConf) -> NetArgs {
+        NetArgs {
+            credential: Some(n.credential.clone()),
+            network_ca: Some(self.network_ca.clone()),
+            network_crl: self.network_crl.clone(),
+        }
+    }
+
+    /// Checks node `n`'s credential against the network CA (chain, validity, CRL, TLS use)
+    /// and that it names the node's party; returns that party.
+    pub fn check_credential(&self, n: &NodeConf) -> Result<identity::party::Party> {
+        let trust = self.net(n).trust()?;
+        let got = net::credential::check_chain(&n.credential, &trust)
+            .with_context(|| format!("node {:?}: credential {}", n.name, n.credential.display()))?;
+        let want = Self::party(n)?;
+        anyhow::ensure!(got == want, "node {:?}: its credential names {got}, but the node is {want}", n.name);
+        if let Some(k) = &n.notice_key {
+            let chain = net::credential::read_certs(&net::credential::with_ext(k, "pem"))?;
+            let key_party = net::credential::party_of(&chain[0])?;
+            anyhow::ensure!(key_party == want, "node {:?}: its notice key names {key_party}", n.name);
+        }
+        Ok(got)
     }
 
     fn validate(&self) -> Result<()> {
@@ -132,6 +178,9 @@ impl Deployment {
             if n.role == RoleName::Municipality && n.law_table.is_some() {
                 bail!("{}: a municipality provides nothing to agencies: no law table", at());
             }
+            if (n.role == RoleName::Municipality) != n.notice_key.is_some() {
+                bail!("{}: a municipality needs its notice_key, and only a municipality has one", at());
+            }
         }
         if self.nodes.iter().filter(|n| n.role == RoleName::National).count() > 1 {
             bail!("more than one national node");
@@ -156,23 +205,31 @@ impl Deployment {
         Ok(())
     }
 
-    /// The command-line role of node `name`, with peer URLs resolved from the file.
-    pub fn role(&self, name: &str, peer: PeerSecret, operator_token: Option<String>) -> Result<Role> {
+    /// The command-line role of node `name`, with peer URLs and credentials from the file.
+    pub fn role(&self, name: &str) -> Result<Role> {
         let n = self.node(name)?;
         let code = n.code.clone().unwrap_or_default();
+        let net = self.net(n);
         Ok(match n.role {
-            RoleName::Municipality => {
-                Role::Municipality { db: n.db.clone(), code: code.parse()?, listen: n.listen.clone(), peer }
-            }
+            RoleName::Municipality => Role::Municipality {
+                db: n.db.clone(),
+                code: code.parse()?,
+                listen: n.listen.clone(),
+                notice_key: n.notice_key.clone().context("a municipality needs its notice_key")?,
+                net,
+            },
             RoleName::Prefecture => Role::Prefecture {
                 db: n.db.clone(),
                 code: code.parse()?,
                 listen: n.listen.clone(),
-                municipalities: n.municipalities.iter().map(|m| self.url(m)).collect::<Result<_>>()?,
+                municipalities: n
+                    .municipalities
+                    .iter()
+                    .map(|m| Ok((self.node(m)?.code.clone().unwrap_or_default().parse()?, self.url(m)?)))
+                    .collect::<Result<_>>()?,
                 interval_ms: self.interval_ms,
-                peer,
-                operator_token,
                 law_table: n.law_table.clone(),
+                net,
             },
             RoleName::National => Role::National {
                 db: n.db.clone(),
@@ -182,10 +239,9 @@ impl Deployment {
                     .iter()
                     .map(|p| Ok((self.node(p)?.code.clone().unwrap_or_default().parse()?, self.url(p)?)))
                     .collect::<Result<_>>()?,
-                operator_token: operator_token.context("the national node needs JPKI_OPERATOR_TOKEN")?,
                 law_table: n.law_table.clone(),
                 interval_ms: self.interval_ms,
-                peer,
+                net,
             },
         })
     }
@@ -208,38 +264,53 @@ mod tests {
     fn the_example_deployment_resolves_every_node() {
         let d = Deployment::parse(EXAMPLE).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(d.nodes.len(), 6);
-        let peer = || PeerSecret { token: None };
-        match d.role("national", peer(), Some("x".repeat(16))).unwrap_or_else(|e| panic!("{e:#}")) {
-            Role::National { prefectures, .. } => {
+        match d.role("national").unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::National { prefectures, net, .. } => {
                 let got: Vec<(String, String)> =
                     prefectures.into_iter().map(|(c, u)| (c.as_str().to_owned(), u)).collect();
                 assert_eq!(
                     got,
-                    vec![("13".into(), "http://127.0.0.1:8201".into()), ("27".into(), "http://127.0.0.1:8202".into())]
+                    vec![
+                        ("13".into(), "https://127.0.0.1:8201".into()),
+                        ("27".into(), "https://127.0.0.1:8202".into())
+                    ]
+                );
+                assert_eq!(net.credential.as_deref(), Some(Path::new("/etc/jpki/net/national")));
+                assert_eq!(net.network_ca.as_deref(), Some(Path::new("/etc/jpki/net/ca.pem")));
+            }
+            other => panic!("{other:?}"),
+        }
+        match d.role("tokyo-prefecture").unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::Prefecture { municipalities, .. } => {
+                let got: Vec<(String, String)> =
+                    municipalities.into_iter().map(|(c, u)| (c.as_str().to_owned(), u)).collect();
+                assert_eq!(
+                    got,
+                    vec![
+                        ("131016".into(), "https://127.0.0.1:8101".into()),
+                        ("131041".into(), "https://127.0.0.1:8102".into())
+                    ]
                 );
             }
             other => panic!("{other:?}"),
         }
-        match d.role("tokyo-prefecture", peer(), None).unwrap_or_else(|e| panic!("{e:#}")) {
-            Role::Prefecture { municipalities, .. } => {
-                assert_eq!(municipalities, vec!["http://127.0.0.1:8101", "http://127.0.0.1:8102"]);
+        match d.role("chiyoda").unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::Municipality { notice_key, .. } => {
+                assert_eq!(notice_key, Path::new("/etc/jpki/net/chiyoda-notice"));
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            format!("{:#}", d.role("national", peer(), None).err().map(|e| e.to_string()).unwrap_or_default())
-                .contains("JPKI_OPERATOR_TOKEN")
-        );
-        assert!(d.role("nowhere", peer(), None).is_err());
+        assert!(d.role("nowhere").is_err());
     }
 
     #[test]
     fn corrupt_deployments_are_refused_with_the_reason() {
         let node = |extra: &str| {
             format!(
-                "[[node]]\nname = \"a\"\nrole = \"municipality\"\ncode = \"131016\"\ndb = \"a.db\"\nlisten = \"127.0.0.1:1\"\n{extra}"
+                "[[node]]\nname = \"a\"\nrole = \"municipality\"\ncode = \"131016\"\ndb = \"a.db\"\nlisten = \"127.0.0.1:1\"\ncredential = \"a\"\nnotice_key = \"a-notice\"\n{extra}"
             )
         };
+        let err = |text: &str| err(&format!("network_ca = \"ca.pem\"\n{text}"));
         assert!(err("[[node]\nname=").contains("TOML parse error"));
         assert!(err("").contains("no [[node]]"));
         assert!(err(&node("colour = \"blue\"")).contains("unknown field"));
@@ -247,11 +318,14 @@ mod tests {
         assert!(err(&node("").replace("127.0.0.1:1", "localhost")).contains("not HOST:PORT"));
         assert!(err(&format!("{}\n{}", node(""), node("").replace(":1", ":2"))).contains("unique"));
         assert!(err(&format!("{}\n{}", node(""), node("").replace("\"a\"", "\"b\""))).contains("already used"));
-        let pref = "[[node]]\nname = \"p\"\nrole = \"prefecture\"\ncode = \"27\"\ndb = \"p.db\"\nlisten = \"127.0.0.1:3\"\nmunicipalities = [\"a\"]\n";
+        let pref = "[[node]]\nname = \"p\"\nrole = \"prefecture\"\ncode = \"27\"\ndb = \"p.db\"\nlisten = \"127.0.0.1:3\"\ncredential = \"p\"\nmunicipalities = [\"a\"]\n";
         assert!(err(&format!("{}\n{pref}", node(""))).contains("not one of its municipalities"));
-        let nat = "[[node]]\nname = \"n\"\nrole = \"national\"\ndb = \"n.db\"\nlisten = \"127.0.0.1:4\"\nprefectures = [\"a\"]\n";
+        let nat = "[[node]]\nname = \"n\"\nrole = \"national\"\ndb = \"n.db\"\nlisten = \"127.0.0.1:4\"\ncredential = \"n\"\nprefectures = [\"a\"]\n";
         assert!(err(&format!("{}\n{nat}", node(""))).contains("is a Municipality"));
         assert!(err(&format!("{}\n{}", node(""), nat.replace("[\"a\"]", "[\"zz\"]"))).contains("no node named \"zz\""));
         assert!(err(&node("prefectures = [\"x\"]")).contains("only the national node"));
+        assert!(err(&node("").replace("notice_key = \"a-notice\"\n", "")).contains("needs its notice_key"));
+        let no_ca = Deployment::parse(&node("")).err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(no_ca.contains("network_ca"), "{no_ca}");
     }
 }

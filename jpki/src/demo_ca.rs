@@ -1,6 +1,7 @@
-//! The CA part of the main job: the CA registers at the national node as a B1-020 agency,
-//! issues a resident's certificates from the prefecture-unit CAs of her prefecture (identity
-//! items fetched over HTTP under the law table), then follows the change feed after her
+//! The CA part of the main job: the CA (network party `ca:jpki-ca`) is registered at the
+//! national node as the B1-020 agency `jpki-ca`, issues a resident's certificates from the
+//! prefecture-unit CAs of her prefecture (identity items fetched over mutual TLS under the law
+//! table, as itself), then follows the change feed (served only to CAs) after her
 //! cross-prefecture move and publishes CRLs that `openssl verify -crl_check` reads.
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use identity::ids::ResidentCode;
 use identity::law::AgencyClass;
 use identity::national::National;
 use identity::operator::Operator;
+use identity::party::Party;
 use identity::store::Db;
 
 /// The CA as the demo runs it.
@@ -25,6 +27,8 @@ use identity::store::Db;
 pub struct DemoCa {
     ca: Authority,
     source: IdentitySource,
+    /// Checks the signed notice behind every feed entry (the network CA's notice keys).
+    verifier: std::sync::Arc<dyn identity::notice_sig::NoticeVerifier>,
     dir: PathBuf,
     issued: Option<Issued>,
     /// The validator's port (its URLs are in the certificates).
@@ -58,17 +62,23 @@ fn pem_file(path: &Path, ders: &[&[u8]]) -> Result<()> {
 }
 
 /// Starts the CA: database, key store, roots of both hierarchies, agency registration.
+/// `national` is a client of the national node presenting the CA's network credential (its
+/// `party`, `ca:<id>`); the national operator `op` registers `<id>` as the B1-020 agency;
+/// `verifier` checks the signed notice behind each feed entry the CA follows.
 pub async fn start(
     dir: &Path,
     national: &National,
-    national_url: &str,
+    client: Peer,
+    party: &Party,
+    verifier: std::sync::Arc<dyn identity::notice_sig::NoticeVerifier>,
     op: &Operator,
-    secret: Option<String>,
     now: i64,
 ) -> Result<DemoCa> {
+    let Party::Ca(id) = party else { anyhow::bail!("the CA's credential names {party}, not a CA") };
+    // The key-store passphrase: 32 random hex characters (at least 12 bytes are required).
     let keys = KeyStore::soft(
         &dir.join("ca-keys"),
-        net::secret::Secret::new(hex::encode(rand::random::<[u8; 16]>()).into_bytes()),
+        net::secret::Secret::new(hex::encode(rand::random::<[u8; 16]>()).into_bytes()).passphrase("CA key store")?,
     )?;
     let db = Db::open(&dir.join("ca.db").display().to_string()).await?;
     let mut ca = Authority::open(db, keys, now).await?;
@@ -88,17 +98,15 @@ pub async fn start(
             hex::encode(&g.key_id[..8])
         );
     }
-    let token = national
+    national
         .provider()
-        .register_agency(op, "jpki-ca", "公的個人認証サービス CA", AgencyClass::NationalBody, &["B1-020"], now)
+        .register_agency(op, id, "公的個人認証サービス CA", AgencyClass::NationalBody, &["B1-020"], now)
         .await?;
-    println!("   the CA is registered at the national node as agency jpki-ca for B1-020 (公的個人認証法)");
-    let source = IdentitySource::Http {
-        provision: Peer::new(national_url),
-        token,
-        feed: Peer::new(national_url).with_token(secret),
-    };
-    Ok(DemoCa { ca, source, dir: dir.to_owned(), issued: None, port, validator: None })
+    println!(
+        "   the CA ({party}) is registered at the national node as agency {id} for B1-020 (公的個人認証法); it reaches the node over mutual TLS with its own credential"
+    );
+    let source = IdentitySource::Http(client);
+    Ok(DemoCa { ca, source, verifier, dir: dir.to_owned(), issued: None, port, validator: None })
 }
 
 impl DemoCa {
@@ -251,11 +259,11 @@ impl DemoCa {
 
     /// Follows the feed (the move revokes the signature certificate) and publishes CRLs.
     pub async fn after_move(&self, now: i64) -> Result<()> {
-        let r = self.ca.follow("ca-feed", &self.source, now).await?;
+        let r = self.ca.follow("ca-feed", &self.source, self.verifier.as_ref(), now).await?;
         for x in &r.revoked {
             println!("   revoked {} {} ({}) by {}", x.kind.name(), x.serial, x.reason.name(), x.cause);
         }
-        println!("   {} feed entries applied; cursor {}", r.entries, r.cursor);
+        println!("   {} feed entries applied, each checked against its signed notice; cursor {}", r.entries, r.cursor);
         let out = self.dir.join("publish");
         let published = self.ca.publish_crls("ca-operator-1", &out, now, &|_, _| {}).await?;
         let issued = self.issued.as_ref().context("nothing issued")?;

@@ -13,7 +13,8 @@ use identity::person::{FlaggedText, FourItems, Sex};
 use identity::provision::DisclosureRow;
 use identity::store::Db;
 
-use crate::serve::PeerSecret;
+use crate::netargs::NetArgs;
+use identity::party::Party;
 use time::Date;
 
 /// Identity commands.
@@ -59,14 +60,15 @@ pub enum Cmd {
         /// The resident.
         #[arg(long)]
         resident: ResidentCode,
-        /// Base URL of the old municipality's node.
+        /// Base URL of the old municipality's node (https; called with this municipality's
+        /// credential, which must name the municipality moved to).
         #[arg(long)]
         from_url: String,
         /// New address.
         #[arg(long)]
         address: String,
         #[command(flatten)]
-        peer: PeerSecret,
+        net: NetArgs,
     },
     /// Remove a resident from the register (death, emigration, ex-officio removal).
     Remove {
@@ -117,12 +119,11 @@ pub enum Cmd {
         /// Municipality code.
         #[arg(long)]
         municipality: LgCode,
-        /// National node URL.
+        /// National node URL (https; the municipality's own credential draws for itself only).
         #[arg(long)]
         national: String,
-        /// National operator token.
-        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        net: NetArgs,
         /// How many codes.
         #[arg(long, default_value_t = 1000)]
         count: u32,
@@ -133,7 +134,7 @@ pub enum Cmd {
         #[arg(long)]
         url: String,
         #[command(flatten)]
-        peer: PeerSecret,
+        net: NetArgs,
     },
     /// Print the national change-information feed.
     Feed {
@@ -147,7 +148,7 @@ pub enum Cmd {
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
-        peer: PeerSecret,
+        net: NetArgs,
     },
     /// Rebuild a wiped national node from the prefectures and prove chain-head equality.
     RebuildNational {
@@ -158,10 +159,11 @@ pub enum Cmd {
         #[arg(long = "prefecture", value_parser = crate::serve::parse_prefecture)]
         prefectures: Vec<(PrefectureCode, String)>,
         #[command(flatten)]
-        peer: PeerSecret,
+        net: NetArgs,
     },
     /// Register an agency for purposes of its class at the national node or a prefecture
-    /// node (each serves the classes whose data it holds); prints its API token once.
+    /// node (each serves the classes whose data it holds). The agency connects with its own
+    /// network credential naming `agency:<id>` (a CA: `ca:<id>`).
     AgencyAdd {
         /// The national or prefecture database.
         #[arg(long, env = "JPKI_DB")]
@@ -195,7 +197,7 @@ pub enum Cmd {
         #[arg(long = "prefecture", value_parser = crate::serve::parse_prefecture)]
         prefectures: Vec<(PrefectureCode, String)>,
         #[command(flatten)]
-        peer: PeerSecret,
+        net: NetArgs,
     },
     /// Resume replication of a source halted by a diverged chain (after investigation).
     Resume {
@@ -217,9 +219,8 @@ pub enum Cmd {
         /// National node URL.
         #[arg(long)]
         national: String,
-        /// National operator token.
-        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        net: NetArgs,
         /// The resident.
         #[arg(long)]
         resident: ResidentCode,
@@ -229,9 +230,8 @@ pub enum Cmd {
         /// National node URL.
         #[arg(long)]
         national: String,
-        /// National operator token.
-        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        net: NetArgs,
         /// Fiscal years, comma-separated (e.g. 2025,2026).
         #[arg(long)]
         years: String,
@@ -253,6 +253,10 @@ pub struct Clerk {
     /// 異動年月日 (default: today).
     #[arg(long)]
     effective: Option<String>,
+    /// The municipality's notice key (PREFIX.pem, PREFIX.key from `jpki net issue
+    /// --notice-key`; passphrase from JPKI_CREDENTIAL_PASSPHRASE): every notice is signed.
+    #[arg(long, env = "JPKI_NOTICE_KEY")]
+    notice_key: std::path::PathBuf,
 }
 
 /// The four items on the command line.
@@ -336,7 +340,7 @@ impl Clerk {
     async fn open(&self) -> Result<Desk> {
         let m = Municipality::open(Db::open(&self.db).await?, self.municipality.clone())
             .await?
-            .with_signer(crate::notice_keys::signer(&self.municipality))
+            .with_signer(crate::netargs::notice_signer(&self.notice_key, &self.municipality)?)
             .await?;
         let op = Operator::new(&self.operator, Role::MunicipalClerk)?;
         let now = identity::http::now();
@@ -384,10 +388,18 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             let n = d.m.move_out(&d.op, &resident, to, d.effective, d.now).await?;
             println!("{}", describe(&n));
         }
-        Cmd::MoveIn { at, resident, from_url, address, peer } => {
+        Cmd::MoveIn { at, resident, from_url, address, net } => {
             let d = at.open().await?;
-            let old = peer.peer(&from_url);
+            // The old municipality is named by the certificate it answers with (checked against
+            // the record below); this municipality's credential must name itself.
+            let old = net.load_as(&Party::Municipality(d.m.code().clone()))?.peer(&from_url, None)?;
             let cert = old.move_out_certificate(&resident).await.context("fetching the 転出証明書情報")?;
+            anyhow::ensure!(
+                cert.destination == *d.m.code(),
+                "the 転出証明書 names {} as destination, not {}",
+                cert.destination,
+                d.m.code()
+            );
             let n = d.m.move_in(&d.op, &cert, FlaggedText::plain("address", &address)?, d.effective, d.now).await?;
             println!("{}", describe(&n));
             let notice =
@@ -426,14 +438,16 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             let m = Municipality::open(Db::open(&db).await?, municipality).await?;
             println!("{}", serde_json::to_string_pretty(&m.get(&resident).await?)?);
         }
-        Cmd::Pool { db, municipality, national, token, count } => {
+        Cmd::Pool { db, municipality, national, net, count } => {
             let m = Municipality::open(Db::open(&db).await?, municipality.clone()).await?;
-            let codes = Peer::new(&national).allocate_pool(&token, &PoolRequest { municipality, count }).await?;
+            let peer =
+                net.load_as(&Party::Municipality(municipality.clone()))?.peer(&national, Some(Party::National))?;
+            let codes = peer.allocate_pool(&PoolRequest { municipality, count }).await?;
             let added = m.add_pool(&codes).await?;
             println!("{added} codes added; {} unused in the pool", m.pool_remaining().await?);
         }
-        Cmd::Heads { url, peer } => {
-            let h = peer.peer(&url).heads().await?;
+        Cmd::Heads { url, net } => {
+            let h = net.load()?.peer(&url, None)?.heads().await?;
             println!("{} {}", h.role, h.code);
             for h in h.heads {
                 println!(
@@ -445,16 +459,20 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 );
             }
         }
-        Cmd::Feed { national, after, limit, peer } => {
-            for e in peer.peer(&national).feed(after, limit).await? {
+        Cmd::Feed { national, after, limit, net } => {
+            for e in net.load()?.peer(&national, Some(Party::National))?.feed(after, limit).await? {
                 println!("{}", describe_feed(&e));
             }
         }
-        Cmd::RebuildNational { db, prefectures, peer } => {
+        Cmd::RebuildNational { db, prefectures, net } => {
+            let net = net.load_as(&Party::National)?;
             let db = Db::open(&db).await?;
             identity::store::claim_identity(&db, "national", "national").await?;
-            let peers: Vec<Peer> = prefectures.iter().map(|(_, u)| peer.peer(u)).collect();
-            let checks = national::rebuild(&db, crate::notice_keys::verifier().as_ref(), &peers).await?;
+            let peers: Vec<Peer> = prefectures
+                .iter()
+                .map(|(c, u)| net.peer(u, Some(Party::Prefecture(c.clone()))))
+                .collect::<Result<_>>()?;
+            let checks = national::rebuild(&db, net.verifier().as_ref(), &peers).await?;
             let bad = print_checks(&checks);
             if bad > 0 {
                 bail!("{bad} sources differ from the prefectures after the rebuild");
@@ -470,16 +488,19 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             };
             let op = Operator::new(&operator, role)?;
             let purposes: Vec<&str> = purposes.iter().map(String::as_str).collect();
-            let token = provider.register_agency(&op, &id, &name, class, &purposes, identity::http::now()).await?;
-            println!("agency {id} registered for {}; its API token (shown once):\n{token}", purposes.join(", "));
+            provider.register_agency(&op, &id, &name, class, &purposes, identity::http::now()).await?;
+            println!(
+                "agency {id} registered for {}; it connects with a network credential naming agency:{id} (a CA: ca:{id})",
+                purposes.join(", ")
+            );
         }
-        Cmd::CompareHeads { national: url, prefectures, peer } => {
-            let ours = peer.peer(&url).heads().await?.heads;
+        Cmd::CompareHeads { national: url, prefectures, net } => {
+            let net = net.load()?;
+            let ours = net.peer(&url, Some(Party::National))?.heads().await?.heads;
             let mut theirs = Vec::new();
             for (code, purl) in &prefectures {
-                theirs.extend(
-                    peer.peer(purl).heads().await?.heads.into_iter().filter(|h| h.source.starts_with(code.as_str())),
-                );
+                let p = net.peer(purl, Some(Party::Prefecture(code.clone())))?;
+                theirs.extend(p.heads().await?.heads.into_iter().filter(|h| h.source.starts_with(code.as_str())));
             }
             let checks = national::compare(ours, theirs);
             let bad = print_checks(&checks);
@@ -497,13 +518,14 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 .await?;
             println!("{source} resumed; the next pull verifies its chain from the applied head");
         }
-        Cmd::Disclosure { national, token, resident } => {
-            let rows: Vec<DisclosureRow> =
-                Peer::new(&national).get_json(&format!("/v1/disclosure/{resident}"), &token).await?;
+        Cmd::Disclosure { national, net, resident } => {
+            let peer = net.load()?.peer(&national, Some(Party::National))?;
+            let rows: Vec<DisclosureRow> = peer.get_json(&format!("/v1/disclosure/{resident}")).await?;
             print_disclosure(&resident, &rows);
         }
-        Cmd::Stats { national, token, years } => {
-            print!("{}", Peer::new(&national).get_text(&format!("/v1/statistics?years={years}"), &token).await?);
+        Cmd::Stats { national, net, years } => {
+            let peer = net.load()?.peer(&national, Some(Party::National))?;
+            print!("{}", peer.get_text(&format!("/v1/statistics?years={years}")).await?);
         }
     }
     Ok(())

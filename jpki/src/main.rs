@@ -14,13 +14,13 @@ mod demo_ca;
 mod demo_card;
 mod identity_cmd;
 mod net_cmd;
-mod notice_keys;
+mod netargs;
 mod proc;
 mod serve;
 mod validator_cmd;
 mod verify_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// National resident PKI and identity network (JPKI / Juki Net model).
 #[derive(Debug, Parser)]
@@ -63,6 +63,12 @@ enum Command {
     Demo(demo::Args),
 }
 
+/// No argument of any command ever shows its environment variable's value in `--help` (a
+/// database URL may carry a password; secrets are never clap arguments at all).
+fn hide_env_values(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|a| a.hide_env_values(true)).mut_subcommands(hide_env_values)
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -71,7 +77,10 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&hide_env_values(Cli::command()).get_matches()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     if let Command::Verify(cmd) = cli.command {
         return verify_cmd::run(cmd);
     }

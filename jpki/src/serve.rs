@@ -1,26 +1,31 @@
-//! `jpki serve <role>`: a municipal, prefecture or national node on one listen address.
+//! `jpki serve <role>`: a municipal, prefecture or national node on one listen address, over
+//! mutual TLS with the node's own network credential (`--credential`, `--network-ca`,
+//! `--network-crl`, passphrase from `JPKI_CREDENTIAL_PASSPHRASE`); the credential must name
+//! the node (`municipality:131016`, `prefecture:13`, `national`). Peers are `https://` only,
+//! and each upstream must present the party it is configured as.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use identity::client::Peer;
 use identity::http;
 use identity::ids::{LgCode, PrefectureCode};
 use identity::law::LawTable;
 use identity::municipal::Municipality;
 use identity::national::National;
-use identity::operator::{Operator, Role as OpRole};
+use identity::party::Party;
 use identity::replica::{self, Tier};
 use identity::store::Db;
+
+use crate::netargs::{NetArgs, parse_municipality};
 
 /// The node roles.
 #[derive(Debug, Subcommand)]
 pub enum Role {
     /// The validation service: OCSP responder and CRL distribution for signature verifiers.
     Validator(crate::validator_cmd::ServeArgs),
-    /// A municipality's register (市町村CS): source of its change notices.
+    /// A municipality's register (市町村CS): source of its signed change notices.
     Municipality {
         /// Database URL (`postgres://…`) or SQLite file path.
         #[arg(long, env = "JPKI_DB")]
@@ -31,8 +36,12 @@ pub enum Role {
         /// Listen address.
         #[arg(long, default_value = "127.0.0.1:8101")]
         listen: String,
+        /// The municipality's notice key (PREFIX.pem, PREFIX.key from `jpki net issue
+        /// --notice-key`); every change notice is signed with it.
+        #[arg(long, env = "JPKI_NOTICE_KEY")]
+        notice_key: std::path::PathBuf,
         #[command(flatten)]
-        peer: PeerSecret,
+        net: NetArgs,
     },
     /// A prefecture server: pulls its municipalities and keeps their full history.
     Prefecture {
@@ -45,21 +54,17 @@ pub enum Role {
         /// Listen address.
         #[arg(long, default_value = "127.0.0.1:8201")]
         listen: String,
-        /// Base URL of each municipality of the prefecture (repeat).
-        #[arg(long = "municipality")]
-        municipalities: Vec<String>,
+        /// Each municipality of the prefecture as `CODE=https://HOST:PORT` (repeat).
+        #[arg(long = "municipality", value_parser = parse_municipality)]
+        municipalities: Vec<(LgCode, String)>,
         /// Pull interval in milliseconds.
         #[arg(long, default_value_t = 500)]
         interval_ms: u64,
-        #[command(flatten)]
-        peer: PeerSecret,
-        /// Bearer token of the prefecture's operator API (disclosure, statistics); without
-        /// it those routes refuse everyone.
-        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
-        operator_token: Option<String>,
         /// Law table (TSV) replacing the built-in seed.
         #[arg(long)]
         law_table: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        net: NetArgs,
     },
     /// One node of a deployment file (see docs/deployment.example.toml).
     Node {
@@ -68,13 +73,9 @@ pub enum Role {
         /// The deployment file.
         #[arg(long, env = "JPKI_CONFIG")]
         config: std::path::PathBuf,
-        #[command(flatten)]
-        peer: PeerSecret,
-        /// Bearer token of the national operator API (national node only).
-        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
-        operator_token: Option<String>,
     },
-    /// Validate a deployment file and list its nodes, without starting anything.
+    /// Validate a deployment file and every node's credential (chain to the network CA,
+    /// validity, the party matching the node's entry), without starting anything.
     Check {
         /// The deployment file.
         #[arg(long, env = "JPKI_CONFIG")]
@@ -88,13 +89,10 @@ pub enum Role {
         /// Listen address.
         #[arg(long, default_value = "127.0.0.1:8301")]
         listen: String,
-        /// Each prefecture server as `CODE=URL`, e.g. `13=http://127.0.0.1:8201` (repeat).
-        /// The code restricts which municipalities that server may relay.
+        /// Each prefecture server as `CODE=https://HOST:PORT` (repeat). The code restricts
+        /// which municipalities that server may relay, and its certificate must name it.
         #[arg(long = "prefecture", value_parser = parse_prefecture)]
         prefectures: Vec<(PrefectureCode, String)>,
-        /// Bearer token of the national operator API (code pools, disclosure, statistics).
-        #[arg(long, env = "JPKI_OPERATOR_TOKEN")]
-        operator_token: String,
         /// Law table (TSV) replacing the built-in seed.
         #[arg(long)]
         law_table: Option<std::path::PathBuf>,
@@ -102,41 +100,15 @@ pub enum Role {
         #[arg(long, default_value_t = 500)]
         interval_ms: u64,
         #[command(flatten)]
-        peer: PeerSecret,
+        net: NetArgs,
     },
 }
 
-/// The network's node-to-node secret.
-#[derive(Debug, clap::Args)]
-pub struct PeerSecret {
-    /// Shared secret of the node-to-node routes (replication, 転出証明書, 転入通知, feed):
-    /// required from callers, and presented to upstream nodes. Without it those routes are
-    /// open (loopback tests only).
-    #[arg(long = "peer-token", env = "JPKI_PEER_TOKEN")]
-    pub token: Option<String>,
-}
-
-impl PeerSecret {
-    fn server(&self) -> http::PeerToken {
-        if self.token.is_none() {
-            eprintln!("warning: no --peer-token: node-to-node routes are open to anyone who can connect");
-        }
-        http::PeerToken(self.token.clone())
-    }
-
-    /// A client of `url` presenting the secret.
-    pub fn peer(&self, url: &str) -> Peer {
-        Peer::new(url).with_token(self.token.clone())
-    }
-}
-
-/// Parses `CODE=URL`.
+/// Parses `CODE=https://HOST:PORT` for a prefecture peer.
 pub(crate) fn parse_prefecture(s: &str) -> Result<(PrefectureCode, String), String> {
-    let (c, u) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected CODE=URL"))?;
+    let (c, u) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected CODE=https://HOST:PORT"))?;
     let code: PrefectureCode = c.parse().map_err(|e| format!("{e}"))?;
-    if !(u.starts_with("http://") || u.starts_with("https://")) {
-        return Err(format!("{u:?} is not an http(s) URL"));
-    }
+    net::client::require_https(u).map_err(|e| e.to_string())?;
     Ok((code, u.to_owned()))
 }
 
@@ -150,31 +122,24 @@ pub(crate) fn law_table(path: Option<&std::path::Path>) -> Result<LawTable> {
     }
 }
 
-/// Serves `router` with the network server's limits (timeouts, connection and in-flight caps)
-/// until SIGTERM or Ctrl-C; in-flight requests then finish.
-pub(crate) async fn serve_plain(l: tokio::net::TcpListener, router: axum::Router) -> std::io::Result<()> {
-    net::server::Server::new(router, net::server::Transport::Plain).serve(l, net::server::signal()).await
-}
-
 async fn listen(addr: &str) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
 }
 
 pub async fn run(role: Role) -> Result<()> {
     let role = match role {
-        Role::Node { name, config, peer, operator_token } => {
-            crate::config::Deployment::load(&config)?.role(&name, peer, operator_token)?
-        }
+        Role::Node { name, config } => crate::config::Deployment::load(&config)?.role(&name)?,
         Role::Check { config } => {
             let d = crate::config::Deployment::load(&config)?;
             for n in &d.nodes {
+                let party = d.check_credential(n)?;
                 println!(
                     "{:<20} {:<12} {:<7} {:<22} {}",
                     n.name,
                     format!("{:?}", n.role),
                     n.code.as_deref().unwrap_or("-"),
                     n.listen,
-                    n.db
+                    party
                 );
             }
             println!("{}: {} nodes, valid", config.display(), d.nodes.len());
@@ -185,73 +150,54 @@ pub async fn run(role: Role) -> Result<()> {
     match role {
         Role::Node { .. } | Role::Check { .. } => anyhow::bail!("a deployment node resolves to a concrete role"),
         Role::Validator(a) => crate::validator_cmd::serve(a).await?,
-        Role::Municipality { db, code, listen: addr, peer } => {
-            let m = Municipality::open(Db::open(&db).await?, code.clone())
-                .await?
-                .with_signer(crate::notice_keys::signer(&code))
-                .await?;
+        Role::Municipality { db, code, listen: addr, notice_key, net } => {
+            let net = net.load_as(&Party::Municipality(code.clone()))?;
+            let signer = crate::netargs::notice_signer(&notice_key, &code)?;
+            let m = Municipality::open(Db::open(&db).await?, code.clone()).await?.with_signer(signer).await?;
             let l = listen(&addr).await?;
-            eprintln!("municipality {code} listening on {}", l.local_addr()?);
-            serve_plain(l, http::municipal_router(m, peer.server())).await?;
+            eprintln!("municipality {code} listening on {} (mutual TLS)", l.local_addr()?);
+            net.serve(l, http::municipal_router(m)).await?;
         }
-        Role::Prefecture {
-            db,
-            code,
-            listen: addr,
-            municipalities,
-            interval_ms,
-            peer,
-            operator_token,
-            law_table: lt,
-        } => {
+        Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, law_table: lt, net } => {
+            let net = net.load_as(&Party::Prefecture(code.clone()))?;
             let law = Arc::new(law_table(lt.as_deref())?);
             let db = Db::open(&db).await?;
             identity::store::claim_identity(&db, "prefecture", code.as_str()).await?;
             let provider = identity::provision::Provider::open(db.clone(), law).await?;
-            let peers = municipalities.iter().map(|u| (peer.peer(u), Some(code.as_str().to_owned()))).collect();
+            let mut peers = Vec::new();
+            for (m, url) in &municipalities {
+                anyhow::ensure!(m.prefecture() == code, "municipality {m} is not in prefecture {}", code.as_str());
+                peers.push((net.peer(url, Some(Party::Municipality(m.clone())))?, Some(code.as_str().to_owned())));
+            }
             tokio::spawn(replica::run_puller(
                 db.clone(),
                 Tier::Prefecture,
-                crate::notice_keys::verifier(),
+                net.verifier(),
                 peers,
                 Duration::from_millis(interval_ms),
             ));
             let l = listen(&addr).await?;
-            eprintln!("prefecture {code} listening on {}", l.local_addr()?);
-            let state = http::PrefectureState {
-                db,
-                code: code.as_str().to_owned(),
-                peer_token: peer.server(),
-                provider,
-                operator_token: operator_token.unwrap_or_default(),
-            };
-            serve_plain(l, http::prefecture_router(state)).await?;
+            eprintln!("prefecture {} listening on {} (mutual TLS)", code.as_str(), l.local_addr()?);
+            net.serve(l, http::prefecture_router(http::PrefectureState { db, code, provider })).await?;
         }
-        Role::National { db, listen: addr, prefectures, operator_token, law_table: lt, interval_ms, peer } => {
-            anyhow::ensure!(operator_token.len() >= 16, "the operator token must be at least 16 characters");
+        Role::National { db, listen: addr, prefectures, law_table: lt, interval_ms, net } => {
+            let net = net.load_as(&Party::National)?;
             let law = Arc::new(law_table(lt.as_deref())?);
             let national = National::open(Db::open(&db).await?, law).await?;
-            let peers = prefectures.iter().map(|(c, u)| (peer.peer(u), Some(c.as_str().to_owned()))).collect();
+            let mut peers = Vec::new();
+            for (c, url) in &prefectures {
+                peers.push((net.peer(url, Some(Party::Prefecture(c.clone())))?, Some(c.as_str().to_owned())));
+            }
             tokio::spawn(replica::run_puller(
                 national.db().clone(),
                 Tier::National,
-                crate::notice_keys::verifier(),
+                net.verifier(),
                 peers,
                 Duration::from_millis(interval_ms),
             ));
             let l = listen(&addr).await?;
-            eprintln!("national node listening on {}", l.local_addr()?);
-            let operator = Operator::new("national-api", OpRole::NationalOperator)?;
-            serve_plain(
-                l,
-                http::national_router(http::NationalState {
-                    national,
-                    operator_token,
-                    operator,
-                    peer_token: peer.server(),
-                }),
-            )
-            .await?;
+            eprintln!("national node listening on {} (mutual TLS)", l.local_addr()?);
+            net.serve(l, http::national_router(http::NationalState { national })).await?;
         }
     }
     Ok(())

@@ -153,3 +153,49 @@ impl Trust {
         Ok(ders.into_iter().map(CertificateRevocationListDer::from).collect())
     }
 }
+
+/// Checks the certificate chain at `PREFIX.pem` without its key: it chains to the network CA
+/// in `trust`, is valid now, is not on the CRL, may be used as a TLS server and client, and
+/// names a party, which is returned (`jpki serve check`).
+pub fn check_chain(prefix: &Path, trust: &Trust) -> Result<Party> {
+    let file = with_ext(prefix, "pem");
+    let chain = read_certs(&file)?;
+    let party = party_of(&chain[0])?;
+    let roots = read_certs(&trust.ca_file)?;
+    let anchors: Vec<_> = roots
+        .iter()
+        .map(|r| webpki::anchor_from_trusted_cert(r).map(|a| a.to_owned()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::credential(trust.ca_file.display().to_string(), e))?;
+    let crls: Vec<webpki::CertRevocationList<'static>> = trust
+        .crls()?
+        .iter()
+        .map(|c| webpki::OwnedCertRevocationList::from_der(c.as_ref()).map(webpki::CertRevocationList::from))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::credential("network CRL", e))?;
+    let crl_refs: Vec<&webpki::CertRevocationList<'_>> = crls.iter().collect();
+    let ee =
+        webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| Error::credential(file.display().to_string(), e))?;
+    for usage in [webpki::KeyUsage::server_auth(), webpki::KeyUsage::client_auth()] {
+        let revocation = match crl_refs.is_empty() {
+            true => None,
+            false => Some(
+                webpki::RevocationOptionsBuilder::new(&crl_refs)
+                    .map_err(|e| Error::credential("network CRL", format!("{e:?}")))?
+                    .with_depth(webpki::RevocationCheckDepth::EndEntity)
+                    .build(),
+            ),
+        };
+        ee.verify_for_usage(
+            &[webpki::ring::ECDSA_P384_SHA384, webpki::ring::ECDSA_P256_SHA256],
+            &anchors,
+            &chain[1..],
+            rustls::pki_types::UnixTime::now(),
+            usage,
+            revocation,
+            None,
+        )
+        .map_err(|e| Error::credential(file.display().to_string(), format!("not a valid network credential: {e}")))?;
+    }
+    Ok(party)
+}

@@ -153,6 +153,7 @@ pub struct Server {
     transport: Transport,
     limits: Limits,
     shed: Shed,
+    revalidate: Option<Arc<crate::tls::ReloadingVerifier>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -164,7 +165,15 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server of `router` over `transport` with the default [`Limits`] and 503 shedding.
     pub fn new(router: Router, transport: Transport) -> Self {
-        Self { router, transport, limits: Limits::default(), shed: shed_503() }
+        Self { router, transport, limits: Limits::default(), shed: shed_503(), revalidate: None }
+    }
+
+    /// Re-checks every open TLS connection's client certificate whenever `verifier` reloads
+    /// its CRL, and closes the connections whose certificate is now revoked (a revocation
+    /// reaches connections opened before it, not only new handshakes).
+    pub fn revalidate(mut self, verifier: Arc<crate::tls::ReloadingVerifier>) -> Self {
+        self.revalidate = Some(verifier);
+        self
     }
 
     /// Replaces the limits.
@@ -233,7 +242,9 @@ impl Server {
                                 return;
                             }
                         };
-                        let party = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| party_of(c));
+                        let chain: Vec<rustls::pki_types::CertificateDer<'static>> =
+                            tls.get_ref().1.peer_certificates().map(<[_]>::to_vec).unwrap_or_default();
+                        let party = chain.first().map(|c| party_of(c));
                         let party = match party {
                             Some(Ok(p)) => p,
                             _ => {
@@ -242,7 +253,27 @@ impl Server {
                             }
                         };
                         let io = Idle::new(tls, limits.idle_timeout);
-                        this.connection(io, Some(party), peer, in_flight, watcher).await;
+                        match this.revalidate.clone() {
+                            None => this.connection(io, Some(party), peer, in_flight, watcher).await,
+                            Some(v) => {
+                                let mut changes = v.subscribe();
+                                let revoked = async move {
+                                    while changes.changed().await.is_ok() {
+                                        if let Err(e) = v.still_valid(&chain) {
+                                            return e;
+                                        }
+                                    }
+                                    std::future::pending().await
+                                };
+                                let p = party.clone();
+                                tokio::select! {
+                                    () = this.connection(io, Some(party), peer, in_flight, watcher) => {}
+                                    e = revoked => {
+                                        tracing::warn!(%peer, party = %p, error = %e, "client credential no longer valid; connection closed");
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             });

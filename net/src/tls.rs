@@ -45,6 +45,8 @@ fn webpki_client_verifier(trust: &Trust) -> Result<Arc<dyn ClientCertVerifier>> 
 pub struct ReloadingVerifier {
     trust: Trust,
     inner: RwLock<(Arc<dyn ClientCertVerifier>, Option<SystemTime>)>,
+    /// Bumped on every reload, so open connections re-check their client's certificate.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl ReloadingVerifier {
@@ -52,7 +54,7 @@ impl ReloadingVerifier {
     pub fn new(trust: Trust) -> Result<Arc<Self>> {
         let stamp = crl_stamp(&trust);
         let inner = webpki_client_verifier(&trust)?;
-        Ok(Arc::new(Self { trust, inner: RwLock::new((inner, stamp)) }))
+        Ok(Arc::new(Self { trust, inner: RwLock::new((inner, stamp)), generation: tokio::sync::watch::Sender::new(0) }))
     }
 
     fn current(&self) -> Arc<dyn ClientCertVerifier> {
@@ -78,7 +80,22 @@ impl ReloadingVerifier {
             Ok(mut g) => *g = (v, stamp),
             Err(p) => *p.into_inner() = (v, stamp),
         }
+        self.generation.send_modify(|g| *g += 1);
         Ok(true)
+    }
+
+    /// A receiver that changes whenever the verifier is rebuilt (a new CRL).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Re-checks an already connected client's chain against the current CRL; `Err` if it is
+    /// no longer acceptable (revoked, expired).
+    pub fn still_valid(&self, chain: &[CertificateDer<'static>]) -> Result<(), rustls::Error> {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return Err(rustls::Error::General("no client certificate".into()));
+        };
+        self.verify_client_cert(leaf, rest, UnixTime::now()).map(drop)
     }
 
     /// Polls the CRL file every `every` and reloads it when it changes (a background task).

@@ -289,3 +289,41 @@ async fn requests_beyond_the_in_flight_cap_are_shed_with_503() {
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 503]);
 }
+
+#[tokio::test]
+async fn a_revocation_closes_connections_opened_before_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new(tmp.path(), "network");
+    let (config, verifier) =
+        net::tls::server_config(&cred(&ca.issue("national", "urn:jpki:national")), &ca.trust()).unwrap();
+    let addr = start(Server::new(whoami(), Transport::Tls(config)).revalidate(verifier.clone())).await;
+    let open = |name: &str, party: &str| {
+        let c = cred(&ca.issue(name, party));
+        let tls = net::tls::client_config(&c, &ca.trust(), Some(Party::National)).unwrap();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let mut s = tokio_rustls::TlsConnector::from(Arc::new(tls)).connect(name, tcp).await.unwrap();
+            s.write_all(b"GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+            s
+        }
+    };
+    let mut revoked = open("chiyoda", "urn:jpki:municipality:131016").await;
+    let mut kept = open("osaka", "urn:jpki:municipality:271004").await;
+    ca.revoke("chiyoda");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(verifier.reload_if_changed().unwrap());
+    // The revoked client's open connection is closed by the server…
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(3), revoked.read(&mut buf)).await {
+        Ok(Ok(0) | Err(_)) => {}
+        other => panic!("the revoked client's connection is still open: {other:?}"),
+    }
+    // …and the other client's keeps working.
+    kept.write_all(b"GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("municipality:271004"));
+}

@@ -1,5 +1,6 @@
-//! The CA operator CLI (`jpki ca …`) as real processes: issuance over HTTP from a running
-//! identity network (municipality → prefecture → national), a crash injected mid-issuance and
+//! The CA operator CLI (`jpki ca …`) as real processes: issuance from a running identity
+//! network (municipality → prefecture → national), the CA reaching the national node over
+//! mutual TLS with its own credential (`ca:jpki-ca`), a crash injected mid-issuance and
 //! resolved by the next run, and CA keys on a SoftHSM2 token through PKCS#11 — every artefact
 //! checked with `openssl`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test

@@ -118,9 +118,10 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     }
 
     // Hostile clients: 1,000 half-sent requests held open against the validator and 1,000
-    // against the national node. Cached OCSP answers on fresh connections keep p99 < 50 ms
-    // with none failing, provision answers keep working, and the held sockets are closed by
-    // the servers' header-read and idle timeouts within 20 s.
+    // half-sent TLS handshakes against the national node. Cached OCSP answers on fresh
+    // connections keep p99 < 50 ms with none failing, provision answers keep working, and the
+    // held sockets are closed by the servers' header-read, handshake and idle timeouts within
+    // 20 s.
     slowloris(&d, &url, &net, &resident).await;
 
     // openssl ocsp, with a nonce (live-signed) and without (pre-signed).
@@ -482,13 +483,14 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
 }
 
-/// Opens `n` connections to `addr`, each sending a partial request header and then nothing.
-async fn half_sent(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+/// Opens `n` connections to `addr`, each sending the start of `first` (a request header or a
+/// TLS record) and then nothing.
+async fn half_sent(addr: &str, n: usize, first: &[u8]) -> Vec<tokio::net::TcpStream> {
     use tokio::io::AsyncWriteExt;
     let mut held = Vec::with_capacity(n);
     for _ in 0..n {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-Slow: a").await.unwrap();
+        s.write_all(first).await.unwrap();
         held.push(s);
     }
     held
@@ -520,9 +522,12 @@ async fn slowloris(d: &dyn Fn(&str) -> String, url: &str, net: &Network, residen
     assert!(std::path::Path::new(&d("req.der")).exists(), "{}", text(&o));
     let req = std::fs::read(d("req.der")).unwrap();
     let validator_addr = url.trim_start_matches("http://").trim_end_matches("/ocsp").to_owned();
-    let national_addr = net.national.trim_start_matches("http://").to_owned();
-    let held_v = half_sent(&validator_addr, 1000).await;
-    let held_n = half_sent(&national_addr, 1000).await;
+    let national_addr = net.national.trim_start_matches("https://").to_owned();
+    let held_v =
+        half_sent(&validator_addr, 1000, b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-Slow: a").await;
+    // The national node speaks only TLS: the first bytes of a ClientHello record (handshake,
+    // TLS 1.0 record version, 512 bytes announced; ClientHello, 508 bytes) and then nothing.
+    let held_n = half_sent(&national_addr, 1000, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03]).await;
 
     // Cached OCSP answers, each on a fresh connection.
     let mut times = Vec::new();
@@ -548,12 +553,12 @@ async fn slowloris(d: &dyn Fn(&str) -> String, url: &str, net: &Network, residen
     eprintln!("OCSP under 1,000 half-sent connections: median {:?}, p99 {p99:?}", times[times.len() / 2]);
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?} with 1,000 half-sent connections");
 
-    // Provision at the national node keeps answering.
+    // Provision at the national node keeps answering (the CA, a registered agency, asking).
     let q = serde_json::json!({"purpose": "B1-020", "by": {"resident_code": resident}, "fields": ["name"]});
+    let ca = net.pki.client("ca", Some(identity::party::Party::National));
     for _ in 0..20 {
-        let r = reqwest::Client::new()
+        let r = ca
             .post(format!("{}/v1/provision/query", net.national))
-            .bearer_auth(&net.agency_token)
             .json(&q)
             .send()
             .await

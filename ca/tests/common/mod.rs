@@ -89,12 +89,12 @@ impl World {
         let keys = store::notice_keys(m.db(), code.as_str()).await.unwrap();
         replica::admit_keys(national.db(), &*notice_ca().verifier(), &code, &keys, NOW).await.unwrap();
         let op = Operator::new("nat-1", Role::NationalOperator).unwrap();
-        let token = national
+        national
             .provider()
             .register_agency(&op, "jlis-ca", "J-LIS CA", AgencyClass::NationalBody, &["B1-020"], NOW)
             .await
             .unwrap();
-        let agency = national.provider().authenticate(&token, NOW).await.unwrap();
+        let agency = national.provider().registered_agency("jlis-ca").await.unwrap().unwrap();
         let source = IdentitySource::Local { national: national.clone(), agency };
         let dir = tempfile::tempdir().unwrap();
         let keys =

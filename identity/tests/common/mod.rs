@@ -1,13 +1,16 @@
 //! Shared fixtures of the identity integration tests: nodes on real databases (SQLite
-//! always, PostgreSQL when `JPKI_TEST_PG_URL` is set) served on real loopback sockets.
+//! always, PostgreSQL when `JPKI_TEST_PG_URL` is set) served on real loopback sockets, with
+//! a test double of the mutual-TLS caller identity ([`serve`], [`peer_as`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test fixtures: a panic is a failed test
 
 use std::sync::Arc;
 
+use identity::client::Peer;
 use identity::ids::{LgCode, ResidentCode};
 use identity::municipal::Municipality;
 use identity::notice::parse_date;
 use identity::operator::{Operator, Role};
+use identity::party::Party;
 use identity::person::{FlaggedText, FourItems, Sex};
 use identity::store::Db;
 use identity::store::testing::TestDb;
@@ -81,6 +84,15 @@ pub fn verifier() -> Arc<TestNoticeVerifier> {
     network_ca().verifier()
 }
 
+/// `n` signed with its source's own genuine key (label `2026`, the key every test
+/// municipality starts with): a forgery by a compromised source whose key is genuine, so
+/// replicas refuse it for what it writes (ownership), not for its signature.
+pub fn signed_by_source(mut n: identity::notice::ChangeNotice) -> identity::notice::ChangeNotice {
+    let key = notice_key(n.key.source.as_str(), "2026");
+    identity::notice_sig::sign_notice(&*key, &mut n).unwrap();
+    n
+}
+
 /// Stores in `replica` the notice keys that `m` holds (what a pull fetches over HTTP), for
 /// tests that call `replica::apply_batch` directly.
 pub async fn admit_keys_of(replica: &Db, m: &Municipality) {
@@ -105,12 +117,66 @@ pub async fn municipality(t: &TestDb, code: &str, pool_start: u64) -> Municipali
     m
 }
 
-/// Serves a router on an ephemeral loopback port; returns its base URL.
+// ---------------------------------------------------------------------------------------
+// TEST DOUBLE of the mutual-TLS identity. In production `net::server` terminates mutual TLS
+// and puts the caller's `Party` (from the URI SAN of its verified client certificate) into
+// each request's extensions; `net::client::client` builds the `reqwest::Client` that
+// presents a party's certificate. Here, on plain loopback HTTP, the client names its party
+// in the `x-test-party` header and a layer in front of the router moves it into the
+// extensions. This lives only in the tests: no router in `src/` ever reads a party from a
+// header. The real TLS path is tested by the `net` crate's tests and the e2e tests.
+// ---------------------------------------------------------------------------------------
+
+/// The header carrying the test caller's party (a `urn:jpki:…` URI).
+pub const TEST_PARTY: &str = "x-test-party";
+
+/// The TLS double: the party named in [`TEST_PARTY`] goes into the request's extensions, as
+/// `net::server` puts the certificate's. No header, no party (the handlers answer 401); a
+/// malformed one is a broken test, answered 400.
+async fn party_from_test_header(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(v) = req.headers().get(TEST_PARTY) {
+        let Some(Ok(party)) = v.to_str().ok().and_then(Party::from_uri) else {
+            return (axum::http::StatusCode::BAD_REQUEST, "test double: malformed x-test-party").into_response();
+        };
+        req.extensions_mut().insert(party);
+    }
+    next.run(req).await
+}
+
+/// Serves a router on an ephemeral loopback port behind the TLS double; returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
+    let router = router.layer(axum::middleware::from_fn(party_from_test_header));
     tokio::spawn(identity::http::serve(l, router));
     url
+}
+
+/// `party` (`kind:code` or the URN) as the URI the TLS double expects.
+pub fn party(party: &str) -> Party {
+    party.parse().unwrap()
+}
+
+/// A `reqwest::Client` calling as `party` through the TLS double (what
+/// `net::client::client` is with that party's certificate).
+pub fn client_as(p: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(TEST_PARTY, party(p).uri().parse().unwrap());
+    reqwest::Client::builder().default_headers(h).build().unwrap()
+}
+
+/// A peer at `url`, called as `party` (e.g. `"prefecture:13"`, `"national"`, `"agency:jps"`).
+pub fn peer_as(url: &str, p: &str) -> Peer {
+    Peer::new(url, client_as(p))
+}
+
+/// A peer at `url` called without any party (no client certificate).
+pub fn anonymous(url: &str) -> Peer {
+    Peer::new(url, reqwest::Client::new())
 }
 
 /// `n` births at `m`, returning them as sealed (seq order).

@@ -1,13 +1,15 @@
-//! Shared helpers of the end-to-end tests: the `jpki` binary, free ports, readiness.
+//! Shared helpers of the end-to-end tests: the `jpki` binary, free ports, the test network CA
+//! and its credentials (`NetPki`), readiness over mutual TLS, and a running identity network.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
+use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use identity::client::Peer;
+use identity::party::Party;
 
 /// Builds the `jpki` binary once (Cargo has released its build lock while tests run) and
 /// returns its path in the workspace's target directory.
@@ -23,20 +25,37 @@ pub fn jpki_bin() -> &'static Path {
     })
 }
 
+/// `jpki ARGS` with `env` added (and no `JPKI_DB` inherited).
+pub fn jpki<K: AsRef<OsStr>, V: AsRef<OsStr>>(args: &[&str], env: &[(K, V)]) -> Output {
+    let mut c = Command::new(jpki_bin());
+    c.args(args).env_remove("JPKI_DB");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Waits until the node at `url` answers `/v1/heads` (presenting `token`).
-pub async fn ready(url: &str, token: Option<&str>) {
+/// Waits until the node at `url` answers `GET /v1/heads` to `operator` (a client with an
+/// operator credential, see [`NetPki::client`]).
+pub async fn ready(url: &str, operator: &reqwest::Client) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Peer::new(url).with_token(token.map(str::to_owned)).heads().await.is_err() {
+    loop {
+        if let Ok(r) = operator.get(format!("{url}/v1/heads")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
         assert!(Instant::now() < deadline, "{url} did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// A child process killed when dropped.
+#[derive(Debug)]
 pub struct Kill(pub std::process::Child);
 impl Drop for Kill {
     fn drop(&mut self) {
@@ -46,19 +65,126 @@ impl Drop for Kill {
 }
 
 /// stdout and stderr of a finished command.
-pub fn text(o: &std::process::Output) -> String {
+pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// A running identity network (municipality 131016 → prefecture 13 → national), a CA agency
-/// registered at the national node, and a software-key CA database, all under `dir`.
+/// A network CA made by `jpki net init` in `DIR/netca`, and the credentials it issued in
+/// `DIR/creds/NAME.{pem,key}`, every key under [`NetPki::PASSPHRASE`].
+#[derive(Debug, Clone)]
+pub struct NetPki {
+    pub dir: PathBuf,
+}
+
+impl NetPki {
+    /// The passphrase of every credential and notice key of the tests.
+    pub const PASSPHRASE: &'static str = "e2e-credential-passphrase";
+    /// The passphrase of the network CA's key.
+    pub const CA_PASSPHRASE: &'static str = "e2e-network-ca-passphrase";
+
+    /// `jpki net init` in `dir/netca`.
+    pub fn init(dir: &Path) -> NetPki {
+        std::fs::create_dir_all(dir.join("creds")).unwrap();
+        let pki = NetPki { dir: dir.to_path_buf() };
+        let o = pki.net(&["init"]);
+        assert!(o.status.success(), "{}", text(&o));
+        pki
+    }
+
+    /// The network CA's directory.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.join("netca")
+    }
+
+    /// The network CA certificate every party trusts.
+    pub fn ca_pem(&self) -> PathBuf {
+        self.ca_dir().join("ca.pem")
+    }
+
+    /// The network CA's current CRL.
+    pub fn crl_pem(&self) -> PathBuf {
+        self.ca_dir().join("crl.pem")
+    }
+
+    /// The path prefix of credential `name`.
+    pub fn prefix(&self, name: &str) -> PathBuf {
+        self.dir.join("creds").join(name)
+    }
+
+    /// `jpki net ARGS --dir DIR/netca` with both passphrases in the environment.
+    pub fn net(&self, args: &[&str]) -> Output {
+        let dir = self.ca_dir().display().to_string();
+        let args = [&["net"], args, &["--dir", &dir]].concat();
+        jpki(&args, &[("JPKI_NET_CA_PASSPHRASE", Self::CA_PASSPHRASE), ("JPKI_NET_KEY_PASSPHRASE", Self::PASSPHRASE)])
+    }
+
+    fn issue_args(&self, name: &str, extra: &[&str]) -> String {
+        let out = self.prefix(name).display().to_string();
+        let o = self.net(&[&["issue", "--out", &out], extra].concat());
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o).split("serial ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
+    }
+
+    /// Issues `party` (`municipality:131016`, `national`, …) the TLS credential `name`, for
+    /// 127.0.0.1 if `host`; returns its serial.
+    pub fn issue(&self, name: &str, party: &str, host: bool) -> String {
+        let host: &[&str] = if host { &["--host", "127.0.0.1"] } else { &[] };
+        self.issue_args(name, &[&["--party", party][..], host].concat())
+    }
+
+    /// Issues `municipality` its notice key `name`; returns its serial.
+    pub fn notice_key(&self, name: &str, municipality: &str) -> String {
+        self.issue_args(name, &["--party", &format!("municipality:{municipality}"), "--notice-key"])
+    }
+
+    /// The environment of a process presenting credential `name`.
+    pub fn env(&self, name: &str) -> Vec<(String, String)> {
+        let s = |p: PathBuf| p.display().to_string();
+        vec![
+            ("JPKI_CREDENTIAL".into(), s(self.prefix(name))),
+            ("JPKI_NETWORK_CA".into(), s(self.ca_pem())),
+            ("JPKI_NETWORK_CRL".into(), s(self.crl_pem())),
+            ("JPKI_CREDENTIAL_PASSPHRASE".into(), Self::PASSPHRASE.into()),
+        ]
+    }
+
+    /// Spawns the node `jpki ARGS` presenting credential `name` (killed when dropped).
+    pub fn serve(&self, name: &str, args: &[&str]) -> Kill {
+        Kill(Command::new(jpki_bin()).args(args).env_remove("JPKI_DB").envs(self.env(name)).spawn().unwrap())
+    }
+
+    /// A mutual-TLS client presenting credential `name`, accepting only a server that is
+    /// `expect` (if given).
+    pub fn client(&self, name: &str, expect: Option<Party>) -> reqwest::Client {
+        self.client_from(&self.prefix(name), expect)
+    }
+
+    /// A mutual-TLS client presenting the credential at `prefix` (made by any CA, keyed under
+    /// [`NetPki::PASSPHRASE`]) and trusting this network CA.
+    pub fn client_from(&self, prefix: &Path, expect: Option<Party>) -> reqwest::Client {
+        let pass = net::secret::Secret::new(Self::PASSPHRASE.as_bytes().to_vec());
+        let cred = net::credential::Credential::load(prefix, &pass).unwrap();
+        let trust = net::credential::Trust { ca_file: self.ca_pem(), crl_file: Some(self.crl_pem()) };
+        net::client::client(&cred, &trust, expect).unwrap()
+    }
+}
+
+/// A running identity network (municipality 131016 → prefecture 13 → national) over mutual
+/// TLS, each node with its own credential and the municipality with its notice key; a CA agency
+/// registered at the national node; and a software-key CA database; all under `dir`.
+///
+/// Credentials (names for [`NetPki`]): `m131016` (+ notice key `m131016-notice`), `p13`,
+/// `national`, `ca` (`ca:jpki-ca`), `op1` (`operator:op1`).
 pub struct Network {
     pub dir: PathBuf,
+    pub pki: NetPki,
     pub national: String,
-    pub agency_token: String,
+    pub prefecture: String,
+    pub municipality: String,
     /// What `jpki ca init` printed.
     pub init_output: String,
-    _nodes: Vec<Kill>,
+    /// The node processes: municipality, prefecture, national.
+    pub nodes: Vec<Kill>,
 }
 
 impl Network {
@@ -72,73 +198,84 @@ impl Network {
     /// The same, with extra `jpki ca init` arguments.
     pub async fn start_with(dir: &Path, init: &[&str]) -> Network {
         let d = |f: &str| dir.join(f).display().to_string();
+        let pki = NetPki::init(dir);
+        pki.issue("m131016", "municipality:131016", true);
+        pki.notice_key("m131016-notice", "131016");
+        pki.issue("p13", "prefecture:13", true);
+        pki.issue("national", "national", true);
+        pki.issue("ca", "ca:jpki-ca", false);
+        pki.issue("op1", "operator:op1", false);
         let (mp, pp, np) = (free_port(), free_port(), free_port());
         let (murl, purl, nurl) =
-            (format!("http://127.0.0.1:{mp}"), format!("http://127.0.0.1:{pp}"), format!("http://127.0.0.1:{np}"));
-        let serve = |args: &[&str]| Kill(Command::new(jpki_bin()).args(args).env_remove("JPKI_DB").spawn().unwrap());
+            (format!("https://127.0.0.1:{mp}"), format!("https://127.0.0.1:{pp}"), format!("https://127.0.0.1:{np}"));
+        let serve = |cred: &str, args: &[&str]| pki.serve(cred, args);
+        let notice_key = pki.prefix("m131016-notice").display().to_string();
         let nodes = vec![
-            serve(&[
-                "serve",
-                "municipality",
-                "--db",
-                &d("m.db"),
-                "--code",
-                "131016",
-                "--listen",
-                &format!("127.0.0.1:{mp}"),
-            ]),
-            serve(&[
-                "serve",
-                "prefecture",
-                "--db",
-                &d("p.db"),
-                "--code",
-                "13",
-                "--listen",
-                &format!("127.0.0.1:{pp}"),
-                "--municipality",
-                &murl,
-                "--interval-ms",
-                "100",
-            ]),
-            serve(&[
-                "serve",
+            serve(
+                "m131016",
+                &[
+                    "serve",
+                    "municipality",
+                    "--db",
+                    &d("m.db"),
+                    "--code",
+                    "131016",
+                    "--listen",
+                    &format!("127.0.0.1:{mp}"),
+                    "--notice-key",
+                    &notice_key,
+                ],
+            ),
+            serve(
+                "p13",
+                &[
+                    "serve",
+                    "prefecture",
+                    "--db",
+                    &d("p.db"),
+                    "--code",
+                    "13",
+                    "--listen",
+                    &format!("127.0.0.1:{pp}"),
+                    "--municipality",
+                    &format!("131016={murl}"),
+                    "--interval-ms",
+                    "100",
+                ],
+            ),
+            serve(
                 "national",
-                "--db",
-                &d("n.db"),
-                "--listen",
-                &format!("127.0.0.1:{np}"),
-                "--prefecture",
-                &format!("13={purl}"),
-                "--operator-token",
-                "e2e-operator-token",
-                "--interval-ms",
-                "100",
-            ]),
+                &[
+                    "serve",
+                    "national",
+                    "--db",
+                    &d("n.db"),
+                    "--listen",
+                    &format!("127.0.0.1:{np}"),
+                    "--prefecture",
+                    &format!("13={purl}"),
+                    "--interval-ms",
+                    "100",
+                ],
+            ),
         ];
-        ready(&nurl, None).await;
-        ready(&murl, None).await;
+        let op = pki.client("op1", None);
+        ready(&nurl, &op).await;
+        ready(&purl, &op).await;
+        ready(&murl, &op).await;
         let mut net = Network {
             dir: dir.to_path_buf(),
+            pki,
             national: nurl.clone(),
-            agency_token: String::new(),
+            prefecture: purl,
+            municipality: murl,
             init_output: String::new(),
-            _nodes: nodes,
+            nodes,
         };
-        let o = net.jpki(&[
-            "identity",
-            "pool",
-            "--db",
-            &d("m.db"),
-            "--municipality",
-            "131016",
-            "--national",
-            &nurl,
-            "--token",
-            "e2e-operator-token",
-            "--count",
-            "8",
-        ]);
+        let o = net.jpki_env(
+            &["identity", "pool", "--db", &d("m.db"), "--municipality", "131016", "--national", &nurl, "--count", "8"],
+            &net.pki.env("m131016"),
+        );
         assert!(o.status.success(), "{}", text(&o));
         let o = net.jpki(&[
             "identity",
@@ -157,56 +294,67 @@ impl Network {
             "nat-op-1",
         ]);
         assert!(o.status.success(), "{}", text(&o));
-        net.agency_token = text(&o).split_whitespace().find(|w| w.starts_with("jpki-ca:")).unwrap().to_owned();
         let o = net.jpki(&[&["ca", "init", "--actor", "op-1", "--shards", "2"], init].concat());
         assert!(o.status.success(), "{}", text(&o));
         net.init_output = text(&o);
         net
     }
 
-    /// Runs `jpki` with the CA store and agency token in the environment.
-    pub fn jpki_env(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    /// Runs `jpki` with the CA store, the CA's credential (`ca:jpki-ca`) and the national URL
+    /// in the environment, then `env` (which may replace any of them).
+    pub fn jpki_env<K: AsRef<OsStr>, V: AsRef<OsStr>>(&self, args: &[&str], env: &[(K, V)]) -> Output {
         let mut c = Command::new(jpki_bin());
         c.args(args)
             .env_remove("JPKI_DB")
             .env("JPKI_CA_PASSPHRASE", Self::CA_PASSPHRASE)
             .env("JPKI_CA_DB", self.dir.join("ca.db"))
             .env("JPKI_CA_KEYS", self.dir.join("keys"))
-            .env("JPKI_CA_AGENCY_TOKEN", &self.agency_token)
-            .env("JPKI_NATIONAL_URL", &self.national);
+            .env("JPKI_NATIONAL_URL", &self.national)
+            .envs(self.pki.env("ca"));
         for (k, v) in env {
             c.env(k, v);
         }
         c.output().unwrap()
     }
 
-    pub fn jpki(&self, args: &[&str]) -> std::process::Output {
-        self.jpki_env(args, &[])
+    pub fn jpki(&self, args: &[&str]) -> Output {
+        self.jpki_env::<&str, &str>(args, &[])
     }
 
-    /// Registers a resident at the municipality and waits until the national node has it.
+    /// The environment of the municipality's clerk commands: its credential and notice key.
+    pub fn clerk_env(&self) -> Vec<(String, String)> {
+        let mut env = self.pki.env("m131016");
+        env.push(("JPKI_NOTICE_KEY".into(), self.pki.prefix("m131016-notice").display().to_string()));
+        env
+    }
+
+    /// Registers a resident at the municipality and waits until the national node's feed has
+    /// it (read with the CA's credential).
     pub async fn resident(&self, name: &str, dob: &str) -> String {
         let m = self.dir.join("m.db").display().to_string();
-        let o = self.jpki(&[
-            "identity",
-            "register",
-            "--db",
-            &m,
-            "--municipality",
-            "131016",
-            "--operator",
-            "clerk-1",
-            "--kind",
-            "first-registration",
-            "--name",
-            name,
-            "--address",
-            "東京都千代田区1",
-            "--dob",
-            dob,
-            "--sex",
-            "2",
-        ]);
+        let o = self.jpki_env(
+            &[
+                "identity",
+                "register",
+                "--db",
+                &m,
+                "--municipality",
+                "131016",
+                "--operator",
+                "clerk-1",
+                "--kind",
+                "first-registration",
+                "--name",
+                name,
+                "--address",
+                "東京都千代田区1",
+                "--dob",
+                dob,
+                "--sex",
+                "2",
+            ],
+            &self.clerk_env(),
+        );
         assert!(o.status.success(), "{}", text(&o));
         let code = text(&o)
             .split_whitespace()
@@ -219,7 +367,7 @@ impl Network {
             if text(&o).contains(&code) {
                 return code;
             }
-            assert!(Instant::now() < deadline, "resident {code} never reached the national node");
+            assert!(Instant::now() < deadline, "resident {code} never reached the national node: {}", text(&o));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
