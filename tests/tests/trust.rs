@@ -250,3 +250,97 @@ async fn no_secret_in_help_or_on_a_running_nodes_command_line() {
         cmdline_has_no_secret(node, &secrets);
     }
 }
+
+/// Registers a resident at 131016 with the clerk environment `env`; returns the code.
+fn register(net: &Network, env: &[(String, String)], name: &str) -> String {
+    let m = net.dir.join("m.db").display().to_string();
+    let o = net.jpki_env(
+        &[
+            "identity",
+            "register",
+            "--db",
+            &m,
+            "--municipality",
+            "131016",
+            "--operator",
+            "clerk-1",
+            "--name",
+            name,
+            "--address",
+            "東京都千代田区1",
+            "--dob",
+            "1980-01-01",
+            "--sex",
+            "1",
+        ],
+        env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    text(&o).split_whitespace().find(|w| w.len() == 11 && w.chars().all(|c| c.is_ascii_digit())).unwrap().to_owned()
+}
+
+/// A municipality's notice key rotates through the network CA: notices signed before and after
+/// verify at the prefecture and the national node, which serve both keys. Once the old key is
+/// revoked (and the CRL published), a notice still signed with it halts its source upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn notice_keys_rotate_through_the_network_ca_and_a_revoked_key_halts_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path()).await;
+    let before = net.resident("鈴木　一郎", "1980-01-01").await;
+    let new_serial = net.pki.notice_key("m131016-notice2", "131016");
+    let mut rotated = net.clerk_env();
+    for (k, v) in &mut rotated {
+        if k == "JPKI_NOTICE_KEY" {
+            *v = net.pki.prefix("m131016-notice2").display().to_string();
+        }
+    }
+    let after = register(&net, &rotated, "鈴木　二郎");
+    let ca = net.pki.client("ca", Some(Party::National));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let feed: Vec<serde_json::Value> =
+            ca.get(format!("{}/v1/feed?after=0&limit=100", net.national)).send().await.unwrap().json().await.unwrap();
+        let codes: Vec<&str> = feed.iter().filter_map(|e| e["resident_code"].as_str()).collect();
+        if codes.contains(&before.as_str()) && codes.contains(&after.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rotated key's notice never reached the national node: {feed:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let keys: Vec<serde_json::Value> =
+        ca.get(format!("{}/v1/sources/131016/keys", net.national)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(keys.len(), 2, "the national node serves both notice keys: {keys:?}");
+
+    // The old key is revoked; a notice still signed with it is refused and halts 131016.
+    let listed = text(&net.pki.net(&["list"]));
+    let serial = listed
+        .lines()
+        .filter(|l| l.contains("notice-key"))
+        .filter_map(|l| l.split_whitespace().next())
+        .find(|s| *s != new_serial)
+        .unwrap()
+        .to_owned();
+    let o = net.pki.net(&["revoke", "--serial", &serial, "--reason", "key-compromise"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = net.pki.net(&["crl"]);
+    assert!(o.status.success(), "{}", text(&o));
+    register(&net, &net.clerk_env(), "鈴木　三郎");
+    let op = net.pki.client("op1", None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let heads: serde_json::Value =
+            op.get(format!("{}/v1/heads", net.prefecture)).send().await.unwrap().json().await.unwrap();
+        let halted = heads["heads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["source"] == "131016")
+            .and_then(|h| h["halted"].as_str().map(str::to_owned));
+        if let Some(reason) = halted {
+            assert!(reason.starts_with("signature:"), "{reason}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "a notice signed with a revoked key was applied: {heads}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
