@@ -154,13 +154,14 @@ impl Trust {
     }
 }
 
-/// Checks the certificate chain at `PREFIX.pem` without its key: it chains to the network CA
-/// in `trust`, is valid now, is not on the CRL, may be used as a TLS server and client, and
-/// names a party, which is returned (`jpki serve check`).
-pub fn check_chain(prefix: &Path, trust: &Trust) -> Result<Party> {
-    let file = with_ext(prefix, "pem");
-    let chain = read_certs(&file)?;
-    let party = party_of(&chain[0])?;
+/// Verifies `leaf` (with `intermediates`) against the network CA in `trust` with
+/// rustls-webpki: chain, validity now, the CRL (end entity), and `usage`. `Err` says why.
+pub fn verify_with_webpki(
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    trust: &Trust,
+    usage: webpki::KeyUsage,
+) -> Result<()> {
     let roots = read_certs(&trust.ca_file)?;
     let anchors: Vec<_> = roots
         .iter()
@@ -174,28 +175,39 @@ pub fn check_chain(prefix: &Path, trust: &Trust) -> Result<Party> {
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::credential("network CRL", e))?;
     let crl_refs: Vec<&webpki::CertRevocationList<'_>> = crls.iter().collect();
-    let ee =
-        webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| Error::credential(file.display().to_string(), e))?;
+    let revocation = match crl_refs.is_empty() {
+        true => None,
+        false => Some(
+            webpki::RevocationOptionsBuilder::new(&crl_refs)
+                .map_err(|e| Error::credential("network CRL", format!("{e:?}")))?
+                .with_depth(webpki::RevocationCheckDepth::EndEntity)
+                .build(),
+        ),
+    };
+    let ee = webpki::EndEntityCert::try_from(leaf).map_err(|e| Error::credential("certificate", e))?;
+    ee.verify_for_usage(
+        &[webpki::ring::ECDSA_P384_SHA384, webpki::ring::ECDSA_P256_SHA256],
+        &anchors,
+        intermediates,
+        rustls::pki_types::UnixTime::now(),
+        usage,
+        revocation,
+        None,
+    )
+    .map(drop)
+    .map_err(|e| Error::credential("certificate", format!("not valid under the network CA: {e}")))
+}
+
+/// Checks the certificate chain at `PREFIX.pem` without its key: it chains to the network CA
+/// in `trust`, is valid now, is not on the CRL, may be used as a TLS server and client, and
+/// names a party, which is returned (`jpki serve check`).
+pub fn check_chain(prefix: &Path, trust: &Trust) -> Result<Party> {
+    let file = with_ext(prefix, "pem");
+    let chain = read_certs(&file)?;
+    let party = party_of(&chain[0])?;
     for usage in [webpki::KeyUsage::server_auth(), webpki::KeyUsage::client_auth()] {
-        let revocation = match crl_refs.is_empty() {
-            true => None,
-            false => Some(
-                webpki::RevocationOptionsBuilder::new(&crl_refs)
-                    .map_err(|e| Error::credential("network CRL", format!("{e:?}")))?
-                    .with_depth(webpki::RevocationCheckDepth::EndEntity)
-                    .build(),
-            ),
-        };
-        ee.verify_for_usage(
-            &[webpki::ring::ECDSA_P384_SHA384, webpki::ring::ECDSA_P256_SHA256],
-            &anchors,
-            &chain[1..],
-            rustls::pki_types::UnixTime::now(),
-            usage,
-            revocation,
-            None,
-        )
-        .map_err(|e| Error::credential(file.display().to_string(), format!("not a valid network credential: {e}")))?;
+        verify_with_webpki(&chain[0], &chain[1..], trust, usage)
+            .map_err(|e| Error::credential(file.display().to_string(), e))?;
     }
     Ok(party)
 }

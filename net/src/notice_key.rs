@@ -19,7 +19,7 @@ use identity::notice_sig::{NoticeSigner, NoticeVerifier};
 use identity::party::Party;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair};
-use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::pki_types::CertificateDer;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
@@ -113,44 +113,9 @@ impl Verifier {
     }
 
     fn check_chain(&self, cert_der: &[u8]) -> std::result::Result<(), String> {
-        let roots = read_certs(&self.trust.ca_file).map_err(|e| e.to_string())?;
-        let anchors: Vec<_> = roots
-            .iter()
-            .map(|r| webpki::anchor_from_trusted_cert(r).map(|a| a.to_owned()))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| format!("network CA certificate: {e}"))?;
-        let crls: Vec<webpki::CertRevocationList<'static>> = self
-            .trust
-            .crls()
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|c| webpki::OwnedCertRevocationList::from_der(c.as_ref()).map(webpki::CertRevocationList::from))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| format!("network CRL: {e}"))?;
-        let crl_refs: Vec<&webpki::CertRevocationList<'_>> = crls.iter().collect();
-        let revocation = if crl_refs.is_empty() {
-            None
-        } else {
-            Some(
-                webpki::RevocationOptionsBuilder::new(&crl_refs)
-                    .map_err(|e| format!("network CRL: {e:?}"))?
-                    .with_depth(webpki::RevocationCheckDepth::EndEntity)
-                    .build(),
-            )
-        };
         let der = CertificateDer::from(cert_der);
-        let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| format!("not a certificate: {e}"))?;
-        ee.verify_for_usage(
-            &[webpki::ring::ECDSA_P384_SHA384, webpki::ring::ECDSA_P256_SHA256],
-            &anchors,
-            &[],
-            UnixTime::now(),
-            webpki::KeyUsage::required(NOTICE_SIGNING),
-            revocation,
-            None,
-        )
-        .map(drop)
-        .map_err(|e| format!("not a notice key of the network CA: {e}"))
+        crate::credential::verify_with_webpki(&der, &[], &self.trust, webpki::KeyUsage::required(NOTICE_SIGNING))
+            .map_err(|e| format!("not a notice key of the network CA: {e}"))
     }
 }
 

@@ -251,34 +251,6 @@ async fn no_secret_in_help_or_on_a_running_nodes_command_line() {
     }
 }
 
-/// Registers a resident at 131016 with the clerk environment `env`; returns the code.
-fn register(net: &Network, env: &[(String, String)], name: &str) -> String {
-    let m = net.dir.join("m.db").display().to_string();
-    let o = net.jpki_env(
-        &[
-            "identity",
-            "register",
-            "--db",
-            &m,
-            "--municipality",
-            "131016",
-            "--operator",
-            "clerk-1",
-            "--name",
-            name,
-            "--address",
-            "東京都千代田区1",
-            "--dob",
-            "1980-01-01",
-            "--sex",
-            "1",
-        ],
-        env,
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    text(&o).split_whitespace().find(|w| w.len() == 11 && w.chars().all(|c| c.is_ascii_digit())).unwrap().to_owned()
-}
-
 /// A municipality's notice key rotates through the network CA: notices signed before and after
 /// verify at the prefecture and the national node, which serve both keys. Once the old key is
 /// revoked (and the CRL published), a notice still signed with it halts its source upstream.
@@ -294,7 +266,7 @@ async fn notice_keys_rotate_through_the_network_ca_and_a_revoked_key_halts_its_s
             *v = net.pki.prefix("m131016-notice2").display().to_string();
         }
     }
-    let after = register(&net, &rotated, "鈴木　二郎");
+    let after = net.register(&rotated, "鈴木　二郎", "1980-01-01");
     let ca = net.pki.client("ca", Some(Party::National));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -324,7 +296,7 @@ async fn notice_keys_rotate_through_the_network_ca_and_a_revoked_key_halts_its_s
     assert!(o.status.success(), "{}", text(&o));
     let o = net.pki.net(&["crl"]);
     assert!(o.status.success(), "{}", text(&o));
-    register(&net, &net.clerk_env(), "鈴木　三郎");
+    net.register(&net.clerk_env(), "鈴木　三郎", "1980-01-01");
     let op = net.pki.client("op1", None);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

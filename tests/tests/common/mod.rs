@@ -328,9 +328,9 @@ impl Network {
         env
     }
 
-    /// Registers a resident at the municipality and waits until the national node's feed has
-    /// it (read with the CA's credential).
-    pub async fn resident(&self, name: &str, dob: &str) -> String {
+    /// Registers a resident at the municipality with the clerk environment `env` (its
+    /// credential and notice key); returns the new resident code.
+    pub fn register(&self, env: &[(String, String)], name: &str, dob: &str) -> String {
         let m = self.dir.join("m.db").display().to_string();
         let o = self.jpki_env(
             &[
@@ -353,14 +353,16 @@ impl Network {
                 "--sex",
                 "2",
             ],
-            &self.clerk_env(),
+            env,
         );
         assert!(o.status.success(), "{}", text(&o));
-        let code = text(&o)
-            .split_whitespace()
-            .find(|w| w.len() == 11 && w.chars().all(|c| c.is_ascii_digit()))
-            .unwrap()
-            .to_owned();
+        text(&o).split_whitespace().find(|w| w.len() == 11 && w.chars().all(|c| c.is_ascii_digit())).unwrap().to_owned()
+    }
+
+    /// Registers a resident at the municipality and waits until the national node's feed has
+    /// it (read with the CA's credential).
+    pub async fn resident(&self, name: &str, dob: &str) -> String {
+        let code = self.register(&self.clerk_env(), name, dob);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let o = self.jpki(&["identity", "feed", "--national", &self.national]);
