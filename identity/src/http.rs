@@ -46,7 +46,14 @@ impl From<Error> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        // A refusal a retry can overcome (an agency over its rate limit) is 429 with
+        // Retry-After (RFC 9110 §10.2.3, RFC 6585 §4); every other refusal is 403.
+        let retry_after = match &self.0 {
+            Error::Refused(r) => r.retry_after(),
+            _ => None,
+        };
         let (status, code) = match self.0.kind() {
+            ErrorKind::Refused if retry_after.is_some() => (StatusCode::TOO_MANY_REQUESTS, "refused"),
             ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
@@ -69,7 +76,11 @@ impl IntoResponse for AppError {
             Error::Denied { reason, .. } => body["reason"] = serde_json::json!(reason),
             _ => {}
         }
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }
 

@@ -356,6 +356,22 @@ pub enum Refusal {
         /// The purpose.
         purpose: String,
     },
+    /// The agency is over one of its rate limits at this provision point
+    /// ([`crate::rate_limit`]); nothing was looked up. Checked before the law table, so every
+    /// attempt counts, lawful or not.
+    #[error("agency {agency} is over its {limit} limit ({per_second}/s, burst {burst}); retry after {retry_after} s")]
+    RateLimited {
+        /// The agency id.
+        agency: String,
+        /// Which limit ([`crate::rate_limit::Limit::as_str`]).
+        limit: &'static str,
+        /// Its sustained rate per second.
+        per_second: u32,
+        /// Its burst.
+        burst: u32,
+        /// Whole seconds until the request would be admitted.
+        retry_after: u64,
+    },
 }
 
 impl Refusal {
@@ -369,6 +385,16 @@ impl Refusal {
             Self::NoFields => "no_fields",
             Self::PurposeNotRegistered { .. } => "purpose_not_registered",
             Self::WrongServer { .. } => "wrong_server",
+            Self::RateLimited { .. } => "rate_limited",
+        }
+    }
+
+    /// For a refusal that a later retry can overcome ([`Refusal::RateLimited`]): the seconds
+    /// to wait.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }

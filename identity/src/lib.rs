@@ -3,7 +3,7 @@
 //! pools, the change-information feed, and law-table-bound provision to agencies.
 //!
 //! Pure cores: [`ids`], [`person`], [`notice`], [`notice_sig`] (signature envelope and the
-//! signer/verifier traits), [`apply`], [`law`]. Shells: [`store`]
+//! signer/verifier traits), [`apply`], [`law`], [`rate_limit`]. Shells: [`store`]
 //! (sqlx), [`municipal`], [`replica`], [`national`], [`http`] (axum), [`client`].
 
 pub mod apply;
@@ -20,6 +20,7 @@ pub mod operator;
 pub mod party;
 pub mod person;
 pub mod provision;
+pub mod rate_limit;
 pub mod replica;
 pub mod store;
 

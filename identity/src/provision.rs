@@ -2,11 +2,12 @@
 //! server does for the classes it holds (別表第1–第4) and a prefecture server for its own
 //! (別表第5/第6 and the prefecture's ordinance tables): agencies registered for purposes of
 //! their class, lookups by resident code or by an exact match of the four items only, bulk
-//! batches for bulk purposes, the provision log (group-committed: an answer leaves only
-//! after its row is durable), disclosure reports and yearly statistics.
+//! batches for bulk purposes, per-agency rate limits ([`crate::rate_limit`], held in memory
+//! per process), the provision log (group-committed: an answer leaves only after its row is
+//! durable; every refusal is logged too), disclosure reports and yearly statistics.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -18,6 +19,7 @@ use crate::law::{self, AgencyClass, Field, LawTable, QueryKind};
 use crate::notice::format_date;
 use crate::operator::{self, Operator, Role};
 use crate::person::{FourItems, Record, ResidentStatus};
+use crate::rate_limit::{Cost, Limiter, Limits};
 use crate::store::{self, Db, u64_from};
 
 /// Largest bulk batch (the pension liveness check sends many of these).
@@ -107,9 +109,12 @@ pub struct BatchQuery {
 /// What a resident's provided data looks like.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provided {
-    /// Whether a record matched.
+    /// Whether a record matched (always given: an agency must know whether its lookup matched).
     pub found: bool,
-    /// Register status (`active`, `moved_out`, `deceased`, …) when found.
+    /// Register status (`active`, `moved_out`, `deceased`, …) when found **and** the grant
+    /// includes [`Field::ChangeInfo`] (the purpose's law-table row permits change information
+    /// and the request asked for it); absent otherwise. The status is change information:
+    /// without this rule a purpose granted only, say, the name would learn who died.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<ResidentStatus>,
     /// The granted items, by wire name.
@@ -144,6 +149,9 @@ pub struct Provider {
     law: Arc<LawTable>,
     holder: Holder,
     desk: Desk,
+    /// Per-agency token buckets, shared by the provider's clones (the HTTP shell's and the
+    /// node's), in memory: a restart starts every agency with full buckets.
+    limiter: Arc<Mutex<Limiter>>,
 }
 
 fn jst(now: i64) -> Result<OffsetDateTime> {
@@ -322,7 +330,39 @@ impl Provider {
             }
         };
         let desk = Desk::spawn(db.clone(), holder.source_name());
-        Ok(Self { db, law, holder, desk })
+        let limiter = Arc::new(Mutex::new(Limiter::new(Limits::default())));
+        Ok(Self { db, law, holder, desk, limiter })
+    }
+
+    /// The per-agency rate limits ([`Limits::default`] unless set).
+    pub fn limits(&self) -> Limits {
+        self.limiter().limits()
+    }
+
+    /// Sets the per-agency rate limits (for this provider and its clones); existing buckets
+    /// keep their tokens. Limits under which the largest batch could never pass are refused.
+    pub fn set_limits(&self, limits: Limits) -> Result<()> {
+        let largest = u32::try_from(MAX_BATCH).map_err(|e| Error::invalid("limits", e.to_string()))?;
+        limits.validate(largest).map_err(|e| Error::invalid("limits", e))?;
+        self.limiter().set_limits(limits);
+        Ok(())
+    }
+
+    fn limiter(&self) -> std::sync::MutexGuard<'_, Limiter> {
+        // The limiter's state is consistent after every call (pure code that does not panic
+        // half-way), so a poisoned lock's state is still usable.
+        self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Charges `agency`'s buckets for a request of `cost` at `now`, or refuses it.
+    fn admit(&self, agency: &Agency, cost: Cost, now: i64) -> Result<(), law::Refusal> {
+        self.limiter().admit(&agency.id, cost, now).map_err(|l| law::Refusal::RateLimited {
+            agency: agency.id.clone(),
+            limit: l.limit.as_str(),
+            per_second: l.rate.per_second,
+            burst: l.rate.burst,
+            retry_after: l.retry_after,
+        })
     }
 
     /// The database.
@@ -484,11 +524,12 @@ impl Provider {
         self.desk.submit(Subject::Resolved(None), BTreeSet::new(), LogEntry::new(now, row)).await.map(drop)
     }
 
-    /// Answers a single query if the law table allows it; logs the provision or refusal.
+    /// Answers a single query if the agency is within its rate limits and the law table
+    /// allows it; logs the provision or refusal (every attempt, four-item lookups included).
     pub async fn query(&self, agency: &Agency, q: &Query, now: i64) -> Result<Provided> {
-        let kind = match q.by {
-            Lookup::ResidentCode(_) => QueryKind::ByResidentCode,
-            Lookup::FourItems(_) => QueryKind::ByFourItems,
+        let (kind, cost) = match q.by {
+            Lookup::ResidentCode(_) => (QueryKind::ByResidentCode, Cost::Query),
+            Lookup::FourItems(_) => (QueryKind::ByFourItems, Cost::FourItemLookup),
         };
         let function = match kind {
             QueryKind::ByFourItems => "照会(4情報)",
@@ -496,7 +537,11 @@ impl Provider {
         };
         let dest = format!("{} {}", agency.id, agency.name);
         let fields = join_fields(&q.fields);
-        let grant = match authorize(&self.holder, &self.law, agency, &q.purpose, kind, &q.fields) {
+        // The rate limit first: every attempt counts, whatever the law table would answer.
+        let checked = self
+            .admit(agency, cost, now)
+            .and_then(|()| authorize(&self.holder, &self.law, agency, &q.purpose, kind, &q.fields));
+        let grant = match checked {
             Ok(g) => g,
             Err(refusal) => {
                 let resident = match &q.by {
@@ -540,7 +585,8 @@ impl Provider {
         self.desk.submit(subject, grant.fields, LogEntry::new(now, &row)).await
     }
 
-    /// Answers a bulk batch (bulk purposes only); one log row per resident, one transaction.
+    /// Answers a bulk batch (bulk purposes only, within the agency's rate limits: one query and
+    /// one token per resident); one log row per resident, one transaction.
     pub async fn batch(&self, agency: &Agency, q: &BatchQuery, now: i64) -> Result<Vec<Provided>> {
         let dest = format!("{} {}", agency.id, agency.name);
         let fields = join_fields(&q.fields);
@@ -563,7 +609,11 @@ impl Provider {
             refuse(format!("batch_size: {why}")).await?;
             return Err(Error::invalid("resident_codes", why));
         }
-        let grant = match authorize(&self.holder, &self.law, agency, &q.purpose, QueryKind::Bulk, &q.fields) {
+        let residents = u64::try_from(q.resident_codes.len()).unwrap_or(u64::MAX);
+        let checked = self
+            .admit(agency, Cost::Batch(residents), now)
+            .and_then(|()| authorize(&self.holder, &self.law, agency, &q.purpose, QueryKind::Bulk, &q.fields));
+        let grant = match checked {
             Ok(g) => g,
             Err(refusal) => {
                 refuse(format!("{}: {refusal}", refusal.code())).await?;
@@ -695,7 +745,7 @@ fn join_fields(f: &BTreeSet<Field>) -> String {
     f.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",")
 }
 
-/// Only the granted items of a record.
+/// Only the granted items of a record; the status only with [`Field::ChangeInfo`] granted.
 fn shape(record: Option<&Record>, fields: &BTreeSet<Field>) -> Provided {
     let Some(r) = record else { return Provided::default() };
     let mut items = BTreeMap::new();
@@ -712,7 +762,8 @@ fn shape(record: Option<&Record>, fields: &BTreeSet<Field>) -> Provided {
         };
         items.insert(f.as_str().to_owned(), v);
     }
-    Provided { found: true, status: Some(r.status), items }
+    let status = fields.contains(&Field::ChangeInfo).then_some(r.status);
+    Provided { found: true, status, items }
 }
 
 /// Appends provision-log rows, many per statement.

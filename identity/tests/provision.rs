@@ -1,7 +1,9 @@
 //! Provision to agencies under the law table, on SQLite and PostgreSQL: lawful queries by
-//! resident code and by exact four items, bulk liveness checks, every refusal path, the
-//! provision log, disclosure reports and yearly statistics, over the real HTTP API (callers
-//! named through the test double of the mutual-TLS identity, `common::peer_as`).
+//! resident code and by exact four items, bulk liveness checks, every refusal path, per-agency
+//! rate limits (429 with Retry-After, four-item lookups held to their own lower limit), the
+//! status only with change information granted, the provision log, disclosure reports and
+//! yearly statistics, over the real HTTP API (callers named through the test double of the
+//! mutual-TLS identity, `common::peer_as`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 
 mod common;
@@ -16,6 +18,7 @@ use identity::law::{Field, LawTable, Purpose};
 use identity::national::National;
 use identity::notice::NoticeKind;
 use identity::provision::{BatchQuery, DisclosureRow, Lookup, Provided, Provider, Query};
+use identity::rate_limit::{Limits, Rate};
 use identity::replica::{self, Tier};
 use identity::store::{self, Db};
 use sqlx::Row;
@@ -402,5 +405,254 @@ async fn a_prefecture_server_provides_to_its_own_bodies_and_the_tiers_refuse_eac
         // A municipality database is not a provision point.
         let e = Provider::open(Db::open(&w._dbs[0].url).await.unwrap(), law).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict);
+    }
+}
+
+/// Provision-log rows of one function (`照会(4情報)`, `照会(住民票コード)`, `一括照会`):
+/// (destination, result, reason).
+async fn log_rows_of(db: &Db, function: &str) -> Vec<(String, String, Option<String>)> {
+    sqlx::query("SELECT destination, result, reason FROM provision_log WHERE function = $1 ORDER BY id")
+        .bind(function)
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap(), r.try_get(2).unwrap()))
+        .collect()
+}
+
+/// Posts `body` to `path` as `party`; the status, the Retry-After header and the JSON body.
+async fn post_as(
+    url: &str,
+    party: &str,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> (u16, Option<u64>, serde_json::Value) {
+    let r = client_as(party).post(format!("{url}{path}")).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    (status, retry, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_agency_over_its_rate_gets_429_with_retry_after_logged_and_others_are_unaffected() {
+    for t in backends().await {
+        let w = world(&t).await;
+        let p = single(&w.law);
+        let b = bulk(&w.law);
+        let provider = w.national.provider();
+        let op = national_operator();
+        for id in ["agency-a", "agency-b"] {
+            provider.register_agency(&op, id, id, p.agency_class, &[&p.code], NOW).await.unwrap();
+        }
+        provider.register_agency(&op, "jps", "日本年金機構", b.agency_class, &[&b.code], NOW).await.unwrap();
+        // Limits are configurable: five queries at once, then one a second.
+        let limits = Limits { queries: Rate::new(1, 5), ..Limits::default() };
+        provider.set_limits(limits).unwrap();
+        assert_eq!(provider.limits(), limits);
+        let bad = Limits { batch_residents: Rate::new(10, 100), ..Limits::default() };
+        assert_eq!(provider.set_limits(bad).unwrap_err().kind(), ErrorKind::Invalid, "a full batch could never pass");
+
+        let q = Query {
+            purpose: p.code.clone(),
+            by: Lookup::ResidentCode(w.alive.clone()),
+            fields: fields(&[Field::Name]),
+        };
+        let started = http::now();
+        let mut answers = Vec::new();
+        for _ in 0..20 {
+            answers.push(post_as(&w.url, "agency:agency-a", "/v1/provision/query", &q).await);
+        }
+        let elapsed = u64::try_from(http::now() - started).unwrap();
+        let ok = answers.iter().filter(|a| a.0 == 200).count() as u64;
+        assert!(ok >= 5 && ok <= 5 + elapsed, "{}: {ok} answered in {elapsed} s", t.label);
+        let (status, retry, body) = answers.iter().find(|a| a.0 != 200).unwrap();
+        assert_eq!(*status, 429, "{body}");
+        assert_eq!(body["error"], "refused");
+        assert_eq!(body["reason"], "rate_limited", "{body}");
+        assert!(body["message"].as_str().unwrap().contains("queries limit (1/s, burst 5)"), "{body}");
+        assert_eq!(*retry, Some(1), "Retry-After in whole seconds");
+        assert!(answers.iter().all(|a| (a.0 == 200) == a.1.is_none()), "Retry-After only on 429");
+        // Another agency has its own buckets.
+        let (status, _, body) = post_as(&w.url, "agency:agency-b", "/v1/provision/query", &q).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["found"], true);
+        // Every attempt has its row; the refusals carry their reason code.
+        let rows = log_rows_of(w.national.db(), "照会(住民票コード)").await;
+        let of_a: Vec<_> = rows.iter().filter(|r| r.0.starts_with("agency-a ")).collect();
+        assert_eq!(of_a.len(), 20, "{}: {rows:?}", t.label);
+        let refused: Vec<_> = of_a.iter().filter(|r| r.1 == "refused").collect();
+        assert_eq!(refused.len() as u64, 20 - ok);
+        assert!(refused.iter().all(|r| r.2.as_deref().is_some_and(|s| s.starts_with("rate_limited: "))), "{rows:?}");
+        // A refused caller is not told about residents: the refusal names no one.
+        assert!(!body_mentions(&answers, w.alive.as_str()));
+
+        // A batch draws on the same query budget (and its own residents' budget).
+        provider.set_limits(Limits { queries: Rate::new(1, 1), ..Limits::default() }).unwrap();
+        let bq = BatchQuery {
+            purpose: b.code.clone(),
+            fields: fields(&[Field::ChangeInfo]),
+            resident_codes: vec![w.alive.clone(), w.dead.clone()],
+        };
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            statuses.push(post_as(&w.url, "agency:jps", "/v1/provision/batch", &bq).await.0);
+        }
+        assert_eq!(statuses[0], 200);
+        assert!(statuses.contains(&429), "{statuses:?}");
+        let rows = log_rows_of(w.national.db(), "一括照会").await;
+        assert!(
+            rows.iter().any(|r| r.1 == "refused" && r.2.as_deref().is_some_and(|s| s.starts_with("rate_limited"))),
+            "{rows:?}"
+        );
+    }
+}
+
+fn body_mentions(answers: &[(u16, Option<u64>, serde_json::Value)], text: &str) -> bool {
+    answers.iter().filter(|a| a.0 == 429).any(|a| a.2.to_string().contains(text))
+}
+
+#[tokio::test]
+async fn four_item_lookups_hit_their_own_lower_limit_and_every_attempt_is_logged() {
+    for t in backends().await {
+        let w = world(&t).await;
+        let p = single(&w.law);
+        let provider = w.national.provider();
+        provider.register_agency(&national_operator(), "agency-a", "A", p.agency_class, &[&p.code], NOW).await.unwrap();
+        let limits = Limits::default();
+        assert_eq!(provider.limits(), limits, "the defaults");
+        // The enumeration of the review (finding M6): a known name, address and sex, and every
+        // date of birth in turn until one matches. The true one is the 31st tried.
+        let known = w.national.record(&w.alive).await.unwrap().items;
+        let first = known.date_of_birth - time::Duration::days(30);
+        let started = http::now();
+        let mut answers = Vec::new();
+        for d in 0..40 {
+            let mut guess = known.clone();
+            guess.date_of_birth = first + time::Duration::days(d);
+            let q =
+                Query { purpose: p.code.clone(), by: Lookup::FourItems(guess), fields: fields(&[Field::ResidentCode]) };
+            answers.push(post_as(&w.url, "agency:agency-a", "/v1/provision/query", &q).await);
+        }
+        let elapsed = u64::try_from(http::now() - started).unwrap();
+        let (burst, rate) = (u64::from(limits.four_items.burst), u64::from(limits.four_items.per_second));
+        let answered = answers.iter().filter(|a| a.0 == 200).count() as u64;
+        // The enumeration stops after the burst (plus what the sustained rate refilled meanwhile).
+        assert!(answered >= burst && answered <= burst + rate * elapsed, "{}: {answered} in {elapsed} s", t.label);
+        assert!(answers[..10].iter().all(|a| a.0 == 200 && a.2["found"] == false), "the first ten are answered");
+        let refused: Vec<_> = answers.iter().filter(|a| a.0 != 200).collect();
+        assert!(!refused.is_empty());
+        for (status, retry, body) in &refused {
+            assert_eq!((*status, body["reason"].as_str()), (429, Some("rate_limited")), "{body}");
+            assert!(body["message"].as_str().unwrap().contains("four_item_lookups limit (2/s, burst 10)"), "{body}");
+            assert!(retry.is_some_and(|r| r >= 1));
+        }
+        // Its lower limit is its own: a lookup by resident code is still answered.
+        let q = Query {
+            purpose: p.code.clone(),
+            by: Lookup::ResidentCode(w.alive.clone()),
+            fields: fields(&[Field::Name]),
+        };
+        let (status, _, body) = post_as(&w.url, "agency:agency-a", "/v1/provision/query", &q).await;
+        assert_eq!(status, 200, "{body}");
+        // Every four-item attempt, answered or refused, has a row.
+        let rows = log_rows_of(w.national.db(), "照会(4情報)").await;
+        assert_eq!(rows.len(), 40, "{}: {rows:?}", t.label);
+        let logged_refused = rows.iter().filter(|r| r.1 == "refused").count();
+        assert_eq!(logged_refused, refused.len());
+        assert!(
+            rows.iter().filter(|r| r.1 == "refused").all(|r| r.2.as_deref().unwrap().starts_with("rate_limited: "))
+        );
+
+        // The same walk by another agency within one second (the provider's clock is its
+        // caller's `now`): exactly the burst is answered, and the true date, 31st, never is.
+        let b = provider
+            .register_agency(&national_operator(), "agency-b", "B", p.agency_class, &[&p.code], NOW)
+            .await
+            .unwrap();
+        let mut results = Vec::new();
+        for d in 0..40 {
+            let mut guess = known.clone();
+            guess.date_of_birth = first + time::Duration::days(d);
+            let q =
+                Query { purpose: p.code.clone(), by: Lookup::FourItems(guess), fields: fields(&[Field::ResidentCode]) };
+            results.push(provider.query(&b, &q, NOW).await.map_err(|e| e.to_string()));
+        }
+        assert!(results[..10].iter().all(|r| r.as_ref().is_ok_and(|p| !p.found)), "{results:?}");
+        assert!(results[10..].iter().all(|r| r.as_ref().is_err_and(|e| e.contains("four_item_lookups limit"))));
+        let rows = log_rows_of(w.national.db(), "照会(4情報)").await;
+        let of_b: Vec<_> = rows.iter().filter(|r| r.0.starts_with("agency-b ")).map(|r| r.1.as_str()).collect();
+        assert_eq!(of_b, [vec!["not_found"; 10], vec!["refused"; 30]].concat(), "{}", t.label);
+        let named: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM provision_log WHERE function = '照会(4情報)' AND resident_code IS NOT NULL",
+        )
+        .fetch_one(w.national.db().pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+        let matched = answers.iter().filter(|a| a.2["found"] == true).count();
+        assert_eq!(named as usize, matched, "only a match names a resident in the log");
+    }
+}
+
+#[tokio::test]
+async fn the_status_is_given_only_with_change_information_granted() {
+    for t in backends().await {
+        let w = world(&t).await;
+        let narrow = single(&w.law);
+        assert!(!narrow.fields.contains(&Field::ChangeInfo));
+        let wide = w
+            .law
+            .purposes()
+            .find(|p| !p.bulk && p.agency_class == narrow.agency_class && p.fields.contains(&Field::ChangeInfo))
+            .expect("a single-query purpose with change information");
+        let b = bulk(&w.law);
+        let op = national_operator();
+        let provider = w.national.provider();
+        provider
+            .register_agency(&op, "agency-a", "A", narrow.agency_class, &[&narrow.code, &wide.code], NOW)
+            .await
+            .unwrap();
+        provider.register_agency(&op, "jps", "日本年金機構", b.agency_class, &[&b.code], NOW).await.unwrap();
+        let ask = |purpose: &str, f: &[Field]| Query {
+            purpose: purpose.to_owned(),
+            by: Lookup::ResidentCode(w.dead.clone()),
+            fields: fields(f),
+        };
+        // A purpose whose law-table row has no change information: found, no status.
+        let (status, _, body) =
+            post_as(&w.url, "agency:agency-a", "/v1/provision/query", &ask(&narrow.code, &[Field::Name])).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["found"], true, "{body}");
+        assert!(body["status"].is_null(), "{}: the dead resident's status leaked: {body}", t.label);
+        // A purpose with it, asked for: the status (3 = deceased) and the change information.
+        let (_, _, body) =
+            post_as(&w.url, "agency:agency-a", "/v1/provision/query", &ask(&wide.code, &[Field::ChangeInfo])).await;
+        assert_eq!(body["status"], 3, "{body}");
+        assert_eq!(body["items"]["change_info"]["status"], 3, "{body}");
+        // The same purpose, not asked for: not given (what leaves is what the log lists).
+        let (_, _, body) =
+            post_as(&w.url, "agency:agency-a", "/v1/provision/query", &ask(&wide.code, &[Field::Name])).await;
+        assert!(body["found"] == true && body["status"].is_null(), "{body}");
+        // By four items the same rule holds.
+        let rec = w.national.record(&w.alive).await.unwrap();
+        let q4 =
+            Query { purpose: narrow.code.clone(), by: Lookup::FourItems(rec.items), fields: fields(&[Field::Name]) };
+        let r: Provided = peer_as(&w.url, "agency:agency-a").post_json("/v1/provision/query", &q4).await.unwrap();
+        assert!(r.found && r.status.is_none(), "{r:?}");
+        // Batches too: a bulk purpose asked without change information gives no status.
+        let bq = BatchQuery {
+            purpose: b.code.clone(),
+            fields: fields(&[Field::Name]),
+            resident_codes: vec![w.alive.clone(), w.dead.clone()],
+        };
+        let r: Vec<Provided> = peer_as(&w.url, "agency:jps").post_json("/v1/provision/batch", &bq).await.unwrap();
+        assert!(r.iter().all(|p| p.found && p.status.is_none()), "{r:?}");
+        let bq = BatchQuery { fields: fields(&[Field::ChangeInfo]), ..bq };
+        let r: Vec<Provided> = peer_as(&w.url, "agency:jps").post_json("/v1/provision/batch", &bq).await.unwrap();
+        let got: Vec<_> = r.iter().map(|p| p.status).collect();
+        use identity::person::ResidentStatus::{Active, Deceased};
+        assert_eq!(got, vec![Some(Active), Some(Deceased)]);
     }
 }

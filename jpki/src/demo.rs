@@ -195,8 +195,9 @@ fn show(p: &Provided) -> String {
         return "not found".into();
     }
     let items: Vec<String> = p.items.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let status = p.status.map(|s| format!("{s:?}")).unwrap_or_default();
-    format!("status {status}; {}", items.join(" "))
+    // The status comes only with change information granted (docs/identity.md).
+    let status = p.status.map(|s| format!("status {s:?}; ")).unwrap_or_default();
+    format!("{status}{}", items.join(" "))
 }
 
 /// The three municipalities of the demo.
