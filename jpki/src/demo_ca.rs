@@ -330,7 +330,6 @@ impl DemoCa {
             ocsp: svc.clone(),
             crl_dir: Some(self.dir.join("publish")),
             crl_max_age: 3600,
-            api: None,
         });
         let l = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
         let poller = svc.clone();

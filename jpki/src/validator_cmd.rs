@@ -1,6 +1,9 @@
 //! `jpki validator enroll` (the CA operator issues a delegated OCSP responder certificate per
-//! CA, for a responder key the validator keeps) and `jpki serve validator` (the OCSP responder
-//! and CRL distribution). The validator's key passphrase comes from JPKI_VALIDATOR_PASSPHRASE.
+//! CA, for a responder key the validator keeps), `jpki validator verifier-add|usage` (the
+//! verification API's registered verifiers and their query log) and `jpki serve validator`
+//! (the OCSP responder and CRL distribution over plain HTTP; the verification API over mutual
+//! TLS with the validator's network credential). The responder keys' passphrase comes from
+//! JPKI_VALIDATOR_PASSPHRASE, the credential's from JPKI_CREDENTIAL_PASSPHRASE.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use net::secret::Secret;
 use validator::responder::{Responder, Service};
 
 use crate::ca_cmd::Store;
+use crate::netargs::NetArgs;
 
 /// Validator set-up commands.
 #[derive(Debug, Subcommand)]
@@ -34,12 +38,13 @@ pub enum Cmd {
         #[arg(long, default_value = "rsa2048")]
         algorithm: String,
     },
-    /// Register a verifier (署名検証者) for the verification API; prints its bearer token once.
+    /// Register a verifier (署名検証者) for the verification API. It connects over mutual TLS
+    /// with a network credential naming `agency:<ID>` (`jpki net issue --party agency:<ID>`).
     VerifierAdd {
         /// The validator's database (SQLite path or postgres:// URL).
         #[arg(long, env = "JPKI_VALIDATOR_DB", default_value = "jpki-validator.db")]
         db: String,
-        /// Verifier id.
+        /// Verifier id: the agency name in its network credential (1–32 of A–Z a–z 0–9 - _ .).
         #[arg(long)]
         id: String,
         /// Name.
@@ -72,7 +77,8 @@ pub struct ServeArgs {
     /// Where `jpki ca crl --out` publishes; served under /crl/.
     #[arg(long)]
     pub crl_dir: Option<PathBuf>,
-    /// Listen address (the OCSP URL in the certificates is http://HOST:PORT/ocsp).
+    /// Listen address of the public routes, plain HTTP: OCSP and CRLs (the OCSP URL in the
+    /// certificates is http://HOST:PORT/ocsp), /health.
     #[arg(long, default_value = "127.0.0.1:8180")]
     pub listen: String,
     /// Hours from thisUpdate to nextUpdate of each response; re-signed at half-life.
@@ -86,9 +92,16 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 200)]
     pub poll_ms: u64,
     /// The validator's own database (registered verifiers and their query log); enables the
-    /// verification API (POST /v1/verify/cert, /v1/verify/doc).
+    /// verification API (POST /v1/verify/cert, /v1/verify/doc), which then needs --api-listen
+    /// and a network credential naming a `validator:<name>` party.
     #[arg(long, env = "JPKI_VALIDATOR_DB")]
     pub db: Option<String>,
+    /// Listen address of the verification API, mutual TLS only (needs --db).
+    #[arg(long, requires = "db")]
+    pub api_listen: Option<String>,
+    /// The validator's network credential, for the verification API.
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 /// The responder keys' passphrase: JPKI_VALIDATOR_PASSPHRASE or the file named by
@@ -102,8 +115,13 @@ pub async fn run(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::VerifierAdd { db, id, name, purposes } => {
             let db = Db::open(&db).await.with_context(|| format!("cannot open {db}"))?;
-            let token = validator::api::add_verifier(&db, &id, &name, &purposes, now()).await?;
-            println!("verifier {id} registered for {}; its token (shown once): {token}", purposes.join(", "));
+            let party = validator::api::add_verifier(&db, &id, &name, &purposes, now()).await?;
+            let short = format!("agency:{id}");
+            println!(
+                "verifier {id} registered for {}; it connects to the verification API over mutual TLS \
+                 with a network credential naming {short} ({party}; `jpki net issue --party {short}`)",
+                purposes.join(", ")
+            );
         }
         Cmd::Usage { db, since } => {
             let db = Db::open(&db).await.with_context(|| format!("cannot open {db}"))?;
@@ -167,9 +185,27 @@ fn responders(dir: &Path, pass: &Secret) -> Result<Vec<Responder>> {
     Ok(out)
 }
 
+/// The validator's network credential: it must name a `validator:<name>` party.
+fn credential(net: &NetArgs) -> Result<crate::netargs::Net> {
+    let n = net.load()?;
+    anyhow::ensure!(
+        matches!(n.cred.party, identity::party::Party::Validator(_)),
+        "the credential names {}, but the verification API is served by a validator:<name> party",
+        n.cred.party
+    );
+    Ok(n)
+}
+
 /// Runs the validator until SIGINT/SIGTERM.
 pub async fn serve(a: ServeArgs) -> Result<()> {
     let pass = passphrase()?;
+    // The API's listener and credential are checked before any work (clap already refuses
+    // --api-listen without --db).
+    let api_conf = match (&a.db, &a.api_listen) {
+        (None, _) => None,
+        (Some(_), None) => bail!("--db serves the verification API, which needs --api-listen (mutual TLS)"),
+        (Some(db), Some(addr)) => Some((db.clone(), addr.clone(), credential(&a.net)?)),
+    };
     let db = Db::open(&a.ca_db).await.with_context(|| format!("cannot open the CA database {}", a.ca_db))?;
     let svc =
         Arc::new(Service::open(db, responders(&a.responders, &pass)?, a.validity_hours * 3600, a.live_rate).await?);
@@ -204,22 +240,30 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
             }
         }
     });
-    let api = match &a.db {
-        Some(url) => {
-            let vdb = Db::open(url).await.with_context(|| format!("cannot open the validator database {url}"))?;
-            let ca_db = Db::open(&a.ca_db).await?;
-            let (anchors, intermediates) = validator::api::ca_certificates(&ca_db).await?;
-            eprintln!("validator: verification API on, {} trust anchors pinned", anchors.len());
-            Some(Arc::new(validator::api::Api { db: vdb, anchors, intermediates }))
-        }
-        None => None,
-    };
-    let state = Arc::new(validator::http::AppState { ocsp: svc, crl_dir: a.crl_dir, crl_max_age: 3600, api });
+    let state = Arc::new(validator::http::AppState { ocsp: svc.clone(), crl_dir: a.crl_dir, crl_max_age: 3600 });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+    let public = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
+        .shed(Arc::new(validator::http::overloaded));
+    let Some((url, api_addr, cred)) = api_conf else {
+        eprintln!("validator listening on {} (POST/GET /ocsp, GET /crl/…); no verification API", l.local_addr()?);
+        public.serve(l, net::server::signal()).await?;
+        return Ok(());
+    };
+    let vdb = Db::open(&url).await.with_context(|| format!("cannot open the validator database {url}"))?;
+    let ca_db = Db::open(&a.ca_db).await?;
+    let (anchors, intermediates) = validator::api::ca_certificates(&ca_db).await?;
+    let api = Arc::new(validator::api::Api { db: vdb, anchors, intermediates, ocsp: svc });
+    let al = tokio::net::TcpListener::bind(&api_addr).await.with_context(|| format!("cannot listen on {api_addr}"))?;
     eprintln!("validator listening on {} (POST/GET /ocsp, GET /crl/…)", l.local_addr()?);
-    net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
-        .shed(std::sync::Arc::new(validator::http::overloaded))
-        .serve(l, net::server::signal())
-        .await?;
+    eprintln!(
+        "validator: verification API on {} (mutual TLS as {}), {} trust anchors pinned",
+        al.local_addr()?,
+        cred.cred.party,
+        api.anchors.len()
+    );
+    tokio::try_join!(
+        async { public.serve(l, net::server::signal()).await.context("public listener") },
+        cred.serve(al, validator::http::api_router(api)),
+    )?;
     Ok(())
 }

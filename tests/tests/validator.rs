@@ -1,7 +1,8 @@
 //! The validation service as verifiers meet it: `jpki serve validator` answering `openssl
 //! ocsp` (with and without nonce, POST and GET through curl), a revocation showing within a
-//! second, OCSP errors as OCSP responses, and the CRLs it serves agreeing with `openssl verify
-//! -crl_check`.
+//! second, OCSP errors as OCSP responses, the CRLs it serves agreeing with `openssl verify
+//! -crl_check`, and the verification API over mutual TLS only, to registered verifiers named
+//! by their network credentials.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
 
 mod common;
@@ -11,6 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{Kill, Network, csr, free_port, jpki_bin, text};
+use identity::party::Party;
 
 const PASS: &str = "validator-test-passphrase";
 
@@ -87,7 +89,11 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
     assert!(o.status.success(), "{}", text(&o));
 
-    // A registered verifier (a bank opening accounts) for the verification API.
+    // A registered verifier (a bank opening accounts) for the verification API: it connects
+    // with its network credential as `agency:bank-1`. The validator has its own credential.
+    net.pki.issue("validator", "validator:v1", true);
+    net.pki.issue("bank-1", "agency:bank-1", false);
+    net.pki.issue("other", "agency:other", false);
     let o = net.jpki(&[
         "validator",
         "verifier-add",
@@ -101,13 +107,29 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
         "account-opening",
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let token = text(&o).split_whitespace().find(|w| w.starts_with("bank-1:")).unwrap().to_owned();
-    let _validator = Kill(
-        Command::new(jpki_bin())
-            .args(["serve", "validator", "--ca-db", &d("ca.db"), "--responders", &d("v"), "--crl-dir", &d("pub")])
+    assert!(text(&o).contains("network credential naming agency:bank-1"), "{}", text(&o));
+    let api_port = free_port();
+    let api_base = format!("https://127.0.0.1:{api_port}");
+    // --db without --api-listen, or without a validator credential, does not start.
+    let validator_cmd = |extra: &[&str]| {
+        let mut c = Command::new(jpki_bin());
+        c.args(["serve", "validator", "--ca-db", &d("ca.db"), "--responders", &d("v"), "--crl-dir", &d("pub")])
             .args(["--db", &d("vdb.db")])
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
+            .args(extra)
+            .env("JPKI_VALIDATOR_PASSPHRASE", PASS);
+        c
+    };
+    let o = validator_cmd(&[]).envs(net.pki.env("validator")).output().unwrap();
+    assert!(!o.status.success() && text(&o).contains("--api-listen"), "{}", text(&o));
+    let o = validator_cmd(&["--api-listen", &format!("127.0.0.1:{api_port}")])
+        .envs(net.pki.env("bank-1"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("validator:<name>"), "{}", text(&o));
+    let _validator = Kill(
+        validator_cmd(&["--api-listen", &format!("127.0.0.1:{api_port}")])
+            .envs(net.pki.env("validator"))
             .spawn()
             .unwrap(),
     );
@@ -417,52 +439,84 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
         };
         text(&run("openssl", &["base64", "-A", "-in", &der_path])).trim().to_string()
     };
-    let api = |route: &str, auth: Option<&str>, body: String| {
-        let mut args = vec![
-            "-s".to_string(),
-            "-w".into(),
-            "\n%{http_code}".into(),
-            "-H".into(),
-            "Content-Type: application/json".into(),
-        ];
-        if let Some(t) = auth {
-            args.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
-        }
-        args.extend(["--data".into(), body, format!("{base}{route}")]);
-        let o = Command::new("curl").args(&args).output().unwrap();
-        let t = String::from_utf8_lossy(&o.stdout).to_string();
-        let (body, code) = t.rsplit_once('\n').unwrap();
-        (code.to_string(), body.to_string())
-    };
+    let bank = net.pki.client("bank-1", Some(Party::Validator("v1".into())));
+    let other = net.pki.client("other", Some(Party::Validator("v1".into())));
     let auth_b64 = b64(&d("auth.pem"), false);
-    let (code, body) =
-        api("/v1/verify/cert", Some(&token), format!(r#"{{"purpose":"account-opening","certificate":"{auth_b64}"}}"#));
-    assert_eq!(code, "200", "{body}");
+    let (code, body) = api(
+        &bank,
+        &format!("{api_base}/v1/verify/cert"),
+        format!(r#"{{"purpose":"account-opening","certificate":"{auth_b64}"}}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
     assert!(body.contains(r#""valid":true"#) && body.contains(r#""status":"good""#), "{body}");
     let sig_b64 = b64(&d("sig.pem"), false);
-    let (code, body) =
-        api("/v1/verify/cert", Some(&token), format!(r#"{{"purpose":"account-opening","certificate":"{sig_b64}"}}"#));
-    assert_eq!(code, "200", "{body}");
+    let (code, body) = api(
+        &bank,
+        &format!("{api_base}/v1/verify/cert"),
+        format!(r#"{{"purpose":"account-opening","certificate":"{sig_b64}"}}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
     assert!(body.contains(r#""valid":false"#) && body.contains("revoked"), "{body}");
     let doc_b64 = b64(&d("doc.p7m"), true);
-    let (code, body) =
-        api("/v1/verify/doc", Some(&token), format!(r#"{{"purpose":"account-opening","signed":"{doc_b64}"}}"#));
-    assert_eq!(code, "200", "{body}");
+    let (code, body) = api(
+        &bank,
+        &format!("{api_base}/v1/verify/doc"),
+        format!(r#"{{"purpose":"account-opening","signed":"{doc_b64}"}}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
     assert!(body.contains("山田　花子") && body.contains(r#""signature":true"#) && body.contains("revoked"), "{body}");
-    let (code, _) =
-        api("/v1/verify/cert", None, format!(r#"{{"purpose":"account-opening","certificate":"{auth_b64}"}}"#));
-    assert_eq!(code, "401");
-    let (code, _) = api(
-        "/v1/verify/cert",
-        Some("bank-1:wrong"),
+    // Without a client certificate (curl trusting the network CA) the handshake is refused.
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(net.pki.ca_pem())
+        .args(["-H", "Content-Type: application/json", "--data"])
+        .arg(format!(r#"{{"purpose":"account-opening","certificate":"{auth_b64}"}}"#))
+        .arg(format!("{api_base}/v1/verify/cert"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "no client certificate: curl {:?} {}", o.status, text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "000", "no HTTP answer without a client certificate");
+    // A party of the network that is not a registered verifier: 403, and logged.
+    let (code, body) = api(
+        &other,
+        &format!("{api_base}/v1/verify/cert"),
         format!(r#"{{"purpose":"account-opening","certificate":"{auth_b64}"}}"#),
-    );
-    assert_eq!(code, "401");
-    let (code, body) =
-        api("/v1/verify/cert", Some(&token), format!(r#"{{"purpose":"marketing","certificate":"{auth_b64}"}}"#));
-    assert_eq!(code, "403", "{body}");
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    // A purpose not registered for the verifier: 403, and logged.
+    let (code, body) = api(
+        &bank,
+        &format!("{api_base}/v1/verify/cert"),
+        format!(r#"{{"purpose":"marketing","certificate":"{auth_b64}"}}"#),
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    // The plain listener has no verification API.
+    for route in ["/v1/verify/cert", "/v1/verify/doc"] {
+        let o = run(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                r#"{"purpose":"account-opening"}"#,
+                &format!("{base}{route}"),
+            ],
+        );
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "404", "{route} on the plain listener");
+    }
     let o = net.jpki(&["validator", "usage", "--db", &d("vdb.db")]);
-    let usage = text(&o);
+    assert!(o.status.success(), "{}", text(&o));
+    let usage = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         usage.lines().any(|l| l.starts_with("bank-1")
             && l.contains("account-opening")
@@ -471,9 +525,14 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
         "{usage}"
     );
     assert!(
-        usage.lines().any(|l| l.contains("marketing") && l.trim_end().ends_with(" 1")),
+        usage.lines().any(|l| l.starts_with("bank-1") && l.contains("marketing") && l.trim_end().ends_with(" 1")),
         "refusals are logged too: {usage}"
     );
+    assert!(
+        usage.lines().any(|l| l.starts_with("urn:jpki:agency:other") && l.trim_end().ends_with(" 1")),
+        "a party that is not a registered verifier is logged: {usage}"
+    );
+    assert_eq!(usage.lines().count(), 4, "nothing else is logged (not the refused handshake): {usage}");
 
     // A path outside the CRL directory is not served.
     let o = run(
@@ -481,6 +540,18 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
         &["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/crl/..%2F..%2Fetc%2Fpasswd.crl")],
     );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
+}
+
+/// `POST url` with the JSON `body` through `client`: the status and the body.
+async fn api(client: &reqwest::Client, url: &str, body: String) -> (u16, String) {
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 /// Opens `n` connections to `addr`, each sending the start of `first` (a request header or a

@@ -1,29 +1,35 @@
 //! The verification API for registered verifiers (署名検証者): `POST /v1/verify/cert` and
-//! `POST /v1/verify/doc`, bearer credentials `ID:SECRET` per verifier, each verifier limited to
-//! its registered purposes, every query (and every refusal) logged with verifier id and
-//! purpose in an append-only table for audit and billing. Trust anchors are the CA roots;
-//! revocation status comes from the responder's status source (what OCSP would answer).
+//! `POST /v1/verify/doc`, served only over mutual TLS. A verifier is a relying party of the
+//! network: it connects with its network credential naming `agency:<id>`, and the API reads
+//! that [`Party`] from the request (put there by `net::server` from the verified client
+//! certificate), never from a header or the body. Each verifier is limited to its registered
+//! purposes; every query and every refusal of an authenticated party is logged with the
+//! party and purpose in an append-only table for audit and billing. Trust anchors are the CA
+//! roots; revocation status comes from the responder's status source (what OCSP would answer).
 
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use identity::http::Caller;
+use identity::party::{Party, PartyKind};
 use identity::store::Db;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::http::AppState;
 use crate::responder::{Service, Status};
 use crate::verify::{Input, Revocation, Verdict, verify};
 
 /// A registered verifier.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    /// Its id.
+    /// Its id: the name of the agency party in its network credential (`agency:<id>`).
     pub id: String,
     /// Purposes it may query for.
     pub purposes: Vec<String>,
@@ -40,57 +46,41 @@ pub enum ApiError {
     Invalid(String),
 }
 
-fn secret_hash(secret: &str) -> Vec<u8> {
-    openssl::sha::sha256(secret.as_bytes()).to_vec()
-}
-
-/// Registers a verifier; returns its bearer token `ID:SECRET` (shown once; only a hash is kept).
-pub async fn add_verifier(db: &Db, id: &str, name: &str, purposes: &[String], now: i64) -> Result<String, ApiError> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(ApiError::Invalid("verifier id: 1–64 of A–Z a–z 0–9 - _".into()));
-    }
+/// Registers a verifier; returns the party its network credential must name
+/// (`agency:<id>`). Nothing secret is made or kept: the verifier authenticates with that
+/// credential from the network CA. (The `secret_hash` column of the bearer-token era stays,
+/// written empty.)
+pub async fn add_verifier(db: &Db, id: &str, name: &str, purposes: &[String], now: i64) -> Result<Party, ApiError> {
+    let party = Party::new(PartyKind::Agency, Some(id)).map_err(|e| ApiError::Invalid(format!("verifier id: {e}")))?;
     if purposes.is_empty() || purposes.iter().any(|p| p.is_empty() || p.contains(',')) {
         return Err(ApiError::Invalid("at least one purpose, without commas".into()));
     }
-    let mut raw = [0u8; 24];
-    openssl::rand::rand_bytes(&mut raw).map_err(|e| ApiError::Invalid(format!("no randomness for the secret: {e}")))?;
-    let secret = hex::encode(raw);
     sqlx::query(
         "INSERT INTO validator_verifier (id, name, secret_hash, purposes, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
     .bind(name)
-    .bind(secret_hash(&secret))
+    .bind(Vec::<u8>::new())
     .bind(purposes.join(","))
     .bind(now)
     .execute(db.pool())
     .await?;
-    Ok(format!("{id}:{secret}"))
+    Ok(party)
 }
 
-/// The verifier a bearer token belongs to (constant-time secret comparison).
-pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<Verifier>, ApiError> {
-    let Some(token) =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return Ok(None);
-    };
-    let Some((id, secret)) = token.split_once(':') else { return Ok(None) };
-    let row = sqlx::query("SELECT secret_hash, purposes FROM validator_verifier WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
+/// The registered verifier `party` is, if any: only an agency party, registered under its
+/// name.
+pub async fn registered(db: &Db, party: &Party) -> Result<Option<Verifier>, ApiError> {
+    let Party::Agency(id) = party else { return Ok(None) };
+    let row =
+        sqlx::query("SELECT purposes FROM validator_verifier WHERE id = $1").bind(id).fetch_optional(db.pool()).await?;
     let Some(row) = row else { return Ok(None) };
-    let stored: Vec<u8> = row.try_get(0)?;
-    let given = secret_hash(secret);
-    if stored.len() != given.len() || !openssl::memcmp::eq(&stored, &given) {
-        return Ok(None);
-    }
-    let purposes: String = row.try_get(1)?;
-    Ok(Some(Verifier { id: id.to_string(), purposes: purposes.split(',').map(str::to_string).collect() }))
+    let purposes: String = row.try_get(0)?;
+    Ok(Some(Verifier { id: id.clone(), purposes: purposes.split(',').map(str::to_string).collect() }))
 }
 
-/// Appends one query to the log.
+/// Appends one query to the log. `v` is the verifier id, or the URI of a refused party that is
+/// not a registered verifier (`urn:jpki:agency:other`; never equal to an id, which has no `:`).
 pub async fn log(
     db: &Db,
     now: i64,
@@ -135,6 +125,8 @@ pub struct Api {
     pub anchors: Vec<Vec<u8>>,
     /// CA certificates that may complete paths (issuing CAs).
     pub intermediates: Vec<Vec<u8>>,
+    /// The responder, whose status source answers for revocation.
+    pub ocsp: Arc<Service>,
 }
 
 /// Loads the anchors (roots) and intermediates (issuing CAs) from the CA's database.
@@ -151,8 +143,13 @@ pub async fn ca_certificates(ca_db: &Db) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>),
     Ok((roots, ints))
 }
 
+/// A query body: JSON naming the purpose it is made for.
+trait Query: DeserializeOwned {
+    fn purpose(&self) -> &str;
+}
+
 #[derive(Debug, Deserialize)]
-pub(crate) struct CertQuery {
+struct CertQuery {
     purpose: String,
     /// Base64 DER.
     certificate: String,
@@ -160,13 +157,25 @@ pub(crate) struct CertQuery {
     at: Option<u64>,
 }
 
+impl Query for CertQuery {
+    fn purpose(&self) -> &str {
+        &self.purpose
+    }
+}
+
 #[derive(Debug, Deserialize)]
-pub(crate) struct DocQuery {
+struct DocQuery {
     purpose: String,
     /// Base64 DER CMS SignedData.
     signed: String,
     /// Base64 content of a detached signature.
     content: Option<String>,
+}
+
+impl Query for DocQuery {
+    fn purpose(&self) -> &str {
+        &self.purpose
+    }
 }
 
 fn b64(s: &str) -> Option<Vec<u8>> {
@@ -185,30 +194,63 @@ fn status_text(s: Option<Status>) -> String {
     }
 }
 
-/// Authenticates, checks the purpose, and logs a refusal. Returns the verifier or the reply.
-async fn admit(api: &Api, headers: &HeaderMap, purpose: &str, kind: &str, now: i64) -> Result<Verifier, Response> {
-    let v = match authenticate(&api.db, headers).await {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            tracing::warn!("verification API: refused a request without valid credentials");
-            return Err(reply(
-                StatusCode::UNAUTHORIZED,
-                json!({"error": "registered verifiers only: Authorization: Bearer ID:SECRET"}),
-            ));
-        }
-        Err(e) => return Err(reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()}))),
-    };
-    if !v.purposes.iter().any(|p| p == purpose) {
-        let _ = log(&api.db, now, &v.id, purpose, kind, "-", "refused: purpose not registered").await;
-        return Err(reply(
-            StatusCode::FORBIDDEN,
-            json!({"error": format!("purpose {purpose:?} is not registered for {}", v.id)}),
-        ));
-    }
-    Ok(v)
+/// The answer when the query log cannot be written or read: no answer without its log line
+/// (503, no detail on the wire).
+fn log_unavailable(e: &ApiError) -> Response {
+    tracing::error!(error = %e, "verification API: validator database unavailable");
+    reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "unavailable; retry"}))
 }
 
-async fn path_and_status(api: &Api, ocsp: &Service, cert: Vec<u8>, at: u64) -> (bool, serde_json::Value) {
+/// Logs a refusal; a refusal is given even if its log line cannot be written (it discloses
+/// nothing), but the failure is reported.
+async fn log_refusal(api: &Api, now: i64, who: &str, purpose: &str, kind: &str, result: &str) {
+    if let Err(e) = log(&api.db, now, who, purpose, kind, "-", result).await {
+        tracing::error!(error = %e, who, "verification API: a refusal could not be logged");
+    }
+}
+
+/// Admits `party` to a query of `kind`: it must be a registered verifier (else 403, logged
+/// under the party's URI, its body never parsed), the body a query (else 400, logged), and
+/// the purpose one of its registered purposes (else 403, logged). The caller without a party
+/// never gets here: [`identity::http::Caller`] refuses it with 401 and nothing is written.
+async fn admit<Q: Query>(
+    api: &Api,
+    party: &Party,
+    kind: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(Verifier, Q), Response> {
+    let v = match registered(&api.db, party).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            tracing::warn!(%party, kind, "verification API: refused a party that is not a registered verifier");
+            log_refusal(api, now, &party.to_string(), "-", kind, "refused: not a registered verifier").await;
+            return Err(reply(
+                StatusCode::FORBIDDEN,
+                json!({"error": format!("{party} is not a registered verifier of this validator")}),
+            ));
+        }
+        Err(e) => return Err(log_unavailable(&e)),
+    };
+    let q: Q = match serde_json::from_slice(body) {
+        Ok(q) => q,
+        Err(e) => {
+            log_refusal(api, now, &v.id, "-", kind, "malformed: body").await;
+            return Err(reply(StatusCode::BAD_REQUEST, json!({"error": format!("body: {e}")})));
+        }
+    };
+    if !v.purposes.iter().any(|p| p == q.purpose()) {
+        tracing::warn!(verifier = v.id, purpose = q.purpose(), "verification API: purpose not registered");
+        log_refusal(api, now, &v.id, q.purpose(), kind, "refused: purpose not registered").await;
+        return Err(reply(
+            StatusCode::FORBIDDEN,
+            json!({"error": format!("purpose {:?} is not registered for {}", q.purpose(), v.id)}),
+        ));
+    }
+    Ok((v, q))
+}
+
+async fn path_and_status(api: &Api, cert: Vec<u8>, at: u64) -> (bool, serde_json::Value) {
     let input = Input::new(cert.clone(), api.anchors.clone(), api.intermediates.clone(), at, Revocation::None);
     let (valid, mut body) = match verify(&input) {
         Ok(Verdict::Valid { path }) => (true, json!({"path": path})),
@@ -216,7 +258,7 @@ async fn path_and_status(api: &Api, ocsp: &Service, cert: Vec<u8>, at: u64) -> (
         Err(e) => return (false, json!({"reason": e.to_string()})),
     };
     // Revocation from the responder's source, for the certificate and its issuing CA.
-    let status = ocsp.status_of_cert(&cert).await.ok().flatten();
+    let status = api.ocsp.status_of_cert(&cert).await.ok().flatten();
     let good = matches!(status, Some(Status::Good));
     body["status"] = json!(status_text(status));
     if valid && !good {
@@ -225,50 +267,45 @@ async fn path_and_status(api: &Api, ocsp: &Service, cert: Vec<u8>, at: u64) -> (
     (valid && good, body)
 }
 
-pub(crate) async fn verify_cert(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Json(q): Json<CertQuery>,
-) -> Response {
-    let Some(api) = &st.api else { return StatusCode::NOT_FOUND.into_response() };
+/// `POST /v1/verify/cert`.
+pub(crate) async fn verify_cert(State(api): State<Arc<Api>>, Caller(party): Caller, body: Bytes) -> Response {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let v = match admit(api, &headers, &q.purpose, "cert", now).await {
-        Ok(v) => v,
+    let (v, q) = match admit::<CertQuery>(&api, &party, "cert", &body, now).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let Some(cert) = b64(&q.certificate) else {
-        let _ = log(&api.db, now, &v.id, &q.purpose, "cert", "-", "malformed").await;
+        log_refusal(&api, now, &v.id, &q.purpose, "cert", "malformed").await;
         return reply(StatusCode::BAD_REQUEST, json!({"error": "certificate: not base64"}));
     };
     let subject = x509_subject(&cert);
-    let (valid, mut body) = path_and_status(api, &st.ocsp, cert, q.at.unwrap_or(now as u64)).await;
+    let (valid, mut body) = path_and_status(&api, cert, q.at.unwrap_or(now as u64)).await;
     body["valid"] = json!(valid);
     let result =
         if valid { "valid".to_string() } else { format!("invalid: {}", body["reason"].as_str().unwrap_or("")) };
     if let Err(e) = log(&api.db, now, &v.id, &q.purpose, "cert", &subject, &result).await {
         // An answer that cannot be logged is not given.
-        return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()}));
+        return log_unavailable(&e);
     }
     reply(StatusCode::OK, body)
 }
 
-pub(crate) async fn verify_doc(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Json(q): Json<DocQuery>,
-) -> Response {
-    let Some(api) = &st.api else { return StatusCode::NOT_FOUND.into_response() };
+/// `POST /v1/verify/doc`.
+pub(crate) async fn verify_doc(State(api): State<Arc<Api>>, Caller(party): Caller, body: Bytes) -> Response {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let v = match admit(api, &headers, &q.purpose, "doc", now).await {
-        Ok(v) => v,
+    let (v, q) = match admit::<DocQuery>(&api, &party, "doc", &body, now).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let (Some(signed), content) = (b64(&q.signed), q.content.as_deref().map(b64)) else {
-        let _ = log(&api.db, now, &v.id, &q.purpose, "doc", "-", "malformed").await;
+        log_refusal(&api, now, &v.id, &q.purpose, "doc", "malformed").await;
         return reply(StatusCode::BAD_REQUEST, json!({"error": "signed: not base64"}));
     };
     let content = match content {
-        Some(None) => return reply(StatusCode::BAD_REQUEST, json!({"error": "content: not base64"})),
+        Some(None) => {
+            log_refusal(&api, now, &v.id, &q.purpose, "doc", "malformed").await;
+            return reply(StatusCode::BAD_REQUEST, json!({"error": "content: not base64"}));
+        }
         Some(Some(c)) => Some(c),
         None => None,
     };
@@ -282,11 +319,11 @@ pub(crate) async fn verify_doc(
     ) {
         Ok(r) => r,
         Err(e) => {
-            let _ = log(&api.db, now, &v.id, &q.purpose, "doc", "-", &format!("malformed: {e}")).await;
+            log_refusal(&api, now, &v.id, &q.purpose, "doc", &format!("malformed: {e}")).await;
             return reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}));
         }
     };
-    let status = st.ocsp.status_of_cert(&r.signer_cert).await.ok().flatten();
+    let status = api.ocsp.status_of_cert(&r.signer_cert).await.ok().flatten();
     let valid = r.valid() && matches!(status, Some(Status::Good));
     let items: serde_json::Map<String, serde_json::Value> =
         r.items.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
@@ -297,7 +334,7 @@ pub(crate) async fn verify_doc(
     });
     let result = if valid { "valid".to_string() } else { "invalid".to_string() };
     if let Err(e) = log(&api.db, now, &v.id, &q.purpose, "doc", &r.signer, &result).await {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()}));
+        return log_unavailable(&e);
     }
     reply(StatusCode::OK, body)
 }

@@ -1,6 +1,8 @@
-//! HTTP for verifiers: OCSP over POST and GET (RFC 6960 appendix A, RFC 9919 GET caching), and
-//! the CAs' CRLs at the URLs written into the certificates. OCSP errors are OCSP responses
-//! with HTTP 200, never HTTP errors.
+//! HTTP for verifiers: the public router ([`router`]: OCSP over POST and GET, RFC 6960
+//! appendix A, RFC 9919 GET caching, and the CAs' CRLs at the URLs written into the
+//! certificates), served over plain HTTP because its objects are signed; and the verification
+//! API ([`api_router`]), served only over mutual TLS. OCSP errors are OCSP responses with HTTP
+//! 200, never HTTP errors.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -26,11 +28,10 @@ pub struct AppState {
     pub crl_dir: Option<PathBuf>,
     /// Seconds HTTP caches may keep a CRL.
     pub crl_max_age: u64,
-    /// The verification API for registered verifiers (absent: not offered).
-    pub api: Option<Arc<crate::api::Api>>,
 }
 
-/// The router: `POST /ocsp`, `GET /ocsp/{base64}`, `GET /crl/…`, `GET /health`.
+/// The public router, for the plain listener: `POST /ocsp`, `GET /ocsp/{base64}`,
+/// `GET /crl/…`, `GET /health`. It has no verification API: `/v1/verify/*` is 404 here.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/ocsp", post(ocsp_post))
@@ -38,10 +39,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ocsp/{*req}", get(ocsp_get))
         .route("/crl/{*path}", get(crl))
         .route("/health", get(health))
+        .layer(DefaultBodyLimit::max(1 << 20))
+        .with_state(state)
+}
+
+/// The verification API's router, for the mutual-TLS listener only (`net::server` with
+/// `Transport::Tls`, which puts the caller's [`identity::party::Party`] into each request):
+/// `POST /v1/verify/cert`, `POST /v1/verify/doc`. A request without a party is 401.
+pub fn api_router(api: Arc<crate::api::Api>) -> Router {
+    Router::new()
         .route("/v1/verify/cert", post(crate::api::verify_cert))
         .route("/v1/verify/doc", post(crate::api::verify_doc))
         .layer(DefaultBodyLimit::max(1 << 20))
-        .with_state(state)
+        .with_state(api)
 }
 
 /// The answer to a request the server sheds under load: an OCSP `tryLater` response (HTTP

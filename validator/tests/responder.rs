@@ -2,7 +2,8 @@
 //! pre-signed answers, revocation picked up by polling, unknown serials, several certificates
 //! and nonces on the live path, unauthorized issuers, malformed and oversized requests, the
 //! live path's rate limit. Every successful response's signature is verified with the
-//! responder certificate's key.
+//! responder certificate's key. The verification API's admission by party (registered agency
+//! verifiers, purposes, the query log) and the public router without it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
 
 use std::sync::Arc;
@@ -225,33 +226,116 @@ async fn the_live_path_is_rate_limited() {
 }
 
 #[tokio::test]
-async fn verifier_registration_and_credentials() {
-    use axum::http::{HeaderMap, HeaderValue, header};
-    use validator::api::{add_verifier, authenticate, log, usage};
+async fn verifiers_are_registered_agency_parties() {
+    use identity::party::Party;
+    use validator::api::{add_verifier, log, registered, usage};
     let db = identity::store::testing::sqlite().unwrap();
     let db = Db::open(&db.url).await.unwrap();
-    // Bad registrations are refused with the rule they break.
-    for (id, purposes) in
-        [("", vec!["p".to_string()]), ("bad id", vec!["p".into()]), ("ok", vec![]), ("ok", vec!["a,b".into()])]
-    {
+    // Bad registrations are refused with the rule they break; an id must be an agency name.
+    for (id, purposes) in [
+        ("", vec!["p".to_string()]),
+        ("bad id", vec!["p".into()]),
+        ("agency:x", vec!["p".into()]),
+        ("ok", vec![]),
+        ("ok", vec!["a,b".into()]),
+    ] {
         let e = add_verifier(&db, id, "n", &purposes, NOW).await.unwrap_err().to_string();
         assert!(e.contains("verifier id") || e.contains("purpose"), "{e}");
     }
-    let token = add_verifier(&db, "bank-1", "Bank", &["account-opening".into()], NOW).await.unwrap();
+    let party = add_verifier(&db, "bank-1", "Bank", &["account-opening".into()], NOW).await.unwrap();
+    assert_eq!(party, Party::Agency("bank-1".into()));
     assert!(add_verifier(&db, "bank-1", "Again", &["x".into()], NOW).await.is_err(), "ids are unique");
-    let with = |t: &str| {
-        let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
-        h
-    };
-    let v = authenticate(&db, &with(&token)).await.unwrap().unwrap();
+    let v = registered(&db, &party).await.unwrap().unwrap();
     assert_eq!((v.id.as_str(), v.purposes.as_slice()), ("bank-1", &["account-opening".to_string()][..]));
-    for bad in ["bank-1:0000", "bank-2:x", "no-colon", ""] {
-        assert!(authenticate(&db, &with(bad)).await.unwrap().is_none(), "{bad}");
+    // Only the agency party of that name is the verifier.
+    for other in [
+        Party::Agency("bank-2".into()),
+        Party::Validator("bank-1".into()),
+        Party::Operator("bank-1".into()),
+        Party::Ca("bank-1".into()),
+        Party::National,
+    ] {
+        assert!(registered(&db, &other).await.unwrap().is_none(), "{other}");
     }
-    assert!(authenticate(&db, &HeaderMap::new()).await.unwrap().is_none());
+    // No secret is kept.
+    let h: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_hash FROM validator_verifier").fetch_one(db.pool()).await.unwrap();
+    assert!(h.is_empty());
     log(&db, NOW, "bank-1", "account-opening", "cert", "CN=x", "valid").await.unwrap();
     assert_eq!(usage(&db, 0).await.unwrap(), vec![("bank-1".into(), "account-opening".into(), "cert".into(), 1)]);
     // The log is append-only.
     assert!(sqlx::query("DELETE FROM validator_query").execute(db.pool()).await.is_err());
+}
+
+/// The two routers without a socket: the API reads the caller's party from the request's
+/// extensions (as `net::server` puts it there over mutual TLS); the public router has no API.
+#[tokio::test]
+async fn the_api_admits_registered_verifiers_by_party_and_the_public_router_has_none() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use identity::party::Party;
+    use tower::ServiceExt as _;
+    let tdb = identity::store::testing::sqlite().unwrap();
+    let (_s, responders) = setup(&tdb).await;
+    let svc = Arc::new(Service::open(Db::open(&tdb.url).await.unwrap(), responders, 86_400, 100.0).await.unwrap());
+    let db = Db::open(&tdb.url).await.unwrap();
+    validator::api::add_verifier(&db, "bank-1", "Bank", &["account-opening".into()], NOW).await.unwrap();
+    let api =
+        Arc::new(validator::api::Api { db: db.clone(), anchors: vec![], intermediates: vec![], ocsp: svc.clone() });
+    let logged = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM validator_query").fetch_one(db.pool()).await.unwrap()
+    };
+    let call = |router: axum::Router, party: Option<Party>, body: &str| {
+        let mut req = Request::post("/v1/verify/cert")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        if let Some(p) = party {
+            req.extensions_mut().insert(p);
+        }
+        async move {
+            let r = router.oneshot(req).await.unwrap();
+            let status = r.status();
+            let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let q = r#"{"purpose":"account-opening","certificate":"AAAA"}"#;
+    let bank = Some(Party::Agency("bank-1".into()));
+
+    // No party: 401 and nothing durable, whatever the body.
+    for body in [q, "not json"] {
+        let (st, b) = call(validator::http::api_router(api.clone()), None, body).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{b}");
+    }
+    assert_eq!(logged().await, 0, "an unauthenticated request writes nothing");
+    // Parties that are not registered verifiers: 403, logged under the party, body unread.
+    for (n, p) in [Party::Agency("other".into()), Party::Validator("bank-1".into())].into_iter().enumerate() {
+        let (st, b) = call(validator::http::api_router(api.clone()), Some(p.clone()), "not json").await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{p}: {b}");
+        assert_eq!(logged().await, n as i64 + 1);
+    }
+    let refused: Vec<String> =
+        sqlx::query_scalar("SELECT verifier_id FROM validator_query ORDER BY id").fetch_all(db.pool()).await.unwrap();
+    assert_eq!(refused, ["urn:jpki:agency:other", "urn:jpki:validator:bank-1"]);
+    // The verifier: a purpose it is not registered for is 403, a malformed body 400, both
+    // logged; a query is answered (here: not a certificate, so invalid) and logged.
+    let (st, b) =
+        call(validator::http::api_router(api.clone()), bank.clone(), r#"{"purpose":"marketing","certificate":"AAAA"}"#)
+            .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{b}");
+    let (st, b) = call(validator::http::api_router(api.clone()), bank.clone(), "not json").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    let (st, b) = call(validator::http::api_router(api.clone()), bank.clone(), q).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(b.contains(r#""valid":false"#), "{b}");
+    assert_eq!(logged().await, 5);
+
+    // The public router answers OCSP and health, and has no verification API.
+    let state = Arc::new(validator::http::AppState { ocsp: svc, crl_dir: None, crl_max_age: 60 });
+    let (st, _) = call(validator::http::router(state.clone()), bank.clone(), q).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let r = validator::http::router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(logged().await, 5);
 }
