@@ -2,19 +2,36 @@
 //! national node admits only current credentials of its network CA (no certificate, another
 //! CA's, an expired one and one revoked while it runs are all refused, and nothing is
 //! applied); a municipality's credential reaches only what the authorization table gives it;
-//! plain `http://` peers are refused at start; and no secret shows in `--help` or in the
-//! command line of a running node.
+//! plain `http://` peers are refused at start; no secret shows in `--help` or in the
+//! command line of a running node; and a compromised prefecture (an in-process server with a
+//! genuine `prefecture:NN` credential) or municipality (its genuine notice key) cannot make the
+//! national node apply another source's notices, a notice about another municipality's
+//! resident, or an appended notice without a valid signature.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
 
 mod common;
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Kill, NetPki, Network, free_port, jpki_bin, ready, text};
+use identity::client::Heads;
+use identity::ids::ResidentCode;
+use identity::municipal::Municipality;
+use identity::national::FeedEntry;
+use identity::notice::{ChangeNotice, NoticeKind, parse_date};
+use identity::notice_sig::sign_notice;
+use identity::operator::{Operator, Role};
 use identity::party::Party;
+use identity::person::{FlaggedText, FourItems, ResidentStatus, Sex};
+use identity::store::{self, Db};
+use net::notice_key::Signer;
 use net::secret::Secret;
+use net::server::{Server, Transport};
 
 /// `POST /v1/code-pools` for `municipality`: the status, or the transport error (a refused
 /// handshake) as text.
@@ -315,4 +332,390 @@ async fn notice_keys_rotate_through_the_network_ca_and_a_revoked_key_halts_its_s
         assert!(Instant::now() < deadline, "a notice signed with a revoked key was applied: {heads}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// A compromised prefecture and a compromised municipality, against a real national node.
+// ---------------------------------------------------------------------------------------
+
+/// A prefecture server the test controls, presenting a genuine `prefecture:NN` credential of
+/// the network CA: it serves the replication routes from in-process municipal databases, each
+/// advertised source read from a database and a source of the test's choosing (which need not
+/// be the same), plus notices of its own appended after that chain.
+struct FakePrefecture {
+    /// (advertised source, database, source actually read from it).
+    sources: Vec<(&'static str, Db, &'static str)>,
+    /// Notices appended after the chain of the source they name.
+    appended: Mutex<Vec<ChangeNotice>>,
+    /// How many `GET /v1/sources/{s}/notices` it has answered (proves the node pulled it).
+    notice_requests: AtomicUsize,
+}
+
+impl FakePrefecture {
+    fn new(sources: Vec<(&'static str, Db, &'static str)>) -> Arc<Self> {
+        Arc::new(Self { sources, appended: Mutex::new(Vec::new()), notice_requests: AtomicUsize::new(0) })
+    }
+
+    /// Everything served for `source` after seq `after`.
+    async fn chain(&self, source: &str, after: u64) -> Vec<ChangeNotice> {
+        let Some((_, db, read)) = self.sources.iter().find(|s| s.0 == source) else { return Vec::new() };
+        let mut chain = store::notices_after(db, read, 0, identity::http::MAX_PAGE).await.unwrap();
+        chain.extend(self.appended.lock().unwrap().iter().filter(|n| n.key.source.as_str() == source).cloned());
+        chain.retain(|n| n.key.seq > after);
+        chain
+    }
+
+    async fn heads(&self) -> Heads {
+        let mut heads = Vec::new();
+        for (source, ..) in &self.sources {
+            if let Some(last) = self.chain(source, 0).await.last() {
+                let hash = last.hash.iter().map(|b| format!("{b:02x}")).collect();
+                heads.push(store::Head { source: (*source).to_owned(), seq: last.key.seq, hash, halted: None });
+            }
+        }
+        Heads { role: "prefecture".into(), code: "fake".into(), heads }
+    }
+
+    /// Serves it over mutual TLS (`net::server`, the nodes' own server) with credential
+    /// `name`; returns its URL.
+    async fn serve(self: &Arc<Self>, pki: &NetPki, name: &str) -> String {
+        use axum::extract::{Path as P, Query, State};
+        use axum::routing::get;
+        type S = State<Arc<FakePrefecture>>;
+        let router = axum::Router::new()
+            .route("/v1/heads", get(|State(f): S| async move { axum::Json(f.heads().await) }))
+            .route(
+                "/v1/sources/{source}/notices",
+                get(|State(f): S, P(s): P<String>, Query(q): Query<HashMap<String, String>>| async move {
+                    f.notice_requests.fetch_add(1, Ordering::SeqCst);
+                    let after = q.get("after").map_or(0, |a| a.parse().unwrap());
+                    let limit = q.get("limit").map_or(500, |l| l.parse().unwrap());
+                    let mut page = f.chain(&s, after).await;
+                    page.truncate(limit);
+                    axum::Json(page)
+                }),
+            )
+            .route(
+                "/v1/sources/{source}/keys",
+                get(|State(f): S, P(s): P<String>| async move {
+                    let (_, db, read) = f.sources.iter().find(|x| x.0 == s).unwrap();
+                    axum::Json(store::notice_keys(db, read).await.unwrap())
+                }),
+            )
+            .with_state(self.clone());
+        let cred = net::credential::Credential::load(&pki.prefix(name), &passphrase()).unwrap();
+        let trust = net::credential::Trust { ca_file: pki.ca_pem(), crl_file: Some(pki.crl_pem()) };
+        let (config, _) = net::tls::server_config(&cred, &trust).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        tokio::spawn(Server::new(router, Transport::Tls(config)).serve(listener, std::future::pending()));
+        url
+    }
+}
+
+fn passphrase() -> Secret {
+    Secret::new(NetPki::PASSPHRASE.as_bytes().to_vec())
+}
+
+/// An in-process municipality `code` on its own SQLite database under `dir`, signing with a
+/// genuine notice key `m<code>-notice` of the network CA, with a pool of four codes from
+/// `pool` on.
+async fn municipality(pki: &NetPki, dir: &Path, code: &str, pool: u64) -> (Municipality, Arc<Signer>) {
+    let name = format!("m{code}-notice");
+    pki.notice_key(&name, code);
+    let signer = Signer::load(&pki.prefix(&name), &passphrase(), &code.parse().unwrap()).unwrap();
+    let db = Db::open(&dir.join(format!("m{code}.db")).display().to_string()).await.unwrap();
+    let m = Municipality::open(db, code.parse().unwrap()).await.unwrap().with_signer(signer.clone()).await.unwrap();
+    let codes: Vec<ResidentCode> = (pool..pool + 4)
+        .map(|v| ResidentCode::from_body(std::array::from_fn(|k| ((v / 10u64.pow(9 - k as u32)) % 10) as u8)).unwrap())
+        .collect();
+    m.add_pool(&codes).await.unwrap();
+    (m, signer)
+}
+
+/// Registers `name` (born 1980-01-01) at `m` by first registration; returns the signed notice.
+async fn register(m: &Municipality, name: &str) -> ChangeNotice {
+    let items = FourItems {
+        name: FlaggedText::plain("name", name).unwrap(),
+        address: FlaggedText::plain("address", "東京都千代田区1").unwrap(),
+        date_of_birth: parse_date("dob", "1980-01-01").unwrap(),
+        sex: Sex::Female,
+    };
+    let clerk = Operator::new("clerk-1", Role::MunicipalClerk).unwrap();
+    let kind = NoticeKind::FirstRegistration;
+    m.register(&clerk, kind, items, parse_date("date", "2026-01-01").unwrap(), identity::http::now()).await.unwrap()
+}
+
+/// A Death of `victim`'s resident claimed by `last`'s source, chained after `last` (so the
+/// hash chain verifies), with no signature yet.
+fn death_after(last: &ChangeNotice, victim: &ChangeNotice) -> ChangeNotice {
+    let mut body = victim.body.clone();
+    body.kind = NoticeKind::Death;
+    body.record.status = ResidentStatus::Deceased;
+    body.record.municipality = last.key.source.clone();
+    body.record.version += 1;
+    let n = ChangeNotice::seal(last.key.source.clone(), last.key.seq + 1, last.hash, body);
+    assert!(n.verify_hash().is_ok(), "the forged notice chains correctly");
+    n
+}
+
+/// A national node on `pki` (credentials `national`, `op1`, `ca` issued here) pulling
+/// `prefectures` (`CODE=URL`) every 100 ms, its log in `dir/national.log`; returns the node,
+/// its URL and its database path.
+async fn national_pulling(pki: &NetPki, dir: &Path, prefectures: &[String]) -> (Kill, String, PathBuf) {
+    pki.issue("national", "national", true);
+    pki.issue("op1", "operator:op1", false);
+    pki.issue("ca", "ca:jpki-ca", false);
+    let port = free_port();
+    let db = dir.join("n.db");
+    let mut args = vec!["serve", "national", "--db", db.to_str().unwrap(), "--interval-ms", "100"];
+    let listen = format!("127.0.0.1:{port}");
+    args.extend(["--listen", &listen]);
+    for p in prefectures {
+        args.extend(["--prefecture", p]);
+    }
+    let log = std::fs::File::create(dir.join("national.log")).unwrap();
+    let node = Kill(
+        Command::new(jpki_bin())
+            .args(&args)
+            .env_remove("JPKI_DB")
+            .env("RUST_LOG", "warn,identity=info")
+            .envs(pki.env("national"))
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    ready(&url, &pki.client("op1", None)).await;
+    (node, url, db)
+}
+
+/// Polls `f` every 100 ms until it gives a value; fails after 20 s saying `what`.
+async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The national node's chain heads as an operator sees them (`GET /v1/heads`).
+async fn national_heads(pki: &NetPki, url: &str) -> Vec<store::Head> {
+    let heads: Heads =
+        pki.client("op1", None).get(format!("{url}/v1/heads")).send().await.unwrap().json().await.unwrap();
+    heads.heads
+}
+
+/// The national node's whole feed as the CA reads it.
+async fn feed(pki: &NetPki, url: &str) -> Vec<FeedEntry> {
+    let ca = pki.client("ca", Some(Party::National));
+    ca.get(format!("{url}/v1/feed?after=0&limit=1000")).send().await.unwrap().json().await.unwrap()
+}
+
+/// `COUNT(*)` of `sql` in the database at `db`.
+async fn count(db: &Path, sql: &'static str) -> i64 {
+    let db = Db::open(&db.display().to_string()).await.unwrap();
+    sqlx::query_scalar(sql).fetch_one(db.pool()).await.unwrap()
+}
+
+/// A fake prefecture 13 advertises a head for 131016 but answers its notices with 271004's,
+/// genuinely signed by 271004's notice key: the national node applies nothing, round after
+/// round.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fake_prefecture_serving_another_sources_notices_gets_nothing_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = NetPki::init(dir.path());
+    pki.issue("p13", "prefecture:13", true);
+    let (osaka, _) = municipality(&pki, dir.path(), "271004", 300).await;
+    register(&osaka, "大阪　一郎").await;
+    register(&osaka, "大阪　二郎").await;
+    let fake = FakePrefecture::new(vec![("131016", osaka.db().clone(), "271004")]);
+    let p13 = fake.serve(&pki, "p13").await;
+    assert_eq!(fake.heads().await.heads[0].seq, 2, "the fake advertises 131016 at seq 2");
+    let (_node, url, ndb) = national_pulling(&pki, dir.path(), &[format!("13={p13}")]).await;
+
+    // Several pull rounds reached the fake (each round asks it for 131016's notices).
+    until("five pulls of the fake prefecture", async || {
+        (fake.notice_requests.load(Ordering::SeqCst) >= 5).then_some(())
+    })
+    .await;
+    let heads = national_heads(&pki, &url).await;
+    assert!(heads.iter().all(|h| h.source != "131016" && h.source != "271004"), "{heads:?}");
+    assert_eq!(feed(&pki, &url).await, vec![], "no feed entry");
+    let log = std::fs::read_to_string(dir.path().join("national.log")).unwrap();
+    assert!(log.contains("peer returned notices of 271004 when asked for 131016; page refused"), "{log}");
+    assert!(!log.contains("applied=1") && !log.contains("applied=2"), "{log}");
+    assert_eq!(count(&ndb, "SELECT COUNT(*) FROM change_notice").await, 0);
+    assert_eq!(count(&ndb, "SELECT COUNT(*) FROM resident").await, 0);
+}
+
+/// The head of `source` at the national node once `f` accepts it.
+async fn head_when(pki: &NetPki, url: &str, source: &str, f: impl Fn(&store::Head) -> bool) -> store::Head {
+    until(&format!("a head of {source} at the national node as expected"), async || {
+        national_heads(pki, url).await.into_iter().find(|h| h.source == source && f(h))
+    })
+    .await
+}
+
+/// A compromised municipality 131016: its genuine notice key signs a correctly chained Death
+/// of a resident registered by 271004. The national node halts 131016 (`ownership:`), feeds
+/// no Death, keeps the resident active at 271004, and the CA following the feed revokes none
+/// of that resident's certificates (until 271004 itself records the death).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compromised_municipality_cannot_kill_another_municipalitys_resident() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let pki = NetPki::init(dir.path());
+    pki.issue("p13", "prefecture:13", true);
+    pki.issue("p27", "prefecture:27", true);
+    let (tokyo, tokyo_key) = municipality(&pki, dir.path(), "131016", 100).await;
+    let (osaka, _) = municipality(&pki, dir.path(), "271004", 300).await;
+    let mine = register(&tokyo, "東京　一郎").await;
+    let victim = register(&osaka, "大阪　花子").await;
+    let code = victim.body.record.resident_code.to_string();
+    // Prefecture 13 relays 131016's genuine chain, prefecture 27 relays 271004's.
+    let f13 = FakePrefecture::new(vec![("131016", tokyo.db().clone(), "131016")]);
+    let f27 = FakePrefecture::new(vec![("271004", osaka.db().clone(), "271004")]);
+    let prefectures = [format!("13={}", f13.serve(&pki, "p13").await), format!("27={}", f27.serve(&pki, "p27").await)];
+    let (node, url, ndb) = national_pulling(&pki, dir.path(), &prefectures).await;
+    until("both registrations in the feed", async || (feed(&pki, &url).await.len() == 2).then_some(())).await;
+
+    // The CA (`ca:jpki-ca`, registered for B1-020) issues the victim a card's certificates.
+    let net = Network {
+        dir: dir.path().to_path_buf(),
+        pki: pki.clone(),
+        national: url.clone(),
+        prefecture: String::new(),
+        municipality: String::new(),
+        init_output: String::new(),
+        nodes: Vec::new(),
+    };
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let agency = ["--id", "jpki-ca", "--name", "CA", "--class", "B1", "--purpose", "B1-020", "--operator", "nat-op-1"];
+    ok(net.jpki(&[&["identity", "agency-add", "--db", &d("n.db")][..], &agency].concat()));
+    ok(net.jpki(&["ca", "init", "--actor", "op-1", "--shards", "2"]));
+    let (sign_csr, auth_csr) = (common::csr(dir.path(), "sign"), common::csr(dir.path(), "auth"));
+    let out = ok(net.jpki(&[
+        "ca",
+        "issue",
+        "--actor",
+        "window-1",
+        "--resident",
+        &code,
+        "--window",
+        "W1",
+        "--card-expiry",
+        "2035-01-01",
+        "--sign-csr",
+        &sign_csr,
+        "--auth-csr",
+        &auth_csr,
+        "--out",
+        &d("out"),
+    ]));
+    assert!(out.contains("issued signature") && out.contains("issued authentication"), "{out}");
+
+    // 131016's genuine key signs a Death of 271004's resident, chained after its genuine head.
+    let mut death = death_after(&mine, &victim);
+    sign_notice(tokyo_key.as_ref(), &mut death).unwrap();
+    f13.appended.lock().unwrap().push(death);
+    let head = head_when(&pki, &url, "131016", |h| h.halted.is_some()).await;
+    let reason = head.halted.unwrap();
+    assert!(reason.starts_with("ownership:") && reason.contains("271004"), "{reason}");
+    assert_eq!(head.seq, 1, "nothing of the batch applied");
+    let entries = feed(&pki, &url).await;
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(entries.iter().all(|e| e.kind != NoticeKind::Death), "{entries:?}");
+
+    // The resident is still active at 271004, as the CA's B1-020 provision shows.
+    let q = serde_json::json!({"purpose": "B1-020", "by": {"resident_code": code}, "fields": ["change_info"]});
+    let r = pki.client("ca", Some(Party::National)).post(format!("{url}/v1/provision/query")).json(&q).send().await;
+    let answer: serde_json::Value = r.unwrap().json().await.unwrap();
+    let info = &answer["items"]["change_info"];
+    assert_eq!((&info["municipality"], &info["status"], &info["version"]), (&"271004".into(), &1.into(), &1.into()));
+
+    // The CA follows the feed: two registrations, no revocation; both certificates stay good.
+    let out = ok(net.jpki(&["ca", "follow", "--actor", "op-1"]));
+    assert!(out.contains("2 feed entries applied, 0 revocations"), "{out}");
+    let listing = ok(net.jpki(&["ca", "list", "--actor", "op-1"]));
+    for kind in ["signature", "authentication"] {
+        let lines: Vec<&str> = listing.lines().filter(|l| l.contains(kind) && l.contains(&code)).collect();
+        assert!(lines.len() == 1 && lines[0].ends_with("good"), "{listing}");
+    }
+
+    // The control: the owner's own Death reaches the feed and this CA revokes on it.
+    let clerk = Operator::new("clerk-1", Role::MunicipalClerk).unwrap();
+    let death = parse_date("date", "2026-02-01").unwrap();
+    osaka
+        .remove(&clerk, &victim.body.record.resident_code, NoticeKind::Death, death, identity::http::now())
+        .await
+        .unwrap();
+    until("271004's own Death in the feed", async || {
+        feed(&pki, &url).await.iter().any(|e| e.kind == NoticeKind::Death && e.source == "271004").then_some(())
+    })
+    .await;
+    let out = ok(net.jpki(&["ca", "follow", "--actor", "op-1"]));
+    assert!(out.contains("1 feed entries applied, 2 revocations"), "{out}");
+    drop(node);
+    assert_eq!(count(&ndb, "SELECT COUNT(*) FROM change_notice WHERE source = '131016'").await, 1);
+}
+
+/// A fake prefecture appends to 131016's genuine chain a correctly chained notice without a
+/// valid signature (none, then 131016's own signature with one byte flipped): the national
+/// node halts 131016 (`signature:`) and applies nothing; `jpki identity resume` while the node
+/// runs lets it verify again from the applied head, and once only the genuine chain is served,
+/// the chain applies.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsigned_appended_notice_halts_its_source_until_resumed_then_the_genuine_chain_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = NetPki::init(dir.path());
+    pki.issue("p13", "prefecture:13", true);
+    let (tokyo, tokyo_key) = municipality(&pki, dir.path(), "131016", 100).await;
+    let genuine = [register(&tokyo, "東京　一郎").await, register(&tokyo, "東京　二郎").await];
+    let fake = FakePrefecture::new(vec![("131016", tokyo.db().clone(), "131016")]);
+    let unsigned = death_after(&genuine[1], &genuine[1]);
+    fake.appended.lock().unwrap().push(unsigned.clone());
+    let p13 = fake.serve(&pki, "p13").await;
+    let (_node, url, ndb) = national_pulling(&pki, dir.path(), &[format!("13={p13}")]).await;
+    let resume = || {
+        let db = ndb.display().to_string();
+        let args = ["identity", "resume", "--db", &db, "--source", "131016", "--operator", "op", "--tier", "national"];
+        let o = common::jpki::<&str, &str>(&args, &[]);
+        assert!(o.status.success(), "{}", text(&o));
+    };
+
+    let head = head_when(&pki, &url, "131016", |h| h.halted.is_some()).await;
+    assert!(head.halted.as_deref().unwrap().starts_with("signature:"), "{head:?}");
+    assert_eq!(head.seq, 0, "nothing of the batch applied: {head:?}");
+    assert_eq!(feed(&pki, &url).await, vec![]);
+
+    // Resumed while a signed-then-corrupted forgery is served: halted again, for its signature.
+    let mut flipped = unsigned;
+    sign_notice(tokyo_key.as_ref(), &mut flipped).unwrap();
+    flipped.signature.as_mut().unwrap().signature[0] ^= 0x01;
+    *fake.appended.lock().unwrap() = vec![flipped];
+    let requests = fake.notice_requests.load(Ordering::SeqCst);
+    resume();
+    until("the resumed node to pull again", async || {
+        (fake.notice_requests.load(Ordering::SeqCst) > requests).then_some(())
+    })
+    .await;
+    let head = head_when(&pki, &url, "131016", |h| h.halted.is_some()).await;
+    assert!(head.halted.as_deref().unwrap().starts_with("signature:"), "{head:?}");
+    assert_eq!((head.seq, feed(&pki, &url).await.len()), (0, 0));
+
+    // Only the genuine chain is served now; after the operator resumes, it applies.
+    fake.appended.lock().unwrap().clear();
+    resume();
+    let head = head_when(&pki, &url, "131016", |h| h.seq == 2).await;
+    assert_eq!(head.halted, None);
+    let fed: Vec<String> = feed(&pki, &url).await.into_iter().map(|e| e.resident_code).collect();
+    let codes: Vec<String> = genuine.iter().map(|n| n.body.record.resident_code.to_string()).collect();
+    assert_eq!(fed, codes);
 }
