@@ -166,6 +166,14 @@ async fn a_clerk_registers_through_the_cli_and_bad_input_fails_clearly() {
     // Not an operator (and not its prefecture): refused.
     let o = common::jpki(&["identity", "heads", "--url", &murl], &pki.env("m131041"));
     assert!(!o.status.success() && text(&o).1.contains("403"), "{:?}", text(&o));
+    // A node entry whose credential names another party is refused by the check.
+    let wrong = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("credential = \"{}\"", pki.prefix("m131016").display()),
+        &format!("credential = \"{}\"", pki.prefix("m131041").display()),
+    );
+    std::fs::write(dir.path().join("wrong.toml"), wrong).unwrap();
+    let o = common::jpki(&["serve", "check", "--config", &dir.path().join("wrong.toml").display().to_string()], &pass);
+    assert!(!o.status.success() && text(&o).1.contains("municipality:131041"), "{:?}", text(&o));
     std::fs::write(dir.path().join("bad.toml"), "[[node]]\nname = \"x\"\nrole = \"village\"\n").unwrap();
     let o = jpki(&["serve", "check", "--config", &dir.path().join("bad.toml").display().to_string()]);
     assert!(!o.status.success() && text(&o).1.contains("unknown variant"), "{:?}", text(&o));
