@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use openssl::ec::{EcGroup, EcKey};
@@ -16,8 +17,13 @@ use sha2::{Digest, Sha256};
 
 use crate::apdu::{Command, Response, Status};
 use crate::jpki::{
-    self, CHALLENGE_LEN, CardStatus, Ef, EfKind, ISSUER_AUTH_TRIES, KeyAlg, KeyRef, Lifecycle, PinRef, ins,
+    self, CHALLENGE_LEN, CardStatus, Ef, EfKind, ISSUER_AUTH_TRIES, ISSUER_KEY_LABEL, KeyAlg, KeyRef, Lifecycle,
+    PinRef, ins,
 };
+
+/// Format version of the state file. Version 1 held the shared master issuer key; version 2
+/// holds the card's own diversified key (see [`card_issuer_key`]).
+pub const STATE_VERSION: u32 = 2;
 
 /// A private key as the card stores it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,7 +54,8 @@ pub struct CardState {
     pub version: u32,
     /// Card serial (8 bytes, hex).
     pub serial: String,
-    /// Issuer-authentication key (32 bytes, hex) — set at manufacture.
+    /// This card's own issuer-authentication key (32 bytes, hex): `card_issuer_key(master,
+    /// serial)`, set at manufacture. The master never reaches the card.
     pub issuer_key: String,
     /// Issuer-authentication tries left.
     pub issuer_tries: u8,
@@ -97,18 +104,22 @@ pub enum StateError {
 }
 
 impl CardState {
-    /// A blank card as manufactured, with its issuer-authentication key.
-    pub fn blank(issuer_key: [u8; 32]) -> CardState {
-        CardState {
-            version: 1,
-            serial: hex::encode(rand::random::<[u8; 8]>()),
-            issuer_key: hex::encode(issuer_key),
+    /// A blank card as manufactured: a random serial and the issuer key diversified for it
+    /// from the issuing authority's `master` ([`card_issuer_key`]). Only the diversified key is
+    /// stored: reading one card's state never yields a key valid for another card.
+    pub fn blank(master: &[u8; 32]) -> Result<CardState, openssl::error::ErrorStack> {
+        let serial: [u8; 8] = rand::random();
+        let key = card_issuer_key(master, &serial)?;
+        Ok(CardState {
+            version: STATE_VERSION,
+            serial: hex::encode(serial),
+            issuer_key: hex::encode(key),
             issuer_tries: ISSUER_AUTH_TRIES,
             lifecycle: Lifecycle::Blank,
             files: BTreeMap::new(),
             keys: BTreeMap::new(),
             pins: BTreeMap::new(),
-        }
+        })
     }
 
     /// Loads a state file, checking every field a corrupt file could break.
@@ -118,7 +129,12 @@ impl CardState {
         let s: CardState =
             serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt { path: p.clone(), why: e.to_string() })?;
         let corrupt = |why: String| StateError::Corrupt { path: p.clone(), why };
-        if s.version != 1 {
+        if s.version == 1 {
+            return Err(corrupt(
+                "version 1 holds the shared master issuer key, not a per-card key: make a new blank card".into(),
+            ));
+        }
+        if s.version != STATE_VERSION {
             return Err(corrupt(format!("unknown version {}", s.version)));
         }
         if hex::decode(&s.serial).map_or(true, |b| b.len() != 8) {
@@ -143,21 +159,28 @@ impl CardState {
         Ok(s)
     }
 
-    /// Writes the state durably (temporary file, fsync, rename, fsync of the directory), so a
-    /// power loss leaves either the old or the new state.
+    /// Writes the state durably and privately, so a power loss leaves either the old or the
+    /// new state and no other user can read the keys: a new temporary file with a random name
+    /// created with mode 0600 (never an existing file or a symlink), fsync, rename over the
+    /// state file, fsync of the directory. (The same steps as `net::keyfile::write_private`;
+    /// `card` does not depend on `net`.)
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
         let io = |source| StateError::Io { path: path.display().to_string(), source };
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = path.with_extension("tmp");
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        Ok(())
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
     }
 
     fn file(&self, ef: Ef) -> Vec<u8> {
@@ -458,10 +481,11 @@ impl Applet {
             }
             Ok(Vec::new())
         } else {
+            // Burned for good (L5, docs/card-profile.md): the counter survives power cycles.
             self.state.issuer_tries -= 1;
             self.session.issuer = false;
             self.dirty = true;
-            Err(Status::AuthFailed)
+            Err(Status::TriesLeft(self.state.issuer_tries))
         }
     }
 
@@ -537,8 +561,9 @@ impl Applet {
 
     /// `80 2A 00 80` (key of the selected EF) or `80 2A 00 97|9A`: RSA keys pad the given
     /// DigestInfo with PKCS#1 v1.5; P-384 keys sign the given hash and answer a DER
-    /// `ECDSA-Sig-Value`. Issued: needs the key's PIN. Personalising: needs the issuer (proof
-    /// of possession for the CSR).
+    /// `ECDSA-Sig-Value`. Needs the key's own PIN verified in this session, in every lifecycle
+    /// state: issuer authentication never lets anyone sign (the writer signs the CSR after it
+    /// has set and verified the new PINs, or, on renewal, after the resident's VERIFY).
     fn sign(&mut self, c: &Command) -> Answer {
         if c.p1 != 0x00 {
             return Err(Status::IncorrectP1P2);
@@ -556,18 +581,11 @@ impl Applet {
             KeyRef::from_p2(c.p2).ok_or(Status::IncorrectP1P2)?
         };
         let key = self.state.keys.get(&k).ok_or(Status::DataNotFound)?;
-        match self.state.lifecycle {
-            Lifecycle::Issued => {
-                if !self.session.verified.contains(&k.pin()) {
-                    return Err(Status::SecurityNotSatisfied);
-                }
-            }
-            Lifecycle::Personalising => {
-                if !self.session.issuer {
-                    return Err(Status::SecurityNotSatisfied);
-                }
-            }
-            Lifecycle::Blank => return Err(Status::ConditionsNotSatisfied),
+        if self.state.lifecycle == Lifecycle::Blank {
+            return Err(Status::ConditionsNotSatisfied);
+        }
+        if !self.session.verified.contains(&k.pin()) {
+            return Err(Status::SecurityNotSatisfied);
         }
         let alg = key.alg;
         let pkey = match self.parsed.entry(k) {
@@ -613,9 +631,28 @@ impl Applet {
         if !self.session.issuer {
             return Err(Status::SecurityNotSatisfied);
         }
-        if self.state.lifecycle != Lifecycle::Personalising {
-            self.state.lifecycle = Lifecycle::Personalising;
-            self.dirty = true;
+        match self.state.lifecycle {
+            Lifecycle::Personalising => {}
+            Lifecycle::Blank => {
+                self.state.lifecycle = Lifecycle::Personalising;
+                self.dirty = true;
+            }
+            Lifecycle::Issued => {
+                // Renewal. The resident consents: every PIN of a key on the card was verified
+                // in this session. And the resident's keys do not survive the reopening: both
+                // private keys and their certificates are destroyed first, so personalisation
+                // never reaches a key the resident uses (C1).
+                if self.state.keys.keys().any(|k| !self.session.verified.contains(&k.pin())) {
+                    return Err(Status::SecurityNotSatisfied);
+                }
+                self.state.keys.clear();
+                self.parsed.clear();
+                for k in [KeyRef::Auth, KeyRef::Sign] {
+                    self.state.files.remove(&k.cert().fid());
+                }
+                self.state.lifecycle = Lifecycle::Personalising;
+                self.dirty = true;
+            }
         }
         Ok(Vec::new())
     }
@@ -682,7 +719,17 @@ fn pin_matches(stored: &StoredPin, pin: &[u8]) -> bool {
     hash.len() == got.len() && openssl::memcmp::eq(&hash, &got)
 }
 
-/// The issuer's answer to a challenge: HMAC-SHA256(issuer key, challenge ‖ card serial).
+/// A card's own issuer key, diversified from the issuing authority's master:
+/// `HMAC-SHA256(master, "jpki-card-issuer-v1" ‖ serial)`. The card stores only this; the
+/// writer derives it from the master for the card in front of it.
+pub fn card_issuer_key(master: &[u8], serial: &[u8]) -> Result<[u8; 32], openssl::error::ErrorStack> {
+    let mac = issuer_mac(master, ISSUER_KEY_LABEL, serial)?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&mac);
+    Ok(key)
+}
+
+/// The issuer's answer to a challenge: HMAC-SHA256(card's issuer key, challenge ‖ card serial).
 pub fn issuer_mac(key: &[u8], challenge: &[u8], serial: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
     let k = PKey::hmac(key)?;
     let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &k)?;
@@ -700,20 +747,136 @@ mod tests {
         hex::encode_upper(a.process(&b))
     }
 
-    fn issuer(a: &mut Applet, key: &[u8; 32]) {
+    /// EXTERNAL AUTHENTICATE with the card key derived from `master`; the status word.
+    fn issuer_try(a: &mut Applet, master: &[u8; 32]) -> String {
         let r = a.process(&[0, 0x84, 0, 0, CHALLENGE_LEN as u8]);
         assert_eq!(&r[CHALLENGE_LEN..], &[0x90, 0]);
         let serial = hex::decode(&a.state().serial).unwrap();
-        let mac = issuer_mac(key, &r[..CHALLENGE_LEN], &serial).unwrap();
+        let mac = issuer_mac(&card_issuer_key(master, &serial).unwrap(), &r[..CHALLENGE_LEN], &serial).unwrap();
         let mut c = vec![0, 0x82, 0, 0, mac.len() as u8];
         c.extend_from_slice(&mac);
-        assert_eq!(a.process(&c), [0x90, 0]);
+        hex::encode_upper(a.process(&c))
+    }
+
+    fn issuer(a: &mut Applet, master: &[u8; 32]) {
+        assert_eq!(issuer_try(a, master), "9000");
+    }
+
+    const DIGEST_INFO: &str =
+        "3031300D0609608648016503040201050004201111111111111111111111111111111111111111111111111111111111111111";
+
+    /// A card issued with both RSA keys, auth PIN 1234 and signature password ABC123, as the
+    /// writer makes it: keys, PINs set and verified, CSR signatures, files, close.
+    fn issued_card(master: &[u8; 32]) -> Applet {
+        let mut a = Applet::new(CardState::blank(master).unwrap());
+        assert_eq!(apdu(&mut a, "00A4040C0AD392F000260100000001"), "9000");
+        issuer(&mut a, master);
+        assert_eq!(apdu(&mut a, "80100000"), "9000");
+        for p2 in ["97", "9A"] {
+            assert!(apdu(&mut a, &format!("004681{p2}000000")).ends_with("9000"));
+        }
+        // The issuer alone cannot sign, even with the keys it just generated.
+        assert_eq!(apdu(&mut a, &format!("802A009733{DIGEST_INFO}00")), "6982");
+        for (fid, pin) in [("0018", "31323334"), ("001B", "414243313233")] {
+            assert_eq!(apdu(&mut a, &format!("00A4020C02{fid}")), "9000");
+            assert_eq!(apdu(&mut a, &format!("002C0280{:02X}{pin}", pin.len() / 2)), "9000");
+            assert_eq!(apdu(&mut a, &format!("00200080{:02X}{pin}", pin.len() / 2)), "9000");
+        }
+        for p2 in ["97", "9A"] {
+            assert!(apdu(&mut a, &format!("802A00{p2}33{DIGEST_INFO}00")).ends_with("9000"));
+        }
+        for fid in ["0001", "0002", "000A", "000B"] {
+            assert_eq!(apdu(&mut a, &format!("00A4020C02{fid}")), "9000");
+            assert_eq!(apdu(&mut a, "00D6000004308200AB"), "9000");
+        }
+        for (fid, data) in [("0006", "AA".repeat(160)), ("0008", "8F8F00".into())] {
+            assert_eq!(apdu(&mut a, &format!("00A4020C02{fid}")), "9000");
+            assert_eq!(apdu(&mut a, &format!("00D60000{:02X}{data}", data.len() / 2)), "9000");
+        }
+        assert_eq!(apdu(&mut a, "80120000"), "9000");
+        a.reset();
+        a
+    }
+
+    #[test]
+    fn the_issuer_session_never_signs_with_a_resident_key() {
+        let master = [3u8; 32];
+        let mut a = issued_card(&master);
+        let auth_spki = a.state().keys[&KeyRef::Auth].spki.clone();
+        // C1: issuer authentication, OPEN PERSONALISATION, COMPUTE SIGNATURE without VERIFY.
+        assert_eq!(apdu(&mut a, "00A4040C0AD392F000260100000001"), "9000");
+        issuer(&mut a, &master);
+        assert_eq!(apdu(&mut a, "80100000"), "6982", "reopening needs the resident's PINs");
+        assert_eq!(a.state().lifecycle, Lifecycle::Issued);
+        for p2 in ["97", "9A"] {
+            assert_eq!(apdu(&mut a, &format!("802A00{p2}33{DIGEST_INFO}00")), "6982");
+        }
+        assert_eq!(apdu(&mut a, "00A4020C02001A"), "9000");
+        assert_eq!(apdu(&mut a, &format!("802A008033{DIGEST_INFO}00")), "6982");
+        assert_eq!(apdu(&mut a, "80120000"), "6985");
+        // The authentication PIN alone does not reopen a card that has a signature key.
+        assert_eq!(apdu(&mut a, "00A4020C020018"), "9000");
+        assert_eq!(apdu(&mut a, "002000800431323334"), "9000");
+        assert_eq!(apdu(&mut a, "80100000"), "6982");
+        assert_eq!(apdu(&mut a, &format!("802A009A33{DIGEST_INFO}00")), "6982");
+        // Renewal: the resident verified both; reopening destroys both keys and certificates.
+        assert_eq!(apdu(&mut a, "00A4020C02001B"), "9000");
+        assert_eq!(apdu(&mut a, "0020008006414243313233"), "9000");
+        assert_eq!(apdu(&mut a, "80100000"), "9000");
+        assert!(a.take_dirty());
+        let st = a.state().status();
+        assert_eq!((st.lifecycle, st.auth_key, st.sign_key), (Lifecycle::Personalising, None, None));
+        assert!(!st.files.contains(&Ef::AuthCert) && !st.files.contains(&Ef::SignCert));
+        assert_eq!(apdu(&mut a, &format!("802A009A33{DIGEST_INFO}00")), "6A88");
+        assert_eq!(apdu(&mut a, "0046009700 0000".replace(' ', "").as_str()), "6A88");
+        // New keys: signed with the PINs verified in this session (the CSR's proof of possession).
+        let spki = apdu(&mut a, "0046819700 0000".replace(' ', "").as_str());
+        assert!(spki.ends_with("9000") && !spki.starts_with(&auth_spki.to_uppercase()));
+        assert!(apdu(&mut a, &format!("802A009733{DIGEST_INFO}00")).ends_with("9000"));
+        // After a reset, personalising or not, the issuer alone cannot sign with it.
+        a.reset();
+        assert_eq!(apdu(&mut a, "00A4040C0AD392F000260100000001"), "9000");
+        issuer(&mut a, &master);
+        assert_eq!(apdu(&mut a, "80100000"), "9000");
+        assert_eq!(apdu(&mut a, &format!("802A009733{DIGEST_INFO}00")), "6982");
+    }
+
+    #[test]
+    fn each_card_holds_its_own_issuer_key() {
+        let master = [5u8; 32];
+        let mut a = Applet::new(CardState::blank(&master).unwrap());
+        let b = CardState::blank(&master).unwrap();
+        assert_ne!(a.state().serial, b.serial);
+        assert_ne!(a.state().issuer_key, b.issuer_key);
+        assert_ne!(a.state().issuer_key, hex::encode(master), "the master is never on the card");
+        let serial_a = hex::decode(&a.state().serial).unwrap();
+        assert_eq!(hex::encode(card_issuer_key(&master, &serial_a).unwrap()), a.state().issuer_key);
+        // A MAC for card A's challenge and serial, under card B's key: refused, a try used.
+        assert_eq!(apdu(&mut a, "00A4040C0AD392F000260100000001"), "9000");
+        let r = a.process(&[0, 0x84, 0, 0, CHALLENGE_LEN as u8]);
+        let key_b = hex::decode(&b.issuer_key).unwrap();
+        let mac = issuer_mac(&key_b, &r[..CHALLENGE_LEN], &serial_a).unwrap();
+        assert_eq!(apdu(&mut a, &format!("00820000 20 {}", hex::encode(mac)).replace(' ', "")), "63C9");
+        // The master itself is not a card key either.
+        let r = a.process(&[0, 0x84, 0, 0, CHALLENGE_LEN as u8]);
+        let mac = issuer_mac(&master, &r[..CHALLENGE_LEN], &serial_a).unwrap();
+        assert_eq!(apdu(&mut a, &format!("00820000 20 {}", hex::encode(mac)).replace(' ', "")), "63C8");
+        // The derived key works (and restores the counter); ten wrong MACs block for good.
+        issuer(&mut a, &master);
+        assert_eq!(a.state().issuer_tries, ISSUER_AUTH_TRIES);
+        for left in (0..ISSUER_AUTH_TRIES).rev() {
+            let _ = a.process(&[0, 0x84, 0, 0, CHALLENGE_LEN as u8]);
+            assert_eq!(apdu(&mut a, &format!("00820000 20 {}", "00".repeat(32))), format!("63C{left:X}"));
+        }
+        assert_eq!(issuer_try(&mut a, &master), "6983");
+        a.reset();
+        assert_eq!(issuer_try(&mut a, &master), "6983", "the counter survives a power cycle");
     }
 
     #[test]
     fn the_open_source_contract_and_the_lifecycle() {
         let key = [7u8; 32];
-        let mut a = Applet::new(CardState::blank(key));
+        let mut a = Applet::new(CardState::blank(&key).unwrap());
         // Unknown AIDs, INS and CLA, as OpenSC's other drivers probe them.
         assert_eq!(apdu(&mut a, "00A4040C06D27600012401"), "6A82");
         assert_eq!(apdu(&mut a, "00CADF3005"), "6D00");
@@ -724,7 +887,7 @@ mod tests {
         assert_eq!(apdu(&mut a, "8010000000"), "6982");
         // A wrong issuer MAC costs a try.
         let _ = a.process(&[0, 0x84, 0, 0, CHALLENGE_LEN as u8]);
-        assert_eq!(apdu(&mut a, &format!("00820000 20 {}", "00".repeat(32))), "6300");
+        assert_eq!(apdu(&mut a, &format!("00820000 20 {}", "00".repeat(32))), "63C9");
         assert_eq!(a.state().issuer_tries, ISSUER_AUTH_TRIES - 1);
         // Replaying without a fresh challenge is refused.
         assert_eq!(apdu(&mut a, &format!("00820000 20 {}", "00".repeat(32))), "6985");
@@ -803,7 +966,7 @@ mod tests {
     #[test]
     fn p384_keys_sign_hashes_that_openssl_verifies() {
         let key = [9u8; 32];
-        let mut a = Applet::new(CardState::blank(key));
+        let mut a = Applet::new(CardState::blank(&key).unwrap());
         assert_eq!(apdu(&mut a, "00A4040C0AD392F000260100000001"), "9000");
         issuer(&mut a, &key);
         assert_eq!(apdu(&mut a, "80100000"), "9000");
@@ -813,11 +976,16 @@ mod tests {
         let pk = PKey::public_key_from_der(&spki[..spki.len() - 2]).unwrap();
         assert_eq!(pk.bits(), 384);
         assert_eq!(a.state().status().sign_key, Some(KeyAlg::EcP384));
-        // Personalising: the issuer may sign (proof of possession); the card answers DER.
+        // Personalising: the issuer alone may not sign; after the new signature password is
+        // set and verified it may (proof of possession); the card answers DER.
         let hash = openssl::sha::sha384(b"certification request info");
         let mut c = vec![0x80, 0x2A, 0x00, 0x9A, hash.len() as u8];
         c.extend_from_slice(&hash);
         c.push(0);
+        assert_eq!(a.process(&c), [0x69, 0x82]);
+        assert_eq!(apdu(&mut a, "00A4020C02001B"), "9000");
+        assert_eq!(apdu(&mut a, "002C028006414243313233"), "9000");
+        assert_eq!(apdu(&mut a, "0020008006414243313233"), "9000");
         let sig = a.process(&c);
         assert_eq!(&sig[sig.len() - 2..], &[0x90, 0]);
         let der = openssl::ecdsa::EcdsaSig::from_der(&sig[..sig.len() - 2]).unwrap();
@@ -832,8 +1000,14 @@ mod tests {
     fn state_files_round_trip_and_corruption_is_named() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("card.json");
-        let s = CardState::blank([1; 32]);
+        let s = CardState::blank(&[1; 32]).unwrap();
+        // An older, world-readable file is replaced by a private one.
+        std::fs::write(&p, b"{}").unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         s.save(&p).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "the state file holds private keys: mode {mode:o}");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "no temporary file left");
         let back = CardState::load(&p).unwrap();
         assert_eq!(back.serial, s.serial);
         assert!(!format!("{back:?}").contains(&s.issuer_key), "Debug must not print the issuer key");
@@ -844,5 +1018,11 @@ mod tests {
         std::fs::write(&p, serde_json::to_vec(&bad).unwrap()).unwrap();
         let e = CardState::load(&p).unwrap_err().to_string();
         assert!(e.contains("EF 0017 is not a data EF"), "{e}");
+        // A version-1 file held the shared master key: refused by name.
+        let mut old = serde_json::to_value(&s).unwrap();
+        old["version"] = serde_json::json!(1);
+        std::fs::write(&p, serde_json::to_vec(&old).unwrap()).unwrap();
+        let e = CardState::load(&p).unwrap_err().to_string();
+        assert!(e.contains("shared master issuer key"), "{e}");
     }
 }

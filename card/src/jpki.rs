@@ -423,6 +423,9 @@ pub mod ins {
 pub const CHALLENGE_LEN: usize = 16;
 /// Issuer-authentication attempts before the card refuses it for good.
 pub const ISSUER_AUTH_TRIES: u8 = 10;
+/// Domain label of the per-card issuer key:
+/// `card key = HMAC-SHA256(master, ISSUER_KEY_LABEL ‖ card serial)`.
+pub const ISSUER_KEY_LABEL: &[u8] = b"jpki-card-issuer-v1";
 
 /// The answer of GET CARD STATUS (`80 CA 01 00`), 16 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

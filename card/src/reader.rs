@@ -233,18 +233,21 @@ impl<'c> Jpki<'c> {
         CardStatus::parse(&b).ok_or_else(|| Error::Malformed(format!("card status of {} bytes", b.len())))
     }
 
-    /// Issuer authentication: GET CHALLENGE, then EXTERNAL AUTHENTICATE with the MAC.
-    pub fn issuer_auth(&mut self, issuer_key: &[u8], serial: &[u8]) -> Result<()> {
+    /// Issuer authentication: GET CHALLENGE, then EXTERNAL AUTHENTICATE with the MAC under
+    /// this card's own issuer key (`applet::card_issuer_key(master, serial)`).
+    pub fn issuer_auth(&mut self, card_key: &[u8], serial: &[u8]) -> Result<()> {
         let ch =
             self.ok("getting a challenge", &Command::new(0, ins::GET_CHALLENGE, 0, 0).with_le(CHALLENGE_LEN as u32))?;
         if ch.len() != CHALLENGE_LEN {
             return Err(Error::Malformed(format!("challenge of {} bytes", ch.len())));
         }
-        let mac = crate::applet::issuer_mac(issuer_key, &ch, serial)?;
+        let mac = crate::applet::issuer_mac(card_key, &ch, serial)?;
         let r =
             self.transmit("issuer authentication", &Command::new(0, ins::EXTERNAL_AUTHENTICATE, 0, 0).with_data(mac))?;
         match r.status {
             Status::Ok => Ok(()),
+            Status::TriesLeft(n) => Err(Error::IssuerAuth(n)),
+            // Cards made before the per-card keys answered `63 00`.
             Status::AuthFailed => {
                 let left = self.status().map(|s| s.issuer_tries).unwrap_or(0);
                 Err(Error::IssuerAuth(left))
@@ -348,7 +351,9 @@ impl<'c> Jpki<'c> {
     }
 
     /// Builds a PKCS#10 CSR for a card key, signed on the card (proof of possession). The
-    /// subject is empty: identity items come from the identity network, never from the card.
+    /// card signs only if the key's PIN was verified in this session (set it and VERIFY it
+    /// first). The subject is empty: identity items come from the identity network, never
+    /// from the card.
     pub fn csr(&mut self, k: KeyRef, alg: KeyAlg, spki: &[u8]) -> Result<Vec<u8>> {
         let info = CertReqInfo {
             version: Version::V1,

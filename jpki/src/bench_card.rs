@@ -123,7 +123,7 @@ pub async fn run() -> Result<()> {
         env: "prod".into(),
         alg: "rsa2048".into(),
         no_signature: false,
-        issuer_key,
+        issuer_master: issuer_key,
         auth_pin: Some("1234".into()),
         sign_pin: Some("BENCH123".into()),
     };
@@ -165,7 +165,10 @@ pub async fn run() -> Result<()> {
             let mut j = Jpki::new(&tx);
             j.select_ap()?;
             let st = j.status()?;
-            j.issuer_auth(&issuer_key, &st.serial)?;
+            // Reopening an issued card needs the resident's PINs (and destroys the keys).
+            j.verify(PinRef::Auth, "1234")?;
+            j.verify(PinRef::Sign, "BENCH123")?;
+            j.issuer_auth(&card::applet::card_issuer_key(&issuer_key, &st.serial)?, &st.serial)?;
             j.open_personalisation()?;
             j.wipe()?;
         }

@@ -1,7 +1,10 @@
 //! `jpki card …` (the municipal window's card writer) and `jpki card-sim` (the virtual card
 //! behind vpcd). Secrets come from the environment only and are never printed: the issuer
-//! key (`JPKI_CARD_ISSUER_KEY`, 64 hex digits), the resident's new PINs (`JPKI_CARD_AUTH_PIN`,
-//! `JPKI_CARD_SIGN_PIN`; entered on the window's PIN pad in real life).
+//! master key (`JPKI_CARD_ISSUER_KEY`, 64 hex digits; each card holds only the key diversified
+//! from it for its serial — moving the master into the CA service is issue 10's later work),
+//! and the resident's PINs (`JPKI_CARD_AUTH_PIN`, `JPKI_CARD_SIGN_PIN`; typed by the resident
+//! on the window's PIN pad in real life): the new PINs on issuance, the current ones on
+//! renewal.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,7 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use ca::authority::{Authority, IssueRequest, Issued};
 use ca::hierarchy::Environment;
 use ca::identity_source::IdentitySource;
-use card::applet::{Applet, CardState};
+use card::applet::{Applet, CardState, card_issuer_key};
 use card::jpki::{CardStatus, Ef, KeyAlg, KeyRef, Lifecycle, PinRef, TOKEN_LABEL, TokenInfo, presence_flags};
 use card::reader::{Jpki, Reader};
 use card::vpcd::{self, Ended, SimOptions};
@@ -76,7 +79,9 @@ pub enum Cmd {
         resume: bool,
     },
     /// New keys and certificates on an issued card (the CA revokes the old ones as
-    /// superseded); PINs are kept.
+    /// superseded); PINs are kept. The resident's current PINs (JPKI_CARD_AUTH_PIN, and
+    /// JPKI_CARD_SIGN_PIN if the card has a signature key) are verified first: the card
+    /// reopens personalisation only then, and destroys the old keys when it does.
     Renew {
         #[command(flatten)]
         reader: ReaderArgs,
@@ -134,7 +139,8 @@ pub struct SimArgs {
     /// vpcd host (IPv4).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Card state file; created blank (with the issuer key from JPKI_CARD_ISSUER_KEY) if absent.
+    /// Card state file; created blank if absent, with the issuer key diversified for its serial
+    /// from the master in JPKI_CARD_ISSUER_KEY.
     #[arg(long)]
     pub state: PathBuf,
     /// ATR in hex (default: the JPKI ATR OpenSC recognises).
@@ -145,6 +151,7 @@ pub struct SimArgs {
     pub pull_after: Option<u64>,
 }
 
+/// The issuer master key (`JPKI_CARD_ISSUER_KEY`).
 fn issuer_key() -> Result<[u8; 32]> {
     let h = net::secret::Secret::from_env("JPKI_CARD_ISSUER_KEY")?;
     let text = h.expose_str().ok_or_else(|| anyhow!("JPKI_CARD_ISSUER_KEY is not hex"))?;
@@ -175,7 +182,7 @@ pub fn run_sim(a: SimArgs) -> Result<()> {
     let state = if a.state.exists() {
         CardState::load(&a.state)?
     } else {
-        let s = CardState::blank(issuer_key()?);
+        let s = CardState::blank(&issuer_key()?)?;
         s.save(&a.state)?;
         eprintln!("card-sim: new blank card, serial {}", s.serial);
         s
@@ -281,7 +288,6 @@ pub async fn personalise(
     let start = Instant::now();
     let ca = order;
     let alg = KeyAlg::parse(&ca.alg).ok_or_else(|| anyhow!("--alg must be rsa2048 or p384"))?;
-    let key = order.issuer_key;
     let resident = order.resident.as_str();
     let (auth_pin, sign_pin) = (&order.auth_pin, &order.sign_pin);
     let r = Reader::open(&reader.reader)?;
@@ -301,7 +307,18 @@ pub async fn personalise(
         (Mode::Renew, Lifecycle::Blank) => bail!("card {serial} is blank; issue it first"),
         _ => {}
     }
-    j.issuer_auth(&key, &st.serial)?;
+    if mode == Mode::Renew {
+        // The resident's consent: the card reopens an issued card only with the PIN of every
+        // key on it verified in this session, and then destroys those keys.
+        let current = [(PinRef::Auth, st.auth_key, auth_pin), (PinRef::Sign, st.sign_key, sign_pin)];
+        for (p, key, pin) in current {
+            if key.is_some() {
+                let pin = pin.as_ref().ok_or_else(|| anyhow!("renewal needs the resident's {}", p.name()))?;
+                j.verify(p, pin)?;
+            }
+        }
+    }
+    j.issuer_auth(&card_issuer_key(&order.issuer_master, &st.serial)?, &st.serial)?;
     j.open_personalisation()?;
     let kinds: Vec<KeyRef> = if ca.no_signature { vec![KeyRef::Auth] } else { vec![KeyRef::Auth, KeyRef::Sign] };
     let mut keygen = Duration::ZERO;
@@ -321,6 +338,17 @@ pub async fn personalise(
             s
         };
         spkis.push((k, spki));
+    }
+    // New PINs before the CSRs: the card signs only with a key whose PIN is verified in this
+    // session, the issuer's included. A renewal keeps the PINs (verified above) and sets only
+    // one the card does not have yet (a signature key for a resident who has turned 15).
+    for (p, pin, on_card) in [(PinRef::Auth, auth_pin, st.auth_pin), (PinRef::Sign, sign_pin, st.sign_pin)] {
+        if let Some(pin) = pin
+            && (mode != Mode::Renew || on_card.is_none())
+        {
+            j.set_pin(p, pin)?;
+            j.verify(p, pin)?;
+        }
     }
     let mut csrs = Vec::new();
     for (k, spki) in &spkis {
@@ -377,12 +405,6 @@ pub async fn personalise(
     };
     j.write_ef(Ef::TokenInfo, &info.encode())?;
     j.write_ef(Ef::Presence, &presence_flags(present.0, present.1))?;
-    if let Some(p) = auth_pin {
-        j.set_pin(PinRef::Auth, p)?;
-    }
-    if let Some(p) = sign_pin {
-        j.set_pin(PinRef::Sign, p)?;
-    }
     j.close_personalisation()?;
     let apdus = j.apdus;
     // Reset on release: no session (issuer or PIN) outlives the writer.
@@ -408,11 +430,12 @@ pub struct Order {
     pub alg: String,
     /// Authentication certificate only.
     pub no_signature: bool,
-    /// The card batch's issuer-authentication key.
-    pub issuer_key: [u8; 32],
-    /// New authentication PIN (not on renewal).
+    /// The issuer master key; each card's own key is derived from it and the card serial.
+    pub issuer_master: [u8; 32],
+    /// Issuance: the new authentication PIN. Renewal: the resident's current one.
     pub auth_pin: Option<String>,
-    /// New signature password (not on renewal, not under 15).
+    /// Issuance: the new signature password (none under 15). Renewal: the current one (if
+    /// set in the environment; needed when the card has a signature key).
     pub sign_pin: Option<String>,
 }
 
@@ -426,9 +449,17 @@ impl Order {
             card_expiry: ca.card_expiry,
             env: ca.env,
             alg: ca.alg,
-            issuer_key: issuer_key()?,
-            auth_pin: if issuing { Some(pin_env(PinRef::Auth)?) } else { None },
-            sign_pin: if issuing && !ca.no_signature { Some(pin_env(PinRef::Sign)?) } else { None },
+            issuer_master: issuer_key()?,
+            auth_pin: Some(pin_env(PinRef::Auth)?),
+            sign_pin: if issuing && !ca.no_signature {
+                Some(pin_env(PinRef::Sign)?)
+            } else if issuing {
+                None
+            } else {
+                // Renewal: needed only if the card has a signature key or gets one (checked
+                // there).
+                pin_env(PinRef::Sign).ok()
+            },
             no_signature: ca.no_signature,
         })
     }
@@ -545,10 +576,10 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         Cmd::PinReset { reader, pin } => {
             let p = pin_ref(&pin)?;
             let new = pin_env(p)?;
-            let key = issuer_key()?;
+            let master = issuer_key()?;
             with_card(&reader, |j| {
                 let st = j.status()?;
-                j.issuer_auth(&key, &st.serial)?;
+                j.issuer_auth(&card_issuer_key(&master, &st.serial)?, &st.serial)?;
                 j.set_pin(p, &new)?;
                 println!("{} of card {} reset ({} tries)", p.name(), hex::encode(st.serial), p.max_tries());
                 Ok(())
@@ -564,7 +595,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             })?;
         }
         Cmd::Wipe { reader } => {
-            let key = issuer_key()?;
+            let master = issuer_key()?;
             with_card(&reader, |j| {
                 let st = j.status()?;
                 if st.lifecycle != Lifecycle::Personalising {
@@ -574,7 +605,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                         st.lifecycle
                     );
                 }
-                j.issuer_auth(&key, &st.serial)?;
+                j.issuer_auth(&card_issuer_key(&master, &st.serial)?, &st.serial)?;
                 j.wipe()?;
                 println!("card {} wiped back to blank", hex::encode(st.serial));
                 Ok(())

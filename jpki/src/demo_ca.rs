@@ -123,7 +123,7 @@ impl DemoCa {
             env: "prod".into(),
             alg: "rsa2048".into(),
             no_signature: false,
-            issuer_key: vc.issuer_key,
+            issuer_master: vc.issuer_key,
             auth_pin: Some(crate::demo_card::AUTH_PIN.into()),
             sign_pin: Some(crate::demo_card::SIGN_PIN.into()),
         };

@@ -27,7 +27,7 @@ fn readers_ready() -> bool {
 pub struct VirtualCard {
     _card: Kill,
     _pcscd: Option<Kill>,
-    /// The card's issuer-authentication key.
+    /// The issuer master key the card was made from (the card holds only its derived key).
     pub issuer_key: [u8; 32],
 }
 

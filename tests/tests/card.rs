@@ -11,6 +11,9 @@ use std::process::{Command, Output};
 use std::time::Instant;
 use tokio::sync::Mutex;
 
+use card::apdu::Status;
+use card::jpki::{KeyRef, Lifecycle};
+use card::reader::{Jpki, Reader};
 use common::{Kill, Network, jpki_bin, text};
 
 /// Both tests use the two vpcd readers and OpenSC sees every card: one at a time.
@@ -105,6 +108,37 @@ fn pem_to_der(pem: &[u8]) -> Vec<u8> {
     o.stdout
 }
 
+/// Review finding C1, APDU by APDU through pcscd: whoever holds the issuer master and the card
+/// authenticates as the issuer, but OPEN PERSONALISATION on the issued card is refused without
+/// the resident's PINs and COMPUTE SIGNATURE without VERIFY answers `69 82`. The master itself
+/// is not the card's key (each card has its own, derived from the master and its serial).
+fn issuer_session_reaches_no_resident_key(reader: &str) {
+    let master: Vec<u8> =
+        (0..ISSUER_KEY.len()).step_by(2).map(|i| u8::from_str_radix(&ISSUER_KEY[i..i + 2], 16).unwrap()).collect();
+    let r = Reader::open(reader).unwrap();
+    let conn = r.connect().unwrap();
+    let mut j = Jpki::new(&conn);
+    j.select_ap().unwrap();
+    let st = j.status().unwrap();
+    assert_eq!(st.lifecycle, Lifecycle::Issued);
+    let e = j.issuer_auth(&master, &st.serial).unwrap_err();
+    assert!(matches!(e, card::Error::IssuerAuth(9)), "the master is no card key: {e}");
+    let key = card::applet::card_issuer_key(&master, &st.serial).unwrap();
+    j.issuer_auth(&key, &st.serial).unwrap();
+    let refused = |e: card::Error| matches!(e, card::Error::Card { status: Status::SecurityNotSatisfied, .. });
+    let e = j.open_personalisation().unwrap_err();
+    assert!(refused(e), "OPEN PERSONALISATION without the PINs");
+    let di = [card::reader::SHA256_DIGEST_INFO_PREFIX.as_slice(), &[0x11; 32]].concat();
+    for k in [KeyRef::Sign, KeyRef::Auth] {
+        let e = j.sign(k, &di).unwrap_err();
+        assert!(refused(e), "COMPUTE SIGNATURE with the {} key without VERIFY", k.name());
+    }
+    let st = j.status().unwrap();
+    assert_eq!((st.lifecycle, st.issuer_tries), (Lifecycle::Issued, 10));
+    assert!(st.auth_key.is_some() && st.sign_key.is_some(), "the keys are untouched");
+    conn.finish().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     let _g = READERS.lock().await;
@@ -141,6 +175,10 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     // Issued once: a second issuance is refused.
     let o = net.jpki_env(&issue_args(READER0, &resident, &[]), &env);
     assert!(!o.status.success() && text(&o).contains("already issued"), "{}", text(&o));
+    // The card-sim state file holds private keys: mode 0600.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&dir.path().join("card.json").metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "card state file mode {mode:o}");
+    issuer_session_reaches_no_resident_key(READER0);
 
     // OpenSC: the driver, the four certificates, byte-identical to what the CA issued.
     let o = tool("opensc-tool", &["--reader", "0", "-n"]);
@@ -237,26 +275,34 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     let o = net.jpki_env(&["card", "verify-pin", "--reader", READER0, "--pin", "auth"], &env);
     assert!(o.status.success() && text(&o).contains("3 tries left"), "{}", text(&o));
 
+    // Renewal needs the resident's current PINs: a wrong signature password stops it before
+    // anything changes (the card stays issued with its keys).
+    let renew = [
+        "card",
+        "renew",
+        "--actor",
+        "window-1",
+        "--reader",
+        READER0,
+        "--resident",
+        &resident,
+        "--window",
+        "W13101",
+        "--card-expiry",
+        "2035-12-31",
+    ];
+    let mut wrong = env.clone();
+    wrong[2].1 = "WRONG123";
+    let o = net.jpki_env(&renew, &wrong);
+    assert!(!o.status.success() && text(&o).contains("wrong signature password: 4 tries left"), "{}", text(&o));
+    let o = net.jpki(&["card", "status", "--reader", READER0]);
+    assert!(text(&o).contains("(issued)") && text(&o).contains("signature password: 4/5"), "{}", text(&o));
     // Renewal: new keys and certificates; the old ones are revoked as superseded.
-    let o = net.jpki_env(
-        &[
-            "card",
-            "renew",
-            "--actor",
-            "window-1",
-            "--reader",
-            READER0,
-            "--resident",
-            &resident,
-            "--window",
-            "W13101",
-            "--card-expiry",
-            "2035-12-31",
-        ],
-        &env,
-    );
+    let o = net.jpki_env(&renew, &env);
     assert!(o.status.success(), "{}", text(&o));
     let new_auth = written(&text(&o), "authentication");
+    let o = net.jpki(&["card", "status", "--reader", READER0]);
+    assert!(text(&o).contains("signature password: 5/5"), "{}", text(&o));
     assert_ne!(new_auth, auth_serial);
     let o = net.jpki(&["ca", "show", "--actor", "op-1", &auth_serial]);
     assert!(text(&o).contains("superseded"), "{}", text(&o));
@@ -272,7 +318,7 @@ async fn a_card_pulled_mid_personalisation_is_detected_and_resumed() {
     let resident = net.resident("佐藤　一郎", "1975-06-01").await;
     let env = card_env();
     let state = dir.path().join("card.json");
-    // The card is pulled after 12 APDUs: keys generated, certificates half written.
+    // The card is pulled after 12 APDUs: keys generated, the new PINs half set.
     let sim = card_sim(&state, 35964, Some(12));
     let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
     assert!(!o.status.success(), "{}", text(&o));
@@ -290,8 +336,9 @@ async fn a_card_pulled_mid_personalisation_is_detected_and_resumed() {
     assert!(o.status.success() && text(&o).contains("wiped back to blank"), "{}", text(&o));
     drop(_sim);
     wait_removed(READER1);
-    // … or, pulled again (after the keys and the first certificate), resume it.
-    let sim = card_sim(&state, 35964, Some(12));
+    // … or, pulled again (after 20 APDUs: keys, PINs, CSRs, the CA's certificates and the first
+    // one written), resume it.
+    let sim = card_sim(&state, 35964, Some(20));
     let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
     assert!(!o.status.success() && text(&o).contains("the card was removed during"), "{}", text(&o));
     drop(sim);
