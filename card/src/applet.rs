@@ -420,7 +420,10 @@ impl Applet {
     }
 
     /// `00 2C 02 80 Lc PIN`: set a new PIN and reset its counter; `00 2C 03 80`: reset the
-    /// counter only. Issuer only.
+    /// counter only. Issuer only. On an issued card, either one for the signature password
+    /// first destroys the signature key and its certificate (as on a real card, a new
+    /// signature password means a new signature certificate): the issuer never gets to sign
+    /// with a key the resident holds.
     fn reset_retry_counter(&mut self, c: &Command) -> Answer {
         if c.p2 != 0x80 {
             return Err(Status::IncorrectP1P2);
@@ -430,19 +433,22 @@ impl Applet {
             return Err(Status::SecurityNotSatisfied);
         }
         match c.p1 {
+            0x02 if !p.well_formed(&c.data) => return Err(Status::IncorrectData),
+            0x03 if !c.data.is_empty() => return Err(Status::WrongLength),
+            0x03 if !self.state.pins.contains_key(&p) => return Err(Status::DataNotFound),
+            0x02 | 0x03 => {}
+            _ => return Err(Status::IncorrectP1P2),
+        }
+        if self.state.lifecycle == Lifecycle::Issued && p == PinRef::Sign {
+            self.destroy_key(KeyRef::Sign);
+        }
+        match c.p1 {
             0x02 => {
-                if !p.well_formed(&c.data) {
-                    return Err(Status::IncorrectData);
-                }
                 self.state.pins.insert(p, new_pin(&c.data, p.max_tries()));
             }
-            0x03 => {
-                if !c.data.is_empty() {
-                    return Err(Status::WrongLength);
-                }
+            _ => {
                 self.state.pins.get_mut(&p).ok_or(Status::DataNotFound)?.tries_left = p.max_tries();
             }
-            _ => return Err(Status::IncorrectP1P2),
         }
         self.session.verified.retain(|v| *v != p);
         self.dirty = true;
@@ -645,16 +651,32 @@ impl Applet {
                 if self.state.keys.keys().any(|k| !self.session.verified.contains(&k.pin())) {
                     return Err(Status::SecurityNotSatisfied);
                 }
-                self.state.keys.clear();
-                self.parsed.clear();
                 for k in [KeyRef::Auth, KeyRef::Sign] {
-                    self.state.files.remove(&k.cert().fid());
+                    self.destroy_key(k);
                 }
                 self.state.lifecycle = Lifecycle::Personalising;
                 self.dirty = true;
             }
         }
         Ok(Vec::new())
+    }
+
+    /// Destroys a private key and its certificate, and clears its certificate-presence flag
+    /// in EF 0008 (byte 0 signature, byte 1 authentication).
+    fn destroy_key(&mut self, k: KeyRef) {
+        self.state.keys.remove(&k);
+        self.parsed.remove(&k);
+        self.state.files.remove(&k.cert().fid());
+        let mut presence = self.state.file(Ef::Presence);
+        let i = match k {
+            KeyRef::Sign => 0,
+            KeyRef::Auth => 1,
+        };
+        if let Some(b) = presence.get_mut(i) {
+            *b = 0;
+            self.state.files.insert(Ef::Presence.fid(), hex::encode(presence));
+        }
+        self.dirty = true;
     }
 
     /// Closes personalisation. Every key present needs its certificate, its CA certificate
@@ -839,6 +861,33 @@ mod tests {
         issuer(&mut a, &master);
         assert_eq!(apdu(&mut a, "80100000"), "9000");
         assert_eq!(apdu(&mut a, &format!("802A009733{DIGEST_INFO}00")), "6982");
+    }
+
+    #[test]
+    fn resetting_the_signature_password_costs_the_signature_key() {
+        let master = [4u8; 32];
+        let mut a = issued_card(&master);
+        assert_eq!(apdu(&mut a, "00A4040C0AD392F000260100000001"), "9000");
+        issuer(&mut a, &master);
+        // The clerk's reset of the authentication PIN keeps the key (review finding M7, open).
+        assert_eq!(apdu(&mut a, "00A4020C020018"), "9000");
+        assert_eq!(apdu(&mut a, "002C02800439393939"), "9000");
+        assert!(a.state().keys.contains_key(&KeyRef::Auth));
+        // A new signature password (or an unblock) destroys the signature key first: the
+        // issuer can set a password but never sign with the resident's key.
+        assert_eq!(apdu(&mut a, "00A4020C02001B"), "9000");
+        assert_eq!(apdu(&mut a, "002C0280035A5A5A"), "6A80", "a malformed password changes nothing");
+        assert!(a.state().keys.contains_key(&KeyRef::Sign));
+        assert_eq!(apdu(&mut a, "002C0280065A5A5A313233"), "9000");
+        assert!(!a.state().keys.contains_key(&KeyRef::Sign));
+        let st = a.state().status();
+        assert!(!st.files.contains(&Ef::SignCert) && st.files.contains(&Ef::SignCaCert));
+        assert_eq!(a.state().file(Ef::Presence), [0x00, 0x8F, 0x00]);
+        assert_eq!(apdu(&mut a, "00200080065A5A5A313233"), "9000");
+        assert_eq!(apdu(&mut a, &format!("802A009A33{DIGEST_INFO}00")), "6A88");
+        assert_eq!(apdu(&mut a, "00A4020C020001"), "6A82");
+        assert_eq!(apdu(&mut a, "002C0380"), "9000");
+        assert_eq!(a.state().lifecycle, Lifecycle::Issued);
     }
 
     #[test]

@@ -97,7 +97,8 @@ pub enum Cmd {
         reader: ReaderArgs,
     },
     /// Clerk PIN reset (issuer authentication): sets the new PIN from JPKI_CARD_AUTH_PIN or
-    /// JPKI_CARD_SIGN_PIN and resets its counter.
+    /// JPKI_CARD_SIGN_PIN and resets its counter. On an issued card a new signature password
+    /// costs the signature key and certificate (renew the card for new ones).
     PinReset {
         #[command(flatten)]
         reader: ReaderArgs,
@@ -309,10 +310,12 @@ pub async fn personalise(
     }
     if mode == Mode::Renew {
         // The resident's consent: the card reopens an issued card only with the PIN of every
-        // key on it verified in this session, and then destroys those keys.
-        let current = [(PinRef::Auth, st.auth_key, auth_pin), (PinRef::Sign, st.sign_key, sign_pin)];
-        for (p, key, pin) in current {
-            if key.is_some() {
+        // key on it verified in this session, and then destroys those keys. We verify every
+        // PIN the card has: a signature password reset at the window left the card without
+        // its signature key, and the new key's CSR needs that password verified.
+        let current = [(PinRef::Auth, st.auth_pin, auth_pin), (PinRef::Sign, st.sign_pin, sign_pin)];
+        for (p, on_card, pin) in current {
+            if on_card.is_some() {
                 let pin = pin.as_ref().ok_or_else(|| anyhow!("renewal needs the resident's {}", p.name()))?;
                 j.verify(p, pin)?;
             }
@@ -582,6 +585,9 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 j.issuer_auth(&card_issuer_key(&master, &st.serial)?, &st.serial)?;
                 j.set_pin(p, &new)?;
                 println!("{} of card {} reset ({} tries)", p.name(), hex::encode(st.serial), p.max_tries());
+                if p == PinRef::Sign && st.lifecycle == Lifecycle::Issued && st.sign_key.is_some() {
+                    println!("the card destroyed its signature key and certificate: renew the card for a new one");
+                }
                 Ok(())
             })?;
         }

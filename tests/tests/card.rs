@@ -307,6 +307,19 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     let o = net.jpki(&["ca", "show", "--actor", "op-1", &auth_serial]);
     assert!(text(&o).contains("superseded"), "{}", text(&o));
     assert_eq!(pem_to_der(&read("01", false)), pem_to_der(&ca_pem(&new_auth)));
+
+    // The clerk's new signature password costs the signature key (the issuer never signs with
+    // the resident's key); a renewal with the new password brings a new one.
+    let new_sign =
+        [("JPKI_CARD_ISSUER_KEY", ISSUER_KEY), ("JPKI_CARD_AUTH_PIN", AUTH_PIN), ("JPKI_CARD_SIGN_PIN", "NEW456")];
+    let o = net.jpki_env(&["card", "pin-reset", "--reader", READER0, "--pin", "sign"], &new_sign);
+    assert!(o.status.success() && text(&o).contains("destroyed its signature key"), "{}", text(&o));
+    let o = net.jpki(&["card", "status", "--reader", READER0]);
+    assert!(text(&o).contains("(issued)") && text(&o).contains("signature none"), "{}", text(&o));
+    let o = net.jpki_env(&renew, &new_sign);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = net.jpki(&["card", "status", "--reader", READER0]);
+    assert!(text(&o).contains("signature Rsa2048") && text(&o).contains("signature password: 5/5"), "{}", text(&o));
 }
 
 #[tokio::test(flavor = "multi_thread")]
