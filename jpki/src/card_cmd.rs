@@ -80,7 +80,7 @@ pub enum Cmd {
     },
     /// New keys and certificates on an issued card (the CA revokes the old ones as
     /// superseded); PINs are kept. The resident's current PINs (JPKI_CARD_AUTH_PIN, and
-    /// JPKI_CARD_SIGN_PIN if the card has a signature key) are verified first: the card
+    /// JPKI_CARD_SIGN_PIN if the card has a signature password) are verified first: the card
     /// reopens personalisation only then, and destroys the old keys when it does.
     Renew {
         #[command(flatten)]
@@ -459,8 +459,8 @@ impl Order {
             } else if issuing {
                 None
             } else {
-                // Renewal: needed only if the card has a signature key or gets one (checked
-                // there).
+                // Renewal: needed only if the card has a signature password or gets one
+                // (checked there).
                 pin_env(PinRef::Sign).ok()
             },
             no_signature: ca.no_signature,
