@@ -658,10 +658,13 @@ impl Service {
         let mut singles = Vec::with_capacity(targets.len());
         let mut statuses = Vec::with_capacity(targets.len());
         for ((i, a), serial) in targets {
+            // A freshly signed answer says what the CA's tables say now: only a revocation
+            // (final) is taken from the map; anything else is read again, so no "good" is
+            // signed from a map that has not yet seen the latest revocations.
             let status = match self.cache.read().ok().and_then(|m| m.get(&cache_key(*i, *a, serial)).map(|c| c.status))
             {
-                Some(s) => s,
-                None => self.status_of(*i, serial).await?,
+                Some(s @ Status::Revoked { .. }) => s,
+                _ => self.status_of(*i, serial).await?,
             };
             statuses.push(status);
             singles.push(self.single(self.cert_id(*i, *a, serial)?, status, now)?);
