@@ -81,7 +81,11 @@ fn record(r: &sqlx::any::AnyRow) -> Result<CertRecord> {
     })
 }
 
-/// Inserts a revocation row (idempotent on the serial: a replay changes nothing).
+/// Inserts a revocation row (idempotent on the serial: a replay changes nothing and takes no
+/// sequence number). The row gets the next revocation sequence number from the counter row,
+/// taken and advanced in this transaction: the counter row's lock orders concurrent
+/// revocations, so sequence order is commit order and there are no gaps (what
+/// [`crate::status`] readers poll by).
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_revocation(
     tx: &mut identity::store::Tx,
@@ -94,7 +98,13 @@ pub async fn insert_revocation(
     cause: &str,
 ) -> Result<bool> {
     let bytes = hex::decode(serial).map_err(|e| Error::corrupt("serial", e))?;
-    let r = sqlx::query("INSERT INTO ca_revocation (serial, serial_bytes, issuer_slug, issuer_generation, shard, revoked_at, reason, cause) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (serial) DO NOTHING")
+    // Lock the counter row first (a no-op update), so the existence check below and the
+    // numbering see every revocation committed before ours.
+    let last: i64 = sqlx::query("UPDATE ca_revocation_counter SET last_seq = last_seq WHERE id = 1 RETURNING last_seq")
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    let r = sqlx::query("INSERT INTO ca_revocation (serial, serial_bytes, issuer_slug, issuer_generation, shard, revoked_at, reason, cause, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (serial) DO NOTHING")
         .bind(serial.to_owned())
         .bind(bytes)
         .bind(issuer)
@@ -103,9 +113,17 @@ pub async fn insert_revocation(
         .bind(now)
         .bind(reason as i64)
         .bind(cause.to_owned())
+        .bind(last + 1)
         .execute(&mut **tx)
         .await?;
-    Ok(r.rows_affected() == 1)
+    if r.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE ca_revocation_counter SET last_seq = $1 WHERE id = 1")
+        .bind(last + 1)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
 }
 
 fn gen_from_row(ca: CaId, r: &sqlx::any::AnyRow) -> Result<Generation> {

@@ -22,4 +22,5 @@ pub mod network;
 pub mod profile;
 pub mod publish;
 pub mod revocation;
+pub mod status;
 pub mod validity;

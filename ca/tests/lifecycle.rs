@@ -429,3 +429,58 @@ async fn recovery_resolves_every_state_a_crash_can_leave() {
         assert!(trail.iter().any(|r| r.action == "recover"));
     }
 }
+
+/// Migration 0005 numbers the revocations that existed before it in insertion order (not by
+/// serial, not by revoked_at), sets the counter to their count, and the next revocation
+/// continues the sequence.
+#[tokio::test]
+async fn existing_revocations_are_numbered_in_insertion_order() {
+    use sqlx::Row;
+    for db in identity::store::testing::all().await.unwrap() {
+        sqlx::any::install_default_drivers();
+        let dir = format!("{}/../migrations/{}", env!("CARGO_MANIFEST_DIR"), db.label);
+        let migrator = sqlx::migrate::Migrator::new(std::path::Path::new(&dir)).await.unwrap();
+        let url = if db.label == "sqlite" { format!("{}?mode=rwc", db.url) } else { db.url.clone() };
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        migrator.run_to(4, &pool).await.unwrap();
+        for q in [
+            "INSERT INTO ca_authority VALUES ('auth-13', 2, 1, '13', 0)",
+            "INSERT INTO ca_generation (slug, generation, key_ref, algorithm, certificate, key_id, not_after, shards, created_at) VALUES ('auth-13', 1, 'k', 1, X'00', X'01', 0, 1, 0)",
+        ] {
+            let q = if db.label == "postgres" {
+                q.replace("X'00'", "'\\x00'").replace("X'01'", "'\\x01'")
+            } else {
+                q.to_owned()
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+        }
+        // Inserted c, a, b with revoked_at falling: the sequence follows insertion.
+        for (serial, at) in [("0c", 300_i64), ("0a", 200), ("0b", 100)] {
+            sqlx::query("INSERT INTO ca_certificate (serial, issuer_slug, issuer_generation, kind, state, shard, created_at) VALUES ($1, 'auth-13', 1, 2, 3, 0, 0)")
+                .bind(serial).execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO ca_revocation (serial, serial_bytes, issuer_slug, issuer_generation, shard, revoked_at, reason, cause) VALUES ($1, $2, 'auth-13', 1, 0, $3, 1, 'old')")
+                .bind(serial).bind(hex::decode(serial).unwrap()).bind(at).execute(&pool).await.unwrap();
+        }
+        migrator.run(&pool).await.unwrap();
+        let rows = sqlx::query("SELECT serial, seq FROM ca_revocation ORDER BY seq").fetch_all(&pool).await.unwrap();
+        let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(got, [("0c".into(), 1), ("0a".into(), 2), ("0b".into(), 3)], "{}", db.label);
+        // Still immutable.
+        assert!(sqlx::query("UPDATE ca_revocation SET seq = 9").execute(&pool).await.is_err(), "{}", db.label);
+        sqlx::query("INSERT INTO ca_certificate (serial, issuer_slug, issuer_generation, kind, state, shard, created_at) VALUES ('0d', 'auth-13', 1, 2, 3, 0, 0)")
+            .execute(&pool).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        assert!(
+            ca::authority::insert_revocation(&mut tx, "0d", "auth-13".into(), 1, 0, 50, Reason::Unspecified, "new")
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+        let r = ca::status::StatusReader::open(&db.url).await.unwrap();
+        assert_eq!(r.head().await.unwrap(), 4);
+        let after: Vec<(i64, String)> =
+            r.revocations_after(2, 10).await.unwrap().into_iter().map(|r| (r.seq, r.serial)).collect();
+        assert_eq!(after, [(3, "0b".into()), (4, "0d".into())], "{}", db.label);
+        pool.close().await;
+    }
+}

@@ -323,7 +323,13 @@ impl DemoCa {
             responders.push(validator::responder::Responder::new(std::sync::Arc::new(key), &c.der)?);
         }
         let svc = std::sync::Arc::new(
-            validator::responder::Service::open(self.ca.db().clone(), responders, 86_400, 100.0).await?,
+            validator::responder::Service::open(
+                ca::status::StatusReader::open(&self.dir.join("ca.db").display().to_string()).await?,
+                responders,
+                86_400,
+                100.0,
+            )
+            .await?,
         );
         let n = svc.load(now).await?;
         let state = std::sync::Arc::new(validator::http::AppState {

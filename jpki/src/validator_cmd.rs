@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use ca::hierarchy::Environment;
 use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use clap::{Args, Subcommand};
 use identity::http::now;
@@ -68,9 +69,15 @@ pub enum Cmd {
 /// `jpki serve validator`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The CA's database (read only: certificate status and CA certificates).
+    /// The CA's database, opened read only and never migrated (certificate status, revocations
+    /// and CA certificates, through `ca::status`): a SQLite file is opened with `mode=ro`; for
+    /// PostgreSQL give a role with SELECT only on the status tables.
     #[arg(long, env = "JPKI_CA_DB")]
     pub ca_db: String,
+    /// Trust the test hierarchy's roots (`test-*`) on the verification API instead of the
+    /// production roots. Never in production.
+    #[arg(long)]
+    pub test_hierarchy: bool,
     /// The validator's responder keys and certificates (from `jpki validator enroll`).
     #[arg(long)]
     pub responders: PathBuf,
@@ -206,9 +213,10 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         (Some(_), None) => bail!("--db serves the verification API, which needs --api-listen (mutual TLS)"),
         (Some(db), Some(addr)) => Some((db.clone(), addr.clone(), credential(&a.net)?)),
     };
-    let db = Db::open(&a.ca_db).await.with_context(|| format!("cannot open the CA database {}", a.ca_db))?;
-    let svc =
-        Arc::new(Service::open(db, responders(&a.responders, &pass)?, a.validity_hours * 3600, a.live_rate).await?);
+    let status = ca::status::StatusReader::open(&a.ca_db).await.context("cannot open the CA database read only")?;
+    let svc = Arc::new(
+        Service::open(status.clone(), responders(&a.responders, &pass)?, a.validity_hours * 3600, a.live_rate).await?,
+    );
     let t = std::time::Instant::now();
     let n = svc.load(now()).await?;
     eprintln!(
@@ -231,11 +239,11 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
             }
             if now() - last_refresh >= 60 {
                 last_refresh = now();
-                let p = poller.clone();
-                match tokio::task::spawn_blocking(move || p.refresh(now())).await {
-                    Ok(Ok(n)) if n > 0 => tracing::info!("{n} responses re-signed before going stale"),
-                    Ok(Err(e)) => tracing::warn!("refresh failed: {e}"),
-                    _ => {}
+                // refresh reads every revocation up to the current sequence before re-signing.
+                match poller.refresh(now()).await {
+                    Ok(n) if n > 0 => tracing::info!("{n} responses re-signed before going stale"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("refresh failed: {e}"),
                 }
             }
         }
@@ -250,9 +258,9 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         return Ok(());
     };
     let vdb = Db::open(&url).await.with_context(|| format!("cannot open the validator database {url}"))?;
-    let ca_db = Db::open(&a.ca_db).await?;
-    let (anchors, intermediates) = validator::api::ca_certificates(&ca_db).await?;
-    let api = Arc::new(validator::api::Api { db: vdb, anchors, intermediates, ocsp: svc });
+    let env = if a.test_hierarchy { Environment::Test } else { Environment::Production };
+    let (anchors, intermediates) = validator::api::ca_certificates(&status, env).await?;
+    let api = Arc::new(validator::api::Api { db: vdb, anchors, intermediates, ocsp: svc, status, environment: env });
     let al = tokio::net::TcpListener::bind(&api_addr).await.with_context(|| format!("cannot listen on {api_addr}"))?;
     eprintln!("validator listening on {} (POST/GET /ocsp, GET /crl/…)", l.local_addr()?);
     eprintln!(

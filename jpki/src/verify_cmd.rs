@@ -37,7 +37,8 @@ pub struct DocArgs {
     /// Do not check revocation.
     #[arg(long, conflicts_with = "crls")]
     pub no_revocation: bool,
-    /// Time of interest when the message carries no signingTime (RFC 3339); default now.
+    /// Time at which the signer's certificate is validated (RFC 3339); default now. The
+    /// message's signingTime is reported, never used for validation.
     #[arg(long)]
     pub at: Option<String>,
     /// Print the result as JSON.

@@ -15,6 +15,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use ca::hierarchy::{CaId, Environment, Purpose};
+use ca::status::StatusReader;
 use identity::http::Caller;
 use identity::party::{Party, PartyKind};
 use identity::store::Db;
@@ -41,6 +43,9 @@ pub enum ApiError {
     /// Database.
     #[error("validator database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The CA's status boundary.
+    #[error("CA status: {0}")]
+    Status(#[from] ca::error::Error),
     /// Bad registration input.
     #[error("{0}")]
     Invalid(String),
@@ -125,20 +130,32 @@ pub struct Api {
     pub anchors: Vec<Vec<u8>>,
     /// CA certificates that may complete paths (issuing CAs).
     pub intermediates: Vec<Vec<u8>>,
-    /// The responder, whose status source answers for revocation.
+    /// The responder, whose status source answers for the leaf's revocation.
     pub ocsp: Arc<Service>,
+    /// The CA's status boundary: the issuing CAs' status (the ARL).
+    pub status: StatusReader,
+    /// The hierarchy served (production unless `--test-hierarchy`): its signature policy is
+    /// required of a signed document's signer.
+    pub environment: Environment,
 }
 
-/// Loads the anchors (roots) and intermediates (issuing CAs) from the CA's database.
-pub async fn ca_certificates(ca_db: &Db) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), ApiError> {
-    let rows = sqlx::query("SELECT slug, certificate FROM ca_generation ORDER BY slug, generation")
-        .fetch_all(ca_db.pool())
-        .await?;
+impl Api {
+    /// The signature policy a document signer's certificate must carry.
+    pub fn signature_policy(&self) -> der::oid::ObjectIdentifier {
+        CaId::root(Purpose::Signature, self.environment).policy()
+    }
+}
+
+/// Loads the anchors (roots) and intermediates (issuing CAs) of one environment from the CA's
+/// status boundary: production, unless the operator explicitly serves the test hierarchy
+/// (`jpki serve validator --test-hierarchy`). The two are never trusted together.
+pub async fn ca_certificates(
+    status: &StatusReader,
+    environment: Environment,
+) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), ApiError> {
     let (mut roots, mut ints) = (Vec::new(), Vec::new());
-    for r in &rows {
-        let slug: String = r.try_get(0)?;
-        let der: Vec<u8> = r.try_get(1)?;
-        if slug.ends_with("-root") { roots.push(der) } else { ints.push(der) }
+    for g in status.ca_certificates().await?.into_iter().filter(|g| g.ca.env == environment) {
+        if g.ca.prefecture.is_none() { roots.push(g.certificate) } else { ints.push(g.certificate) }
     }
     Ok((roots, ints))
 }
@@ -157,6 +174,53 @@ struct CertQuery {
     at: Option<u64>,
 }
 
+/// The DER of a certificate's serial without leading zero octets, as the CA stores it (hex).
+fn serial_hex(c: &x509_cert::Certificate) -> String {
+    let mut s = c.tbs_certificate().serial_number().as_bytes();
+    while s.len() > 1 && s[0] == 0 {
+        s = &s[1..];
+    }
+    hex::encode(s)
+}
+
+/// The status of every CA certificate above `leaf` up to an anchor, found by AKI = SKI among
+/// the CA certificates (`intermediates`), from the CA's tables: an issuing CA on the ARL, or
+/// one the CA has no status for, makes the answer invalid. `Err` says why.
+async fn issuing_cas(api: &Api, leaf: &[u8]) -> Result<(), String> {
+    use der::Decode;
+    use x509_cert::ext::pkix::SubjectKeyIdentifier;
+    let mut current = x509_cert::Certificate::from_der(leaf).map_err(|e| format!("certificate: {e}"))?;
+    for _ in 0..8 {
+        let Some(aki) = crate::responder::authority_key_id(&current) else { return Ok(()) };
+        let issuer = api.intermediates.iter().filter_map(|d| x509_cert::Certificate::from_der(d).ok()).find(|c| {
+            c.tbs_certificate()
+                .get_extension::<SubjectKeyIdentifier>()
+                .ok()
+                .flatten()
+                .is_some_and(|(_, s)| s.0.as_bytes() == aki.as_slice())
+        });
+        // No issuing CA above: the issuer is an anchor (or none, and path validation says so).
+        let Some(issuer) = issuer else { return Ok(()) };
+        let name = issuer.tbs_certificate().subject().to_string();
+        match api.status.certificate(&serial_hex(&issuer)).await {
+            Ok(Some(c)) => match c.status {
+                ca::status::CertStatus::Good => {}
+                ca::status::CertStatus::Revoked { at, reason } => {
+                    return Err(format!("issuing CA {name} revoked at {at} ({})", reason.name()));
+                }
+                ca::status::CertStatus::NotIssued => return Err(format!("issuing CA {name}: status unknown")),
+            },
+            Ok(None) => return Err(format!("issuing CA {name}: status unknown")),
+            Err(e) => {
+                tracing::warn!(error = %e, "verification API: CA status unavailable");
+                return Err(format!("issuing CA {name}: status unavailable"));
+            }
+        }
+        current = issuer;
+    }
+    Ok(())
+}
+
 impl Query for CertQuery {
     fn purpose(&self) -> &str {
         &self.purpose
@@ -170,6 +234,9 @@ struct DocQuery {
     signed: String,
     /// Base64 content of a detached signature.
     content: Option<String>,
+    /// Unix seconds at which the signer's certificate is validated; default now (the
+    /// document's own signingTime is reported, never trusted for this).
+    at: Option<u64>,
 }
 
 impl Query for DocQuery {
@@ -252,19 +319,29 @@ async fn admit<Q: Query>(
 
 async fn path_and_status(api: &Api, cert: Vec<u8>, at: u64) -> (bool, serde_json::Value) {
     let input = Input::new(cert.clone(), api.anchors.clone(), api.intermediates.clone(), at, Revocation::None);
-    let (valid, mut body) = match verify(&input) {
+    // Path building and signature checks are CPU work: off the async workers.
+    let verdict = match tokio::task::spawn_blocking(move || verify(&input)).await {
+        Ok(v) => v,
+        Err(e) => return (false, json!({"reason": format!("verification task failed: {e}")})),
+    };
+    let (valid, mut body) = match verdict {
         Ok(Verdict::Valid { path }) => (true, json!({"path": path})),
         Ok(Verdict::Invalid { reason }) => (false, json!({"reason": reason})),
         Err(e) => return (false, json!({"reason": e.to_string()})),
     };
-    // Revocation from the responder's source, for the certificate and its issuing CA.
+    // Revocation from the responder's source for the certificate, and from the CA's tables
+    // for every issuing CA above it.
     let status = api.ocsp.status_of_cert(&cert).await.ok().flatten();
     let good = matches!(status, Some(Status::Good));
     body["status"] = json!(status_text(status));
     if valid && !good {
         body["reason"] = json!(format!("certificate status {}", status_text(status)));
     }
-    (valid && good, body)
+    let cas = issuing_cas(api, &cert).await;
+    if let (true, true, Err(why)) = (valid, good, &cas) {
+        body["reason"] = json!(why);
+    }
+    (valid && good && cas.is_ok(), body)
 }
 
 /// `POST /v1/verify/cert`.
@@ -309,14 +386,21 @@ pub(crate) async fn verify_doc(State(api): State<Arc<Api>>, Caller(party): Calle
         Some(Some(c)) => Some(c),
         None => None,
     };
-    let r = match crate::signed_doc::verify_signed(
-        &signed,
-        content.as_deref(),
-        api.anchors.clone(),
-        api.intermediates.clone(),
-        Revocation::None,
-        now as u64,
-    ) {
+    let (anchors, intermediates) = (api.anchors.clone(), api.intermediates.clone());
+    let at = q.at.unwrap_or(now as u64);
+    // CMS and path checks are CPU work: off the async workers.
+    let checked = tokio::task::spawn_blocking(move || {
+        crate::signed_doc::verify_signed(&signed, content.as_deref(), anchors, intermediates, Revocation::None, at)
+    })
+    .await;
+    let checked = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "verification API: verification task failed");
+            return reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal error"}));
+        }
+    };
+    let r = match checked {
         Ok(r) => r,
         Err(e) => {
             log_refusal(&api, now, &v.id, &q.purpose, "doc", &format!("malformed: {e}")).await;
@@ -324,15 +408,39 @@ pub(crate) async fn verify_doc(State(api): State<Arc<Api>>, Caller(party): Calle
         }
     };
     let status = api.ocsp.status_of_cert(&r.signer_cert).await.ok().flatten();
-    let valid = r.valid() && matches!(status, Some(Status::Good));
+    // Only a signature certificate of the hierarchy served signs documents (not an
+    // authentication or responder certificate); every issuing CA above it must be good.
+    let kind = <x509_cert::Certificate as der::Decode>::from_der(&r.signer_cert)
+        .map_err(|e| e.to_string())
+        .and_then(|c| crate::signed_doc::signature_certificate(&c, api.signature_policy()));
+    let cas = issuing_cas(&api, &r.signer_cert).await;
+    let valid = r.valid() && matches!(status, Some(Status::Good)) && kind.is_ok() && cas.is_ok();
+    let reason = if valid {
+        None
+    } else if let Some(e) = &r.signature_error {
+        Some(e.clone())
+    } else if let Verdict::Invalid { reason } = &r.certificate {
+        Some(reason.clone())
+    } else if let Err(e) = kind {
+        Some(e)
+    } else if !matches!(status, Some(Status::Good)) {
+        Some(format!("certificate status {}", status_text(status)))
+    } else {
+        cas.err()
+    };
     let items: serde_json::Map<String, serde_json::Value> =
         r.items.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
     let body = json!({
         "valid": valid, "signature": r.signature_ok, "signature_error": r.signature_error, "signer": r.signer,
-        "serial": r.serial, "identity": items, "signing_time": r.signing_time, "status": status_text(status),
+        "serial": r.serial, "identity": items, "signing_time": r.signing_time, "validated_at": at,
+        "status": status_text(status), "reason": reason,
         "certificate": match &r.certificate { Verdict::Valid { .. } => "valid".to_string(), Verdict::Invalid { reason } => reason.clone() },
     });
-    let result = if valid { "valid".to_string() } else { "invalid".to_string() };
+    let result = match (&valid, &body["reason"]) {
+        (true, _) => "valid".to_string(),
+        (false, serde_json::Value::String(why)) => format!("invalid: {why}"),
+        (false, _) => "invalid".to_string(),
+    };
     if let Err(e) = log(&api.db, now, &v.id, &q.purpose, "doc", &r.signer, &result).await {
         return log_unavailable(&e);
     }

@@ -1,7 +1,9 @@
 //! The OCSP responder: one delegated responder key per CA generation, certificate status
-//! read from the CA's status tables (never its keys), and responses pre-signed at start-up,
-//! on revocation and before they go stale, kept in memory by (issuer, hash algorithm,
-//! serial). A cache hit is a hash lookup and a reference-counted byte buffer: no database and
+//! read through the CA's read-only status boundary ([`ca::status`]; never its keys), and
+//! responses pre-signed at start-up, on revocation and before they go stale, kept in memory by
+//! (issuer, hash algorithm, serial). Revocations are picked up by the CA's revocation sequence
+//! number, never by time, and nothing is re-signed before every revocation up to the current
+//! sequence has been read. A cache hit is a hash lookup and a reference-counted byte buffer: no database and
 //! no signing. Nonce requests, multi-certificate requests and cache misses take a bounded,
 //! rate-limited live path.
 
@@ -13,12 +15,11 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use ca::crl::Reason;
 use ca::key::KeyBackend;
+use ca::status::{CaCertificate, CertStatus as CaStatus, StatusReader};
 use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
 use der::{Decode, Encode};
-use identity::store::Db;
 use sha1::Digest as _;
 use spki::AlgorithmIdentifierOwned;
-use sqlx::Row;
 use x509_cert::Certificate;
 use x509_cert::ext::Extension;
 use x509_cert::serial_number::SerialNumber;
@@ -108,6 +109,35 @@ impl Responder {
         let key_hash = OctetString::new(sha1::Sha1::digest(bits).to_vec())?;
         Ok(Responder { key, cert, key_hash })
     }
+}
+
+/// id-kp-OCSPSigning (RFC 6960 §4.2.2.2).
+const ID_KP_OCSP_SIGNING: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+
+/// Checks a responder certificate before it is used (review finding H5/issue 10): its key is
+/// no CA generation's key (compared as SubjectPublicKeyInfo), it is not a CA certificate, and
+/// it has id-kp-OCSPSigning. [`Responder::new`] has checked the key matches the certificate.
+pub fn check_responder(cert: &Certificate, cas: &[CaCertificate]) -> Result<()> {
+    use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage};
+    let spki = cert.tbs_certificate().subject_public_key_info().to_der()?;
+    for ca in cas {
+        let c = Certificate::from_der(&ca.certificate)?;
+        if c.tbs_certificate().subject_public_key_info().to_der()? == spki {
+            return Err(Error::Config(format!(
+                "the responder key is the key of CA {} g{}: a CA key is never a responder key",
+                ca.ca.slug(),
+                ca.generation
+            )));
+        }
+    }
+    let tbs = cert.tbs_certificate();
+    if tbs.get_extension::<BasicConstraints>()?.is_some_and(|(_, bc)| bc.ca) {
+        return Err(Error::Config("the responder certificate is a CA certificate".into()));
+    }
+    if !tbs.get_extension::<ExtendedKeyUsage>()?.is_some_and(|(_, eku)| eku.0.contains(&ID_KP_OCSP_SIGNING)) {
+        return Err(Error::Config("the responder certificate lacks id-kp-OCSPSigning".into()));
+    }
+    Ok(())
 }
 
 /// A certificate's authority key identifier (the issuer generation's SKI).
@@ -250,52 +280,61 @@ pub struct Stats {
 pub struct Service {
     issuers: Vec<Issuer>,
     cache: RwLock<HashMap<Vec<u8>, Arc<Cached>>>,
-    db: Db,
+    status: StatusReader,
     validity: i64,
     live: tokio::sync::Semaphore,
     bucket: Mutex<Bucket>,
     revoked_seen: Mutex<HashSet<String>>,
-    high_water: AtomicI64,
+    /// Every revocation numbered up to this has been read and signed.
+    seen_seq: AtomicI64,
+    /// Held by whoever reads revocations or re-signs: one poller at a time, and no re-signing
+    /// between a read of the sequence and the signing of what it brought.
+    poll_lock: tokio::sync::Mutex<()>,
     /// Counters.
     pub stats: Stats,
 }
 
 impl Service {
-    /// Matches each responder to the CA generation whose key identifier is its AKI.
-    pub async fn open(db: Db, responders: Vec<Responder>, validity_secs: i64, live_per_second: f64) -> Result<Service> {
-        let rows =
-            sqlx::query("SELECT slug, generation, certificate, key_id FROM ca_generation").fetch_all(db.pool()).await?;
+    /// Checks each responder ([`check_responder`]) and matches it to the CA generation whose
+    /// key identifier is its AKI.
+    pub async fn open(
+        status: StatusReader,
+        responders: Vec<Responder>,
+        validity_secs: i64,
+        live_per_second: f64,
+    ) -> Result<Service> {
+        let cas = status.ca_certificates().await?;
         let mut issuers = Vec::new();
         for r in responders {
+            check_responder(&r.cert, &cas)?;
             let aki =
                 authority_key_id(&r.cert).ok_or_else(|| Error::Config("responder certificate without AKI".into()))?;
-            let row =
-                rows.iter().find(|row| row.try_get::<Vec<u8>, _>(3).is_ok_and(|k| k == aki)).ok_or_else(|| {
-                    Error::Config(format!("no CA generation has key id {} (the responder's AKI)", hex::encode(&aki)))
-                })?;
-            let ca = Certificate::from_der(&row.try_get::<Vec<u8>, _>(2)?)?;
+            let g = cas.iter().find(|g| g.key_id == aki).ok_or_else(|| {
+                Error::Config(format!("no CA generation has key id {} (the responder's AKI)", hex::encode(&aki)))
+            })?;
+            let ca = Certificate::from_der(&g.certificate)?;
             let name = ca.tbs_certificate().subject().to_der()?;
             let key = ca.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec();
             let hashes = Alg::BOTH.map(|a| (a, a.hash(&name), a.hash(&key)));
-            issuers.push(Issuer {
-                slug: row.try_get(0)?,
-                generation: row.try_get(1)?,
-                key_id: aki,
-                hashes,
-                responder: r,
-            });
+            issuers.push(Issuer { slug: g.ca.slug(), generation: g.generation, key_id: aki, hashes, responder: r });
         }
         Ok(Service {
             issuers,
             cache: RwLock::new(HashMap::new()),
-            db,
+            status,
             validity: validity_secs,
             live: tokio::sync::Semaphore::new(2),
             bucket: Mutex::new(Bucket { tokens: live_per_second, per_second: live_per_second, last: Instant::now() }),
             revoked_seen: Mutex::new(HashSet::new()),
-            high_water: AtomicI64::new(0),
+            seen_seq: AtomicI64::new(0),
+            poll_lock: tokio::sync::Mutex::new(()),
             stats: Stats::default(),
         })
+    }
+
+    /// The revocation sequence number read up to.
+    pub fn seen_seq(&self) -> i64 {
+        self.seen_seq.load(Ordering::SeqCst)
     }
 
     /// The CA generations served.
@@ -398,36 +437,39 @@ impl Service {
             serial: minimal(serial).to_vec(),
         });
         if let Ok(mut m) = self.cache.write() {
-            m.insert(cache_key(issuer, alg, serial), c.clone());
+            let k = cache_key(issuer, alg, serial);
+            // Revocation is final: a response signed from an older read (a miss, a refresh)
+            // never replaces a revoked one.
+            if let Some(old) = m.get(&k).filter(|o| matches!(o.status, Status::Revoked { .. }))
+                && !matches!(status, Status::Revoked { .. })
+            {
+                return Ok(old.clone());
+            }
+            m.insert(k, c.clone());
         }
         Ok(c)
     }
 
     /// Pre-signs every issued certificate of the served generations (both hash algorithms).
     pub async fn load(self: &Arc<Self>, now: i64) -> Result<usize> {
-        let rows = sqlx::query(
-            "SELECT c.serial, c.issuer_slug, c.issuer_generation, r.revoked_at, r.reason FROM ca_certificate c \
-             LEFT JOIN ca_revocation r ON r.serial = c.serial WHERE c.state = $1 OR r.serial IS NOT NULL",
-        )
-        .bind(ca::authority::state::ISSUED)
-        .fetch_all(self.db.pool())
-        .await?;
+        let _g = self.poll_lock.lock().await;
+        // The sequence is read before the certificates: a revocation committed in between is in
+        // both, and signing it twice as revoked is harmless; none can be missed.
+        let head = self.status.head().await?;
         let mut work = Vec::new();
-        let mut high = 0;
-        for r in &rows {
-            let Some(i) = self.issuer_index(&r.try_get::<String, _>(1)?, r.try_get(2)?) else { continue };
-            let serial: String = r.try_get(0)?;
-            let status = match r.try_get::<Option<i64>, _>(3)? {
-                Some(at) => {
-                    high = high.max(at);
-                    self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.insert(serial.clone());
-                    Status::Revoked { at, reason: Reason::from_code(r.try_get::<Option<i64>, _>(4)?.unwrap_or(0))? }
+        for c in self.status.certificates().await? {
+            let Some(i) = self.issuer_index(&c.issuer_slug, c.issuer_generation) else { continue };
+            let status = match c.status {
+                CaStatus::Revoked { at, reason } => {
+                    self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.insert(c.serial.clone());
+                    Status::Revoked { at, reason }
                 }
-                None => Status::Good,
+                CaStatus::Good => Status::Good,
+                CaStatus::NotIssued => continue,
             };
-            work.push((i, hex::decode(&serial).map_err(|_| Error::Config(format!("bad serial {serial}")))?, status));
+            let bytes = hex::decode(&c.serial).map_err(|_| Error::Config(format!("bad serial {}", c.serial)))?;
+            work.push((i, bytes, status));
         }
-        self.high_water.fetch_max(high, Ordering::SeqCst);
         let n = work.len();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
         let chunk = n.div_ceil(threads).max(1);
@@ -446,44 +488,57 @@ impl Service {
         for h in handles {
             h.await.map_err(|e| Error::Config(format!("pre-signing task: {e}")))??;
         }
+        self.seen_seq.fetch_max(head, Ordering::SeqCst);
         Ok(n)
     }
 
-    /// Picks up revocations committed since the last poll and re-signs their responses.
-    /// Returns how many were new.
+    /// Picks up revocations numbered after the last one read, in sequence order, and re-signs
+    /// their responses as revoked. Returns how many were new. A replayed poll is a no-op.
     pub async fn poll(&self, now: i64) -> Result<usize> {
-        // A window behind the high-water mark covers revocations whose transaction committed
-        // after a later one's (their revoked_at is the CA's clock at revocation).
-        let since = self.high_water.load(Ordering::SeqCst) - 300;
-        let rows = sqlx::query(
-            "SELECT serial, issuer_slug, issuer_generation, revoked_at, reason FROM ca_revocation WHERE revoked_at >= $1",
-        )
-        .bind(since)
-        .fetch_all(self.db.pool())
-        .await?;
-        let mut new = 0;
-        for r in &rows {
-            let serial: String = r.try_get(0)?;
-            if self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.contains(&serial) {
-                continue;
-            }
-            let at: i64 = r.try_get(3)?;
-            self.high_water.fetch_max(at, Ordering::SeqCst);
-            if let Some(i) = self.issuer_index(&r.try_get::<String, _>(1)?, r.try_get(2)?) {
-                let status = Status::Revoked { at, reason: Reason::from_code(r.try_get(4)?)? };
-                let bytes = hex::decode(&serial).map_err(|_| Error::Config(format!("bad serial {serial}")))?;
-                for a in Alg::BOTH {
-                    self.presign(i, a, &bytes, status, now)?;
-                }
-                new += 1;
-            }
-            self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.insert(serial);
-        }
-        Ok(new)
+        let _g = self.poll_lock.lock().await;
+        self.poll_locked(now).await
     }
 
-    /// Re-signs responses past half their validity. Returns how many.
-    pub fn refresh(&self, now: i64) -> Result<usize> {
+    async fn poll_locked(&self, now: i64) -> Result<usize> {
+        const BATCH: i64 = 1000;
+        let mut new = 0;
+        loop {
+            let after = self.seen_seq.load(Ordering::SeqCst);
+            let batch = self.status.revocations_after(after, BATCH).await?;
+            for r in &batch {
+                let seen = self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.contains(&r.serial);
+                if !seen && let Some(i) = self.issuer_index(&r.issuer_slug, r.issuer_generation) {
+                    let status = Status::Revoked { at: r.revoked_at, reason: r.reason };
+                    let bytes =
+                        hex::decode(&r.serial).map_err(|_| Error::Config(format!("bad serial {}", r.serial)))?;
+                    for a in Alg::BOTH {
+                        self.presign(i, a, &bytes, status, now)?;
+                    }
+                    new += 1;
+                }
+                // Only once signed: a failed signing is retried by the next poll.
+                self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.insert(r.serial.clone());
+                self.seen_seq.store(r.seq, Ordering::SeqCst);
+            }
+            if (batch.len() as i64) < BATCH {
+                return Ok(new);
+            }
+        }
+    }
+
+    /// Re-signs responses past half their validity. Returns how many. It first reads every
+    /// revocation up to the current sequence, and holds the poll lock while signing, so a
+    /// cached "good" is never re-signed for a certificate already revoked.
+    pub async fn refresh(self: &Arc<Self>, now: i64) -> Result<usize> {
+        let _g = self.poll_lock.lock().await;
+        self.poll_locked(now).await?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.resign_stale(now))
+            .await
+            .map_err(|e| Error::Config(format!("refresh task: {e}")))?
+    }
+
+    fn resign_stale(&self, now: i64) -> Result<usize> {
         let stale: Vec<Arc<Cached>> = self
             .cache
             .read()
@@ -500,25 +555,17 @@ impl Service {
 
     /// The status of one serial of one generation, from the CA's tables.
     async fn status_of(&self, issuer: usize, serial: &[u8]) -> Result<Status> {
-        let hexs = hex::encode(minimal(serial));
-        let row = sqlx::query(
-            "SELECT c.issuer_slug, c.issuer_generation, c.state, r.revoked_at, r.reason FROM ca_certificate c \
-             LEFT JOIN ca_revocation r ON r.serial = c.serial WHERE c.serial = $1",
-        )
-        .bind(hexs)
-        .fetch_optional(self.db.pool())
-        .await?;
-        let Some(r) = row else { return Ok(Status::Unknown) };
+        let Some(c) = self.status.certificate(&hex::encode(minimal(serial))).await? else {
+            return Ok(Status::Unknown);
+        };
         let i = &self.issuers[issuer];
-        if r.try_get::<String, _>(0)? != i.slug || r.try_get::<i64, _>(1)? != i.generation {
+        if c.issuer_slug != i.slug || c.issuer_generation != i.generation {
             return Ok(Status::Unknown);
         }
-        Ok(match r.try_get::<Option<i64>, _>(3)? {
-            Some(at) => {
-                Status::Revoked { at, reason: Reason::from_code(r.try_get::<Option<i64>, _>(4)?.unwrap_or(0))? }
-            }
-            None if r.try_get::<i64, _>(2)? == ca::authority::state::ISSUED => Status::Good,
-            None => Status::Unknown,
+        Ok(match c.status {
+            CaStatus::Revoked { at, reason } => Status::Revoked { at, reason },
+            CaStatus::Good => Status::Good,
+            CaStatus::NotIssued => Status::Unknown,
         })
     }
 
@@ -611,10 +658,13 @@ impl Service {
         let mut singles = Vec::with_capacity(targets.len());
         let mut statuses = Vec::with_capacity(targets.len());
         for ((i, a), serial) in targets {
+            // A freshly signed answer says what the CA's tables say now: only a revocation
+            // (final) is taken from the map; anything else is read again, so no "good" is
+            // signed from a map that has not yet seen the latest revocations.
             let status = match self.cache.read().ok().and_then(|m| m.get(&cache_key(*i, *a, serial)).map(|c| c.status))
             {
-                Some(s) => s,
-                None => self.status_of(*i, serial).await?,
+                Some(s @ Status::Revoked { .. }) => s,
+                _ => self.status_of(*i, serial).await?,
             };
             statuses.push(status);
             singles.push(self.single(self.cert_id(*i, *a, serial)?, status, now)?);

@@ -1,8 +1,11 @@
 //! Signed documents: a CMS SignedData (RFC 5652; attached or detached, as `openssl cms -sign`
 //! makes them) made with a resident's signature certificate. Checks the signature over the
 //! signed attributes and the message digest, validates the signer's certificate
-//! ([`crate::verify`]) at the signing time, and reports the signer's identity items from the
+//! ([`crate::verify`]) at the time the caller asks for — never at the signer's own, unproven
+//! `signingTime`, which is only reported — and reports the signer's identity items from the
 //! certificate's subjectAltName (JPKI otherNames 1.2.392.200149.8.5.5.1–6).
+//! [`signature_certificate`] says whether the signer's certificate is one a signature may be
+//! made with (review finding H5).
 
 use ca::profile::san_oid;
 use cms::cert::CertificateChoices;
@@ -104,8 +107,33 @@ pub fn identity_items(cert: &Certificate) -> Vec<(&'static str, String)> {
     out
 }
 
+/// Whether `cert` is a signature certificate of the hierarchy whose policy is `policy`:
+/// keyUsage with nonRepudiation (contentCommitment), that certificate policy, and not a CA
+/// certificate. An authentication certificate (digitalSignature, the authentication policy) or
+/// an OCSP responder certificate is not. `Err` says why not.
+pub fn signature_certificate(cert: &Certificate, policy: ObjectIdentifier) -> Result<(), String> {
+    use x509_cert::ext::pkix::{BasicConstraints, CertificatePolicies, KeyUsage};
+    let tbs = cert.tbs_certificate();
+    if tbs.get_extension::<BasicConstraints>().ok().flatten().is_some_and(|(_, bc)| bc.ca) {
+        return Err("the signer's certificate is a CA certificate, not a signature certificate".into());
+    }
+    if !tbs.get_extension::<KeyUsage>().ok().flatten().is_some_and(|(_, ku)| ku.non_repudiation()) {
+        return Err("the signer's certificate is not a signature certificate (no nonRepudiation key usage)".into());
+    }
+    if !tbs
+        .get_extension::<CertificatePolicies>()
+        .ok()
+        .flatten()
+        .is_some_and(|(_, p)| p.0.iter().any(|i| i.policy_identifier == policy))
+    {
+        return Err(format!("the signer's certificate does not carry the signature policy {policy}"));
+    }
+    Ok(())
+}
+
 /// Checks a DER SignedData. `content` is required for a detached signature. The certificate
-/// is validated at the signing time when there is one (else at `at`), with `revocation`.
+/// is validated at `at` (the caller's choice, normally now), with `revocation`; the
+/// `signingTime` attribute is reported, not trusted.
 pub fn verify_signed(
     der: &[u8],
     content: Option<&[u8]>,
@@ -200,8 +228,7 @@ pub fn verify_signed(
     }
     let mut others = intermediates;
     others.extend(certs.iter().filter(|c| *c != signer).filter_map(|c| c.to_der().ok()));
-    let when = signing_time.and_then(|t| u64::try_from(t).ok()).unwrap_or(at);
-    let certificate = verify(&Input::new(signer_der.clone(), anchors, others, when, revocation))?;
+    let certificate = verify(&Input::new(signer_der.clone(), anchors, others, at, revocation))?;
     Ok(Report {
         signature_ok: result.is_ok(),
         signature_error: result.err(),

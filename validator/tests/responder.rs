@@ -15,6 +15,7 @@ use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use ca::keystore::KeyStore;
 use ca::profile::{AuthenticationCert, StatusUrls};
 use ca::revocation::CertKind;
+use ca::status::StatusReader;
 use der::asn1::{Null, OctetString};
 use der::{Decode, Encode};
 use identity::store::{Db, testing::TestDb};
@@ -31,6 +32,8 @@ struct Setup {
     ca: Authority,
     issuer: Certificate,
     serials: Vec<String>,
+    /// The key of the authentication certificates.
+    subject: SoftKey,
     _keys: tempfile::TempDir,
 }
 
@@ -82,7 +85,7 @@ async fn setup(db: &TestDb) -> (Setup, Vec<Responder>) {
     let rc = ca.issue_responder("op", &g.ca, rkey.public_key_der(), 30, NOW).await.unwrap();
     let responder = Responder::new(Arc::new(rkey), &rc.der).unwrap();
     let serials = issued.iter().map(|c| c.serial.clone()).collect();
-    (Setup { ca, issuer, serials, _keys: keys }, vec![responder])
+    (Setup { ca, issuer, serials, subject, _keys: keys }, vec![responder])
 }
 
 fn cert_id(issuer: &Certificate, serial: &[u8], sha256: bool) -> CertId {
@@ -144,7 +147,9 @@ fn status(der: &[u8]) -> ResponseStatus {
 async fn responder_on_each_backend() {
     for db in identity::store::testing::all().await.unwrap() {
         let (s, responders) = setup(&db).await;
-        let svc = Arc::new(Service::open(Db::open(&db.url).await.unwrap(), responders, 86_400, 1_000.0).await.unwrap());
+        let svc = Arc::new(
+            Service::open(StatusReader::open(&db.url).await.unwrap(), responders, 86_400, 1_000.0).await.unwrap(),
+        );
         // The issuing CA's 5 certificates plus the responder's own: both hash algorithms each.
         assert_eq!(svc.load(NOW).await.unwrap(), 6, "{}", db.label);
         assert_eq!(svc.cached(), 12);
@@ -201,7 +206,7 @@ async fn responder_on_each_backend() {
         let long = request(vec![cert_id(&s.issuer, &first, false)], Some(&[7; 33]));
         assert_eq!(status(svc.answer(&long, NOW).await.der()), ResponseStatus::MalformedRequest);
         // Refresh re-signs what is past half-life, with the same status.
-        assert_eq!(svc.refresh(NOW + 50_000).unwrap(), svc.cached());
+        assert_eq!(svc.refresh(NOW + 50_000).await.unwrap(), svc.cached());
         let a = svc.answer(&request(vec![cert_id(&s.issuer, &first, true)], None), NOW + 50_000).await;
         let (singles, _) = open(a.der());
         assert!(matches!(singles[0].cert_status, CertStatus::Revoked(_)));
@@ -213,7 +218,7 @@ async fn responder_on_each_backend() {
 async fn the_live_path_is_rate_limited() {
     let db = identity::store::testing::sqlite().unwrap();
     let (s, responders) = setup(&db).await;
-    let svc = Service::open(Db::open(&db.url).await.unwrap(), responders, 86_400, 3.0).await.unwrap();
+    let svc = Service::open(StatusReader::open(&db.url).await.unwrap(), responders, 86_400, 3.0).await.unwrap();
     let first = hex::decode(&s.serials[0]).unwrap();
     let mut try_later = 0;
     for i in 0..10u8 {
@@ -277,11 +282,18 @@ async fn the_api_admits_registered_verifiers_by_party_and_the_public_router_has_
     use tower::ServiceExt as _;
     let tdb = identity::store::testing::sqlite().unwrap();
     let (_s, responders) = setup(&tdb).await;
-    let svc = Arc::new(Service::open(Db::open(&tdb.url).await.unwrap(), responders, 86_400, 100.0).await.unwrap());
+    let svc =
+        Arc::new(Service::open(StatusReader::open(&tdb.url).await.unwrap(), responders, 86_400, 100.0).await.unwrap());
     let db = Db::open(&tdb.url).await.unwrap();
     validator::api::add_verifier(&db, "bank-1", "Bank", &["account-opening".into()], NOW).await.unwrap();
-    let api =
-        Arc::new(validator::api::Api { db: db.clone(), anchors: vec![], intermediates: vec![], ocsp: svc.clone() });
+    let api = Arc::new(validator::api::Api {
+        db: db.clone(),
+        anchors: vec![],
+        intermediates: vec![],
+        ocsp: svc.clone(),
+        status: StatusReader::open(&tdb.url).await.unwrap(),
+        environment: Environment::Production,
+    });
     let logged = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM validator_query").fetch_one(db.pool()).await.unwrap()
     };
@@ -338,4 +350,323 @@ async fn the_api_admits_registered_verifiers_by_party_and_the_public_router_has_
     let r = validator::http::router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(logged().await, 5);
+}
+
+/// The revocation of `serial` as the responder answers it, if revoked.
+async fn answered_revoked(svc: &Service, issuer: &Certificate, serial: &str, now: i64) -> Option<i64> {
+    let a = svc.answer(&request(vec![cert_id(issuer, &hex::decode(serial).unwrap(), false)], None), now).await;
+    match &open(a.der()).0[0].cert_status {
+        CertStatus::Revoked(r) => Some(r.revocation_time.to_unix_duration().as_secs() as i64),
+        _ => None,
+    }
+}
+
+/// Regression for review finding H2: revocations were polled by a `revoked_at` window, so one
+/// revocation from a clock a day fast hid every later one. They are now polled by the CA's
+/// gapless revocation sequence.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocations_are_picked_up_by_sequence_whatever_the_clocks_say() {
+    for db in identity::store::testing::all().await.unwrap() {
+        let (s, responders) = setup(&db).await;
+        let status = StatusReader::open(&db.url).await.unwrap();
+        let svc = Arc::new(Service::open(status.clone(), responders, 86_400, 1_000.0).await.unwrap());
+        svc.load(NOW).await.unwrap();
+        assert_eq!(svc.seen_seq(), 0);
+        let poller = svc.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                poller.poll(NOW).await.unwrap();
+            }
+        });
+        // One revoking process's clock is a day fast, the next one's an hour slow.
+        s.ca.revoke("w1", &s.serials[0], Reason::KeyCompromise, "fast clock", NOW + 86_400).await.unwrap();
+        s.ca.revoke("w2", &s.serials[1], Reason::Superseded, "slow clock", NOW - 3_600).await.unwrap();
+        let t = std::time::Instant::now();
+        loop {
+            let a = answered_revoked(&svc, &s.issuer, &s.serials[0], NOW).await;
+            let b = answered_revoked(&svc, &s.issuer, &s.serials[1], NOW).await;
+            if a.is_some() && b.is_some() {
+                assert_eq!((a, b), (Some(NOW + 86_400), Some(NOW - 3_600)), "{}", db.label);
+                break;
+            }
+            assert!(t.elapsed() < std::time::Duration::from_secs(2), "{}: not both revoked within 2 s", db.label);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        task.abort();
+        assert_eq!(svc.seen_seq(), 2, "{}", db.label);
+
+        // A replayed revocation (a crash between the insert and its acknowledgement, a
+        // replayed feed entry) takes no number and revokes nothing twice.
+        let mut tx = s.ca.db().write().await.unwrap();
+        let again = ca::authority::insert_revocation(
+            &mut tx,
+            &s.serials[0],
+            "auth-13".into(),
+            1,
+            0,
+            NOW + 10,
+            Reason::Unspecified,
+            "replay",
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert!(!again, "{}", db.label);
+        assert!(s.ca.revoke("op", &s.serials[0], Reason::Unspecified, "again", NOW).await.is_err());
+        assert_eq!(status.head().await.unwrap(), 2, "{}", db.label);
+        let seqs: Vec<i64> = status.revocations_after(0, 100).await.unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 2], "{}: gapless, in commit order", db.label);
+        assert_eq!(svc.poll(NOW).await.unwrap(), 0, "{}", db.label);
+        assert_eq!(answered_revoked(&svc, &s.issuer, &s.serials[0], NOW).await, Some(NOW + 86_400));
+
+        // A live answer (nonce) reads the CA's tables, not the map: a revocation not yet
+        // polled is already answered revoked there.
+        s.ca.revoke("op", &s.serials[3], Reason::KeyCompromise, "live", NOW + 8).await.unwrap();
+        let id = cert_id(&s.issuer, &hex::decode(&s.serials[3]).unwrap(), false);
+        let a = svc.answer(&request(vec![id], Some(b"nonce-nonce-1234")), NOW + 9).await;
+        assert!(matches!(open(a.der()).0[0].cert_status, CertStatus::Revoked(_)), "{}", db.label);
+        // Refresh reads every revocation up to the current sequence before it re-signs: a
+        // revocation not yet polled is never re-signed as good.
+        s.ca.revoke("op", &s.serials[2], Reason::KeyCompromise, "before refresh", NOW + 7).await.unwrap();
+        assert!(svc.refresh(NOW + 50_000).await.unwrap() > 0);
+        assert_eq!(svc.seen_seq(), 4, "{}", db.label);
+        assert_eq!(answered_revoked(&svc, &s.issuer, &s.serials[2], NOW + 50_000).await, Some(NOW + 7));
+        // A restart starts from the sequence it loaded at.
+        let svc2 = Arc::new(Service::open(status.clone(), Vec::new(), 86_400, 1.0).await.unwrap());
+        svc2.load(NOW).await.unwrap();
+        assert_eq!(svc2.seen_seq(), 4, "{}", db.label);
+    }
+}
+
+/// Review finding H7: the validator opens the CA's database read only, without migrations.
+#[tokio::test]
+async fn the_validator_answers_from_a_read_only_ca_database() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let db = identity::store::testing::sqlite().unwrap();
+    let (s, responders) = setup(&db).await;
+    s.ca.db().pool().close().await;
+    let path = db.url.strip_prefix("sqlite://").unwrap().to_owned();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let svc =
+        Arc::new(Service::open(StatusReader::open(&db.url).await.unwrap(), responders, 86_400, 100.0).await.unwrap());
+    assert_eq!(svc.load(NOW).await.unwrap(), 6);
+    assert_eq!(svc.poll(NOW).await.unwrap(), 0);
+    let a = svc.answer(&request(vec![cert_id(&s.issuer, &hex::decode(&s.serials[0]).unwrap(), true)], None), NOW).await;
+    assert_eq!(open(a.der()).0[0].cert_status, CertStatus::Good(Null));
+    // A miss (live path, read from the database) answers too.
+    let a = svc.answer(&request(vec![cert_id(&s.issuer, &[0x55; 16], false)], None), NOW).await;
+    assert_eq!(open(a.der()).0[0].cert_status, CertStatus::Unknown(Null));
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the CA database is unchanged");
+    // A database that is not a migrated CA database is refused, not migrated.
+    let empty = identity::store::testing::sqlite().unwrap();
+    let p = empty.url.strip_prefix("sqlite://").unwrap();
+    std::fs::write(p, b"").unwrap();
+    assert!(StatusReader::open(&empty.url).await.is_err());
+    assert_eq!(std::fs::metadata(p).unwrap().len(), 0, "nothing created");
+}
+
+/// Issue 10: a CA key, a certificate without id-kp-OCSPSigning or a CA certificate is never
+/// a responder.
+#[tokio::test]
+async fn responder_keys_are_checked_at_start() {
+    use validator::responder::check_responder;
+    let db = identity::store::testing::sqlite().unwrap();
+    let (s, responders) = setup(&db).await;
+    let status = StatusReader::open(&db.url).await.unwrap();
+    let cas = status.ca_certificates().await.unwrap();
+    // The responder enrolled by the CA passes.
+    check_responder(&responders[0].cert, &cas).unwrap();
+    // The issuing CA's own key and certificate offered as a responder.
+    let g = s
+        .ca
+        .current(&ca::hierarchy::CaId::issuing(Purpose::Authentication, Environment::Production, "13").unwrap(), NOW)
+        .await
+        .unwrap();
+    let ca_as_responder = Responder::new(s.ca.key(&g).unwrap(), &g.certificate).unwrap();
+    let e = Service::open(status.clone(), vec![ca_as_responder], 86_400, 1.0).await.unwrap_err();
+    assert!(e.to_string().contains("the key of CA auth-13 g1"), "{e}");
+    // An end-entity certificate without id-kp-OCSPSigning.
+    let leaf = Certificate::from_der(&s.ca.show(&s.serials[0]).await.unwrap().der.unwrap()).unwrap();
+    let e = check_responder(&leaf, &cas).unwrap_err();
+    assert!(e.to_string().contains("lacks id-kp-OCSPSigning"), "{e}");
+    // A CA certificate whose key is not one of this CA database's generations.
+    let other_db = identity::store::testing::sqlite().unwrap();
+    let (other, _) = setup(&other_db).await;
+    let e = check_responder(&other.issuer, &cas).unwrap_err();
+    assert!(e.to_string().contains("is a CA certificate"), "{e}");
+}
+
+/// Issues one signature certificate under `g` for `key`; returns its DER.
+async fn signature_cert(ca: &Authority, g: &Arc<ca::authority::Generation>, key: &SoftKey, id: &str) -> Vec<u8> {
+    use ca::profile::{SanItems, SignatureCert};
+    let issuer = Certificate::from_der(&g.certificate).unwrap();
+    let serial = new_serial();
+    let shard = shard_of(&serial, g.shards);
+    let t0 = time::OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+    let plan = Plan {
+        kind: CertKind::Signature,
+        issuer: g.clone(),
+        shard,
+        spki: key.public_key_der().to_vec(),
+        not_before: t0,
+        not_after: t0 + time::Duration::days(1000),
+        resident_code: Some("12345678901".into()),
+        issuance_id: Some(id.into()),
+        request_id: None,
+        feed_position: 0,
+        supersedes: Vec::new(),
+        profile: AnyProfile::Signature(SignatureCert {
+            issuer: issuer.tbs_certificate().subject().clone(),
+            subject: SignatureCert::subject_name("13", "131016", id).unwrap(),
+            items: SanItems {
+                name: "山田花子".into(),
+                name_flags: "0000".into(),
+                sex: 2,
+                date_of_birth: time::Date::from_calendar_date(1980, time::Month::February, 29).unwrap(),
+                address: "東京都千代田区".into(),
+                address_flags: "0000000".into(),
+            },
+            policy: g.ca.policy(),
+            urls: StatusUrls {
+                crl: ca::authority::crl_url("http://x", &g.ca.slug(), g.generation, shard),
+                ocsp: "http://x/ocsp".into(),
+            },
+        }),
+        serial,
+    };
+    ca.run("op", vec![plan], NOW).await.unwrap().remove(0).der
+}
+
+type Pkey = openssl::pkey::PKey<openssl::pkey::Private>;
+
+fn pkey(key: &SoftKey) -> Pkey {
+    openssl::pkey::PKey::private_key_from_pkcs8(key.pkcs8_secret().unwrap().expose()).unwrap()
+}
+
+/// An attached CMS SignedData over `content`, made by openssl with `key` and `cert`.
+fn cms(content: &[u8], cert: &[u8], key: &Pkey) -> Vec<u8> {
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    let x = openssl::x509::X509::from_der(cert).unwrap();
+    CmsContentInfo::sign(Some(&x), Some(key), None, Some(content), CMSOptions::BINARY).unwrap().to_der().unwrap()
+}
+
+fn serial_hex(der: &[u8]) -> String {
+    let c = Certificate::from_der(der).unwrap();
+    let mut s = c.tbs_certificate().serial_number().as_bytes();
+    while s.len() > 1 && s[0] == 0 {
+        s = &s[1..];
+    }
+    hex::encode(s)
+}
+
+/// Review finding H5: the API trusts only the hierarchy it serves (production; test roots
+/// never), accepts only signature certificates as document signers, checks every issuing CA's
+/// status, and validates at the time asked for, never at the document's signingTime.
+#[tokio::test]
+async fn verification_api_semantics() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use base64::Engine as _;
+    use identity::party::Party;
+    use tower::ServiceExt as _;
+    let tdb = identity::store::testing::sqlite().unwrap();
+    let (mut s, mut responders) = setup(&tdb).await;
+    s.ca.init("op", Environment::Test, ca::authority::Settings::default(), NOW).await.unwrap();
+    let sg = Arc::new(s.ca.issuing("op", Purpose::Signature, Environment::Production, "13", NOW).await.unwrap());
+    let tg = Arc::new(s.ca.issuing("op", Purpose::Signature, Environment::Test, "27", NOW).await.unwrap());
+    let (sig_key, test_key) =
+        (SoftKey::ephemeral(KeyAlgorithm::EcP384).unwrap(), SoftKey::ephemeral(KeyAlgorithm::EcP384).unwrap());
+    let sig = signature_cert(&s.ca, &sg, &sig_key, "S1").await;
+    let test_sig = signature_cert(&s.ca, &tg, &test_key, "T1").await;
+    let rkey = SoftKey::ephemeral(KeyAlgorithm::EcP384).unwrap();
+    let rc = s.ca.issue_responder("op", &sg.ca, rkey.public_key_der(), 30, NOW).await.unwrap();
+    let (sig_key, test_key, rpkey) = (pkey(&sig_key), pkey(&test_key), pkey(&rkey));
+    let auth_key = pkey(&s.subject);
+    responders.push(Responder::new(Arc::new(rkey), &rc.der).unwrap());
+
+    let status = StatusReader::open(&tdb.url).await.unwrap();
+    // Anchors: the production roots only, unless the test hierarchy is asked for.
+    let all = status.ca_certificates().await.unwrap();
+    let roots = |env: Environment| -> Vec<Vec<u8>> {
+        all.iter().filter(|g| g.ca.env == env && g.ca.prefecture.is_none()).map(|g| g.certificate.clone()).collect()
+    };
+    let (anchors, intermediates) = validator::api::ca_certificates(&status, Environment::Production).await.unwrap();
+    assert_eq!(anchors, roots(Environment::Production));
+    assert!(anchors.iter().chain(&intermediates).all(|c| !roots(Environment::Test).contains(c)));
+    assert!(!intermediates.contains(&tg.certificate));
+    let (test_anchors, _) = validator::api::ca_certificates(&status, Environment::Test).await.unwrap();
+    assert_eq!(test_anchors, roots(Environment::Test));
+
+    let svc = Arc::new(Service::open(status.clone(), responders, 86_400, 100.0).await.unwrap());
+    svc.load(NOW).await.unwrap();
+    let db = Db::open(&tdb.url).await.unwrap();
+    validator::api::add_verifier(&db, "bank-1", "Bank", &["account-opening".into()], NOW).await.unwrap();
+    let api = Arc::new(validator::api::Api {
+        db,
+        anchors,
+        intermediates,
+        ocsp: svc,
+        status,
+        environment: Environment::Production,
+    });
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let call = |route: &'static str, body: String| {
+        let mut req = Request::post(route).header("content-type", "application/json").body(Body::from(body)).unwrap();
+        req.extensions_mut().insert(Party::Agency("bank-1".into()));
+        let router = validator::http::api_router(api.clone());
+        async move {
+            let r = router.oneshot(req).await.unwrap();
+            assert_eq!(r.status(), axum::http::StatusCode::OK);
+            let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let doc = |signed: Vec<u8>, at: Option<i64>| {
+        let mut q = serde_json::json!({"purpose": "account-opening", "signed": b64(&signed)});
+        if let Some(at) = at {
+            q["at"] = serde_json::json!(at);
+        }
+        call("/v1/verify/doc", q.to_string())
+    };
+    let content = b"contract".as_slice();
+
+    // A signature certificate: valid; the signingTime is reported.
+    let v = doc(cms(content, &sig, &sig_key), None).await;
+    assert_eq!(v["valid"], true, "{v}");
+    assert!(v["signing_time"].is_i64(), "{v}");
+    // Validated at the time asked for, not at the signingTime (inside the validity): after the
+    // certificate's expiry it is invalid.
+    let v = doc(cms(content, &sig, &sig_key), Some(NOW + 2_000 * 86_400)).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["validated_at"], NOW + 2_000 * 86_400);
+    // An authentication certificate or the responder's certificate: invalid, with a reason.
+    let auth = s.ca.show(&s.serials[0]).await.unwrap().der.unwrap();
+    let v = doc(cms(content, &auth, &auth_key), None).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(v["signature"] == true && v["reason"].as_str().unwrap().contains("not a signature certificate"), "{v}");
+    let v = doc(cms(content, &rc.der, &rpkey), None).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("not a signature certificate"), "{v}");
+    // A test-hierarchy signature certificate: no path to a trusted anchor.
+    let v = doc(cms(content, &test_sig, &test_key), None).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("no path"), "{v}");
+
+    // The issuing CA on the ARL: the certificate and documents it signed are invalid.
+    let cert = |der: &[u8]| {
+        call("/v1/verify/cert", serde_json::json!({"purpose": "account-opening", "certificate": b64(der)}).to_string())
+    };
+    assert_eq!(cert(&sig).await["valid"], true);
+    s.ca.revoke("op", &serial_hex(&sg.certificate), Reason::CaCompromise, "test", NOW).await.unwrap();
+    let v = cert(&sig).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("issuing CA") && v["reason"].as_str().unwrap().contains("revoked"),
+        "{v}"
+    );
+    let v = doc(cms(content, &sig, &sig_key), None).await;
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("issuing CA"), "{v}");
 }
