@@ -185,7 +185,9 @@ impl DemoCa {
             vec![root.certificate.clone()],
             Vec::new(),
             validator::verify::Revocation::Crls(crls),
-            u64::try_from(now).unwrap_or(0),
+            // Validated now (the card's certificates were issued on the real clock, after the
+            // demo's `now`); the document's signingTime is reported, not trusted.
+            u64::try_from(identity::http::now()).unwrap_or(0),
         )?;
         println!(
             "   verifier: CMS SignedData made by the card ({} bytes): signature {}, signer certificate {} (RFC 5280 path to the sign-root, CRLs checked)",
