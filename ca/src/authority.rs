@@ -564,7 +564,14 @@ impl Authority {
         let (cert, shards) = match &ca.prefecture {
             None => {
                 let serial = new_serial();
-                let p = prepare(RootCa { name }, &serial, start, ten_years, key.public_key_der(), key.as_ref())?;
+                let p = prepare(
+                    RootCa { name, path_len: None },
+                    &serial,
+                    start,
+                    ten_years,
+                    key.public_key_der(),
+                    key.as_ref(),
+                )?;
                 (p.sign(key.as_ref())?, 1)
             }
             Some(_) => {

@@ -35,7 +35,7 @@ use crate::authority::new_serial;
 use crate::crl::{self, CrlParams, Entry, Reason, Scope};
 use crate::error::{Error, Result};
 use crate::key::{KeyAlgorithm, KeyBackend, SoftKey, check_passphrase, key_identifier};
-use crate::profile::{NetworkRoot, NetworkTls, NoticeSigning, prepare};
+use crate::profile::{NetworkEndEntity, RootCa, prepare};
 
 /// The network CA's distinguished name (RFC 4514 order: most specific first).
 pub const CA_NAME: &str = "CN=JPKI Network CA,O=JPKI Network,C=JP";
@@ -250,8 +250,14 @@ impl NetworkCa {
         let not_before =
             time::OffsetDateTime::from_unix_timestamp(now - BACKDATE_SECS).map_err(|e| Error::invalid("time", e))?;
         let end = time::OffsetDateTime::from_unix_timestamp(not_after).map_err(|e| Error::invalid("time", e))?;
-        let prepared =
-            prepare(NetworkRoot { name: name.clone() }, &new_serial(), not_before, end, key.public_key_der(), &key)?;
+        let prepared = prepare(
+            RootCa { name: name.clone(), path_len: Some(0) },
+            &new_serial(),
+            not_before,
+            end,
+            key.public_key_der(),
+            &key,
+        )?;
         let cert_der = prepared.sign(&key)?;
         net::keyfile::write_private(&dir.join("ca.pem"), pem("CERTIFICATE", &cert_der)?.as_bytes())?;
         let ca = Self {
@@ -336,7 +342,7 @@ impl NetworkCa {
                 san.push(name);
             }
         }
-        let profile = NetworkTls { issuer: self.name.clone(), subject: subject_of(party)?, san };
+        let profile = NetworkEndEntity::tls(self.name.clone(), subject_of(party)?, san);
         self.issue(party, CredentialKind::Tls, profile, days, now, out, key_passphrase)
     }
 
@@ -352,7 +358,7 @@ impl NetworkCa {
         key_passphrase: &Secret,
     ) -> Result<Issued> {
         let party = Party::Municipality(municipality.clone());
-        let profile = NoticeSigning { issuer: self.name.clone(), subject: subject_of(&party)?, party_uri: party.uri() };
+        let profile = NetworkEndEntity::notice_signing(self.name.clone(), subject_of(&party)?, &party.uri())?;
         self.issue(&party, CredentialKind::NoticeKey, profile, days, now, out, key_passphrase)
     }
 

@@ -1,6 +1,6 @@
 //! Certificate profiles as types (x509-cert `BuilderProfile`), one per kind of certificate:
 //! [`RootCa`], [`IssuingCa`], [`SignatureCert`], [`AuthenticationCert`], [`OcspResponder`], and
-//! the network CA's [`NetworkRoot`], [`NetworkTls`] and [`NoticeSigning`] (docs/network.md).
+//! the network CA's end entities [`NetworkEndEntity`] under a [`RootCa`] with pathLen 0 (docs/network.md).
 //! Extensions are written with explicit criticality (jpki.md §1.2–1.3, RFC 5280 §4.2). Pure:
 //! [`prepare`] gives the exact to-be-signed bytes, [`Prepared::sign`] signs them and checks the
 //! signed certificate carries those very bytes.
@@ -157,12 +157,16 @@ fn other_name(oid: ObjectIdentifier, value: &str) -> BResult<GeneralName> {
     Ok(GeneralName::OtherName(OtherName { type_id: oid, value: Any::encode_from(&Utf8StringRef::new(value)?)? }))
 }
 
-/// A hierarchy's self-signed root: keyUsage critical keyCertSign+cRLSign, basicConstraints
-/// critical CA:TRUE without pathLen, SKI, no AKI (as J-LIS roots; RFC 5280 §4.2.1.1 allows it).
+/// A self-signed root: keyUsage critical keyCertSign+cRLSign, basicConstraints critical
+/// CA:TRUE, SKI, no AKI (as J-LIS roots; RFC 5280 §4.2.1.1 allows it). The residents'
+/// hierarchies have no pathLen; the network CA (docs/network.md) has pathLen 0, as it issues
+/// only end-entity credentials.
 #[derive(Debug, Clone)]
 pub struct RootCa {
     /// The root's name.
     pub name: Name,
+    /// basicConstraints pathLenConstraint.
+    pub path_len: Option<u8>,
 }
 
 impl BuilderProfile for RootCa {
@@ -179,7 +183,11 @@ impl BuilderProfile for RootCa {
         _tbs: &TbsCertificate,
     ) -> BResult<Vec<Extension>> {
         Ok(vec![
-            ext(oids::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: None })?,
+            ext(
+                oids::ID_CE_BASIC_CONSTRAINTS,
+                true,
+                &BasicConstraints { ca: true, path_len_constraint: self.path_len },
+            )?,
             key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)?,
             ski(spk)?,
         ])
@@ -362,50 +370,40 @@ impl BuilderProfile for OcspResponder {
     }
 }
 
-/// The network CA's self-signed root (docs/network.md): basicConstraints critical CA:TRUE
-/// pathLen 0 (it issues only end-entity credentials), keyUsage critical keyCertSign+cRLSign, SKI.
+/// An end-entity certificate of the network CA (docs/network.md): basicConstraints critical
+/// CA:FALSE, keyUsage critical digitalSignature, the given extKeyUsage and SAN, AKI, SKI.
+/// - A party's mutual-TLS credential: EKU serverAuth + clientAuth (RFC 5280 §4.2.1.12), SAN =
+///   the party URI and the hosts (dNSName / iPAddress, RFC 5280 §4.2.1.6; non-critical as the
+///   subject is not empty); digitalSignature because TLS 1.3 signs (RFC 5280 §4.2.1.3).
+/// - A municipality's change-notice signing key: EKU only [`crate::hierarchy::NOTICE_SIGNING`]
+///   (so the key is good for nothing else, TLS included), SAN = the municipality's party URI
+///   only. Replicas learn a municipality's notice keys from these certificates.
 #[derive(Debug, Clone)]
-pub struct NetworkRoot {
-    /// `C=JP, O=JPKI Network, CN=JPKI Network CA`.
-    pub name: Name,
-}
-
-impl BuilderProfile for NetworkRoot {
-    fn get_issuer(&self, _subject: &Name) -> Name {
-        self.name.clone()
-    }
-    fn get_subject(&self) -> Name {
-        self.name.clone()
-    }
-    fn build_extensions(
-        &self,
-        spk: SubjectPublicKeyInfoRef<'_>,
-        _issuer: SubjectPublicKeyInfoRef<'_>,
-        _tbs: &TbsCertificate,
-    ) -> BResult<Vec<Extension>> {
-        Ok(vec![
-            ext(oids::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: Some(0) })?,
-            key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)?,
-            ski(spk)?,
-        ])
-    }
-}
-
-/// A party's mutual-TLS credential: basicConstraints critical CA:FALSE, keyUsage critical
-/// digitalSignature (ECDHE key exchange signs; RFC 5280 §4.2.1.3), extKeyUsage serverAuth +
-/// clientAuth (RFC 5280 §4.2.1.12), SAN = the party URI and the hosts (dNSName / iPAddress,
-/// RFC 5280 §4.2.1.6; non-critical as the subject is not empty), AKI, SKI.
-#[derive(Debug, Clone)]
-pub struct NetworkTls {
+pub struct NetworkEndEntity {
     /// The network CA's name.
     pub issuer: Name,
     /// `C=JP, O=JPKI Network, CN=<party short form>`.
     pub subject: Name,
-    /// The party URI first, then the hosts.
+    /// extKeyUsage purposes.
+    pub eku: Vec<ObjectIdentifier>,
+    /// The party URI first, then any hosts.
     pub san: Vec<GeneralName>,
 }
 
-impl BuilderProfile for NetworkTls {
+impl NetworkEndEntity {
+    /// A mutual-TLS credential naming `san` (party URI, then hosts).
+    pub fn tls(issuer: Name, subject: Name, san: Vec<GeneralName>) -> Self {
+        Self { issuer, subject, eku: vec![oids::ID_KP_SERVER_AUTH, oids::ID_KP_CLIENT_AUTH], san }
+    }
+
+    /// A notice-signing key of the municipality `party_uri`.
+    pub fn notice_signing(issuer: Name, subject: Name, party_uri: &str) -> BResult<Self> {
+        let san = vec![GeneralName::UniformResourceIdentifier(Ia5String::new(party_uri)?)];
+        Ok(Self { issuer, subject, eku: vec![crate::hierarchy::NOTICE_SIGNING], san })
+    }
+}
+
+impl BuilderProfile for NetworkEndEntity {
     fn get_issuer(&self, _subject: &Name) -> Name {
         self.issuer.clone()
     }
@@ -418,51 +416,11 @@ impl BuilderProfile for NetworkTls {
         issuer: SubjectPublicKeyInfoRef<'_>,
         _tbs: &TbsCertificate,
     ) -> BResult<Vec<Extension>> {
-        let eku = ExtendedKeyUsage(vec![oids::ID_KP_SERVER_AUTH, oids::ID_KP_CLIENT_AUTH]);
         Ok(vec![
             ext(oids::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?,
             key_usage(KeyUsages::DigitalSignature)?,
-            ext(oids::ID_CE_EXT_KEY_USAGE, false, &eku)?,
+            ext(oids::ID_CE_EXT_KEY_USAGE, false, &ExtendedKeyUsage(self.eku.clone()))?,
             ext(oids::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(self.san.clone()))?,
-            aki(issuer)?,
-            ski(spk)?,
-        ])
-    }
-}
-
-/// A municipality's change-notice signing key: basicConstraints critical CA:FALSE, keyUsage
-/// critical digitalSignature, extKeyUsage only [`crate::hierarchy::NOTICE_SIGNING`] (so the
-/// key is good for nothing else, TLS included), SAN = the municipality's party URI only, AKI,
-/// SKI. Replicas learn a municipality's notice keys from these certificates.
-#[derive(Debug, Clone)]
-pub struct NoticeSigning {
-    /// The network CA's name.
-    pub issuer: Name,
-    /// `C=JP, O=JPKI Network, CN=municipality:<code>`.
-    pub subject: Name,
-    /// `urn:jpki:municipality:<code>`.
-    pub party_uri: String,
-}
-
-impl BuilderProfile for NoticeSigning {
-    fn get_issuer(&self, _subject: &Name) -> Name {
-        self.issuer.clone()
-    }
-    fn get_subject(&self) -> Name {
-        self.subject.clone()
-    }
-    fn build_extensions(
-        &self,
-        spk: SubjectPublicKeyInfoRef<'_>,
-        issuer: SubjectPublicKeyInfoRef<'_>,
-        _tbs: &TbsCertificate,
-    ) -> BResult<Vec<Extension>> {
-        let san = SubjectAltName(vec![GeneralName::UniformResourceIdentifier(Ia5String::new(&self.party_uri)?)]);
-        Ok(vec![
-            ext(oids::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?,
-            key_usage(KeyUsages::DigitalSignature)?,
-            ext(oids::ID_CE_EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![crate::hierarchy::NOTICE_SIGNING]))?,
-            ext(oids::ID_CE_SUBJECT_ALT_NAME, false, &san)?,
             aki(issuer)?,
             ski(spk)?,
         ])
