@@ -27,31 +27,9 @@ async fn issuance_over_http_survives_a_crash_between_tbs_and_signature() {
     // A resident, registered at the municipality and replicated to the national node.
     let code = net.resident("山田　花子", "1980-02-29").await;
     let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
-    let issue = |env: &[(&str, &str)]| {
-        jpki(
-            &[
-                "ca",
-                "issue",
-                "--actor",
-                "window-1",
-                "--national",
-                &nurl,
-                "--resident",
-                &code,
-                "--window",
-                "W1",
-                "--card-expiry",
-                "2035-01-01",
-                "--sign-csr",
-                &sign_csr,
-                "--auth-csr",
-                &auth_csr,
-                "--out",
-                &d("out"),
-            ],
-            env,
-        )
-    };
+    let mut args = common::ca_issue_args("window-1", &code, &sign_csr, &auth_csr, &d("out"));
+    args.extend(["--national".to_owned(), nurl.clone()]);
+    let issue = |env: &[(&str, &str)]| jpki(&args.iter().map(String::as_str).collect::<Vec<_>>(), env);
     let list = || text(&jpki(&["ca", "list", "--actor", "op-1"], &[]));
     // A crash after the exact TBS was stored, before signing. The first issuance also creates
     // the prefecture-unit CA, so the crash hits the CA certificate of auth-13.

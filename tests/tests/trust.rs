@@ -597,28 +597,11 @@ async fn a_compromised_municipality_cannot_kill_another_municipalitys_resident()
         assert!(o.status.success(), "{}", text(&o));
         text(&o)
     };
-    let agency = ["--id", "jpki-ca", "--name", "CA", "--class", "B1", "--purpose", "B1-020", "--operator", "nat-op-1"];
-    ok(net.jpki(&[&["identity", "agency-add", "--db", &d("n.db")][..], &agency].concat()));
+    ok(net.jpki(&[&["identity", "agency-add", "--db", &d("n.db")][..], &common::CA_AGENCY].concat()));
     ok(net.jpki(&["ca", "init", "--actor", "op-1", "--shards", "2"]));
     let (sign_csr, auth_csr) = (common::csr(dir.path(), "sign"), common::csr(dir.path(), "auth"));
-    let out = ok(net.jpki(&[
-        "ca",
-        "issue",
-        "--actor",
-        "window-1",
-        "--resident",
-        &code,
-        "--window",
-        "W1",
-        "--card-expiry",
-        "2035-01-01",
-        "--sign-csr",
-        &sign_csr,
-        "--auth-csr",
-        &auth_csr,
-        "--out",
-        &d("out"),
-    ]));
+    let args = common::ca_issue_args("window-1", &code, &sign_csr, &auth_csr, &d("out"));
+    let out = ok(net.jpki(&args.iter().map(String::as_str).collect::<Vec<_>>()));
     assert!(out.contains("issued signature") && out.contains("issued authentication"), "{out}");
 
     // 131016's genuine key signs a Death of 271004's resident, chained after its genuine head.

@@ -44,24 +44,8 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     let net = Network::start_with(dir.path(), &["--crl-base", &base, "--ocsp-url", &url]).await;
     let resident = net.resident("山田　花子", "1980-02-29").await;
     let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
-    let o = net.jpki(&[
-        "ca",
-        "issue",
-        "--actor",
-        "w1",
-        "--resident",
-        &resident,
-        "--window",
-        "W1",
-        "--card-expiry",
-        "2035-01-01",
-        "--sign-csr",
-        &sign_csr,
-        "--auth-csr",
-        &auth_csr,
-        "--out",
-        &d("out"),
-    ]);
+    let args = common::ca_issue_args("w1", &resident, &sign_csr, &auth_csr, &d("out"));
+    let o = net.jpki(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", text(&o));
     let serial_of = |kind: &str| {
         text(&o)

@@ -277,22 +277,7 @@ impl Network {
             &net.pki.env("m131016"),
         );
         assert!(o.status.success(), "{}", text(&o));
-        let o = net.jpki(&[
-            "identity",
-            "agency-add",
-            "--db",
-            &d("n.db"),
-            "--id",
-            "jpki-ca",
-            "--name",
-            "CA",
-            "--class",
-            "B1",
-            "--purpose",
-            "B1-020",
-            "--operator",
-            "nat-op-1",
-        ]);
+        let o = net.jpki(&[&["identity", "agency-add", "--db", &d("n.db")][..], &CA_AGENCY].concat());
         assert!(o.status.success(), "{}", text(&o));
         let o = net.jpki(&[&["ca", "init", "--actor", "op-1", "--shards", "2"], init].concat());
         assert!(o.status.success(), "{}", text(&o));
@@ -373,6 +358,33 @@ impl Network {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// `jpki identity agency-add` arguments registering the CA (`ca:jpki-ca`) for B1-020.
+pub const CA_AGENCY: [&str; 10] =
+    ["--id", "jpki-ca", "--name", "CA", "--class", "B1", "--purpose", "B1-020", "--operator", "nat-op-1"];
+
+/// `jpki ca issue` arguments for `resident` at window W1 with both CSRs, certificates to `out`.
+pub fn ca_issue_args(actor: &str, resident: &str, sign_csr: &str, auth_csr: &str, out: &str) -> Vec<String> {
+    let args = [
+        "ca",
+        "issue",
+        "--actor",
+        actor,
+        "--resident",
+        resident,
+        "--window",
+        "W1",
+        "--card-expiry",
+        "2035-01-01",
+        "--sign-csr",
+        sign_csr,
+        "--auth-csr",
+        auth_csr,
+        "--out",
+        out,
+    ];
+    args.iter().map(|a| (*a).to_owned()).collect()
 }
 
 /// An RSA-2048 key `dir/NAME.key` and a CSR for it, `dir/NAME.csr` (path returned).
