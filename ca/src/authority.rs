@@ -788,6 +788,41 @@ impl Authority {
     /// Issues a resident's certificates from a window's request. Identity items come from the
     /// identity network (a logged provision under B1-020), never from the request.
     pub async fn issue(&self, actor: &str, req: &IssueRequest, id: &IdentitySource, now: i64) -> Result<Issued> {
+        self.issue_checked(actor, None, req, id, now).await
+    }
+
+    /// [`Authority::issue`] for a window of `municipality` (named by the window's certificate):
+    /// refused with `not_own_municipality` unless the national node says, at this moment, that
+    /// the resident is registered there. (The CA service prefixes request ids with the
+    /// window's party, so a retry finds only that window's own requests.)
+    pub async fn issue_at_window(
+        &self,
+        actor: &str,
+        municipality: &str,
+        req: &IssueRequest,
+        id: &IdentitySource,
+        now: i64,
+    ) -> Result<Issued> {
+        self.issue_checked(actor, Some(municipality), req, id, now).await
+    }
+
+    /// Appends one row to the audit trail in its own transaction (refusals, card-issuer
+    /// authentications: what the CA service answers without changing any certificate).
+    pub async fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> Result<()> {
+        let mut tx = self.db.write().await?;
+        audit::append(&mut tx, now, actor, action, detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn issue_checked(
+        &self,
+        actor: &str,
+        municipality: Option<&str>,
+        req: &IssueRequest,
+        id: &IdentitySource,
+        now: i64,
+    ) -> Result<Issued> {
         if req.window.is_empty()
             || req.window.len() > 9
             || !req.window.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
@@ -820,6 +855,14 @@ impl Authority {
             return Err(Error::refused(
                 "resident_removed",
                 format!("resident {} is not on a register (status {:?})", resident.resident_code, resident.status),
+            ));
+        }
+        if let Some(m) = municipality
+            && resident.municipality != m
+        {
+            return Err(Error::refused(
+                "not_own_municipality",
+                format!("resident {} is not registered in municipality {m}", resident.resident_code),
             ));
         }
         let t = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e))?;

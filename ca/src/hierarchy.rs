@@ -42,6 +42,10 @@ pub const NETWORK_ARC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.
 /// extKeyUsage of a municipality's change-notice signing key (`NETWORK_ARC.1`): the only EKU
 /// of that certificate, so the key signs notices and nothing else.
 pub const NOTICE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.99.1");
+/// extKeyUsage of a municipal clerk's request-signing key (`NETWORK_ARC.2`): the only EKU of
+/// that certificate, so the key authenticates the clerk's requests to the CA service and
+/// nothing else.
+pub const CLERK_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.99.2");
 /// CPS URI in the certificatePolicies qualifier.
 pub const CPS_URI: &str = "http://www.jpki.go.jp/cps.html";
 

@@ -61,6 +61,9 @@ pub enum CredentialKind {
     /// A municipality's change-notice signing key (EKU [`crate::hierarchy::NOTICE_SIGNING`]).
     #[serde(rename = "notice-key")]
     NoticeKey,
+    /// A municipal clerk's request-signing key (EKU [`crate::hierarchy::CLERK_SIGNING`]).
+    #[serde(rename = "clerk-key")]
+    ClerkKey,
 }
 
 impl CredentialKind {
@@ -69,6 +72,7 @@ impl CredentialKind {
         match self {
             Self::Tls => "tls",
             Self::NoticeKey => "notice-key",
+            Self::ClerkKey => "clerk-key",
         }
     }
 }
@@ -342,6 +346,9 @@ impl NetworkCa {
                 san.push(name);
             }
         }
+        if party.kind() == identity::party::PartyKind::Clerk {
+            return Err(Error::invalid("party", format!("{party}: a clerk gets a signing key, not a TLS credential")));
+        }
         let profile = NetworkEndEntity::tls(self.name.clone(), subject_of(party)?, san);
         self.issue(party, CredentialKind::Tls, profile, days, now, out, key_passphrase)
     }
@@ -358,8 +365,36 @@ impl NetworkCa {
         key_passphrase: &Secret,
     ) -> Result<Issued> {
         let party = Party::Municipality(municipality.clone());
-        let profile = NetworkEndEntity::notice_signing(self.name.clone(), subject_of(&party)?, &party.uri())?;
+        let profile = NetworkEndEntity::signing(
+            self.name.clone(),
+            subject_of(&party)?,
+            &party.uri(),
+            crate::hierarchy::NOTICE_SIGNING,
+        )?;
         self.issue(&party, CredentialKind::NoticeKey, profile, days, now, out, key_passphrase)
+    }
+
+    /// Issues a municipal clerk (`clerk:LGCODE:ID`) the key that signs the clerk's requests to
+    /// the CA service (EKU [`crate::hierarchy::CLERK_SIGNING`], SAN = the clerk's party URI
+    /// only); files as [`NetworkCa::issue_tls`]. A clerk never gets a TLS credential.
+    pub fn issue_clerk_key(
+        &self,
+        clerk: &Party,
+        days: i64,
+        now: i64,
+        out: &Path,
+        key_passphrase: &Secret,
+    ) -> Result<Issued> {
+        if clerk.kind() != identity::party::PartyKind::Clerk {
+            return Err(Error::invalid("party", format!("{clerk} is not a clerk")));
+        }
+        let profile = NetworkEndEntity::signing(
+            self.name.clone(),
+            subject_of(clerk)?,
+            &clerk.uri(),
+            crate::hierarchy::CLERK_SIGNING,
+        )?;
+        self.issue(clerk, CredentialKind::ClerkKey, profile, days, now, out, key_passphrase)
     }
 
     #[allow(clippy::too_many_arguments, reason = "the two public issuers' arguments plus profile and kind")]

@@ -396,10 +396,12 @@ impl NetworkEndEntity {
         Self { issuer, subject, eku: vec![oids::ID_KP_SERVER_AUTH, oids::ID_KP_CLIENT_AUTH], san }
     }
 
-    /// A notice-signing key of the municipality `party_uri`.
-    pub fn notice_signing(issuer: Name, subject: Name, party_uri: &str) -> BResult<Self> {
+    /// A signing key of the party `party_uri` whose only extKeyUsage is `eku`
+    /// ([`crate::hierarchy::NOTICE_SIGNING`] for a municipality's notice key,
+    /// [`crate::hierarchy::CLERK_SIGNING`] for a clerk's key).
+    pub fn signing(issuer: Name, subject: Name, party_uri: &str, eku: ObjectIdentifier) -> BResult<Self> {
         let san = vec![GeneralName::UniformResourceIdentifier(Ia5String::new(party_uri)?)];
-        Ok(Self { issuer, subject, eku: vec![crate::hierarchy::NOTICE_SIGNING], san })
+        Ok(Self { issuer, subject, eku: vec![eku], san })
     }
 }
 

@@ -134,6 +134,12 @@ impl StatusReader {
         Ok(r)
     }
 
+    /// A reader over the CA's own pool (the CA service serves the status stream from it; it
+    /// only reads through this type).
+    pub(crate) fn over(pool: AnyPool) -> StatusReader {
+        StatusReader { pool }
+    }
+
     /// The last revocation sequence number committed (0 if none).
     pub async fn head(&self) -> Result<i64> {
         Ok(sqlx::query("SELECT last_seq FROM ca_revocation_counter WHERE id = 1")

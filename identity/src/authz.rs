@@ -171,6 +171,7 @@ pub fn render_table() -> String {
             (PartyKind::Municipality, _) => Some("131041"),
             (PartyKind::Prefecture, _) => Some("13"),
             (PartyKind::National, _) => None,
+            (PartyKind::Window | PartyKind::Clerk, _) => Some("131041:X1"),
             _ => Some("x1"),
         };
         Party::new(k, code).unwrap_or(Party::National)
@@ -228,7 +229,15 @@ mod tests {
         assert_eq!(authorize(&chiyoda, Route::Notices, &p("prefecture:13")), Ok(()));
         assert_eq!(authorize(&chiyoda, Route::Notices, &p("prefecture:27")), Err(Denial::NotOwnPrefecture));
         assert_eq!(authorize(&chiyoda, Route::Heads, &p("prefecture:27")), Err(Denial::NotOwnPrefecture));
-        for other in ["national", "municipality:271004", "ca:jpki-ca", "operator:op1", "agency:jps", "window:W1"] {
+        for other in [
+            "national",
+            "municipality:271004",
+            "ca:jpki-ca",
+            "operator:op1",
+            "agency:jps",
+            "window:131016:W1",
+            "clerk:131016:C1",
+        ] {
             assert_eq!(authorize(&chiyoda, Route::Notices, &p(other)), Err(Denial::WrongParty), "{other}");
         }
         assert_eq!(authorize(&chiyoda, Route::MoveOut, &p("municipality:271004")), Ok(()));

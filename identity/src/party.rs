@@ -4,9 +4,13 @@
 //!
 //! ```text
 //! urn:jpki:municipality:131016    urn:jpki:prefecture:13    urn:jpki:national
-//! urn:jpki:ca:jpki-ca             urn:jpki:validator:v1     urn:jpki:window:W13101001
-//! urn:jpki:agency:jps             urn:jpki:operator:op1
+//! urn:jpki:ca:jpki-ca             urn:jpki:validator:v1     urn:jpki:window:131016:W01
+//! urn:jpki:agency:jps             urn:jpki:operator:op1     urn:jpki:clerk:131016:C0001
 //! ```
+//!
+//! A window and a clerk belong to a municipality: their names are `LGCODE:ID`, so the
+//! certificate itself says which municipality's window (受付窓口識別記号 `ID`, 1–9 of A–Z 0–9)
+//! or clerk (1–16 of A–Z a–z 0–9 - _) it is.
 //!
 //! Pure: no PKI crate, no I/O. The `net` crate parses certificates into parties.
 
@@ -35,12 +39,16 @@ pub enum Party {
     Ca(String),
     /// A validation service.
     Validator(String),
-    /// A municipal window (card writer), e.g. `W13101001`.
+    /// A municipal window (card writer): `LGCODE:ID`, e.g. `131016:W01`.
     Window(String),
     /// An agency receiving provisions (its registered agency id).
     Agency(String),
     /// A named operator of the national operator (disclosure, statistics, halts).
     Operator(String),
+    /// A municipal clerk (窓口職員): `LGCODE:ID`, e.g. `131016:C0001`. A clerk never holds a TLS
+    /// credential; the clerk's own signing key authenticates each request the window makes on
+    /// the clerk's behalf.
+    Clerk(String),
 }
 
 /// The kind of a party, without its code (the rows of the authorization table).
@@ -63,11 +71,13 @@ pub enum PartyKind {
     Agency,
     /// [`Party::Operator`].
     Operator,
+    /// [`Party::Clerk`].
+    Clerk,
 }
 
 impl PartyKind {
     /// Every kind, in table order.
-    pub const ALL: [PartyKind; 8] = [
+    pub const ALL: [PartyKind; 9] = [
         Self::Municipality,
         Self::Prefecture,
         Self::National,
@@ -76,6 +86,7 @@ impl PartyKind {
         Self::Window,
         Self::Agency,
         Self::Operator,
+        Self::Clerk,
     ];
 
     /// The word used in the URI.
@@ -89,6 +100,7 @@ impl PartyKind {
             Self::Window => "window",
             Self::Agency => "agency",
             Self::Operator => "operator",
+            Self::Clerk => "clerk",
         }
     }
 }
@@ -117,6 +129,28 @@ fn check_name(kind: PartyKind, name: &str) -> Result<String, Error> {
     Ok(name.to_owned())
 }
 
+/// A window's or clerk's name: `LGCODE:ID` (a valid local government code; a window id is
+/// 1–9 of A–Z 0–9, a clerk id 1–16 of A–Z a–z 0–9 - _).
+fn check_station(kind: PartyKind, name: &str) -> Result<String, Error> {
+    let bad = |why: &str| Error::invalid("party", format!("{} name {name:?}: {why}", kind.as_str()));
+    let (code, id) = name.split_once(':').ok_or_else(|| bad("expected LGCODE:ID"))?;
+    code.parse::<LgCode>().map_err(|e| bad(&e.to_string()))?;
+    let ok = match kind {
+        PartyKind::Window => {
+            (1..=9).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        }
+        _ => (1..=16).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')),
+    };
+    if !ok {
+        return Err(bad(if kind == PartyKind::Window {
+            "the window id is 1–9 of A–Z 0–9"
+        } else {
+            "the clerk id is 1–16 of A–Z a–z 0–9 - _"
+        }));
+    }
+    Ok(name.to_owned())
+}
+
 impl Party {
     /// Builds a party from its kind and code or name (`None` only for the national node).
     pub fn new(kind: PartyKind, code: Option<&str>) -> Result<Self, Error> {
@@ -130,7 +164,8 @@ impl Party {
             PartyKind::Prefecture => Self::Prefecture(code.ok_or_else(need)?.parse()?),
             PartyKind::Ca => Self::Ca(check_name(kind, code.ok_or_else(need)?)?),
             PartyKind::Validator => Self::Validator(check_name(kind, code.ok_or_else(need)?)?),
-            PartyKind::Window => Self::Window(check_name(kind, code.ok_or_else(need)?)?),
+            PartyKind::Window => Self::Window(check_station(kind, code.ok_or_else(need)?)?),
+            PartyKind::Clerk => Self::Clerk(check_station(kind, code.ok_or_else(need)?)?),
             PartyKind::Agency => Self::Agency(check_name(kind, code.ok_or_else(need)?)?),
             PartyKind::Operator => Self::Operator(check_name(kind, code.ok_or_else(need)?)?),
         })
@@ -147,6 +182,7 @@ impl Party {
             Self::Window(_) => PartyKind::Window,
             Self::Agency(_) => PartyKind::Agency,
             Self::Operator(_) => PartyKind::Operator,
+            Self::Clerk(_) => PartyKind::Clerk,
         }
     }
 
@@ -156,7 +192,24 @@ impl Party {
             Self::Municipality(c) => Some(c.as_str()),
             Self::Prefecture(c) => Some(c.as_str()),
             Self::National => None,
-            Self::Ca(n) | Self::Validator(n) | Self::Window(n) | Self::Agency(n) | Self::Operator(n) => Some(n),
+            Self::Ca(n)
+            | Self::Validator(n)
+            | Self::Window(n)
+            | Self::Agency(n)
+            | Self::Operator(n)
+            | Self::Clerk(n) => Some(n),
+        }
+    }
+
+    /// The municipality a window or clerk belongs to, and its id there (`None` for every
+    /// other party).
+    pub fn station(&self) -> Option<(LgCode, &str)> {
+        match self {
+            Self::Window(n) | Self::Clerk(n) => {
+                let (code, id) = n.split_once(':')?;
+                Some((code.parse().ok()?, id))
+            }
+            _ => None,
         }
     }
 
@@ -219,9 +272,10 @@ mod tests {
             "urn:jpki:national",
             "urn:jpki:ca:jpki-ca",
             "urn:jpki:validator:v1",
-            "urn:jpki:window:W13101001",
+            "urn:jpki:window:131016:W01",
             "urn:jpki:agency:jps",
             "urn:jpki:operator:op1",
+            "urn:jpki:clerk:131016:C0001",
         ] {
             let p = Party::from_uri(s).unwrap_or_else(|| panic!("{s}")).unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(p.uri(), s);
@@ -243,9 +297,25 @@ mod tests {
             "urn:jpki:operator:",
             "urn:jpki:operator:a b",
             "urn:jpki:agency:../x",
+            "urn:jpki:window:W13101001",  // no municipality
+            "urn:jpki:window:131017:W01", // wrong check digit
+            "urn:jpki:window:131016:w01", // lower case
+            "urn:jpki:window:131016:W123456789",
+            "urn:jpki:clerk:131016:",
+            "urn:jpki:clerk:131016:a:b",
         ] {
             assert!(matches!(Party::from_uri(bad), Some(Err(_))), "{bad}");
         }
         assert!("operator:x".repeat(10).parse::<Party>().is_err());
+    }
+
+    #[test]
+    fn windows_and_clerks_name_their_municipality() {
+        let w: Party = "window:131016:W01".parse().unwrap_or_else(|e| panic!("{e}"));
+        let (code, id) = w.station().unwrap_or_else(|| panic!("no station"));
+        assert_eq!((code.as_str(), id), ("131016", "W01"));
+        let c: Party = "clerk:271004:tanaka-1".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.station().map(|(m, i)| (m.to_string(), i.to_owned())), Some(("271004".into(), "tanaka-1".into())));
+        assert_eq!(Party::Operator("op1".into()).station(), None);
     }
 }

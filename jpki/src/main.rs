@@ -7,6 +7,7 @@ mod bench_ca;
 mod bench_card;
 mod bench_ocsp;
 mod ca_cmd;
+mod ca_serve;
 mod card_cmd;
 mod config;
 mod demo;

@@ -40,12 +40,14 @@ pub enum Cmd {
     },
     /// Issue a party its mutual-TLS credential (PREFIX.pem = certificate + CA, PREFIX.key =
     /// its key encrypted under JPKI_NET_KEY_PASSPHRASE), or with --notice-key a
-    /// municipality's change-notice signing key.
+    /// municipality's change-notice signing key. A clerk (`clerk:131016:C0001`) gets the key
+    /// that signs the clerk's requests to the CA service, never a TLS credential.
     Issue {
         #[command(flatten)]
         dir: Dir,
         /// The party: `municipality:131016`, `prefecture:13`, `national`, `ca:jpki-ca`,
-        /// `validator:v1`, `window:W13101001`, `agency:jps`, `operator:op1` (or its urn:jpki: URI).
+        /// `validator:v1`, `window:131016:W01`, `clerk:131016:C0001`, `agency:jps`,
+        /// `operator:op1` (or its urn:jpki: URI).
         #[arg(long)]
         party: String,
         /// A host name or IP address the party serves on (repeat); not for --notice-key.
@@ -121,7 +123,13 @@ pub fn run(cmd: Cmd) -> Result<()> {
             let party = parse_party(&party).context("--party")?;
             let key_pass = secret(KEY_PASSPHRASE)?;
             let ca = open(&dir)?;
-            let issued = if notice_key {
+            let clerk = party.kind() == identity::party::PartyKind::Clerk;
+            let issued = if clerk {
+                if notice_key || !hosts.is_empty() {
+                    bail!("a clerk gets a request-signing key only: no --notice-key, no hosts");
+                }
+                ca.issue_clerk_key(&party, days, now(), &out, &key_pass)?
+            } else if notice_key {
                 let Party::Municipality(code) = &party else {
                     bail!("--notice-key: only a municipality has change-notice keys (not {party})");
                 };
@@ -134,7 +142,13 @@ pub fn run(cmd: Cmd) -> Result<()> {
             };
             println!(
                 "{} for {} ({}): serial {} ski {} until {} -> {} {}",
-                if notice_key { "notice-signing key" } else { "TLS credential" },
+                if clerk {
+                    "clerk request-signing key"
+                } else if notice_key {
+                    "notice-signing key"
+                } else {
+                    "TLS credential"
+                },
                 short_form(&party),
                 party,
                 issued.serial,

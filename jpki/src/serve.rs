@@ -25,6 +25,10 @@ use crate::netargs::{NetArgs, parse_municipality};
 pub enum Role {
     /// The validation service: OCSP responder and CRL distribution for signature verifiers.
     Validator(crate::validator_cmd::ServeArgs),
+    /// The certificate authority: issuance for windows, revocation and CRLs for operators,
+    /// the status stream for validators; the only process holding CA keys and the card
+    /// issuer master key.
+    Ca(crate::ca_serve::ServeArgs),
     /// A municipality's register (市町村CS): source of its signed change notices.
     Municipality {
         /// Database URL (`postgres://…`) or SQLite file path.
@@ -150,6 +154,7 @@ pub async fn run(role: Role) -> Result<()> {
     match role {
         Role::Node { .. } | Role::Check { .. } => anyhow::bail!("a deployment node resolves to a concrete role"),
         Role::Validator(a) => crate::validator_cmd::serve(a).await?,
+        Role::Ca(a) => crate::ca_serve::serve(a).await?,
         Role::Municipality { db, code, listen: addr, notice_key, net } => {
             let net = net.load_as(&Party::Municipality(code.clone()))?;
             let signer = crate::netargs::notice_signer(&notice_key, &code)?;

@@ -5,6 +5,7 @@
 //! [`identity::party::Party`] from its verified certificate, and clients that present their
 //! own credential and pin the server's party. Only `ca` issues network certificates.
 
+pub mod clerk;
 pub mod client;
 pub mod credential;
 pub mod error;

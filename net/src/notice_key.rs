@@ -67,23 +67,30 @@ impl Signer {
                 format!("this notice key belongs to {party}, not municipality {municipality}"),
             ));
         }
-        let der = crate::keyfile::load(&with_ext(prefix, "key"), passphrase)?;
-        let rng = SystemRandom::new();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &der, &rng)
-            .map_err(|e| Error::credential(prefix.display().to_string(), format!("not a P-384 key: {e}")))?;
-        let spki_key = Certificate::from_der(&cert)
-            .map_err(|e| Error::credential("notice-key certificate", e))?
-            .tbs_certificate()
-            .subject_public_key_info()
-            .subject_public_key
-            .raw_bytes()
-            .to_vec();
-        use ring::signature::KeyPair as _;
-        if key.public_key().as_ref() != spki_key.as_slice() {
-            return Err(Error::credential(prefix.display().to_string(), "the key is not the certificate's key"));
-        }
+        let (key, rng) = load_p384(prefix, passphrase, &cert)?;
         Ok(Arc::new(Self { key_id: key_id(&cert)?, cert, key, rng }))
     }
+}
+
+/// Loads `PREFIX.key` (an encrypted PKCS#8 P-384 key) and checks that it is the key of
+/// `cert` (the leaf of `PREFIX.pem`).
+pub(crate) fn load_p384(prefix: &Path, passphrase: &Secret, cert: &[u8]) -> Result<(EcdsaKeyPair, SystemRandom)> {
+    let der = crate::keyfile::load(&with_ext(prefix, "key"), passphrase)?;
+    let rng = SystemRandom::new();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &der, &rng)
+        .map_err(|e| Error::credential(prefix.display().to_string(), format!("not a P-384 key: {e}")))?;
+    let spki_key = Certificate::from_der(cert)
+        .map_err(|e| Error::credential(prefix.display().to_string(), e))?
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes()
+        .to_vec();
+    use ring::signature::KeyPair as _;
+    if key.public_key().as_ref() != spki_key.as_slice() {
+        return Err(Error::credential(prefix.display().to_string(), "the key is not the certificate's key"));
+    }
+    Ok((key, rng))
 }
 
 impl NoticeSigner for Signer {

@@ -132,6 +132,17 @@ impl NetPki {
         self.issue_args(name, &[&["--party", party][..], host].concat())
     }
 
+    /// Issues the clerk `party` (`clerk:131016:C1`) its request-signing key `name`.
+    pub fn clerk_key(&self, name: &str, party: &str) -> String {
+        self.issue_args(name, &["--party", party])
+    }
+
+    /// Loads the clerk key `name`.
+    pub fn clerk(&self, name: &str) -> std::sync::Arc<net::clerk::ClerkKey> {
+        let pass = net::secret::Secret::new(Self::PASSPHRASE.as_bytes().to_vec());
+        net::clerk::ClerkKey::load(&self.prefix(name), &pass).unwrap()
+    }
+
     /// Issues `municipality` its notice key `name`; returns its serial.
     pub fn notice_key(&self, name: &str, municipality: &str) -> String {
         self.issue_args(name, &["--party", &format!("municipality:{municipality}"), "--notice-key"])
@@ -304,6 +315,42 @@ impl Network {
 
     pub fn jpki(&self, args: &[&str]) -> Output {
         self.jpki_env::<&str, &str>(args, &[])
+    }
+
+    /// Starts `jpki serve ca` with the CA store, the CA's credential and the card issuer
+    /// master key `issuer_master` (64 hex digits); CRLs are published under `DIR/publish`.
+    /// Returns the process and its URL once it answers.
+    pub async fn serve_ca(&self, issuer_master: &str) -> (Kill, String) {
+        let port = free_port();
+        let publish = self.dir.join("publish").display().to_string();
+        // The service's own credential: the CA's party, with the host it serves on.
+        self.pki.issue("ca-service", "ca:jpki-ca", true);
+        let child = Kill(
+            Command::new(jpki_bin())
+                .args(["serve", "ca", "--listen", &format!("127.0.0.1:{port}"), "--publish-dir", &publish])
+                .args(["--follow-interval-ms", "200"])
+                .env_remove("JPKI_DB")
+                .env("JPKI_CA_PASSPHRASE", Self::CA_PASSPHRASE)
+                .env("JPKI_CA_DB", self.dir.join("ca.db"))
+                .env("JPKI_CA_KEYS", self.dir.join("keys"))
+                .env("JPKI_NATIONAL_URL", &self.national)
+                .env("JPKI_CARD_ISSUER_KEY", issuer_master)
+                .envs(self.pki.env("ca-service"))
+                .spawn()
+                .unwrap(),
+        );
+        let url = format!("https://127.0.0.1:{port}");
+        let op = self.pki.client("op1", Some(Party::Ca("jpki-ca".into())));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = op.get(format!("{url}/v1/status/head")).send().await
+                && r.status().is_success()
+            {
+                return (child, url);
+            }
+            assert!(Instant::now() < deadline, "the CA service did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The environment of the municipality's clerk commands: its credential and notice key.

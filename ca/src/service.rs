@@ -1,0 +1,740 @@
+//! The CA as its own service (`jpki serve ca`): the only process that opens the CA's keys and
+//! database. Every route is served over mutual TLS with the network credentials; the caller is
+//! the [`Party`] of its verified certificate (put into the request by `net::server`), never a
+//! header, path or body field.
+//!
+//! | route | window + clerk | operator | validator | other parties |
+//! |---|---|---|---|---|
+//! | `POST /v1/issue` | own municipality's residents | — | — | — |
+//! | `POST /v1/card/issuer-auth` | own municipality's residents (wipe: any card) | — | — | — |
+//! | `POST /v1/revoke` | — | yes | — | — |
+//! | `POST /v1/crl/publish` | — | yes | — | — |
+//! | `GET /v1/status/head`, `/revocations`, `/ca-certificates`, `/certificates/{serial}` | — | yes | yes | — |
+//! | `GET /v1/ca/{slug}/certificate`, `GET /v1/crl/{slug}/g{n}/{file}` | yes | yes | yes | yes |
+//!
+//! A window's requests also carry its clerk's signature ([`net::clerk`]): the audit row of
+//! every issuance, issuer authentication and refusal names both the window (from its TLS
+//! certificate) and the clerk. Refusals are answered `403 {"error": code, "detail": …}` and
+//! audited before they are answered; database and key-store errors go out as `500 internal
+//! error` with the details only in the server's log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use identity::party::{Party, PartyKind};
+use net::clerk::{ClerkHeaders, HEADER_CERT, HEADER_SIGNATURE, HEADER_TIME};
+use net::credential::Trust;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::authority::{Authority, IssueRequest, Issued};
+use crate::crl::Reason;
+use crate::error::Error;
+use crate::hierarchy::{CaId, Environment};
+use crate::identity_source::IdentitySource;
+use crate::revocation::CertKind;
+use crate::status::{CertStatus, StatusReader};
+
+/// Largest page of the revocation stream.
+pub const MAX_PAGE: i64 = 10_000;
+
+/// The CA service's state.
+pub struct CaService {
+    authority: Arc<Authority>,
+    source: IdentitySource,
+    trust: Trust,
+    issuer_master: Option<Zeroizing<[u8; 32]>>,
+    publish_dir: Option<PathBuf>,
+    status: StatusReader,
+    clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for CaService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaService")
+            .field("issuer_master", &self.issuer_master.as_ref().map(|_| "[set]"))
+            .field("publish_dir", &self.publish_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CaService {
+    /// A service over `authority`, reading identity from `source`, authenticating clerks
+    /// against the network CA `trust`. `issuer_master` is the card issuer master key (only the
+    /// CA service holds it; without it issuer authentication is refused); CRLs are published
+    /// under `publish_dir`.
+    pub fn new(
+        authority: Arc<Authority>,
+        source: IdentitySource,
+        trust: Trust,
+        issuer_master: Option<Zeroizing<[u8; 32]>>,
+        publish_dir: Option<PathBuf>,
+        clock: fn() -> i64,
+    ) -> Arc<Self> {
+        let status = StatusReader::over(authority.db().pool().clone());
+        Arc::new(Self { authority, source, trust, issuer_master, publish_dir, status, clock })
+    }
+
+    /// The authority.
+    pub fn authority(&self) -> &Arc<Authority> {
+        &self.authority
+    }
+}
+
+/// The router of the CA service.
+pub fn router(svc: Arc<CaService>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/issue", post(issue))
+        .route("/v1/card/issuer-auth", post(issuer_auth))
+        .route("/v1/revoke", post(revoke))
+        .route("/v1/crl/publish", post(publish))
+        .route("/v1/status/head", get(status_head))
+        .route("/v1/status/revocations", get(status_revocations))
+        .route("/v1/status/ca-certificates", get(status_ca_certificates))
+        .route("/v1/status/certificates/{serial}", get(status_certificate))
+        .route("/v1/ca/{slug}/certificate", get(ca_certificate))
+        .route("/v1/crl/{slug}/{generation}/{file}", get(crl_file))
+        .with_state(svc)
+}
+
+/// An answer that is not a success.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+}
+
+/// The JSON body of every refusal.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable code.
+    pub error: String,
+    /// Why.
+    pub detail: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into() }
+    }
+    fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, detail)
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        match &e {
+            Error::Refused { code, detail } => Self::forbidden(code, detail.clone()),
+            Error::Invalid { .. } => Self::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+            Error::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            Error::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            Error::Identity(_) => {
+                tracing::warn!(error = %e, "identity network unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "identity_unavailable",
+                    "the identity network did not answer",
+                )
+            }
+            _ => {
+                tracing::error!(kind = e.kind(), error = %e, "CA service failure");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.status, Json(ErrorBody { error: self.code.into(), detail: self.detail })).into_response()
+    }
+}
+
+type Answer<T> = Result<T, Refusal>;
+
+fn caller(headers_party: Option<axum::Extension<Party>>) -> Answer<Party> {
+    headers_party
+        .map(|axum::Extension(p)| p)
+        .ok_or_else(|| Refusal::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no client certificate"))
+}
+
+fn allow(caller: &Party, kinds: &[PartyKind], route: &'static str) -> Answer<()> {
+    if kinds.contains(&caller.kind()) {
+        return Ok(());
+    }
+    tracing::warn!(party = %caller, route, reason = "party_not_allowed", "refused by the CA service");
+    Err(Refusal::forbidden("party_not_allowed", format!("{} may not call {route}", caller.kind().as_str())))
+}
+
+/// A window and its authenticated clerk: who acts, for the audit trail.
+struct Station {
+    window: Party,
+    clerk: Party,
+    municipality: String,
+    window_id: String,
+}
+
+impl Station {
+    fn actor(&self) -> String {
+        format!("{} {}", self.window, self.clerk)
+    }
+}
+
+impl CaService {
+    /// Authenticates the window (TLS) and its clerk (signature headers); a refusal is audited
+    /// under the window's name.
+    async fn station(
+        &self,
+        caller: Party,
+        method: &str,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        route: &'static str,
+    ) -> Answer<Station> {
+        allow(&caller, &[PartyKind::Window], route)?;
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let clerk_headers = ClerkHeaders { cert: h(HEADER_CERT), time: h(HEADER_TIME), signature: h(HEADER_SIGNATURE) };
+        let now = (self.clock)();
+        match net::clerk::verify(&self.trust, &caller, method, path, body, clerk_headers, now) {
+            Ok(clerk) => {
+                let (m, id) = caller
+                    .station()
+                    .ok_or_else(|| Refusal::forbidden("party_not_allowed", "the window names no municipality"))?;
+                Ok(Station { municipality: m.to_string(), window_id: id.to_owned(), window: caller, clerk })
+            }
+            Err(r) => {
+                tracing::warn!(party = %caller, route, reason = r.code(), "clerk not authenticated");
+                self.authority.audit(&caller.to_string(), "refused", &format!("{route}: {r}"), now).await?;
+                Err(Refusal::new(StatusCode::UNAUTHORIZED, r.code(), r.to_string()))
+            }
+        }
+    }
+
+    /// Audits a refusal to `station` and returns it.
+    async fn refuse(&self, s: &Station, route: &str, r: Refusal) -> Refusal {
+        if r.status == StatusCode::FORBIDDEN {
+            let detail = format!("{route}: {} ({})", r.code, r.detail);
+            if let Err(e) = self.authority.audit(&s.actor(), "refused", &detail, (self.clock)()).await {
+                return e.into();
+            }
+            tracing::warn!(window = %s.window, clerk = %s.clerk, route, reason = r.code, "refused");
+        }
+        r
+    }
+}
+
+/// `POST /v1/issue`: a window's certificate request (identity items are never in it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueBody {
+    /// Idempotency key (the service scopes it to the window).
+    pub request_id: String,
+    /// 住民票コード.
+    pub resident: String,
+    /// The window id the client believes it is (must be its certificate's).
+    pub window: String,
+    /// Card serial (hex), for the audit trail.
+    pub card_serial: String,
+    /// Last day of the card (YYYY-MM-DD).
+    pub card_expiry: String,
+    /// `prod` or `test`.
+    pub environment: String,
+    /// A renewal (audited as such; the CA supersedes the resident's earlier certificates
+    /// either way).
+    #[serde(default)]
+    pub renew: bool,
+    /// PKCS#10 for the signature key (DER, base64).
+    pub signature_csr: Option<String>,
+    /// PKCS#10 for the authentication key (DER, base64).
+    pub authentication_csr: Option<String>,
+}
+
+/// One certificate in an answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertBody {
+    /// Serial, hex.
+    pub serial: String,
+    /// `signature` or `authentication`.
+    pub kind: String,
+    /// Issuing CA slug.
+    pub ca: String,
+    /// Its generation.
+    pub generation: i64,
+    /// DER, base64.
+    pub der: String,
+    /// notAfter (unix seconds).
+    pub not_after: i64,
+}
+
+/// The answer to `POST /v1/issue`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedBody {
+    /// The certificates.
+    pub certificates: Vec<CertBody>,
+    /// Issuing CA certificates, then roots (DER, base64).
+    pub chain: Vec<String>,
+}
+
+impl From<&Issued> for IssuedBody {
+    fn from(i: &Issued) -> Self {
+        Self {
+            certificates: i
+                .certificates
+                .iter()
+                .map(|c| CertBody {
+                    serial: c.serial.clone(),
+                    kind: c.kind.name().to_owned(),
+                    ca: c.ca.clone(),
+                    generation: c.generation,
+                    der: B64.encode(&c.der),
+                    not_after: c.not_after,
+                })
+                .collect(),
+            chain: i.chain.iter().map(|d| B64.encode(d)).collect(),
+        }
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Answer<T> {
+    serde_json::from_slice(body).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("body: {e}")))
+}
+
+fn b64(field: &'static str, v: &Option<String>) -> Answer<Option<Vec<u8>>> {
+    v.as_deref()
+        .map(|s| {
+            B64.decode(s).map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("{field}: base64")))
+        })
+        .transpose()
+}
+
+fn hex_bytes(field: &'static str, v: &str, max: usize) -> Answer<Vec<u8>> {
+    match hex::decode(v) {
+        Ok(b) if !b.is_empty() && b.len() <= max => Ok(b),
+        _ => Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("{field}: 1–{max} bytes of hex"))),
+    }
+}
+
+async fn issue(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer<Json<IssuedBody>> {
+    const ROUTE: &str = "POST /v1/issue";
+    let st = svc.station(caller(party)?, "POST", "/v1/issue", &headers, &body, ROUTE).await?;
+    let r: IssueBody = json(&body)?;
+    let now = (svc.clock)();
+    let req = async {
+        if r.window != st.window_id {
+            return Err(Refusal::forbidden(
+                "window_mismatch",
+                format!("the request names window {:?}; this connection is window {}", r.window, st.window_id),
+            ));
+        }
+        let card_serial = hex_bytes("card_serial", &r.card_serial, 32)?;
+        if r.request_id.is_empty() || r.request_id.len() > 128 {
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", "request_id: 1–128 characters"));
+        }
+        Ok(IssueRequest {
+            resident_code: r.resident.clone(),
+            window: st.window_id.clone(),
+            card_expiry: identity::notice::parse_date("card expiry", &r.card_expiry)
+                .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()))?,
+            environment: Environment::parse(&r.environment)?,
+            signature_csr: b64("signature_csr", &r.signature_csr)?,
+            authentication_csr: b64("authentication_csr", &r.authentication_csr)?,
+            // Scoped to the window: a retry finds only this window's own requests.
+            request_id: Some(format!("{}/{}", st.window, r.request_id)),
+        })
+        .map(|req| (req, hex::encode(card_serial)))
+    }
+    .await;
+    let (req, card) = match req {
+        Ok(x) => x,
+        Err(e) => return Err(svc.refuse(&st, ROUTE, e).await),
+    };
+    let actor = st.actor();
+    match svc.authority.issue_at_window(&actor, &st.municipality, &req, &svc.source, now).await {
+        Ok(issued) => {
+            let serials: Vec<&str> = issued.certificates.iter().map(|c| c.serial.as_str()).collect();
+            let what = if r.renew { "card_renewal" } else { "card_issuance" };
+            svc.authority.audit(&actor, what, &format!("card {card}: {}", serials.join(",")), now).await?;
+            tracing::info!(window = %st.window, clerk = %st.clerk, certificates = serials.len(), "issued");
+            Ok(Json(IssuedBody::from(&issued)))
+        }
+        Err(e) => Err(svc.refuse(&st, ROUTE, e.into()).await),
+    }
+}
+
+/// Why the window asks for issuer authentication (`card::writer::IssuerPurpose` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuerPurpose {
+    /// First personalisation.
+    Issue,
+    /// Finishing an interrupted personalisation.
+    Resume,
+    /// New keys on an issued card (after the resident's PINs were verified on the card).
+    Renew,
+    /// A clerk PIN reset.
+    PinReset,
+    /// Wiping an interrupted personalisation.
+    Wipe,
+}
+
+/// `POST /v1/card/issuer-auth`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerAuthBody {
+    /// Why.
+    pub purpose: IssuerPurpose,
+    /// The resident (every purpose but `wipe`): must be registered in the window's
+    /// municipality.
+    pub resident: Option<String>,
+    /// The card's serial (hex).
+    pub serial: String,
+    /// The card's challenge (hex).
+    pub challenge: String,
+}
+
+/// The issuer's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuerAuthAnswer {
+    /// HMAC-SHA256 under the card's own issuer key (hex).
+    pub mac: String,
+}
+
+async fn issuer_auth(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer<Json<IssuerAuthAnswer>> {
+    const ROUTE: &str = "POST /v1/card/issuer-auth";
+    let st = svc.station(caller(party)?, "POST", "/v1/card/issuer-auth", &headers, &body, ROUTE).await?;
+    let r: IssuerAuthBody = json(&body)?;
+    let now = (svc.clock)();
+    let checked = async {
+        let serial = hex_bytes("serial", &r.serial, 32)?;
+        let challenge = hex_bytes("challenge", &r.challenge, 64)?;
+        let master = svc
+            .issuer_master
+            .as_ref()
+            .ok_or_else(|| Refusal::forbidden("no_issuer_key", "this CA service holds no card issuer key"))?;
+        match (&r.resident, r.purpose) {
+            (_, IssuerPurpose::Wipe) => {}
+            (None, _) => return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", "resident: needed")),
+            (Some(code), _) => {
+                let resident = svc
+                    .source
+                    .resident(code, now)
+                    .await?
+                    .ok_or_else(|| Refusal::forbidden("resident_unknown", format!("no resident {code}")))?;
+                if resident.municipality != st.municipality {
+                    return Err(Refusal::forbidden(
+                        "not_own_municipality",
+                        format!("resident {code} is not registered in municipality {}", st.municipality),
+                    ));
+                }
+            }
+        }
+        // The card's own key, diversified from the master and its serial as the card was made
+        // (the master never leaves this process).
+        let key = Zeroizing::new(card::applet::card_issuer_key(master.as_slice(), &serial).map_err(Error::from)?);
+        let mac = card::applet::issuer_mac(key.as_slice(), &challenge, &serial).map_err(Error::from)?;
+        Ok((serial, mac))
+    }
+    .await;
+    let (serial, mac) = match checked {
+        Ok(x) => x,
+        Err(e) => return Err(svc.refuse(&st, ROUTE, e).await),
+    };
+    let purpose = serde_json::to_value(r.purpose).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let detail = format!("card {} {purpose} resident {}", hex::encode(&serial), r.resident.as_deref().unwrap_or("-"));
+    // Audited before the answer leaves: no issuer session on a card without its row.
+    svc.authority.audit(&st.actor(), "card_issuer_auth", &detail, now).await?;
+    Ok(Json(IssuerAuthAnswer { mac: hex::encode(mac) }))
+}
+
+/// `POST /v1/revoke` (operators).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    /// Serial (hex).
+    pub serial: String,
+    /// Reason name (`key-compromise`, …).
+    pub reason: String,
+    /// Why, for the record.
+    pub cause: String,
+}
+
+async fn revoke(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Json(r): Json<RevokeBody>,
+) -> Answer<StatusCode> {
+    let op = caller(party)?;
+    allow(&op, &[PartyKind::Operator], "POST /v1/revoke")?;
+    let reason = Reason::parse(&r.reason)?;
+    svc.authority.revoke(&op.to_string(), &r.serial, reason, &r.cause, (svc.clock)()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One CRL written by `POST /v1/crl/publish`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedBody {
+    /// CA slug.
+    pub ca: String,
+    /// Generation.
+    pub generation: i64,
+    /// Shard, or -1 for an ARL.
+    pub shard: i64,
+    /// CRL number.
+    pub number: i64,
+    /// Entries.
+    pub entries: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+async fn publish(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+) -> Answer<Json<Vec<PublishedBody>>> {
+    let op = caller(party)?;
+    allow(&op, &[PartyKind::Operator], "POST /v1/crl/publish")?;
+    let dir = svc
+        .publish_dir
+        .as_ref()
+        .ok_or_else(|| Refusal::new(StatusCode::CONFLICT, "no_publish_dir", "this CA service publishes no CRLs"))?;
+    let out = svc.authority.publish_crls(&op.to_string(), dir, (svc.clock)(), &|_, _| {}).await?;
+    Ok(Json(
+        out.into_iter()
+            .map(|p| PublishedBody {
+                ca: p.ca,
+                generation: p.generation,
+                shard: p.shard,
+                number: p.number,
+                entries: p.entries,
+                bytes: p.bytes,
+            })
+            .collect(),
+    ))
+}
+
+const STATUS_READERS: &[PartyKind] = &[PartyKind::Validator, PartyKind::Operator];
+
+/// `GET /v1/status/head`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeadBody {
+    /// The last revocation sequence number committed.
+    pub head: i64,
+}
+
+async fn status_head(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+) -> Answer<Json<HeadBody>> {
+    allow(&caller(party)?, STATUS_READERS, "GET /v1/status/head")?;
+    Ok(Json(HeadBody { head: svc.status.head().await? }))
+}
+
+/// Paging of the revocation stream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamQuery {
+    /// Revocations with seq greater than this.
+    #[serde(default)]
+    pub after: i64,
+    /// At most this many (1–[`MAX_PAGE`]).
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+}
+
+fn default_limit() -> i64 {
+    1000
+}
+
+/// One revocation of the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationBody {
+    /// Gapless sequence number (commit order).
+    pub seq: i64,
+    /// Serial, hex.
+    pub serial: String,
+    /// Issuing CA slug.
+    pub issuer_slug: String,
+    /// Issuing CA generation.
+    pub issuer_generation: i64,
+    /// revocationDate (unix seconds).
+    pub revoked_at: i64,
+    /// CRLReason code.
+    pub reason: i64,
+}
+
+async fn status_revocations(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Query(q): Query<StreamQuery>,
+) -> Answer<Json<Vec<RevocationBody>>> {
+    allow(&caller(party)?, STATUS_READERS, "GET /v1/status/revocations")?;
+    if !(1..=MAX_PAGE).contains(&q.limit) || q.after < 0 {
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("limit 1–{MAX_PAGE}, after ≥ 0")));
+    }
+    let page = svc.status.revocations_after(q.after, q.limit).await?;
+    Ok(Json(
+        page.into_iter()
+            .map(|r| RevocationBody {
+                seq: r.seq,
+                serial: r.serial,
+                issuer_slug: r.issuer_slug,
+                issuer_generation: r.issuer_generation,
+                revoked_at: r.revoked_at,
+                reason: r.reason as i64,
+            })
+            .collect(),
+    ))
+}
+
+/// A CA generation's certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaCertBody {
+    /// CA slug.
+    pub ca: String,
+    /// Generation.
+    pub generation: i64,
+    /// DER, base64.
+    pub certificate: String,
+    /// Subject key identifier, hex.
+    pub key_id: String,
+}
+
+async fn status_ca_certificates(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+) -> Answer<Json<Vec<CaCertBody>>> {
+    allow(&caller(party)?, STATUS_READERS, "GET /v1/status/ca-certificates")?;
+    Ok(Json(
+        svc.status
+            .ca_certificates()
+            .await?
+            .into_iter()
+            .map(|c| CaCertBody {
+                ca: c.ca.slug(),
+                generation: c.generation,
+                certificate: B64.encode(&c.certificate),
+                key_id: hex::encode(&c.key_id),
+            })
+            .collect(),
+    ))
+}
+
+/// One certificate's status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertStatusBody {
+    /// Serial, hex.
+    pub serial: String,
+    /// Issuing CA slug.
+    pub issuer_slug: String,
+    /// Generation.
+    pub issuer_generation: i64,
+    /// `good`, `revoked` or `not_issued`.
+    pub status: String,
+    /// When revoked.
+    pub revoked_at: Option<i64>,
+    /// CRLReason code, when revoked.
+    pub reason: Option<i64>,
+}
+
+async fn status_certificate(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Path(serial): Path<String>,
+) -> Answer<Json<CertStatusBody>> {
+    allow(&caller(party)?, STATUS_READERS, "GET /v1/status/certificates/{serial}")?;
+    hex_bytes("serial", &serial, 32)?;
+    let c = svc
+        .status
+        .certificate(&serial.to_ascii_lowercase())
+        .await?
+        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "not_found", format!("no certificate {serial}")))?;
+    let (status, revoked_at, reason) = match c.status {
+        CertStatus::Good => ("good", None, None),
+        CertStatus::Revoked { at, reason } => ("revoked", Some(at), Some(reason as i64)),
+        CertStatus::NotIssued => ("not_issued", None, None),
+    };
+    Ok(Json(CertStatusBody {
+        serial: c.serial,
+        issuer_slug: c.issuer_slug,
+        issuer_generation: c.issuer_generation,
+        status: status.into(),
+        revoked_at,
+        reason,
+    }))
+}
+
+/// Which generation: `?generation=N` (default the current one).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GenerationQuery {
+    /// Generation.
+    pub generation: Option<i64>,
+}
+
+async fn ca_certificate(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Path(slug): Path<String>,
+    Query(q): Query<GenerationQuery>,
+) -> Answer<Response> {
+    caller(party)?;
+    let id = CaId::parse(&slug)?;
+    let g = match q.generation {
+        Some(n) => svc.authority.generation_of(&id.slug(), n).await?,
+        None => svc.authority.current(&id, (svc.clock)()).await?,
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/pkix-cert")], g.certificate).into_response())
+}
+
+async fn crl_file(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Path((slug, generation, file)): Path<(String, String, String)>,
+) -> Answer<Response> {
+    caller(party)?;
+    let dir = svc
+        .publish_dir
+        .as_ref()
+        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "not_found", "this CA service publishes no CRLs"))?;
+    // Only names the publisher writes: a CA slug, `g<digits>`, `<digits>.crl` or `arl.crl`.
+    let id = CaId::parse(&slug)?;
+    let gen_ok = generation.strip_prefix('g').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let file_ok = file
+        .strip_suffix(".crl")
+        .is_some_and(|n| n == "arl" || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
+    if !gen_ok || !file_ok {
+        return Err(Refusal::new(StatusCode::NOT_FOUND, "not_found", "no such CRL"));
+    }
+    let path = dir.join("crl").join(id.slug()).join(&generation).join(&file);
+    match tokio::fs::read(&path).await {
+        Ok(b) => Ok(([(axum::http::header::CONTENT_TYPE, "application/pkix-crl")], b).into_response()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Refusal::new(StatusCode::NOT_FOUND, "not_found", "no such CRL"))
+        }
+        Err(e) => Err(Error::Io(e).into()),
+    }
+}
+
+/// The kind names on the wire.
+pub fn kind_of(name: &str) -> Option<CertKind> {
+    [CertKind::Signature, CertKind::Authentication].into_iter().find(|k| k.name() == name)
+}

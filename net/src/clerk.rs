@@ -1,0 +1,235 @@
+//! A municipal clerk's own signing key: how a clerk authenticates to the CA service through the
+//! window process they work at. The window's mutual-TLS credential names the window
+//! (`urn:jpki:window:131016:W01`); each request the window makes for a clerk carries, in three
+//! headers, the clerk's certificate, the time, and the clerk's ECDSA P-384 signature over
+//! [`message`] — the window's party, method, path, time and SHA-384 of the body. The CA service
+//! admits the request only if the certificate chains to the network CA, is valid and not on
+//! its CRL, carries the clerk-signing extKeyUsage [`CLERK_SIGNING`] (its only EKU: the key
+//! signs requests and nothing else), names a clerk (`urn:jpki:clerk:131016:C0001`) of the
+//! window's own municipality, the time is within [`MAX_SKEW_SECS`] of the CA's clock, and the
+//! signature verifies. A captured header set is useless from another window (the window's
+//! party is signed) or for another request (the body is signed), and stale after five minutes.
+//!
+//! The key is issued by `jpki net issue clerk:LGCODE:ID --clerk-key` and kept in an encrypted
+//! PKCS#8 file (passphrase from `JPKI_CLERK_PASSPHRASE`): the clerk's, not the window's.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use identity::party::{Party, PartyKind};
+use ring::rand::SystemRandom;
+use ring::signature::EcdsaKeyPair;
+use rustls::pki_types::CertificateDer;
+
+use crate::credential::{Trust, party_of, read_certs, with_ext};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// The DER content octets of the clerk-signing extKeyUsage OID 1.2.392.200149.8.5.99.2 (this
+/// project's private arc; `ca::hierarchy::CLERK_SIGNING`).
+pub const CLERK_SIGNING: &[u8] = &[0x2a, 0x83, 0x08, 0x8c, 0x9b, 0x55, 0x08, 0x05, 0x63, 0x02];
+
+/// Header with the clerk's certificate (DER, hex).
+pub const HEADER_CERT: &str = "x-jpki-clerk-certificate";
+/// Header with the signing time (unix seconds).
+pub const HEADER_TIME: &str = "x-jpki-clerk-time";
+/// Header with the signature (DER `Ecdsa-Sig-Value`, hex).
+pub const HEADER_SIGNATURE: &str = "x-jpki-clerk-signature";
+/// Largest accepted difference between the signing time and the verifier's clock.
+pub const MAX_SKEW_SECS: i64 = 300;
+
+/// The bytes a clerk signs for one request.
+pub fn message(window: &Party, method: &str, path: &str, time: i64, body: &[u8]) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA384, body);
+    let mut m = b"jpki-clerk-request-v1\n".to_vec();
+    for part in [window.uri().as_str(), method, path, &time.to_string(), &hex::encode(digest.as_ref())] {
+        m.extend_from_slice(part.as_bytes());
+        m.push(b'\n');
+    }
+    m
+}
+
+/// A clerk's signing key, loaded from `PREFIX.pem` + `PREFIX.key`.
+pub struct ClerkKey {
+    party: Party,
+    cert: Vec<u8>,
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for ClerkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClerkKey").field("party", &self.party).finish()
+    }
+}
+
+impl ClerkKey {
+    /// Loads a clerk's key; its certificate must name a clerk.
+    pub fn load(prefix: &Path, passphrase: &Secret) -> Result<Arc<Self>> {
+        let chain = read_certs(&with_ext(prefix, "pem"))?;
+        let cert = chain[0].to_vec();
+        let party = party_of(&cert)?;
+        if party.kind() != PartyKind::Clerk {
+            return Err(Error::credential(prefix.display().to_string(), format!("names {party}, not a clerk")));
+        }
+        let (key, rng) = crate::notice_key::load_p384(prefix, passphrase, &cert)?;
+        Ok(Arc::new(Self { party, cert, key, rng }))
+    }
+
+    /// The clerk.
+    pub fn party(&self) -> &Party {
+        &self.party
+    }
+
+    /// The three headers authenticating one request made at `window`.
+    pub fn headers(
+        &self,
+        window: &Party,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<[(&'static str, String); 3]> {
+        let sig = self
+            .key
+            .sign(&self.rng, &message(window, method, path, now, body))
+            .map_err(|e| Error::credential("clerk key", format!("signing failed: {e}")))?;
+        Ok([
+            (HEADER_CERT, hex::encode(&self.cert)),
+            (HEADER_TIME, now.to_string()),
+            (HEADER_SIGNATURE, hex::encode(sig.as_ref())),
+        ])
+    }
+}
+
+/// Why a clerk's authentication was refused: a stable code for the wire and the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClerkRefusal {
+    /// A header is missing or not hex / a number.
+    #[error("clerk_missing: {0}")]
+    Missing(String),
+    /// The certificate is not a valid, unrevoked clerk key of the network CA.
+    #[error("clerk_not_trusted: {0}")]
+    NotTrusted(String),
+    /// The signing time is too far from the verifier's clock.
+    #[error("clerk_stale: signed at {at}, {skew} s from now")]
+    Stale {
+        /// Signing time.
+        at: i64,
+        /// Difference in seconds.
+        skew: i64,
+    },
+    /// The clerk belongs to another municipality than the window.
+    #[error("clerk_other_municipality: {clerk} does not work at {window}")]
+    OtherMunicipality {
+        /// The clerk.
+        clerk: String,
+        /// The window.
+        window: String,
+    },
+    /// The signature does not verify.
+    #[error("clerk_bad_signature")]
+    BadSignature,
+}
+
+impl ClerkRefusal {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing(_) => "clerk_missing",
+            Self::NotTrusted(_) => "clerk_not_trusted",
+            Self::Stale { .. } => "clerk_stale",
+            Self::OtherMunicipality { .. } => "clerk_other_municipality",
+            Self::BadSignature => "clerk_bad_signature",
+        }
+    }
+}
+
+/// The three header values as received (`None` if absent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClerkHeaders<'a> {
+    /// [`HEADER_CERT`].
+    pub cert: Option<&'a str>,
+    /// [`HEADER_TIME`].
+    pub time: Option<&'a str>,
+    /// [`HEADER_SIGNATURE`].
+    pub signature: Option<&'a str>,
+}
+
+/// Authenticates the clerk of one request that `window` (from its verified TLS certificate)
+/// made; returns the clerk.
+pub fn verify(
+    trust: &Trust,
+    window: &Party,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    h: ClerkHeaders<'_>,
+    now: i64,
+) -> std::result::Result<Party, ClerkRefusal> {
+    fn need<'a>(v: Option<&'a str>, name: &str) -> std::result::Result<&'a str, ClerkRefusal> {
+        v.ok_or_else(|| ClerkRefusal::Missing(format!("no {name} header")))
+    }
+    let cert = hex::decode(need(h.cert, HEADER_CERT)?)
+        .map_err(|_| ClerkRefusal::Missing(format!("{HEADER_CERT} is not hex")))?;
+    let at: i64 = need(h.time, HEADER_TIME)?
+        .parse()
+        .map_err(|_| ClerkRefusal::Missing(format!("{HEADER_TIME} is not a number")))?;
+    let sig = hex::decode(need(h.signature, HEADER_SIGNATURE)?)
+        .map_err(|_| ClerkRefusal::Missing(format!("{HEADER_SIGNATURE} is not hex")))?;
+    let clerk = party_of(&cert).map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?;
+    let (Some((clerk_town, _)), Some((window_town, _))) = (clerk.station(), window.station()) else {
+        return Err(ClerkRefusal::NotTrusted(format!("{clerk} is not a clerk, or {window} not a window")));
+    };
+    if clerk.kind() != PartyKind::Clerk || window.kind() != PartyKind::Window {
+        return Err(ClerkRefusal::NotTrusted(format!("{clerk} is not a clerk, or {window} not a window")));
+    }
+    let der = CertificateDer::from(cert.as_slice());
+    crate::credential::verify_with_webpki(&der, &[], trust, webpki::KeyUsage::required(CLERK_SIGNING))
+        .map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?;
+    if clerk_town != window_town {
+        return Err(ClerkRefusal::OtherMunicipality { clerk: clerk.to_string(), window: window.to_string() });
+    }
+    let skew = (now - at).abs();
+    if skew > MAX_SKEW_SECS {
+        return Err(ClerkRefusal::Stale { at, skew });
+    }
+    let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?;
+    ee.verify_signature(webpki::ring::ECDSA_P384_SHA384, &message(window, method, path, at, body), &sig)
+        .map_err(|_| ClerkRefusal::BadSignature)?;
+    Ok(clerk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clerk_signing_oid_bytes_are_1_2_392_200149_8_5_99_2() {
+        let oid = x509_cert::der::oid::ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.99.2");
+        assert_eq!(oid.as_bytes(), CLERK_SIGNING);
+    }
+
+    #[test]
+    fn the_signed_message_binds_window_method_path_time_and_body() {
+        let w: Party = "window:131016:W01".parse().unwrap_or_else(|e| panic!("{e}"));
+        let other: Party = "window:131016:W02".parse().unwrap_or_else(|e| panic!("{e}"));
+        let m = message(&w, "POST", "/v1/issue", 100, b"{}");
+        assert_ne!(m, message(&other, "POST", "/v1/issue", 100, b"{}"));
+        assert_ne!(m, message(&w, "GET", "/v1/issue", 100, b"{}"));
+        assert_ne!(m, message(&w, "POST", "/v1/card/issuer-auth", 100, b"{}"));
+        assert_ne!(m, message(&w, "POST", "/v1/issue", 101, b"{}"));
+        assert_ne!(m, message(&w, "POST", "/v1/issue", 100, b"{ }"));
+        assert!(String::from_utf8_lossy(&m).starts_with("jpki-clerk-request-v1\nurn:jpki:window:131016:W01\n"));
+    }
+
+    #[test]
+    fn missing_or_malformed_headers_are_refused_before_any_crypto() {
+        let trust = Trust { ca_file: "/nonexistent".into(), crl_file: None };
+        let w: Party = "window:131016:W01".parse().unwrap_or_else(|e| panic!("{e}"));
+        let r = verify(&trust, &w, "POST", "/", b"", ClerkHeaders::default(), 0);
+        assert_eq!(r.map_err(|e| e.code()), Err("clerk_missing"));
+        let h = ClerkHeaders { cert: Some("zz"), time: Some("1"), signature: Some("00") };
+        assert_eq!(verify(&trust, &w, "POST", "/", b"", h, 0).map_err(|e| e.code()), Err("clerk_missing"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The CA as its own service (`jpki serve ca`) over mutual TLS: windows issue only for
+//! residents registered in their own municipality, with their clerk authenticated by the
+//! clerk's own key; every refusal is audited naming the window and the clerk; operators revoke;
+//! validators read the status stream; the card issuer master key never leaves the service.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Network, csr, text};
+use identity::party::Party;
+use net::clerk::ClerkKey;
+use serde_json::{Value, json};
+
+/// The card issuer master key of these tests (the CA service's alone).
+const MASTER: &str = "4a504b492d746573742d6973737565722d6d61737465722d6b65792d30303031";
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A CSR's PEM body: the base64 of its DER.
+fn csr_b64(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap().lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+/// POSTs `body` to `path` as `window`, signed by `clerk` (or unsigned if `None`), optionally
+/// replacing the body after signing. Returns the status and JSON answer.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    path: &str,
+    window: &Party,
+    clerk: Option<&Arc<ClerkKey>>,
+    body: &Value,
+    swap: Option<&Value>,
+) -> (u16, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut rq = client.post(format!("{url}{path}")).header("content-type", "application/json");
+    if let Some(c) = clerk {
+        for (k, v) in c.headers(window, "POST", path, &bytes, now()).unwrap() {
+            rq = rq.header(k, v);
+        }
+    }
+    let sent = swap.map(|s| serde_json::to_vec(s).unwrap()).unwrap_or(bytes);
+    let r = rq.body(sent).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_and_refusals_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = Network::start(dir).await;
+    let resident = net.resident("山田花子", "1990-04-01").await;
+    let pki = &net.pki;
+    pki.issue("w131016", "window:131016:W01", false);
+    pki.issue("w271004", "window:271004:W01", false);
+    pki.issue("v1", "validator:v1", false);
+    pki.clerk_key("c131016", "clerk:131016:C1");
+    pki.clerk_key("c271004", "clerk:271004:C1");
+    // A clerk gets no TLS credential.
+    let o = pki.net(&["issue", "--party", "clerk:131016:C2", "--host", "127.0.0.1", "--out", "/tmp/never"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let (_ca, url) = net.serve_ca(MASTER).await;
+    let ca = Some(Party::Ca("jpki-ca".into()));
+    let (w_tokyo, w_osaka) = (pki.client("w131016", ca.clone()), pki.client("w271004", ca.clone()));
+    let (tokyo, osaka): (Party, Party) = ("window:131016:W01".parse().unwrap(), "window:271004:W01".parse().unwrap());
+    let (c_tokyo, c_osaka) = (pki.clerk("c131016"), pki.clerk("c271004"));
+    let (sign, auth) = (csr_b64(&csr(dir, "sign")), csr_b64(&csr(dir, "auth")));
+    let request = |window: &str, id: &str| {
+        json!({
+            "request_id": id, "resident": resident, "window": window, "card_serial": "0102030405060708",
+            "card_expiry": "2035-01-01", "environment": "prod",
+            "signature_csr": sign, "authentication_csr": auth,
+        })
+    };
+
+    // 大阪市's window and clerk asking for a resident of 千代田区: refused, with the reason.
+    let (s, a) = post(&w_osaka, &url, "/v1/issue", &osaka, Some(&c_osaka), &request("W01", "r1"), None).await;
+    assert_eq!((s, a["error"].as_str()), (403, Some("not_own_municipality")), "{a}");
+    // Another window's id in the body.
+    let (s, a) = post(&w_tokyo, &url, "/v1/issue", &tokyo, Some(&c_tokyo), &request("W02", "r2"), None).await;
+    assert_eq!((s, a["error"].as_str()), (403, Some("window_mismatch")), "{a}");
+    // No clerk; a clerk of another municipality; a body changed after the clerk signed it.
+    let (s, a) = post(&w_tokyo, &url, "/v1/issue", &tokyo, None, &request("W01", "r3"), None).await;
+    assert_eq!((s, a["error"].as_str()), (401, Some("clerk_missing")), "{a}");
+    let (s, a) = post(&w_tokyo, &url, "/v1/issue", &tokyo, Some(&c_osaka), &request("W01", "r3"), None).await;
+    assert_eq!((s, a["error"].as_str()), (401, Some("clerk_other_municipality")), "{a}");
+    let swapped = request("W01", "r4");
+    let (s, a) = post(&w_tokyo, &url, "/v1/issue", &tokyo, Some(&c_tokyo), &request("W01", "r3"), Some(&swapped)).await;
+    assert_eq!((s, a["error"].as_str()), (401, Some("clerk_bad_signature")), "{a}");
+    // An operator is not a window.
+    let op = pki.client("op1", ca.clone());
+    let r = op.post(format!("{url}/v1/issue")).json(&request("W01", "r5")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+
+    // The window of the resident's own municipality, with its clerk: issued; a retry of the
+    // same request id gets the same certificates.
+    let (s, first) = post(&w_tokyo, &url, "/v1/issue", &tokyo, Some(&c_tokyo), &request("W01", "r6"), None).await;
+    assert_eq!(s, 200, "{first}");
+    let serials = |v: &Value| -> Vec<String> {
+        v["certificates"].as_array().unwrap().iter().map(|c| c["serial"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(serials(&first).len(), 2);
+    let (s, again) = post(&w_tokyo, &url, "/v1/issue", &tokyo, Some(&c_tokyo), &request("W01", "r6"), None).await;
+    assert_eq!((s, serials(&again)), (200, serials(&first)));
+
+    // Card-issuer authentication: the service answers the card's challenge with the card's own
+    // key, for its own municipality's residents only.
+    let (serial, challenge) = ("00112233445566778899aabbccddeeff", "0f0e0d0c0b0a09080706050403020100");
+    let ask = json!({"purpose": "issue", "resident": resident, "serial": serial, "challenge": challenge});
+    let (s, a) = post(&w_tokyo, &url, "/v1/card/issuer-auth", &tokyo, Some(&c_tokyo), &ask, None).await;
+    assert_eq!(s, 200, "{a}");
+    let master = hex::decode(MASTER).unwrap();
+    let (sb, cb) = (hex::decode(serial).unwrap(), hex::decode(challenge).unwrap());
+    let key = card::applet::card_issuer_key(&master, &sb).unwrap();
+    assert_eq!(a["mac"].as_str().unwrap(), hex::encode(card::applet::issuer_mac(&key, &cb, &sb).unwrap()));
+    let (s, a) = post(&w_osaka, &url, "/v1/card/issuer-auth", &osaka, Some(&c_osaka), &ask, None).await;
+    assert_eq!((s, a["error"].as_str()), (403, Some("not_own_municipality")), "{a}");
+
+    // Validators read the status stream; windows do not. Operators revoke; the stream has it.
+    let v = pki.client("v1", ca.clone());
+    let head = |c: reqwest::Client| {
+        let url = url.clone();
+        async move { c.get(format!("{url}/v1/status/head")).send().await.unwrap() }
+    };
+    assert_eq!(head(w_tokyo.clone()).await.status().as_u16(), 403);
+    let h0: Value = head(v.clone()).await.json().await.unwrap();
+    let victim = &serials(&first)[0];
+    let r = op
+        .post(format!("{url}/v1/revoke"))
+        .json(&json!({"serial": victim, "reason": "key-compromise", "cause": "card reported stolen"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let r = w_tokyo
+        .post(format!("{url}/v1/revoke"))
+        .json(&json!({"serial": victim, "reason": "key-compromise", "cause": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let after = h0["head"].as_i64().unwrap();
+    let page: Value =
+        v.get(format!("{url}/v1/status/revocations?after={after}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page[0]["serial"].as_str(), Some(victim.as_str()), "{page}");
+    assert_eq!(page[0]["seq"].as_i64(), Some(after + 1));
+
+    // The audit trail names the authenticated window and clerk of every issuance and refusal.
+    let o = net.jpki(&["ca", "audit", "--actor", "auditor", "--limit", "200"]);
+    let audit = text(&o);
+    assert!(o.status.success(), "{audit}");
+    assert!(audit.contains("audit chain verified"), "{audit}");
+    let row = |who: &str, action: &str, detail: &str| {
+        audit.lines().any(|l| l.contains(who) && l.contains(action) && l.contains(detail))
+    };
+    let osaka_actor = "urn:jpki:window:271004:W01 urn:jpki:clerk:271004:C1";
+    let tokyo_actor = "urn:jpki:window:131016:W01 urn:jpki:clerk:131016:C1";
+    assert!(row(osaka_actor, "refused", "not_own_municipality"), "{audit}");
+    assert!(row(tokyo_actor, "refused", "window_mismatch"), "{audit}");
+    assert!(row("urn:jpki:window:131016:W01", "refused", "clerk_other_municipality"), "{audit}");
+    assert!(row(tokyo_actor, "card_issuance", "card 0102030405060708"), "{audit}");
+    assert!(row(tokyo_actor, "card_issuer_auth", serial), "{audit}");
+    assert!(row("urn:jpki:operator:op1", "revoke", victim), "{audit}");
+}
