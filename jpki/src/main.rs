@@ -8,6 +8,7 @@ mod bench_card;
 mod bench_ocsp;
 mod ca_cmd;
 mod card_cmd;
+mod card_local;
 mod config;
 mod demo;
 mod demo_ca;
