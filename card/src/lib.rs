@@ -1,6 +1,7 @@
 //! IC cards through PC/SC: ISO 7816-4 APDUs ([`apdu`]), the JPKI application as a model
 //! ([`jpki`]), the virtual card's applet ([`applet`]) and its vpcd transport ([`vpcd`]), and the
-//! municipal-window card writer over the `pcsc` crate ([`reader`]).
+//! municipal window's card writer: JPKI commands over the `pcsc` crate ([`reader`]) and the
+//! personalisation flow over them, with the CA service behind a trait ([`writer`]).
 
 pub mod apdu;
 pub mod applet;
@@ -8,6 +9,7 @@ pub mod cms_sign;
 pub mod jpki;
 pub mod reader;
 pub mod vpcd;
+pub mod writer;
 
 use apdu::Status;
 
@@ -53,6 +55,47 @@ pub enum Error {
     /// Issuer authentication refused.
     #[error("issuer authentication failed ({0} tries left on the card): wrong issuer key for this card")]
     IssuerAuth(u8),
+    /// The CA service did not do what the writer asked (authenticate as the card's issuer, or
+    /// issue the certificates), or answered something the writer cannot use.
+    #[error("the CA service did not {op}: {source}{}", if *.wiped { "; the card was wiped back to blank" } else { "" })]
+    Ca {
+        /// What was asked.
+        op: &'static str,
+        /// Its answer.
+        source: writer::CaError,
+        /// A refused first issuance: the card went back to blank, nothing half-done on it.
+        wiped: bool,
+    },
+    /// An order breaks its rules; caught before the reader is opened, so no card was touched.
+    #[error("invalid {field}: {reason} (no card was touched)")]
+    InvalidInput {
+        /// Which input.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The card is in the wrong lifecycle state for the operation.
+    #[error("card {serial} is {lifecycle}: {hint}")]
+    WrongLifecycle {
+        /// Card serial (hex).
+        serial: String,
+        /// Its state.
+        lifecycle: jpki::Lifecycle,
+        /// What to do instead.
+        hint: &'static str,
+    },
+    /// The operation needs a PIN the order lacks (found only once the card is read: nothing
+    /// was changed on it).
+    #[error("{op} needs the resident's {pin}")]
+    PinNeeded {
+        /// The operation.
+        op: &'static str,
+        /// Which PIN.
+        pin: &'static str,
+    },
+    /// SELECT of the JPKI application failed.
+    #[error("not a JPKI card: selecting the JPKI application answered {0}")]
+    NotJpki(Status),
     /// The card is already issued.
     #[error("the card is already issued (serial {0}); use `card renew` or `card pin-reset`")]
     AlreadyIssued(String),

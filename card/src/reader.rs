@@ -15,7 +15,7 @@ use crate::apdu::{Command, Response, Status};
 use crate::jpki::{self, CHALLENGE_LEN, CardStatus, Ef, KeyAlg, KeyRef, PinRef, ins};
 use crate::{Error, Result};
 
-fn pcsc_err(op: &str, e: pcsc::Error) -> Error {
+pub(crate) fn pcsc_err(op: &str, e: pcsc::Error) -> Error {
     use pcsc::Error as E;
     match e {
         E::RemovedCard | E::ResetCard | E::NoSmartcard | E::NotTransacted | E::UnpoweredCard | E::UnresponsiveCard => {
@@ -233,15 +233,21 @@ impl<'c> Jpki<'c> {
         CardStatus::parse(&b).ok_or_else(|| Error::Malformed(format!("card status of {} bytes", b.len())))
     }
 
-    /// Issuer authentication: GET CHALLENGE, then EXTERNAL AUTHENTICATE with the MAC under
-    /// this card's own issuer key (`applet::card_issuer_key(master, serial)`).
-    pub fn issuer_auth(&mut self, card_key: &[u8], serial: &[u8]) -> Result<()> {
+    /// GET CHALLENGE: the card's fresh challenge for issuer authentication (16 bytes). The
+    /// answer, a MAC under the card's own issuer key, comes from the CA service
+    /// ([`crate::writer::CaClient::issuer_auth`]): the writer holds no issuer key.
+    pub fn get_challenge(&mut self) -> Result<Vec<u8>> {
         let ch =
             self.ok("getting a challenge", &Command::new(0, ins::GET_CHALLENGE, 0, 0).with_le(CHALLENGE_LEN as u32))?;
         if ch.len() != CHALLENGE_LEN {
             return Err(Error::Malformed(format!("challenge of {} bytes", ch.len())));
         }
-        let mac = crate::applet::issuer_mac(card_key, &ch, serial)?;
+        Ok(ch)
+    }
+
+    /// EXTERNAL AUTHENTICATE with the issuer's answer to the last challenge
+    /// (`applet::issuer_mac(card_key, challenge, serial)`, computed by whoever holds the key).
+    pub fn external_authenticate(&mut self, mac: &[u8]) -> Result<()> {
         let r =
             self.transmit("issuer authentication", &Command::new(0, ins::EXTERNAL_AUTHENTICATE, 0, 0).with_data(mac))?;
         match r.status {

@@ -1,9 +1,10 @@
 //! `jpki bench card`: the card path through the real PC/SC stack (pcscd + vpcd + `jpki
 //! card-sim` on reader "Virtual PCD 00 01"), printed as a Markdown table:
 //!
-//! 1. a full card issuance (`card_cmd::personalise`, the same code as `jpki card issue`):
-//!    APDUs and wall time, split into on-card key generation, the CA's part (here a throwaway
-//!    OpenSSL CA in-process, so the identity network is not measured) and the rest;
+//! 1. a full card issuance (`card::writer::issue`, the same code as `jpki card issue`): APDUs
+//!    and wall time, split into on-card key generation, the CA's part (here [`BenchCa`], a
+//!    throwaway OpenSSL CA in process, so neither the identity network nor the CA service's
+//!    HTTPS is measured) and the rest;
 //! 2. the round trip of one APDU through pcscd (GET CARD STATUS);
 //! 3. signatures per second with the card's authentication key: through our client in one
 //!    session, and through `pkcs11-tool` (one process per signature, as a script would), with
@@ -16,11 +17,12 @@ use std::process::{Command, Stdio};
 use crate::proc::Kill;
 use std::time::{Duration, Instant};
 
+use std::cell::Cell;
+
 use anyhow::{Context, Result, anyhow, ensure};
-use ca::authority::{IssueRequest, Issued, IssuedCert};
-use ca::revocation::CertKind;
-use card::jpki::PinRef;
+use card::jpki::{KeyRef, PinRef};
 use card::reader::{Jpki, Reader};
+use card::writer::{self, CaClient, CaError, CardCert, CardCerts, CardRequest, IssuerPurpose, Mode, Order};
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
@@ -29,7 +31,7 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::{AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier};
 use openssl::x509::{X509, X509NameBuilder, X509Req};
 
-use crate::card_cmd::{Mode, Order, ReaderArgs, personalise};
+use zeroize::Zeroizing;
 
 const READER: &str = "Virtual PCD 00 01";
 const ISSUANCES: usize = 10;
@@ -94,6 +96,41 @@ impl TestCa {
     }
 }
 
+/// The benchmark's CA service: the issuer master and [`TestCa`], in process.
+struct BenchCa {
+    master: [u8; 32],
+    ca: TestCa,
+    /// The next certificate serial.
+    serial: Cell<u32>,
+}
+
+impl CaClient for BenchCa {
+    async fn issuer_auth(
+        &self,
+        _: IssuerPurpose,
+        _: Option<&str>,
+        serial: &[u8],
+        challenge: &[u8],
+    ) -> Result<Vec<u8>, CaError> {
+        let failed = |e: openssl::error::ErrorStack| CaError::Failed(e.to_string());
+        let key = Zeroizing::new(card::applet::card_issuer_key(&self.master, serial).map_err(failed)?);
+        card::applet::issuer_mac(key.as_slice(), challenge, serial).map_err(failed)
+    }
+
+    async fn issue(&self, req: &CardRequest) -> Result<CardCerts, CaError> {
+        let mut certificates = Vec::new();
+        for (kind, csr) in [(KeyRef::Auth, &req.authentication_csr), (KeyRef::Sign, &req.signature_csr)] {
+            let Some(csr) = csr else { continue };
+            let n = self.serial.get();
+            self.serial.set(n + 1);
+            let der = self.ca.issue(csr, n, &format!("BENCH{n:08}")).map_err(|e| CaError::Failed(e.to_string()))?;
+            certificates.push(CardCert { kind, serial: format!("{n:x}"), der });
+        }
+        let chain = vec![self.ca.cert.to_der().map_err(|e| CaError::Failed(e.to_string()))?];
+        Ok(CardCerts { certificates, chain })
+    }
+}
+
 /// Runs the benchmark and prints the table.
 pub async fn run() -> Result<()> {
     ensure!(
@@ -112,47 +149,22 @@ pub async fn run() -> Result<()> {
     );
     let reader = Reader::open(READER)?;
     reader.wait_card(Duration::from_secs(10))?;
-    let ca = TestCa::new()?;
-    let ca_der = ca.cert.to_der()?;
-    let args = ReaderArgs { reader: READER.into(), wait: 10 };
+    let ca = BenchCa { master: issuer_key, ca: TestCa::new()?, serial: Cell::new(10) };
     let order = Order {
         resident: "00000000000".into(),
-        actor: "bench".into(),
-        window: "W1".into(),
         card_expiry: "2036-12-31".into(),
         env: "prod".into(),
         alg: "rsa2048".into(),
         no_signature: false,
-        issuer_master: issuer_key,
-        auth_pin: Some("1234".into()),
-        sign_pin: Some("BENCH123".into()),
+        auth_pin: Some(Zeroizing::new("1234".into())),
+        sign_pin: Some(Zeroizing::new("BENCH123".into())),
     };
+    let wait = Duration::from_secs(10);
 
     // 1. Full issuances.
     let (mut total, mut keygen, mut ca_ms, mut rest, mut apdus) = (vec![], vec![], vec![], vec![], 0);
-    for i in 0..ISSUANCES {
-        let serial = 2 * i as u32 + 10;
-        let issue = async |req: IssueRequest| -> Result<Issued> {
-            let mut certificates = Vec::new();
-            for (kind, csr, n) in [
-                (CertKind::Authentication, &req.authentication_csr, serial),
-                (CertKind::Signature, &req.signature_csr, serial + 1),
-            ] {
-                let csr = csr.as_ref().ok_or_else(|| anyhow!("no CSR"))?;
-                let der = ca.issue(csr, n, &format!("BENCH{n:08}"))?;
-                certificates.push(IssuedCert {
-                    serial: format!("{n:x}"),
-                    kind,
-                    ca: "bench".into(),
-                    generation: 1,
-                    der,
-                    not_after: 0,
-                    shard: 0,
-                });
-            }
-            Ok(Issued { certificates, chain: vec![ca_der.clone()] })
-        };
-        let r = personalise(&args, &order, Mode::Issue { resume: false }, issue).await?;
+    for _ in 0..ISSUANCES {
+        let r = writer::issue(READER, wait, &order, Mode::Issue { resume: false }, &ca).await?;
         total.push(r.total.as_secs_f64() * 1e3);
         keygen.push(r.keygen.as_secs_f64() * 1e3);
         ca_ms.push(r.ca.as_secs_f64() * 1e3);
@@ -168,32 +180,17 @@ pub async fn run() -> Result<()> {
             // Reopening an issued card needs the resident's PINs (and destroys the keys).
             j.verify(PinRef::Auth, "1234")?;
             j.verify(PinRef::Sign, "BENCH123")?;
-            j.issuer_auth(&card::applet::card_issuer_key(&issuer_key, &st.serial)?, &st.serial)?;
+            let challenge = j.get_challenge()?;
+            j.external_authenticate(&ca.issuer_auth(IssuerPurpose::Wipe, None, &st.serial, &challenge).await?)?;
             j.open_personalisation()?;
             j.wipe()?;
         }
         conn.finish()?;
     }
     // Issue once more and keep it, for the signature rows.
-    let keep = async |req: IssueRequest| -> Result<Issued> {
-        let a = ca.issue(req.authentication_csr.as_deref().context("csr")?, 1000, "BENCHKEEP")?;
-        let s = ca.issue(req.signature_csr.as_deref().context("csr")?, 1001, "BENCHKEEP")?;
-        let cert = |kind, der| IssuedCert {
-            serial: String::new(),
-            kind,
-            ca: "bench".into(),
-            generation: 1,
-            der,
-            not_after: 0,
-            shard: 0,
-        };
-        Ok(Issued {
-            certificates: vec![cert(CertKind::Authentication, a), cert(CertKind::Signature, s)],
-            chain: vec![ca_der.clone()],
-        })
-    };
-    let kept = personalise(&args, &order, Mode::Issue { resume: false }, keep).await?;
-    let auth_cert = X509::from_der(&kept.issued.certificates[0].der)?;
+    let kept = writer::issue(READER, wait, &order, Mode::Issue { resume: false }, &ca).await?;
+    let auth = kept.certificates.get(KeyRef::Auth).ok_or_else(|| anyhow!("no authentication certificate"))?;
+    let auth_cert = X509::from_der(&auth.der)?;
 
     // 2 and 3: one session, PIN verified once.
     let digest_info = {
@@ -215,7 +212,7 @@ pub async fn run() -> Result<()> {
         let t = Instant::now();
         let mut last = Vec::new();
         for _ in 0..SIGNATURES {
-            last = j.sign(card::jpki::KeyRef::Auth, &digest_info)?;
+            last = j.sign(KeyRef::Auth, &digest_info)?;
         }
         let rate = SIGNATURES as f64 / t.elapsed().as_secs_f64();
         let pk = auth_cert.public_key()?;

@@ -1,28 +1,28 @@
 //! `jpki card …` (the municipal window's card writer) and `jpki card-sim` (the virtual card
-//! behind vpcd). Secrets come from the environment only and are never printed: the issuer
-//! master key (`JPKI_CARD_ISSUER_KEY`, 64 hex digits; each card holds only the key diversified
-//! from it for its serial — moving the master into the CA service is issue 10's later work),
-//! and the resident's PINs (`JPKI_CARD_AUTH_PIN`, `JPKI_CARD_SIGN_PIN`; typed by the resident
-//! on the window's PIN pad in real life): the new PINs on issuance, the current ones on
-//! renewal.
+//! behind vpcd): argument parsing, printing and dispatch; the flow itself is
+//! `card::writer`. Secrets come from the environment only and are never printed: the
+//! resident's PINs (`JPKI_CARD_AUTH_PIN`, `JPKI_CARD_SIGN_PIN`; typed by the resident on the
+//! window's PIN pad in real life): the new PINs on issuance, the current ones on renewal; and,
+//! until the CA service answers issuer authentication over HTTPS (issue 10), the issuer master
+//! key (`JPKI_CARD_ISSUER_KEY`, 64 hex digits), which only [`LocalCa`] uses (each card holds
+//! only the key diversified from it for its serial).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ca::authority::{Authority, IssueRequest, Issued};
-use ca::hierarchy::Environment;
-use ca::identity_source::IdentitySource;
-use card::applet::{Applet, CardState, card_issuer_key};
-use card::jpki::{CardStatus, Ef, KeyAlg, KeyRef, Lifecycle, PinRef, TOKEN_LABEL, TokenInfo, presence_flags};
+use card::applet::{Applet, CardState};
+use card::jpki::{CardStatus, Ef, KeyAlg, Lifecycle, PinRef};
 use card::reader::{Jpki, Reader};
 use card::vpcd::{self, Ended, SimOptions};
+use card::writer::{self, IssueReport, Mode, Order};
 use clap::{Args, Subcommand};
 use der::Decode;
-use identity::http::now;
 use x509_cert::Certificate;
+use zeroize::Zeroizing;
 
 use crate::ca_cmd::Store;
+use crate::card_local::LocalCa;
 
 /// Which reader and how long to wait for a card.
 #[derive(Debug, Args, Clone)]
@@ -96,12 +96,16 @@ pub enum Cmd {
         #[command(flatten)]
         reader: ReaderArgs,
     },
-    /// Clerk PIN reset (issuer authentication): sets the new PIN from JPKI_CARD_AUTH_PIN or
-    /// JPKI_CARD_SIGN_PIN and resets its counter. On an issued card a new signature password
-    /// costs the signature key and certificate (renew the card for new ones).
+    /// Clerk PIN reset (issuer authentication, answered by the CA for the resident): sets the
+    /// new PIN from JPKI_CARD_AUTH_PIN or JPKI_CARD_SIGN_PIN and resets its counter. On an
+    /// issued card a new signature password costs the signature key and certificate (renew the
+    /// card for new ones).
     PinReset {
         #[command(flatten)]
         reader: ReaderArgs,
+        /// 住民票コード of the card's holder.
+        #[arg(long)]
+        resident: String,
         /// auth or sign.
         #[arg(long)]
         pin: String,
@@ -152,7 +156,7 @@ pub struct SimArgs {
     pub pull_after: Option<u64>,
 }
 
-/// The issuer master key (`JPKI_CARD_ISSUER_KEY`).
+/// The issuer master key (`JPKI_CARD_ISSUER_KEY`): the virtual card's and [`LocalCa`]'s.
 fn issuer_key() -> Result<[u8; 32]> {
     let h = net::secret::Secret::from_env("JPKI_CARD_ISSUER_KEY")?;
     let text = h.expose_str().ok_or_else(|| anyhow!("JPKI_CARD_ISSUER_KEY is not hex"))?;
@@ -221,267 +225,47 @@ pub fn run_sim(a: SimArgs) -> Result<()> {
     }
 }
 
-/// Finds, in the chain, the CA certificate whose SKI is the leaf's AKI.
-fn issuer_of<'a>(leaf: &[u8], chain: &'a [Vec<u8>]) -> Result<&'a [u8]> {
-    let aki = validator::responder::authority_key_id(&Certificate::from_der(leaf)?)
-        .ok_or_else(|| anyhow!("certificate has no AKI key identifier"))?;
-    for c in chain {
-        let cert = Certificate::from_der(c)?;
-        if let Some((_, ski)) = cert.tbs_certificate().get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()?
-            && ski.0.as_bytes() == aki.as_slice()
-        {
-            return Ok(c);
-        }
-    }
-    bail!("the CA chain has no certificate with the leaf's key identifier")
-}
-
 fn subject_of(cert: &[u8]) -> String {
     Certificate::from_der(cert)
         .map(|c| format!("{} (serial {})", c.tbs_certificate().subject(), c.tbs_certificate().serial_number()))
         .unwrap_or_else(|e| format!("unparsable certificate: {e}"))
 }
 
-/// What a card issuance did, for the clerk and the benchmark.
-#[derive(Debug)]
-pub struct IssueReport {
-    /// Card serial.
-    pub serial: String,
-    /// APDUs sent.
-    pub apdus: u32,
-    /// Whole issuance.
-    pub total: Duration,
-    /// On-card key generation.
-    pub keygen: Duration,
-    /// The CA's part (identity lookup, signing, storing).
-    pub ca: Duration,
-    /// Certificates written.
-    pub issued: Issued,
-}
-
-/// Issues (or renews) a card in the reader. Everything on the card happens inside one PC/SC
-/// transaction; the CA call is idempotent per card and key pair, so a resumed issuance
-/// gets the same certificates.
-pub async fn issue_card(
-    reader: &ReaderArgs,
-    a: &Authority,
-    source: &IdentitySource,
-    order: &Order,
-    mode: Mode,
-) -> Result<IssueReport> {
-    let actor = order.actor.clone();
-    personalise(reader, order, mode, async |req: IssueRequest| {
-        a.issue(&actor, &req, source, now()).await.map_err(|e| match e {
-            ca::error::Error::Refused { code, detail } => anyhow!("resident not eligible ({code}): {detail}"),
-            e => anyhow!("the CA failed: {e}"),
-        })
-    })
-    .await
-}
-
-/// The card side of an issuance, with the CA as `issue` (the benchmark passes its own).
-pub async fn personalise(
-    reader: &ReaderArgs,
-    order: &Order,
-    mode: Mode,
-    issue: impl AsyncFnOnce(IssueRequest) -> Result<Issued>,
-) -> Result<IssueReport> {
-    let start = Instant::now();
-    let ca = order;
-    let alg = KeyAlg::parse(&ca.alg).ok_or_else(|| anyhow!("--alg must be rsa2048 or p384"))?;
-    let resident = order.resident.as_str();
-    let (auth_pin, sign_pin) = (&order.auth_pin, &order.sign_pin);
-    let r = Reader::open(&reader.reader)?;
-    r.wait_card(Duration::from_secs(reader.wait))?;
-    let mut conn = r.connect()?;
-    let tx = conn.transaction().map_err(|e| anyhow!("cannot lock the card: {e}"))?;
-    let mut j = Jpki::new(&tx);
-    j.select_ap().context("not a JPKI card")?;
-    let st = j.status()?;
-    let serial = hex::encode(st.serial);
-    match (mode, st.lifecycle) {
-        (Mode::Issue { .. }, Lifecycle::Issued) => return Err(card::Error::AlreadyIssued(serial).into()),
-        (Mode::Issue { resume: false }, Lifecycle::Personalising) => {
-            return Err(card::Error::Interrupted(serial).into());
-        }
-        (Mode::Issue { resume: true }, Lifecycle::Blank) => bail!("nothing to resume: card {serial} is blank"),
-        (Mode::Renew, Lifecycle::Blank) => bail!("card {serial} is blank; issue it first"),
-        _ => {}
-    }
-    if mode == Mode::Renew {
-        // The resident's consent: the card reopens an issued card only with the PIN of every
-        // key on it verified in this session, and then destroys those keys. We verify every
-        // PIN the card has: a signature password reset at the window left the card without
-        // its signature key, and the new key's CSR needs that password verified.
-        let current = [(PinRef::Auth, st.auth_pin, auth_pin), (PinRef::Sign, st.sign_pin, sign_pin)];
-        for (p, on_card, pin) in current {
-            if on_card.is_some() {
-                let pin = pin.as_ref().ok_or_else(|| anyhow!("renewal needs the resident's {}", p.name()))?;
-                j.verify(p, pin)?;
-            }
-        }
-    }
-    j.issuer_auth(&card_issuer_key(&order.issuer_master, &st.serial)?, &st.serial)?;
-    j.open_personalisation()?;
-    let kinds: Vec<KeyRef> = if ca.no_signature { vec![KeyRef::Auth] } else { vec![KeyRef::Auth, KeyRef::Sign] };
-    let mut keygen = Duration::ZERO;
-    let mut spkis = Vec::new();
-    for &k in &kinds {
-        let existing = match k {
-            KeyRef::Auth => st.auth_key,
-            KeyRef::Sign => st.sign_key,
-        };
-        let reuse = matches!(mode, Mode::Issue { resume: true }) && existing == Some(alg);
-        let spki = if reuse {
-            j.public_key(k)?
+/// The order at the window: the flags and the resident's PINs from the environment.
+fn order(ca: &CaArgs, resident: String, mode: Mode) -> Result<Order> {
+    let issuing = mode != Mode::Renew;
+    let pin = |p| pin_env(p).map(Zeroizing::new);
+    Ok(Order {
+        resident,
+        card_expiry: ca.card_expiry.clone(),
+        env: ca.env.clone(),
+        alg: ca.alg.clone(),
+        no_signature: ca.no_signature,
+        auth_pin: Some(pin(PinRef::Auth)?),
+        sign_pin: if issuing && !ca.no_signature {
+            Some(pin(PinRef::Sign)?)
+        } else if issuing {
+            None
         } else {
-            let t = Instant::now();
-            let s = j.generate(k, alg)?;
-            keygen += t.elapsed();
-            s
-        };
-        spkis.push((k, spki));
-    }
-    // New PINs before the CSRs: the card signs only with a key whose PIN is verified in this
-    // session, the issuer's included. A renewal keeps the PINs (verified above) and sets only
-    // one the card does not have yet (a signature key for a resident who has turned 15).
-    for (p, pin, on_card) in [(PinRef::Auth, auth_pin, st.auth_pin), (PinRef::Sign, sign_pin, st.sign_pin)] {
-        if let Some(pin) = pin
-            && (mode != Mode::Renew || on_card.is_none())
-        {
-            j.set_pin(p, pin)?;
-            j.verify(p, pin)?;
-        }
-    }
-    let mut csrs = Vec::new();
-    for (k, spki) in &spkis {
-        csrs.push((*k, j.csr(*k, alg, spki)?));
-    }
-    // One request id per card and key set: a resumed issuance gets the same certificates.
-    let mut h = openssl::sha::Sha256::new();
-    for (_, s) in &spkis {
-        h.update(s);
-    }
-    let request_id = format!("card-{serial}-{}", hex::encode(&h.finish()[..8]));
-    let csr_of = |k: KeyRef| csrs.iter().find(|(x, _)| *x == k).map(|(_, c)| c.clone());
-    let req = IssueRequest {
-        resident_code: resident.to_string(),
-        window: ca.window.clone(),
-        card_expiry: identity::notice::parse_date("card expiry", &ca.card_expiry)?,
-        environment: Environment::parse(&ca.env)?,
-        signature_csr: csr_of(KeyRef::Sign),
-        authentication_csr: csr_of(KeyRef::Auth),
-        request_id: Some(request_id),
-    };
-    let t = Instant::now();
-    let issued = match issue(req).await {
-        Ok(i) => i,
-        Err(e) => {
-            // Nothing was written yet: a first issuance goes back to a blank card, so the
-            // refusal leaves nothing half-done. (A renewal keeps personalisation open: its old
-            // keys are gone; `card issue --resume` finishes it.)
-            let wiped = matches!(mode, Mode::Issue { .. }) && j.wipe().is_ok();
-            let after = if wiped { "; the card was wiped back to blank" } else { "" };
-            return Err(anyhow!("{e}{after}"));
-        }
-    };
-    let ca_time = t.elapsed();
-    let mut present = (false, false);
-    for c in &issued.certificates {
-        let k = match c.kind {
-            ca::revocation::CertKind::Signature => KeyRef::Sign,
-            ca::revocation::CertKind::Authentication => KeyRef::Auth,
-            other => bail!("the CA returned an unexpected {other:?} certificate"),
-        };
-        j.write_ef(k.cert(), &c.der)?;
-        j.write_ef(k.ca_cert(), issuer_of(&c.der, &issued.chain)?)?;
-        match k {
-            KeyRef::Sign => present.0 = true,
-            KeyRef::Auth => present.1 = true,
-        }
-    }
-    let info = TokenInfo {
-        label: TOKEN_LABEL.into(),
-        manufacturer: "jpki-rs".into(),
-        model: "JPKI virtual".into(),
-        serial: serial.clone(),
-    };
-    j.write_ef(Ef::TokenInfo, &info.encode())?;
-    j.write_ef(Ef::Presence, &presence_flags(present.0, present.1))?;
-    j.close_personalisation()?;
-    let apdus = j.apdus;
-    // Reset on release: no session (issuer or PIN) outlives the writer.
-    tx.end(pcsc::Disposition::LeaveCard).map_err(|(_, e)| anyhow!("releasing the card: {e}"))?;
-    conn.finish()?;
-    Ok(IssueReport { serial, apdus, total: start.elapsed(), keygen, ca: ca_time, issued })
+            // Renewal: needed only if the card has a signature password or gets one (the
+            // writer checks which).
+            pin(PinRef::Sign).ok()
+        },
+    })
 }
 
-/// One card order at the window.
-#[derive(Debug)]
-pub struct Order {
-    /// 住民票コード.
-    pub resident: String,
-    /// Who acts (audit).
-    pub actor: String,
-    /// Window id.
-    pub window: String,
-    /// Last day of the card.
-    pub card_expiry: String,
-    /// prod or test.
-    pub env: String,
-    /// rsa2048 or p384.
-    pub alg: String,
-    /// Authentication certificate only.
-    pub no_signature: bool,
-    /// The issuer master key; each card's own key is derived from it and the card serial.
-    pub issuer_master: [u8; 32],
-    /// Issuance: the new authentication PIN. Renewal: the resident's current one.
-    pub auth_pin: Option<String>,
-    /// Issuance: the new signature password (none under 15). Renewal: the current one (if
-    /// set in the environment; needed when the card has a signature key).
-    pub sign_pin: Option<String>,
+/// Issues or renews with the CA in process ([`LocalCa`]).
+async fn issue(reader: ReaderArgs, ca: CaArgs, resident: String, mode: Mode) -> Result<IssueReport> {
+    let order = order(&ca, resident, mode)?;
+    let a = crate::ca_cmd::open(&ca.store).await?;
+    let source = crate::ca_cmd::source(&ca.national)?;
+    let local = LocalCa::new(issuer_key()?, &a, &source, &ca.store.actor, &ca.window);
+    Ok(writer::issue(&reader.reader, Duration::from_secs(reader.wait), &order, mode, &local).await?)
 }
 
-impl Order {
-    fn new(ca: CaArgs, resident: String, mode: Mode) -> Result<Order> {
-        let issuing = mode != Mode::Renew;
-        Ok(Order {
-            actor: ca.store.actor.clone(),
-            resident,
-            window: ca.window,
-            card_expiry: ca.card_expiry,
-            env: ca.env,
-            alg: ca.alg,
-            issuer_master: issuer_key()?,
-            auth_pin: Some(pin_env(PinRef::Auth)?),
-            sign_pin: if issuing && !ca.no_signature {
-                Some(pin_env(PinRef::Sign)?)
-            } else if issuing {
-                None
-            } else {
-                // Renewal: needed only if the card has a signature password or gets one
-                // (checked there).
-                pin_env(PinRef::Sign).ok()
-            },
-            no_signature: ca.no_signature,
-        })
-    }
-}
-
-/// Issue or renew.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// First issuance (or its resumption).
-    Issue {
-        /// Resume an interrupted personalisation.
-        resume: bool,
-    },
-    /// New keys and certificates on an issued card.
-    Renew,
-}
-
+/// Prints what an issuance wrote and how long it took.
 pub fn print_report(r: &IssueReport) {
-    for c in &r.issued.certificates {
+    for c in &r.certificates.certificates {
         println!("   {} certificate {} written ({} bytes)", c.kind.name(), c.serial, c.der.len());
     }
     println!(
@@ -563,33 +347,22 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             print_status(&st, j)
         })?,
         Cmd::Issue { reader, ca, resident, resume } => {
-            let a = crate::ca_cmd::open(&ca.store).await?;
-            let source = crate::ca_cmd::source(&ca.national)?;
-            let mode = Mode::Issue { resume };
-            let r = issue_card(&reader, &a, &source, &Order::new(ca, resident, mode)?, mode).await?;
-            print_report(&r);
+            print_report(&issue(reader, ca, resident, Mode::Issue { resume }).await?);
         }
         Cmd::Renew { reader, ca, resident } => {
-            let a = crate::ca_cmd::open(&ca.store).await?;
-            let source = crate::ca_cmd::source(&ca.national)?;
-            let r = issue_card(&reader, &a, &source, &Order::new(ca, resident, Mode::Renew)?, Mode::Renew).await?;
-            print_report(&r);
+            print_report(&issue(reader, ca, resident, Mode::Renew).await?);
             println!("the previous certificates are revoked as superseded");
         }
-        Cmd::PinReset { reader, pin } => {
+        Cmd::PinReset { reader, resident, pin } => {
             let p = pin_ref(&pin)?;
-            let new = pin_env(p)?;
-            let master = issuer_key()?;
-            with_card(&reader, |j| {
-                let st = j.status()?;
-                j.issuer_auth(&card_issuer_key(&master, &st.serial)?, &st.serial)?;
-                j.set_pin(p, &new)?;
-                println!("{} of card {} reset ({} tries)", p.name(), hex::encode(st.serial), p.max_tries());
-                if p == PinRef::Sign && st.lifecycle == Lifecycle::Issued && st.sign_key.is_some() {
-                    println!("the card destroyed its signature key and certificate: renew the card for a new one");
-                }
-                Ok(())
-            })?;
+            let new = Zeroizing::new(pin_env(p)?);
+            let local = LocalCa::issuer_only(issuer_key()?);
+            let wait = Duration::from_secs(reader.wait);
+            let r = writer::pin_reset(&reader.reader, wait, &resident, p, &new, &local).await?;
+            println!("{} of card {} reset ({} tries)", p.name(), r.serial, p.max_tries());
+            if r.signature_key_destroyed {
+                println!("the card destroyed its signature key and certificate: renew the card for a new one");
+            }
         }
         Cmd::VerifyPin { reader, pin } => {
             let p = pin_ref(&pin)?;
@@ -601,21 +374,9 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             })?;
         }
         Cmd::Wipe { reader } => {
-            let master = issuer_key()?;
-            with_card(&reader, |j| {
-                let st = j.status()?;
-                if st.lifecycle != Lifecycle::Personalising {
-                    bail!(
-                        "card {} is {}: only an interrupted personalisation can be wiped",
-                        hex::encode(st.serial),
-                        st.lifecycle
-                    );
-                }
-                j.issuer_auth(&card_issuer_key(&master, &st.serial)?, &st.serial)?;
-                j.wipe()?;
-                println!("card {} wiped back to blank", hex::encode(st.serial));
-                Ok(())
-            })?;
+            let local = LocalCa::issuer_only(issuer_key()?);
+            let serial = writer::wipe(&reader.reader, Duration::from_secs(reader.wait), &local).await?;
+            println!("card {serial} wiped back to blank");
         }
     }
     Ok(())

@@ -115,29 +115,23 @@ impl DemoCa {
     pub async fn issue(&mut self, adult: &ResidentCode, child: &ResidentCode, now: i64) -> Result<()> {
         // The card, through the real PC/SC stack: keys generated on it, CSRs signed by it.
         let vc = crate::demo_card::VirtualCard::insert(&self.dir)?;
-        let order = crate::card_cmd::Order {
+        let order = card::writer::Order {
             resident: adult.as_str().to_owned(),
-            actor: "window-W13101001".into(),
-            window: "W13101001".into(),
             card_expiry: "2036-12-31".into(),
             env: "prod".into(),
             alg: "rsa2048".into(),
             no_signature: false,
-            issuer_master: vc.issuer_key,
-            auth_pin: Some(crate::demo_card::AUTH_PIN.into()),
-            sign_pin: Some(crate::demo_card::SIGN_PIN.into()),
+            auth_pin: Some(zeroize::Zeroizing::new(crate::demo_card::AUTH_PIN.into())),
+            sign_pin: Some(zeroize::Zeroizing::new(crate::demo_card::SIGN_PIN.into())),
         };
-        let reader = crate::card_cmd::ReaderArgs { reader: crate::demo_card::READER.into(), wait: 10 };
-        let report = crate::card_cmd::issue_card(
-            &reader,
-            &self.ca,
-            &self.source,
-            &order,
-            crate::card_cmd::Mode::Issue { resume: false },
-        )
-        .await?;
+        // The CA is in process here, and so is its part of the card writer.
+        let local =
+            crate::card_local::LocalCa::new(vc.issuer_key, &self.ca, &self.source, "window-W13101001", "W13101001");
+        let wait = std::time::Duration::from_secs(10);
+        let mode = card::writer::Mode::Issue { resume: false };
+        let report = card::writer::issue(crate::demo_card::READER, wait, &order, mode, &local).await?;
         crate::card_cmd::print_report(&report);
-        let issued = report.issued;
+        let issued = local.last_issued().context("the CA issued nothing")?;
         let req = IssueRequest {
             resident_code: adult.as_str().to_owned(),
             window: "W13101001".into(),

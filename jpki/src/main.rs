@@ -9,6 +9,7 @@ mod bench_ocsp;
 mod ca_cmd;
 mod ca_serve;
 mod card_cmd;
+mod card_local;
 mod config;
 mod demo;
 mod demo_ca;

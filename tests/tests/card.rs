@@ -121,10 +121,13 @@ fn issuer_session_reaches_no_resident_key(reader: &str) {
     j.select_ap().unwrap();
     let st = j.status().unwrap();
     assert_eq!(st.lifecycle, Lifecycle::Issued);
-    let e = j.issuer_auth(&master, &st.serial).unwrap_err();
+    let mut issuer_auth = |key: &[u8]| {
+        let challenge = j.get_challenge().unwrap();
+        j.external_authenticate(&card::applet::issuer_mac(key, &challenge, &st.serial).unwrap())
+    };
+    let e = issuer_auth(&master).unwrap_err();
     assert!(matches!(e, card::Error::IssuerAuth(9)), "the master is no card key: {e}");
-    let key = card::applet::card_issuer_key(&master, &st.serial).unwrap();
-    j.issuer_auth(&key, &st.serial).unwrap();
+    issuer_auth(&card::applet::card_issuer_key(&master, &st.serial).unwrap()).unwrap();
     let refused = |e: card::Error| matches!(e, card::Error::Card { status: Status::SecurityNotSatisfied, .. });
     let e = j.open_personalisation().unwrap_err();
     assert!(refused(e), "OPEN PERSONALISATION without the PINs");
@@ -156,10 +159,19 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     let _card = card_sim(&dir.path().join("card.json"), 35963, None);
     // A resident the network does not know: refused, and the card stays re-issuable.
     let o = net.jpki_env(&issue_args(READER0, "12345678903", &[]), &env);
-    assert!(!o.status.success() && text(&o).contains("resident not eligible"), "{}", text(&o));
+    assert!(!o.status.success() && text(&o).contains("refused (resident_unknown)"), "{}", text(&o));
     assert!(text(&o).contains("wiped back to blank"), "{}", text(&o));
     let o = net.jpki(&["card", "status", "--reader", READER0]);
     assert!(text(&o).contains("(blank)"), "{}", text(&o));
+    // Regression: a typo in the card expiry is caught before the card is touched (it used to
+    // leave the card personalising, its keys regenerated).
+    let mut typo = issue_args(READER0, &resident, &[]);
+    let at = typo.iter().position(|a| *a == "--card-expiry").unwrap() + 1;
+    typo[at] = "2035-13-31";
+    let o = net.jpki_env(&typo, &env);
+    assert!(!o.status.success() && text(&o).contains("invalid card_expiry"), "{}", text(&o));
+    let o = net.jpki(&["card", "status", "--reader", READER0]);
+    assert!(text(&o).contains("(blank)") && text(&o).contains("keys: authentication none"), "{}", text(&o));
     // A wrong issuer key is refused by the card.
     let mut bad = env.clone();
     bad[0].1 = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -270,7 +282,7 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     assert!(!o.status.success() && text(&o).contains("blocked"), "{}", text(&o));
     let o = net.jpki_env(&["card", "verify-pin", "--reader", READER0, "--pin", "auth"], &env);
     assert!(!o.status.success() && text(&o).contains("authentication PIN is blocked"), "{}", text(&o));
-    let o = net.jpki_env(&["card", "pin-reset", "--reader", READER0, "--pin", "auth"], &env);
+    let o = net.jpki_env(&["card", "pin-reset", "--reader", READER0, "--resident", &resident, "--pin", "auth"], &env);
     assert!(o.status.success(), "{}", text(&o));
     let o = net.jpki_env(&["card", "verify-pin", "--reader", READER0, "--pin", "auth"], &env);
     assert!(o.status.success() && text(&o).contains("3 tries left"), "{}", text(&o));
@@ -312,7 +324,8 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     // the resident's key); a renewal with the new password brings a new one.
     let new_sign =
         [("JPKI_CARD_ISSUER_KEY", ISSUER_KEY), ("JPKI_CARD_AUTH_PIN", AUTH_PIN), ("JPKI_CARD_SIGN_PIN", "NEW456")];
-    let o = net.jpki_env(&["card", "pin-reset", "--reader", READER0, "--pin", "sign"], &new_sign);
+    let o =
+        net.jpki_env(&["card", "pin-reset", "--reader", READER0, "--resident", &resident, "--pin", "sign"], &new_sign);
     assert!(o.status.success() && text(&o).contains("destroyed its signature key"), "{}", text(&o));
     let o = net.jpki(&["card", "status", "--reader", READER0]);
     assert!(text(&o).contains("(issued)") && text(&o).contains("signature none"), "{}", text(&o));
