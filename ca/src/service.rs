@@ -9,6 +9,7 @@
 //! | `POST /v1/card/issuer-auth` | own municipality's residents (wipe: any card) | — | — | — |
 //! | `POST /v1/revoke` | — | yes | — | — |
 //! | `POST /v1/crl/publish` | — | yes | — | — |
+//! | `POST /v1/responders` | — | — | yes (its own key, by CSR) | — |
 //! | `GET /v1/status/head`, `/revocations`, `/ca-certificates`, `/certificates/{serial}` | — | yes | yes | — |
 //! | `GET /v1/ca/{slug}/certificate`, `GET /v1/crl/{slug}/g{n}/{file}` | yes | yes | yes | yes |
 //!
@@ -96,6 +97,7 @@ pub fn router(svc: Arc<CaService>) -> axum::Router {
         .route("/v1/card/issuer-auth", post(issuer_auth))
         .route("/v1/revoke", post(revoke))
         .route("/v1/crl/publish", post(publish))
+        .route("/v1/responders", post(responder))
         .route("/v1/status/head", get(status_head))
         .route("/v1/status/revocations", get(status_revocations))
         .route("/v1/status/ca-certificates", get(status_ca_certificates))
@@ -377,21 +379,7 @@ async fn issue(
     }
 }
 
-/// Why the window asks for issuer authentication (`card::writer::IssuerPurpose` on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IssuerPurpose {
-    /// First personalisation.
-    Issue,
-    /// Finishing an interrupted personalisation.
-    Resume,
-    /// New keys on an issued card (after the resident's PINs were verified on the card).
-    Renew,
-    /// A clerk PIN reset.
-    PinReset,
-    /// Wiping an interrupted personalisation.
-    Wipe,
-}
+pub use card::writer::IssuerPurpose;
 
 /// `POST /v1/card/issuer-auth`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -531,6 +519,56 @@ async fn publish(
             })
             .collect(),
     ))
+}
+
+/// `POST /v1/responders`: a validator asks for a delegated OCSP responder certificate for its
+/// own key under the current generation of `ca`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponderBody {
+    /// CA slug (`sign-13`, …).
+    pub ca: String,
+    /// PKCS#10 for the responder key (DER, base64): its signature is the proof of possession.
+    pub csr: String,
+    /// Validity in days (1–366, never beyond the CA certificate).
+    pub days: i64,
+}
+
+/// A responder certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResponderAnswer {
+    /// Serial, hex.
+    pub serial: String,
+    /// CA generation it answers for.
+    pub generation: i64,
+    /// DER, base64.
+    pub certificate: String,
+}
+
+async fn responder(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Json(r): Json<ResponderBody>,
+) -> Answer<Json<ResponderAnswer>> {
+    let v = caller(party)?;
+    allow(&v, &[PartyKind::Validator], "POST /v1/responders")?;
+    let id = CaId::parse(&r.ca)?;
+    let csr = b64("csr", &Some(r.csr))?.unwrap_or_default();
+    let spki = crate::authority::proof_of_possession(&csr, "responder")?;
+    // A responder key is never a CA key (a validator that held one could sign certificates).
+    for g in svc.authority.generations().await? {
+        let ca_spki =
+            der::Encode::to_der(g.cert()?.tbs_certificate().subject_public_key_info()).map_err(Error::from)?;
+        if ca_spki == spki {
+            let now = (svc.clock)();
+            let detail = format!("POST /v1/responders: ca_key_offered ({} g{})", g.ca.slug(), g.generation);
+            svc.authority.audit(&v.to_string(), "refused", &detail, now).await?;
+            return Err(Refusal::forbidden("ca_key_offered", "a CA key cannot be a responder key"));
+        }
+    }
+    let now = (svc.clock)();
+    let c = svc.authority.issue_responder(&v.to_string(), &id, &spki, r.days, now).await?;
+    Ok(Json(ResponderAnswer { serial: c.serial, generation: c.generation, certificate: B64.encode(&c.der) }))
 }
 
 const STATUS_READERS: &[PartyKind] = &[PartyKind::Validator, PartyKind::Operator];

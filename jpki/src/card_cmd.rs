@@ -2,10 +2,13 @@
 //! behind vpcd): argument parsing, printing and dispatch; the flow itself is
 //! `card::writer`. Secrets come from the environment only and are never printed: the
 //! resident's PINs (`JPKI_CARD_AUTH_PIN`, `JPKI_CARD_SIGN_PIN`; typed by the resident on the
-//! window's PIN pad in real life): the new PINs on issuance, the current ones on renewal; and,
-//! until the CA service answers issuer authentication over HTTPS (issue 10), the issuer master
-//! key (`JPKI_CARD_ISSUER_KEY`, 64 hex digits), which only [`LocalCa`] uses (each card holds
-//! only the key diversified from it for its serial).
+//! window's PIN pad in real life): the new PINs on issuance, the current ones on renewal.
+//!
+//! The window holds no CA secret: issuance, renewal, PIN resets and wipes go to the CA service
+//! (`jpki serve ca`) as this window (its network credential) and this clerk (the clerk's own
+//! key), see [`crate::ca_client`]; the CA service answers the card's issuer challenge. Only
+//! `jpki card-sim` (the card factory's side: a new blank card is made with its own issuer key)
+//! reads the issuer master key `JPKI_CARD_ISSUER_KEY`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,8 +24,7 @@ use der::Decode;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use crate::ca_cmd::Store;
-use crate::card_local::LocalCa;
+use crate::ca_client::{CaHttps, WindowArgs};
 
 /// Which reader and how long to wait for a card.
 #[derive(Debug, Args, Clone)]
@@ -35,17 +37,11 @@ pub struct ReaderArgs {
     pub wait: u64,
 }
 
-/// Where the resident's certificates come from.
+/// The order's flags and where the certificates come from.
 #[derive(Debug, Args)]
 pub struct CaArgs {
     #[command(flatten)]
-    pub store: Store,
-    /// National node URL (identity items for the certificates).
-    #[arg(long, env = "JPKI_NATIONAL_URL")]
-    pub national: String,
-    /// Issuing window id (1–9 of A–Z 0–9).
-    #[arg(long)]
-    pub window: String,
+    pub window: WindowArgs,
     /// Last day of the card (YYYY-MM-DD).
     #[arg(long)]
     pub card_expiry: String,
@@ -109,6 +105,8 @@ pub enum Cmd {
         /// auth or sign.
         #[arg(long)]
         pin: String,
+        #[command(flatten)]
+        window: WindowArgs,
     },
     /// Verify a PIN (from JPKI_CARD_AUTH_PIN / JPKI_CARD_SIGN_PIN); prints the tries left.
     VerifyPin {
@@ -122,6 +120,8 @@ pub enum Cmd {
     Wipe {
         #[command(flatten)]
         reader: ReaderArgs,
+        #[command(flatten)]
+        window: WindowArgs,
     },
     /// List the readers pcscd knows.
     Readers,
@@ -156,7 +156,7 @@ pub struct SimArgs {
     pub pull_after: Option<u64>,
 }
 
-/// The issuer master key (`JPKI_CARD_ISSUER_KEY`): the virtual card's and [`LocalCa`]'s.
+/// The issuer master key (`JPKI_CARD_ISSUER_KEY`) a new virtual card is made with.
 fn issuer_key() -> Result<[u8; 32]> {
     let h = net::secret::Secret::from_env("JPKI_CARD_ISSUER_KEY")?;
     let text = h.expose_str().ok_or_else(|| anyhow!("JPKI_CARD_ISSUER_KEY is not hex"))?;
@@ -254,13 +254,11 @@ fn order(ca: &CaArgs, resident: String, mode: Mode) -> Result<Order> {
     })
 }
 
-/// Issues or renews with the CA in process ([`LocalCa`]).
+/// Issues or renews through the CA service.
 async fn issue(reader: ReaderArgs, ca: CaArgs, resident: String, mode: Mode) -> Result<IssueReport> {
     let order = order(&ca, resident, mode)?;
-    let a = crate::ca_cmd::open(&ca.store).await?;
-    let source = crate::ca_cmd::source(&ca.national)?;
-    let local = LocalCa::new(issuer_key()?, &a, &source, &ca.store.actor, &ca.window);
-    Ok(writer::issue(&reader.reader, Duration::from_secs(reader.wait), &order, mode, &local).await?)
+    let service = CaHttps::connect(&ca.window)?;
+    Ok(writer::issue(&reader.reader, Duration::from_secs(reader.wait), &order, mode, &service).await?)
 }
 
 /// Prints what an issuance wrote and how long it took.
@@ -353,12 +351,12 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             print_report(&issue(reader, ca, resident, Mode::Renew).await?);
             println!("the previous certificates are revoked as superseded");
         }
-        Cmd::PinReset { reader, resident, pin } => {
+        Cmd::PinReset { reader, resident, pin, window } => {
             let p = pin_ref(&pin)?;
             let new = Zeroizing::new(pin_env(p)?);
-            let local = LocalCa::issuer_only(issuer_key()?);
+            let service = CaHttps::connect(&window)?;
             let wait = Duration::from_secs(reader.wait);
-            let r = writer::pin_reset(&reader.reader, wait, &resident, p, &new, &local).await?;
+            let r = writer::pin_reset(&reader.reader, wait, &resident, p, &new, &service).await?;
             println!("{} of card {} reset ({} tries)", p.name(), r.serial, p.max_tries());
             if r.signature_key_destroyed {
                 println!("the card destroyed its signature key and certificate: renew the card for a new one");
@@ -373,9 +371,9 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 Ok(())
             })?;
         }
-        Cmd::Wipe { reader } => {
-            let local = LocalCa::issuer_only(issuer_key()?);
-            let serial = writer::wipe(&reader.reader, Duration::from_secs(reader.wait), &local).await?;
+        Cmd::Wipe { reader, window } => {
+            let service = CaHttps::connect(&window)?;
+            let serial = writer::wipe(&reader.reader, Duration::from_secs(reader.wait), &service).await?;
             println!("card {serial} wiped back to blank");
         }
     }

@@ -6,6 +6,7 @@ mod bench;
 mod bench_ca;
 mod bench_card;
 mod bench_ocsp;
+mod ca_client;
 mod ca_cmd;
 mod ca_serve;
 mod card_cmd;

@@ -2,6 +2,11 @@
 //! (`jpki card-sim`) behind it, our writer (`jpki card …`) in front, and OpenSC reading and
 //! signing as any third-party software would. Needs pcscd running with the vpcd readers
 //! (`cargo xtask ci` and `cargo xtask pcsc up` start it).
+//!
+//! The writer runs as a window process that holds no CA secret: its environment has only the
+//! window's own credential, the clerk's key, the CA service's URL and the resident's PINs —
+//! no CA passphrase or PIN, no card issuer key, no key directory — and, when the tests run as
+//! root (CI), it runs as `nobody` and provably cannot read the CA's files.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
 
 mod common;
@@ -15,6 +20,89 @@ use card::apdu::Status;
 use card::jpki::{KeyRef, Lifecycle};
 use card::reader::{Jpki, Reader};
 use common::{Kill, Network, jpki_bin, text};
+
+/// The window of these tests: its own credential and its clerk's key (copied into a directory
+/// of their own, owned by the window's user), and the CA service it talks to.
+struct Window {
+    dir: tempfile::TempDir,
+    ca_url: String,
+    /// Runs as `nobody` (uid 65534) when the tests run as root.
+    as_nobody: bool,
+}
+
+impl Window {
+    /// Sets up window `window:131016:W01` with clerk `clerk:131016:C1` for the CA service at
+    /// `ca_url`.
+    fn new(net: &Network, ca_url: &str) -> Window {
+        net.pki.issue("window", "window:131016:W01", false);
+        net.pki.clerk_key("clerk", "clerk:131016:C1");
+        let dir = tempfile::tempdir().unwrap();
+        let as_nobody = Command::new("id").arg("-u").output().map(|o| text(&o).trim() == "0").unwrap_or(false);
+        let mut files: Vec<(std::path::PathBuf, &str)> = Vec::new();
+        for name in ["window", "clerk"] {
+            for ext in ["pem", "key"] {
+                files.push((net.pki.prefix(name).with_extension(ext), name));
+            }
+        }
+        files.push((net.pki.ca_pem(), "network-ca"));
+        files.push((net.pki.crl_pem(), "network-crl"));
+        for (from, name) in files {
+            let ext = from.extension().unwrap().to_str().unwrap().to_owned();
+            let ext = if name.starts_with("network") { "pem".to_owned() } else { ext };
+            let to = dir.path().join(format!("{name}.{ext}"));
+            std::fs::copy(&from, &to).unwrap();
+            if as_nobody {
+                std::os::unix::fs::chown(&to, Some(65534), Some(65534)).unwrap();
+            }
+        }
+        if as_nobody {
+            std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+            // The CA's files are out of the window's reach: they live in a directory of the
+            // CA's user (root here), mode 0700.
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&net.dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+            for f in ["ca.db", "keys"] {
+                let o = Command::new("setpriv")
+                    .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+                    .arg(net.dir.join(f))
+                    .output()
+                    .unwrap();
+                assert!(!o.status.success(), "the window user can read the CA's {f}");
+            }
+        }
+        Window { dir, ca_url: ca_url.to_owned(), as_nobody }
+    }
+
+    /// Runs `jpki ARGS` as the window, with only the window's environment plus `extra` (the
+    /// resident's PINs).
+    fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let f = |n: &str| self.dir.path().join(n).display().to_string();
+        let mut c = if self.as_nobody {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(jpki_bin());
+            c
+        } else {
+            Command::new(jpki_bin())
+        };
+        c.args(args).env_clear().current_dir(self.dir.path());
+        for k in ["PATH", "RUST_LOG"] {
+            if let Some(v) = std::env::var_os(k) {
+                c.env(k, v);
+            }
+        }
+        c.env("JPKI_CREDENTIAL", f("window"))
+            .env("JPKI_NETWORK_CA", f("network-ca.pem"))
+            .env("JPKI_NETWORK_CRL", f("network-crl.pem"))
+            .env("JPKI_CREDENTIAL_PASSPHRASE", common::NetPki::PASSPHRASE)
+            .env("JPKI_CLERK", f("clerk"))
+            .env("JPKI_CLERK_PASSPHRASE", common::NetPki::PASSPHRASE)
+            .env("JPKI_CA_URL", &self.ca_url);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+}
 
 /// Both tests use the two vpcd readers and OpenSC sees every card: one at a time.
 static READERS: Mutex<()> = Mutex::const_new(());
@@ -53,25 +141,13 @@ fn wait_removed(reader: &str) {
     assert!(o.status.success(), "{}", text(&o));
 }
 
+/// The resident's PINs (typed on the window's PIN pad).
 fn card_env() -> Vec<(&'static str, &'static str)> {
-    vec![("JPKI_CARD_ISSUER_KEY", ISSUER_KEY), ("JPKI_CARD_AUTH_PIN", AUTH_PIN), ("JPKI_CARD_SIGN_PIN", SIGN_PIN)]
+    vec![("JPKI_CARD_AUTH_PIN", AUTH_PIN), ("JPKI_CARD_SIGN_PIN", SIGN_PIN)]
 }
 
 fn issue_args<'a>(reader: &'a str, resident: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "card",
-        "issue",
-        "--actor",
-        "window-1",
-        "--reader",
-        reader,
-        "--resident",
-        resident,
-        "--window",
-        "W13101",
-        "--card-expiry",
-        "2035-12-31",
-    ];
+    let mut v = vec!["card", "issue", "--reader", reader, "--resident", resident, "--card-expiry", "2035-12-31"];
     v.extend_from_slice(extra);
     v
 }
@@ -150,17 +226,18 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     let net = Network::start(dir.path()).await;
     let resident = net.resident("山田　花子", "1980-02-29").await;
     let env = card_env();
+    let (_ca, ca_url) = net.serve_ca(ISSUER_KEY).await;
+    let w = Window::new(&net, &ca_url);
     // Bad input before any card: an unknown reader, an empty reader.
-    let o = net.jpki_env(&issue_args("No Such Reader", &resident, &[]), &env);
+    let o = w.run(&issue_args("No Such Reader", &resident, &[]), &env);
     assert!(!o.status.success() && text(&o).contains("no reader named \"No Such Reader\""), "{}", text(&o));
-    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "1"]), &env);
+    let o = w.run(&issue_args(READER1, &resident, &["--wait", "1"]), &env);
     assert!(!o.status.success() && text(&o).contains("no card in reader"), "{}", text(&o));
 
     let _card = card_sim(&dir.path().join("card.json"), 35963, None);
     // A resident the network does not know: refused, and the card stays re-issuable.
-    let o = net.jpki_env(&issue_args(READER0, "12345678903", &[]), &env);
+    let o = w.run(&issue_args(READER0, "12345678903", &[]), &env);
     assert!(!o.status.success() && text(&o).contains("refused (resident_unknown)"), "{}", text(&o));
-    assert!(text(&o).contains("wiped back to blank"), "{}", text(&o));
     let o = net.jpki(&["card", "status", "--reader", READER0]);
     assert!(text(&o).contains("(blank)"), "{}", text(&o));
     // Regression: a typo in the card expiry is caught before the card is touched (it used to
@@ -168,24 +245,26 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     let mut typo = issue_args(READER0, &resident, &[]);
     let at = typo.iter().position(|a| *a == "--card-expiry").unwrap() + 1;
     typo[at] = "2035-13-31";
-    let o = net.jpki_env(&typo, &env);
+    let o = w.run(&typo, &env);
     assert!(!o.status.success() && text(&o).contains("invalid card_expiry"), "{}", text(&o));
     let o = net.jpki(&["card", "status", "--reader", READER0]);
     assert!(text(&o).contains("(blank)") && text(&o).contains("keys: authentication none"), "{}", text(&o));
-    // A wrong issuer key is refused by the card.
-    let mut bad = env.clone();
-    bad[0].1 = "0000000000000000000000000000000000000000000000000000000000000000";
-    let o = net.jpki_env(&issue_args(READER0, &resident, &[]), &bad);
-    assert!(!o.status.success() && text(&o).contains("issuer authentication failed (9 tries left"), "{}", text(&o));
+    // The window holds no issuer key: without the CA service's answer the card stays blank.
+    let mut away = issue_args(READER0, &resident, &[]);
+    away.extend_from_slice(&["--ca", "https://127.0.0.1:9"]);
+    let o = w.run(&away, &env);
+    assert!(!o.status.success() && text(&o).contains("unreachable"), "{}", text(&o));
+    let o = net.jpki(&["card", "status", "--reader", READER0]);
+    assert!(text(&o).contains("(blank)"), "{}", text(&o));
 
     let t = Instant::now();
-    let o = net.jpki_env(&issue_args(READER0, &resident, &[]), &env);
+    let o = w.run(&issue_args(READER0, &resident, &[]), &env);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     eprintln!("issuance took {:?}: {out}", t.elapsed());
     let (auth_serial, sign_serial) = (written(&out, "authentication"), written(&out, "signature"));
     // Issued once: a second issuance is refused.
-    let o = net.jpki_env(&issue_args(READER0, &resident, &[]), &env);
+    let o = w.run(&issue_args(READER0, &resident, &[]), &env);
     assert!(!o.status.success() && text(&o).contains("already issued"), "{}", text(&o));
     // The card-sim state file holds private keys: mode 0600.
     let mode = std::os::unix::fs::PermissionsExt::mode(&dir.path().join("card.json").metadata().unwrap().permissions());
@@ -282,35 +361,22 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
     assert!(!o.status.success() && text(&o).contains("blocked"), "{}", text(&o));
     let o = net.jpki_env(&["card", "verify-pin", "--reader", READER0, "--pin", "auth"], &env);
     assert!(!o.status.success() && text(&o).contains("authentication PIN is blocked"), "{}", text(&o));
-    let o = net.jpki_env(&["card", "pin-reset", "--reader", READER0, "--resident", &resident, "--pin", "auth"], &env);
+    let o = w.run(&["card", "pin-reset", "--reader", READER0, "--resident", &resident, "--pin", "auth"], &env);
     assert!(o.status.success(), "{}", text(&o));
     let o = net.jpki_env(&["card", "verify-pin", "--reader", READER0, "--pin", "auth"], &env);
     assert!(o.status.success() && text(&o).contains("3 tries left"), "{}", text(&o));
 
     // Renewal needs the resident's current PINs: a wrong signature password stops it before
     // anything changes (the card stays issued with its keys).
-    let renew = [
-        "card",
-        "renew",
-        "--actor",
-        "window-1",
-        "--reader",
-        READER0,
-        "--resident",
-        &resident,
-        "--window",
-        "W13101",
-        "--card-expiry",
-        "2035-12-31",
-    ];
+    let renew = ["card", "renew", "--reader", READER0, "--resident", &resident, "--card-expiry", "2035-12-31"];
     let mut wrong = env.clone();
-    wrong[2].1 = "WRONG123";
-    let o = net.jpki_env(&renew, &wrong);
+    wrong[1].1 = "WRONG123";
+    let o = w.run(&renew, &wrong);
     assert!(!o.status.success() && text(&o).contains("wrong signature password: 4 tries left"), "{}", text(&o));
     let o = net.jpki(&["card", "status", "--reader", READER0]);
     assert!(text(&o).contains("(issued)") && text(&o).contains("signature password: 4/5"), "{}", text(&o));
     // Renewal: new keys and certificates; the old ones are revoked as superseded.
-    let o = net.jpki_env(&renew, &env);
+    let o = w.run(&renew, &env);
     assert!(o.status.success(), "{}", text(&o));
     let new_auth = written(&text(&o), "authentication");
     let o = net.jpki(&["card", "status", "--reader", READER0]);
@@ -322,17 +388,24 @@ async fn writer_issues_a_card_that_opensc_reads_and_signs_with() {
 
     // The clerk's new signature password costs the signature key (the issuer never signs with
     // the resident's key); a renewal with the new password brings a new one.
-    let new_sign =
-        [("JPKI_CARD_ISSUER_KEY", ISSUER_KEY), ("JPKI_CARD_AUTH_PIN", AUTH_PIN), ("JPKI_CARD_SIGN_PIN", "NEW456")];
-    let o =
-        net.jpki_env(&["card", "pin-reset", "--reader", READER0, "--resident", &resident, "--pin", "sign"], &new_sign);
+    let new_sign = [("JPKI_CARD_AUTH_PIN", AUTH_PIN), ("JPKI_CARD_SIGN_PIN", "NEW456")];
+    let o = w.run(&["card", "pin-reset", "--reader", READER0, "--resident", &resident, "--pin", "sign"], &new_sign);
     assert!(o.status.success() && text(&o).contains("destroyed its signature key"), "{}", text(&o));
     let o = net.jpki(&["card", "status", "--reader", READER0]);
     assert!(text(&o).contains("(issued)") && text(&o).contains("signature none"), "{}", text(&o));
-    let o = net.jpki_env(&renew, &new_sign);
+    let o = w.run(&renew, &new_sign);
     assert!(o.status.success(), "{}", text(&o));
     let o = net.jpki(&["card", "status", "--reader", READER0]);
     assert!(text(&o).contains("signature Rsa2048") && text(&o).contains("signature password: 5/5"), "{}", text(&o));
+    // Every issuer session, issuance and renewal is in the CA's audit trail under the
+    // authenticated window and clerk.
+    let o = net.jpki(&["ca", "audit", "--actor", "auditor", "--limit", "500"]);
+    let who = "urn:jpki:window:131016:W01 urn:jpki:clerk:131016:C1";
+    for action in ["card_issuer_auth", "card_issuance", "card_renewal"] {
+        assert!(text(&o).lines().any(|l| l.contains(who) && l.contains(action)), "{action}: {}", text(&o));
+    }
+    assert!(text(&o).lines().any(|l| l.contains(who) && l.contains("pin_reset")), "{}", text(&o));
+    assert_eq!(w.as_nobody, Command::new("id").arg("-u").output().map(|o| text(&o).trim() == "0").unwrap_or(false));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -343,10 +416,12 @@ async fn a_card_pulled_mid_personalisation_is_detected_and_resumed() {
     let net = Network::start(dir.path()).await;
     let resident = net.resident("佐藤　一郎", "1975-06-01").await;
     let env = card_env();
+    let (_ca, ca_url) = net.serve_ca(ISSUER_KEY).await;
+    let w = Window::new(&net, &ca_url);
     let state = dir.path().join("card.json");
     // The card is pulled after 12 APDUs: keys generated, the new PINs half set.
     let sim = card_sim(&state, 35964, Some(12));
-    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
+    let o = w.run(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("the card was removed during"), "{}", text(&o));
     drop(sim);
@@ -355,23 +430,23 @@ async fn a_card_pulled_mid_personalisation_is_detected_and_resumed() {
     let _sim = card_sim(&state, 35964, None);
     let o = net.jpki_env(&["card", "status", "--reader", READER1, "--wait", "5"], &env);
     assert!(text(&o).contains("personalising") && text(&o).contains("--resume"), "{}", text(&o));
-    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
+    let o = w.run(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
     assert!(!o.status.success() && text(&o).contains("--resume"), "{}", text(&o));
     // Either wipe it …
-    let o = net.jpki_env(&["card", "wipe", "--reader", READER1], &env);
+    let o = w.run(&["card", "wipe", "--reader", READER1], &env);
     assert!(o.status.success() && text(&o).contains("wiped back to blank"), "{}", text(&o));
     drop(_sim);
     wait_removed(READER1);
     // … or, pulled again (after 20 APDUs: keys, PINs, CSRs, the CA's certificates and the first
     // one written), resume it.
     let sim = card_sim(&state, 35964, Some(20));
-    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
+    let o = w.run(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
     assert!(!o.status.success() && text(&o).contains("the card was removed during"), "{}", text(&o));
     drop(sim);
     wait_removed(READER1);
     let _sim = card_sim(&state, 35964, None);
     // Resumed: the keys on the card are kept and the CA returns the same certificates.
-    let o = net.jpki_env(&issue_args(READER1, &resident, &["--wait", "5", "--resume"]), &env);
+    let o = w.run(&issue_args(READER1, &resident, &["--wait", "5", "--resume"]), &env);
     assert!(o.status.success(), "{}", text(&o));
     let o = net.jpki(&["card", "status", "--reader", READER1]);
     assert!(text(&o).contains("(issued)") && text(&o).contains("authentication PIN: 3/3"), "{}", text(&o));

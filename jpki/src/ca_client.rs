@@ -1,0 +1,158 @@
+//! The window's client of the CA service (`jpki serve ca`): a [`CaClient`] over mutual TLS
+//! presenting the window's own network credential (`window:LGCODE:ID`), pinned to the CA's
+//! party, with every request signed by the clerk's own key (`net::clerk`). The window holds
+//! no CA secret and no card issuer key: the service answers the card's issuer challenge.
+//!
+//! Flags or environment: `--ca` / `JPKI_CA_URL` (https only), `--ca-party` / `JPKI_CA_PARTY`
+//! (default `ca:jpki-ca`), `--clerk` / `JPKI_CLERK` (PREFIX of the clerk's key files, passphrase
+//! from `JPKI_CLERK_PASSPHRASE` or `JPKI_CLERK_PASSPHRASE_FILE`), and the window's credential
+//! (`--credential`, `--network-ca`, `--network-crl`, passphrase `JPKI_CREDENTIAL_PASSPHRASE`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ca::service::{ErrorBody, IssueBody, IssuedBody, IssuerAuthAnswer, IssuerAuthBody};
+use card::jpki::KeyRef;
+use card::writer::{CaClient, CaError, CardCert, CardCerts, CardRequest, IssuerPurpose};
+use clap::Args;
+use identity::party::{Party, PartyKind};
+use net::clerk::ClerkKey;
+
+use crate::netargs::NetArgs;
+
+/// Where the window's CA service is and who acts.
+#[derive(Debug, Args, Clone)]
+pub struct WindowArgs {
+    /// The CA service (`https://HOST:PORT`).
+    #[arg(long = "ca", env = "JPKI_CA_URL")]
+    pub ca_url: String,
+    /// The party the CA service's certificate must name.
+    #[arg(long, env = "JPKI_CA_PARTY", default_value = "ca:jpki-ca")]
+    pub ca_party: String,
+    /// The clerk's request-signing key (PREFIX.pem, PREFIX.key from `jpki net issue --party
+    /// clerk:LGCODE:ID`); passphrase from JPKI_CLERK_PASSPHRASE.
+    #[arg(long, env = "JPKI_CLERK")]
+    pub clerk: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// The CA service, reached as this window with this clerk.
+pub struct CaHttps {
+    client: reqwest::Client,
+    base: String,
+    window: Party,
+    window_id: String,
+    clerk: Arc<ClerkKey>,
+}
+
+impl std::fmt::Debug for CaHttps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaHttps").field("base", &self.base).field("window", &self.window).finish_non_exhaustive()
+    }
+}
+
+impl CaHttps {
+    /// Loads the window's credential and the clerk's key; nothing is sent yet.
+    pub fn connect(a: &WindowArgs) -> Result<Self> {
+        net::client::require_https(&a.ca_url)?;
+        let net = a.net.load()?;
+        let window = net.cred.party.clone();
+        anyhow::ensure!(
+            window.kind() == PartyKind::Window,
+            "the credential names {window}, not a window (window:LGCODE:ID)"
+        );
+        let window_id = window.station().map(|(_, id)| id.to_owned()).context("the window names no id")?;
+        let ca: Party = a.ca_party.parse().context("--ca-party")?;
+        let pass = net::secret::Secret::from_env("JPKI_CLERK_PASSPHRASE")?;
+        let clerk = ClerkKey::load(&a.clerk, &pass).with_context(|| format!("clerk key {}", a.clerk.display()))?;
+        let (Some((w, _)), Some((c, _))) = (window.station(), clerk.party().station()) else {
+            anyhow::bail!("the window or the clerk names no municipality");
+        };
+        anyhow::ensure!(w == c, "clerk {} does not work at {window}", clerk.party());
+        let client = net::client::client(&net.cred, &net.trust, Some(ca))?;
+        Ok(Self { client, base: a.ca_url.trim_end_matches('/').to_owned(), window, window_id, clerk })
+    }
+
+    /// The window.
+    pub fn window(&self) -> &Party {
+        &self.window
+    }
+
+    async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, CaError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| CaError::Failed(format!("request: {e}")))?;
+        let mut rq = self.client.post(format!("{}{path}", self.base)).header("content-type", "application/json");
+        let headers = self
+            .clerk
+            .headers(&self.window, "POST", path, &bytes, identity::http::now())
+            .map_err(|e| CaError::Failed(e.to_string()))?;
+        for (k, v) in headers {
+            rq = rq.header(k, v);
+        }
+        let r = rq.body(bytes).send().await.map_err(|e| CaError::Unavailable(e.to_string()))?;
+        let status = r.status();
+        if status.is_success() {
+            return r.json().await.map_err(|e| CaError::Failed(format!("answer: {e}")));
+        }
+        let e: Option<ErrorBody> = r.json().await.ok();
+        let (code, detail) = e.map(|e| (e.error, e.detail)).unwrap_or_else(|| ("http".into(), status.to_string()));
+        Err(match status.as_u16() {
+            401 | 403 => CaError::Refused { code, detail },
+            502..=504 => CaError::Unavailable(format!("{code}: {detail}")),
+            _ => CaError::Failed(format!("{status} {code}: {detail}")),
+        })
+    }
+}
+
+impl CaClient for CaHttps {
+    async fn issuer_auth(
+        &self,
+        purpose: IssuerPurpose,
+        resident: Option<&str>,
+        serial: &[u8],
+        challenge: &[u8],
+    ) -> Result<Vec<u8>, CaError> {
+        let body = IssuerAuthBody {
+            purpose,
+            resident: resident.map(str::to_owned),
+            serial: hex::encode(serial),
+            challenge: hex::encode(challenge),
+        };
+        let a: IssuerAuthAnswer = self.post("/v1/card/issuer-auth", &body).await?;
+        hex::decode(&a.mac).map_err(|_| CaError::Failed("the issuer answer is not hex".into()))
+    }
+
+    async fn issue(&self, req: &CardRequest) -> Result<CardCerts, CaError> {
+        let body = IssueBody {
+            request_id: req.request_id.clone(),
+            resident: req.resident.clone(),
+            window: self.window_id.clone(),
+            card_serial: req.card_serial.clone(),
+            card_expiry: req.card_expiry.clone(),
+            environment: req.environment.clone(),
+            renew: req.renew,
+            signature_csr: req.signature_csr.as_ref().map(|d| B64.encode(d)),
+            authentication_csr: req.authentication_csr.as_ref().map(|d| B64.encode(d)),
+        };
+        let a: IssuedBody = self.post("/v1/issue", &body).await?;
+        let der = |s: &str| B64.decode(s).map_err(|_| CaError::Failed("a certificate is not base64".into()));
+        let mut certificates = Vec::new();
+        for c in &a.certificates {
+            let kind = match c.kind.as_str() {
+                "signature" => KeyRef::Sign,
+                "authentication" => KeyRef::Auth,
+                other => return Err(CaError::Failed(format!("unexpected {other} certificate"))),
+            };
+            certificates.push(CardCert { kind, serial: c.serial.clone(), der: der(&c.der)? });
+        }
+        let chain = a.chain.iter().map(|c| der(c)).collect::<Result<_, _>>()?;
+        Ok(CardCerts { certificates, chain })
+    }
+}
