@@ -22,5 +22,6 @@ pub mod network;
 pub mod profile;
 pub mod publish;
 pub mod revocation;
+pub mod schema;
 pub mod status;
 pub mod validity;
