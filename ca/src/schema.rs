@@ -3,6 +3,9 @@
 //! [`migrate`] when the CA opens its database ([`crate::authority::Authority::open`]).
 //! Readers of the CA's database never run them: [`crate::status::StatusReader`] opens it read
 //! only and refuses a database the CA has not migrated.
+//!
+//! `0002_ca.sql` still says every node's database carries the whole schema: that was true
+//! before the split, and an applied migration is never edited (its checksum is recorded).
 
 use identity::store::{Db, Schema};
 use sqlx::migrate::Migrator;

@@ -495,6 +495,45 @@ async fn each_database_holds_its_own_crates_tables() {
     }
 }
 
+/// A database migrated before the schema was split per crate (the shared folder's versions
+/// 1 to 5, where 3 made the validator's tables and indexed ca_revocation; its text is kept in
+/// `tests/legacy/`) opens with each crate's migrations: the moved files keep their checksums,
+/// the CA's 2001 and the validator's 3001 change nothing on it, and 3 is left alone.
+#[tokio::test]
+async fn a_database_migrated_before_the_split_opens_with_each_crates_migrations() {
+    use identity::store::{Backend, Db, SCHEMA, testing};
+    use sqlx::SqlSafeStr as _;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    for t in testing::all().await.unwrap() {
+        let db = Db::connect(&t.url).await.unwrap();
+        let (old_3, pick): (&'static str, fn(&identity::store::Schema) -> &'static Migrator) = match db.backend() {
+            Backend::Sqlite => (include_str!("legacy/0003_validator.sqlite.sql"), |s| s.sqlite),
+            Backend::Postgres => (include_str!("legacy/0003_validator.postgres.sql"), |s| s.postgres),
+        };
+        let mut legacy: Vec<Migration> = [&SCHEMA, &ca::schema::SCHEMA]
+            .into_iter()
+            .flat_map(|s| pick(s).iter().filter(|m| m.version <= 5).cloned())
+            .collect();
+        legacy.push(Migration::new(3, "validator".into(), MigrationType::Simple, old_3.into_sql_str(), false));
+        Migrator::with_migrations(legacy).run(db.pool()).await.unwrap();
+        let before = testing::tables(&db).await.unwrap();
+        assert!(before.contains("validator_query") && before.contains("ca_revocation"), "{}", t.label);
+        db.migrate(&SCHEMA).await.unwrap();
+        ca::schema::migrate(&db).await.unwrap();
+        db.close().await;
+        let v = validator::schema::open(&t.url).await.unwrap();
+        assert_eq!(testing::tables(&v).await.unwrap(), before, "{}", t.label);
+        let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(v.pool())
+            .await
+            .unwrap();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 2001, 3001], "{}", t.label);
+        // The query log is still append-only.
+        validator::api::log(&v, NOW, "bank-1", "p", "cert", "-", "valid").await.unwrap();
+        assert!(sqlx::query("UPDATE validator_query SET result = 'x'").execute(v.pool()).await.is_err(), "{}", t.label);
+    }
+}
+
 /// Issue 10: a CA key, a certificate without id-kp-OCSPSigning or a CA certificate is never
 /// a responder.
 #[tokio::test]
