@@ -405,8 +405,10 @@ async fn setting(db: &Db, name: &str) -> Result<Option<String>> {
 }
 
 impl Authority {
-    /// Opens the CA over `db`, resolving whatever a crash left half-done (see [`Self::recover`]).
+    /// Opens the CA over `db`, running the CA's migrations on it ([`crate::schema`]) and
+    /// resolving whatever a crash left half-done (see [`Self::recover`]).
     pub async fn open(db: Db, keys: KeyStore, now: i64) -> Result<Self> {
+        crate::schema::migrate(&db).await?;
         let mut settings = Settings::default();
         if let Some(v) = setting(&db, "crl_base").await? {
             settings.crl_base = v;

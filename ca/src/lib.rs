@@ -22,6 +22,7 @@ pub mod network;
 pub mod profile;
 pub mod publish;
 pub mod revocation;
+pub mod schema;
 pub mod service;
 pub mod status;
 pub mod validity;

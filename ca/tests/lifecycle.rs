@@ -438,7 +438,8 @@ async fn existing_revocations_are_numbered_in_insertion_order() {
     use sqlx::Row;
     for db in identity::store::testing::all().await.unwrap() {
         sqlx::any::install_default_drivers();
-        let dir = format!("{}/../migrations/{}", env!("CARGO_MANIFEST_DIR"), db.label);
+        // The CA's own migrations (ca/migrations), as `ca::schema` embeds them.
+        let dir = format!("{}/migrations/{}", env!("CARGO_MANIFEST_DIR"), db.label);
         let migrator = sqlx::migrate::Migrator::new(std::path::Path::new(&dir)).await.unwrap();
         let url = if db.label == "sqlite" { format!("{}?mode=rwc", db.url) } else { db.url.clone() };
         let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();

@@ -1,19 +1,36 @@
 //! Storage through sqlx's `Any` driver: SQLite (embedded default; WAL, synchronous FULL,
-//! `BEGIN IMMEDIATE` for read-then-write) or PostgreSQL for a `postgres://` URL. One
-//! migrations folder per backend, embedded. SQL is the common subset with `$N` parameters.
+//! `BEGIN IMMEDIATE` for read-then-write) or PostgreSQL for a `postgres://` URL. SQL is the
+//! common subset with `$N` parameters. Each crate owns its tables: it embeds its own
+//! migrations folder per backend as a [`Schema`] and runs it with [`Db::migrate`]; this crate's
+//! is [`SCHEMA`] (`identity/migrations/{sqlite,postgres}`), run by [`Db::open`].
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use crate::error::{Error, Result};
 use crate::notice::{ChangeNotice, Hash, NoticeRef};
 use crate::notice_sig::{NoticeKeyCert, NoticeSignature};
 
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+/// One crate's tables: its embedded migrations, one folder per backend. The crates' migrators
+/// share sqlx's `_sqlx_migrations` table, so their versions are disjoint: identity 1, 4 and
+/// 1000–1999; ca 2, 5 and 2000–2999; validator 3000–3999 (3, the validator's tables before
+/// the schema was split per crate, is retired). A version is never reused.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// The SQLite migrations (`sqlx::migrate!("migrations/sqlite")`).
+    pub sqlite: &'static Migrator,
+    /// The PostgreSQL migrations (`sqlx::migrate!("migrations/postgres")`).
+    pub postgres: &'static Migrator,
+}
+
+/// The identity network's tables (notices, residents, replicas, provision log, operators).
+pub static SCHEMA: Schema = Schema { sqlite: &SQLITE, postgres: &POSTGRES };
+static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +41,7 @@ pub enum Backend {
     Postgres,
 }
 
-/// A migrated connection pool.
+/// A connection pool; each crate runs its own [`Schema`] on it.
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
@@ -35,9 +52,18 @@ pub struct Db {
 pub type Tx = Transaction<'static, Any>;
 
 impl Db {
-    /// Opens (creating if needed) and migrates the database at `url`: `postgres://…`,
-    /// `sqlite://path` or a plain file path (SQLite).
+    /// Opens (creating if needed) the database at `url` and runs the identity network's
+    /// migrations ([`SCHEMA`]) on it: `postgres://…`, `sqlite://path` or a plain file path
+    /// (SQLite).
     pub async fn open(url: &str) -> Result<Self> {
+        let db = Self::connect(url).await?;
+        db.migrate(&SCHEMA).await?;
+        Ok(db)
+    }
+
+    /// Opens (creating if needed) the database at `url` without running any migrations: for a
+    /// crate that owns other tables and runs its own [`Schema`] with [`Db::migrate`].
+    pub async fn connect(url: &str) -> Result<Self> {
         install_default_drivers();
         let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (url.to_owned(), Backend::Postgres)
@@ -64,11 +90,19 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        match backend {
-            Backend::Sqlite => SQLITE.run(&pool).await?,
-            Backend::Postgres => POSTGRES.run(&pool).await?,
-        }
         Ok(Self { pool, backend })
+    }
+
+    /// Runs one crate's migrations for this backend. Versions applied by other crates' schemas
+    /// are ignored (not an error); a version of this schema applied with other SQL is.
+    pub async fn migrate(&self, schema: &Schema) -> std::result::Result<(), MigrateError> {
+        let embedded = match self.backend {
+            Backend::Sqlite => schema.sqlite,
+            Backend::Postgres => schema.postgres,
+        };
+        let mut m = Migrator::with_migrations(embedded.iter().cloned().collect());
+        m.set_ignore_missing(true);
+        m.run(&self.pool).await
     }
 
     /// The pool, for reads.
@@ -444,6 +478,27 @@ pub mod testing {
         std::env::var("JPKI_TEST_PG_URL").is_ok()
     }
 
+    /// The names of the tables in `db` (sqlx's own `_sqlx_migrations` excluded), to check
+    /// which crate's schema a database holds.
+    pub async fn tables(db: &Db) -> Result<std::collections::BTreeSet<String>> {
+        let q = match db.backend() {
+            Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
+            Backend::Postgres => {
+                "SELECT table_name::TEXT FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+            }
+        };
+        let rows = sqlx::query(q).fetch_all(db.pool()).await?;
+        let mut names = std::collections::BTreeSet::new();
+        for r in rows {
+            let name: String = r.try_get(0)?;
+            if !name.starts_with("_sqlx") && !name.starts_with("sqlite_") {
+                names.insert(name);
+            }
+        }
+        Ok(names)
+    }
+
     impl FromStr for Backend {
         type Err = Error;
         fn from_str(s: &str) -> Result<Self> {
@@ -452,6 +507,30 @@ pub mod testing {
                 "postgres" => Ok(Self::Postgres),
                 _ => Err(Error::invalid("backend", format!("{s}: use sqlite or postgres"))),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database opened by the identity crate alone holds the identity network's tables and
+    /// nothing of the CA or the validator: each of those crates migrates its own tables.
+    #[tokio::test]
+    async fn an_identity_database_has_no_ca_or_validator_tables() {
+        for t in testing::all().await.unwrap() {
+            let db = Db::open(&t.url).await.unwrap();
+            let tables = testing::tables(&db).await.unwrap();
+            for own in ["change_notice", "resident", "replica_cursor", "provision_log", "notice_key"] {
+                assert!(tables.contains(own), "{}: {own} missing from {tables:?}", t.label);
+            }
+            let foreign: Vec<_> =
+                tables.iter().filter(|n| n.starts_with("ca_") || n.starts_with("validator_")).collect();
+            assert!(foreign.is_empty(), "{}: {foreign:?}", t.label);
+            // Reopening runs nothing twice.
+            db.close().await;
+            Db::open(&t.url).await.unwrap().close().await;
         }
     }
 }

@@ -13,7 +13,6 @@ use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use ca::keystore::KeyStore;
 use ca::profile::{AuthenticationCert, StatusUrls};
 use ca::revocation::CertKind;
-use identity::store::Db;
 
 const RUNS: usize = 3;
 const BATCH: usize = 2_000;
@@ -61,7 +60,7 @@ pub async fn run() -> Result<()> {
     let raw1 = median((0..RUNS).map(|_| raw_sign_rate(&key, 1)).collect());
     let rawn = median((0..RUNS).map(|_| raw_sign_rate(&key, threads)).collect());
 
-    let db = Db::open(&dir.path().join("ca.db").display().to_string()).await?;
+    let db = ca::schema::open(&dir.path().join("ca.db").display().to_string()).await?;
     let keys = KeyStore::soft(&dir.path().join("keys"), net::secret::Secret::new(b"benchmark passphrase".to_vec()))?;
     let mut ca = Authority::open(db, keys, now).await?;
     ca.init("bench", Environment::Production, Settings::default(), now).await?;

@@ -19,7 +19,6 @@ use ca::hierarchy::{Environment, Purpose};
 use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use ca::keystore::KeyStore;
 use der::{Decode, Encode};
-use identity::store::Db;
 use net::secret::Secret;
 use validator::ocsp::{CertId, OcspRequest, OcspResponse, Request, ResponseStatus, SHA1, TbsRequest, Version};
 use x509_cert::Certificate;
@@ -137,7 +136,7 @@ pub async fn run() -> Result<()> {
     let now = identity::http::now();
     // A CA with CERTS authentication certificates (setup, not timed).
     let db_path = d("ca.db").display().to_string();
-    let db = Db::open(&db_path).await?;
+    let db = ca::schema::open(&db_path).await?;
     let keys = KeyStore::soft(&d("keys"), Secret::new(b"benchmark passphrase".to_vec()))?;
     let mut ca = Authority::open(db, keys, now).await?;
     ca.init("bench", Environment::Production, Settings::default(), now).await?;

@@ -14,7 +14,6 @@ use ca::key::KeyAlgorithm;
 use ca::keystore::KeyStore;
 use clap::{Args, Subcommand};
 use identity::http::now;
-use identity::store::Db;
 
 /// Where the CA's state and keys are.
 #[derive(Debug, Args)]
@@ -189,7 +188,7 @@ pub(crate) async fn open(s: &Store) -> Result<Authority> {
             KeyStore::soft(&s.keys, pass)?
         }
     };
-    let db = Db::open(&s.db).await.with_context(|| format!("cannot open the CA database {}", s.db))?;
+    let db = ca::schema::open(&s.db).await.with_context(|| format!("cannot open the CA database {}", s.db))?;
     Ok(Authority::open(db, keys, now()).await?)
 }
 

@@ -20,7 +20,6 @@ use identity::law::AgencyClass;
 use identity::national::National;
 use identity::operator::Operator;
 use identity::party::Party;
-use identity::store::Db;
 
 /// The CA as the demo runs it.
 #[derive(Debug)]
@@ -80,7 +79,7 @@ pub async fn start(
         &dir.join("ca-keys"),
         net::secret::Secret::new(hex::encode(rand::random::<[u8; 16]>()).into_bytes()).passphrase("CA key store")?,
     )?;
-    let db = Db::open(&dir.join("ca.db").display().to_string()).await?;
+    let db = ca::schema::open(&dir.join("ca.db").display().to_string()).await?;
     let mut ca = Authority::open(db, keys, now).await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let settings = Settings {

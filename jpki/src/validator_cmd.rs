@@ -14,7 +14,6 @@ use ca::hierarchy::Environment;
 use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use clap::{Args, Subcommand};
 use identity::http::now;
-use identity::store::Db;
 use net::secret::Secret;
 use validator::responder::{Responder, Service};
 
@@ -121,7 +120,7 @@ fn passphrase() -> Result<Secret> {
 pub async fn run(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::VerifierAdd { db, id, name, purposes } => {
-            let db = Db::open(&db).await.with_context(|| format!("cannot open {db}"))?;
+            let db = validator::schema::open(&db).await.with_context(|| format!("cannot open {db}"))?;
             let party = validator::api::add_verifier(&db, &id, &name, &purposes, now()).await?;
             let short = format!("agency:{id}");
             println!(
@@ -131,7 +130,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             );
         }
         Cmd::Usage { db, since } => {
-            let db = Db::open(&db).await.with_context(|| format!("cannot open {db}"))?;
+            let db = validator::schema::open(&db).await.with_context(|| format!("cannot open {db}"))?;
             for (v, p, k, n) in validator::api::usage(&db, since).await? {
                 println!("{v:<20} {p:<24} {k:<5} {n}");
             }
@@ -257,7 +256,8 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         public.serve(l, net::server::signal()).await?;
         return Ok(());
     };
-    let vdb = Db::open(&url).await.with_context(|| format!("cannot open the validator database {url}"))?;
+    let vdb =
+        validator::schema::open(&url).await.with_context(|| format!("cannot open the validator database {url}"))?;
     let env = if a.test_hierarchy { Environment::Test } else { Environment::Production };
     let (anchors, intermediates) = validator::api::ca_certificates(&status, env).await?;
     let api = Arc::new(validator::api::Api { db: vdb, anchors, intermediates, ocsp: svc, status, environment: env });

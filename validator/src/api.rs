@@ -12,8 +12,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use ca::hierarchy::{CaId, Environment, Purpose};
 use ca::status::StatusReader;
@@ -25,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use sqlx::Row;
 
+use crate::error::{Error, Result};
 use crate::responder::{Service, Status};
 use crate::verify::{Input, Revocation, Verdict, verify};
 
@@ -37,28 +36,14 @@ pub struct Verifier {
     pub purposes: Vec<String>,
 }
 
-/// Errors of the verifier registry.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// Database.
-    #[error("validator database: {0}")]
-    Db(#[from] sqlx::Error),
-    /// The CA's status boundary.
-    #[error("CA status: {0}")]
-    Status(#[from] ca::error::Error),
-    /// Bad registration input.
-    #[error("{0}")]
-    Invalid(String),
-}
-
 /// Registers a verifier; returns the party its network credential must name
 /// (`agency:<id>`). Nothing secret is made or kept: the verifier authenticates with that
 /// credential from the network CA. (The `secret_hash` column of the bearer-token era stays,
 /// written empty.)
-pub async fn add_verifier(db: &Db, id: &str, name: &str, purposes: &[String], now: i64) -> Result<Party, ApiError> {
-    let party = Party::new(PartyKind::Agency, Some(id)).map_err(|e| ApiError::Invalid(format!("verifier id: {e}")))?;
+pub async fn add_verifier(db: &Db, id: &str, name: &str, purposes: &[String], now: i64) -> Result<Party> {
+    let party = Party::new(PartyKind::Agency, Some(id)).map_err(|e| Error::invalid("verifier id", e))?;
     if purposes.is_empty() || purposes.iter().any(|p| p.is_empty() || p.contains(',')) {
-        return Err(ApiError::Invalid("at least one purpose, without commas".into()));
+        return Err(Error::invalid("purposes", "at least one purpose, without commas"));
     }
     sqlx::query(
         "INSERT INTO validator_verifier (id, name, secret_hash, purposes, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -75,7 +60,7 @@ pub async fn add_verifier(db: &Db, id: &str, name: &str, purposes: &[String], no
 
 /// The registered verifier `party` is, if any: only an agency party, registered under its
 /// name.
-pub async fn registered(db: &Db, party: &Party) -> Result<Option<Verifier>, ApiError> {
+pub async fn registered(db: &Db, party: &Party) -> Result<Option<Verifier>> {
     let Party::Agency(id) = party else { return Ok(None) };
     let row =
         sqlx::query("SELECT purposes FROM validator_verifier WHERE id = $1").bind(id).fetch_optional(db.pool()).await?;
@@ -86,15 +71,7 @@ pub async fn registered(db: &Db, party: &Party) -> Result<Option<Verifier>, ApiE
 
 /// Appends one query to the log. `v` is the verifier id, or the URI of a refused party that is
 /// not a registered verifier (`urn:jpki:agency:other`; never equal to an id, which has no `:`).
-pub async fn log(
-    db: &Db,
-    now: i64,
-    v: &str,
-    purpose: &str,
-    kind: &str,
-    subject: &str,
-    result: &str,
-) -> Result<(), ApiError> {
+pub async fn log(db: &Db, now: i64, v: &str, purpose: &str, kind: &str, subject: &str, result: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO validator_query (at, verifier_id, purpose, kind, subject, result) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -110,7 +87,7 @@ pub async fn log(
 }
 
 /// Queries per verifier and purpose since `from` (unix seconds): (verifier, purpose, kind, count).
-pub async fn usage(db: &Db, from: i64) -> Result<Vec<(String, String, String, i64)>, ApiError> {
+pub async fn usage(db: &Db, from: i64) -> Result<Vec<(String, String, String, i64)>> {
     let rows = sqlx::query(
         "SELECT verifier_id, purpose, kind, COUNT(*) FROM validator_query WHERE at >= $1 \
          GROUP BY verifier_id, purpose, kind ORDER BY verifier_id, purpose, kind",
@@ -149,10 +126,7 @@ impl Api {
 /// Loads the anchors (roots) and intermediates (issuing CAs) of one environment from the CA's
 /// status boundary: production, unless the operator explicitly serves the test hierarchy
 /// (`jpki serve validator --test-hierarchy`). The two are never trusted together.
-pub async fn ca_certificates(
-    status: &StatusReader,
-    environment: Environment,
-) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), ApiError> {
+pub async fn ca_certificates(status: &StatusReader, environment: Environment) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
     let (mut roots, mut ints) = (Vec::new(), Vec::new());
     for g in status.ca_certificates().await?.into_iter().filter(|g| g.ca.env == environment) {
         if g.ca.prefecture.is_none() { roots.push(g.certificate) } else { ints.push(g.certificate) }
@@ -249,23 +223,12 @@ fn b64(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()
 }
 
-fn reply(code: StatusCode, body: serde_json::Value) -> Response {
-    (code, Json(body)).into_response()
-}
-
 fn status_text(s: Option<Status>) -> String {
     match s {
         Some(Status::Good) => "good".into(),
         Some(Status::Revoked { at, reason }) => format!("revoked at {at} ({})", reason.name()),
         Some(Status::Unknown) | None => "unknown".into(),
     }
-}
-
-/// The answer when the query log cannot be written or read: no answer without its log line
-/// (503, no detail on the wire).
-fn log_unavailable(e: &ApiError) -> Response {
-    tracing::error!(error = %e, "verification API: validator database unavailable");
-    reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "unavailable; retry"}))
 }
 
 /// Logs a refusal; a refusal is given even if its log line cannot be written (it discloses
@@ -279,55 +242,42 @@ async fn log_refusal(api: &Api, now: i64, who: &str, purpose: &str, kind: &str, 
 /// Admits `party` to a query of `kind`: it must be a registered verifier (else 403, logged
 /// under the party's URI, its body never parsed), the body a query (else 400, logged), and
 /// the purpose one of its registered purposes (else 403, logged). The caller without a party
-/// never gets here: [`identity::http::Caller`] refuses it with 401 and nothing is written.
-async fn admit<Q: Query>(
-    api: &Api,
-    party: &Party,
-    kind: &str,
-    body: &[u8],
-    now: i64,
-) -> Result<(Verifier, Q), Response> {
-    let v = match registered(&api.db, party).await {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            tracing::warn!(%party, kind, "verification API: refused a party that is not a registered verifier");
-            log_refusal(api, now, &party.to_string(), "-", kind, "refused: not a registered verifier").await;
-            return Err(reply(
-                StatusCode::FORBIDDEN,
-                json!({"error": format!("{party} is not a registered verifier of this validator")}),
-            ));
-        }
-        Err(e) => return Err(log_unavailable(&e)),
+/// never gets here: [`identity::http::Caller`] refuses it with 401 and nothing is written. A
+/// registry that cannot be read is 503 ([`Error::Db`]).
+async fn admit<Q: Query>(api: &Api, party: &Party, kind: &str, body: &[u8], now: i64) -> Result<(Verifier, Q)> {
+    let Some(v) = registered(&api.db, party).await? else {
+        tracing::warn!(%party, kind, "verification API: refused a party that is not a registered verifier");
+        log_refusal(api, now, &party.to_string(), "-", kind, "refused: not a registered verifier").await;
+        return Err(Error::NotRegistered { party: party.to_string() });
     };
     let q: Q = match serde_json::from_slice(body) {
         Ok(q) => q,
         Err(e) => {
             log_refusal(api, now, &v.id, "-", kind, "malformed: body").await;
-            return Err(reply(StatusCode::BAD_REQUEST, json!({"error": format!("body: {e}")})));
+            return Err(Error::invalid("body", e));
         }
     };
     if !v.purposes.iter().any(|p| p == q.purpose()) {
         tracing::warn!(verifier = v.id, purpose = q.purpose(), "verification API: purpose not registered");
         log_refusal(api, now, &v.id, q.purpose(), kind, "refused: purpose not registered").await;
-        return Err(reply(
-            StatusCode::FORBIDDEN,
-            json!({"error": format!("purpose {:?} is not registered for {}", q.purpose(), v.id)}),
-        ));
+        return Err(Error::PurposeNotRegistered { purpose: q.purpose().to_owned(), verifier: v.id });
     }
     Ok((v, q))
 }
 
-async fn path_and_status(api: &Api, cert: Vec<u8>, at: u64) -> (bool, serde_json::Value) {
+/// The verdict on `cert` at `at` (path, its status, the issuing CAs' status) and the answer's
+/// body. A certificate that cannot be checked is a verdict (invalid, with the reason); a
+/// verification task that did not finish is an [`Error::Internal`].
+async fn path_and_status(api: &Api, cert: Vec<u8>, at: u64) -> Result<(bool, serde_json::Value)> {
     let input = Input::new(cert.clone(), api.anchors.clone(), api.intermediates.clone(), at, Revocation::None);
     // Path building and signature checks are CPU work: off the async workers.
-    let verdict = match tokio::task::spawn_blocking(move || verify(&input)).await {
-        Ok(v) => v,
-        Err(e) => return (false, json!({"reason": format!("verification task failed: {e}")})),
-    };
+    let verdict = tokio::task::spawn_blocking(move || verify(&input))
+        .await
+        .map_err(|e| Error::Internal(format!("verification task: {e}")))?;
     let (valid, mut body) = match verdict {
         Ok(Verdict::Valid { path }) => (true, json!({"path": path})),
         Ok(Verdict::Invalid { reason }) => (false, json!({"reason": reason})),
-        Err(e) => return (false, json!({"reason": e.to_string()})),
+        Err(e) => return Ok((false, json!({"reason": e.to_string()}))),
     };
     // Revocation from the responder's source for the certificate, and from the CA's tables
     // for every issuing CA above it.
@@ -341,47 +291,47 @@ async fn path_and_status(api: &Api, cert: Vec<u8>, at: u64) -> (bool, serde_json
     if let (true, true, Err(why)) = (valid, good, &cas) {
         body["reason"] = json!(why);
     }
-    (valid && good && cas.is_ok(), body)
+    Ok((valid && good && cas.is_ok(), body))
 }
 
-/// `POST /v1/verify/cert`.
-pub(crate) async fn verify_cert(State(api): State<Arc<Api>>, Caller(party): Caller, body: Bytes) -> Response {
+/// `POST /v1/verify/cert`. Errors reach the wire through [`Error`]'s one mapping.
+pub(crate) async fn verify_cert(
+    State(api): State<Arc<Api>>,
+    Caller(party): Caller,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (v, q) = match admit::<CertQuery>(&api, &party, "cert", &body, now).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (v, q) = admit::<CertQuery>(&api, &party, "cert", &body, now).await?;
     let Some(cert) = b64(&q.certificate) else {
         log_refusal(&api, now, &v.id, &q.purpose, "cert", "malformed").await;
-        return reply(StatusCode::BAD_REQUEST, json!({"error": "certificate: not base64"}));
+        return Err(Error::invalid("certificate", "not base64"));
     };
     let subject = x509_subject(&cert);
-    let (valid, mut body) = path_and_status(&api, cert, q.at.unwrap_or(now as u64)).await;
+    let (valid, mut body) = path_and_status(&api, cert, q.at.unwrap_or(now as u64)).await?;
     body["valid"] = json!(valid);
     let result =
         if valid { "valid".to_string() } else { format!("invalid: {}", body["reason"].as_str().unwrap_or("")) };
-    if let Err(e) = log(&api.db, now, &v.id, &q.purpose, "cert", &subject, &result).await {
-        // An answer that cannot be logged is not given.
-        return log_unavailable(&e);
-    }
-    reply(StatusCode::OK, body)
+    // An answer that cannot be logged is not given (503).
+    log(&api.db, now, &v.id, &q.purpose, "cert", &subject, &result).await?;
+    Ok(Json(body))
 }
 
-/// `POST /v1/verify/doc`.
-pub(crate) async fn verify_doc(State(api): State<Arc<Api>>, Caller(party): Caller, body: Bytes) -> Response {
+/// `POST /v1/verify/doc`. Errors reach the wire through [`Error`]'s one mapping.
+pub(crate) async fn verify_doc(
+    State(api): State<Arc<Api>>,
+    Caller(party): Caller,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (v, q) = match admit::<DocQuery>(&api, &party, "doc", &body, now).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (v, q) = admit::<DocQuery>(&api, &party, "doc", &body, now).await?;
     let (Some(signed), content) = (b64(&q.signed), q.content.as_deref().map(b64)) else {
         log_refusal(&api, now, &v.id, &q.purpose, "doc", "malformed").await;
-        return reply(StatusCode::BAD_REQUEST, json!({"error": "signed: not base64"}));
+        return Err(Error::invalid("signed", "not base64"));
     };
     let content = match content {
         Some(None) => {
             log_refusal(&api, now, &v.id, &q.purpose, "doc", "malformed").await;
-            return reply(StatusCode::BAD_REQUEST, json!({"error": "content: not base64"}));
+            return Err(Error::invalid("content", "not base64"));
         }
         Some(Some(c)) => Some(c),
         None => None,
@@ -393,18 +343,12 @@ pub(crate) async fn verify_doc(State(api): State<Arc<Api>>, Caller(party): Calle
         crate::signed_doc::verify_signed(&signed, content.as_deref(), anchors, intermediates, Revocation::None, at)
     })
     .await;
-    let checked = match checked {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "verification API: verification task failed");
-            return reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal error"}));
-        }
-    };
+    let checked = checked.map_err(|e| Error::Internal(format!("verification task: {e}")))?;
     let r = match checked {
         Ok(r) => r,
         Err(e) => {
             log_refusal(&api, now, &v.id, &q.purpose, "doc", &format!("malformed: {e}")).await;
-            return reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}));
+            return Err(e);
         }
     };
     let status = api.ocsp.status_of_cert(&r.signer_cert).await.ok().flatten();
@@ -441,10 +385,8 @@ pub(crate) async fn verify_doc(State(api): State<Arc<Api>>, Caller(party): Calle
         (false, serde_json::Value::String(why)) => format!("invalid: {why}"),
         (false, _) => "invalid".to_string(),
     };
-    if let Err(e) = log(&api.db, now, &v.id, &q.purpose, "doc", &r.signer, &result).await {
-        return log_unavailable(&e);
-    }
-    reply(StatusCode::OK, body)
+    log(&api.db, now, &v.id, &q.purpose, "doc", &r.signer, &result).await?;
+    Ok(Json(body))
 }
 
 fn x509_subject(der: &[u8]) -> String {

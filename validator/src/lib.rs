@@ -4,8 +4,12 @@
 
 pub mod api;
 pub mod crl_index;
+pub mod error;
 pub mod http;
 pub mod ocsp;
 pub mod responder;
+pub mod schema;
 pub mod signed_doc;
 pub mod verify;
+
+pub use error::{Error, ErrorKind, Result};

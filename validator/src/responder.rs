@@ -24,6 +24,7 @@ use x509_cert::Certificate;
 use x509_cert::ext::Extension;
 use x509_cert::serial_number::SerialNumber;
 
+use crate::error::{Error, Result};
 use crate::ocsp::{
     BasicOcspResponse, CertId, CertStatus, OCSP_BASIC, OCSP_NONCE, OcspRequest, OcspResponse, ResponderId,
     ResponseBytes, ResponseData, ResponseStatus, RevokedInfo, SHA1, SHA256, SingleResponse, Version,
@@ -33,29 +34,6 @@ use crate::ocsp::{
 pub const MAX_REQUEST: usize = 4096;
 /// Largest nonce we echo (RFC 9654: 1..=32 octets).
 pub const MAX_NONCE: usize = 32;
-
-/// Errors of the responder's set-up and status source.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Database.
-    #[error("status database: {0}")]
-    Db(#[from] sqlx::Error),
-    /// Identity store.
-    #[error("status database: {0}")]
-    Store(#[from] identity::error::Error),
-    /// Keys and signing.
-    #[error("{0}")]
-    Ca(#[from] ca::error::Error),
-    /// DER.
-    #[error("DER: {0}")]
-    Der(#[from] der::Error),
-    /// Configuration.
-    #[error("{0}")]
-    Config(String),
-}
-
-/// Result with [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Hash algorithm of a CertID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -366,8 +344,11 @@ impl Service {
     }
 
     fn cert_id(&self, issuer: usize, alg: Alg, serial: &[u8]) -> Result<CertId> {
-        let (_, n, k) =
-            self.issuers[issuer].hashes.iter().find(|(a, _, _)| *a == alg).ok_or(Error::Config("alg".into()))?;
+        let (_, n, k) = self.issuers[issuer]
+            .hashes
+            .iter()
+            .find(|(a, _, _)| *a == alg)
+            .ok_or_else(|| Error::Internal(format!("no {alg:?} hashes for issuer {issuer}")))?;
         Ok(CertId {
             hash_algorithm: alg.identifier(),
             issuer_name_hash: OctetString::new(n.clone())?,
@@ -461,13 +442,17 @@ impl Service {
             let Some(i) = self.issuer_index(&c.issuer_slug, c.issuer_generation) else { continue };
             let status = match c.status {
                 CaStatus::Revoked { at, reason } => {
-                    self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.insert(c.serial.clone());
+                    self.revoked_seen
+                        .lock()
+                        .map_err(|_| Error::Internal("poisoned lock".into()))?
+                        .insert(c.serial.clone());
                     Status::Revoked { at, reason }
                 }
                 CaStatus::Good => Status::Good,
                 CaStatus::NotIssued => continue,
             };
-            let bytes = hex::decode(&c.serial).map_err(|_| Error::Config(format!("bad serial {}", c.serial)))?;
+            let bytes = hex::decode(&c.serial)
+                .map_err(|_| Error::Internal(format!("bad serial {} in the CA's tables", c.serial)))?;
             work.push((i, bytes, status));
         }
         let n = work.len();
@@ -486,7 +471,7 @@ impl Service {
             }));
         }
         for h in handles {
-            h.await.map_err(|e| Error::Config(format!("pre-signing task: {e}")))??;
+            h.await.map_err(|e| Error::Internal(format!("pre-signing task: {e}")))??;
         }
         self.seen_seq.fetch_max(head, Ordering::SeqCst);
         Ok(n)
@@ -506,18 +491,19 @@ impl Service {
             let after = self.seen_seq.load(Ordering::SeqCst);
             let batch = self.status.revocations_after(after, BATCH).await?;
             for r in &batch {
-                let seen = self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.contains(&r.serial);
+                let seen =
+                    self.revoked_seen.lock().map_err(|_| Error::Internal("poisoned lock".into()))?.contains(&r.serial);
                 if !seen && let Some(i) = self.issuer_index(&r.issuer_slug, r.issuer_generation) {
                     let status = Status::Revoked { at: r.revoked_at, reason: r.reason };
-                    let bytes =
-                        hex::decode(&r.serial).map_err(|_| Error::Config(format!("bad serial {}", r.serial)))?;
+                    let bytes = hex::decode(&r.serial)
+                        .map_err(|_| Error::Internal(format!("bad serial {} in the CA's tables", r.serial)))?;
                     for a in Alg::BOTH {
                         self.presign(i, a, &bytes, status, now)?;
                     }
                     new += 1;
                 }
                 // Only once signed: a failed signing is retried by the next poll.
-                self.revoked_seen.lock().map_err(|_| Error::Config("poisoned".into()))?.insert(r.serial.clone());
+                self.revoked_seen.lock().map_err(|_| Error::Internal("poisoned lock".into()))?.insert(r.serial.clone());
                 self.seen_seq.store(r.seq, Ordering::SeqCst);
             }
             if (batch.len() as i64) < BATCH {
@@ -535,14 +521,14 @@ impl Service {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.resign_stale(now))
             .await
-            .map_err(|e| Error::Config(format!("refresh task: {e}")))?
+            .map_err(|e| Error::Internal(format!("refresh task: {e}")))?
     }
 
     fn resign_stale(&self, now: i64) -> Result<usize> {
         let stale: Vec<Arc<Cached>> = self
             .cache
             .read()
-            .map_err(|_| Error::Config("poisoned".into()))?
+            .map_err(|_| Error::Internal("poisoned lock".into()))?
             .values()
             .filter(|c| c.next_update - now < self.validity / 2)
             .cloned()

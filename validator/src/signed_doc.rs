@@ -19,31 +19,12 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
 
+use crate::error::{Error, Result};
 use crate::verify::{Input, Revocation, Verdict, verify};
 
 const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 const ID_SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.5");
-
-/// Why a document could not be checked at all (input errors, not verdicts).
-#[derive(Debug, thiserror::Error)]
-pub enum DocError {
-    /// Not a CMS SignedData.
-    #[error("not a CMS SignedData: {0}")]
-    NotSignedData(String),
-    /// Detached content missing.
-    #[error("the signature is detached: give the signed content")]
-    NeedContent,
-    /// Not exactly one signer.
-    #[error("{0} signers; exactly one is supported")]
-    Signers(usize),
-    /// The signer's certificate is not in the message.
-    #[error("the signer's certificate is not in the message")]
-    NoSignerCert,
-    /// Path validation input.
-    #[error(transparent)]
-    Input(#[from] crate::verify::InputError),
-}
 
 /// What a signed document says and whether to believe it.
 #[derive(Debug, Clone)]
@@ -141,25 +122,25 @@ pub fn verify_signed(
     intermediates: Vec<Vec<u8>>,
     revocation: Revocation,
     at: u64,
-) -> Result<Report, DocError> {
-    let ci = ContentInfo::from_der(der).map_err(|e| DocError::NotSignedData(e.to_string()))?;
+) -> Result<Report> {
+    let ci = ContentInfo::from_der(der).map_err(|e| Error::NotSignedData(e.to_string()))?;
     if ci.content_type != ID_SIGNED_DATA {
-        return Err(DocError::NotSignedData(format!("content type {}", ci.content_type)));
+        return Err(Error::NotSignedData(format!("content type {}", ci.content_type)));
     }
-    let sd: SignedData = ci.content.decode_as().map_err(|e: der::Error| DocError::NotSignedData(e.to_string()))?;
+    let sd: SignedData = ci.content.decode_as().map_err(|e: der::Error| Error::NotSignedData(e.to_string()))?;
     let attached = match &sd.encap_content_info.econtent {
         Some(any) => {
-            Some(any.decode_as::<OctetString>().map_err(|e| DocError::NotSignedData(e.to_string()))?.into_bytes())
+            Some(any.decode_as::<OctetString>().map_err(|e| Error::NotSignedData(e.to_string()))?.into_bytes())
         }
         None => None,
     };
     let data: Vec<u8> = match (attached, content) {
         (Some(a), _) => a.into_vec(),
         (None, Some(c)) => c.to_vec(),
-        (None, None) => return Err(DocError::NeedContent),
+        (None, None) => return Err(Error::NeedContent),
     };
     let signers: Vec<_> = sd.signer_infos.0.iter().collect();
-    let [si] = signers.as_slice() else { return Err(DocError::Signers(signers.len())) };
+    let [si] = signers.as_slice() else { return Err(Error::Signers(signers.len())) };
     let certs: Vec<Certificate> = sd
         .certificates
         .iter()
@@ -182,8 +163,8 @@ pub fn verify_signed(
                 .flatten()
                 .is_some_and(|(_, s)| s.0.as_bytes() == k.0.as_bytes()),
         })
-        .ok_or(DocError::NoSignerCert)?;
-    let signer_der = signer.to_der().map_err(|e| DocError::NotSignedData(e.to_string()))?;
+        .ok_or(Error::NoSignerCert)?;
+    let signer_der = signer.to_der().map_err(|e| Error::NotSignedData(e.to_string()))?;
 
     // The signature: over the DER SET OF signed attributes (messageDigest must match the
     // content), or over the content itself when there are none.

@@ -7,6 +7,8 @@ use certval::environment::pki_environment::PkiEnvironment;
 use certval::*;
 use der::Decode;
 
+use crate::error::{Error, Result};
+
 /// `fetch(url, Some(body))` POSTs an OCSP request; `fetch(url, None)` GETs a CRL.
 pub type Fetch = fn(&str, Option<&[u8]>) -> Option<Vec<u8>>;
 
@@ -85,43 +87,22 @@ pub enum Verdict {
     },
 }
 
-/// Bad input (not a verdict about the certificate).
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    /// A certificate does not parse.
-    #[error("{what} is not a DER X.509 certificate: {detail}")]
-    Certificate {
-        /// Which.
-        what: String,
-        /// Why.
-        detail: String,
-    },
-    /// A CRL does not parse.
-    #[error("CRL {0} is not a DER CRL")]
-    Crl(usize),
-    /// No trust anchor.
-    #[error("at least one --anchor is needed")]
-    NoAnchor,
-    /// The time is out of range.
-    #[error("time of interest out of range")]
-    Time,
-}
-
 fn subject(der: &[u8]) -> String {
     x509_cert::Certificate::from_der(der)
         .map(|c| c.tbs_certificate().subject().to_string())
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Validates `input.leaf`.
-pub fn verify(input: &Input) -> std::result::Result<Verdict, InputError> {
+/// Validates `input.leaf`. `Err` is input that cannot be checked (a certificate or CRL that
+/// does not parse, no anchor, a time out of range), never a verdict about the certificate.
+pub fn verify(input: &Input) -> Result<Verdict> {
     if input.anchors.is_empty() {
-        return Err(InputError::NoAnchor);
+        return Err(Error::NoAnchor);
     }
     let cert_err =
-        |what: &str, e: &dyn std::fmt::Debug| InputError::Certificate { what: what.into(), detail: format!("{e:?}") };
+        |what: &str, e: &dyn std::fmt::Debug| Error::Certificate { what: what.into(), detail: format!("{e:?}") };
     let mut cps = CertificationPathSettings::new();
-    cps.set_time_of_interest(TimeOfInterest::from_unix_secs(input.at).map_err(|_| InputError::Time)?);
+    cps.set_time_of_interest(TimeOfInterest::from_unix_secs(input.at).map_err(|_| Error::Time)?);
     let check_rev = !matches!(input.revocation, Revocation::None);
     cps.set_check_revocation_status(check_rev);
     cps.set_check_crls(check_rev);
@@ -161,7 +142,7 @@ pub fn verify(input: &Input) -> std::result::Result<Verdict, InputError> {
         let src = MemoryCrlSource::new();
         for (i, c) in crls.iter().enumerate() {
             if !src.add(c) {
-                return Err(InputError::Crl(i + 1));
+                return Err(Error::Crl(i + 1));
             }
         }
         pe.add_crl_source(Box::new(src));

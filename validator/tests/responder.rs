@@ -18,7 +18,7 @@ use ca::revocation::CertKind;
 use ca::status::StatusReader;
 use der::asn1::{Null, OctetString};
 use der::{Decode, Encode};
-use identity::store::{Db, testing::TestDb};
+use identity::store::testing::TestDb;
 use sha1::Digest as _;
 use validator::ocsp::*;
 use validator::responder::{Answer, Responder, Service};
@@ -40,7 +40,7 @@ struct Setup {
 async fn setup(db: &TestDb) -> (Setup, Vec<Responder>) {
     let keys = tempfile::tempdir().unwrap();
     let mut ca = Authority::open(
-        Db::open(&db.url).await.unwrap(),
+        ca::schema::open(&db.url).await.unwrap(),
         KeyStore::soft(keys.path(), net::secret::Secret::new(b"test passphrase".to_vec())).unwrap(),
         NOW,
     )
@@ -235,7 +235,7 @@ async fn verifiers_are_registered_agency_parties() {
     use identity::party::Party;
     use validator::api::{add_verifier, log, registered, usage};
     let db = identity::store::testing::sqlite().unwrap();
-    let db = Db::open(&db.url).await.unwrap();
+    let db = validator::schema::open(&db.url).await.unwrap();
     // Bad registrations are refused with the rule they break; an id must be an agency name.
     for (id, purposes) in [
         ("", vec!["p".to_string()]),
@@ -284,7 +284,7 @@ async fn the_api_admits_registered_verifiers_by_party_and_the_public_router_has_
     let (_s, responders) = setup(&tdb).await;
     let svc =
         Arc::new(Service::open(StatusReader::open(&tdb.url).await.unwrap(), responders, 86_400, 100.0).await.unwrap());
-    let db = Db::open(&tdb.url).await.unwrap();
+    let db = validator::schema::open(&tdb.url).await.unwrap();
     validator::api::add_verifier(&db, "bank-1", "Bank", &["account-opening".into()], NOW).await.unwrap();
     let api = Arc::new(validator::api::Api {
         db: db.clone(),
@@ -467,6 +467,73 @@ async fn the_validator_answers_from_a_read_only_ca_database() {
     assert_eq!(std::fs::metadata(p).unwrap().len(), 0, "nothing created");
 }
 
+/// Each crate owns its tables (issue 10): the CA's database holds the CA's tables only, the
+/// validator's its own only, and reading the CA's database for status adds nothing to it.
+#[tokio::test]
+async fn each_database_holds_its_own_crates_tables() {
+    use identity::store::testing::{all, tables};
+    for (c, v) in all().await.unwrap().iter().zip(all().await.unwrap().iter()) {
+        let (s, responders) = setup(c).await;
+        let svc = Service::open(StatusReader::open(&c.url).await.unwrap(), responders, 86_400, 100.0).await.unwrap();
+        Arc::new(svc).load(NOW).await.unwrap();
+        let vdb = validator::schema::open(&v.url).await.unwrap();
+        validator::api::add_verifier(&vdb, "bank-1", "Bank", &["account-opening".into()], NOW).await.unwrap();
+        let vt = tables(&vdb).await.unwrap();
+        assert_eq!(
+            vt.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["validator_query", "validator_verifier"],
+            "{}",
+            v.label
+        );
+        // Reopening runs nothing twice.
+        vdb.close().await;
+        let vdb = validator::schema::open(&v.url).await.unwrap();
+        assert_eq!(tables(&vdb).await.unwrap(), vt, "{}", v.label);
+        let ct = tables(s.ca.db()).await.unwrap();
+        assert!(ct.contains("ca_revocation") && ct.contains("ca_revocation_counter"), "{}: {ct:?}", c.label);
+        assert!(ct.iter().all(|t| t.starts_with("ca_")), "{}: {ct:?}", c.label);
+    }
+}
+
+/// A database migrated before the schema was split per crate (the shared folder's versions
+/// 1 to 5, where 3 made the validator's tables and indexed ca_revocation; its text is kept in
+/// `tests/legacy/`) opens with each crate's migrations: the moved files keep their checksums,
+/// the CA's 2001 and the validator's 3001 change nothing on it, and 3 is left alone.
+#[tokio::test]
+async fn a_database_migrated_before_the_split_opens_with_each_crates_migrations() {
+    use identity::store::{Backend, Db, SCHEMA, testing};
+    use sqlx::SqlSafeStr as _;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    for t in testing::all().await.unwrap() {
+        let db = Db::connect(&t.url).await.unwrap();
+        let (old_3, pick): (&'static str, fn(&identity::store::Schema) -> &'static Migrator) = match db.backend() {
+            Backend::Sqlite => (include_str!("legacy/0003_validator.sqlite.sql"), |s| s.sqlite),
+            Backend::Postgres => (include_str!("legacy/0003_validator.postgres.sql"), |s| s.postgres),
+        };
+        let mut legacy: Vec<Migration> = [&SCHEMA, &ca::schema::SCHEMA]
+            .into_iter()
+            .flat_map(|s| pick(s).iter().filter(|m| m.version <= 5).cloned())
+            .collect();
+        legacy.push(Migration::new(3, "validator".into(), MigrationType::Simple, old_3.into_sql_str(), false));
+        Migrator::with_migrations(legacy).run(db.pool()).await.unwrap();
+        let before = testing::tables(&db).await.unwrap();
+        assert!(before.contains("validator_query") && before.contains("ca_revocation"), "{}", t.label);
+        db.migrate(&SCHEMA).await.unwrap();
+        ca::schema::migrate(&db).await.unwrap();
+        db.close().await;
+        let v = validator::schema::open(&t.url).await.unwrap();
+        assert_eq!(testing::tables(&v).await.unwrap(), before, "{}", t.label);
+        let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(v.pool())
+            .await
+            .unwrap();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 2001, 3001], "{}", t.label);
+        // The query log is still append-only.
+        validator::api::log(&v, NOW, "bank-1", "p", "cert", "-", "valid").await.unwrap();
+        assert!(sqlx::query("UPDATE validator_query SET result = 'x'").execute(v.pool()).await.is_err(), "{}", t.label);
+    }
+}
+
 /// Issue 10: a CA key, a certificate without id-kp-OCSPSigning or a CA certificate is never
 /// a responder.
 #[tokio::test]
@@ -601,7 +668,7 @@ async fn verification_api_semantics() {
 
     let svc = Arc::new(Service::open(status.clone(), responders, 86_400, 100.0).await.unwrap());
     svc.load(NOW).await.unwrap();
-    let db = Db::open(&tdb.url).await.unwrap();
+    let db = validator::schema::open(&tdb.url).await.unwrap();
     validator::api::add_verifier(&db, "bank-1", "Bank", &["account-opening".into()], NOW).await.unwrap();
     let api = Arc::new(validator::api::Api {
         db,

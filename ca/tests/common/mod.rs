@@ -99,7 +99,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let keys =
             KeyStore::soft(&dir.path().join("keys"), net::secret::Secret::new(b"test passphrase".to_vec())).unwrap();
-        let mut ca = Authority::open(Db::open(&cdb.url).await.unwrap(), keys, NOW).await.unwrap();
+        let mut ca = Authority::open(ca::schema::open(&cdb.url).await.unwrap(), keys, NOW).await.unwrap();
         let settings = Settings { ca_algorithm: alg, shards: 4, ..Settings::default() };
         ca.init("op-1", Environment::Production, settings, NOW).await.unwrap();
         World { m, national, source, ca, dir, label: like.label, _dbs: vec![mdb, ndb, cdb] }
