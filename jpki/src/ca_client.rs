@@ -77,11 +77,6 @@ impl CaHttps {
         Ok(Self { client, base: a.ca_url.trim_end_matches('/').to_owned(), window, window_id, clerk })
     }
 
-    /// The window.
-    pub fn window(&self) -> &Party {
-        &self.window
-    }
-
     async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
         &self,
         path: &str,

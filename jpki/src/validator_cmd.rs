@@ -1,5 +1,6 @@
-//! `jpki validator enroll` (the CA operator issues a delegated OCSP responder certificate per
-//! CA, for a responder key the validator keeps), `jpki validator verifier-add|usage` (the
+//! `jpki validator enroll` (the validator asks the CA service, over mutual TLS with its own
+//! `validator:<name>` credential, for a delegated OCSP responder certificate per CA, for a
+//! responder key it generates and keeps; it never holds a CA key or passphrase), `jpki validator verifier-add|usage` (the
 //! verification API's registered verifiers and their query log) and `jpki serve validator`
 //! (the OCSP responder and CRL distribution over plain HTTP; the verification API over mutual
 //! TLS with the validator's network credential). The responder keys' passphrase comes from
@@ -11,13 +12,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ca::hierarchy::Environment;
-use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
+use ca::key::{KeyAlgorithm, SoftKey};
 use clap::{Args, Subcommand};
 use identity::http::now;
 use net::secret::Secret;
 use validator::responder::{Responder, Service};
 
-use crate::ca_cmd::Store;
 use crate::netargs::NetArgs;
 
 /// Validator set-up commands.
@@ -26,8 +26,14 @@ pub enum Cmd {
     /// For every CA's current generation: generate a responder key in --out (encrypted
     /// PKCS#8) and have the CA issue its delegated OCSP responder certificate.
     Enroll {
+        /// The CA service (`https://HOST:PORT`).
+        #[arg(long = "ca", env = "JPKI_CA_URL")]
+        ca_url: String,
+        /// The party the CA service's certificate must name.
+        #[arg(long, env = "JPKI_CA_PARTY", default_value = "ca:jpki-ca")]
+        ca_party: String,
         #[command(flatten)]
-        store: Store,
+        net: NetArgs,
         /// The validator's key directory.
         #[arg(long)]
         out: PathBuf,
@@ -135,37 +141,62 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 println!("{v:<20} {p:<24} {k:<5} {n}");
             }
         }
-        Cmd::Enroll { store, out, days, algorithm } => {
-            let pass = passphrase()?;
-            let alg = KeyAlgorithm::parse(&algorithm)?;
-            let a = crate::ca_cmd::open(&store).await?;
-            std::fs::create_dir_all(&out)?;
-            let mut seen = std::collections::BTreeSet::new();
-            for g in a.generations().await? {
-                if !seen.insert(g.ca.slug()) {
-                    continue;
-                }
-                let current = a.current(&g.ca, now()).await?;
-                let base = out.join(format!("{}-g{}", current.ca.slug(), current.generation));
-                let key_path = base.with_extension("key");
-                if key_path.exists() {
-                    println!("{}: responder key exists, skipped", key_path.display());
-                    continue;
-                }
-                let key = SoftKey::create(&key_path, alg, &pass)?;
-                let c = a.issue_responder(&store.actor, &current.ca, key.public_key_der(), days, now()).await?;
-                let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &c.der)
-                    .map_err(|e| anyhow::anyhow!("PEM: {e}"))?;
-                ca::key::write_durably(&base.with_extension("pem"), pem.as_bytes())?;
-                println!(
-                    "{} g{}: responder certificate {} (id-kp-OCSPSigning, ocsp-nocheck) -> {}",
-                    current.ca.slug(),
-                    current.generation,
-                    c.serial,
-                    base.with_extension("pem").display()
-                );
-            }
+        Cmd::Enroll { ca_url, ca_party, net, out, days, algorithm } => {
+            enroll(&ca_url, &ca_party, &net, &out, days, &algorithm).await?;
         }
+    }
+    Ok(())
+}
+
+/// One responder key per CA (every generation's CA, newest first, one key per slug), each
+/// certified by the CA service for its current generation.
+async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i64, algorithm: &str) -> Result<()> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pass = passphrase()?;
+    let alg = KeyAlgorithm::parse(algorithm)?;
+    let n = credential(net)?;
+    net::client::require_https(ca_url)?;
+    let client = net::client::client(&n.cred, &n.trust, Some(ca_party.parse().context("--ca-party")?))?;
+    let base = ca_url.trim_end_matches('/');
+    let answer = |r: reqwest::Response| async move {
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        anyhow::ensure!(status.is_success(), "the CA service answered {status}: {body}");
+        Ok(body)
+    };
+    let cas: Vec<ca::service::CaCertBody> =
+        serde_json::from_str(&answer(client.get(format!("{base}/v1/status/ca-certificates")).send().await?).await?)?;
+    std::fs::create_dir_all(out)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for c in cas.iter().rev() {
+        if !seen.insert(c.ca.clone()) {
+            continue;
+        }
+        let key_path = out.join(format!("{}-g{}.key", c.ca, c.generation));
+        if key_path.exists() {
+            println!("{}: responder key exists, skipped", key_path.display());
+            continue;
+        }
+        let key = SoftKey::create(&key_path, alg, &pass)?;
+        let mut req = openssl::x509::X509ReqBuilder::new()?;
+        req.set_pubkey(key.pkey())?;
+        req.sign(key.pkey(), openssl::hash::MessageDigest::sha256())?;
+        let body = ca::service::ResponderBody { ca: c.ca.clone(), csr: b64.encode(req.build().to_der()?), days };
+        let r: ca::service::ResponderAnswer = serde_json::from_str(
+            &answer(client.post(format!("{base}/v1/responders")).json(&body).send().await?).await?,
+        )?;
+        let der = b64.decode(&r.certificate).context("the responder certificate is not base64")?;
+        let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der)
+            .map_err(|e| anyhow::anyhow!("PEM: {e}"))?;
+        ca::key::write_durably(&key_path.with_extension("pem"), pem.as_bytes())?;
+        println!(
+            "{} g{}: responder certificate {} (id-kp-OCSPSigning, ocsp-nocheck) -> {}",
+            c.ca,
+            r.generation,
+            r.serial,
+            key_path.with_extension("pem").display()
+        );
     }
     Ok(())
 }

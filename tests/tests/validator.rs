@@ -63,19 +63,24 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     std::fs::write(d("auth-root.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "auth-root"]).stdout).unwrap();
     std::fs::write(d("auth-int.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "auth-13"]).stdout).unwrap();
 
-    // The CA operator enrols the validator: one responder key and certificate per CA.
-    let o = net.jpki_env(
-        &["validator", "enroll", "--actor", "op-1", "--out", &d("v")],
-        &[("JPKI_VALIDATOR_PASSPHRASE", PASS)],
-    );
+    // The validator enrols itself at the CA service with its own credential (no CA store, no
+    // CA passphrase): one responder key it keeps, and a certificate for it, per CA.
+    net.pki.issue("validator", "validator:v1", true);
+    let (_ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
+    let mut env = net.pki.env("validator");
+    env.push(("JPKI_VALIDATOR_PASSPHRASE".into(), PASS.into()));
+    env.push(("JPKI_CA_URL".into(), ca_url.clone()));
+    let o = common::jpki(&["validator", "enroll", "--out", &d("v")], &env);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(text(&o).matches("ocsp-nocheck").count(), 4, "{}", text(&o));
+    // Another party (a window, an operator) gets no responder certificate.
+    let o = common::jpki(&["validator", "enroll", "--out", &d("v-op")], &[&net.pki.env("op1")[..], &env[3..]].concat());
+    assert!(!o.status.success() && text(&o).contains("validator:<name>"), "{}", text(&o));
     let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
     assert!(o.status.success(), "{}", text(&o));
 
     // A registered verifier (a bank opening accounts) for the verification API: it connects
     // with its network credential as `agency:bank-1`. The validator has its own credential.
-    net.pki.issue("validator", "validator:v1", true);
     net.pki.issue("bank-1", "agency:bank-1", false);
     net.pki.issue("other", "agency:other", false);
     let o = net.jpki(&[
