@@ -73,6 +73,10 @@ pub enum Cmd {
         /// Finish a personalisation that was interrupted (card pulled, writer stopped).
         #[arg(long)]
         resume: bool,
+        /// Also write the certificates to DIR (`authentication.pem`, `signature.pem`,
+        /// `chain.pem`) for the clerk's records.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// New keys and certificates on an issued card (the CA revokes the old ones as
     /// superseded); PINs are kept. The resident's current PINs (JPKI_CARD_AUTH_PIN, and
@@ -86,6 +90,9 @@ pub enum Cmd {
         /// 住民票コード.
         #[arg(long)]
         resident: String,
+        /// Also write the certificates to DIR (as for `card issue`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Show the card: lifecycle, keys, PIN tries, certificates.
     Status {
@@ -261,6 +268,20 @@ async fn issue(reader: ReaderArgs, ca: CaArgs, resident: String, mode: Mode) -> 
     Ok(writer::issue(&reader.reader, Duration::from_secs(reader.wait), &order, mode, &service).await?)
 }
 
+/// Writes the certificates of an issuance as PEM files under `dir`.
+fn write_out(dir: Option<&std::path::Path>, r: &IssueReport) -> Result<()> {
+    let Some(dir) = dir else { return Ok(()) };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let pem =
+        |d: &[u8]| der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, d).map_err(|e| anyhow!("PEM: {e}"));
+    for c in &r.certificates.certificates {
+        std::fs::write(dir.join(format!("{}.pem", c.kind.name())), pem(&c.der)?)?;
+    }
+    let chain: String = r.certificates.chain.iter().map(|d| pem(d)).collect::<Result<_>>()?;
+    std::fs::write(dir.join("chain.pem"), chain)?;
+    Ok(())
+}
+
 /// Prints what an issuance wrote and how long it took.
 pub fn print_report(r: &IssueReport) {
     for c in &r.certificates.certificates {
@@ -344,11 +365,15 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             let st = j.status()?;
             print_status(&st, j)
         })?,
-        Cmd::Issue { reader, ca, resident, resume } => {
-            print_report(&issue(reader, ca, resident, Mode::Issue { resume }).await?);
+        Cmd::Issue { reader, ca, resident, resume, out } => {
+            let r = issue(reader, ca, resident, Mode::Issue { resume }).await?;
+            print_report(&r);
+            write_out(out.as_deref(), &r)?;
         }
-        Cmd::Renew { reader, ca, resident } => {
-            print_report(&issue(reader, ca, resident, Mode::Renew).await?);
+        Cmd::Renew { reader, ca, resident, out } => {
+            let r = issue(reader, ca, resident, Mode::Renew).await?;
+            print_report(&r);
+            write_out(out.as_deref(), &r)?;
             println!("the previous certificates are revoked as superseded");
         }
         Cmd::PinReset { reader, resident, pin, window } => {

@@ -112,6 +112,35 @@ impl Network {
         Ok(Peer::new(url, net::client::client(self.cred(party)?, &self.trust, Some(server))?))
     }
 
+    /// The environment of a separate process presenting `party`'s credential.
+    fn env(&self, party: &Party) -> Result<Vec<(String, String)>> {
+        self.cred(party)?;
+        let path = |p: &Path| p.display().to_string();
+        let pass = self.pass.expose_str().context("the demo passphrase is UTF-8")?.to_owned();
+        Ok(vec![
+            ("JPKI_CREDENTIAL".into(), path(&self.prefix(party, ""))),
+            ("JPKI_NETWORK_CA".into(), path(&self.trust.ca_file)),
+            ("JPKI_NETWORK_CRL".into(), path(self.trust.crl_file.as_deref().unwrap_or(Path::new("")))),
+            ("JPKI_CREDENTIAL_PASSPHRASE".into(), pass),
+        ])
+    }
+
+    /// A window's process environment: its credential and its clerk's key (issued here).
+    fn window_role(&self, window: &Party, clerk: &Party, now: i64) -> Result<crate::demo_ca::Role> {
+        let prefix = self.prefix(clerk, "");
+        let issued = self.ca.issue_clerk_key(clerk, CREDENTIAL_DAYS, now, &prefix, &self.pass)?;
+        println!(
+            "   {:<28} clerk request-signing key serial {}… (EKU 1.2.392.200149.8.5.99.2; no TLS credential)",
+            ca::network::short_form(clerk),
+            &issued.serial[..8]
+        );
+        let mut env = self.env(window)?;
+        let pass = self.pass.expose_str().context("the demo passphrase is UTF-8")?.to_owned();
+        env.push(("JPKI_CLERK".into(), prefix.display().to_string()));
+        env.push(("JPKI_CLERK_PASSPHRASE".into(), pass));
+        Ok(crate::demo_ca::Role { party: window.clone(), env })
+    }
+
     /// A replica's notice verifier (the network CA's notice keys, its CRL).
     fn verifier(&self) -> Arc<dyn NoticeVerifier> {
         net::notice_key::Verifier::new(self.trust.clone())
@@ -228,6 +257,9 @@ pub async fn run(args: Args) -> Result<()> {
     let nat_party = Party::National;
     let ca_party = Party::Ca("jpki-ca".into());
     let operator = Party::Operator("national-operator-1".into());
+    let ca_operator = Party::Operator("ca-operator-1".into());
+    let validator_party = Party::Validator("v1".into());
+    let (chiyoda_window, shinjuku_window) = (Party::Window("131016:W01".into()), Party::Window("131041:W01".into()));
     let (jps_party, jlis_party, gov_party) =
         (Party::Agency("jps".into()), Party::Agency("jlis-ca".into()), Party::Agency("osaka-gov".into()));
     let mut signers = Vec::new();
@@ -241,7 +273,8 @@ pub async fn run(args: Args) -> Result<()> {
     let mut others: Vec<Party> =
         PREFECTURES.iter().map(|p| Ok(Party::Prefecture(p.parse::<PrefectureCode>()?))).collect::<Result<_>>()?;
     others.extend([nat_party.clone(), ca_party.clone(), jps_party.clone(), jlis_party.clone(), gov_party.clone()]);
-    others.push(operator.clone());
+    others.extend([operator.clone(), ca_operator.clone(), validator_party.clone()]);
+    others.extend([chiyoda_window.clone(), shinjuku_window.clone()]);
     for party in others {
         let tls = net.issue(party.clone(), now)?;
         println!("   {:<28} {tls}", ca::network::short_form(&party));
@@ -251,6 +284,13 @@ pub async fn run(args: Args) -> Result<()> {
         net.ca.dir().display()
     );
     let verifier = net.verifier();
+    let ca_parties = crate::demo_ca::Parties {
+        ca: crate::demo_ca::Role { party: ca_party.clone(), env: net.env(&ca_party)? },
+        validator: crate::demo_ca::Role { party: validator_party.clone(), env: net.env(&validator_party)? },
+        window: net.window_role(&chiyoda_window, &Party::Clerk("131016:C0001".into()), now)?,
+        other_window: net.window_role(&shinjuku_window, &Party::Clerk("131041:C0001".into()), now)?,
+        operator: net::client::client(net.cred(&ca_operator)?, &net.trust, Some(ca_party.clone()))?,
+    };
 
     step(
         "1. Bring up the network: national node, prefectures 13 (東京都) and 27 (大阪府), municipalities 千代田区, 新宿区, 大阪市",
@@ -374,8 +414,7 @@ pub async fn run(args: Args) -> Result<()> {
 
     step("4a. The CA: roots of both hierarchies; 山田花子's certificates from the 東京都 (13) prefecture-unit CAs");
     let ca_peer = net.peer(&ca_party, &nat_url, nat_party.clone())?;
-    let mut ca =
-        crate::demo_ca::start(&dir, &national, ca_peer.clone(), &ca_party, verifier.clone(), &nat_op, now).await?;
+    let mut ca = crate::demo_ca::DemoCa::start(&dir, &national, &nat_url, ca_parties, &nat_op, now).await?;
     ca.issue(&hanako, &baby.body.record.resident_code, now).await?;
 
     step("5. Move across prefectures: 転出 at 千代田区, 転入 at 大阪市 with the 転出証明書情報, 転入通知 back");
@@ -447,7 +486,7 @@ pub async fn run(args: Args) -> Result<()> {
     }
 
     step("8a. The CA follows the feed: the move revokes the signature certificate, not the authentication one");
-    ca.after_move(now + 1).await?;
+    ca.after_move().await?;
 
     step("9. Provision to agencies, bound by the law table; each agency is the name in its certificate");
     let pension = law.purposes().find(|p| p.bulk).context("the law table has no bulk purpose")?;

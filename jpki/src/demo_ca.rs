@@ -1,53 +1,74 @@
-//! The CA part of the main job: the CA (network party `ca:jpki-ca`) is registered at the
-//! national node as the B1-020 agency `jpki-ca`, issues a resident's certificates from the
-//! prefecture-unit CAs of her prefecture (identity items fetched over mutual TLS under the law
-//! table, as itself), then follows the change feed (served only to CAs) after her
-//! cross-prefecture move and publishes CRLs that `openssl verify -crl_check` reads.
+//! The CA part of the main job, as separate processes with separate credentials: the CA
+//! operator initialises the CA (`jpki ca init`), then `jpki serve ca` — the only process that
+//! opens the CA's keys, its database and the card issuer master key — serves windows, CA
+//! operators and the validator over mutual TLS as `ca:jpki-ca` (registered at the national node
+//! as the B1-020 agency `jpki-ca`) and follows the change feed by itself. Windows are
+//! `jpki card …` processes whose whole environment is their own credential, their clerk's key,
+//! the CA service's URL and the resident's PINs. The validator is `jpki validator enroll` and
+//! `jpki serve validator` with its own credential, reading the CA's status tables read only.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
-use ca::authority::{Authority, IssueRequest, Issued, Settings};
+use anyhow::{Context, Result, bail, ensure};
 use ca::hierarchy::{CaId, Environment, Purpose};
-use ca::identity_source::IdentitySource;
-use ca::key::{KeyAlgorithm, SoftKey};
-use ca::keystore::KeyStore;
 use ca::revocation::CertKind;
-use identity::client::Peer;
+use der::Decode;
 use identity::ids::ResidentCode;
 use identity::law::AgencyClass;
 use identity::national::National;
 use identity::operator::Operator;
 use identity::party::Party;
 
+use crate::proc::{Kill, free_port};
+
+/// One of the resident's certificates, as the window wrote it and the CA service describes it.
+#[derive(Debug, Clone)]
+struct Cert {
+    kind: CertKind,
+    serial: String,
+    der: Vec<u8>,
+    ca: String,
+    generation: i64,
+}
+
+/// A process of the demo: its command line's name and its whole environment.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// The party (for the printout).
+    pub party: Party,
+    /// Its environment: credential, network CA, CRL, passphrase (and nothing else).
+    pub env: Vec<(String, String)>,
+}
+
+/// What the CA part needs from the main job's network set-up.
+#[derive(Debug)]
+pub struct Parties {
+    /// `ca:jpki-ca` (the CA service's credential, for 127.0.0.1).
+    pub ca: Role,
+    /// `validator:v1`.
+    pub validator: Role,
+    /// `window:131016:W01` (千代田区) with its clerk's key env (`JPKI_CLERK`, passphrase).
+    pub window: Role,
+    /// `window:131041:W01` (新宿区) with its clerk's key env.
+    pub other_window: Role,
+    /// `operator:ca-operator-1`: a reqwest client of the CA service.
+    pub operator: reqwest::Client,
+}
+
 /// The CA as the demo runs it.
 #[derive(Debug)]
 pub struct DemoCa {
-    ca: Authority,
-    source: IdentitySource,
-    /// Checks the signed notice behind every feed entry (the network CA's notice keys).
-    verifier: std::sync::Arc<dyn identity::notice_sig::NoticeVerifier>,
     dir: PathBuf,
-    issued: Option<Issued>,
+    parties: Parties,
+    ca_url: String,
+    master: [u8; 32],
+    issued: Vec<Cert>,
     /// The validator's port (its URLs are in the certificates).
     port: u16,
-    validator: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for DemoCa {
-    fn drop(&mut self) {
-        if let Some(v) = self.validator.take() {
-            v.abort();
-        }
-    }
-}
-
-fn csr(k: &SoftKey) -> Result<Vec<u8>> {
-    let mut b = openssl::x509::X509ReqBuilder::new()?;
-    b.set_pubkey(k.pkey())?;
-    b.sign(k.pkey(), openssl::hash::MessageDigest::sha256())?;
-    Ok(b.build().to_der()?)
+    /// The CA service, then the validator.
+    procs: Vec<Kill>,
 }
 
 fn pem_file(path: &Path, ders: &[&[u8]]) -> Result<()> {
@@ -60,104 +81,224 @@ fn pem_file(path: &Path, ders: &[&[u8]]) -> Result<()> {
     Ok(std::fs::write(path, s)?)
 }
 
-/// Starts the CA: database, key store, roots of both hierarchies, agency registration.
-/// `national` is a client of the national node presenting the CA's network credential (its
-/// `party`, `ca:<id>`); the national operator `op` registers `<id>` as the B1-020 agency;
-/// `verifier` checks the signed notice behind each feed entry the CA follows.
-pub async fn start(
-    dir: &Path,
-    national: &National,
-    client: Peer,
-    party: &Party,
-    verifier: std::sync::Arc<dyn identity::notice_sig::NoticeVerifier>,
-    op: &Operator,
-    now: i64,
-) -> Result<DemoCa> {
-    let Party::Ca(id) = party else { anyhow::bail!("the CA's credential names {party}, not a CA") };
-    // The key-store passphrase: 32 random hex characters (at least 12 bytes are required).
-    let keys = KeyStore::soft(
-        &dir.join("ca-keys"),
-        net::secret::Secret::new(hex::encode(rand::random::<[u8; 16]>()).into_bytes()).passphrase("CA key store")?,
-    )?;
-    let db = ca::schema::open(&dir.join("ca.db").display().to_string()).await?;
-    let mut ca = Authority::open(db, keys, now).await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let settings = Settings {
-        shards: 4,
-        crl_base: format!("http://127.0.0.1:{port}"),
-        ocsp_url: format!("http://127.0.0.1:{port}/ocsp"),
-        ..Settings::default()
-    };
-    for g in ca.init("ca-operator-1", Environment::Production, settings, now).await? {
-        println!(
-            "   root {} g{}: {} key (encrypted PKCS#8 via OpenSSL), key id {}",
-            g.ca,
-            g.generation,
-            g.algorithm.name(),
-            hex::encode(&g.key_id[..8])
-        );
+fn exe() -> Result<PathBuf> {
+    std::env::current_exe().context("cannot find the jpki binary")
+}
+
+/// `jpki ARGS` with exactly `env` (plus PATH): what a separate party's process sees. Its
+/// stderr goes to `DIR/logs/NAME.log`.
+fn process(dir: &Path, name: &str, args: &[&str], env: &[(String, String)]) -> Result<Command> {
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log")))?;
+    let mut c = Command::new(exe()?);
+    c.args(args).env_clear().stdin(Stdio::null()).stderr(log);
+    if let Some(p) = std::env::var_os("PATH") {
+        c.env("PATH", p);
     }
-    national
-        .provider()
-        .register_agency(op, id, "公的個人認証サービス CA", AgencyClass::NationalBody, &["B1-020"], now)
-        .await?;
-    println!(
-        "   the CA ({party}) is registered at the national node as agency {id} for B1-020 (公的個人認証法); it reaches the node over mutual TLS with its own credential"
-    );
-    let source = IdentitySource::Http(client);
-    Ok(DemoCa { ca, source, verifier, dir: dir.to_owned(), issued: None, port, validator: None })
+    c.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Ok(c)
+}
+
+fn log_of(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join("logs").join(format!("{name}.log"))).unwrap_or_default()
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("   {}", l.trim_start()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs a short-lived party process; fails with its output and log if it fails.
+fn run_process(dir: &Path, name: &str, args: &[&str], env: &[(String, String)]) -> Result<String> {
+    let o =
+        process(dir, name, args, env)?.stdout(Stdio::piped()).output().with_context(|| format!("cannot run {name}"))?;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    ensure!(o.status.success(), "{name} failed: {out}{}", log_of(dir, name));
+    Ok(out)
 }
 
 impl DemoCa {
-    /// Issues both certificates to an adult and shows the refusal of a signature certificate
-    /// to a child.
+    /// The CA operator initialises the CA (a separate `jpki ca init` process holding the CA
+    /// passphrase), the national operator `op` registers it as the B1-020 agency, and the CA
+    /// service starts as its own process with the CA's credential and the card issuer master
+    /// key (made here, the card factory's and the CA's secret; the virtual card is made from
+    /// it too). `national_url` is the national node.
+    pub async fn start(
+        dir: &Path,
+        national: &National,
+        national_url: &str,
+        parties: Parties,
+        op: &Operator,
+        now: i64,
+    ) -> Result<DemoCa> {
+        let Party::Ca(id) = &parties.ca.party else { bail!("the CA's credential names {}", parties.ca.party) };
+        // The CA's own secrets: its key-store passphrase and the card issuer master key, in
+        // the CA's processes' environment only.
+        let ca_secret = hex::encode(rand::random::<[u8; 16]>());
+        let master: [u8; 32] = rand::random();
+        let port = free_port()?;
+        let ca_store = vec![
+            ("JPKI_CA_DB".to_owned(), dir.join("ca.db").display().to_string()),
+            ("JPKI_CA_KEYS".to_owned(), dir.join("ca-keys").display().to_string()),
+            ("JPKI_CA_PASSPHRASE".to_owned(), ca_secret),
+        ];
+        let base = format!("http://127.0.0.1:{port}");
+        let ocsp = format!("{base}/ocsp");
+        let args =
+            ["ca", "init", "--actor", "ca-operator-1", "--shards", "4", "--crl-base", &base, "--ocsp-url", &ocsp];
+        let out = run_process(dir, "ca-init", &args, &ca_store)?;
+        println!("   the CA operator: jpki ca init (its own process, the only other holder of the CA passphrase)");
+        println!("{}", indent(&out));
+        national
+            .provider()
+            .register_agency(op, id, "公的個人認証サービス CA", AgencyClass::NationalBody, &["B1-020"], now)
+            .await?;
+        let ca_port = free_port()?;
+        let ca_url = format!("https://127.0.0.1:{ca_port}");
+        let mut env = parties.ca.env.clone();
+        env.extend(ca_store);
+        env.push(("JPKI_CARD_ISSUER_KEY".into(), hex::encode(master)));
+        let listen = format!("127.0.0.1:{ca_port}");
+        let publish = dir.join("publish").display().to_string();
+        let args = [
+            "serve",
+            "ca",
+            "--listen",
+            &listen,
+            "--national",
+            national_url,
+            "--publish-dir",
+            &publish,
+            "--follow-interval-ms",
+            "200",
+        ];
+        let service = Kill(process(dir, "ca-service", &args, &env)?.stdout(Stdio::null()).spawn()?);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = parties.operator.get(format!("{ca_url}/v1/status/head")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            ensure!(Instant::now() < deadline, "the CA service did not come up: {}", log_of(dir, "ca-service"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!(
+            "   the CA service: jpki serve ca as {} on {ca_url} (mutual TLS; its own process, the only one holding the CA keys and the card issuer master key); registered at the national node as agency {id} for B1-020, it follows the change feed by itself",
+            parties.ca.party
+        );
+        Ok(DemoCa { dir: dir.to_owned(), parties, ca_url, master, issued: Vec::new(), port, procs: vec![service] })
+    }
+
+    /// A window process: `jpki card issue` for `resident`, as `window` with its clerk.
+    fn window(&self, window: &Role, resident: &ResidentCode, out: &Path) -> Result<(bool, String)> {
+        let mut env = window.env.clone();
+        env.push(("JPKI_CA_URL".into(), self.ca_url.clone()));
+        env.push(("JPKI_CARD_AUTH_PIN".into(), crate::demo_card::AUTH_PIN.into()));
+        env.push(("JPKI_CARD_SIGN_PIN".into(), crate::demo_card::SIGN_PIN.into()));
+        let out_dir = out.display().to_string();
+        let args = [
+            "card",
+            "issue",
+            "--reader",
+            crate::demo_card::READER,
+            "--resident",
+            resident.as_str(),
+            "--card-expiry",
+            "2036-12-31",
+            "--out",
+            &out_dir,
+        ];
+        let name = format!("window-{}", resident.as_str());
+        let o = process(&self.dir, &name, &args, &env)?.stdout(Stdio::piped()).output()?;
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), log_of(&self.dir, &name));
+        Ok((o.status.success(), text))
+    }
+
+    async fn operator_get(&self, path: &str) -> Result<reqwest::Response> {
+        let r = self.parties.operator.get(format!("{}{path}", self.ca_url)).send().await?;
+        ensure!(r.status().is_success(), "CA service {path}: {}", r.status());
+        Ok(r)
+    }
+
+    /// The current certificate of a CA, from the CA service.
+    async fn ca_cert(&self, ca: &CaId) -> Result<Vec<u8>> {
+        Ok(self.operator_get(&format!("/v1/ca/{}/certificate", ca.slug())).await?.bytes().await?.to_vec())
+    }
+
+    /// Publishes every CRL through the CA service (as the CA operator).
+    async fn publish(&self) -> Result<Vec<ca::service::PublishedBody>> {
+        let r = self.parties.operator.post(format!("{}/v1/crl/publish", self.ca_url)).send().await?;
+        ensure!(r.status().is_success(), "CRL publication: {}", r.status());
+        Ok(r.json().await?)
+    }
+
+    fn crl_path(&self, ca: &str, generation: i64, shard: i64) -> PathBuf {
+        let file = if shard < 0 { "arl.crl".to_owned() } else { format!("{shard}.crl") };
+        self.dir.join("publish").join("crl").join(ca).join(format!("g{generation}")).join(file)
+    }
+
+    /// The windows at work: 千代田区's window cannot issue for a 新宿区 resident; 新宿区's
+    /// window is refused a signature certificate for the newborn; 千代田区's window issues
+    /// 山田花子's card. Then the card signs, OpenSC reads it, and the validator starts.
     pub async fn issue(&mut self, adult: &ResidentCode, child: &ResidentCode, now: i64) -> Result<()> {
         // The card, through the real PC/SC stack: keys generated on it, CSRs signed by it.
-        let vc = crate::demo_card::VirtualCard::insert(&self.dir)?;
-        let order = card::writer::Order {
-            resident: adult.as_str().to_owned(),
-            card_expiry: "2036-12-31".into(),
-            env: "prod".into(),
-            alg: "rsa2048".into(),
-            no_signature: false,
-            auth_pin: Some(zeroize::Zeroizing::new(crate::demo_card::AUTH_PIN.into())),
-            sign_pin: Some(zeroize::Zeroizing::new(crate::demo_card::SIGN_PIN.into())),
-        };
-        // The CA is in process here, and so is its part of the card writer.
-        let local =
-            crate::card_local::LocalCa::new(vc.issuer_key, &self.ca, &self.source, "window-W13101001", "W13101001");
-        let wait = std::time::Duration::from_secs(10);
-        let mode = card::writer::Mode::Issue { resume: false };
-        let report = card::writer::issue(crate::demo_card::READER, wait, &order, mode, &local).await?;
-        crate::card_cmd::print_report(&report);
-        let issued = local.last_issued().context("the CA issued nothing")?;
-        let req = IssueRequest {
-            resident_code: adult.as_str().to_owned(),
-            window: "W13101001".into(),
-            card_expiry: identity::notice::parse_date("card", "2036-12-31")?,
-            environment: Environment::Production,
-            signature_csr: None,
-            authentication_csr: None,
-            request_id: None,
-        };
-        for c in &issued.certificates {
+        let vc = crate::demo_card::VirtualCard::insert(&self.dir, self.master)?;
+        let names: Vec<&str> = self.parties.window.env.iter().map(|(k, _)| k.as_str()).collect();
+        println!(
+            "   window processes ({} and {}): their whole environment is {} + JPKI_CA_URL + the resident's PINs — no CA passphrase, no issuer key, no CA files",
+            self.parties.window.party,
+            self.parties.other_window.party,
+            names.join(", ")
+        );
+        let (ok, text) = self.window(&self.parties.window, child, &self.dir.join("w-child"))?;
+        ensure!(!ok, "千代田区's window issued for a 新宿区 resident: {text}");
+        println!("   千代田区's window asks for {child} (registered in 新宿区): {}", last_error(&text));
+        let (ok, text) = self.window(&self.parties.other_window, child, &self.dir.join("w-child2"))?;
+        ensure!(!ok, "a signature certificate was issued to a child: {text}");
+        println!("   新宿区's window asks for the newborn {child}'s signature certificate: {}", last_error(&text));
+        let out = self.dir.join("w-adult");
+        let (ok, text) = self.window(&self.parties.window, adult, &out)?;
+        ensure!(ok, "the window could not issue the card: {text}");
+        println!(
+            "{}",
+            indent(
+                text.lines()
+                    .filter(|l| !l.contains(" WARN ") && !l.contains(" INFO "))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .as_str()
+            )
+        );
+        for (kind, file) in [(CertKind::Authentication, "authentication.pem"), (CertKind::Signature, "signature.pem")] {
+            let pem = std::fs::read(out.join(file)).with_context(|| format!("the window wrote no {file}"))?;
+            let (_, der) = der::pem::decode_vec(&pem).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+            let serial =
+                hex::encode(x509_cert::Certificate::from_der(&der)?.tbs_certificate().serial_number().as_bytes());
+            let serial = serial.trim_start_matches("00").to_owned();
+            let st: ca::service::CertStatusBody =
+                self.operator_get(&format!("/v1/status/certificates/{serial}")).await?.json().await?;
+            self.issued.push(Cert { kind, serial, der, ca: st.issuer_slug, generation: st.issuer_generation });
+        }
+        for c in &self.issued {
             println!(
-                "   issued {:<14} serial {} by {} g{} (CRL shard {}), valid until {}",
+                "   issued {:<14} serial {} by {} g{} (good at the CA)",
                 c.kind.name(),
                 c.serial,
                 c.ca,
-                c.generation,
-                c.shard,
-                ca::validity::jst_date(time::OffsetDateTime::from_unix_timestamp(c.not_after)?)
+                c.generation
             );
         }
-        let sig = issued.get(CertKind::Signature).context("no signature certificate")?;
-        let x = <x509_cert::certificate::Certificate as der::Decode>::from_der(&sig.der)?;
+        let sig = self.cert(CertKind::Signature)?.clone();
+        let x = x509_cert::Certificate::from_der(&sig.der)?;
         println!("   signature certificate subject: {}", x.tbs_certificate().subject());
         println!(
-            "   identity items are in its subjectAltName (1.2.392.200149.8.5.5.1–6), fetched from the national node, not from the request"
+            "   identity items are in its subjectAltName (1.2.392.200149.8.5.5.1–6), fetched by the CA service from the national node, not from the window's request"
         );
-        let (ok, out) = self.verify(sig.der.as_slice(), Purpose::Signature, &[], now).await?;
+        let (ok, out) = self.verify(&sig.der, Purpose::Signature, &[]).await?;
         println!("   openssl verify: {}", out.trim());
         ensure!(ok, "openssl rejected the signature certificate");
         let cert = self.dir.join("signature.pem");
@@ -165,21 +306,23 @@ impl DemoCa {
         crate::demo_card::opensc_reads_and_signs(&self.dir, &cert)?;
         // A CMS SignedData signed by the card, checked by a verifier (our library, then openssl).
         let doc = "転入届の電子申請 / electronic moving-in notification\n".as_bytes();
-        let int = self.ca.current(&CaId::issuing(Purpose::Signature, Environment::Production, "13")?, now).await?;
-        let p7m = crate::demo_card::sign_cms(doc, &sig.der, std::slice::from_ref(&int.certificate))?;
+        let int = self.ca_cert(&CaId::issuing(Purpose::Signature, Environment::Production, "13")?).await?;
+        let p7m = crate::demo_card::sign_cms(doc, &sig.der, std::slice::from_ref(&int))?;
         std::fs::write(self.dir.join("document.p7m"), &p7m)?;
         drop(vc);
-        let published = self.ca.publish_crls("ca-operator-1", &self.dir.join("publish"), now, &|_, _| {}).await?;
-        let crls = published.iter().map(|p| std::fs::read(&p.path)).collect::<std::io::Result<Vec<_>>>()?;
-        let root = self.ca.current(&CaId::root(Purpose::Signature, Environment::Production), now).await?;
+        let published = self.publish().await?;
+        let crls = published
+            .iter()
+            .map(|p| std::fs::read(self.crl_path(&p.ca, p.generation, p.shard)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let root = self.ca_cert(&CaId::root(Purpose::Signature, Environment::Production)).await?;
         let r = validator::signed_doc::verify_signed(
             &p7m,
             None,
-            vec![root.certificate.clone()],
+            vec![root.clone()],
             Vec::new(),
             validator::verify::Revocation::Crls(crls),
-            // Validated now (the card's certificates were issued on the real clock, after the
-            // demo's `now`); the document's signingTime is reported, not trusted.
+            // Validated now; the document's signingTime is reported, not trusted.
             u64::try_from(identity::http::now()).unwrap_or(0),
         )?;
         println!(
@@ -196,7 +339,7 @@ impl DemoCa {
         }
         ensure!(r.valid(), "the card-signed document should verify");
         let rp = self.dir.join("cms-root.pem");
-        pem_file(&rp, &[&root.certificate])?;
+        pem_file(&rp, &[&root])?;
         let o = Command::new("openssl")
             .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
             .arg(self.dir.join("document.p7m"))
@@ -207,34 +350,26 @@ impl DemoCa {
         let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
         println!("   openssl cms -verify: {said}");
         ensure!(o.status.success(), "openssl cms -verify rejected the card's signature: {said}");
-        let kid = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
-        let child_req = IssueRequest {
-            resident_code: child.as_str().to_owned(),
-            signature_csr: Some(csr(&kid)?),
-            authentication_csr: None,
-            request_id: None,
-            ..req
-        };
-        match self.ca.issue("window-W13101001", &child_req, &self.source, now).await {
-            Err(e) => println!("   signature certificate for the newborn {child}: {e}"),
-            Ok(_) => anyhow::bail!("a signature certificate was issued to a child"),
-        }
-        self.issued = Some(issued);
-        self.start_validator(now).await?;
+        self.start_validator().await?;
         for kind in [CertKind::Signature, CertKind::Authentication] {
-            let st = self.ocsp(kind, now).await?;
+            let st = self.ocsp(kind).await?;
             println!("   verifier: openssl ocsp for the {} certificate: {st}", kind.name());
             ensure!(st.ends_with(": good"), "OCSP should say good before the move");
         }
+        let _ = now;
         Ok(())
     }
 
-    async fn verify(&self, der: &[u8], purpose: Purpose, crls: &[PathBuf], now: i64) -> Result<(bool, String)> {
-        let root = self.ca.current(&CaId::root(purpose, Environment::Production), now).await?;
-        let int = self.ca.current(&CaId::issuing(purpose, Environment::Production, "13")?, now).await?;
+    fn cert(&self, kind: CertKind) -> Result<&Cert> {
+        self.issued.iter().find(|c| c.kind == kind).context("nothing issued")
+    }
+
+    async fn verify(&self, der: &[u8], purpose: Purpose, crls: &[PathBuf]) -> Result<(bool, String)> {
+        let root = self.ca_cert(&CaId::root(purpose, Environment::Production)).await?;
+        let int = self.ca_cert(&CaId::issuing(purpose, Environment::Production, "13")?).await?;
         let (r, i, l) = (self.dir.join("root.pem"), self.dir.join("int.pem"), self.dir.join("leaf.pem"));
-        pem_file(&r, &[&root.certificate])?;
-        pem_file(&i, &[&int.certificate])?;
+        pem_file(&r, &[&root])?;
+        pem_file(&i, &[&int])?;
         pem_file(&l, &[der])?;
         let mut c = Command::new("openssl");
         c.arg("verify").arg("-CAfile").arg(&r).arg("-untrusted").arg(&i);
@@ -252,27 +387,45 @@ impl DemoCa {
         ))
     }
 
-    /// Follows the feed (the move revokes the signature certificate) and publishes CRLs.
-    pub async fn after_move(&self, now: i64) -> Result<()> {
-        let r = self.ca.follow("ca-feed", &self.source, self.verifier.as_ref(), now).await?;
-        for x in &r.revoked {
-            println!("   revoked {} {} ({}) by {}", x.kind.name(), x.serial, x.reason.name(), x.cause);
+    /// The CA service follows the feed by itself (the move revokes the signature certificate);
+    /// the CA operator publishes CRLs through it; the validator answers revoked.
+    pub async fn after_move(&self) -> Result<()> {
+        let t = Instant::now();
+        let sig = self.cert(CertKind::Signature)?;
+        loop {
+            let st: ca::service::CertStatusBody =
+                self.operator_get(&format!("/v1/status/certificates/{}", sig.serial)).await?.json().await?;
+            if st.status == "revoked" {
+                println!(
+                    "   the CA service revoked signature certificate {} (reason code {}; seen {} ms into this step); it checked each feed entry against its signed notice",
+                    sig.serial,
+                    st.reason.unwrap_or_default(),
+                    t.elapsed().as_millis()
+                );
+                break;
+            }
+            ensure!(
+                t.elapsed() < Duration::from_secs(20),
+                "the CA service did not revoke: {}",
+                log_of(&self.dir, "ca-service")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        println!("   {} feed entries applied, each checked against its signed notice; cursor {}", r.entries, r.cursor);
-        let out = self.dir.join("publish");
-        let published = self.ca.publish_crls("ca-operator-1", &out, now, &|_, _| {}).await?;
-        let issued = self.issued.as_ref().context("nothing issued")?;
+        let published = self.publish().await?;
         for kind in [CertKind::Signature, CertKind::Authentication] {
-            let c = issued.get(kind).context("missing certificate")?;
-            let crl = published.iter().find(|p| p.ca == c.ca && p.shard == c.shard).context("no CRL for the shard")?;
+            let c = self.cert(kind)?;
+            let serial = hex::decode(&c.serial)?;
+            let shard = ca::authority::shard_of(&serial, 4);
+            let crl = published.iter().find(|p| p.ca == c.ca && p.shard == shard).context("no CRL for the shard")?;
             let purpose = if kind == CertKind::Signature { Purpose::Signature } else { Purpose::Authentication };
             let root_slug = CaId::root(purpose, Environment::Production).slug();
             let arl = published.iter().find(|p| p.ca == root_slug).context("no ARL")?;
             println!(
-                "   {} g{} shard {} CRL #{}: {} entries, {} bytes",
+                "   {} g{} shard {} CRL #{}: {} entries, {} bytes (published by the CA operator through the CA service)",
                 crl.ca, crl.generation, crl.shard, crl.number, crl.entries, crl.bytes
             );
-            let (ok, out) = self.verify(&c.der, purpose, &[crl.path.clone(), arl.path.clone()], now).await?;
+            let paths = [self.crl_path(&crl.ca, crl.generation, crl.shard), self.crl_path(&arl.ca, arl.generation, -1)];
+            let (ok, out) = self.verify(&c.der, purpose, &paths).await?;
             println!(
                 "   openssl verify -crl_check, {} certificate: {}",
                 kind.name(),
@@ -285,83 +438,78 @@ impl DemoCa {
             ensure!(ok == (kind == CertKind::Authentication), "unexpected status for the {} certificate", kind.name());
         }
         // The validator picks the revocation up from the CA's status table by itself.
-        let t = std::time::Instant::now();
+        let t = Instant::now();
         loop {
-            let st = self.ocsp(CertKind::Signature, now).await?;
-            if st.contains("revoked") || t.elapsed() > std::time::Duration::from_secs(3) {
+            let st = self.ocsp(CertKind::Signature).await?;
+            if st.contains("revoked") || t.elapsed() > Duration::from_secs(3) {
                 println!(
-                    "   verifier: openssl ocsp for the signature certificate: {st} ({} ms after the revocation)",
+                    "   verifier: openssl ocsp for the signature certificate: {st} ({} ms after the CRLs)",
                     t.elapsed().as_millis()
                 );
                 ensure!(st.contains("revoked"), "OCSP should say revoked after the move");
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let st = self.ocsp(CertKind::Authentication, now).await?;
+        let st = self.ocsp(CertKind::Authentication).await?;
         println!("   verifier: openssl ocsp for the authentication certificate: {st}");
         ensure!(st.ends_with(": good"), "the authentication certificate stays good after a move");
         Ok(())
     }
 
-    /// Enrols delegated responders for the two issuing CAs and serves OCSP and CRLs on the
-    /// port written into the certificates.
-    async fn start_validator(&mut self, now: i64) -> Result<()> {
-        let mut responders = Vec::new();
-        for purpose in [Purpose::Signature, Purpose::Authentication] {
-            let ca = CaId::issuing(purpose, Environment::Production, "13")?;
-            let key = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
-            let c = self
-                .ca
-                .issue_responder("ca-operator-1", &ca, ca::key::KeyBackend::public_key_der(&key), 30, now)
-                .await?;
-            responders.push(validator::responder::Responder::new(std::sync::Arc::new(key), &c.der)?);
-        }
-        let svc = std::sync::Arc::new(
-            validator::responder::Service::open(
-                ca::status::StatusReader::open(&self.dir.join("ca.db").display().to_string()).await?,
-                responders,
-                86_400,
-                100.0,
-            )
-            .await?,
-        );
-        let n = svc.load(now).await?;
-        let state = std::sync::Arc::new(validator::http::AppState {
-            ocsp: svc.clone(),
-            crl_dir: Some(self.dir.join("publish")),
-            crl_max_age: 3600,
-        });
-        let l = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
-        let poller = svc.clone();
-        self.validator = Some(tokio::spawn(async move {
-            let serve = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
-                .shed(std::sync::Arc::new(validator::http::overloaded))
-                .serve(l, std::future::pending());
-            let poll = async {
-                loop {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    let _ = poller.poll(identity::http::now()).await;
-                }
-            };
-            tokio::select! { _ = serve => {}, _ = poll => {} }
-        }));
+    /// The validator enrols at the CA service with its own credential (responder keys it
+    /// keeps, certificates by CSR) and serves OCSP and CRLs on the port written into the
+    /// certificates, reading the CA's status tables read only.
+    async fn start_validator(&mut self) -> Result<()> {
+        let vdir = self.dir.join("validator");
+        let mut env = self.parties.validator.env.clone();
+        env.push(("JPKI_VALIDATOR_PASSPHRASE".into(), hex::encode(rand::random::<[u8; 16]>())));
+        env.push(("JPKI_CA_URL".into(), self.ca_url.clone()));
+        let keys = vdir.join("keys").display().to_string();
+        let out = run_process(&self.dir, "validator-enroll", &["validator", "enroll", "--out", &keys], &env)?;
         println!(
-            "   validator: delegated OCSP responders for sign-13 and auth-13 (keys held by the validator, not the CA); {n} certificates pre-signed; http://127.0.0.1:{}/ocsp",
+            "   the validator ({}), its own process: jpki validator enroll at the CA service",
+            self.parties.validator.party
+        );
+        println!("{}", indent(&out));
+        let listen = format!("127.0.0.1:{}", self.port);
+        let ca_db = self.dir.join("ca.db").display().to_string();
+        let crl_dir = self.dir.join("publish").display().to_string();
+        let args = [
+            "serve",
+            "validator",
+            "--ca-db",
+            &ca_db,
+            "--responders",
+            &keys,
+            "--crl-dir",
+            &crl_dir,
+            "--listen",
+            &listen,
+        ];
+        self.procs.push(Kill(process(&self.dir, "validator", &args, &env)?.stdout(Stdio::null()).spawn()?));
+        let health = format!("http://127.0.0.1:{}/health", self.port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+            ensure!(Instant::now() < deadline, "the validator did not come up: {}", log_of(&self.dir, "validator"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!(
+            "   jpki serve validator: delegated OCSP responders (keys held by the validator, not the CA), the CA database opened read only; http://127.0.0.1:{}/ocsp",
             self.port
         );
         Ok(())
     }
 
     /// `openssl ocsp` against the validator for one of the resident's certificates.
-    async fn ocsp(&self, kind: CertKind, now: i64) -> Result<String> {
-        let c = self.issued.as_ref().and_then(|i| i.get(kind)).context("nothing issued")?;
+    async fn ocsp(&self, kind: CertKind) -> Result<String> {
+        let c = self.cert(kind)?;
         let purpose = if kind == CertKind::Signature { Purpose::Signature } else { Purpose::Authentication };
-        let root = self.ca.current(&CaId::root(purpose, Environment::Production), now).await?;
-        let int = self.ca.current(&CaId::issuing(purpose, Environment::Production, "13")?, now).await?;
+        let root = self.ca_cert(&CaId::root(purpose, Environment::Production)).await?;
+        let int = self.ca_cert(&CaId::issuing(purpose, Environment::Production, "13")?).await?;
         let (r, i, l) = (self.dir.join("o-root.pem"), self.dir.join("o-int.pem"), self.dir.join("o-leaf.pem"));
-        pem_file(&r, &[&root.certificate])?;
-        pem_file(&i, &[&int.certificate])?;
+        pem_file(&r, &[&root])?;
+        pem_file(&i, &[&int])?;
         pem_file(&l, &[&c.der])?;
         let out = Command::new("openssl")
             .arg("ocsp")
@@ -382,4 +530,13 @@ impl DemoCa {
         let line = text.lines().find(|x| x.starts_with(&leaf)).unwrap_or_default();
         Ok(format!("Response verify OK, {}", line.replace(&leaf, "certificate")))
     }
+}
+
+/// The refusal a failed window run reports (`refused (code): why`, once).
+fn last_error(text: &str) -> String {
+    let line = text.lines().rev().find(|l| l.contains("refused (")).unwrap_or(text.trim());
+    let from = line.find("refused (").unwrap_or(0);
+    let rest = &line[from..];
+    let end = rest[1..].find(": refused (").map_or(rest.len(), |i| i + 1);
+    rest[..end].trim().to_owned()
 }

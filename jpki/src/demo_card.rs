@@ -27,13 +27,11 @@ fn readers_ready() -> bool {
 pub struct VirtualCard {
     _card: Kill,
     _pcscd: Option<Kill>,
-    /// The issuer master key the card was made from (the card holds only its derived key).
-    pub issuer_key: [u8; 32],
 }
 
 impl VirtualCard {
     /// Starts pcscd unless it already serves the vpcd readers, then inserts a blank card.
-    pub fn insert(dir: &Path) -> Result<VirtualCard> {
+    pub fn insert(dir: &Path, issuer_key: [u8; 32]) -> Result<VirtualCard> {
         let pcscd = if readers_ready() {
             println!("   pcscd already serves {READER}");
             None
@@ -64,7 +62,6 @@ impl VirtualCard {
             println!("   started pcscd (foreground, no systemd); vpcd readers listed");
             Some(k)
         };
-        let issuer_key: [u8; 32] = rand::random();
         let exe = std::env::current_exe()?;
         let state = dir.join("card.json");
         let card = Kill(
@@ -78,7 +75,7 @@ impl VirtualCard {
         );
         Reader::open(READER)?.wait_card(Duration::from_secs(10))?;
         println!("   virtual JPKI card inserted into {READER} (state file {})", state.display());
-        Ok(VirtualCard { _card: card, _pcscd: pcscd, issuer_key })
+        Ok(VirtualCard { _card: card, _pcscd: pcscd })
     }
 }
 

@@ -10,7 +10,6 @@ mod ca_client;
 mod ca_cmd;
 mod ca_serve;
 mod card_cmd;
-mod card_local;
 mod config;
 mod demo;
 mod demo_ca;
