@@ -408,6 +408,14 @@ impl Authority {
     /// Opens the CA over `db`, running the CA's migrations on it ([`crate::schema`]) and
     /// resolving whatever a crash left half-done (see [`Self::recover`]).
     pub async fn open(db: Db, keys: KeyStore, now: i64) -> Result<Self> {
+        let a = Self::open_inspect(db, keys).await?;
+        a.recover("system:recovery", now).await?;
+        Ok(a)
+    }
+
+    /// Opens the CA for reading (listing, showing, auditing) without recovery: safe while the
+    /// CA service runs, whose in-flight reservations recovery would abandon.
+    pub async fn open_inspect(db: Db, keys: KeyStore) -> Result<Self> {
         crate::schema::migrate(&db).await?;
         let mut settings = Settings::default();
         if let Some(v) = setting(&db, "crl_base").await? {
@@ -425,9 +433,7 @@ impl Authority {
         if let Some(v) = setting(&db, "ca_algorithm").await? {
             settings.ca_algorithm = KeyAlgorithm::parse(&v)?;
         }
-        let a = Self { db, keys, settings, loaded: Mutex::default(), create: tokio::sync::Mutex::new(()) };
-        a.recover("system:recovery", now).await?;
-        Ok(a)
+        Ok(Self { db, keys, settings, loaded: Mutex::default(), create: tokio::sync::Mutex::new(()) })
     }
 
     /// The database.

@@ -1,5 +1,7 @@
-//! `jpki ca …`: the CA operator's commands. Every command opens the CA database and key store,
-//! resolves what an interrupted run left (see `Authority::recover`), acts, and leaves a row in
+//! `jpki ca …`: the CA operator's commands. Every command opens the CA database and key store;
+//! those that change the CA first resolve what an interrupted run left (see
+//! `Authority::recover`; the read-only `list`, `show`, `cert` and `audit` do not, so they are
+//! safe while `jpki serve ca` runs), act, and leave a row in
 //! the hash-chained audit trail under `--actor`. Secrets (key-store passphrase, PKCS#11 PIN,
 //! agency token) come only from the environment and are never printed.
 
@@ -165,6 +167,13 @@ pub enum Cmd {
         #[arg(long)]
         generation: Option<i64>,
     },
+    /// Resolve what an interrupted run left: abandon reserved serials, revoke stored TBSs that
+    /// were never signed. Every command that changes the CA does this first; `jpki serve ca`
+    /// does it when it starts.
+    Recover {
+        #[command(flatten)]
+        store: Store,
+    },
     /// Verify the audit trail's hash chain and print its last rows.
     Audit {
         #[command(flatten)]
@@ -176,6 +185,16 @@ pub enum Cmd {
 }
 
 pub(crate) async fn open(s: &Store) -> Result<Authority> {
+    open_as(s, true).await
+}
+
+/// [`open`] for the read-only commands (`list`, `show`, `cert`, `audit`): no recovery, so they
+/// are safe while `jpki serve ca` runs.
+async fn inspect(s: &Store) -> Result<Authority> {
+    open_as(s, false).await
+}
+
+async fn open_as(s: &Store, recover: bool) -> Result<Authority> {
     check_actor(&s.actor)?;
     let keys = match (&s.pkcs11_module, &s.pkcs11_token) {
         (Some(module), Some(token)) => {
@@ -189,7 +208,7 @@ pub(crate) async fn open(s: &Store) -> Result<Authority> {
         }
     };
     let db = ca::schema::open(&s.db).await.with_context(|| format!("cannot open the CA database {}", s.db))?;
-    Ok(Authority::open(db, keys, now()).await?)
+    Ok(if recover { Authority::open(db, keys, now()).await? } else { Authority::open_inspect(db, keys).await? })
 }
 
 /// The national node reached with the CA's own network credential (`JPKI_CREDENTIAL`,
@@ -324,7 +343,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             }
         }
         Cmd::List { store, resident, ca, limit } => {
-            let a = open(&store).await?;
+            let a = inspect(&store).await?;
             println!("{:<32}  {:<14}  {:<10}  {:<12}  {:<20}  status", "serial", "kind", "ca", "resident", "not after");
             for c in a.list(resident.as_deref(), ca.as_deref(), limit).await? {
                 let status = match &c.revoked {
@@ -343,7 +362,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             }
         }
         Cmd::Show { store, serial, pem: as_pem } => {
-            let a = open(&store).await?;
+            let a = inspect(&store).await?;
             let c = a.show(&serial).await?;
             if as_pem {
                 let der = c
@@ -372,7 +391,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             }
         }
         Cmd::Cert { store, ca: slug, generation } => {
-            let a = open(&store).await?;
+            let a = inspect(&store).await?;
             let id = ca::hierarchy::CaId::parse(&slug)?;
             let g = match generation {
                 Some(n) => a.generation_of(&id.slug(), n).await?,
@@ -380,8 +399,13 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             };
             print!("{}", pem("CERTIFICATE", &g.certificate)?);
         }
+        Cmd::Recover { store } => {
+            let a = inspect(&store).await?;
+            let (abandoned, revoked) = a.recover(&store.actor, now()).await?;
+            println!("{abandoned} reserved serials abandoned, {revoked} unsigned TBSs revoked");
+        }
         Cmd::Audit { store, limit } => {
-            let a = open(&store).await?;
+            let a = inspect(&store).await?;
             let rows = ca::audit::read_and_verify(a.db(), limit).await?;
             for r in &rows {
                 println!("{:>6}  {}  {:<16}  {:<14}  {}", r.seq, when(r.at), r.actor, r.action, r.detail);
