@@ -31,7 +31,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use identity::party::{Party, PartyKind};
-use net::clerk::{ClerkHeaders, HEADER_CERT, HEADER_SIGNATURE, HEADER_TIME};
+use net::clerk::{ClerkHeaders, ClerkVerifier, HEADER_CERT, HEADER_SIGNATURE, HEADER_TIME};
 use net::credential::Trust;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -51,7 +51,7 @@ pub const MAX_PAGE: i64 = 10_000;
 pub struct CaService {
     authority: Arc<Authority>,
     source: IdentitySource,
-    trust: Trust,
+    clerks: ClerkVerifier,
     issuer_master: Option<Zeroizing<[u8; 32]>>,
     publish_dir: Option<PathBuf>,
     status: StatusReader,
@@ -81,7 +81,8 @@ impl CaService {
         clock: fn() -> i64,
     ) -> Arc<Self> {
         let status = StatusReader::over(authority.db().pool().clone());
-        Arc::new(Self { authority, source, trust, issuer_master, publish_dir, status, clock })
+        let clerks = ClerkVerifier::new(trust);
+        Arc::new(Self { authority, source, clerks, issuer_master, publish_dir, status, clock })
     }
 
     /// The authority.
@@ -208,7 +209,7 @@ impl CaService {
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
         let clerk_headers = ClerkHeaders { cert: h(HEADER_CERT), time: h(HEADER_TIME), signature: h(HEADER_SIGNATURE) };
         let now = (self.clock)();
-        match net::clerk::verify(&self.trust, &caller, method, path, body, clerk_headers, now) {
+        match self.clerks.verify(&caller, method, path, body, clerk_headers, now) {
             Ok(clerk) => {
                 let (m, id) = caller
                     .station()

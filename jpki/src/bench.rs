@@ -68,6 +68,9 @@ pub enum Which {
     Card,
     /// OCSP responder vs `openssl ocsp` under wrk; loading and indexing a 1M-entry CRL.
     Ocsp,
+    /// A window's issuance through the CA service (mutual TLS, clerk, municipality check)
+    /// against the same issuance in process.
+    Issuance,
 }
 
 /// Runs per row (min / median / max are over these).
@@ -112,6 +115,7 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Ca => return crate::bench_ca::run().await,
         Which::Card => return crate::bench_card::run().await,
         Which::Ocsp => return crate::bench_ocsp::run().await,
+        Which::Issuance => return crate::bench_issuance::run().await,
     };
     // `testing::postgres()` reads the admin URL from JPKI_TEST_PG_URL, and setting a variable
     // in a running process needs `unsafe` (forbidden here): re-run ourselves with it set.

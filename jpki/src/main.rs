@@ -5,6 +5,7 @@
 mod bench;
 mod bench_ca;
 mod bench_card;
+mod bench_issuance;
 mod bench_ocsp;
 mod ca_client;
 mod ca_cmd;

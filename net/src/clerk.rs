@@ -157,7 +157,7 @@ pub struct ClerkHeaders<'a> {
 }
 
 /// Authenticates the clerk of one request that `window` (from its verified TLS certificate)
-/// made; returns the clerk.
+/// made; returns the clerk. (A one-off [`ClerkVerifier`]; a server keeps one.)
 pub fn verify(
     trust: &Trust,
     window: &Party,
@@ -167,37 +167,120 @@ pub fn verify(
     h: ClerkHeaders<'_>,
     now: i64,
 ) -> std::result::Result<Party, ClerkRefusal> {
-    fn need<'a>(v: Option<&'a str>, name: &str) -> std::result::Result<&'a str, ClerkRefusal> {
-        v.ok_or_else(|| ClerkRefusal::Missing(format!("no {name} header")))
+    ClerkVerifier::new(trust.clone()).verify(window, method, path, body, h, now)
+}
+
+/// Most clerk certificates a [`ClerkVerifier`] remembers before it starts afresh.
+const MAX_ADMITTED: usize = 10_000;
+
+/// A server's clerk verifier: it remembers the clerk certificates whose chain it has checked
+/// (until they expire, or until the network CA or its CRL file changes), so a request costs
+/// one signature verification.
+#[derive(Debug)]
+pub struct ClerkVerifier {
+    trust: Trust,
+    state: std::sync::Mutex<Admitted>,
+}
+
+#[derive(Debug, Default)]
+struct Admitted {
+    /// (modification time, length) of the CA file and the CRL file when the map was filled.
+    stamp: Option<Vec<(std::time::SystemTime, u64)>>,
+    /// Certificate DER → (clerk, notAfter).
+    certs: std::collections::HashMap<Vec<u8>, (Party, i64)>,
+}
+
+impl ClerkVerifier {
+    /// A verifier trusting `trust`.
+    pub fn new(trust: Trust) -> Self {
+        Self { trust, state: std::sync::Mutex::new(Admitted::default()) }
     }
-    let cert = hex::decode(need(h.cert, HEADER_CERT)?)
-        .map_err(|_| ClerkRefusal::Missing(format!("{HEADER_CERT} is not hex")))?;
-    let at: i64 = need(h.time, HEADER_TIME)?
-        .parse()
-        .map_err(|_| ClerkRefusal::Missing(format!("{HEADER_TIME} is not a number")))?;
-    let sig = hex::decode(need(h.signature, HEADER_SIGNATURE)?)
-        .map_err(|_| ClerkRefusal::Missing(format!("{HEADER_SIGNATURE} is not hex")))?;
-    let clerk = party_of(&cert).map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?;
-    let (Some((clerk_town, _)), Some((window_town, _))) = (clerk.station(), window.station()) else {
-        return Err(ClerkRefusal::NotTrusted(format!("{clerk} is not a clerk, or {window} not a window")));
-    };
-    if clerk.kind() != PartyKind::Clerk || window.kind() != PartyKind::Window {
-        return Err(ClerkRefusal::NotTrusted(format!("{clerk} is not a clerk, or {window} not a window")));
+
+    fn stamp(&self) -> Option<Vec<(std::time::SystemTime, u64)>> {
+        let mut files = vec![self.trust.ca_file.clone()];
+        files.extend(self.trust.crl_file.clone());
+        files.iter().map(|f| std::fs::metadata(f).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
     }
-    let der = CertificateDer::from(cert.as_slice());
-    crate::credential::verify_with_webpki(&der, &[], trust, webpki::KeyUsage::required(CLERK_SIGNING))
-        .map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?;
-    if clerk_town != window_town {
-        return Err(ClerkRefusal::OtherMunicipality { clerk: clerk.to_string(), window: window.to_string() });
+
+    /// The clerk named by `cert` if its chain, validity, revocation status and EKU are good.
+    fn admit(&self, cert: &[u8], now: i64) -> std::result::Result<Party, ClerkRefusal> {
+        let stamp = self.stamp();
+        {
+            let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if stamp.is_none() || st.stamp != stamp {
+                st.certs.clear();
+                st.stamp = stamp.clone();
+            }
+            if let Some((party, not_after)) = st.certs.get(cert)
+                && now < *not_after
+            {
+                return Ok(party.clone());
+            }
+        }
+        let clerk = party_of(cert).map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?;
+        let der = CertificateDer::from(cert);
+        crate::credential::verify_with_webpki(&der, &[], &self.trust, webpki::KeyUsage::required(CLERK_SIGNING))
+            .map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?;
+        let not_after = <x509_cert::Certificate as der::Decode>::from_der(cert)
+            .map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+            .as_secs() as i64;
+        if stamp.is_some() {
+            let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if st.stamp == stamp {
+                if st.certs.len() >= MAX_ADMITTED {
+                    st.certs.clear();
+                }
+                st.certs.insert(cert.to_vec(), (clerk.clone(), not_after));
+            }
+        }
+        Ok(clerk)
     }
-    let skew = (now - at).abs();
-    if skew > MAX_SKEW_SECS {
-        return Err(ClerkRefusal::Stale { at, skew });
+
+    /// Authenticates the clerk of one request that `window` (from its verified TLS
+    /// certificate) made; returns the clerk.
+    pub fn verify(
+        &self,
+        window: &Party,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        h: ClerkHeaders<'_>,
+        now: i64,
+    ) -> std::result::Result<Party, ClerkRefusal> {
+        fn need<'a>(v: Option<&'a str>, name: &str) -> std::result::Result<&'a str, ClerkRefusal> {
+            v.ok_or_else(|| ClerkRefusal::Missing(format!("no {name} header")))
+        }
+        let cert = hex::decode(need(h.cert, HEADER_CERT)?)
+            .map_err(|_| ClerkRefusal::Missing(format!("{HEADER_CERT} is not hex")))?;
+        let at: i64 = need(h.time, HEADER_TIME)?
+            .parse()
+            .map_err(|_| ClerkRefusal::Missing(format!("{HEADER_TIME} is not a number")))?;
+        let sig = hex::decode(need(h.signature, HEADER_SIGNATURE)?)
+            .map_err(|_| ClerkRefusal::Missing(format!("{HEADER_SIGNATURE} is not hex")))?;
+        let clerk = self.admit(&cert, now)?;
+        let (Some((clerk_town, _)), Some((window_town, _))) = (clerk.station(), window.station()) else {
+            return Err(ClerkRefusal::NotTrusted(format!("{clerk} is not a clerk, or {window} not a window")));
+        };
+        if clerk.kind() != PartyKind::Clerk || window.kind() != PartyKind::Window {
+            return Err(ClerkRefusal::NotTrusted(format!("{clerk} is not a clerk, or {window} not a window")));
+        }
+        if clerk_town != window_town {
+            return Err(ClerkRefusal::OtherMunicipality { clerk: clerk.to_string(), window: window.to_string() });
+        }
+        let skew = (now - at).abs();
+        if skew > MAX_SKEW_SECS {
+            return Err(ClerkRefusal::Stale { at, skew });
+        }
+        let der = CertificateDer::from(cert.as_slice());
+        let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?;
+        ee.verify_signature(webpki::ring::ECDSA_P384_SHA384, &message(window, method, path, at, body), &sig)
+            .map_err(|_| ClerkRefusal::BadSignature)?;
+        Ok(clerk)
     }
-    let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| ClerkRefusal::NotTrusted(e.to_string()))?;
-    ee.verify_signature(webpki::ring::ECDSA_P384_SHA384, &message(window, method, path, at, body), &sig)
-        .map_err(|_| ClerkRefusal::BadSignature)?;
-    Ok(clerk)
 }
 
 #[cfg(test)]

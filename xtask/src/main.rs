@@ -26,6 +26,7 @@ usage: cargo xtask <command>
   bench identity [args...]  `cargo run --release -p jpki -- bench identity --pg-url <url> [args...]`
                             against a throwaway PostgreSQL 15 cluster
   bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding
+  bench issuance            a window's issuance through the CA service vs the same in process
   bench ocsp                our OCSP responder vs `openssl ocsp -multi 2` under wrk; 1M-entry CRL index
   limbo                     x509-limbo (../shared/conformance) through `jpki verify cert`
   pkits                     NIST PKITS (PyPI cryptography-vectors, expectations from pyhanko-certvalidator)
@@ -183,6 +184,10 @@ fn main_inner() -> anyhow::Result<ExitCode> {
         }
         ["bench", "ca"] => {
             let status = cargo("run --release -p jpki -- bench ca").status()?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ["bench", "issuance"] => {
+            let status = cargo("run --release -p jpki -- bench issuance").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         ["bench", "identity", rest @ ..] => with_cluster(|cluster| {
