@@ -121,6 +121,32 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     let (s, a) = post(&w_osaka, &url, "/v1/card/issuer-auth", &osaka, Some(&c_osaka), &ask, None).await;
     assert_eq!((s, a["error"].as_str()), (403, Some("not_own_municipality")), "{a}");
 
+    // A stale clerk signature (captured more than five minutes ago) and a certificate that is
+    // not a clerk key (the municipality's notice key) are refused.
+    let bytes = serde_json::to_vec(&request("W01", "r7")).unwrap();
+    let mut rq = w_tokyo.post(format!("{url}/v1/issue")).header("content-type", "application/json");
+    for (k, v) in c_tokyo.headers(&tokyo, "POST", "/v1/issue", &bytes, now() - 400).unwrap() {
+        rq = rq.header(k, v);
+    }
+    let r = rq.body(bytes.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"].as_str(), Some("clerk_stale"));
+    let notice_pem = std::fs::read_to_string(pki.prefix("m131016-notice").with_extension("pem")).unwrap();
+    let b64: String =
+        notice_pem.lines().take_while(|l| !l.starts_with("-----END")).filter(|l| !l.starts_with("-----")).collect();
+    let notice_der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &b64).unwrap();
+    let r = w_tokyo
+        .post(format!("{url}/v1/issue"))
+        .header(net::clerk::HEADER_CERT, hex::encode(&notice_der))
+        .header(net::clerk::HEADER_TIME, now().to_string())
+        .header(net::clerk::HEADER_SIGNATURE, "3000")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"].as_str(), Some("clerk_not_trusted"));
+
     // Validators read the status stream; windows do not. Operators revoke; the stream has it.
     let v = pki.client("v1", ca.clone());
     let head = |c: reqwest::Client| {
@@ -166,4 +192,14 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     assert!(row(tokyo_actor, "card_issuance", "card 0102030405060708"), "{audit}");
     assert!(row(tokyo_actor, "card_issuer_auth", serial), "{audit}");
     assert!(row("urn:jpki:operator:op1", "revoke", victim), "{audit}");
+
+    // The clerk leaves: the network CA revokes the clerk's key and publishes its CRL; the
+    // running service refuses the clerk from then on (it had admitted that certificate).
+    let clerk_serial = pki.net(&["list"]);
+    let line = text(&clerk_serial).lines().find(|l| l.contains("clerk:131016:C1")).unwrap().to_owned();
+    let serial = line.split_whitespace().find(|w| w.len() >= 16 && w.chars().all(|c| c.is_ascii_hexdigit())).unwrap();
+    assert!(pki.net(&["revoke", "--serial", serial, "--reason", "affiliation-changed"]).status.success());
+    assert!(pki.net(&["crl"]).status.success());
+    let (s, a) = post(&w_tokyo, &url, "/v1/issue", &tokyo, Some(&c_tokyo), &request("W01", "r8"), None).await;
+    assert_eq!((s, a["error"].as_str()), (401, Some("clerk_not_trusted")), "{a}");
 }
