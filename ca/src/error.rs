@@ -47,6 +47,16 @@ pub enum Error {
     /// replayed or unverifiable): nothing of its page was applied.
     #[error("change feed refused: {0}")]
     Feed(String),
+    /// The CA service's status stream (reached by a [`crate::status::StatusClient`]) did not
+    /// answer, refused, or answered something unusable (an HTTP error, a body over the size
+    /// bound, malformed JSON). Carries the service's URL and why; never a credential.
+    #[error("CA status service {url}: {detail}")]
+    StatusService {
+        /// The CA service's base URL.
+        url: String,
+        /// What went wrong (transport error chain, HTTP status and the service's message).
+        detail: String,
+    },
     /// Database failure.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
@@ -83,6 +93,7 @@ impl Error {
             Self::Corrupt { .. } => "corrupt",
             Self::Identity(_) => "identity",
             Self::Feed(_) => "feed_refused",
+            Self::StatusService { .. } => "status_service",
             Self::Db(_) => "db",
             Self::Io(_) => "io",
         }

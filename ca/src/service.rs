@@ -10,7 +10,7 @@
 //! | `POST /v1/revoke` | — | yes | — | — |
 //! | `POST /v1/crl/publish` | — | yes | — | — |
 //! | `POST /v1/responders` | — | — | yes (its own key, by CSR) | — |
-//! | `GET /v1/status/head`, `/revocations`, `/ca-certificates`, `/certificates/{serial}` | — | yes | yes | — |
+//! | `GET /v1/status/head`, `/revocations`, `/ca-certificates`, `/certificates`, `/certificates/{serial}` | — | yes | yes | — |
 //! | `GET /v1/ca/{slug}/certificate`, `GET /v1/crl/{slug}/g{n}/{file}` | yes | yes | yes | yes |
 //!
 //! A window's requests also carry its clerk's signature ([`net::clerk`]): the audit row of
@@ -42,9 +42,9 @@ use crate::error::Error;
 use crate::hierarchy::{CaId, Environment};
 use crate::identity_source::IdentitySource;
 use crate::revocation::CertKind;
-use crate::status::{CertStatus, StatusReader};
+use crate::status::{CertStatus, Certificate, StatusReader};
 
-/// Largest page of the revocation stream.
+/// Largest page of the revocation stream and of the certificate listing.
 pub const MAX_PAGE: i64 = 10_000;
 
 /// The CA service's state.
@@ -102,6 +102,7 @@ pub fn router(svc: Arc<CaService>) -> axum::Router {
         .route("/v1/status/head", get(status_head))
         .route("/v1/status/revocations", get(status_revocations))
         .route("/v1/status/ca-certificates", get(status_ca_certificates))
+        .route("/v1/status/certificates", get(status_certificates))
         .route("/v1/status/certificates/{serial}", get(status_certificate))
         .route("/v1/ca/{slug}/certificate", get(ca_certificate))
         .route("/v1/crl/{slug}/{generation}/{file}", get(crl_file))
@@ -695,6 +696,24 @@ pub struct CertStatusBody {
     pub reason: Option<i64>,
 }
 
+impl From<Certificate> for CertStatusBody {
+    fn from(c: Certificate) -> Self {
+        let (status, revoked_at, reason) = match c.status {
+            CertStatus::Good => ("good", None, None),
+            CertStatus::Revoked { at, reason } => ("revoked", Some(at), Some(reason as i64)),
+            CertStatus::NotIssued => ("not_issued", None, None),
+        };
+        CertStatusBody {
+            serial: c.serial,
+            issuer_slug: c.issuer_slug,
+            issuer_generation: c.issuer_generation,
+            status: status.into(),
+            revoked_at,
+            reason,
+        }
+    }
+}
+
 async fn status_certificate(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -707,19 +726,36 @@ async fn status_certificate(
         .certificate(&serial.to_ascii_lowercase())
         .await?
         .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "not_found", format!("no certificate {serial}")))?;
-    let (status, revoked_at, reason) = match c.status {
-        CertStatus::Good => ("good", None, None),
-        CertStatus::Revoked { at, reason } => ("revoked", Some(at), Some(reason as i64)),
-        CertStatus::NotIssued => ("not_issued", None, None),
-    };
-    Ok(Json(CertStatusBody {
-        serial: c.serial,
-        issuer_slug: c.issuer_slug,
-        issuer_generation: c.issuer_generation,
-        status: status.into(),
-        revoked_at,
-        reason,
-    }))
+    Ok(Json(c.into()))
+}
+
+/// Paging of the certificate listing (for pre-signing): by serial.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CertPageQuery {
+    /// Certificates whose serial (lower-case hex) sorts after this; empty for the first page.
+    #[serde(default)]
+    pub after: String,
+    /// At most this many (1–[`MAX_PAGE`]).
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+}
+
+/// `GET /v1/status/certificates?after=SERIAL&limit=M`: issued or revoked certificates in
+/// serial order, a page at a time (what `StatusReader::certificates` reads in one go).
+async fn status_certificates(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Query(q): Query<CertPageQuery>,
+) -> Answer<Json<Vec<CertStatusBody>>> {
+    allow(&caller(party)?, STATUS_READERS, "GET /v1/status/certificates")?;
+    if !(1..=MAX_PAGE).contains(&q.limit) {
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("limit 1–{MAX_PAGE}")));
+    }
+    if !q.after.is_empty() {
+        hex_bytes("after", &q.after, 32)?;
+    }
+    let page = svc.status.certificates_after(&q.after.to_ascii_lowercase(), q.limit).await?;
+    Ok(Json(page.into_iter().map(CertStatusBody::from).collect()))
 }
 
 /// Which generation: `?generation=N` (default the current one).

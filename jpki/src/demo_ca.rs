@@ -5,7 +5,8 @@
 //! as the B1-020 agency `jpki-ca`) and follows the change feed by itself. Windows are
 //! `jpki card …` processes whose whole environment is their own credential, their clerk's key,
 //! the CA service's URL and the resident's PINs. The validator is `jpki validator enroll` and
-//! `jpki serve validator` with its own credential, reading the CA's status tables read only.
+//! `jpki serve validator` with its own credential, reading certificate status from the CA
+//! service's status stream (it never opens the CA's database).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -459,7 +460,8 @@ impl DemoCa {
 
     /// The validator enrols at the CA service with its own credential (responder keys it
     /// keeps, certificates by CSR) and serves OCSP and CRLs on the port written into the
-    /// certificates, reading the CA's status tables read only.
+    /// certificates, reading certificate status from the CA service's status stream with its
+    /// own credential (`--ca-service`; the CA's database is not opened).
     async fn start_validator(&mut self) -> Result<()> {
         let vdir = self.dir.join("validator");
         let mut env = self.parties.validator.env.clone();
@@ -473,13 +475,12 @@ impl DemoCa {
         );
         println!("{}", indent(&out));
         let listen = format!("127.0.0.1:{}", self.port);
-        let ca_db = self.dir.join("ca.db").display().to_string();
         let crl_dir = self.dir.join("publish").display().to_string();
         let args = [
             "serve",
             "validator",
-            "--ca-db",
-            &ca_db,
+            "--ca-service",
+            &self.ca_url,
             "--responders",
             &keys,
             "--crl-dir",
@@ -495,7 +496,7 @@ impl DemoCa {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         println!(
-            "   jpki serve validator: delegated OCSP responders (keys held by the validator, not the CA), the CA database opened read only; http://127.0.0.1:{}/ocsp",
+            "   jpki serve validator: delegated OCSP responders (keys held by the validator, not the CA), status read from the CA service's status stream; http://127.0.0.1:{}/ocsp",
             self.port
         );
         Ok(())

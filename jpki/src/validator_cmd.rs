@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use ca::hierarchy::Environment;
 use ca::key::{KeyAlgorithm, SoftKey};
+use ca::status::{StatusClient, StatusReader, StatusSource};
 use clap::{Args, Subcommand};
 use identity::http::now;
 use net::secret::Secret;
@@ -76,9 +77,18 @@ pub enum Cmd {
 pub struct ServeArgs {
     /// The CA's database, opened read only and never migrated (certificate status, revocations
     /// and CA certificates, through `ca::status`): a SQLite file is opened with `mode=ro`; for
-    /// PostgreSQL give a role with SELECT only on the status tables.
-    #[arg(long, env = "JPKI_CA_DB")]
-    pub ca_db: String,
+    /// PostgreSQL give a role with SELECT only on the status tables. Exactly one of --ca-db and
+    /// --ca-service.
+    #[arg(long, env = "JPKI_CA_DB", required_unless_present = "ca_service", conflicts_with = "ca_service")]
+    pub ca_db: Option<String>,
+    /// The CA service (`https://HOST:PORT`, `jpki serve ca`): read the status from its status
+    /// stream over mutual TLS with the validator's network credential, never opening the CA's
+    /// database. Exactly one of --ca-db and --ca-service.
+    #[arg(long = "ca-service", env = "JPKI_CA_URL", required_unless_present = "ca_db")]
+    pub ca_service: Option<String>,
+    /// The party the CA service's certificate must name (with --ca-service).
+    #[arg(long, env = "JPKI_CA_PARTY", default_value = "ca:jpki-ca")]
+    pub ca_party: String,
     /// Trust the test hierarchy's roots (`test-*`) on the verification API instead of the
     /// production roots. Never in production.
     #[arg(long)]
@@ -111,7 +121,8 @@ pub struct ServeArgs {
     /// Listen address of the verification API, mutual TLS only (needs --db).
     #[arg(long, requires = "db")]
     pub api_listen: Option<String>,
-    /// The validator's network credential, for the verification API.
+    /// The validator's network credential (a `validator:<name>` party), for the verification
+    /// API and for the CA service with --ca-service.
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -227,7 +238,8 @@ fn credential(net: &NetArgs) -> Result<crate::netargs::Net> {
     let n = net.load()?;
     anyhow::ensure!(
         matches!(n.cred.party, identity::party::Party::Validator(_)),
-        "the credential names {}, but the verification API is served by a validator:<name> party",
+        "the credential names {}, but the validator (its verification API, its link to the CA service) \
+         is a validator:<name> party",
         n.cred.party
     );
     Ok(n)
@@ -241,9 +253,22 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     let api_conf = match (&a.db, &a.api_listen) {
         (None, _) => None,
         (Some(_), None) => bail!("--db serves the verification API, which needs --api-listen (mutual TLS)"),
-        (Some(db), Some(addr)) => Some((db.clone(), addr.clone(), credential(&a.net)?)),
+        (Some(db), Some(addr)) => Some((db.clone(), addr.clone())),
     };
-    let status = ca::status::StatusReader::open(&a.ca_db).await.context("cannot open the CA database read only")?;
+    // The network credential: for the verification API and for the CA service's status stream.
+    let net = if api_conf.is_some() || a.ca_service.is_some() { Some(credential(&a.net)?) } else { None };
+    let status: StatusSource = match (&a.ca_db, &a.ca_service, &net) {
+        (Some(db), None, _) => StatusReader::open(db).await.context("cannot open the CA database read only")?.into(),
+        (None, Some(url), Some(n)) => {
+            net::client::require_https(url)?;
+            let http = net::client::client(&n.cred, &n.trust, Some(a.ca_party.parse().context("--ca-party")?))?;
+            let c = StatusClient::new(url, http);
+            c.head().await.with_context(|| format!("cannot read the status stream of the CA service {url}"))?;
+            eprintln!("validator: certificate status from the CA service {url} (as {})", n.cred.party);
+            c.into()
+        }
+        _ => bail!("give exactly one of --ca-db and --ca-service"),
+    };
     let svc = Arc::new(
         Service::open(status.clone(), responders(&a.responders, &pass)?, a.validity_hours * 3600, a.live_rate).await?,
     );
@@ -282,7 +307,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let public = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
         .shed(Arc::new(validator::http::overloaded));
-    let Some((url, api_addr, cred)) = api_conf else {
+    let (Some((url, api_addr)), Some(cred)) = (api_conf, net) else {
         eprintln!("validator listening on {} (POST/GET /ocsp, GET /crl/…); no verification API", l.local_addr()?);
         public.serve(l, net::server::signal()).await?;
         return Ok(());

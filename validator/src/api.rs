@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use base64::Engine as _;
 use ca::hierarchy::{CaId, Environment, Purpose};
-use ca::status::StatusReader;
+use ca::status::StatusSource;
 use identity::http::Caller;
 use identity::party::{Party, PartyKind};
 use identity::store::Db;
@@ -109,8 +109,9 @@ pub struct Api {
     pub intermediates: Vec<Vec<u8>>,
     /// The responder, whose status source answers for the leaf's revocation.
     pub ocsp: Arc<Service>,
-    /// The CA's status boundary: the issuing CAs' status (the ARL).
-    pub status: StatusReader,
+    /// The CA's status boundary (its database or the CA service): the issuing CAs' status
+    /// (the ARL).
+    pub status: StatusSource,
     /// The hierarchy served (production unless `--test-hierarchy`): its signature policy is
     /// required of a signed document's signer.
     pub environment: Environment,
@@ -126,7 +127,7 @@ impl Api {
 /// Loads the anchors (roots) and intermediates (issuing CAs) of one environment from the CA's
 /// status boundary: production, unless the operator explicitly serves the test hierarchy
 /// (`jpki serve validator --test-hierarchy`). The two are never trusted together.
-pub async fn ca_certificates(status: &StatusReader, environment: Environment) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+pub async fn ca_certificates(status: &StatusSource, environment: Environment) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
     let (mut roots, mut ints) = (Vec::new(), Vec::new());
     for g in status.ca_certificates().await?.into_iter().filter(|g| g.ca.env == environment) {
         if g.ca.prefecture.is_none() { roots.push(g.certificate) } else { ints.push(g.certificate) }

@@ -84,8 +84,8 @@ pub enum Error {
     /// another key, a CA key as responder key, no CA generation for the responder's AKI).
     #[error("{0}")]
     Config(String),
-    /// The CA's status boundary ([`ca::status::StatusReader`]) or a CA operation (signing
-    /// with a responder key) failed.
+    /// The CA's status boundary ([`ca::status::StatusSource`]: the CA's database or the CA
+    /// service's status stream) or a CA operation (signing with a responder key) failed.
     #[error("CA: {0}")]
     Ca(#[from] ca::Error),
     /// The validator's own database failed (or could not be migrated). Its text never leaves
@@ -137,7 +137,7 @@ impl Error {
             Self::Config(_) => ErrorKind::Config,
             Self::Db(_) => ErrorKind::Unavailable,
             Self::Ca(e) => match e.kind() {
-                "db" | "io" | "identity" => ErrorKind::Unavailable,
+                "db" | "io" | "identity" | "status_service" => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
             },
             Self::Internal(_) => ErrorKind::Internal,

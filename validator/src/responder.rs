@@ -1,5 +1,6 @@
 //! The OCSP responder: one delegated responder key per CA generation, certificate status
-//! read through the CA's read-only status boundary ([`ca::status`]; never its keys), and
+//! read through the CA's status boundary ([`ca::status::StatusSource`]: the CA's database read
+//! only, or the CA service's status stream; never its keys), and
 //! responses pre-signed at start-up, on revocation and before they go stale, kept in memory by
 //! (issuer, hash algorithm, serial). Revocations are picked up by the CA's revocation sequence
 //! number, never by time, and nothing is re-signed before every revocation up to the current
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use ca::crl::Reason;
 use ca::key::KeyBackend;
-use ca::status::{CaCertificate, CertStatus as CaStatus, StatusReader};
+use ca::status::{CaCertificate, CertStatus as CaStatus, StatusSource};
 use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
 use der::{Decode, Encode};
 use sha1::Digest as _;
@@ -258,7 +259,7 @@ pub struct Stats {
 pub struct Service {
     issuers: Vec<Issuer>,
     cache: RwLock<HashMap<Vec<u8>, Arc<Cached>>>,
-    status: StatusReader,
+    status: StatusSource,
     validity: i64,
     live: tokio::sync::Semaphore,
     bucket: Mutex<Bucket>,
@@ -274,13 +275,15 @@ pub struct Service {
 
 impl Service {
     /// Checks each responder ([`check_responder`]) and matches it to the CA generation whose
-    /// key identifier is its AKI.
+    /// key identifier is its AKI. `status` is where the CA's status is read (a
+    /// [`ca::status::StatusReader`] or a [`ca::status::StatusClient`] converts into it).
     pub async fn open(
-        status: StatusReader,
+        status: impl Into<StatusSource>,
         responders: Vec<Responder>,
         validity_secs: i64,
         live_per_second: f64,
     ) -> Result<Service> {
+        let status = status.into();
         let cas = status.ca_certificates().await?;
         let mut issuers = Vec::new();
         for r in responders {

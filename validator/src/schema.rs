@@ -1,7 +1,8 @@
 //! The validator's own tables (registered verifiers and the query log): its migrations,
 //! `validator/migrations/{sqlite,postgres}`, embedded and run by [`open`] on the validator's
 //! database. They are never run on the CA's database, which the validator reads only through
-//! [`ca::status::StatusReader`] (read only, never migrated).
+//! [`ca::status::StatusReader`] (read only, never migrated), or not at all when it reads the
+//! CA service's status stream ([`ca::status::StatusClient`]).
 
 use identity::store::{Db, Schema};
 use sqlx::migrate::Migrator;

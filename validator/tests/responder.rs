@@ -15,7 +15,7 @@ use ca::key::{KeyAlgorithm, KeyBackend, SoftKey};
 use ca::keystore::KeyStore;
 use ca::profile::{AuthenticationCert, StatusUrls};
 use ca::revocation::CertKind;
-use ca::status::StatusReader;
+use ca::status::{StatusClient, StatusReader, StatusSource};
 use der::asn1::{Null, OctetString};
 use der::{Decode, Encode};
 use identity::store::testing::TestDb;
@@ -29,7 +29,7 @@ use x509_cert::serial_number::SerialNumber;
 const NOW: i64 = 1_795_478_400;
 
 struct Setup {
-    ca: Authority,
+    ca: Arc<Authority>,
     issuer: Certificate,
     serials: Vec<String>,
     /// The key of the authentication certificates.
@@ -85,7 +85,7 @@ async fn setup(db: &TestDb) -> (Setup, Vec<Responder>) {
     let rc = ca.issue_responder("op", &g.ca, rkey.public_key_der(), 30, NOW).await.unwrap();
     let responder = Responder::new(Arc::new(rkey), &rc.der).unwrap();
     let serials = issued.iter().map(|c| c.serial.clone()).collect();
-    (Setup { ca, issuer, serials, subject, _keys: keys }, vec![responder])
+    (Setup { ca: Arc::new(ca), issuer, serials, subject, _keys: keys }, vec![responder])
 }
 
 fn cert_id(issuer: &Certificate, serial: &[u8], sha256: bool) -> CertId {
@@ -291,7 +291,7 @@ async fn the_api_admits_registered_verifiers_by_party_and_the_public_router_has_
         anchors: vec![],
         intermediates: vec![],
         ocsp: svc.clone(),
-        status: StatusReader::open(&tdb.url).await.unwrap(),
+        status: StatusReader::open(&tdb.url).await.unwrap().into(),
         environment: Environment::Production,
     });
     let logged = || async {
@@ -363,12 +363,24 @@ async fn answered_revoked(svc: &Service, issuer: &Certificate, serial: &str, now
 
 /// Regression for review finding H2: revocations were polled by a `revoked_at` window, so one
 /// revocation from a clock a day fast hid every later one. They are now polled by the CA's
-/// gapless revocation sequence.
+/// gapless revocation sequence — read from the CA's database or from the CA service's status
+/// stream alike.
 #[tokio::test(flavor = "multi_thread")]
 async fn revocations_are_picked_up_by_sequence_whatever_the_clocks_say() {
     for db in identity::store::testing::all().await.unwrap() {
         let (s, responders) = setup(&db).await;
-        let status = StatusReader::open(&db.url).await.unwrap();
+        let status = StatusReader::open(&db.url).await.unwrap().into();
+        by_sequence(&s, responders, status, &format!("{} (database)", db.label)).await;
+    }
+    for db in identity::store::testing::all().await.unwrap() {
+        let (s, responders) = setup(&db).await;
+        let net = CaServiceOnLoopback::start(s.ca.clone()).await;
+        by_sequence(&s, responders, net.validator.clone().into(), &format!("{} (CA service)", db.label)).await;
+    }
+}
+
+async fn by_sequence(s: &Setup, responders: Vec<Responder>, status: StatusSource, label: &str) {
+    {
         let svc = Arc::new(Service::open(status.clone(), responders, 86_400, 1_000.0).await.unwrap());
         svc.load(NOW).await.unwrap();
         assert_eq!(svc.seen_seq(), 0);
@@ -387,14 +399,14 @@ async fn revocations_are_picked_up_by_sequence_whatever_the_clocks_say() {
             let a = answered_revoked(&svc, &s.issuer, &s.serials[0], NOW).await;
             let b = answered_revoked(&svc, &s.issuer, &s.serials[1], NOW).await;
             if a.is_some() && b.is_some() {
-                assert_eq!((a, b), (Some(NOW + 86_400), Some(NOW - 3_600)), "{}", db.label);
+                assert_eq!((a, b), (Some(NOW + 86_400), Some(NOW - 3_600)), "{}", label);
                 break;
             }
-            assert!(t.elapsed() < std::time::Duration::from_secs(2), "{}: not both revoked within 2 s", db.label);
+            assert!(t.elapsed() < std::time::Duration::from_secs(2), "{}: not both revoked within 2 s", label);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         task.abort();
-        assert_eq!(svc.seen_seq(), 2, "{}", db.label);
+        assert_eq!(svc.seen_seq(), 2, "{}", label);
 
         // A replayed revocation (a crash between the insert and its acknowledgement, a
         // replayed feed entry) takes no number and revokes nothing twice.
@@ -412,12 +424,12 @@ async fn revocations_are_picked_up_by_sequence_whatever_the_clocks_say() {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        assert!(!again, "{}", db.label);
+        assert!(!again, "{}", label);
         assert!(s.ca.revoke("op", &s.serials[0], Reason::Unspecified, "again", NOW).await.is_err());
-        assert_eq!(status.head().await.unwrap(), 2, "{}", db.label);
+        assert_eq!(status.head().await.unwrap(), 2, "{}", label);
         let seqs: Vec<i64> = status.revocations_after(0, 100).await.unwrap().iter().map(|r| r.seq).collect();
-        assert_eq!(seqs, [1, 2], "{}: gapless, in commit order", db.label);
-        assert_eq!(svc.poll(NOW).await.unwrap(), 0, "{}", db.label);
+        assert_eq!(seqs, [1, 2], "{}: gapless, in commit order", label);
+        assert_eq!(svc.poll(NOW).await.unwrap(), 0, "{}", label);
         assert_eq!(answered_revoked(&svc, &s.issuer, &s.serials[0], NOW).await, Some(NOW + 86_400));
 
         // A live answer (nonce) reads the CA's tables, not the map: a revocation not yet
@@ -425,17 +437,164 @@ async fn revocations_are_picked_up_by_sequence_whatever_the_clocks_say() {
         s.ca.revoke("op", &s.serials[3], Reason::KeyCompromise, "live", NOW + 8).await.unwrap();
         let id = cert_id(&s.issuer, &hex::decode(&s.serials[3]).unwrap(), false);
         let a = svc.answer(&request(vec![id], Some(b"nonce-nonce-1234")), NOW + 9).await;
-        assert!(matches!(open(a.der()).0[0].cert_status, CertStatus::Revoked(_)), "{}", db.label);
+        assert!(matches!(open(a.der()).0[0].cert_status, CertStatus::Revoked(_)), "{}", label);
         // Refresh reads every revocation up to the current sequence before it re-signs: a
         // revocation not yet polled is never re-signed as good.
         s.ca.revoke("op", &s.serials[2], Reason::KeyCompromise, "before refresh", NOW + 7).await.unwrap();
         assert!(svc.refresh(NOW + 50_000).await.unwrap() > 0);
-        assert_eq!(svc.seen_seq(), 4, "{}", db.label);
+        assert_eq!(svc.seen_seq(), 4, "{}", label);
         assert_eq!(answered_revoked(&svc, &s.issuer, &s.serials[2], NOW + 50_000).await, Some(NOW + 7));
         // A restart starts from the sequence it loaded at.
         let svc2 = Arc::new(Service::open(status.clone(), Vec::new(), 86_400, 1.0).await.unwrap());
         svc2.load(NOW).await.unwrap();
-        assert_eq!(svc2.seen_seq(), 4, "{}", db.label);
+        assert_eq!(svc2.seen_seq(), 4, "{}", label);
+    }
+}
+
+/// A CA service (`ca::service::router`) over `authority`, served with mutual TLS by
+/// `net::server` on a loopback port, with network credentials from a fresh network CA: the
+/// validator's status client, and raw clients of a validator and of a window.
+struct CaServiceOnLoopback {
+    validator: StatusClient,
+    validator_http: reqwest::Client,
+    window_http: reqwest::Client,
+    url: String,
+    serving: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl CaServiceOnLoopback {
+    async fn start(authority: Arc<Authority>) -> CaServiceOnLoopback {
+        use identity::party::Party;
+        use net::credential::{Credential, Trust};
+        let dir = tempfile::tempdir().unwrap();
+        let d = |f: &str| dir.path().join(f);
+        // TLS checks certificates against the real clock, not the test's NOW.
+        let now = identity::http::now();
+        let pass = net::secret::Secret::new(b"network test passphrase".to_vec());
+        let netca = ca::network::NetworkCa::init(&d("net"), &pass, now).unwrap();
+        let trust = Trust { ca_file: d("net/ca.pem"), crl_file: Some(d("net/crl.pem")) };
+        let ca_party = Party::Ca("jpki-ca".into());
+        netca.issue_tls(&ca_party, &["127.0.0.1".into()], 30, now, &d("ca-service"), &pass).unwrap();
+        netca.issue_tls(&Party::Validator("v1".into()), &[], 30, now, &d("validator"), &pass).unwrap();
+        netca.issue_tls(&Party::Window("131016:W01".into()), &[], 30, now, &d("window"), &pass).unwrap();
+        let client = |name: &str| {
+            let cred = Credential::load(&d(name), &pass).unwrap();
+            net::client::client(&cred, &trust, Some(ca_party.clone())).unwrap()
+        };
+        let (validator_http, window_http) = (client("validator"), client("window"));
+        // The status routes never ask the identity network: a peer that is never called.
+        let source = ca::identity_source::IdentitySource::Http(identity::client::Peer::new(
+            "https://127.0.0.1:1",
+            validator_http.clone(),
+        ));
+        let svc = ca::service::CaService::new(authority, source, trust.clone(), None, None, identity::http::now);
+        let ca_cred = Credential::load(&d("ca-service"), &pass).unwrap();
+        let (config, _) = net::tls::server_config(&ca_cred, &trust).unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", l.local_addr().unwrap());
+        let server = net::server::Server::new(ca::service::router(svc), net::server::Transport::Tls(config));
+        let serving = tokio::spawn(async move {
+            server.serve(l, std::future::pending()).await.unwrap();
+        });
+        let validator = StatusClient::new(&url, validator_http.clone());
+        CaServiceOnLoopback { validator, validator_http, window_http, url, serving, _dir: dir }
+    }
+}
+
+impl Drop for CaServiceOnLoopback {
+    fn drop(&mut self) {
+        self.serving.abort();
+    }
+}
+
+/// The validator's two status sources agree: the CA's database read directly and the CA
+/// service's status stream (`GET /v1/status/…` over mutual TLS) give the same head,
+/// revocations, certificates (whole and by page), single statuses and CA certificates, and a
+/// responder loads the same from either.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_stream_agrees_with_the_ca_database() {
+    for tdb in identity::store::testing::all().await.unwrap() {
+        let label = tdb.label;
+        let (s, responders) = setup(&tdb).await;
+        s.ca.revoke("op", &s.serials[1], Reason::KeyCompromise, "test", NOW + 5).await.unwrap();
+        s.ca.revoke("op", &s.serials[3], Reason::Superseded, "test", NOW + 6).await.unwrap();
+        let net = CaServiceOnLoopback::start(s.ca.clone()).await;
+        let db: StatusSource = StatusReader::open(&tdb.url).await.unwrap().into();
+        let http: StatusSource = net.validator.clone().into();
+
+        assert_eq!(db.head().await.unwrap(), 2, "{label}");
+        assert_eq!(http.head().await.unwrap(), 2, "{label}");
+        for after in [0, 1, 2] {
+            let want = db.revocations_after(after, 100).await.unwrap();
+            assert_eq!(http.revocations_after(after, 100).await.unwrap(), want, "{label}");
+        }
+        assert_eq!(http.revocations_after(0, 1).await.unwrap().len(), 1, "{label}");
+        let sorted = |mut v: Vec<ca::status::Certificate>| {
+            v.sort_by(|a, b| a.serial.cmp(&b.serial));
+            v
+        };
+        let all = sorted(db.certificates().await.unwrap());
+        // Under the issuing CA: the five issued, two of them revoked, and the responder's
+        // certificate (the CA certificates themselves are listed under their roots).
+        assert!(s.serials.iter().all(|x| all.iter().any(|c| &c.serial == x)), "{label}");
+        assert_eq!(all.iter().filter(|c| c.issuer_slug == "auth-13").count(), 6, "{label}: {all:?}");
+        assert_eq!(all.iter().filter(|c| matches!(c.status, ca::status::CertStatus::Revoked { .. })).count(), 2);
+        assert_eq!(sorted(http.certificates().await.unwrap()), all, "{label}");
+        // By page of two, from either source: the same pages, together every certificate.
+        let (mut after, mut paged) = (String::new(), Vec::new());
+        loop {
+            let page = db.certificates_after(&after, 2).await.unwrap();
+            assert_eq!(http.certificates_after(&after, 2).await.unwrap(), page, "{label}: after {after:?}");
+            let Some(last) = page.last() else { break };
+            after = last.serial.clone();
+            paged.extend(page);
+        }
+        assert_eq!(sorted(paged.clone()), all, "{label}");
+        assert!(paged.windows(2).all(|w| w[0].serial != w[1].serial), "{label}: no serial twice");
+        for c in &all {
+            assert_eq!(http.certificate(&c.serial).await.unwrap().as_ref(), Some(c), "{label}");
+            assert_eq!(db.certificate(&c.serial).await.unwrap().as_ref(), Some(c), "{label}");
+        }
+        // A serial the CA never reserved, and one it could not have issued: none from either.
+        for serial in [hex::encode([0x55; 16]), "zz".into(), "ab".repeat(40)] {
+            assert_eq!(http.certificate(&serial).await.unwrap(), None, "{label}: {serial}");
+            assert_eq!(db.certificate(&serial).await.unwrap(), None, "{label}: {serial}");
+        }
+        assert_eq!(http.ca_certificates().await.unwrap(), db.ca_certificates().await.unwrap(), "{label}");
+
+        // A responder loads the same from either source.
+        let svc = Arc::new(Service::open(http.clone(), responders, 86_400, 100.0).await.unwrap());
+        assert_eq!(svc.load(NOW).await.unwrap(), 6, "{label}");
+        let revoked = request(vec![cert_id(&s.issuer, &hex::decode(&s.serials[1]).unwrap(), false)], None);
+        let a = svc.answer(&revoked, NOW).await;
+        assert!(matches!(open(a.der()).0[0].cert_status, CertStatus::Revoked(_)), "{label}");
+        // A miss goes to the CA service (live path): a serial it never reserved is unknown.
+        let a = svc.answer(&request(vec![cert_id(&s.issuer, &[0x55; 16], false)], None), NOW).await;
+        assert_eq!(open(a.der()).0[0].cert_status, CertStatus::Unknown(Null), "{label}");
+
+        // The listing is the status readers': a window is refused; bad paging is refused.
+        let get = |c: &reqwest::Client, q: &str| {
+            let r = c.get(format!("{}/v1/status/certificates{q}", net.url)).send();
+            async move {
+                let r = r.await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let (st, b) = get(&net.window_http, "").await;
+        assert_eq!(st, 403, "{label}: {b}");
+        assert!(b.contains("party_not_allowed"), "{b}");
+        for q in ["?limit=0", "?limit=10001", "?after=xyz", "?after=%27%20OR%201=1"] {
+            let (st, b) = get(&net.validator_http, q).await;
+            assert_eq!(st, 400, "{label}: {q}: {b}");
+        }
+        let (st, b) = get(&net.validator_http, "?limit=10000").await;
+        assert_eq!(st, 200, "{label}: {b}");
+        // A source that cannot answer is a typed error that names the service, not a panic.
+        let gone = StatusClient::new("https://127.0.0.1:1", net.validator_http.clone());
+        let e = gone.head().await.unwrap_err();
+        assert_eq!(e.kind(), "status_service", "{e}");
+        assert!(e.to_string().contains("https://127.0.0.1:1"), "{e}");
     }
 }
 
@@ -640,7 +799,11 @@ async fn verification_api_semantics() {
     use tower::ServiceExt as _;
     let tdb = identity::store::testing::sqlite().unwrap();
     let (mut s, mut responders) = setup(&tdb).await;
-    s.ca.init("op", Environment::Test, ca::authority::Settings::default(), NOW).await.unwrap();
+    Arc::get_mut(&mut s.ca)
+        .unwrap()
+        .init("op", Environment::Test, ca::authority::Settings::default(), NOW)
+        .await
+        .unwrap();
     let sg = Arc::new(s.ca.issuing("op", Purpose::Signature, Environment::Production, "13", NOW).await.unwrap());
     let tg = Arc::new(s.ca.issuing("op", Purpose::Signature, Environment::Test, "27", NOW).await.unwrap());
     let (sig_key, test_key) =
@@ -653,7 +816,7 @@ async fn verification_api_semantics() {
     let auth_key = pkey(&s.subject);
     responders.push(Responder::new(Arc::new(rkey), &rc.der).unwrap());
 
-    let status = StatusReader::open(&tdb.url).await.unwrap();
+    let status: StatusSource = StatusReader::open(&tdb.url).await.unwrap().into();
     // Anchors: the production roots only, unless the test hierarchy is asked for.
     let all = status.ca_certificates().await.unwrap();
     let roots = |env: Environment| -> Vec<Vec<u8>> {
