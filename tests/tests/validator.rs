@@ -99,10 +99,12 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     assert!(text(&o).contains("network credential naming agency:bank-1"), "{}", text(&o));
     let api_port = free_port();
     let api_base = format!("https://127.0.0.1:{api_port}");
+    // The validator reads certificate status from the CA service's status stream with its own
+    // credential (--ca-service): it never opens the CA's database.
     // --db without --api-listen, or without a validator credential, does not start.
     let validator_cmd = |extra: &[&str]| {
         let mut c = Command::new(jpki_bin());
-        c.args(["serve", "validator", "--ca-db", &d("ca.db"), "--responders", &d("v"), "--crl-dir", &d("pub")])
+        c.args(["serve", "validator", "--ca-service", &ca_url, "--responders", &d("v"), "--crl-dir", &d("pub")])
             .args(["--db", &d("vdb.db")])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
@@ -177,6 +179,33 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("revocation visible over OCSP after {:?}", t.elapsed());
+    // The CA database read directly (--ca-db, read only) answers the same; the two sources
+    // are exclusive, and one of them is needed.
+    let db_port = free_port();
+    let _db_validator = Kill(
+        Command::new(jpki_bin())
+            .args(["serve", "validator", "--ca-db", &d("ca.db"), "--responders", &d("v")])
+            .args(["--listen", &format!("127.0.0.1:{db_port}")])
+            .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text(&run("curl", &["-sf", &format!("http://127.0.0.1:{db_port}/health")])).starts_with("ok") {
+        assert!(Instant::now() < deadline, "the --ca-db validator did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = ocsp(&d, &format!("http://127.0.0.1:{db_port}/ocsp"), "sig.pem", &["-no_nonce"]);
+    assert!(out.contains("sig.pem: revoked") && out.contains("Response verify OK"), "--ca-db: {out}");
+    for sources in [&["--ca-db", &d("ca.db"), "--ca-service", &ca_url][..], &[][..]] {
+        let o = Command::new(jpki_bin())
+            .args(["serve", "validator", "--responders", &d("v"), "--listen", "127.0.0.1:0"])
+            .args(sources)
+            .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
+            .output()
+            .unwrap();
+        assert!(!o.status.success() && text(&o).contains("--ca-"), "{sources:?}: {}", text(&o));
+    }
     let out = ocsp(&d, &url, "sig.pem", &["-respout", &d("revoked.der")]);
     assert!(out.contains("sig.pem: revoked") && out.contains("Response verify OK"), "with nonce: {out}");
     let o = py("pyhanko_validate.py", &chain("sig.pem", "int.pem", "root.pem"));
