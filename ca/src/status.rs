@@ -297,7 +297,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Whether `serial` is what the CA could have issued: 1–32 octets of hex.
 fn plausible_serial(serial: &str) -> bool {
-    (2..=64).contains(&serial.len()) && serial.len() % 2 == 0 && serial.bytes().all(|b| b.is_ascii_hexdigit())
+    (2..=64).contains(&serial.len()) && serial.len().is_multiple_of(2) && serial.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl StatusClient {
