@@ -172,8 +172,6 @@ pub async fn run() -> Result<()> {
         Command::new(std::env::current_exe()?)
             .args(["serve", "validator", "--ca-db", &db_path, "--responders"])
             .arg(d("v"))
-            // The status source is --ca-db; a JPKI_CA_URL of the caller's would conflict.
-            .env_remove("JPKI_CA_URL")
             .args(["--listen", &format!("127.0.0.1:{p1}")])
             .env("JPKI_VALIDATOR_PASSPHRASE", "benchmark passphrase")
             .env("RUST_LOG", "warn")

@@ -83,8 +83,9 @@ pub struct ServeArgs {
     pub ca_db: Option<String>,
     /// The CA service (`https://HOST:PORT`, `jpki serve ca`): read the status from its status
     /// stream over mutual TLS with the validator's network credential, never opening the CA's
-    /// database. Exactly one of --ca-db and --ca-service.
-    #[arg(long = "ca-service", env = "JPKI_CA_URL", required_unless_present = "ca_db")]
+    /// database. Exactly one of --ca-db and --ca-service (a flag only, so that the
+    /// JPKI_CA_URL of `validator enroll` does not select it).
+    #[arg(long = "ca-service", required_unless_present = "ca_db")]
     pub ca_service: Option<String>,
     /// The party the CA service's certificate must name (with --ca-service).
     #[arg(long, env = "JPKI_CA_PARTY", default_value = "ca:jpki-ca")]
