@@ -485,3 +485,83 @@ async fn existing_revocations_are_numbered_in_insertion_order() {
         pool.close().await;
     }
 }
+
+/// A batch larger than one step of `Authority::run`'s pipeline (64, then 256 at a time): every
+/// certificate comes back in plan order, signed over the TBS stored for it, and is recorded as
+/// issued; the serials are reserved in one commit and each step's TBS and certificates in
+/// their own audited commits. A batch reusing a serial is refused before anything is stored.
+#[tokio::test]
+async fn a_batch_of_several_pipeline_steps_issues_every_certificate_in_order() {
+    use ca::authority::{AnyProfile, Plan, new_serial, shard_of, state};
+    use ca::profile::{AuthenticationCert, StatusUrls};
+    use std::sync::Arc;
+    for db in identity::store::testing::all().await.unwrap() {
+        let w = World::new(&db, KeyAlgorithm::Rsa2048).await;
+        let g =
+            Arc::new(w.ca.issuing("op-1", Purpose::Authentication, Environment::Production, "13", NOW).await.unwrap());
+        let (key, _) = subject(KeyAlgorithm::Rsa2048);
+        let spki = ca::key::KeyBackend::public_key_der(&key).to_vec();
+        let t = time::OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+        let plan = |i: usize| {
+            let serial = new_serial();
+            let shard = shard_of(&serial, g.shards);
+            Plan {
+                kind: CertKind::Authentication,
+                issuer: g.clone(),
+                shard,
+                spki: spki.clone(),
+                not_before: t,
+                not_after: t + time::Duration::days(30),
+                resident_code: None,
+                issuance_id: Some(format!("BATCH{i:05}")),
+                request_id: None,
+                feed_position: 0,
+                supersedes: Vec::new(),
+                profile: AnyProfile::Authentication(AuthenticationCert {
+                    issuer: g.cert().unwrap().tbs_certificate().subject().clone(),
+                    subject: AuthenticationCert::subject_name(&format!("BATCH{i:05}")).unwrap(),
+                    policy: g.ca.policy(),
+                    urls: StatusUrls {
+                        crl: "http://127.0.0.1/crl/auth-13/g1/0.crl".into(),
+                        ocsp: "http://127.0.0.1/ocsp".into(),
+                    },
+                }),
+                serial,
+            }
+        };
+        let plans: Vec<Plan> = (0..300).map(plan).collect();
+        let serials: Vec<String> = plans.iter().map(|p| hex::encode(&p.serial)).collect();
+        let issued = w.ca.run("op-1", plans, NOW).await.unwrap();
+        assert_eq!(issued.iter().map(|c| c.serial.clone()).collect::<Vec<_>>(), serials, "{}", w.label);
+        for c in &issued {
+            let cert = Certificate::from_der(&c.der).unwrap();
+            assert_eq!(hex::encode(cert.tbs_certificate().serial_number().as_bytes()), c.serial);
+            let tbs: Vec<u8> = sqlx::query_scalar("SELECT tbs FROM ca_certificate WHERE serial = $1")
+                .bind(c.serial.clone())
+                .fetch_one(w.ca.db().pool())
+                .await
+                .unwrap();
+            assert_eq!(cert.tbs_certificate().to_der().unwrap(), tbs, "signed over the stored TBS");
+            let r = w.ca.show(&c.serial).await.unwrap();
+            assert_eq!((r.state, r.der.as_deref()), (state::ISSUED, Some(c.der.as_slice())));
+        }
+        let d = w.dir.path();
+        let root = w.ca.current(&CaId::root(Purpose::Authentication, Environment::Production), NOW).await.unwrap();
+        for c in [&issued[0], &issued[63], &issued[64], &issued[299]] {
+            let (ok, out) = openssl_verify(d, &root.certificate, &g.certificate, &c.der, &[]);
+            assert!(ok, "{out}");
+        }
+        let trail = ca::audit::read_and_verify(w.ca.db(), 1000).await.unwrap();
+        let rows = |action: &str| {
+            trail.iter().filter(|r| r.action == action && serials.iter().any(|s| r.detail.contains(s.as_str()))).count()
+        };
+        assert_eq!((rows("reserve"), rows("tbs_stored"), rows("issued")), (1, 2, 2), "one reservation, two steps");
+        assert!(trail.iter().any(|r| r.action == "reserve" && r.detail.split(',').count() == 300));
+        // A batch reusing a serial: refused, and none of it is stored.
+        let mut again: Vec<Plan> = (0..100).map(plan).collect();
+        again[70].serial = hex::decode(&serials[5]).unwrap();
+        let fresh = hex::encode(&again[0].serial);
+        assert_eq!(w.ca.run("op-1", again, NOW).await.unwrap_err().kind(), "conflict");
+        assert!(w.ca.show(&fresh).await.is_err(), "nothing of a refused batch is reserved");
+    }
+}
