@@ -15,6 +15,7 @@ use apdu::Status;
 
 /// What can go wrong talking to a card.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// pcscd is not running.
     #[error("no PC/SC service (is pcscd running?): {0}")]
@@ -129,3 +130,33 @@ pub enum Error {
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A stable kind label for branching, exit codes and logs (no card data).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NoService(_) => "no_service",
+            Self::NoReader { .. } => "no_reader",
+            Self::NoCard(..) => "no_card",
+            Self::Removed(_) => "card_removed",
+            Self::Card { .. } => "card_status",
+            Self::WrongPin { .. } => "wrong_pin",
+            Self::PinBlocked(_) => "pin_blocked",
+            Self::IssuerAuth(_) => "issuer_auth",
+            Self::Ca { .. } => "ca",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::WrongLifecycle { .. } => "wrong_lifecycle",
+            Self::PinNeeded { .. } => "pin_needed",
+            Self::NotJpki(_) => "not_jpki",
+            Self::AlreadyIssued(_) => "already_issued",
+            Self::Interrupted(_) => "interrupted",
+            Self::Malformed(_) => "malformed",
+            Self::PinFormat(_) => "pin_format",
+            Self::State(_) => "state",
+            Self::Pcsc(_) => "pcsc",
+            Self::Io(_) => "io",
+            Self::Openssl(_) => "openssl",
+            Self::Der(_) => "der",
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod bench_issuance;
 mod bench_ocsp;
 mod ca_client;
 mod ca_cmd;
+mod ca_remote;
 mod ca_serve;
 mod card_cmd;
 mod config;
@@ -44,6 +45,10 @@ enum Command {
     /// Certificate-authority operator commands: init, issue, revoke, follow, crl, list, show, audit.
     #[command(subcommand)]
     Ca(ca_cmd::Cmd),
+    /// A CA operator's commands through the running CA service (no CA secret): revoke, crl,
+    /// revocations.
+    #[command(subcommand)]
+    CaOp(ca_remote::Cmd),
     /// The municipal window's card writer: issue, renew, status, pin-reset, verify-pin, wipe.
     #[command(subcommand)]
     Card(card_cmd::Cmd),
@@ -99,6 +104,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(role) => serve::run(role).await,
             Command::Identity(cmd) => identity_cmd::run(cmd).await,
             Command::Ca(cmd) => ca_cmd::run(cmd).await,
+            Command::CaOp(cmd) => ca_remote::run(cmd).await,
             Command::Card(cmd) => card_cmd::run(cmd).await,
             Command::Validator(cmd) => validator_cmd::run(cmd).await,
             Command::Net(cmd) => net_cmd::run(cmd),

@@ -43,6 +43,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable kind label for branching, exit codes and logs (never a secret).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Secret { .. } => "secret",
+            Self::KeyFile { .. } => "key_file",
+            Self::Credential { .. } => "credential",
+            Self::Tls(_) => "tls",
+            Self::Io { .. } => "io",
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| Self::Io { context, source }

@@ -175,6 +175,15 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
         v.get(format!("{url}/v1/status/revocations?after={after}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(page[0]["serial"].as_str(), Some(victim.as_str()), "{page}");
     assert_eq!(page[0]["seq"].as_i64(), Some(after + 1));
+    // The same through the operator's CLI (its own credential, no CA secret).
+    let mut op_env = pki.env("op1");
+    op_env.push(("JPKI_CA_URL".into(), url.clone()));
+    let o = common::jpki(&["ca-op", "revocations", "--after", &after.to_string()], &op_env);
+    assert!(o.status.success() && text(&o).contains(victim.as_str()), "{}", text(&o));
+    let o = common::jpki(&["ca-op", "crl"], &op_env);
+    assert!(o.status.success() && text(&o).contains("sign-13 g1 shard"), "{}", text(&o));
+    let o = common::jpki(&["ca-op", "crl"], &[&pki.env("v1")[..], &op_env[4..]].concat());
+    assert!(!o.status.success() && text(&o).contains("not an operator"), "{}", text(&o));
 
     // The audit trail names the authenticated window and clerk of every issuance and refusal.
     let o = net.jpki(&["ca", "audit", "--actor", "auditor", "--limit", "200"]);

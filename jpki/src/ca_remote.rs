@@ -1,0 +1,107 @@
+//! `jpki ca-op …`: a CA operator's commands against the running CA service (`jpki serve ca`),
+//! over mutual TLS with the operator's own network credential (`operator:<name>`): revoke,
+//! publish CRLs, follow the revocation stream. The operator holds no CA passphrase or key;
+//! every action is audited by the service under the operator's party.
+
+use anyhow::{Context, Result, ensure};
+use clap::{Args, Subcommand};
+use identity::party::PartyKind;
+
+use crate::netargs::NetArgs;
+
+/// Where the CA service is.
+#[derive(Debug, Args)]
+pub struct Service {
+    /// The CA service (`https://HOST:PORT`).
+    #[arg(long = "ca", env = "JPKI_CA_URL")]
+    pub ca_url: String,
+    /// The party the CA service's certificate must name.
+    #[arg(long, env = "JPKI_CA_PARTY", default_value = "ca:jpki-ca")]
+    pub ca_party: String,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// CA operator commands through the CA service.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Revoke a certificate (final). Reasons as for `jpki ca revoke`.
+    Revoke {
+        #[command(flatten)]
+        service: Service,
+        /// Serial (hex).
+        #[arg(long)]
+        serial: String,
+        /// Reason (key-compromise, certificate-hold, …).
+        #[arg(long)]
+        reason: String,
+        /// Why, for the record.
+        #[arg(long)]
+        cause: String,
+    },
+    /// Publish every CRL shard and ARL into the service's publish directory.
+    Crl {
+        #[command(flatten)]
+        service: Service,
+    },
+    /// Revocations after a sequence number, in commit order.
+    Revocations {
+        #[command(flatten)]
+        service: Service,
+        /// Sequence number to start after.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+}
+
+fn client(s: &Service) -> Result<(reqwest::Client, String)> {
+    net::client::require_https(&s.ca_url)?;
+    let n = s.net.load()?;
+    ensure!(n.cred.party.kind() == PartyKind::Operator, "the credential names {}, not an operator", n.cred.party);
+    let c = net::client::client(&n.cred, &n.trust, Some(s.ca_party.parse().context("--ca-party")?))?;
+    Ok((c, s.ca_url.trim_end_matches('/').to_owned()))
+}
+
+async fn answer(r: reqwest::Response) -> Result<String> {
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    ensure!(status.is_success(), "the CA service answered {status}: {body}");
+    Ok(body)
+}
+
+/// Runs a CA operator command through the service.
+pub async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Revoke { service, serial, reason, cause } => {
+            let (c, base) = client(&service)?;
+            let body = ca::service::RevokeBody { serial: serial.clone(), reason: reason.clone(), cause };
+            answer(c.post(format!("{base}/v1/revoke")).json(&body).send().await?).await?;
+            println!("revoked {serial} ({reason}); it appears on the next CRL of its shard");
+        }
+        Cmd::Crl { service } => {
+            let (c, base) = client(&service)?;
+            let out: Vec<ca::service::PublishedBody> =
+                serde_json::from_str(&answer(c.post(format!("{base}/v1/crl/publish")).send().await?).await?)?;
+            for p in &out {
+                let scope = if p.shard < 0 { "ARL".to_owned() } else { format!("shard {}", p.shard) };
+                println!(
+                    "{} g{} {scope}: CRL #{} with {} entries, {} bytes",
+                    p.ca, p.generation, p.number, p.entries, p.bytes
+                );
+            }
+        }
+        Cmd::Revocations { service, after } => {
+            let (c, base) = client(&service)?;
+            let url = format!("{base}/v1/status/revocations?after={after}&limit=10000");
+            let page: Vec<ca::service::RevocationBody> =
+                serde_json::from_str(&answer(c.get(url).send().await?).await?)?;
+            for r in &page {
+                println!(
+                    "{:>8}  {}  {} g{}  revoked_at {}  reason {}",
+                    r.seq, r.serial, r.issuer_slug, r.issuer_generation, r.revoked_at, r.reason
+                );
+            }
+        }
+    }
+    Ok(())
+}
