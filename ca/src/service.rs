@@ -6,7 +6,7 @@
 //! | route | window + clerk | operator | validator | other parties |
 //! |---|---|---|---|---|
 //! | `POST /v1/issue` | own municipality's residents | — | — | — |
-//! | `POST /v1/card/issuer-auth` | own municipality's residents (wipe: any card) | — | — | — |
+//! | `POST /v1/card/issuer-auth` | own municipality's residents | — | — | — |
 //! | `POST /v1/revoke` | — | yes | — | — |
 //! | `POST /v1/crl/publish` | — | yes | — | — |
 //! | `POST /v1/responders` | — | — | yes (its own key, by CSR) | — |
@@ -389,7 +389,7 @@ pub use card::writer::IssuerPurpose;
 pub struct IssuerAuthBody {
     /// Why.
     pub purpose: IssuerPurpose,
-    /// The resident (every purpose but `wipe`): must be registered in the window's
+    /// The resident at the counter (every purpose): must be registered in the window's
     /// municipality.
     pub resident: Option<String>,
     /// The card's serial (hex).
@@ -422,10 +422,12 @@ async fn issuer_auth(
             .issuer_master
             .as_ref()
             .ok_or_else(|| Refusal::forbidden("no_issuer_key", "this CA service holds no card issuer key"))?;
-        match (&r.resident, r.purpose) {
-            (_, IssuerPurpose::Wipe) => {}
-            (None, _) => return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", "resident: needed")),
-            (Some(code), _) => {
+        // Every purpose names the resident at the counter, registered in this municipality:
+        // an issuer session (which could also reset a PIN) is never granted for a card of
+        // nobody in particular.
+        match &r.resident {
+            None => return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", "resident: needed")),
+            Some(code) => {
                 let resident = svc
                     .source
                     .resident(code, now)

@@ -509,7 +509,8 @@ pub async fn pin_reset(
 
 /// Wipes an interrupted personalisation back to a blank card (an issued or blank card is
 /// refused before issuer authentication). Returns the card serial, hex.
-pub async fn wipe(reader: &str, wait: Duration, ca: &impl CaClient) -> Result<String> {
+pub async fn wipe(reader: &str, wait: Duration, resident: &str, ca: &impl CaClient) -> Result<String> {
+    check_resident(resident)?;
     let mut conn = connect(reader, wait)?;
     let tx = conn.transaction().map_err(|e| pcsc_err("locking the card", e))?;
     let mut j = Jpki::new(&tx);
@@ -523,7 +524,7 @@ pub async fn wipe(reader: &str, wait: Duration, ca: &impl CaClient) -> Result<St
             hint: "only an interrupted personalisation can be wiped",
         });
     }
-    authenticate(&mut j, ca, IssuerPurpose::Wipe, None, &st.serial).await?;
+    authenticate(&mut j, ca, IssuerPurpose::Wipe, Some(resident), &st.serial).await?;
     j.wipe()?;
     end(tx)?;
     conn.finish()?;

@@ -127,6 +127,9 @@ pub enum Cmd {
     Wipe {
         #[command(flatten)]
         reader: ReaderArgs,
+        /// 住民票コード of the resident whose personalisation was interrupted.
+        #[arg(long)]
+        resident: String,
         #[command(flatten)]
         window: WindowArgs,
     },
@@ -396,9 +399,9 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 Ok(())
             })?;
         }
-        Cmd::Wipe { reader, window } => {
+        Cmd::Wipe { reader, resident, window } => {
             let service = CaHttps::connect(&window)?;
-            let serial = writer::wipe(&reader.reader, Duration::from_secs(reader.wait), &service).await?;
+            let serial = writer::wipe(&reader.reader, Duration::from_secs(reader.wait), &resident, &service).await?;
             println!("card {serial} wiped back to blank");
         }
     }

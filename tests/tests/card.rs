@@ -433,7 +433,7 @@ async fn a_card_pulled_mid_personalisation_is_detected_and_resumed() {
     let o = w.run(&issue_args(READER1, &resident, &["--wait", "5"]), &env);
     assert!(!o.status.success() && text(&o).contains("--resume"), "{}", text(&o));
     // Either wipe it …
-    let o = w.run(&["card", "wipe", "--reader", READER1], &env);
+    let o = w.run(&["card", "wipe", "--reader", READER1, "--resident", &resident], &env);
     assert!(o.status.success() && text(&o).contains("wiped back to blank"), "{}", text(&o));
     drop(_sim);
     wait_removed(READER1);
