@@ -920,6 +920,43 @@ impl Authority {
         self.issue_checked(actor, Some(municipality), req, id, now).await
     }
 
+    /// Records that card `card_serial` (hex) was personalised for `resident` at a window of
+    /// `municipality` (the card inventory; the latest issuance wins).
+    pub async fn record_card(
+        &self,
+        card_serial: &str,
+        resident: &str,
+        municipality: &str,
+        window: &str,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.db.write().await?;
+        sqlx::query(
+            "INSERT INTO ca_card (card_serial, resident_code, municipality, window_party, issued_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (card_serial) DO UPDATE SET resident_code = $2, \
+             municipality = $3, window_party = $4, issued_at = $5",
+        )
+        .bind(card_serial)
+        .bind(resident)
+        .bind(municipality)
+        .bind(window)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The resident card `card_serial` (hex) was last personalised for, if any.
+    pub async fn card_holder(&self, card_serial: &str) -> Result<Option<String>> {
+        Ok(sqlx::query("SELECT resident_code FROM ca_card WHERE card_serial = $1")
+            .bind(card_serial)
+            .fetch_optional(self.db.pool())
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?)
+    }
+
     /// Appends one row to the audit trail in its own transaction (refusals, card-issuer
     /// authentications: what the CA service answers without changing any certificate).
     pub async fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> Result<()> {

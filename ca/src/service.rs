@@ -374,6 +374,7 @@ async fn issue(
             let serials: Vec<&str> = issued.certificates.iter().map(|c| c.serial.as_str()).collect();
             let what = if r.renew { "card_renewal" } else { "card_issuance" };
             svc.authority.audit(&actor, what, &format!("card {card}: {}", serials.join(",")), now).await?;
+            svc.authority.record_card(&card, &req.resident_code, &st.municipality, &st.window.to_string(), now).await?;
             tracing::info!(window = %st.window, clerk = %st.clerk, certificates = serials.len(), "issued");
             Ok(Json(IssuedBody::from(&issued)))
         }
@@ -438,6 +439,24 @@ async fn issuer_auth(
                         "not_own_municipality",
                         format!("resident {code} is not registered in municipality {}", st.municipality),
                     ));
+                }
+                // The card inventory: a card personalised before opens an issuer session only
+                // for its own resident; a renewal or PIN reset needs a card the CA issued.
+                let holder = svc.authority.card_holder(&hex::encode(&serial)).await?;
+                match (holder, r.purpose) {
+                    (Some(h), _) if h != *code => {
+                        return Err(Refusal::forbidden(
+                            "card_of_another_resident",
+                            format!("card {} was issued to another resident", hex::encode(&serial)),
+                        ));
+                    }
+                    (None, IssuerPurpose::Renew | IssuerPurpose::PinReset) => {
+                        return Err(Refusal::forbidden(
+                            "card_unknown",
+                            format!("card {} was not issued by this CA", hex::encode(&serial)),
+                        ));
+                    }
+                    _ => {}
                 }
             }
         }

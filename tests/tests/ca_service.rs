@@ -120,6 +120,28 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     assert_eq!(a["mac"].as_str().unwrap(), hex::encode(card::applet::issuer_mac(&key, &cb, &sb).unwrap()));
     let (s, a) = post(&w_osaka, &url, "/v1/card/issuer-auth", &osaka, Some(&c_osaka), &ask, None).await;
     assert_eq!((s, a["error"].as_str()), (403, Some("not_own_municipality")), "{a}");
+    // The card inventory: the card issued above (0102030405060708) opens an issuer session for
+    // a PIN reset only for its own resident; an unknown card gets none.
+    let other = net.resident("佐藤一郎", "1975-06-01").await;
+    let reset = |who: &str, card: &str| json!({"purpose": "pin_reset", "resident": who, "serial": card, "challenge": challenge});
+    let (s, a) = post(
+        &w_tokyo,
+        &url,
+        "/v1/card/issuer-auth",
+        &tokyo,
+        Some(&c_tokyo),
+        &reset(&resident, "0102030405060708"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+    let (s, a) =
+        post(&w_tokyo, &url, "/v1/card/issuer-auth", &tokyo, Some(&c_tokyo), &reset(&other, "0102030405060708"), None)
+            .await;
+    assert_eq!((s, a["error"].as_str()), (403, Some("card_of_another_resident")), "{a}");
+    let (s, a) =
+        post(&w_tokyo, &url, "/v1/card/issuer-auth", &tokyo, Some(&c_tokyo), &reset(&resident, serial), None).await;
+    assert_eq!((s, a["error"].as_str()), (403, Some("card_unknown")), "{a}");
 
     // A stale clerk signature (captured more than five minutes ago) and a certificate that is
     // not a clerk key (the municipality's notice key) are refused.
