@@ -920,10 +920,15 @@ impl Authority {
         self.issue_checked(actor, Some(municipality), req, id, now).await
     }
 
-    /// Records that card `card_serial` (hex) was personalised for `resident` at a window of
+    /// Records, in one transaction, the audit row of a card's issuance (`action`, `detail`)
+    /// and that card `card_serial` (hex) was personalised for `resident` at `window` of
     /// `municipality` (the card inventory; the latest issuance wins).
+    #[allow(clippy::too_many_arguments, reason = "one audit row and one inventory row, each field named")]
     pub async fn record_card(
         &self,
+        actor: &str,
+        action: &str,
+        detail: &str,
         card_serial: &str,
         resident: &str,
         municipality: &str,
@@ -943,6 +948,7 @@ impl Authority {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        audit::append(&mut tx, now, actor, action, detail).await?;
         tx.commit().await?;
         Ok(())
     }

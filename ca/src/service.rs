@@ -373,8 +373,11 @@ async fn issue(
         Ok(issued) => {
             let serials: Vec<&str> = issued.certificates.iter().map(|c| c.serial.as_str()).collect();
             let what = if r.renew { "card_renewal" } else { "card_issuance" };
-            svc.authority.audit(&actor, what, &format!("card {card}: {}", serials.join(",")), now).await?;
-            svc.authority.record_card(&card, &req.resident_code, &st.municipality, &st.window.to_string(), now).await?;
+            let detail = format!("card {card}: {}", serials.join(","));
+            let window = st.window.to_string();
+            svc.authority
+                .record_card(&actor, what, &detail, &card, &req.resident_code, &st.municipality, &window, now)
+                .await?;
             tracing::info!(window = %st.window, clerk = %st.clerk, certificates = serials.len(), "issued");
             Ok(Json(IssuedBody::from(&issued)))
         }
