@@ -13,6 +13,7 @@ pub mod pkcs11;
 pub use error::{Error, Result};
 pub mod audit;
 pub mod authority;
+pub mod ceremony;
 pub mod crl;
 pub mod follow;
 pub mod hierarchy;

@@ -167,6 +167,9 @@ pub enum Cmd {
         #[arg(long)]
         generation: Option<i64>,
     },
+    /// Key ceremonies (a reviewed TOML file per new key generation; docs/ca.md).
+    #[command(subcommand)]
+    Ceremony(CeremonyCmd),
     /// Resolve what an interrupted run left: abandon reserved serials, revoke stored TBSs that
     /// were never signed. Every command that changes the CA does this first; `jpki serve ca`
     /// does it when it starts.
@@ -181,6 +184,20 @@ pub enum Cmd {
         /// Rows to print.
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+}
+
+/// Ceremony commands.
+#[derive(Debug, Subcommand)]
+pub enum CeremonyCmd {
+    /// Print exactly what the ceremony in FILE would generate and sign (a dry run), after
+    /// checking it against the CA's current generation and the overlap policy. Nothing is
+    /// written.
+    Plan {
+        #[command(flatten)]
+        store: Store,
+        /// The ceremony file (TOML).
+        file: PathBuf,
     },
 }
 
@@ -398,6 +415,46 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 None => a.current(&id, now()).await?,
             };
             print!("{}", pem("CERTIFICATE", &g.certificate)?);
+        }
+        Cmd::Ceremony(CeremonyCmd::Plan { store, file }) => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let c = ca::ceremony::parse(&text)?;
+            let a = inspect(&store).await?;
+            let id = ca::hierarchy::CaId::parse(&c.ca)?;
+            let current = a.generations().await?.into_iter().filter(|g| g.ca == id).max_by_key(|g| g.generation);
+            let steps = ca::ceremony::plan(&c, current.as_ref(), now())?;
+            println!("ceremony for {} g{} ({} steps; dry run, nothing written):", c.ca, c.generation, steps.len());
+            for (i, s) in steps.iter().enumerate() {
+                let line = match s {
+                    ca::ceremony::Step::GenerateKey { algorithm, store } => {
+                        format!("generate a {} key in {store}", algorithm.name())
+                    }
+                    ca::ceremony::Step::CaCertificate { subject, signer, not_before } => {
+                        format!(
+                            "sign the CA certificate ({subject}), signed by {signer}, notBefore {}",
+                            when(*not_before)
+                        )
+                    }
+                    ca::ceremony::Step::Link { new_with_old, signed_with } => format!(
+                        "link certificate {} signed with {}",
+                        if *new_with_old {
+                            "NewWithOld (the new key, certified by the old)"
+                        } else {
+                            "OldWithNew (the old key, certified by the new)"
+                        },
+                        signed_with.name()
+                    ),
+                    ca::ceremony::Step::Activate { at, retires } => match retires {
+                        Some(g) => format!(
+                            "at {}: issuance switches to g{}; g{g} retires (CRLs and OCSP only)",
+                            when(*at),
+                            c.generation
+                        ),
+                        None => format!("at {}: g{} starts issuing", when(*at), c.generation),
+                    },
+                };
+                println!("  {}. {line}", i + 1);
+            }
         }
         Cmd::Recover { store } => {
             let a = inspect(&store).await?;
