@@ -145,3 +145,50 @@ fn ca_keys_on_a_softhsm2_token_sign_what_openssl_verifies() {
         assert!(!o.status.success() && text(&o).contains("already initialised"), "{}", text(&o));
     }
 }
+
+/// `jpki ca ceremony plan`: the dry run of a same-name root re-key lists the key, the
+/// certificate, both link certificates and the switch; a successor activated too late for the
+/// overlap policy, an unsupported algorithm and a malformed file are refused; nothing is written.
+#[test]
+fn a_ceremony_plan_is_a_checked_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let jpki = |args: &[&str]| {
+        Command::new(jpki_bin())
+            .args(args)
+            .args(["--actor", "op-1"])
+            .env("JPKI_CA_PASSPHRASE", "ceremony test passphrase")
+            .env("JPKI_CA_DB", d("ca.db"))
+            .env("JPKI_CA_KEYS", d("keys"))
+            .output()
+            .unwrap()
+    };
+    let o = jpki(&["ca", "init"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let file = |algorithm: &str, activation: &str| {
+        std::fs::write(
+            d("c.toml"),
+            format!(
+                "ca = \"sign-root\"\ngeneration = 2\nalgorithm = \"{algorithm}\"\nkey = \"software\"\n\
+                 not_before = \"2027-01-01T00:00:00Z\"\nactivation = \"{activation}\"\nname = \"same\"\n"
+            ),
+        )
+        .unwrap();
+        jpki(&["ca", "ceremony", "plan", &d("c.toml")])
+    };
+    let keys_before = std::fs::read_dir(d("keys")).unwrap().count();
+    let o = file("p384", "2027-02-01T00:00:00Z");
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for step in ["generate a p384 key", "NewWithOld", "signed with rsa2048", "OldWithNew", "g1 retires"] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    let o = file("p384", "2034-02-01T00:00:00Z");
+    assert!(!o.status.success() && text(&o).contains("refused (overlap)"), "{}", text(&o));
+    let o = file("ml-dsa-65", "2027-02-01T00:00:00Z");
+    assert!(!o.status.success() && text(&o).contains("not supported yet"), "{}", text(&o));
+    std::fs::write(d("c.toml"), "ca = [").unwrap();
+    let o = jpki(&["ca", "ceremony", "plan", &d("c.toml")]);
+    assert!(!o.status.success() && text(&o).contains("ceremony file"), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(d("keys")).unwrap().count(), keys_before, "a dry run writes no key");
+}
