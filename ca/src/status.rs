@@ -113,6 +113,16 @@ fn status_of(state_code: i64, revoked_at: Option<i64>, reason: Option<i64>) -> R
     })
 }
 
+/// A certificate row (serial, issuer slug, generation, state, revoked_at, reason).
+fn certificate_of(r: &sqlx::any::AnyRow) -> Result<Certificate> {
+    Ok(Certificate {
+        serial: r.try_get(0)?,
+        issuer_slug: r.try_get(1)?,
+        issuer_generation: r.try_get(2)?,
+        status: status_of(r.try_get(3)?, r.try_get(4)?, r.try_get(5)?)?,
+    })
+}
+
 impl StatusReader {
     /// Opens the CA database at `url` read only, without running migrations: it must already
     /// be migrated by the CA (a missing revocation counter is an error, not a reason to create
@@ -192,16 +202,7 @@ impl StatusReader {
         .bind(state::ISSUED)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Certificate {
-                    serial: r.try_get(0)?,
-                    issuer_slug: r.try_get(1)?,
-                    issuer_generation: r.try_get(2)?,
-                    status: status_of(r.try_get(3)?, r.try_get(4)?, r.try_get(5)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(certificate_of).collect()
     }
 
     /// Issued or revoked certificates whose serial sorts after `after` (`""` for the first
@@ -217,16 +218,7 @@ impl StatusReader {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Certificate {
-                    serial: r.try_get(0)?,
-                    issuer_slug: r.try_get(1)?,
-                    issuer_generation: r.try_get(2)?,
-                    status: status_of(r.try_get(3)?, r.try_get(4)?, r.try_get(5)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(certificate_of).collect()
     }
 
     /// One certificate by serial (lower-case hex, minimal), `None` if the CA never reserved it.
@@ -238,15 +230,7 @@ impl StatusReader {
         .bind(serial.to_owned())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(Certificate {
-                serial: r.try_get(0)?,
-                issuer_slug: r.try_get(1)?,
-                issuer_generation: r.try_get(2)?,
-                status: status_of(r.try_get(3)?, r.try_get(4)?, r.try_get(5)?)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(certificate_of).transpose()
     }
 
     /// Every CA generation's certificate, by slug and generation.

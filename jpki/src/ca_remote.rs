@@ -62,7 +62,8 @@ fn client(s: &Service) -> Result<(reqwest::Client, String)> {
     Ok((c, s.ca_url.trim_end_matches('/').to_owned()))
 }
 
-async fn answer(r: reqwest::Response) -> Result<String> {
+/// The body of a CA service answer, or its status and refusal as the error.
+pub(crate) async fn answer(r: reqwest::Response) -> Result<String> {
     let status = r.status();
     let body = r.text().await.unwrap_or_default();
     ensure!(status.is_success(), "the CA service answered {status}: {body}");

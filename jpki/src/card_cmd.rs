@@ -166,14 +166,6 @@ pub struct SimArgs {
     pub pull_after: Option<u64>,
 }
 
-/// The issuer master key (`JPKI_CARD_ISSUER_KEY`) a new virtual card is made with.
-fn issuer_key() -> Result<[u8; 32]> {
-    let h = net::secret::Secret::from_env("JPKI_CARD_ISSUER_KEY")?;
-    let text = h.expose_str().ok_or_else(|| anyhow!("JPKI_CARD_ISSUER_KEY is not hex"))?;
-    let b = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| anyhow!("JPKI_CARD_ISSUER_KEY is not hex"))?);
-    <[u8; 32]>::try_from(b.as_slice()).map_err(|_| anyhow!("JPKI_CARD_ISSUER_KEY must be 32 bytes (64 hex digits)"))
-}
-
 fn pin_env(p: PinRef) -> Result<String> {
     let var = match p {
         PinRef::Auth => "JPKI_CARD_AUTH_PIN",
@@ -197,7 +189,10 @@ pub fn run_sim(a: SimArgs) -> Result<()> {
     let state = if a.state.exists() {
         CardState::load(&a.state)?
     } else {
-        let s = CardState::blank(&issuer_key()?)?;
+        // The card factory makes a blank card from the issuer master key.
+        let master =
+            crate::ca_serve::issuer_master()?.ok_or_else(|| anyhow!("set JPKI_CARD_ISSUER_KEY (64 hex digits)"))?;
+        let s = CardState::blank(&master)?;
         s.save(&a.state)?;
         eprintln!("card-sim: new blank card, serial {}", s.serial);
         s

@@ -171,12 +171,7 @@ async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i
     net::client::require_https(ca_url)?;
     let client = net::client::client(&n.cred, &n.trust, Some(ca_party.parse().context("--ca-party")?))?;
     let base = ca_url.trim_end_matches('/');
-    let answer = |r: reqwest::Response| async move {
-        let status = r.status();
-        let body = r.text().await.unwrap_or_default();
-        anyhow::ensure!(status.is_success(), "the CA service answered {status}: {body}");
-        Ok(body)
-    };
+    use crate::ca_remote::answer;
     let cas: Vec<ca::service::CaCertBody> =
         serde_json::from_str(&answer(client.get(format!("{base}/v1/status/ca-certificates")).send().await?).await?)?;
     std::fs::create_dir_all(out)?;

@@ -120,6 +120,20 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     assert_eq!(a["mac"].as_str().unwrap(), hex::encode(card::applet::issuer_mac(&key, &cb, &sb).unwrap()));
     let (s, a) = post(&w_osaka, &url, "/v1/card/issuer-auth", &osaka, Some(&c_osaka), &ask, None).await;
     assert_eq!((s, a["error"].as_str()), (403, Some("not_own_municipality")), "{a}");
+    // Malformed input is a 400 that names the field; a window asking for a responder
+    // certificate (a validator's route) is refused by the service itself.
+    let bad = json!({"purpose": "issue", "resident": resident, "serial": "zz", "challenge": challenge});
+    let (s, a) = post(&w_tokyo, &url, "/v1/card/issuer-auth", &tokyo, Some(&c_tokyo), &bad, None).await;
+    assert_eq!((s, a["error"].as_str()), (400, Some("invalid")), "{a}");
+    assert!(a["detail"].as_str().unwrap_or_default().contains("serial"), "{a}");
+    let r = w_tokyo
+        .post(format!("{url}/v1/responders"))
+        .json(&json!({"ca": "sign-13", "csr": sign, "days": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"].as_str(), Some("party_not_allowed"));
     // The card inventory: the card issued above (0102030405060708) opens an issuer session for
     // a PIN reset only for its own resident; an unknown card gets none.
     let other = net.resident("佐藤一郎", "1975-06-01").await;
