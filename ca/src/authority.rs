@@ -21,7 +21,8 @@ use crate::identity_source::IdentitySource;
 use crate::key::{KeyAlgorithm, KeyBackend, key_identifier};
 use crate::keystore::KeyStore;
 use crate::profile::{
-    AuthenticationCert, IssuingCa, OcspResponder, Prepared, RootCa, SanItems, SignatureCert, StatusUrls, prepare,
+    AuthenticationCert, IssuingCa, LinkCa, OcspResponder, Prepared, RootCa, SanItems, SignatureCert, StatusUrls,
+    prepare,
 };
 use crate::revocation::CertKind;
 use crate::validity::{self, ValidityInput};
@@ -126,9 +127,19 @@ pub async fn insert_revocation(
     Ok(true)
 }
 
-fn gen_from_row(ca: CaId, r: &sqlx::any::AnyRow) -> Result<Generation> {
+/// `SELECT` of a [`Generation`] (read by [`gen_from_row`]) followed by `$tail`.
+macro_rules! select_generation {
+    ($tail:literal) => {
+        concat!(
+            "SELECT generation, algorithm, key_ref, certificate, key_id, not_after, shards, not_before, activation, rolled_back, slug FROM ca_generation ",
+            $tail
+        )
+    };
+}
+
+pub(crate) fn gen_from_row(r: &sqlx::any::AnyRow) -> Result<Generation> {
     Ok(Generation {
-        ca,
+        ca: CaId::parse(&r.try_get::<String, _>(10)?)?,
         generation: r.try_get(0)?,
         algorithm: KeyAlgorithm::from_code(r.try_get(1)?)?,
         key_ref: r.try_get(2)?,
@@ -136,6 +147,9 @@ fn gen_from_row(ca: CaId, r: &sqlx::any::AnyRow) -> Result<Generation> {
         key_id: r.try_get(4)?,
         not_after: r.try_get(5)?,
         shards: r.try_get(6)?,
+        not_before: r.try_get(7)?,
+        activation: r.try_get(8)?,
+        rolled_back: r.try_get(9)?,
     })
 }
 
@@ -167,6 +181,8 @@ pub fn proof_of_possession(csr: &[u8], which: &str) -> Result<Vec<u8>> {
 pub enum AnyPrepared {
     /// Issuing CA.
     Ca(Prepared<IssuingCa>),
+    /// Link or cross certificate.
+    Link(Prepared<LinkCa>),
     /// Signature.
     Signature(Prepared<SignatureCert>),
     /// Authentication.
@@ -252,6 +268,12 @@ pub struct Generation {
     pub not_after: i64,
     /// CRL shards.
     pub shards: i64,
+    /// Start of validity (unix seconds; 0 for generations made before ceremonies).
+    pub not_before: i64,
+    /// When it starts issuing (unix seconds): from then until a newer generation's activation.
+    pub activation: i64,
+    /// When an operator rolled it back (before it issued anything), if so.
+    pub rolled_back: Option<i64>,
 }
 
 impl Generation {
@@ -259,6 +281,23 @@ impl Generation {
     pub fn cert(&self) -> Result<Certificate> {
         Ok(Certificate::from_der(&self.certificate)?)
     }
+}
+
+/// What a new generation is: its number, notBefore and activation instant (unix seconds), a
+/// new subject name (none: the CA's current one), and the idempotency key of the issuing CA's
+/// certificate (a resumed ceremony finds the certificate it already issued).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationSpec {
+    /// Generation number.
+    pub number: i64,
+    /// notBefore.
+    pub not_before: i64,
+    /// When it starts issuing.
+    pub activation: i64,
+    /// A new subject name.
+    pub name: Option<x509_cert::name::Name>,
+    /// Idempotency key of the CA certificate (issuing CAs).
+    pub request_id: Option<String>,
 }
 
 /// An issuance request from a window (card writer). Identity items are not in it.
@@ -321,6 +360,8 @@ impl Issued {
 pub enum AnyProfile {
     /// Issuing CA.
     Ca(IssuingCa),
+    /// Link or cross certificate between root generations.
+    Link(LinkCa),
     /// Signature certificate.
     Signature(SignatureCert),
     /// Authentication certificate.
@@ -505,37 +546,32 @@ impl Authority {
 
     /// The current generation of a CA: the newest one still valid.
     pub async fn current(&self, ca: &CaId, now: i64) -> Result<Generation> {
-        let r = sqlx::query(
-            "SELECT generation, algorithm, key_ref, certificate, key_id, not_after, shards FROM ca_generation WHERE slug = $1 AND not_after > $2 ORDER BY generation DESC LIMIT 1",
-        )
+        // The switch is one comparison with the activation instant: atomic, whoever asks.
+        let r = sqlx::query(select_generation!(
+            "WHERE slug = $1 AND not_after > $2 AND activation <= $2 AND rolled_back IS NULL ORDER BY generation DESC LIMIT 1"
+        ))
         .bind(ca.slug())
         .bind(now)
         .fetch_optional(self.db.pool())
         .await?
         .ok_or_else(|| Error::NotFound(format!("no valid generation of {ca} (run `jpki ca init`)")))?;
-        gen_from_row(ca.clone(), &r)
+        gen_from_row(&r)
     }
 
     /// Every generation of every CA.
     pub async fn generations(&self) -> Result<Vec<Generation>> {
-        let rows = sqlx::query(
-            "SELECT generation, algorithm, key_ref, certificate, key_id, not_after, shards, slug FROM ca_generation ORDER BY slug, generation",
-        )
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.iter().map(|r| gen_from_row(CaId::parse(&r.try_get::<String, _>(7)?)?, r)).collect()
+        let rows = sqlx::query(select_generation!("ORDER BY slug, generation")).fetch_all(self.db.pool()).await?;
+        rows.iter().map(gen_from_row).collect()
     }
 
     /// The generation whose key identifier is `key_id` (issuers are found by key, not name).
     pub async fn by_key_id(&self, key_id: &[u8]) -> Result<Generation> {
-        let r = sqlx::query(
-            "SELECT generation, algorithm, key_ref, certificate, key_id, not_after, shards, slug FROM ca_generation WHERE key_id = $1",
-        )
-        .bind(key_id.to_vec())
-        .fetch_optional(self.db.pool())
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no CA generation with key id {}", hex::encode(key_id))))?;
-        gen_from_row(CaId::parse(&r.try_get::<String, _>(7)?)?, &r)
+        let r = sqlx::query(select_generation!("WHERE key_id = $1"))
+            .bind(key_id.to_vec())
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no CA generation with key id {}", hex::encode(key_id))))?;
+        gen_from_row(&r)
     }
 
     /// The signing key of a generation (loaded once).
@@ -555,19 +591,49 @@ impl Authority {
         Ok(k)
     }
 
-    /// Creates a new generation (key + certificate) of `ca`: a root signs itself; an issuing CA
-    /// is certified by its root's current generation (as a CA certificate the ARL can revoke).
+    /// Creates a new generation (key + certificate) of `ca`, issuing at once: a root signs
+    /// itself; an issuing CA is certified by its root's current generation (as a CA certificate
+    /// the ARL can revoke). Rotations go through ceremonies ([`crate::ceremony`]) instead.
     pub async fn new_generation(&self, actor: &str, ca: &CaId, alg: KeyAlgorithm, now: i64) -> Result<Generation> {
         let _guard = self.create.lock().await;
-        let next: i64 = sqlx::query("SELECT COALESCE(MAX(generation), 0) + 1 FROM ca_generation WHERE slug = $1")
+        let next = self.next_generation_number(ca).await?;
+        let label = format!("{}-g{next}-{}", ca.slug(), hex::encode(rand::random::<[u8; 3]>()));
+        let key = self.keys.generate(&label, alg)?;
+        let spec = GenerationSpec { number: next, not_before: now, activation: now, name: None, request_id: None };
+        self.certify_generation(actor, ca, key, &spec, now).await
+    }
+
+    /// The number the next generation of `ca` gets (rolled-back numbers are never reused).
+    pub async fn next_generation_number(&self, ca: &CaId) -> Result<i64> {
+        Ok(sqlx::query("SELECT COALESCE(MAX(generation), 0) + 1 FROM ca_generation WHERE slug = $1")
             .bind(ca.slug())
             .fetch_one(self.db.pool())
             .await?
-            .try_get(0)?;
-        let label = format!("{}-g{next}-{}", ca.slug(), hex::encode(rand::random::<[u8; 3]>()));
-        let key = self.keys.generate(&label, alg)?;
-        let name = ca.name()?;
-        let start = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e))?;
+            .try_get(0)?)
+    }
+
+    /// The key store.
+    pub fn key_store(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// The CA certificate of a new generation for `key` (self-signed for a root; certified by
+    /// the root's current generation for an issuing CA, idempotently under
+    /// `spec.request_id`), stored with its activation instant, audited.
+    pub async fn certify_generation(
+        &self,
+        actor: &str,
+        ca: &CaId,
+        key: Arc<dyn KeyBackend>,
+        spec: &GenerationSpec,
+        now: i64,
+    ) -> Result<Generation> {
+        let alg = key.algorithm();
+        let name = match &spec.name {
+            Some(n) => n.clone(),
+            None => self.name_of(ca).await?,
+        };
+        let start = OffsetDateTime::from_unix_timestamp(spec.not_before).map_err(|e| Error::invalid("time", e))?;
         let ten_years = start + time::Duration::days(3653);
         let (cert, shards) = match &ca.prefecture {
             None => {
@@ -584,31 +650,42 @@ impl Authority {
             }
             Some(_) => {
                 let root = Arc::new(self.current(&CaId::root(ca.purpose, ca.env), now).await?);
-                let end = ten_years
-                    .min(OffsetDateTime::from_unix_timestamp(root.not_after).map_err(|e| Error::invalid("time", e))?);
-                let serial = new_serial();
-                let plan = Plan {
-                    kind: CertKind::Authority,
-                    shard: 0,
-                    spki: key.public_key_der().to_vec(),
-                    not_before: start,
-                    not_after: end,
-                    resident_code: None,
-                    issuance_id: None,
-                    request_id: None,
-                    feed_position: 0,
-                    supersedes: Vec::new(),
-                    profile: AnyProfile::Ca(IssuingCa {
-                        issuer: root.cert()?.tbs_certificate().subject().clone(),
-                        subject: name,
-                        policy: ca.policy(),
-                        arl_url: arl_url(&self.settings.crl_base, &root.ca.slug(), root.generation),
-                    }),
-                    issuer: root,
-                    serial,
+                let issued = match &spec.request_id {
+                    Some(rid) => self.by_request(rid).await?.map(|mut i| i.certificates.remove(0)),
+                    None => None,
                 };
-                let mut done = self.run(actor, vec![plan], now).await?;
-                (done.remove(0).der, i64::from(self.settings.shards))
+                let der = match issued {
+                    Some(c) => c.der,
+                    None => {
+                        let end = ten_years.min(
+                            OffsetDateTime::from_unix_timestamp(root.not_after)
+                                .map_err(|e| Error::invalid("time", e))?,
+                        );
+                        let serial = new_serial();
+                        let plan = Plan {
+                            kind: CertKind::Authority,
+                            shard: 0,
+                            spki: key.public_key_der().to_vec(),
+                            not_before: start,
+                            not_after: end,
+                            resident_code: None,
+                            issuance_id: None,
+                            request_id: spec.request_id.clone(),
+                            feed_position: 0,
+                            supersedes: Vec::new(),
+                            profile: AnyProfile::Ca(IssuingCa {
+                                issuer: root.cert()?.tbs_certificate().subject().clone(),
+                                subject: name,
+                                policy: ca.policy(),
+                                arl_url: arl_url(&self.settings.crl_base, &root.ca.slug(), root.generation),
+                            }),
+                            issuer: root,
+                            serial,
+                        };
+                        self.run(actor, vec![plan], now).await?.remove(0).der
+                    }
+                };
+                (der, i64::from(self.settings.shards))
             }
         };
         let parsed = Certificate::from_der(&cert)?;
@@ -623,9 +700,9 @@ impl Authority {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO ca_generation (slug, generation, key_ref, algorithm, certificate, key_id, not_after, shards, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        sqlx::query("INSERT INTO ca_generation (slug, generation, key_ref, algorithm, certificate, key_id, not_after, shards, created_at, not_before, activation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
             .bind(ca.slug())
-            .bind(next)
+            .bind(spec.number)
             .bind(key.key_ref())
             .bind(alg as i64)
             .bind(cert.clone())
@@ -633,22 +710,54 @@ impl Authority {
             .bind(not_after)
             .bind(shards)
             .bind(now)
+            .bind(spec.not_before)
+            .bind(spec.activation)
             .execute(&mut *tx)
             .await?;
-        let detail = format!("{ca} g{next} {} key {} key-id {}", alg.name(), key.key_ref(), hex::encode(&key_id));
+        let detail = format!(
+            "{ca} g{} {} key {} key-id {} activation {}",
+            spec.number,
+            alg.name(),
+            key.key_ref(),
+            hex::encode(&key_id),
+            spec.activation
+        );
         audit::append(&mut tx, now, actor, "ca_generation", &detail).await?;
         tx.commit().await?;
         self.loaded.lock().map_err(|_| Error::key("key cache poisoned"))?.insert(key.key_ref(), key.clone());
         Ok(Generation {
             ca: ca.clone(),
-            generation: next,
+            generation: spec.number,
             algorithm: alg,
             key_ref: key.key_ref(),
             certificate: cert,
             key_id,
             not_after,
             shards,
+            not_before: spec.not_before,
+            activation: spec.activation,
+            rolled_back: None,
         })
+    }
+
+    /// The subject name of `ca`'s next generation: its current generation's (a renamed CA keeps
+    /// its new name), or the name the hierarchy gives it.
+    async fn name_of(&self, ca: &CaId) -> Result<x509_cert::name::Name> {
+        match self.newest(ca).await? {
+            Some(g) => Ok(g.cert()?.tbs_certificate().subject().clone()),
+            None => ca.name(),
+        }
+    }
+
+    /// The newest generation of `ca` that was not rolled back, whatever its state.
+    pub async fn newest(&self, ca: &CaId) -> Result<Option<Generation>> {
+        sqlx::query(select_generation!("WHERE slug = $1 AND rolled_back IS NULL ORDER BY generation DESC LIMIT 1"))
+            .bind(ca.slug())
+            .fetch_optional(self.db.pool())
+            .await?
+            .as_ref()
+            .map(gen_from_row)
+            .transpose()
     }
 
     /// The current generation of a prefecture's issuing CA, created on first use.
@@ -759,11 +868,64 @@ impl Authority {
             .collect())
     }
 
+    /// Before any serial is reserved: every issuer generation of the batch is still usable (not
+    /// rolled back; for residents' certificates, active), read under a share lock on
+    /// PostgreSQL (SQLite's writer is already exclusive) so that a rollback cannot slip between
+    /// this check and the reservation; and no certificate outlives its CA certificate.
+    async fn check_issuers(&self, tx: &mut identity::store::Tx, plans: &[Plan], now: i64) -> Result<()> {
+        let sql = match self.db.backend() {
+            identity::store::Backend::Postgres => {
+                "SELECT activation, rolled_back FROM ca_generation WHERE slug = $1 AND generation = $2 FOR SHARE"
+            }
+            identity::store::Backend::Sqlite => {
+                "SELECT activation, rolled_back FROM ca_generation WHERE slug = $1 AND generation = $2"
+            }
+        };
+        let mut seen: Vec<(&str, i64, i64)> = Vec::new();
+        for p in plans {
+            let g = &p.issuer;
+            let activation = match seen.iter().find(|(k, n, _)| *k == g.key_ref && *n == g.generation) {
+                Some((_, _, a)) => *a,
+                None => {
+                    let r = sqlx::query(sql)
+                        .bind(g.ca.slug())
+                        .bind(g.generation)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                        .ok_or_else(|| Error::NotFound(format!("{} g{}", g.ca, g.generation)))?;
+                    if r.try_get::<Option<i64>, _>(1)?.is_some() {
+                        return Err(Error::refused(
+                            "generation_rolled_back",
+                            format!("{} g{} was rolled back; nothing issued", g.ca, g.generation),
+                        ));
+                    }
+                    let a: i64 = r.try_get(0)?;
+                    seen.push((&g.key_ref, g.generation, a));
+                    a
+                }
+            };
+            if matches!(p.kind, CertKind::Signature | CertKind::Authentication) && activation > now {
+                return Err(Error::refused(
+                    "generation_pending",
+                    format!("{} g{} issues from its activation ({activation})", g.ca, g.generation),
+                ));
+            }
+            if p.not_after.unix_timestamp() > g.not_after {
+                return Err(Error::refused(
+                    "ca_expires_first",
+                    format!("{} g{} expires before the certificate would; nothing issued", g.ca, g.generation),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Step 1 of [`Self::run`]: reserves every serial of the batch in one commit (multi-row
     /// INSERTs), audited.
     async fn reserve(&self, actor: &str, plans: &[Plan], serials: &[String], now: i64) -> Result<()> {
         const COLUMNS: usize = 11;
         let mut tx = self.db.write().await?;
+        self.check_issuers(&mut tx, plans, now).await?;
         let rows = rows_per_statement(COLUMNS);
         for (ps, ss) in plans.chunks(rows).zip(serials.chunks(rows)) {
             let sql = format!(
@@ -1127,18 +1289,37 @@ impl Authority {
         Ok(Issued { certificates, chain })
     }
 
-    /// Certifies a delegated OCSP responder key for the current generation of `ca`
-    /// (validity `days`, at most the CA's).
+    /// Certifies a delegated OCSP responder key for generation `generation` of `ca` (none:
+    /// the issuing one), which must still sign status (pending, issuing or retired); validity
+    /// `days`, at most the CA's.
     pub async fn issue_responder(
         &self,
         actor: &str,
         ca: &CaId,
+        generation: Option<i64>,
         spki: &[u8],
         days: i64,
         now: i64,
     ) -> Result<IssuedCert> {
         KeyAlgorithm::of_spki(spki)?;
-        let g = Arc::new(self.current(ca, now).await?);
+        let g = match generation {
+            None => self.current(ca, now).await?,
+            Some(n) => {
+                let st = self.ceremony_status(Some(ca), now).await?;
+                let s = st
+                    .into_iter()
+                    .find(|s| s.generation.generation == n)
+                    .ok_or_else(|| Error::NotFound(format!("{ca} g{n}")))?;
+                if !s.state.signs_status() {
+                    return Err(Error::refused(
+                        "generation_not_live",
+                        format!("{ca} g{n} is {}: it has no responders", s.state.name()),
+                    ));
+                }
+                s.generation
+            }
+        };
+        let g = Arc::new(g);
         let t = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e))?;
         let end = (t + time::Duration::days(days.clamp(1, 366)))
             .min(OffsetDateTime::from_unix_timestamp(g.not_after).map_err(|e| Error::invalid("time", e))?);
@@ -1248,15 +1429,13 @@ impl Authority {
 
     /// A generation by slug and number.
     pub async fn generation_of(&self, slug: &str, generation: i64) -> Result<Generation> {
-        let r = sqlx::query(
-            "SELECT generation, algorithm, key_ref, certificate, key_id, not_after, shards FROM ca_generation WHERE slug = $1 AND generation = $2",
-        )
-        .bind(slug)
-        .bind(generation)
-        .fetch_optional(self.db.pool())
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("{slug} g{generation}")))?;
-        gen_from_row(CaId::parse(slug)?, &r)
+        let r = sqlx::query(select_generation!("WHERE slug = $1 AND generation = $2"))
+            .bind(slug)
+            .bind(generation)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{slug} g{generation}")))?;
+        gen_from_row(&r)
     }
 
     /// Revokes a certificate (operator action or rule). Revocations are final: an already
@@ -1369,6 +1548,7 @@ impl AnyPrepared {
     pub fn tbs(&self) -> &[u8] {
         match self {
             Self::Ca(p) => &p.tbs,
+            Self::Link(p) => &p.tbs,
             Self::Signature(p) => &p.tbs,
             Self::Authentication(p) => &p.tbs,
             Self::Responder(p) => &p.tbs,
@@ -1377,6 +1557,7 @@ impl AnyPrepared {
     fn sign(self, key: &dyn KeyBackend) -> Result<Vec<u8>> {
         match self {
             Self::Ca(p) => p.sign(key),
+            Self::Link(p) => p.sign(key),
             Self::Signature(p) => p.sign(key),
             Self::Authentication(p) => p.sign(key),
             Self::Responder(p) => p.sign(key),
@@ -1388,6 +1569,7 @@ fn prepare_any(p: &Plan, key: &dyn KeyBackend) -> Result<AnyPrepared> {
     let (s, a, b, k) = (&p.serial, p.not_before, p.not_after, &p.spki);
     Ok(match &p.profile {
         AnyProfile::Ca(x) => AnyPrepared::Ca(prepare(x.clone(), s, a, b, k, key)?),
+        AnyProfile::Link(x) => AnyPrepared::Link(prepare(x.clone(), s, a, b, k, key)?),
         AnyProfile::Signature(x) => AnyPrepared::Signature(prepare(x.clone(), s, a, b, k, key)?),
         AnyProfile::Authentication(x) => AnyPrepared::Authentication(prepare(x.clone(), s, a, b, k, key)?),
         AnyProfile::Responder(x) => AnyPrepared::Responder(prepare(x.clone(), s, a, b, k, key)?),

@@ -66,6 +66,24 @@ impl KeyStore {
         }
     }
 
+    /// The key labelled `label`, if this store holds one (a ceremony resumed after a crash
+    /// finds the key it generated before).
+    pub fn find(&self, label: &str) -> Result<Option<Arc<dyn KeyBackend>>> {
+        match self {
+            Self::Soft { dir, passphrase } => {
+                let path = dir.join(format!("{label}.p8"));
+                if path.exists() { Ok(Some(Arc::new(SoftKey::load(&path, passphrase)?))) } else { Ok(None) }
+            }
+            Self::Pkcs11(p) => {
+                if p.exists(label)? {
+                    Ok(Some(Arc::new(p.load(label)?)))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
     /// Loads the key a stored reference names.
     pub fn load(&self, key_ref: &str) -> Result<Arc<dyn KeyBackend>> {
         match (self, key_ref.split_once(':')) {

@@ -113,6 +113,17 @@ impl Pkcs11Store {
         self.load(label)
     }
 
+    /// The token's label.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Whether a private key labelled `label` is on the token.
+    pub fn exists(&self, label: &str) -> Result<bool> {
+        let s = self.session.lock().map_err(|_| Error::key("PKCS#11 session poisoned"))?;
+        Ok(self.find(&s, ObjectClass::PRIVATE_KEY, label)?.is_some())
+    }
+
     /// Loads the key pair labelled `label`.
     pub fn load(&self, label: &str) -> Result<Pkcs11Key> {
         let s = self.session.lock().map_err(|_| Error::key("PKCS#11 session poisoned"))?;

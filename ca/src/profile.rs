@@ -1,5 +1,5 @@
 //! Certificate profiles as types (x509-cert `BuilderProfile`), one per kind of certificate:
-//! [`RootCa`], [`IssuingCa`], [`SignatureCert`], [`AuthenticationCert`], [`OcspResponder`], and
+//! [`RootCa`], [`IssuingCa`], [`LinkCa`], [`SignatureCert`], [`AuthenticationCert`], [`OcspResponder`], and
 //! the network CA's end entities [`NetworkEndEntity`] under a [`RootCa`] with pathLen 0 (docs/network.md).
 //! Extensions are written with explicit criticality (jpki.md §1.2–1.3, RFC 5280 §4.2). Pure:
 //! [`prepare`] gives the exact to-be-signed bytes, [`Prepared::sign`] signs them and checks the
@@ -225,6 +225,46 @@ impl BuilderProfile for IssuingCa {
             ext(oids::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: Some(0) })?,
             key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)?,
             policies(self.policy, false)?,
+            crl_dp(&self.arl_url)?,
+            aki(issuer)?,
+            ski(spk)?,
+        ])
+    }
+}
+
+/// A link certificate of a root re-key (RFC 4210 §4.4: NewWithOld or OldWithNew), or the
+/// cross-certificate of a renamed root: one root generation's key certified by another's.
+/// basicConstraints CA:TRUE without pathLen (a self-issued certificate does not count towards
+/// path lengths, RFC 5280 §6.1.4 (l)), keyCertSign+cRLSign, anyPolicy (it passes every policy
+/// of the hierarchy through), the signer's ARL, AKI and SKI.
+#[derive(Debug, Clone)]
+pub struct LinkCa {
+    /// The signing generation's name.
+    pub issuer: Name,
+    /// The certified generation's name (the same name for a re-key).
+    pub subject: Name,
+    /// The signing generation's ARL.
+    pub arl_url: String,
+}
+
+impl BuilderProfile for LinkCa {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> BResult<Vec<Extension>> {
+        let any = PolicyInformation { policy_identifier: oids::ANY_POLICY, policy_qualifiers: None };
+        Ok(vec![
+            ext(oids::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: None })?,
+            key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)?,
+            ext(oids::ID_CE_CERTIFICATE_POLICIES, false, &CertificatePolicies(vec![any]))?,
             crl_dp(&self.arl_url)?,
             aki(issuer)?,
             ski(spk)?,

@@ -9,6 +9,7 @@
 //! | `POST /v1/card/issuer-auth` | own municipality's residents | — | — | — |
 //! | `POST /v1/revoke` | — | yes | — | — |
 //! | `POST /v1/crl/publish` | — | yes | — | — |
+//! | `POST /v1/ceremony/{plan,run,rollback}`, `GET /v1/ceremony/status` | — | yes | — | — |
 //! | `POST /v1/responders` | — | — | yes (its own key, by CSR) | — |
 //! | `GET /v1/status/head`, `/revocations`, `/ca-certificates`, `/certificates`, `/certificates/{serial}` | — | yes | yes | — |
 //! | `GET /v1/ca/{slug}/certificate`, `GET /v1/crl/{slug}/g{n}/{file}` | yes | yes | yes | yes |
@@ -99,6 +100,10 @@ pub fn router(svc: Arc<CaService>) -> axum::Router {
         .route("/v1/revoke", post(revoke))
         .route("/v1/crl/publish", post(publish))
         .route("/v1/responders", post(responder))
+        .route("/v1/ceremony/plan", post(ceremony_plan))
+        .route("/v1/ceremony/run", post(ceremony_run))
+        .route("/v1/ceremony/status", get(ceremony_status))
+        .route("/v1/ceremony/rollback", post(ceremony_rollback))
         .route("/v1/status/head", get(status_head))
         .route("/v1/status/revocations", get(status_revocations))
         .route("/v1/status/ca-certificates", get(status_ca_certificates))
@@ -547,6 +552,124 @@ async fn publish(
     ))
 }
 
+/// `POST /v1/ceremony/plan` and `/run`: the ceremony file's text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CeremonyBody {
+    /// The ceremony file (TOML).
+    pub file: String,
+}
+
+/// One step of a ceremony as the service reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepBody {
+    /// What the step does.
+    pub step: String,
+    /// Done by this call (`false`: planned, or done by an earlier run).
+    pub done_now: bool,
+}
+
+async fn ceremony_plan(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Json(b): Json<CeremonyBody>,
+) -> Answer<Json<Vec<StepBody>>> {
+    allow(&caller(party)?, &[PartyKind::Operator], "POST /v1/ceremony/plan")?;
+    let c = crate::ceremony::parse(&b.file)?;
+    let p = svc.authority.ceremony_plan(&c, (svc.clock)()).await?;
+    Ok(Json(p.steps.iter().map(|s| StepBody { step: s.to_string(), done_now: false }).collect()))
+}
+
+async fn ceremony_run(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Json(b): Json<CeremonyBody>,
+) -> Answer<Json<Vec<StepBody>>> {
+    let op = caller(party)?;
+    allow(&op, &[PartyKind::Operator], "POST /v1/ceremony/run")?;
+    let done = svc.authority.ceremony_run(&op.to_string(), &b.file, (svc.clock)()).await?;
+    Ok(Json(done.into_iter().map(|(s, now)| StepBody { step: s.to_string(), done_now: now }).collect()))
+}
+
+/// `GET /v1/ceremony/status?ca=`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusQuery {
+    /// Only this CA.
+    pub ca: Option<String>,
+}
+
+/// One generation as `GET /v1/ceremony/status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerationBody {
+    /// CA slug.
+    pub ca: String,
+    /// Generation.
+    pub generation: i64,
+    /// Key algorithm.
+    pub algorithm: String,
+    /// Key state (`pending`, `issuing`, `retired`, `archived`, `rolled back`).
+    pub state: String,
+    /// Activation (unix seconds).
+    pub activation: i64,
+    /// notAfter (unix seconds).
+    pub not_after: i64,
+    /// Subject key identifier, hex.
+    pub key_id: String,
+    /// Certificates issued.
+    pub issued: i64,
+    /// Link certificates: `direction serial signer-generation`.
+    pub links: Vec<String>,
+    /// Ceremony progress: steps done and in all.
+    pub ceremony: Option<(i64, i64)>,
+}
+
+async fn ceremony_status(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Query(q): Query<StatusQuery>,
+) -> Answer<Json<Vec<GenerationBody>>> {
+    allow(&caller(party)?, &[PartyKind::Operator], "GET /v1/ceremony/status")?;
+    let id = q.ca.as_deref().map(CaId::parse).transpose()?;
+    let all = svc.authority.ceremony_status(id.as_ref(), (svc.clock)()).await?;
+    Ok(Json(
+        all.into_iter()
+            .map(|s| GenerationBody {
+                ca: s.generation.ca.slug(),
+                generation: s.generation.generation,
+                algorithm: s.generation.algorithm.name().into(),
+                state: s.state.name().into(),
+                activation: s.generation.activation,
+                not_after: s.generation.not_after,
+                key_id: hex::encode(&s.generation.key_id),
+                issued: s.issued,
+                links: s.links.iter().map(|(serial, d, g)| format!("{} {serial} g{g}", d.name())).collect(),
+                ceremony: s.ceremony,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /v1/ceremony/rollback`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// CA slug.
+    pub ca: String,
+    /// The generation to roll back.
+    pub generation: i64,
+}
+
+async fn ceremony_rollback(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Json(b): Json<RollbackBody>,
+) -> Answer<Json<Vec<String>>> {
+    let op = caller(party)?;
+    allow(&op, &[PartyKind::Operator], "POST /v1/ceremony/rollback")?;
+    let id = CaId::parse(&b.ca)?;
+    Ok(Json(svc.authority.rollback(&op.to_string(), &id, b.generation, (svc.clock)()).await?))
+}
+
 /// `POST /v1/responders`: a validator asks for a delegated OCSP responder certificate for its
 /// own key under the current generation of `ca`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -558,6 +681,10 @@ pub struct ResponderBody {
     pub csr: String,
     /// Validity in days (1–366, never beyond the CA certificate).
     pub days: i64,
+    /// The generation to answer for (a live one: pending, issuing or retired); none: the
+    /// issuing generation.
+    #[serde(default)]
+    pub generation: Option<i64>,
 }
 
 /// A responder certificate.
@@ -593,7 +720,7 @@ async fn responder(
         }
     }
     let now = (svc.clock)();
-    let c = svc.authority.issue_responder(&v.to_string(), &id, &spki, r.days, now).await?;
+    let c = svc.authority.issue_responder(&v.to_string(), &id, r.generation, &spki, r.days, now).await?;
     Ok(Json(ResponderAnswer { serial: c.serial, generation: c.generation, certificate: B64.encode(&c.der) }))
 }
 
@@ -681,6 +808,9 @@ pub struct CaCertBody {
     pub certificate: String,
     /// Subject key identifier, hex.
     pub key_id: String,
+    /// Key state (`pending`, `issuing`, `retired`, `archived`, `rolled back`).
+    #[serde(default)]
+    pub state: String,
 }
 
 async fn status_ca_certificates(
@@ -688,12 +818,21 @@ async fn status_ca_certificates(
     party: Option<axum::Extension<Party>>,
 ) -> Answer<Json<Vec<CaCertBody>>> {
     allow(&caller(party)?, STATUS_READERS, "GET /v1/status/ca-certificates")?;
+    let states = svc.authority.ceremony_status(None, (svc.clock)()).await?;
+    let state_of = |slug: &str, n: i64| {
+        states
+            .iter()
+            .find(|s| s.generation.ca.slug() == slug && s.generation.generation == n)
+            .map_or("", |s| s.state.name())
+            .to_owned()
+    };
     Ok(Json(
         svc.status
             .ca_certificates()
             .await?
             .into_iter()
             .map(|c| CaCertBody {
+                state: state_of(&c.ca.slug(), c.generation),
                 ca: c.ca.slug(),
                 generation: c.generation,
                 certificate: B64.encode(&c.certificate),

@@ -153,10 +153,11 @@ async fn issuance_profiles_pass_openssl_and_pkilint() {
             // A delegated OCSP responder certificate for the issuing CA: openssl checks the chain
             // and the purpose, pkilint the profile.
             let responder = ca::key::SoftKey::ephemeral(alg).unwrap();
-            let r =
-                w.ca.issue_responder("op-1", &sign_ca.ca, ca::key::KeyBackend::public_key_der(&responder), 30, NOW)
-                    .await
-                    .unwrap();
+            let r = w
+                .ca
+                .issue_responder("op-1", &sign_ca.ca, None, ca::key::KeyBackend::public_key_der(&responder), 30, NOW)
+                .await
+                .unwrap();
             assert_eq!(r.kind, CertKind::OcspResponder);
             let (ok, out) = pkilint_cert(d, &r.der);
             assert!(ok, "pkilint responder: {out}");

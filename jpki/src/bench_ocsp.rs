@@ -150,10 +150,10 @@ pub async fn run() -> Result<()> {
     std::fs::create_dir_all(d("v"))?;
     let ours =
         SoftKey::create(&d("v/auth-13-g1.key"), KeyAlgorithm::Rsa2048, &Secret::new(b"benchmark passphrase".to_vec()))?;
-    let c = ca.issue_responder("bench", &g.ca, ours.public_key_der(), 30, now).await?;
+    let c = ca.issue_responder("bench", &g.ca, None, ours.public_key_der(), 30, now).await?;
     std::fs::write(d("v/auth-13-g1.pem"), crate::ca_cmd::pem("CERTIFICATE", &c.der)?)?;
     let reference = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
-    let rc = ca.issue_responder("bench", &g.ca, reference.public_key_der(), 30, now).await?;
+    let rc = ca.issue_responder("bench", &g.ca, None, reference.public_key_der(), 30, now).await?;
     std::fs::write(d("ref.pem"), crate::ca_cmd::pem("CERTIFICATE", &rc.der)?)?;
     std::fs::write(d("ref.key"), reference.pkey().private_key_to_pem_pkcs8()?)?;
     std::fs::write(d("int.pem"), crate::ca_cmd::pem("CERTIFICATE", &g.certificate)?)?;

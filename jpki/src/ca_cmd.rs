@@ -199,6 +199,66 @@ pub enum CeremonyCmd {
         /// The ceremony file (TOML).
         file: PathBuf,
     },
+    /// Run the ceremony in FILE step by step, each step committed and audited; run the same
+    /// file again to resume after a crash (another file for the same generation is refused).
+    /// For offline ceremonies with the CA service stopped; online: `jpki ca-op ceremony run`.
+    Run {
+        #[command(flatten)]
+        store: Store,
+        /// The ceremony file (TOML).
+        file: PathBuf,
+    },
+    /// Every generation (of one CA, or all) with its key state, activation, notAfter, key id,
+    /// link certificates and ceremony progress.
+    Status {
+        #[command(flatten)]
+        store: Store,
+        /// Only this CA (slug).
+        #[arg(long)]
+        ca: Option<String>,
+    },
+    /// Roll a generation back before it has issued its first certificate: the previous
+    /// generation issues again; its link certificates are revoked.
+    Rollback {
+        #[command(flatten)]
+        store: Store,
+        /// The CA (slug).
+        #[arg(long)]
+        ca: String,
+        /// The generation.
+        #[arg(long)]
+        generation: i64,
+    },
+}
+
+fn read_ceremony(file: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// Prints `ceremony status` lines (shared with `jpki ca-op ceremony status`).
+pub(crate) fn print_generations(gens: &[ca::ceremony::GenerationStatus]) {
+    println!(
+        "{:<14} {:>3}  {:<10} {:<11} {:<20}  {:<20}  {:>8}  {:<40}  ceremony",
+        "CA", "gen", "algorithm", "state", "activation", "notAfter", "issued", "key id"
+    );
+    for s in gens {
+        let g = &s.generation;
+        let ceremony = s.ceremony.map_or("-".to_owned(), |(d, n)| format!("{d}/{n} steps"));
+        println!(
+            "{:<14} {:>3}  {:<10} {:<11} {:<20}  {:<20}  {:>8}  {:<40}  {ceremony}",
+            g.ca.slug(),
+            g.generation,
+            g.algorithm.name(),
+            s.state.name(),
+            when(g.activation),
+            when(g.not_after),
+            s.issued,
+            hex::encode(&g.key_id)
+        );
+        for (serial, d, signer) in &s.links {
+            println!("{:<14}      link {} signed by g{signer}: serial {serial}", "", d.name());
+        }
+    }
 }
 
 pub(crate) async fn open(s: &Store) -> Result<Authority> {
@@ -417,44 +477,35 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             print!("{}", pem("CERTIFICATE", &g.certificate)?);
         }
         Cmd::Ceremony(CeremonyCmd::Plan { store, file }) => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = read_ceremony(&file)?;
             let c = ca::ceremony::parse(&text)?;
             let a = inspect(&store).await?;
-            let id = ca::hierarchy::CaId::parse(&c.ca)?;
-            let current = a.generations().await?.into_iter().filter(|g| g.ca == id).max_by_key(|g| g.generation);
-            let steps = ca::ceremony::plan(&c, current.as_ref(), now())?;
-            println!("ceremony for {} g{} ({} steps; dry run, nothing written):", c.ca, c.generation, steps.len());
-            for (i, s) in steps.iter().enumerate() {
-                let line = match s {
-                    ca::ceremony::Step::GenerateKey { algorithm, store } => {
-                        format!("generate a {} key in {store}", algorithm.name())
-                    }
-                    ca::ceremony::Step::CaCertificate { subject, signer, not_before } => {
-                        format!(
-                            "sign the CA certificate ({subject}), signed by {signer}, notBefore {}",
-                            when(*not_before)
-                        )
-                    }
-                    ca::ceremony::Step::Link { new_with_old, signed_with } => format!(
-                        "link certificate {} signed with {}",
-                        if *new_with_old {
-                            "NewWithOld (the new key, certified by the old)"
-                        } else {
-                            "OldWithNew (the old key, certified by the new)"
-                        },
-                        signed_with.name()
-                    ),
-                    ca::ceremony::Step::Activate { at, retires } => match retires {
-                        Some(g) => format!(
-                            "at {}: issuance switches to g{}; g{g} retires (CRLs and OCSP only)",
-                            when(*at),
-                            c.generation
-                        ),
-                        None => format!("at {}: g{} starts issuing", when(*at), c.generation),
-                    },
-                };
-                println!("  {}. {line}", i + 1);
+            let p = a.ceremony_plan(&c, now()).await?;
+            println!("ceremony for {} g{} ({} steps; dry run, nothing written):", c.ca, c.generation, p.steps.len());
+            for (i, s) in p.steps.iter().enumerate() {
+                println!("  {}. {s}", i + 1);
             }
+        }
+        Cmd::Ceremony(CeremonyCmd::Run { store, file }) => {
+            let text = read_ceremony(&file)?;
+            let a = open(&store).await?;
+            let done = a.ceremony_run(&store.actor, &text, now()).await?;
+            let c = ca::ceremony::parse(&text)?;
+            println!("ceremony for {} g{}:", c.ca, c.generation);
+            for (i, (s, this_run)) in done.iter().enumerate() {
+                println!("  {}. {} {s}", i + 1, if *this_run { "done:" } else { "done before:" });
+            }
+        }
+        Cmd::Ceremony(CeremonyCmd::Status { store, ca: slug }) => {
+            let a = inspect(&store).await?;
+            let id = slug.as_deref().map(ca::hierarchy::CaId::parse).transpose()?;
+            print_generations(&a.ceremony_status(id.as_ref(), now()).await?);
+        }
+        Cmd::Ceremony(CeremonyCmd::Rollback { store, ca: slug, generation }) => {
+            let a = open(&store).await?;
+            let id = ca::hierarchy::CaId::parse(&slug)?;
+            let revoked = a.rollback(&store.actor, &id, generation, now()).await?;
+            println!("{slug} g{generation} rolled back; revoked (superseded): {}", revoked.join(", "));
         }
         Cmd::Recover { store } => {
             let a = inspect(&store).await?;

@@ -1,6 +1,6 @@
 //! `jpki ca-op …`: a CA operator's commands against the running CA service (`jpki serve ca`),
 //! over mutual TLS with the operator's own network credential (`operator:<name>`): revoke,
-//! publish CRLs, follow the revocation stream. The operator holds no CA passphrase or key;
+//! publish CRLs, follow the revocation stream, run key ceremonies. The operator holds no CA passphrase or key;
 //! every action is audited by the service under the operator's party.
 
 use anyhow::{Context, Result, ensure};
@@ -52,6 +52,53 @@ pub enum Cmd {
         #[arg(long, default_value_t = 0)]
         after: i64,
     },
+    /// Key ceremonies run by the CA service (as `jpki ca ceremony`, without the CA's secrets).
+    #[command(subcommand)]
+    Ceremony(CeremonyCmd),
+}
+
+/// Ceremony commands through the CA service.
+#[derive(Debug, Subcommand)]
+pub enum CeremonyCmd {
+    /// The steps the ceremony in FILE would take, checked by the service (dry run).
+    Plan {
+        #[command(flatten)]
+        service: Service,
+        /// The ceremony file (TOML).
+        file: std::path::PathBuf,
+    },
+    /// Run (or resume) the ceremony in FILE.
+    Run {
+        #[command(flatten)]
+        service: Service,
+        /// The ceremony file (TOML).
+        file: std::path::PathBuf,
+    },
+    /// Every generation with its key state, links and ceremony progress.
+    Status {
+        #[command(flatten)]
+        service: Service,
+        /// Only this CA (slug).
+        #[arg(long)]
+        ca: Option<String>,
+    },
+    /// Roll a generation back before it has issued its first certificate.
+    Rollback {
+        #[command(flatten)]
+        service: Service,
+        /// The CA (slug).
+        #[arg(long)]
+        ca: String,
+        /// The generation.
+        #[arg(long)]
+        generation: i64,
+    },
+}
+
+fn ceremony_file(p: &std::path::Path) -> Result<ca::service::CeremonyBody> {
+    Ok(ca::service::CeremonyBody {
+        file: std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+    })
 }
 
 fn client(s: &Service) -> Result<(reqwest::Client, String)> {
@@ -68,6 +115,23 @@ pub(crate) async fn answer(r: reqwest::Response) -> Result<String> {
     let body = r.text().await.unwrap_or_default();
     ensure!(status.is_success(), "the CA service answered {status}: {body}");
     Ok(body)
+}
+
+/// `ceremony plan` (`run == false`) or `ceremony run` through the service.
+async fn ceremony(service: &Service, file: &std::path::Path, run: bool) -> Result<()> {
+    let (c, base) = client(service)?;
+    let url = format!("{base}/v1/ceremony/{}", if run { "run" } else { "plan" });
+    let steps: Vec<ca::service::StepBody> =
+        serde_json::from_str(&answer(c.post(url).json(&ceremony_file(file)?).send().await?).await?)?;
+    for (i, s) in steps.iter().enumerate() {
+        let how = match (run, s.done_now) {
+            (false, _) => "",
+            (true, true) => "done: ",
+            (true, false) => "done before: ",
+        };
+        println!("  {}. {how}{}", i + 1, s.step);
+    }
+    Ok(())
 }
 
 /// Runs a CA operator command through the service.
@@ -102,6 +166,35 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                     r.seq, r.serial, r.issuer_slug, r.issuer_generation, r.revoked_at, r.reason
                 );
             }
+        }
+        Cmd::Ceremony(CeremonyCmd::Plan { service, file }) => ceremony(&service, &file, false).await?,
+        Cmd::Ceremony(CeremonyCmd::Run { service, file }) => ceremony(&service, &file, true).await?,
+        Cmd::Ceremony(CeremonyCmd::Status { service, ca }) => {
+            let (c, base) = client(&service)?;
+            let url = match &ca {
+                Some(slug) => format!("{base}/v1/ceremony/status?ca={slug}"),
+                None => format!("{base}/v1/ceremony/status"),
+            };
+            let gens: Vec<ca::service::GenerationBody> =
+                serde_json::from_str(&answer(c.get(url).send().await?).await?)?;
+            for g in &gens {
+                let progress = g.ceremony.map_or("-".to_owned(), |(d, n)| format!("{d}/{n} steps"));
+                println!(
+                    "{:<14} g{:<3} {:<10} {:<11} activation {}  notAfter {}  issued {:>8}  key id {}  ceremony {progress}",
+                    g.ca, g.generation, g.algorithm, g.state, g.activation, g.not_after, g.issued, g.key_id
+                );
+                for l in &g.links {
+                    println!("{:<14}      link {l}", "");
+                }
+            }
+        }
+        Cmd::Ceremony(CeremonyCmd::Rollback { service, ca, generation }) => {
+            let (c, base) = client(&service)?;
+            let body = ca::service::RollbackBody { ca: ca.clone(), generation };
+            let revoked: Vec<String> = serde_json::from_str(
+                &answer(c.post(format!("{base}/v1/ceremony/rollback")).json(&body).send().await?).await?,
+            )?;
+            println!("{ca} g{generation} rolled back; revoked (superseded): {}", revoked.join(", "));
         }
     }
     Ok(())

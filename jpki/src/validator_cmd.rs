@@ -160,8 +160,9 @@ pub async fn run(cmd: Cmd) -> Result<()> {
     Ok(())
 }
 
-/// One responder key per CA (every generation's CA, newest first, one key per slug), each
-/// certified by the CA service for its current generation.
+/// One responder key per live CA generation (pending, issuing or retired: every generation
+/// that still has certificates to answer for), each certified by the CA service for that
+/// generation.
 async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i64, algorithm: &str) -> Result<()> {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -175,9 +176,9 @@ async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i
     let cas: Vec<ca::service::CaCertBody> =
         serde_json::from_str(&answer(client.get(format!("{base}/v1/status/ca-certificates")).send().await?).await?)?;
     std::fs::create_dir_all(out)?;
-    let mut seen = std::collections::BTreeSet::new();
-    for c in cas.iter().rev() {
-        if !seen.insert(c.ca.clone()) {
+    for c in &cas {
+        if !matches!(c.state.as_str(), "pending" | "issuing" | "retired") {
+            println!("{} g{}: {}, no responder", c.ca, c.generation, c.state);
             continue;
         }
         let key_path = out.join(format!("{}-g{}.key", c.ca, c.generation));
@@ -189,7 +190,12 @@ async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i
         let mut req = openssl::x509::X509ReqBuilder::new()?;
         req.set_pubkey(key.pkey())?;
         req.sign(key.pkey(), openssl::hash::MessageDigest::sha256())?;
-        let body = ca::service::ResponderBody { ca: c.ca.clone(), csr: b64.encode(req.build().to_der()?), days };
+        let body = ca::service::ResponderBody {
+            ca: c.ca.clone(),
+            csr: b64.encode(req.build().to_der()?),
+            days,
+            generation: Some(c.generation),
+        };
         let r: ca::service::ResponderAnswer = serde_json::from_str(
             &answer(client.post(format!("{base}/v1/responders")).json(&body).send().await?).await?,
         )?;

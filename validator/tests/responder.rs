@@ -82,7 +82,7 @@ async fn setup(db: &TestDb) -> (Setup, Vec<Responder>) {
         .collect();
     let issued = ca.run("op", plans, NOW).await.unwrap();
     let rkey = SoftKey::ephemeral(KeyAlgorithm::EcP384).unwrap();
-    let rc = ca.issue_responder("op", &g.ca, rkey.public_key_der(), 30, NOW).await.unwrap();
+    let rc = ca.issue_responder("op", &g.ca, None, rkey.public_key_der(), 30, NOW).await.unwrap();
     let responder = Responder::new(Arc::new(rkey), &rc.der).unwrap();
     let serials = issued.iter().map(|c| c.serial.clone()).collect();
     (Setup { ca: Arc::new(ca), issuer, serials, subject, _keys: keys }, vec![responder])
@@ -658,7 +658,7 @@ async fn each_database_holds_its_own_crates_tables() {
 /// 1 to 5, where 3 made the validator's tables and indexed ca_revocation; its text is kept in
 /// `tests/legacy/`) opens with each crate's migrations: the moved files keep their checksums,
 /// the CA's 2001 and the validator's 3001 change nothing on it (the CA's 2002 adds the card
-/// inventory), and 3 is left alone.
+/// inventory, 2003 ceremonies and links and columns of ca_generation), and 3 is left alone.
 #[tokio::test]
 async fn a_database_migrated_before_the_split_opens_with_each_crates_migrations() {
     use identity::store::{Backend, Db, SCHEMA, testing};
@@ -682,15 +682,16 @@ async fn a_database_migrated_before_the_split_opens_with_each_crates_migrations(
         ca::schema::migrate(&db).await.unwrap();
         db.close().await;
         let v = validator::schema::open(&t.url).await.unwrap();
-        // The CA's later migrations add only their own tables (2002: the card inventory).
+        // The CA's later migrations add only their own tables (2002: the card inventory; 2003:
+        // ceremonies and link certificates).
         let mut expected = before.clone();
-        expected.insert("ca_card".to_owned());
+        expected.extend(["ca_card", "ca_ceremony", "ca_link"].map(str::to_owned));
         assert_eq!(testing::tables(&v).await.unwrap(), expected, "{}", t.label);
         let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
             .fetch_all(v.pool())
             .await
             .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 2001, 2002, 3001], "{}", t.label);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 2001, 2002, 2003, 3001], "{}", t.label);
         // The query log is still append-only.
         validator::api::log(&v, NOW, "bank-1", "p", "cert", "-", "valid").await.unwrap();
         assert!(sqlx::query("UPDATE validator_query SET result = 'x'").execute(v.pool()).await.is_err(), "{}", t.label);
@@ -815,7 +816,7 @@ async fn verification_api_semantics() {
     let sig = signature_cert(&s.ca, &sg, &sig_key, "S1").await;
     let test_sig = signature_cert(&s.ca, &tg, &test_key, "T1").await;
     let rkey = SoftKey::ephemeral(KeyAlgorithm::EcP384).unwrap();
-    let rc = s.ca.issue_responder("op", &sg.ca, rkey.public_key_der(), 30, NOW).await.unwrap();
+    let rc = s.ca.issue_responder("op", &sg.ca, None, rkey.public_key_der(), 30, NOW).await.unwrap();
     let (sig_key, test_key, rpkey) = (pkey(&sig_key), pkey(&test_key), pkey(&rkey));
     let auth_key = pkey(&s.subject);
     responders.push(Responder::new(Arc::new(rkey), &rc.der).unwrap());
