@@ -78,16 +78,16 @@ pub enum CeremonyCmd {
     Status {
         #[command(flatten)]
         service: Service,
-        /// Only this CA (slug).
-        #[arg(long)]
+        /// Only this CA (slug; `--ca` is the service's URL here).
+        #[arg(long = "slug")]
         ca: Option<String>,
     },
     /// Roll a generation back before it has issued its first certificate.
     Rollback {
         #[command(flatten)]
         service: Service,
-        /// The CA (slug).
-        #[arg(long)]
+        /// The CA (slug; `--ca` is the service's URL here).
+        #[arg(long = "slug")]
         ca: String,
         /// The generation.
         #[arg(long)]

@@ -192,3 +192,79 @@ fn a_ceremony_plan_is_a_checked_dry_run() {
     assert!(!o.status.success() && text(&o).contains("ceremony file"), "{}", text(&o));
     assert_eq!(std::fs::read_dir(d("keys")).unwrap().count(), keys_before, "a dry run writes no key");
 }
+
+/// `jpki ca ceremony run` dies after step 2 (the key and the CA certificate committed, as a
+/// power cut would leave them); `status` shows 2 of 5 steps; another file for that generation is
+/// refused; the same file resumes and does only the rest (one key, one generation, one link
+/// certificate each way); `rollback` then revokes what it made and the first generation issues.
+#[test]
+fn a_ceremony_run_resumes_after_a_crash_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let jpki_env = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(jpki_bin())
+            .args(args)
+            .args(["--actor", "op-1"])
+            .env("JPKI_CA_PASSPHRASE", "ceremony test passphrase")
+            .env("JPKI_CA_DB", d("ca.db"))
+            .env("JPKI_CA_KEYS", d("keys"))
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let jpki = |args: &[&str]| jpki_env(args, &[]);
+    let o = jpki(&["ca", "init"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let rfc = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let file = |alg: &str| {
+        format!(
+            "ca = \"sign-root\"\ngeneration = 2\nalgorithm = \"{alg}\"\nkey = \"software\"\n\
+             not_before = \"{}\"\nactivation = \"{}\"\nname = \"same\"\n",
+            rfc(now),
+            rfc(now + 30 * 86_400)
+        )
+    };
+    std::fs::write(d("c.toml"), file("p384")).unwrap();
+    let keys = || std::fs::read_dir(d("keys")).unwrap().count();
+    let keys_before = keys();
+    let o = jpki_env(&["ca", "ceremony", "run", &d("c.toml")], &[("JPKI_CEREMONY_CRASH_AFTER", "2")]);
+    assert!(!o.status.success() && text(&o).contains("aborting"), "{}", text(&o));
+    let o = jpki(&["ca", "ceremony", "status", "--ca", "sign-root"]);
+    let out = text(&o);
+    assert!(o.status.success() && out.contains("2/5 steps") && out.contains("pending"), "{out}");
+    std::fs::write(d("other.toml"), file("rsa3072")).unwrap();
+    let o = jpki(&["ca", "ceremony", "run", &d("other.toml")]);
+    assert!(!o.status.success() && text(&o).contains("ceremony_changed"), "{}", text(&o));
+    let o = jpki(&["ca", "ceremony", "run", &d("c.toml")]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert_eq!(out.matches("done before:").count(), 2, "{out}");
+    assert_eq!(out.matches("done:").count(), 3, "{out}");
+    assert_eq!(keys(), keys_before + 1, "the resumed run reuses the key it generated");
+    let o = jpki(&["ca", "ceremony", "status", "--ca", "sign-root"]);
+    let out = text(&o);
+    assert!(out.contains("5/5 steps"), "{out}");
+    assert_eq!(out.matches("link new-with-old").count(), 1, "{out}");
+    assert_eq!(out.matches("link old-with-new").count(), 1, "{out}");
+    // Every step is in the audit trail, whose chain verifies.
+    let o = jpki(&["ca", "audit", "--limit", "50"]);
+    let out = text(&o);
+    assert!(o.status.success() && out.contains("audit chain verified"), "{out}");
+    assert_eq!(out.matches("sign-root g2 step").count(), 5, "{out}");
+    // Roll back: both link certificates are revoked (superseded); g1 issues.
+    let o = jpki(&["ca", "ceremony", "rollback", "--ca", "sign-root", "--generation", "2"]);
+    let out = text(&o);
+    assert!(o.status.success() && out.contains("rolled back"), "{out}");
+    let o = jpki(&["ca", "ceremony", "status", "--ca", "sign-root"]);
+    assert!(text(&o).contains("rolled back"), "{}", text(&o));
+    let o = jpki(&["ca", "cert", "--ca", "sign-root"]);
+    let cert = text(&o);
+    let g1 = jpki(&["ca", "cert", "--ca", "sign-root", "--generation", "1"]);
+    assert_eq!(cert, text(&g1), "after the rollback the first generation is current");
+}

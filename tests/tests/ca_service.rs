@@ -221,6 +221,40 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     let o = common::jpki(&["ca-op", "crl"], &[&pki.env("v1")[..], &op_env[4..]].concat());
     assert!(!o.status.success() && text(&o).contains("not an operator"), "{}", text(&o));
 
+    // Key ceremonies run in the service, by operators only: a new P-384 generation of sign-13,
+    // pending for 30 days, then rolled back.
+    let rfc = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let ceremony = format!(
+        "ca = \"sign-13\"\ngeneration = 2\nalgorithm = \"p384\"\nkey = \"software\"\n\
+         not_before = \"{}\"\nactivation = \"{}\"\nname = \"same\"\n",
+        rfc(now()),
+        rfc(now() + 30 * 86_400)
+    );
+    let file = dir.join("ceremony.toml");
+    std::fs::write(&file, &ceremony).unwrap();
+    let file = file.display().to_string();
+    let o = common::jpki(&["ca-op", "ceremony", "plan", &file], &op_env);
+    assert!(o.status.success() && text(&o).contains("generate a p384 key"), "{}", text(&o));
+    let r = w_tokyo.post(format!("{url}/v1/ceremony/run")).json(&json!({"file": ceremony})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a window runs no ceremony");
+    let r = v.get(format!("{url}/v1/ceremony/status")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403, "nor does a validator see them");
+    let o = common::jpki(&["ca-op", "ceremony", "run", &file], &op_env);
+    assert_eq!(text(&o).matches("done: ").count(), 3, "{}", text(&o));
+    let o = common::jpki(&["ca-op", "ceremony", "status", "--slug", "sign-13"], &op_env);
+    assert!(o.status.success() && text(&o).contains("pending") && text(&o).contains("3/3 steps"), "{}", text(&o));
+    // Issuance goes on under the first generation until the activation.
+    let (s, a) = post(&w_tokyo, &url, "/v1/issue", &tokyo, Some(&c_tokyo), &request("W01", "r-ceremony"), None).await;
+    assert_eq!(s, 200, "{a}");
+    assert!(a.to_string().contains("\"generation\":1"), "{a}");
+    let o = common::jpki(&["ca-op", "ceremony", "rollback", "--slug", "sign-13", "--generation", "2"], &op_env);
+    assert!(o.status.success() && text(&o).contains("rolled back"), "{}", text(&o));
+
     // The audit trail names the authenticated window and clerk of every issuance and refusal.
     let o = net.jpki(&["ca", "audit", "--actor", "auditor", "--limit", "200"]);
     let audit = text(&o);
@@ -237,6 +271,8 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     assert!(row(tokyo_actor, "card_issuance", "card 0102030405060708"), "{audit}");
     assert!(row(tokyo_actor, "card_issuer_auth", serial), "{audit}");
     assert!(row("urn:jpki:operator:op1", "revoke", victim), "{audit}");
+    assert!(row("urn:jpki:operator:op1", "ceremony", "sign-13 g2 step 3"), "{audit}");
+    assert!(row("urn:jpki:operator:op1", "rollback", "sign-13 g2"), "{audit}");
 
     // The clerk leaves: the network CA revokes the clerk's key and publishes its CRL; the
     // running service refuses the clerk from then on (it had admitted that certificate).
