@@ -153,6 +153,26 @@ pub(crate) fn gen_from_row(r: &sqlx::any::AnyRow) -> Result<Generation> {
     })
 }
 
+/// The key algorithm new cards get under an issuing generation of `alg`: P-384 once the
+/// issuing CA has moved off RSA (the next-generation card), RSA-2048 before.
+pub fn card_key_algorithm(alg: KeyAlgorithm) -> KeyAlgorithm {
+    if alg.rsa_bits().is_some() { KeyAlgorithm::Rsa2048 } else { KeyAlgorithm::EcP384 }
+}
+
+/// After the switch to a non-RSA issuing generation, cards get P-384 keys: an RSA card key is
+/// refused (`card_algorithm`). Before it, any allowed key is certified (a P-384 pilot card).
+fn check_card_key(g: &Generation, spki: &[u8]) -> Result<()> {
+    let want = card_key_algorithm(g.algorithm);
+    let got = KeyAlgorithm::of_spki(spki)?;
+    if want != KeyAlgorithm::Rsa2048 && got != want {
+        return Err(Error::refused(
+            "card_algorithm",
+            format!("{} g{} certifies {} card keys, not {}", g.ca, g.generation, want.name(), got.name()),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a PKCS#10 request's self-signature (the proof of possession) and the key policy;
 /// returns the SubjectPublicKeyInfo DER. The CSR's subject is ignored.
 pub fn proof_of_possession(csr: &[u8], which: &str) -> Result<Vec<u8>> {
@@ -1223,6 +1243,7 @@ impl Authority {
         };
         if let (Some(spki), Some(end)) = (auth_key, auth_end) {
             let g = Arc::new(self.issuing(actor, Purpose::Authentication, req.environment, &prefecture, now).await?);
+            check_card_key(&g, &spki)?;
             let serial = new_serial();
             let shard = shard_of(&serial, g.shards);
             let issuance_id = cn(&serial);
@@ -1249,6 +1270,7 @@ impl Authority {
         }
         if let (Some(spki), Some(end)) = (sig_key, sig_end) {
             let g = Arc::new(self.issuing(actor, Purpose::Signature, req.environment, &prefecture, now).await?);
+            check_card_key(&g, &spki)?;
             let serial = new_serial();
             let shard = shard_of(&serial, g.shards);
             let issuance_id = cn(&serial);

@@ -7,6 +7,7 @@
 //! |---|---|---|---|---|
 //! | `POST /v1/issue` | own municipality's residents | — | — | — |
 //! | `POST /v1/card/issuer-auth` | own municipality's residents | — | — | — |
+//! | `GET /v1/card/profile` | the key algorithm its new cards get | — | — | — |
 //! | `POST /v1/revoke` | — | yes | — | — |
 //! | `POST /v1/crl/publish` | — | yes | — | — |
 //! | `POST /v1/ceremony/{plan,run,rollback}`, `GET /v1/ceremony/status` | — | yes | — | — |
@@ -97,6 +98,7 @@ pub fn router(svc: Arc<CaService>) -> axum::Router {
     axum::Router::new()
         .route("/v1/issue", post(issue))
         .route("/v1/card/issuer-auth", post(issuer_auth))
+        .route("/v1/card/profile", get(card_profile))
         .route("/v1/revoke", post(revoke))
         .route("/v1/crl/publish", post(publish))
         .route("/v1/responders", post(responder))
@@ -412,6 +414,48 @@ pub struct IssuerAuthBody {
 pub struct IssuerAuthAnswer {
     /// HMAC-SHA256 under the card's own issuer key (hex).
     pub mac: String,
+}
+
+/// `GET /v1/card/profile?environment=prod|test`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProfileQuery {
+    /// `prod` or `test`.
+    pub environment: String,
+}
+
+/// The card profile a window's new cards get: the key algorithm the issuing signature CA of
+/// the window's prefecture certifies now (P-384 after a switch off RSA).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CardProfile {
+    /// `rsa2048` or `p384`.
+    pub algorithm: String,
+    /// The issuing CA (slug).
+    pub ca: String,
+    /// Its issuing generation (0: not created yet).
+    pub generation: i64,
+}
+
+async fn card_profile(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Query(q): Query<ProfileQuery>,
+) -> Answer<Json<CardProfile>> {
+    let w = caller(party)?;
+    allow(&w, &[PartyKind::Window], "GET /v1/card/profile")?;
+    let env = Environment::parse(&q.environment)?;
+    let (code, _) = w.station().ok_or_else(|| Refusal::forbidden("party_not_allowed", "not a window"))?;
+    let prefecture = code.as_str().get(..2).unwrap_or_default().to_owned();
+    let id = CaId::issuing(crate::hierarchy::Purpose::Signature, env, &prefecture)?;
+    let (alg, generation) = match svc.authority.current(&id, (svc.clock)()).await {
+        Ok(g) => (g.algorithm, g.generation),
+        Err(Error::NotFound(_)) => (svc.authority.settings().ca_algorithm, 0),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Json(CardProfile {
+        algorithm: crate::authority::card_key_algorithm(alg).name().into(),
+        ca: id.slug(),
+        generation,
+    }))
 }
 
 async fn issuer_auth(

@@ -77,6 +77,16 @@ impl CaHttps {
         Ok(Self { client, base: a.ca_url.trim_end_matches('/').to_owned(), window, window_id, clerk })
     }
 
+    /// The key algorithm this window's new cards get (`rsa2048`, or `p384` once the issuing CA
+    /// has moved off RSA): `GET /v1/card/profile`.
+    pub async fn card_algorithm(&self, environment: &str) -> Result<String> {
+        let url = format!("{}/v1/card/profile?environment={environment}", self.base);
+        let r = self.client.get(url).send().await.context("the CA service did not answer")?;
+        let body = crate::ca_remote::answer(r).await?;
+        let p: ca::service::CardProfile = serde_json::from_str(&body).context("the card profile")?;
+        Ok(p.algorithm)
+    }
+
     async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
         &self,
         path: &str,

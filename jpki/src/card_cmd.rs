@@ -48,8 +48,10 @@ pub struct CaArgs {
     /// prod or test.
     #[arg(long, default_value = "prod")]
     pub env: String,
-    /// Key algorithm on the card: rsa2048 (what OpenSC reads) or p384 (next-generation profile).
-    #[arg(long, default_value = "rsa2048")]
+    /// Key algorithm on the card: auto (what the CA service's issuing CA certifies now:
+    /// rsa2048 before a switch to P-384, p384 after), rsa2048 (what OpenSC reads) or p384
+    /// (the next-generation profile).
+    #[arg(long, default_value = "auto")]
     pub alg: String,
     /// Resident under 15: authentication certificate only.
     #[arg(long)]
@@ -261,8 +263,11 @@ fn order(ca: &CaArgs, resident: String, mode: Mode) -> Result<Order> {
 
 /// Issues or renews through the CA service.
 async fn issue(reader: ReaderArgs, ca: CaArgs, resident: String, mode: Mode) -> Result<IssueReport> {
-    let order = order(&ca, resident, mode)?;
+    let mut order = order(&ca, resident, mode)?;
     let service = CaHttps::connect(&ca.window)?;
+    if order.alg == "auto" {
+        order.alg = service.card_algorithm(&order.env).await?;
+    }
     Ok(writer::issue(&reader.reader, Duration::from_secs(reader.wait), &order, mode, &service).await?)
 }
 
