@@ -628,6 +628,17 @@ impl Authority {
             .transpose()?)
     }
 
+    /// The link and cross certificates of `ca` (DER), oldest first: what a verifier holding any
+    /// one of its root generations needs to reach the others.
+    pub async fn links(&self, ca: &CaId) -> Result<Vec<Vec<u8>>> {
+        let rows = sqlx::query("SELECT c.der FROM ca_link l JOIN ca_certificate c ON c.serial = l.serial WHERE l.slug = $1 AND c.state = $2 AND NOT EXISTS (SELECT 1 FROM ca_revocation r WHERE r.serial = l.serial) ORDER BY l.new_generation, l.direction")
+            .bind(ca.slug())
+            .bind(crate::authority::state::ISSUED)
+            .fetch_all(self.db().pool())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Every generation of `ca` (all CAs with `None`) with its state at `now`.
     pub async fn ceremony_status(&self, ca: Option<&CaId>, now: i64) -> Result<Vec<GenerationStatus>> {
         let gens: Vec<Generation> =

@@ -13,7 +13,7 @@
 //! | `POST /v1/ceremony/{plan,run,rollback}`, `GET /v1/ceremony/status` | — | yes | — | — |
 //! | `POST /v1/responders` | — | — | yes (its own key, by CSR) | — |
 //! | `GET /v1/status/head`, `/revocations`, `/ca-certificates`, `/certificates`, `/certificates/{serial}` | — | yes | yes | — |
-//! | `GET /v1/ca/{slug}/certificate`, `GET /v1/crl/{slug}/g{n}/{file}` | yes | yes | yes | yes |
+//! | `GET /v1/ca/{slug}/certificate`, `/v1/ca/{slug}/links`, `GET /v1/crl/{slug}/g{n}/{file}` | yes | yes | yes | yes |
 //!
 //! A window's requests also carry its clerk's signature ([`net::clerk`]): the audit row of
 //! every issuance, issuer authentication and refusal names both the window (from its TLS
@@ -112,6 +112,7 @@ pub fn router(svc: Arc<CaService>) -> axum::Router {
         .route("/v1/status/certificates", get(status_certificates))
         .route("/v1/status/certificates/{serial}", get(status_certificate))
         .route("/v1/ca/{slug}/certificate", get(ca_certificate))
+        .route("/v1/ca/{slug}/links", get(ca_links))
         .route("/v1/crl/{slug}/{generation}/{file}", get(crl_file))
         .with_state(svc)
 }
@@ -985,6 +986,24 @@ async fn ca_certificate(
         None => svc.authority.current(&id, (svc.clock)()).await?,
     };
     Ok(([(axum::http::header::CONTENT_TYPE, "application/pkix-cert")], g.certificate).into_response())
+}
+
+/// The unrevoked link and cross certificates of a root (PEM, oldest first).
+async fn ca_links(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Path(slug): Path<String>,
+) -> Answer<Response> {
+    caller(party)?;
+    let id = CaId::parse(&slug)?;
+    let mut pem = String::new();
+    for der in svc.authority.links(&id).await? {
+        pem.push_str(
+            &der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der)
+                .map_err(|e| Error::from(der::Error::from(e)))?,
+        );
+    }
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/pem-certificate-chain")], pem).into_response())
 }
 
 async fn crl_file(

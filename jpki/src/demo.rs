@@ -389,6 +389,17 @@ pub async fn run(args: Args) -> Result<()> {
         )
         .await?;
     println!("   {}", describe(&baby));
+    let suzuki = chiyoda
+        .0
+        .register(
+            &clerk,
+            NoticeKind::FirstRegistration,
+            items("鈴木　次郎", "東京都千代田区神田駿河台一丁目6番地", "1985-07-07", Sex::Male)?,
+            today,
+            now,
+        )
+        .await?;
+    println!("   {}", describe(&suzuki));
     if let Some(s) = &yamada.signature {
         println!(
             "   each notice is signed by its municipality's notice key: {} key id {}…",
@@ -416,6 +427,11 @@ pub async fn run(args: Args) -> Result<()> {
     let ca_peer = net.peer(&ca_party, &nat_url, nat_party.clone())?;
     let mut ca = crate::demo_ca::DemoCa::start(&dir, &national, &nat_url, ca_parties, &nat_op, now).await?;
     ca.issue(&hanako, &baby.body.record.resident_code, now).await?;
+
+    step(
+        "4b. Key rollover: the CA operator re-keys the sign-root (same name, P-384) and 東京都's issuing CAs to P-384 through the CA service",
+    );
+    ca.rollover(&suzuki.body.record.resident_code).await?;
 
     step("5. Move across prefectures: 転出 at 千代田区, 転入 at 大阪市 with the 転出証明書情報, 転入通知 back");
     let out = chiyoda.0.move_out(&clerk, &hanako, code("271004")?, today, now).await?;

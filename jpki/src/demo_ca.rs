@@ -32,6 +32,10 @@ struct Cert {
     der: Vec<u8>,
     ca: String,
     generation: i64,
+    /// The root and issuing CA certificates of its generation (fixed at issuance: after a
+    /// key rollover the current ones are others).
+    root: Vec<u8>,
+    int: Vec<u8>,
 }
 
 /// A process of the demo: its command line's name and its whole environment.
@@ -68,8 +72,12 @@ pub struct DemoCa {
     issued: Vec<Cert>,
     /// The validator's port (its URLs are in the certificates).
     port: u16,
-    /// The CA service, then the validator.
-    procs: Vec<Kill>,
+    /// The validator's process (restarted after a rollover); dropped before the CA service.
+    validator: Option<Kill>,
+    /// The validator's responder-key passphrase (its own secret, kept across restarts).
+    validator_secret: String,
+    /// The CA service's process.
+    _service: Kill,
 }
 
 fn pem_file(path: &Path, ders: &[&[u8]]) -> Result<()> {
@@ -191,7 +199,17 @@ impl DemoCa {
             "   the CA service: jpki serve ca as {} on {ca_url} (mutual TLS; its own process, the only one holding the CA keys and the card issuer master key); registered at the national node as agency {id} for B1-020, it follows the change feed by itself",
             parties.ca.party
         );
-        Ok(DemoCa { dir: dir.to_owned(), parties, ca_url, master, issued: Vec::new(), port, procs: vec![service] })
+        Ok(DemoCa {
+            dir: dir.to_owned(),
+            parties,
+            ca_url,
+            master,
+            issued: Vec::new(),
+            port,
+            validator: None,
+            validator_secret: hex::encode(rand::random::<[u8; 16]>()),
+            _service: service,
+        })
     }
 
     /// A window process: `jpki card issue` for `resident`, as `window` with its clerk.
@@ -282,7 +300,18 @@ impl DemoCa {
             let serial = serial.trim_start_matches("00").to_owned();
             let st: ca::service::CertStatusBody =
                 self.operator_get(&format!("/v1/status/certificates/{serial}")).await?.json().await?;
-            self.issued.push(Cert { kind, serial, der, ca: st.issuer_slug, generation: st.issuer_generation });
+            let purpose = if kind == CertKind::Signature { Purpose::Signature } else { Purpose::Authentication };
+            let root = self.ca_cert(&CaId::root(purpose, Environment::Production)).await?;
+            let int = self.ca_cert(&CaId::issuing(purpose, Environment::Production, "13")?).await?;
+            self.issued.push(Cert {
+                kind,
+                serial,
+                der,
+                ca: st.issuer_slug,
+                generation: st.issuer_generation,
+                root,
+                int,
+            });
         }
         for c in &self.issued {
             println!(
@@ -299,7 +328,7 @@ impl DemoCa {
         println!(
             "   identity items are in its subjectAltName (1.2.392.200149.8.5.5.1–6), fetched by the CA service from the national node, not from the window's request"
         );
-        let (ok, out) = self.verify(&sig.der, Purpose::Signature, &[]).await?;
+        let (ok, out) = self.verify(&sig.der, &sig.root, &sig.int, &[])?;
         println!("   openssl verify: {}", out.trim());
         ensure!(ok, "openssl rejected the signature certificate");
         let cert = self.dir.join("signature.pem");
@@ -365,12 +394,16 @@ impl DemoCa {
         self.issued.iter().find(|c| c.kind == kind).context("nothing issued")
     }
 
-    async fn verify(&self, der: &[u8], purpose: Purpose, crls: &[PathBuf]) -> Result<(bool, String)> {
-        let root = self.ca_cert(&CaId::root(purpose, Environment::Production)).await?;
-        let int = self.ca_cert(&CaId::issuing(purpose, Environment::Production, "13")?).await?;
+    /// `openssl verify` of `der` with only `root` trusted and `int` (and whatever else it holds,
+    /// concatenated DER-by-DER as PEM) offered.
+    fn verify(&self, der: &[u8], root: &[u8], int: &[u8], crls: &[PathBuf]) -> Result<(bool, String)> {
+        self.verify_with(der, root, &[int], crls)
+    }
+
+    fn verify_with(&self, der: &[u8], root: &[u8], int: &[&[u8]], crls: &[PathBuf]) -> Result<(bool, String)> {
         let (r, i, l) = (self.dir.join("root.pem"), self.dir.join("int.pem"), self.dir.join("leaf.pem"));
-        pem_file(&r, &[&root])?;
-        pem_file(&i, &[&int])?;
+        pem_file(&r, &[root])?;
+        pem_file(&i, int)?;
         pem_file(&l, &[der])?;
         let mut c = Command::new("openssl");
         c.arg("verify").arg("-CAfile").arg(&r).arg("-untrusted").arg(&i);
@@ -426,7 +459,7 @@ impl DemoCa {
                 crl.ca, crl.generation, crl.shard, crl.number, crl.entries, crl.bytes
             );
             let paths = [self.crl_path(&crl.ca, crl.generation, crl.shard), self.crl_path(&arl.ca, arl.generation, -1)];
-            let (ok, out) = self.verify(&c.der, purpose, &paths).await?;
+            let (ok, out) = self.verify(&c.der, &c.root, &c.int, &paths)?;
             println!(
                 "   openssl verify -crl_check, {} certificate: {}",
                 kind.name(),
@@ -458,6 +491,135 @@ impl DemoCa {
         Ok(())
     }
 
+    /// Runs a ceremony file through the CA service as the CA operator; prints its steps.
+    async fn ceremony(&self, file: &str) -> Result<()> {
+        let body = ca::service::CeremonyBody { file: file.to_owned() };
+        let r = self.parties.operator.post(format!("{}/v1/ceremony/run", self.ca_url)).json(&body).send().await?;
+        let status = r.status();
+        let text = r.text().await?;
+        ensure!(status.is_success(), "the ceremony failed: {status} {text}");
+        let steps: Vec<ca::service::StepBody> = serde_json::from_str(&text)?;
+        for (i, s) in steps.iter().enumerate() {
+            println!("      {}. {}", i + 1, s.step);
+        }
+        Ok(())
+    }
+
+    /// Story step 5 (issue 11): the CA operator rotates 東京都's CAs to P-384 through the CA
+    /// service — a same-name re-key of the sign-root (link certificates both ways), then the
+    /// sign-13 and auth-13 issuing CAs; 山田花子's earlier signature still validates; a card
+    /// issued after the switch to 鈴木次郎 carries P-384 certificates, which a verifier trusting
+    /// only the old root validates through the link certificate.
+    pub async fn rollover(&mut self, jiro: &ResidentCode) -> Result<()> {
+        let rfc = |t: i64| -> Result<String> {
+            Ok(time::OffsetDateTime::from_unix_timestamp(t)?.format(&time::format_description::well_known::Rfc3339)?)
+        };
+        let file = |ca: &str, at: i64| -> Result<String> {
+            Ok(format!(
+                "ca = \"{ca}\"\ngeneration = 2\nalgorithm = \"p384\"\nkey = \"software\"\nnot_before = \"{}\"\nactivation = \"{}\"\nname = \"same\"\n",
+                rfc(at)?,
+                rfc(at + 3)?
+            ))
+        };
+        let wait_until = |t: i64| async move {
+            while identity::http::now() < t {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let now = identity::http::now();
+        let root_file = file("sign-root", now)?;
+        println!("   the CA operator's reviewed ceremony file, run by the CA service (POST /v1/ceremony/run):");
+        println!("{}", indent(root_file.trim_end()));
+        self.ceremony(&root_file).await?;
+        wait_until(now + 3).await;
+        let now = identity::http::now();
+        for ca in ["sign-13", "auth-13"] {
+            println!("   {ca}: P-384, certified by the current sign/auth root, activation in 3 s");
+            self.ceremony(&file(ca, now)?).await?;
+        }
+        wait_until(now + 3).await;
+        let st: Vec<ca::service::GenerationBody> = self.operator_get("/v1/ceremony/status").await?.json().await?;
+        for g in st.iter().filter(|g| matches!(g.ca.as_str(), "sign-root" | "sign-13" | "auth-13")) {
+            println!(
+                "   {:<10} g{} {:<8} {:<8} key id {}…{}",
+                g.ca,
+                g.generation,
+                g.algorithm,
+                g.state,
+                &g.key_id[..16],
+                if g.links.is_empty() { String::new() } else { format!(" links: {}", g.links.len()) }
+            );
+        }
+        let links = pem_certs(&self.operator_get("/v1/ca/sign-root/links").await?.bytes().await?)?;
+        ensure!(links.len() == 2, "expected NewWithOld and OldWithNew, got {}", links.len());
+        let (new_with_old, old_with_new) = (&links[0], &links[1]);
+        // The validator enrols responders for the new generations and restarts.
+        self.validator = None;
+        self.start_validator().await?;
+        // 山田花子's signature made before the rollover still validates.
+        let sig = self.cert(CertKind::Signature)?.clone();
+        let new_root = self.ca_cert(&CaId::root(Purpose::Signature, Environment::Production)).await?;
+        let (ok, out) = self.verify_with(&sig.der, &new_root, &[&sig.int, old_with_new], &[])?;
+        println!(
+            "   verifier trusting only the new P-384 sign-root, her RSA certificate through OldWithNew: {}",
+            out.trim()
+        );
+        ensure!(ok, "the old certificate should verify under the new root through OldWithNew");
+        let rp = self.dir.join("cms-root.pem");
+        pem_file(&rp, &[&sig.root])?;
+        let o = Command::new("openssl")
+            .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
+            .arg(self.dir.join("document.p7m"))
+            .arg("-CAfile")
+            .arg(&rp)
+            .output()
+            .context("cannot run openssl")?;
+        let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        println!("   her document signed before the rollover, openssl cms -verify: {said}");
+        ensure!(o.status.success(), "the earlier signature should still verify: {said}");
+        let st = self.ocsp_of(&sig)?;
+        println!("   verifier: openssl ocsp for her signature certificate (RSA, retired sign-13 g1): {st}");
+        ensure!(st.ends_with(": good"), "her certificate stays good after the rollover");
+        // A card issued after the switch: the window asks for the card profile (P-384).
+        let vc = crate::demo_card::VirtualCard::insert_card(&self.dir, self.master, "card2.json")?;
+        let out = self.dir.join("w-jiro");
+        let (ok, text) = self.window(&self.parties.window, jiro, &out)?;
+        ensure!(ok, "the window could not issue the second card: {text}");
+        drop(vc);
+        let pem = std::fs::read(out.join("signature.pem")).context("the window wrote no signature.pem")?;
+        let (_, der) = der::pem::decode_vec(&pem).map_err(|e| anyhow::anyhow!("signature.pem: {e}"))?;
+        let c = x509_cert::Certificate::from_der(&der)?;
+        let spki_alg =
+            c.tbs_certificate().subject_public_key_info().algorithm.parameters.as_ref().map(|p| p.value().to_vec());
+        let p384 = spki_alg.as_deref() == Some(&[0x2b, 0x81, 0x04, 0x00, 0x22][..]);
+        println!(
+            "   鈴木次郎's new card: keys generated on the card, signature certificate key {} signed with {} by sign-13 g2",
+            if p384 { "ECDSA P-384" } else { "NOT P-384" },
+            if c.signature_algorithm().oid.to_string() == "1.2.840.10045.4.3.3" { "ecdsa-with-SHA384" } else { "?" }
+        );
+        ensure!(p384, "a card issued after the switch should carry P-384 keys");
+        let int = self.ca_cert(&CaId::issuing(Purpose::Signature, Environment::Production, "13")?).await?;
+        let (ok, out) = self.verify_with(&der, &sig.root, &[&int, new_with_old], &[])?;
+        println!(
+            "   verifier trusting only the old RSA sign-root, the new certificate through NewWithOld: {}",
+            out.trim()
+        );
+        ensure!(ok, "the new certificate should verify under the old root through NewWithOld");
+        let (ok, out) = self.verify_with(&der, &sig.root, &[&int], &[])?;
+        println!(
+            "   …and without the link certificate: {}",
+            out.lines().find(|l| l.contains("error")).unwrap_or(out.trim()).trim()
+        );
+        ensure!(!ok, "without the link the old root cannot reach the new certificate");
+        let serial = hex::encode(c.tbs_certificate().serial_number().as_bytes()).trim_start_matches("00").to_owned();
+        let jiro_sig =
+            Cert { kind: CertKind::Signature, serial, der, ca: "sign-13".into(), generation: 2, root: new_root, int };
+        let st = self.ocsp_of(&jiro_sig)?;
+        println!("   verifier: openssl ocsp for his signature certificate (the new generation's own responder): {st}");
+        ensure!(st.ends_with(": good"), "the new certificate should be good");
+        Ok(())
+    }
+
     /// The validator enrols at the CA service with its own credential (responder keys it
     /// keeps, certificates by CSR) and serves OCSP and CRLs on the port written into the
     /// certificates, reading certificate status from the CA service's status stream with its
@@ -465,7 +627,7 @@ impl DemoCa {
     async fn start_validator(&mut self) -> Result<()> {
         let vdir = self.dir.join("validator");
         let mut env = self.parties.validator.env.clone();
-        env.push(("JPKI_VALIDATOR_PASSPHRASE".into(), hex::encode(rand::random::<[u8; 16]>())));
+        env.push(("JPKI_VALIDATOR_PASSPHRASE".into(), self.validator_secret.clone()));
         env.push(("JPKI_CA_URL".into(), self.ca_url.clone()));
         let keys = vdir.join("keys").display().to_string();
         let out = run_process(&self.dir, "validator-enroll", &["validator", "enroll", "--out", &keys], &env)?;
@@ -488,7 +650,7 @@ impl DemoCa {
             "--listen",
             &listen,
         ];
-        self.procs.push(Kill(process(&self.dir, "validator", &args, &env)?.stdout(Stdio::null()).spawn()?));
+        self.validator = Some(Kill(process(&self.dir, "validator", &args, &env)?.stdout(Stdio::null()).spawn()?));
         let health = format!("http://127.0.0.1:{}/health", self.port);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
@@ -505,12 +667,14 @@ impl DemoCa {
     /// `openssl ocsp` against the validator for one of the resident's certificates.
     async fn ocsp(&self, kind: CertKind) -> Result<String> {
         let c = self.cert(kind)?;
-        let purpose = if kind == CertKind::Signature { Purpose::Signature } else { Purpose::Authentication };
-        let root = self.ca_cert(&CaId::root(purpose, Environment::Production)).await?;
-        let int = self.ca_cert(&CaId::issuing(purpose, Environment::Production, "13")?).await?;
+        self.ocsp_of(c)
+    }
+
+    /// `openssl ocsp` for `c` against the validator, trusting only its own root.
+    fn ocsp_of(&self, c: &Cert) -> Result<String> {
         let (r, i, l) = (self.dir.join("o-root.pem"), self.dir.join("o-int.pem"), self.dir.join("o-leaf.pem"));
-        pem_file(&r, &[&root])?;
-        pem_file(&i, &[&int])?;
+        pem_file(&r, &[&c.root])?;
+        pem_file(&i, &[&c.int])?;
         pem_file(&l, &[&c.der])?;
         let out = Command::new("openssl")
             .arg("ocsp")
@@ -531,6 +695,20 @@ impl DemoCa {
         let line = text.lines().find(|x| x.starts_with(&leaf)).unwrap_or_default();
         Ok(format!("Response verify OK, {}", line.replace(&leaf, "certificate")))
     }
+}
+
+/// The certificates of a PEM bundle (DER each).
+fn pem_certs(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let text = std::str::from_utf8(pem).context("the PEM bundle is not text")?;
+    let mut out = Vec::new();
+    for block in text.split_inclusive("-----END CERTIFICATE-----\n") {
+        if block.trim().is_empty() {
+            continue;
+        }
+        let (_, der) = der::pem::decode_vec(block.trim_start().as_bytes()).map_err(|e| anyhow::anyhow!("PEM: {e}"))?;
+        out.push(der);
+    }
+    Ok(out)
 }
 
 /// The refusal a failed window run reports (`refused (code): why`, once).

@@ -32,6 +32,11 @@ pub struct VirtualCard {
 impl VirtualCard {
     /// Starts pcscd unless it already serves the vpcd readers, then inserts a blank card.
     pub fn insert(dir: &Path, issuer_key: [u8; 32]) -> Result<VirtualCard> {
+        Self::insert_card(dir, issuer_key, "card.json")
+    }
+
+    /// [`Self::insert`] for another card (its own state file `state`).
+    pub fn insert_card(dir: &Path, issuer_key: [u8; 32], state: &str) -> Result<VirtualCard> {
         let pcscd = if readers_ready() {
             println!("   pcscd already serves {READER}");
             None
@@ -63,7 +68,7 @@ impl VirtualCard {
             Some(k)
         };
         let exe = std::env::current_exe()?;
-        let state = dir.join("card.json");
+        let state = dir.join(state);
         let card = Kill(
             Command::new(exe)
                 .args(["card-sim", "--port", "35963", "--state"])
