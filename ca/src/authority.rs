@@ -264,6 +264,12 @@ pub fn crl_url(base: &str, slug: &str, generation: i64, shard: i64) -> String {
     format!("{base}/crl/{slug}/g{generation}/{shard}.crl")
 }
 
+/// The URL of an issuing CA generation's caIssuers bundle (its certificate and its root's
+/// link certificates, certs-only CMS).
+pub fn ca_issuers_url(base: &str, slug: &str, generation: i64) -> String {
+    format!("{base}/ca/{slug}/g{generation}.p7c")
+}
+
 /// The URL of a root generation's ARL.
 pub fn arl_url(base: &str, slug: &str, generation: i64) -> String {
     format!("{base}/crl/{slug}/g{generation}/arl.crl")
@@ -1374,6 +1380,7 @@ impl Authority {
         StatusUrls {
             crl: crl_url(&self.settings.crl_base, &g.ca.slug(), g.generation, shard),
             ocsp: self.settings.ocsp_url.clone(),
+            ca_issuers: Some(ca_issuers_url(&self.settings.crl_base, &g.ca.slug(), g.generation)),
         }
     }
 

@@ -54,6 +54,8 @@ pub const OCSP_NOCHECK: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1
 pub const KP_OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
 /// id-ad-ocsp.
 pub const AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+/// id-ad-caIssuers.
+pub const AD_CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
 /// id-qt-cps.
 pub const QT_CPS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.2.1");
 
@@ -90,6 +92,9 @@ pub struct StatusUrls {
     pub crl: String,
     /// OCSP responder URL (AIA).
     pub ocsp: String,
+    /// caIssuers (AIA): the issuing CA's certificate and its root's link certificates, as a
+    /// certs-only CMS bundle (RFC 5280 §4.2.2.1).
+    pub ca_issuers: Option<String>,
 }
 
 type BResult<T> = x509_cert::builder::Result<T>;
@@ -145,12 +150,18 @@ fn crl_dp(url: &str) -> BResult<Extension> {
     ext(oids::ID_CE_CRL_DISTRIBUTION_POINTS, false, &CrlDistributionPoints(vec![dp]))
 }
 
-fn aia(ocsp: &str) -> BResult<Extension> {
-    let ad = AccessDescription {
-        access_method: AD_OCSP,
-        access_location: GeneralName::UniformResourceIdentifier(Ia5String::new(ocsp)?),
+fn aia(urls: &StatusUrls) -> BResult<Extension> {
+    let ad = |method, url: &str| -> BResult<AccessDescription> {
+        Ok(AccessDescription {
+            access_method: method,
+            access_location: GeneralName::UniformResourceIdentifier(Ia5String::new(url)?),
+        })
     };
-    ext(oids::ID_PE_AUTHORITY_INFO_ACCESS, false, &AuthorityInfoAccessSyntax(vec![ad]))
+    let mut all = vec![ad(AD_OCSP, &urls.ocsp)?];
+    if let Some(u) = &urls.ca_issuers {
+        all.push(ad(AD_CA_ISSUERS, u)?);
+    }
+    ext(oids::ID_PE_AUTHORITY_INFO_ACCESS, false, &AuthorityInfoAccessSyntax(all))
 }
 
 fn other_name(oid: ObjectIdentifier, value: &str) -> BResult<GeneralName> {
@@ -324,7 +335,7 @@ impl BuilderProfile for SignatureCert {
             policies(self.policy, true)?,
             ext(oids::ID_CE_SUBJECT_ALT_NAME, false, &san)?,
             crl_dp(&self.urls.crl)?,
-            aia(&self.urls.ocsp)?,
+            aia(&self.urls)?,
             aki(issuer)?,
             ski(spk)?,
         ])
@@ -370,7 +381,7 @@ impl BuilderProfile for AuthenticationCert {
             key_usage(KeyUsages::DigitalSignature)?,
             policies(self.policy, true)?,
             crl_dp(&self.urls.crl)?,
-            aia(&self.urls.ocsp)?,
+            aia(&self.urls)?,
             aki(issuer)?,
             ski(spk)?,
         ])

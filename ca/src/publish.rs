@@ -47,9 +47,21 @@ impl Authority {
         now: i64,
         progress: Progress<'_>,
     ) -> Result<Vec<Published>> {
-        let gens = self.generations().await?;
+        // Every generation that still signs status (pending, issuing, retired) keeps its CRLs.
+        let live: Vec<(i64, String)> = self
+            .ceremony_status(None, now)
+            .await?
+            .into_iter()
+            .filter(|s| s.state.signs_status())
+            .map(|s| (s.generation.generation, s.generation.ca.slug()))
+            .collect();
+        let gens: Vec<Generation> =
+            self.generations().await?.into_iter().filter(|g| live.contains(&(g.generation, g.ca.slug()))).collect();
         let total: i64 = gens.iter().map(|g| if g.ca.prefecture.is_some() { g.shards } else { 1 }).sum();
         let mut done = Vec::new();
+        for g in gens.iter().filter(|g| g.ca.prefecture.is_some()) {
+            self.publish_ca_issuers(g, out).await?;
+        }
         for g in &gens {
             let scopes: Vec<i64> = if g.ca.prefecture.is_some() { (0..g.shards).collect() } else { vec![-1] };
             for shard in scopes {
@@ -58,6 +70,21 @@ impl Authority {
             }
         }
         Ok(done)
+    }
+
+    /// Writes the caIssuers bundle of issuing generation `g` (`{out}/ca/{slug}/g{n}.p7c`, its
+    /// AIA URL): a certs-only SignedData with `g`'s certificate and every link certificate of
+    /// its root, so that a verifier holding any root generation can build the path.
+    pub async fn publish_ca_issuers(&self, g: &Generation, out: &Path) -> Result<PathBuf> {
+        let root = crate::hierarchy::CaId::root(g.ca.purpose, g.ca.env);
+        let mut certs = vec![g.certificate.clone()];
+        certs.extend(self.links(&root).await?);
+        let der = certs_only(&certs)?;
+        let dir = out.join("ca").join(g.ca.slug());
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("g{}.p7c", g.generation));
+        crate::key::write_durably(&path, &der)?;
+        Ok(path)
     }
 
     /// Publishes one shard CRL (or, with `shard == -1`, a root generation's ARL).
@@ -183,6 +210,31 @@ impl Authority {
         w.flush()?;
         Ok((count, len))
     }
+}
+
+/// A certs-only ("degenerate") CMS SignedData (RFC 5652 §5; the form RFC 5280 §4.2.2.1 names
+/// for caIssuers bundles): no content, no signers.
+pub fn certs_only(ders: &[Vec<u8>]) -> Result<Vec<u8>> {
+    use cms::cert::CertificateChoices;
+    use cms::content_info::{CmsVersion, ContentInfo};
+    use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerInfos};
+    use der::asn1::{Any, SetOfVec};
+    use der::{Decode, Encode};
+    const ID_DATA: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+    const ID_SIGNED_DATA: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+    let certs = ders
+        .iter()
+        .map(|d| x509_cert::Certificate::from_der(d).map(CertificateChoices::Certificate))
+        .collect::<der::Result<Vec<_>>>()?;
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::new(),
+        encap_content_info: EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None },
+        certificates: Some(CertificateSet(SetOfVec::try_from(certs)?)),
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::new()),
+    };
+    Ok(ContentInfo { content_type: ID_SIGNED_DATA, content: Any::encode_from(&sd)? }.to_der()?)
 }
 
 fn sha256_file(p: &Path) -> Result<Vec<u8>> {

@@ -525,6 +525,7 @@ async fn a_batch_of_several_pipeline_steps_issues_every_certificate_in_order() {
                     urls: StatusUrls {
                         crl: "http://127.0.0.1/crl/auth-13/g1/0.crl".into(),
                         ocsp: "http://127.0.0.1/ocsp".into(),
+                        ca_issuers: None,
                     },
                 }),
                 serial,

@@ -202,6 +202,33 @@ async fn roots_and_issuing_cas_roll_over_and_openssl_follows_the_links_both_ways
         let dump =
             run(Command::new("openssl").args(["crl", "-inform", "DER", "-noout", "-text", "-in"]).arg(&g2_crl)).1;
         assert!(dump.contains("ecdsa-with-SHA384"), "{dump}");
+        // The new certificate's AIA names its caIssuers bundle, published with the CRLs: the
+        // issuing CA and the root's link certificates, enough for a verifier holding either root.
+        let dump = run(Command::new("openssl").args(["x509", "-inform", "DER", "-noout", "-text", "-in"]).arg({
+            let p = w.path("new-sig.der");
+            std::fs::write(&p, &new_sig.der).unwrap();
+            p
+        }))
+        .1;
+        assert!(dump.contains("CA Issuers - URI:http://127.0.0.1:8180/ca/sign-13/g2.p7c"), "{dump}");
+        let bundle = out_dir.join("ca/sign-13/g2.p7c");
+        let (ok, certs) =
+            run(Command::new("openssl").args(["pkcs7", "-inform", "DER", "-print_certs", "-in"]).arg(&bundle));
+        assert!(ok, "{certs}");
+        assert_eq!(certs.matches("BEGIN CERTIFICATE").count(), 3, "sign-13 g2 and both links: {certs}");
+        std::fs::write(d.join("bundle.pem"), &certs).unwrap();
+        write_pem(&d.join("anchor.pem"), "CERTIFICATE", &[&sroot1]);
+        write_pem(&d.join("leaf.pem"), "CERTIFICATE", &[&new_sig.der]);
+        let (ok, out) = run(Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(d.join("anchor.pem"))
+            .arg("-untrusted")
+            .arg(d.join("bundle.pem"))
+            .arg("-attime")
+            .arg(when.to_string())
+            .arg(d.join("leaf.pem")));
+        assert!(ok, "{}: old root, the caIssuers bundle as the only intermediates: {out}", w.label);
         // Both root generations publish their ARLs.
         for n in [1, 2] {
             assert!(published.iter().any(|p| p.ca == "sign-root" && p.generation == n && p.shard == -1));

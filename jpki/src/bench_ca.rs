@@ -254,6 +254,7 @@ pub(crate) fn auth_plans(g: &Arc<ca::authority::Generation>, spki: &[u8], n: usi
                     urls: StatusUrls {
                         crl: ca::authority::crl_url("http://127.0.0.1", "auth-13", 1, shard),
                         ocsp: "http://127.0.0.1/ocsp".into(),
+                        ca_issuers: None,
                     },
                 }),
                 serial,

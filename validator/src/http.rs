@@ -38,6 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*req}", get(ocsp_get))
         .route("/crl/{*path}", get(crl))
+        .route("/ca/{*path}", get(ca_issuers))
         .route("/health", get(health))
         .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(state)
@@ -130,20 +131,37 @@ async fn ocsp_get(State(st): State<Arc<AppState>>, headers: HeaderMap, UrlPath(b
     ocsp_response(&a, true)
 }
 
-/// A safe relative path under the CRL directory: normal components only, `.crl` files.
-fn crl_path(dir: &Path, rel: &str) -> Option<PathBuf> {
+/// A safe relative path under `{dir}/{sub}`: normal components only, files ending in `ext`.
+fn published_path(dir: &Path, sub: &str, ext: &str, rel: &str) -> Option<PathBuf> {
     let p = Path::new(rel);
-    if !rel.ends_with(".crl") || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+    if !rel.ends_with(ext) || p.components().any(|c| !matches!(c, Component::Normal(_))) {
         return None;
     }
-    Some(dir.join("crl").join(p))
+    Some(dir.join(sub).join(p))
+}
+
+/// A safe relative path under the CRL directory: normal components only, `.crl` files.
+fn crl_path(dir: &Path, rel: &str) -> Option<PathBuf> {
+    published_path(dir, "crl", ".crl", rel)
 }
 
 async fn crl(State(st): State<Arc<AppState>>, headers: HeaderMap, UrlPath(rel): UrlPath<String>) -> Response {
     let Some(dir) = &st.crl_dir else { return StatusCode::NOT_FOUND.into_response() };
     let Some(path) = crl_path(dir, &rel) else { return StatusCode::NOT_FOUND.into_response() };
-    let Ok(bytes) = tokio::fs::read(&path).await else { return StatusCode::NOT_FOUND.into_response() };
-    let modified = tokio::fs::metadata(&path)
+    published(&st, &headers, &path, "application/pkix-crl").await
+}
+
+/// The caIssuers bundles the CA publishes next to its CRLs (`/ca/{slug}/g{n}.p7c`).
+async fn ca_issuers(State(st): State<Arc<AppState>>, headers: HeaderMap, UrlPath(rel): UrlPath<String>) -> Response {
+    let Some(dir) = &st.crl_dir else { return StatusCode::NOT_FOUND.into_response() };
+    let Some(path) = published_path(dir, "ca", ".p7c", &rel) else { return StatusCode::NOT_FOUND.into_response() };
+    published(&st, &headers, &path, "application/pkcs7-mime").await
+}
+
+/// A published file with its cache headers (ETag, Last-Modified, max-age).
+async fn published(st: &AppState, headers: &HeaderMap, path: &Path, content_type: &'static str) -> Response {
+    let Ok(bytes) = tokio::fs::read(path).await else { return StatusCode::NOT_FOUND.into_response() };
+    let modified = tokio::fs::metadata(path)
         .await
         .ok()
         .and_then(|m| m.modified().ok())
@@ -155,7 +173,7 @@ async fn crl(State(st): State<Arc<AppState>>, headers: HeaderMap, UrlPath(rel): 
     }
     let mut r = (StatusCode::OK, bytes).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&format!("max-age={}, public, no-transform", st.crl_max_age)) {
         h.insert(header::CACHE_CONTROL, v);
     }

@@ -74,6 +74,7 @@ async fn setup(db: &TestDb) -> (Setup, Vec<Responder>) {
                     urls: StatusUrls {
                         crl: ca::authority::crl_url("http://x", "auth-13", 1, shard),
                         ocsp: "http://x/ocsp".into(),
+                        ca_issuers: None,
                     },
                 }),
                 serial,
@@ -763,6 +764,7 @@ async fn signature_cert(ca: &Authority, g: &Arc<ca::authority::Generation>, key:
             urls: StatusUrls {
                 crl: ca::authority::crl_url("http://x", &g.ca.slug(), g.generation, shard),
                 ocsp: "http://x/ocsp".into(),
+                ca_issuers: None,
             },
         }),
         serial,
