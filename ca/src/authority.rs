@@ -1314,6 +1314,16 @@ impl Authority {
         }
         let chain = self.chain_of(&plans, now).await?;
         let certificates = self.run(actor, plans, now).await?;
+        // A resident called in after a compromise (crate::emergency) has been re-issued.
+        for c in &certificates {
+            sqlx::query("UPDATE ca_reissue SET done_at = $1 WHERE resident_code = $2 AND slug = $3 AND generation <> $4 AND done_at IS NULL")
+                .bind(now)
+                .bind(resident.resident_code.clone())
+                .bind(c.ca.clone())
+                .bind(c.generation)
+                .execute(self.db.pool())
+                .await?;
+        }
         Ok(Issued { certificates, chain })
     }
 

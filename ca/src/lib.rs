@@ -15,6 +15,7 @@ pub mod audit;
 pub mod authority;
 pub mod ceremony;
 pub mod crl;
+pub mod emergency;
 pub mod follow;
 pub mod hierarchy;
 pub mod identity_source;

@@ -11,6 +11,8 @@
 //! | `POST /v1/revoke` | — | yes | — | — |
 //! | `POST /v1/crl/publish` | — | yes | — | — |
 //! | `POST /v1/ceremony/{plan,run,rollback}`, `GET /v1/ceremony/status` | — | yes | — | — |
+//! | `POST /v1/emergency/{compromise,plan}` | — | yes | — | — |
+//! | `GET /v1/reissue/queue` | its municipality's residents to call in | — | — | — |
 //! | `POST /v1/responders` | — | — | yes (its own key, by CSR) | — |
 //! | `GET /v1/status/head`, `/revocations`, `/ca-certificates`, `/certificates`, `/certificates/{serial}` | — | yes | yes | — |
 //! | `GET /v1/ca/{slug}/certificate`, `/v1/ca/{slug}/links`, `GET /v1/crl/{slug}/g{n}/{file}` | yes | yes | yes | yes |
@@ -106,6 +108,9 @@ pub fn router(svc: Arc<CaService>) -> axum::Router {
         .route("/v1/ceremony/run", post(ceremony_run))
         .route("/v1/ceremony/status", get(ceremony_status))
         .route("/v1/ceremony/rollback", post(ceremony_rollback))
+        .route("/v1/emergency/compromise", post(emergency_compromise))
+        .route("/v1/emergency/plan", post(emergency_plan))
+        .route("/v1/reissue/queue", get(reissue_queue))
         .route("/v1/status/head", get(status_head))
         .route("/v1/status/revocations", get(status_revocations))
         .route("/v1/status/ca-certificates", get(status_ca_certificates))
@@ -713,6 +718,99 @@ async fn ceremony_rollback(
     allow(&op, &[PartyKind::Operator], "POST /v1/ceremony/rollback")?;
     let id = CaId::parse(&b.ca)?;
     Ok(Json(svc.authority.rollback(&op.to_string(), &id, b.generation, (svc.clock)()).await?))
+}
+
+/// `POST /v1/emergency/compromise` and `/plan`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyBody {
+    /// CA slug.
+    pub ca: String,
+    /// The compromised generation.
+    pub generation: i64,
+    /// Plan: residents to look up in this call (1–10,000).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// What a compromise revoked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompromisedBody {
+    /// The generation's own CA certificate, revoked now.
+    pub ca_certificate: Option<String>,
+    /// Certificates it issued, revoked now.
+    pub revoked: u64,
+    /// The revocation sequence after them.
+    pub head: i64,
+}
+
+/// Progress of a re-issuance plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanBody {
+    /// Residents holding a certificate of the generation.
+    pub total: i64,
+    /// Planned so far.
+    pub planned: i64,
+    /// Per municipality: (code, queued, done).
+    pub by_municipality: Vec<(String, i64, i64)>,
+}
+
+async fn emergency_compromise(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Json(b): Json<EmergencyBody>,
+) -> Answer<Json<CompromisedBody>> {
+    let op = caller(party)?;
+    allow(&op, &[PartyKind::Operator], "POST /v1/emergency/compromise")?;
+    let id = CaId::parse(&b.ca)?;
+    let c = svc.authority.compromise(&op.to_string(), &id, b.generation, (svc.clock)()).await?;
+    Ok(Json(CompromisedBody { ca_certificate: c.ca_certificate, revoked: c.revoked, head: c.head }))
+}
+
+async fn emergency_plan(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    Json(b): Json<EmergencyBody>,
+) -> Answer<Json<PlanBody>> {
+    let op = caller(party)?;
+    allow(&op, &[PartyKind::Operator], "POST /v1/emergency/plan")?;
+    let id = CaId::parse(&b.ca)?;
+    let limit = b.limit.unwrap_or(1000);
+    let p = svc.authority.reissue_plan(&op.to_string(), &id, b.generation, &svc.source, limit, (svc.clock)()).await?;
+    Ok(Json(PlanBody { total: p.total, planned: p.planned, by_municipality: p.by_municipality }))
+}
+
+/// One resident a window is to call in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueuedBody {
+    /// 住民票コード.
+    pub resident: String,
+    /// The compromised CA.
+    pub ca: String,
+    /// Its generation.
+    pub generation: i64,
+    /// When queued (unix seconds).
+    pub queued_at: i64,
+}
+
+async fn reissue_queue(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+) -> Answer<Json<Vec<QueuedBody>>> {
+    let w = caller(party)?;
+    allow(&w, &[PartyKind::Window], "GET /v1/reissue/queue")?;
+    let (code, _) = w.station().ok_or_else(|| Refusal::forbidden("party_not_allowed", "not a window"))?;
+    let q = svc.authority.reissue_queue(code.as_str(), 1000).await?;
+    Ok(Json(
+        q.into_iter()
+            .map(|q| QueuedBody {
+                resident: q.resident_code,
+                ca: q.ca,
+                generation: q.generation,
+                queued_at: q.queued_at,
+            })
+            .collect(),
+    ))
 }
 
 /// `POST /v1/responders`: a validator asks for a delegated OCSP responder certificate for its

@@ -277,3 +277,71 @@ async fn a_generation_rolls_back_until_it_issues_and_its_certificate_goes_on_the
     );
     assert!(dump.contains("Superseded"), "{dump}");
 }
+
+/// Seed 004: an algorithm is broken. The successor is activated at once; the old generation
+/// is revoked in one transaction (its CA certificate on the root's ARL, everything it issued
+/// cACompromise on its CRLs); the re-issuance plan queues every holder at their municipality a
+/// batch at a time; a new card for a queued resident clears the entry.
+#[tokio::test]
+async fn an_emergency_revokes_a_whole_generation_and_queues_its_holders() {
+    for db in identity::store::testing::all().await.unwrap() {
+        let w = World::new(&db, KeyAlgorithm::Rsa2048).await;
+        let mut residents = Vec::new();
+        for (name, dob) in [("山田　花子", "1980-02-17"), ("佐藤　一郎", "1990-05-05"), ("鈴木　次郎", "1985-07-07")]
+        {
+            let r = w.register(name, dob).await;
+            let (_k, scsr) = subject(KeyAlgorithm::Rsa2048);
+            let (_k2, acsr) = subject(KeyAlgorithm::Rsa2048);
+            let issued = w.ca.issue("window-1", &request(&r, Some(&scsr), Some(&acsr)), &w.source, NOW).await.unwrap();
+            residents.push((r, issued.get(CertKind::Signature).unwrap().serial.clone()));
+        }
+        // One was revoked before: the emergency does not revoke it twice.
+        w.ca.revoke("op-1", &residents[0].1, Reason::KeyCompromise, "stolen", NOW).await.unwrap();
+        let sign13 = id("sign-13");
+        let e = w.ca.compromise("op-1", &sign13, 1, NOW + 50).await.unwrap_err();
+        assert_eq!(e.kind(), "generation_issuing", "{e}");
+        let t = NOW + 100;
+        w.ca.ceremony_run("op-1", &ceremony("sign-13", 2, "p384", t, t, "same"), t).await.unwrap();
+        let c = w.ca.compromise("op-1", &sign13, 1, t + 1).await.unwrap();
+        assert_eq!(c.revoked, 2, "{}", w.label);
+        assert!(c.ca_certificate.is_some());
+        let again = w.ca.compromise("op-1", &sign13, 1, t + 2).await.unwrap();
+        assert_eq!((again.revoked, again.ca_certificate), (0, None), "idempotent");
+        let published = w.ca.publish_crls("op-1", &w.path("pub"), t + 3, &|_, _| {}).await.unwrap();
+        let entries: u64 = published.iter().filter(|p| p.ca == "sign-13" && p.generation == 1).map(|p| p.entries).sum();
+        assert_eq!(entries, 3);
+        let text =
+            |p: &Path| run(Command::new("openssl").args(["crl", "-inform", "DER", "-noout", "-text", "-in"]).arg(p)).1;
+        let all: String =
+            published.iter().filter(|p| p.ca == "sign-13" && p.generation == 1).map(|p| text(&p.path)).collect();
+        assert_eq!(all.matches("CA Compromise").count(), 2, "{all}");
+        assert_eq!(all.matches("Key Compromise").count(), 1, "{all}");
+        let arl = published.iter().find(|p| p.ca == "sign-root" && p.shard == -1).unwrap();
+        assert!(text(&arl.path).contains("CA Compromise"), "the issuing CA is on the ARL");
+        // The plan, one resident per call: resumable, and it ends.
+        let mut calls = 0;
+        let p = loop {
+            let p = w.ca.reissue_plan("op-1", &sign13, 1, &w.source, 1, t + 4).await.unwrap();
+            calls += 1;
+            if p.planned == p.total {
+                break p;
+            }
+            assert!(calls < 10);
+        };
+        assert_eq!((p.total, calls), (3, 3));
+        assert_eq!(p.by_municipality, [("131016".to_owned(), 3, 0)]);
+        assert_eq!(w.ca.reissue_queue("131016", 100).await.unwrap().len(), 3);
+        assert!(w.ca.reissue_queue("271004", 100).await.unwrap().is_empty());
+        // 佐藤一郎 comes to the window: P-384 keys from the new generation clear his entry.
+        let (_k, scsr) = subject(KeyAlgorithm::EcP384);
+        let (_k2, acsr) = subject(KeyAlgorithm::EcP384);
+        let rsa = subject(KeyAlgorithm::Rsa2048).1;
+        let e = w.ca.issue("window-1", &request(&residents[1].0, Some(&rsa), Some(&acsr)), &w.source, t + 5).await;
+        assert_eq!(e.map(|_| ()).map_err(|e| e.kind()), Err("card_algorithm"), "no RSA card keys after the switch");
+        w.ca.issue("window-1", &request(&residents[1].0, Some(&scsr), Some(&acsr)), &w.source, t + 5).await.unwrap();
+        let p = w.ca.reissue_progress(&sign13, 1).await.unwrap();
+        assert_eq!(p.by_municipality, [("131016".to_owned(), 3, 1)]);
+        let q = w.ca.reissue_queue("131016", 100).await.unwrap();
+        assert!(q.iter().all(|e| e.resident_code != residents[1].0.as_str()) && q.len() == 2);
+    }
+}

@@ -87,6 +87,17 @@ impl CaHttps {
         Ok(p.algorithm)
     }
 
+    /// This window's re-issuance queue: `GET /v1/reissue/queue`.
+    pub async fn reissue_queue(&self) -> Result<Vec<ca::service::QueuedBody>> {
+        let r = self
+            .client
+            .get(format!("{}/v1/reissue/queue", self.base))
+            .send()
+            .await
+            .context("the CA service did not answer")?;
+        Ok(serde_json::from_str(&crate::ca_remote::answer(r).await?)?)
+    }
+
     async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
         &self,
         path: &str,

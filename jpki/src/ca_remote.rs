@@ -55,6 +55,41 @@ pub enum Cmd {
     /// Key ceremonies run by the CA service (as `jpki ca ceremony`, without the CA's secrets).
     #[command(subcommand)]
     Ceremony(CeremonyCmd),
+    /// Emergency migration: declare a generation compromised, plan the re-issuance.
+    #[command(subcommand)]
+    Emergency(EmergencyCmd),
+}
+
+/// Emergency commands through the CA service.
+#[derive(Debug, Subcommand)]
+pub enum EmergencyCmd {
+    /// Revoke a generation at once: its CA certificate and every certificate it issued
+    /// (cACompromise). Refused while it is the issuing generation.
+    Compromise {
+        #[command(flatten)]
+        service: Service,
+        /// The CA (slug; `--ca` is the service's URL here).
+        #[arg(long = "slug")]
+        ca: String,
+        /// The generation.
+        #[arg(long)]
+        generation: i64,
+    },
+    /// Queue every resident holding a certificate of the generation at their municipality
+    /// (resumable: run again after an interruption), with a progress bar.
+    Plan {
+        #[command(flatten)]
+        service: Service,
+        /// The CA (slug).
+        #[arg(long = "slug")]
+        ca: String,
+        /// The generation.
+        #[arg(long)]
+        generation: i64,
+        /// Residents per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: i64,
+    },
 }
 
 /// Ceremony commands through the CA service.
@@ -169,6 +204,43 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Ceremony(CeremonyCmd::Plan { service, file }) => ceremony(&service, &file, false).await?,
         Cmd::Ceremony(CeremonyCmd::Run { service, file }) => ceremony(&service, &file, true).await?,
+        Cmd::Emergency(EmergencyCmd::Compromise { service, ca, generation }) => {
+            let (c, base) = client(&service)?;
+            let body = ca::service::EmergencyBody { ca: ca.clone(), generation, limit: None };
+            let r: ca::service::CompromisedBody = serde_json::from_str(
+                &answer(c.post(format!("{base}/v1/emergency/compromise")).json(&body).send().await?).await?,
+            )?;
+            println!(
+                "{ca} g{generation} compromised: CA certificate {} revoked, {} certificates revoked (cACompromise); revocation sequence now {}",
+                r.ca_certificate.as_deref().unwrap_or("(a root: none)"),
+                r.revoked,
+                r.head
+            );
+        }
+        Cmd::Emergency(EmergencyCmd::Plan { service, ca, generation, batch }) => {
+            let (c, base) = client(&service)?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} residents {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let body = ca::service::EmergencyBody { ca: ca.clone(), generation, limit: Some(batch) };
+            let last = loop {
+                let p: ca::service::PlanBody = serde_json::from_str(
+                    &answer(c.post(format!("{base}/v1/emergency/plan")).json(&body).send().await?).await?,
+                )?;
+                bar.set_length(p.total as u64);
+                bar.set_position(p.planned as u64);
+                if p.planned >= p.total {
+                    break p;
+                }
+            };
+            bar.finish_and_clear();
+            println!("{ca} g{generation}: {} residents planned", last.planned);
+            for (m, queued, done) in &last.by_municipality {
+                println!("  {m}: {queued} to call in, {done} re-issued");
+            }
+        }
         Cmd::Ceremony(CeremonyCmd::Status { service, ca }) => {
             let (c, base) = client(&service)?;
             let url = match &ca {

@@ -135,6 +135,12 @@ pub enum Cmd {
         #[command(flatten)]
         window: WindowArgs,
     },
+    /// The residents this window is to call in for a new card after a CA generation was
+    /// declared compromised (`jpki ca-op emergency plan`), oldest first.
+    Queue {
+        #[command(flatten)]
+        window: WindowArgs,
+    },
     /// List the readers pcscd knows.
     Readers,
     /// Wait until a card is in the reader (or, with --absent, until it is taken out).
@@ -362,6 +368,14 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             } else {
                 r.wait_card(Duration::from_secs(reader.wait))?;
                 println!("{}: card present", r.name());
+            }
+        }
+        Cmd::Queue { window } => {
+            let service = CaHttps::connect(&window)?;
+            let q = service.reissue_queue().await?;
+            println!("{} residents to call in for a new card", q.len());
+            for e in &q {
+                println!("  {}  ({} g{} compromised; queued {})", e.resident, e.ca, e.generation, e.queued_at);
             }
         }
         Cmd::Status { reader } => with_card(&reader, |j| {

@@ -134,6 +134,9 @@ pub struct Issuer {
     pub generation: i64,
     /// The generation's key identifier (SKI).
     pub key_id: Vec<u8>,
+    /// The serial of the generation's own CA certificate (hex, as the CA's tables write it):
+    /// its revocation means the generation is compromised.
+    serial: String,
     hashes: [(Alg, Vec<u8>, Vec<u8>); 2],
     responder: Responder,
 }
@@ -258,6 +261,11 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct Service {
     issuers: Vec<Issuer>,
+    /// Per issuer: when its own CA certificate was revoked (the generation is compromised). The
+    /// CA revokes everything such a generation issued in the same transaction; its answers are
+    /// then signed on demand from the status source (revoked, cACompromise) instead of one by
+    /// one in advance, and its cached "good" answers are dropped at once.
+    compromised: RwLock<Vec<Option<i64>>>,
     cache: RwLock<HashMap<Vec<u8>, Arc<Cached>>>,
     status: StatusSource,
     validity: i64,
@@ -297,10 +305,20 @@ impl Service {
             let name = ca.tbs_certificate().subject().to_der()?;
             let key = ca.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec();
             let hashes = Alg::BOTH.map(|a| (a, a.hash(&name), a.hash(&key)));
-            issuers.push(Issuer { slug: g.ca.slug(), generation: g.generation, key_id: aki, hashes, responder: r });
+            let serial = hex::encode(ca.tbs_certificate().serial_number().as_bytes());
+            issuers.push(Issuer {
+                slug: g.ca.slug(),
+                generation: g.generation,
+                key_id: aki,
+                serial,
+                hashes,
+                responder: r,
+            });
         }
+        let compromised = RwLock::new(vec![None; issuers.len()]);
         Ok(Service {
             issuers,
+            compromised,
             cache: RwLock::new(HashMap::new()),
             status,
             validity: validity_secs,
@@ -326,6 +344,30 @@ impl Service {
     /// Responses in memory.
     pub fn cached(&self) -> usize {
         self.cache.read().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// When issuer `i` was declared compromised, if it was.
+    fn compromised_at(&self, i: usize) -> Option<i64> {
+        self.compromised.read().ok().and_then(|c| c.get(i).copied().flatten())
+    }
+
+    /// If `serial` is a served generation's own CA certificate, revoked at `at`: marks that
+    /// generation compromised and drops its cached "good" answers. Returns whether it was one.
+    fn note_ca_revocation(&self, serial: &str, at: i64) -> Result<bool> {
+        let Some(i) = self.issuers.iter().position(|x| x.serial == serial) else { return Ok(false) };
+        {
+            let mut c = self.compromised.write().map_err(|_| Error::Internal("poisoned lock".into()))?;
+            if c[i].is_some() {
+                return Ok(true);
+            }
+            c[i] = Some(at);
+        }
+        self.cache
+            .write()
+            .map_err(|_| Error::Internal("poisoned lock".into()))?
+            .retain(|_, v| !(v.issuer == i && v.status == Status::Good));
+        tracing::warn!(ca = %self.issuers[i].slug, generation = self.issuers[i].generation, "CA generation compromised: every certificate it issued is answered revoked");
+        Ok(true)
     }
 
     fn issuer_index(&self, slug: &str, generation: i64) -> Option<usize> {
@@ -440,9 +482,18 @@ impl Service {
         // The sequence is read before the certificates: a revocation committed in between is in
         // both, and signing it twice as revoked is harmless; none can be missed.
         let head = self.status.head().await?;
+        let certificates = self.status.certificates().await?;
+        for c in &certificates {
+            if let CaStatus::Revoked { at, .. } = c.status {
+                self.note_ca_revocation(&c.serial, at)?;
+            }
+        }
         let mut work = Vec::new();
-        for c in self.status.certificates().await? {
+        for c in certificates {
             let Some(i) = self.issuer_index(&c.issuer_slug, c.issuer_generation) else { continue };
+            if self.compromised_at(i).is_some() {
+                continue;
+            }
             let status = match c.status {
                 CaStatus::Revoked { at, reason } => {
                     self.revoked_seen
@@ -488,12 +539,21 @@ impl Service {
     }
 
     async fn poll_locked(&self, now: i64) -> Result<usize> {
-        const BATCH: i64 = 1000;
+        const BATCH: i64 = 10_000;
         let mut new = 0;
         loop {
             let after = self.seen_seq.load(Ordering::SeqCst);
             let batch = self.status.revocations_after(after, BATCH).await?;
             for r in &batch {
+                self.note_ca_revocation(&r.serial, r.revoked_at)?;
+                if self
+                    .issuer_index(&r.issuer_slug, r.issuer_generation)
+                    .is_some_and(|i| self.compromised_at(i).is_some())
+                {
+                    // Answered revoked by the issuer's compromise: nothing to sign or remember.
+                    self.seen_seq.store(r.seq, Ordering::SeqCst);
+                    continue;
+                }
                 let seen =
                     self.revoked_seen.lock().map_err(|_| Error::Internal("poisoned lock".into()))?.contains(&r.serial);
                 if !seen && let Some(i) = self.issuer_index(&r.issuer_slug, r.issuer_generation) {

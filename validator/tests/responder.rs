@@ -686,13 +686,13 @@ async fn a_database_migrated_before_the_split_opens_with_each_crates_migrations(
         // The CA's later migrations add only their own tables (2002: the card inventory; 2003:
         // ceremonies and link certificates).
         let mut expected = before.clone();
-        expected.extend(["ca_card", "ca_ceremony", "ca_link"].map(str::to_owned));
+        expected.extend(["ca_card", "ca_ceremony", "ca_link", "ca_reissue"].map(str::to_owned));
         assert_eq!(testing::tables(&v).await.unwrap(), expected, "{}", t.label);
         let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
             .fetch_all(v.pool())
             .await
             .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 2001, 2002, 2003, 3001], "{}", t.label);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 2001, 2002, 2003, 2004, 3001], "{}", t.label);
         // The query log is still append-only.
         validator::api::log(&v, NOW, "bank-1", "p", "cert", "-", "valid").await.unwrap();
         assert!(sqlx::query("UPDATE validator_query SET result = 'x'").execute(v.pool()).await.is_err(), "{}", t.label);
@@ -906,4 +906,54 @@ async fn verification_api_semantics() {
     let v = doc(cms(content, &sig, &sig_key), None).await;
     assert_eq!(v["valid"], false, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("issuing CA"), "{v}");
+}
+
+/// Issue 11, emergency: the CA declares the issuing generation compromised (its CA certificate
+/// first in the revocation sequence, then everything it issued). One poll drops the
+/// generation's pre-signed "good" answers without signing the entries one by one; every
+/// certificate then answers revoked, cACompromise; a validator started afterwards pre-signs
+/// nothing for the generation and answers the same.
+#[tokio::test]
+async fn a_compromised_generation_answers_revoked_without_presigning_each_entry() {
+    let db = identity::store::testing::sqlite().unwrap();
+    let (s, responders) = setup(&db).await;
+    let open_svc = |responders| async {
+        Arc::new(Service::open(StatusReader::open(&db.url).await.unwrap(), responders, 86_400, 1_000.0).await.unwrap())
+    };
+    let keep = responders.iter().map(|r| (r.key.clone(), r.cert.to_der().unwrap())).collect::<Vec<_>>();
+    let svc = open_svc(responders).await;
+    assert_eq!(svc.load(NOW).await.unwrap(), 6);
+    let first = hex::decode(&s.serials[0]).unwrap();
+    let a = svc.answer(&request(vec![cert_id(&s.issuer, &first, false)], None), NOW).await;
+    assert_eq!(open(a.der()).0[0].cert_status, CertStatus::Good(Null));
+    // The successor takes over at once, then the old generation is declared compromised.
+    let t = NOW + 100;
+    let file = format!(
+        "ca = \"auth-13\"\ngeneration = 2\nalgorithm = \"p384\"\nkey = \"software\"\nnot_before = \"{0}\"\nactivation = \"{0}\"\nname = \"same\"\n",
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    );
+    s.ca.ceremony_run("op", &file, t).await.unwrap();
+    let auth13 = ca::hierarchy::CaId::parse("auth-13").unwrap();
+    let c = s.ca.compromise("op", &auth13, 1, t + 1).await.unwrap();
+    assert_eq!(c.revoked, 6, "five residents' certificates and the responder's own");
+    assert_eq!(svc.poll(t + 2).await.unwrap(), 0, "nothing signed one by one");
+    assert_eq!(svc.cached(), 0, "the generation's good answers are gone");
+    for serial in &s.serials {
+        let a = svc.answer(&request(vec![cert_id(&s.issuer, &hex::decode(serial).unwrap(), false)], None), t + 3).await;
+        match &open(a.der()).0[0].cert_status {
+            CertStatus::Revoked(r) => {
+                assert_eq!(r.revocation_reason, Some(x509_cert::ext::pkix::CrlReason::CaCompromise));
+                assert_eq!(r.revocation_time.to_unix_duration().as_secs() as i64, t + 1);
+            }
+            other => panic!("{serial}: {other:?}"),
+        }
+    }
+    // A validator started after the compromise pre-signs nothing for it and says the same.
+    let responders = keep.into_iter().map(|(k, c)| Responder::new(k, &c).unwrap()).collect();
+    let svc = open_svc(responders).await;
+    assert_eq!(svc.load(t + 4).await.unwrap(), 0);
+    assert!(answered_revoked(&svc, &s.issuer, &s.serials[1], t + 5).await == Some(t + 1));
 }
