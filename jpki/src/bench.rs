@@ -71,6 +71,10 @@ pub enum Which {
     /// A window's issuance through the CA service (mutual TLS, clerk, municipality check)
     /// against the same issuance in process.
     Issuance,
+    /// Per CA algorithm: issuance rate against raw signing, certificate, CRL-entry and OCSP
+    /// sizes, OCSP re-signing; a 1,000,000-certificate generation compromised and served
+    /// revoked.
+    Rotation,
 }
 
 /// Runs per row (min / median / max are over these).
@@ -116,6 +120,7 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Card => return crate::bench_card::run().await,
         Which::Ocsp => return crate::bench_ocsp::run().await,
         Which::Issuance => return crate::bench_issuance::run().await,
+        Which::Rotation => return crate::bench_rotation::run().await,
     };
     // `testing::postgres()` reads the admin URL from JPKI_TEST_PG_URL, and setting a variable
     // in a running process needs `unsafe` (forbidden here): re-run ourselves with it set.

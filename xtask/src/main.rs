@@ -27,6 +27,8 @@ usage: cargo xtask <command>
                             against a throwaway PostgreSQL 15 cluster
   bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding
   bench issuance            a window's issuance through the CA service vs the same in process
+  bench rotation            per CA algorithm: issuance vs raw signing, certificate/CRL/OCSP sizes,
+                            OCSP re-signing; 1,000,000 certificates compromised and served revoked
   bench ocsp                our OCSP responder vs `openssl ocsp -multi 2` under wrk; 1M-entry CRL index
   limbo                     x509-limbo (../shared/conformance) through `jpki verify cert`
   pkits                     NIST PKITS (PyPI cryptography-vectors, expectations from pyhanko-certvalidator)
@@ -188,6 +190,10 @@ fn main_inner() -> anyhow::Result<ExitCode> {
         }
         ["bench", "issuance"] => {
             let status = cargo("run --release -p jpki -- bench issuance").status()?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ["bench", "rotation"] => {
+            let status = cargo("run --release -p jpki -- bench rotation").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         ["bench", "identity", rest @ ..] => with_cluster(|cluster| {
