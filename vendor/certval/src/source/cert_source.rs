@@ -1374,13 +1374,20 @@ impl CertSource {
         false
     }
 
-    fn get_operative_path_len_constraint(&self, path: &[usize]) -> u8 {
+    /// The max_path_length (RFC 5280 6.1.4 (l) and (m)) left after the certificates of a partial
+    /// path, or `None` when the path cannot issue any further certificate: one of its certificates
+    /// is not a CA (no basic constraints, or cA false), is missing, or already exceeds the limit.
+    ///
+    /// `Some(0)` still admits a self-issued certificate, which (l) does not count; `None` admits
+    /// nothing. Before this distinction both were 0, and a self-issued certificate under a
+    /// pathLenConstraint 0 CA was never built into a path.
+    fn get_operative_path_len_constraint(&self, path: &[usize]) -> Option<u8> {
         let mut path_len_constraint = 15;
         for i in path {
             if let Some(Some(ca_cert)) = self.certs.get(*i) {
                 if !is_self_issued(ca_cert.decoded()) {
                     if path_len_constraint == 0 {
-                        return 0;
+                        return None;
                     }
                     path_len_constraint -= 1;
                 }
@@ -1396,7 +1403,7 @@ impl CertSource {
                     //       choose to reject all version 1 and version 2 intermediate
                     //       certificates.)
                     if !bc.ca {
-                        return 0;
+                        return None;
                     }
 
                     if let Some(pl) = bc.path_len_constraint {
@@ -1411,13 +1418,13 @@ impl CertSource {
                     }
                 } else {
                     // no basic constraints
-                    return 0;
+                    return None;
                 }
             } else {
-                return 0;
+                return None;
             }
         }
-        path_len_constraint
+        Some(path_len_constraint)
     }
 
     /// check_validity_in_partial_path takes a set of indices and returns true if all are valid at time of interest and false
@@ -1546,6 +1553,94 @@ impl CertSource {
         retval
     }
 
+    /// Appends to `paths` every stored partial path that ends at the certificate whose key
+    /// identifier is `issuer_hex_skid`, completed with its trust anchor and `target`. A partial
+    /// path whose last certificate is named other than the target's issuer is skipped (a CA that
+    /// uses one key identifier under several names), as is one in which a public key repeats.
+    fn push_paths_under_issuer_key(
+        &self,
+        pe: &PkiEnvironment,
+        target: &PDVCertificate,
+        issuer_hex_skid: &str,
+        threshold: usize,
+        paths: &mut Vec<CertificationPath>,
+    ) {
+        for p in self.buffers_and_paths.partial_paths.iter() {
+            let Some(indices_vec) = p.get(issuer_hex_skid) else {
+                continue;
+            };
+            for indices in indices_vec {
+                if !above_threshold(indices, threshold) {
+                    continue;
+                }
+
+                // This block accounts for CAs that use different names for same SKID. Could add name constraints check here too, maybe.
+                let last_index = if let Some(li) = indices.last() {
+                    li
+                } else {
+                    continue;
+                };
+                if let Some(Some(ca)) = self.certs.get(*last_index) {
+                    if !compare_names(
+                        ca.decoded().tbs_certificate().subject(),
+                        target.decoded().tbs_certificate().issuer(),
+                    ) {
+                        error!("Encountered CA that is likely using same SKID with different names. Skipping partial path due to name mismatch.");
+                        continue;
+                    }
+                }
+
+                let mut ta = None;
+                let mut intermediates = vec![];
+                let mut found_blank = false;
+                for (i, index) in indices.iter().enumerate() {
+                    if let Some(Some(cert)) = self.certs.get(*index) {
+                        intermediates.push(cert.clone());
+                        if 0 == i {
+                            let mut ta_akid_hex = "".to_string();
+                            let ca_akid_ext = cert.get_extension(&ID_CE_AUTHORITY_KEY_IDENTIFIER);
+                            if let Ok(Some(PDVExtension::AuthorityKeyIdentifier(ca_akid))) =
+                                ca_akid_ext
+                            {
+                                if let Some(ca_kid) = &ca_akid.key_identifier {
+                                    ta_akid_hex = buffer_to_hex(ca_kid.as_bytes());
+                                }
+                            }
+
+                            let mut resolved = None;
+                            if !ta_akid_hex.is_empty() {
+                                resolved = pe.get_trust_anchor_by_hex_skid(&ta_akid_hex).ok();
+                            }
+                            // Falls back on the result rather than on the presence of an AKID, so an AKID that
+                            // resolves to nothing reaches the name lookup too. A store indexes an anchor by its
+                            // SKID extension where it has one and by a hash of its public key where it does not,
+                            // so an AKID carrying a value derived the other way misses here and is found by name.
+                            if resolved.is_none() {
+                                resolved = pe.get_trust_anchor_for_target(cert).ok();
+                            }
+                            if resolved.is_some() {
+                                ta = resolved;
+                            }
+                        }
+                    } else {
+                        // some cert slots are empty (due to parse or validity error). skip those.
+                        found_blank = true;
+                        break;
+                    }
+                }
+                if !found_blank {
+                    if let Some(ta) = ta {
+                        let path =
+                            CertificationPath::new(ta.clone(), intermediates, target.clone());
+                        if !pub_key_repeats(&path) {
+                            paths.push(path);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// find_all_partial_paths_internal is a slow recursive builder intended for offline use prior
     /// to serializing a set of partial paths. Partial paths are represented as a vector of maps,
     /// where the maps are keyed using an ASCII hex key identifier with a vector of indices as the
@@ -1636,13 +1731,15 @@ impl CertSource {
                                     prospective_path.last().and_then(|i| self.certs.get(*i))
                                 {
                                     // A partial path whose path length constraint is exhausted is
-                                    // not extended, the elimination RFC 4158 section 3.5.7 describes.
-                                    // That includes a self-issued next certificate, which RFC 5280
-                                    // would not count, so such a path is not built (PKITS 4.6.15 and
-                                    // 4.6.17); validating a supplied chain still accepts it.
-                                    if 0 == self.get_operative_path_len_constraint(prospective_path)
-                                    {
-                                        continue;
+                                    // not extended, the elimination RFC 4158 section 3.5.7 describes,
+                                    // except by a self-issued certificate: RFC 5280 6.1.4 (l) does not
+                                    // count those against max_path_length, so a key rollover's link
+                                    // certificate below a pathLenConstraint 0 CA is still a path
+                                    // (PKITS 4.6.15 and 4.6.17).
+                                    match self.get_operative_path_len_constraint(prospective_path) {
+                                        None => continue,
+                                        Some(0) if !is_self_issued(cur_cert.decoded()) => continue,
+                                        Some(_) => {}
                                     }
 
                                     // should path settings be used more generally than time of interest?
@@ -1734,159 +1831,50 @@ impl CertificateSource for CertSource {
             return Err(e);
         }
 
+        // A trust anchor is the target's issuer only if its key signed the target. The lookup
+        // falls back from the AKID to the issuer's name, and a CA that re-keyed under the same name
+        // has an anchor of that name whose key did not; a path through it would only fail later,
+        // with a signature failure in place of the path through a link certificate (or of "no
+        // path" when there is none).
         let ta = pe.get_trust_anchor_for_target(target);
         if let Ok(ta) = ta {
-            let path = CertificationPath::new(ta.clone(), vec![], target.clone());
-            paths.push(path);
-        }
-
-        let mut akid_hex = "".to_string();
-        let mut name_vec = vec![target.decoded().tbs_certificate().issuer()];
-        let akid_ext = target.get_extension(&ID_CE_AUTHORITY_KEY_IDENTIFIER);
-        if let Ok(Some(PDVExtension::AuthorityKeyIdentifier(akid))) = akid_ext {
-            if let Some(kid) = &akid.key_identifier {
-                akid_hex = buffer_to_hex(kid.as_bytes());
-            } else if let Some(names) = &akid.authority_cert_issuer {
-                for n in names {
-                    if let GeneralName::DirectoryName(dn) = n {
-                        name_vec.push(dn);
-                    }
-                }
+            let signed = DeferDecodeSigned::from_der(target.as_bytes()).is_ok_and(|defer| {
+                pe.verify_signature_message(
+                    pe,
+                    &defer.tbs_field,
+                    target.decoded().signature(),
+                    target.decoded().tbs_certificate().signature(),
+                    get_subject_public_key_info_from_trust_anchor(ta.decoded()),
+                )
+                .is_ok()
+            });
+            if signed {
+                let path = CertificationPath::new(ta.clone(), vec![], target.clone());
+                paths.push(path);
             }
         }
 
+        // Issuer keys are tried by key before by name: the AKID's key identifier first and, only if
+        // it leads to no path (or the target has none), the key of every certificate bearing the
+        // issuer's name. A CA that re-keyed under the same name has several such certificates --
+        // the new key's, and the old-with-new and new-with-old links -- so all of them are tried and
+        // path validation picks; taking only the first, as before, missed the paths through the
+        // others.
+        let has_akid = matches!(
+            target.get_extension(&ID_CE_AUTHORITY_KEY_IDENTIFIER),
+            Ok(Some(PDVExtension::AuthorityKeyIdentifier(akid))) if akid.key_identifier.is_some()
+        );
         let paths_count = paths.len();
-
-        let mut ii = 0;
-        while ii < 2 {
-            ii += 1;
-            if !akid_hex.is_empty() {
-                let partial_paths = &self.buffers_and_paths.partial_paths;
-
-                for p in partial_paths.iter() {
-                    if p.contains_key(&akid_hex) {
-                        let indices_vec = &p[&akid_hex];
-                        for indices in indices_vec {
-                            if !above_threshold(indices, threshold) {
-                                continue;
-                            }
-
-                            // This block accounts for CAs that use different names for same SKID. Could add name constraints check here too, maybe.
-                            let last_index = if let Some(li) = indices.last() {
-                                li
-                            } else {
-                                continue;
-                            };
-                            if let Some(Some(ca)) = self.certs.get(*last_index) {
-                                if !compare_names(
-                                    ca.decoded().tbs_certificate().subject(),
-                                    target.decoded().tbs_certificate().issuer(),
-                                ) {
-                                    error!("Encountered CA that is likely using same SKID with different names. Skipping partial path due to name mismatch.");
-                                    continue;
-                                }
-                            }
-
-                            let mut ta = None;
-                            let mut intermediates = vec![];
-                            let mut found_blank = false;
-                            for (i, index) in indices.iter().enumerate() {
-                                if let Some(Some(cert)) = self.certs.get(*index) {
-                                    intermediates.push(cert.clone());
-                                    if 0 == i {
-                                        let mut ta_akid_hex = "".to_string();
-                                        let mut ta_name_vec =
-                                            vec![target.decoded().tbs_certificate().issuer()];
-                                        let ca_akid_ext =
-                                            cert.get_extension(&ID_CE_AUTHORITY_KEY_IDENTIFIER);
-                                        if let Ok(Some(PDVExtension::AuthorityKeyIdentifier(
-                                            ca_akid,
-                                        ))) = ca_akid_ext
-                                        {
-                                            if let Some(ca_kid) = &ca_akid.key_identifier {
-                                                ta_akid_hex = buffer_to_hex(ca_kid.as_bytes());
-                                            } else if let Some(names) =
-                                                &ca_akid.authority_cert_issuer
-                                            {
-                                                for n in names {
-                                                    if let GeneralName::DirectoryName(dn) = n {
-                                                        ta_name_vec.push(dn);
-                                                    }
-                                                }
-                                            }
-                                        }
-
-                                        let mut resolved = None;
-                                        if !ta_akid_hex.is_empty() {
-                                            resolved =
-                                                pe.get_trust_anchor_by_hex_skid(&ta_akid_hex).ok();
-                                        }
-                                        // Falls back on the result rather than on the presence of an AKID, so an AKID that
-                                        // resolves to nothing reaches the name lookup too. A store indexes an anchor by its
-                                        // SKID extension where it has one and by a hash of its public key where it does not,
-                                        // so an AKID carrying a value derived the other way misses here and is found by name.
-                                        if resolved.is_none() {
-                                            resolved = pe.get_trust_anchor_for_target(cert).ok();
-                                        }
-                                        if resolved.is_some() {
-                                            ta = resolved;
-                                        }
-                                    }
-                                } else {
-                                    // some cert slots are empty (due to parse or validity error). skip those.
-                                    found_blank = true;
-                                    break;
-                                }
-                            }
-                            if !found_blank {
-                                if let Some(ta) = ta {
-                                    let path = CertificationPath::new(
-                                        ta.clone(),
-                                        intermediates,
-                                        target.clone(),
-                                    );
-                                    if !pub_key_repeats(&path) {
-                                        ii = 2;
-                                        paths.push(path);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            } else {
-                let fname = get_filename_from_cert_metadata(target);
-                let issuer = get_leaf_rdn(target.decoded().tbs_certificate().issuer());
-                debug!(
-                    "Missing AKID in target and failed to find issuer by name - {issuer} ({fname})"
-                );
+        for (n, key) in self.find_prospective_issuers(target).iter().enumerate() {
+            if n == 1 && has_akid && paths.len() > paths_count {
+                break;
             }
-
-            if akid_hex.is_empty() || paths_count == paths.len() {
-                // try to use name map to find AKID
-                let mut changed = false;
-                for n in &name_vec {
-                    let name_str = name_to_string(n);
-                    if self.name_map.contains_key(&name_str) {
-                        for i in &self.name_map[&name_str] {
-                            if let Some(Some(cert)) = self.certs.get(*i) {
-                                let skid = hex_skid_from_cert(cert);
-                                if !skid.is_empty() {
-                                    debug!(
-                                        "Using calculated key identifier in lieu of AKID for {name_str}"
-                                    );
-                                    akid_hex = skid;
-                                    changed = true;
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                }
-                if !changed {
-                    ii = 2;
-                }
-            }
+            self.push_paths_under_issuer_key(pe, target, key, threshold, paths);
+        }
+        if paths.len() == paths_count {
+            let fname = get_filename_from_cert_metadata(target);
+            let issuer = get_leaf_rdn(target.decoded().tbs_certificate().issuer());
+            debug!("No partial path ends at the issuer of the target - {issuer} ({fname})");
         }
 
         Ok(())
