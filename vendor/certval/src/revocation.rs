@@ -69,6 +69,8 @@ pub mod subject_name_and_key;
 #[cfg(feature = "revocation")]
 pub mod crl;
 #[cfg(feature = "revocation")]
+pub mod crl_processing;
+#[cfg(feature = "revocation")]
 pub mod ocsp_client;
 
 #[cfg(feature = "revocation")]

@@ -27,8 +27,9 @@ use crate::{
 
 #[cfg(feature = "revocation")]
 use crate::{
-    crl::process_crl,
+    crl_processing::{crl_status, crls_for_certificate, CrlContext},
     ocsp_client::{no_check_present, nocheck_applies, process_ocsp_response},
+    PDVCertificate,
 };
 
 #[cfg(feature = "remote")]
@@ -67,9 +68,12 @@ use crate::revocation::ocsp_client::check_revocation_ocsp;
 ///   when [`CertificationPath::stapled_rev_info_available`] is true, and a stapled OCSP response
 ///   that is present but fails for any reason other than revocation does **not** fall through to a
 ///   stapled CRL for the same certificate.
-/// - **local CRLs** — every CRL `pe.get_crls` returns is tried: the first that determines `Valid`
-///   wins, a revocation aborts, and any other error is logged before moving to the next CRL. Gated
-///   on `cps.check_crls`.
+/// - **local CRLs** — the CRLs `pe.get_crls` returns, and those of every cRLIssuer the
+///   certificate's distribution points name, are judged together by RFC 5280 6.3.3
+///   ([`crl_processing`](crate::revocation::crl_processing)): reasons accumulate across CRLs,
+///   delta CRLs extend complete ones, and a CRL signed under another key of its issuer is used once
+///   that key's own path is validated to the same trust anchor. A listing on any usable CRL is a
+///   revocation. Gated on `cps.check_crls`. A stapled CRL goes through the same processing, alone.
 /// - **OCSP from AIA** and **remote CRL DP** are gated on `cps.check_ocsp_from_aia` and
 ///   `cps.check_crldp_http` respectively, and exist only under the `remote` feature.
 ///   [`check_revocation_local`] is the same chain stopping after local CRLs.
@@ -119,6 +123,11 @@ pub async fn check_revocation(
     let max_index = v.len() - 1;
 
     let toi = cps.get_time_of_interest();
+    let stack = [&cp.target];
+    let ctx = CrlContext {
+        trust_anchor: &cp.trust_anchor,
+        stack: &stack,
+    };
 
     // save up the statuses and return Ok only if none are RevocationStatusNotDetermined
     let mut statuses = vec![];
@@ -194,7 +203,16 @@ pub async fn check_revocation(
                     }
                 }
             } else if let Some(Some(crl)) = cp.crls.get(pos) {
-                match process_crl(pe, cps, cpr, cur_cert, issuer, pos, crl, None) {
+                match crl_status(
+                    pe,
+                    cps,
+                    cpr,
+                    &ctx,
+                    cur_cert,
+                    issuer,
+                    pos,
+                    core::slice::from_ref(crl),
+                ) {
                     Ok(_ok) => {
                         info!("Determined revocation status (valid) using stapled CRL for certificate issued to {cur_cert_subject}");
                         cpr.set_revocation_source_for_item(pos, RevocationSource::StapledCrl);
@@ -216,26 +234,27 @@ pub async fn check_revocation(
         }
 
         if cur_status == RevocationStatusNotDetermined && check_crls {
-            if let Ok(crls) = pe.get_crls(cur_cert) {
-                for crl in crls {
-                    match process_crl(pe, cps, cpr, cur_cert, issuer, pos, crl.as_slice(), None) {
-                        Ok(_ok) => {
-                            info!("Determined revocation status (valid) using cached CRL for certificate issued to {cur_cert_subject}");
-                            cpr.set_revocation_source_for_item(pos, RevocationSource::LocalCrl);
-                            cur_status = Valid;
-                            break;
-                        }
-                        Err(Error::PathValidation(CertificateRevoked)) => {
-                            info!("Determined revocation status (revoked) using cached CRL for certificate issued to {cur_cert_subject}");
-                            cpr.set_revocation_source_for_item(pos, RevocationSource::LocalCrl);
-                            cpr.set_validation_status(revoked_error);
-                            cpr.set_failure_index(pos as u32 + 1);
-                            return Err(Error::PathValidation(revoked_error));
-                        }
-                        Err(e) => {
-                            info!("Failed to determine revocation status using cached CRL for certificate issued to {cur_cert_subject} with {e}");
-                        }
-                    };
+            // Every CRL at hand is judged together (RFC 5280 6.3.3), not one at a time: reasons
+            // accumulate across CRLs, delta CRLs extend complete ones, and a CRL may be signed under
+            // another key of its issuer.
+            let crls = crls_for_certificate(pe, cur_cert);
+            if !crls.is_empty() {
+                match crl_status(pe, cps, cpr, &ctx, cur_cert, issuer, pos, &crls) {
+                    Ok(()) => {
+                        info!("Determined revocation status (valid) using cached CRLs for certificate issued to {cur_cert_subject}");
+                        cpr.set_revocation_source_for_item(pos, RevocationSource::LocalCrl);
+                        cur_status = Valid;
+                    }
+                    Err(Error::PathValidation(CertificateRevoked)) => {
+                        info!("Determined revocation status (revoked) using cached CRLs for certificate issued to {cur_cert_subject}");
+                        cpr.set_revocation_source_for_item(pos, RevocationSource::LocalCrl);
+                        cpr.set_validation_status(revoked_error);
+                        cpr.set_failure_index(pos as u32 + 1);
+                        return Err(Error::PathValidation(revoked_error));
+                    }
+                    Err(e) => {
+                        info!("Failed to determine revocation status using cached CRLs for certificate issued to {cur_cert_subject} with {e}");
+                    }
                 }
             }
         }
@@ -307,6 +326,19 @@ pub fn check_revocation_local(
     cp: &CertificationPath,
     cpr: &mut CertificationPathResults,
 ) -> Result<()> {
+    check_revocation_local_in(pe, cps, cp, cpr, &[&cp.target])
+}
+
+/// [`check_revocation_local`] for a path validated inside another: `stack` holds the targets of the
+/// paths being validated, outermost first, ending with this path's target (see
+/// [`CrlContext::stack`]). The CRL steps validate a CRL issuer's path through this.
+pub(crate) fn check_revocation_local_in(
+    pe: &PkiEnvironment,
+    cps: &CertificationPathSettings,
+    cp: &CertificationPath,
+    cpr: &mut CertificationPathResults,
+    stack: &[&PDVCertificate],
+) -> Result<()> {
     let check_rev = cps.get_check_revocation_status();
     if !check_rev {
         // nothing to do
@@ -331,6 +363,10 @@ pub fn check_revocation_local(
     let max_index = v.len() - 1;
 
     let toi = cps.get_time_of_interest();
+    let ctx = CrlContext {
+        trust_anchor: &cp.trust_anchor,
+        stack,
+    };
 
     // save up the statuses and return Ok only if none are RevocationStatusNotDetermined
     let mut statuses = vec![];
@@ -406,7 +442,16 @@ pub fn check_revocation_local(
                     }
                 }
             } else if let Some(Some(crl)) = cp.crls.get(pos) {
-                match process_crl(pe, cps, cpr, cur_cert, issuer, pos, crl, None) {
+                match crl_status(
+                    pe,
+                    cps,
+                    cpr,
+                    &ctx,
+                    cur_cert,
+                    issuer,
+                    pos,
+                    core::slice::from_ref(crl),
+                ) {
                     Ok(_ok) => {
                         info!("Determined revocation status (valid) using stapled CRL for certificate issued to {}", cur_cert_subject);
                         cpr.set_revocation_source_for_item(pos, RevocationSource::StapledCrl);
@@ -428,27 +473,27 @@ pub fn check_revocation_local(
         }
 
         if cur_status == RevocationStatusNotDetermined && check_crls {
-            if let Ok(crls) = pe.get_crls(cur_cert) {
-                for crl in crls {
-                    match process_crl(pe, cps, cpr, cur_cert, issuer, pos, crl.as_slice(), None) {
-                        Ok(_ok) => {
-                            info!("Determined revocation status (valid) using cached CRL for certificate issued to {}", cur_cert_subject);
-                            cpr.set_revocation_source_for_item(pos, RevocationSource::LocalCrl);
-                            cur_status = Valid;
-                            break;
-                        }
-                        Err(e) => {
-                            if Error::PathValidation(CertificateRevoked) == e {
-                                info!("Determined revocation status (revoked) using cached CRL for certificate issued to {}", cur_cert_subject);
-                                cpr.set_revocation_source_for_item(pos, RevocationSource::LocalCrl);
-                                cpr.set_validation_status(revoked_error);
-                                cpr.set_failure_index(pos as u32 + 1);
-                                return Err(Error::PathValidation(revoked_error));
-                            } else {
-                                info!("Failed to determine revocation status using cached CRL for certificate issued to {} with {}", cur_cert_subject, e);
-                            }
-                        }
-                    };
+            // Every CRL at hand is judged together (RFC 5280 6.3.3), not one at a time: reasons
+            // accumulate across CRLs, delta CRLs extend complete ones, and a CRL may be signed under
+            // another key of its issuer.
+            let crls = crls_for_certificate(pe, cur_cert);
+            if !crls.is_empty() {
+                match crl_status(pe, cps, cpr, &ctx, cur_cert, issuer, pos, &crls) {
+                    Ok(()) => {
+                        info!("Determined revocation status (valid) using cached CRLs for certificate issued to {cur_cert_subject}");
+                        cpr.set_revocation_source_for_item(pos, RevocationSource::LocalCrl);
+                        cur_status = Valid;
+                    }
+                    Err(Error::PathValidation(CertificateRevoked)) => {
+                        info!("Determined revocation status (revoked) using cached CRLs for certificate issued to {cur_cert_subject}");
+                        cpr.set_revocation_source_for_item(pos, RevocationSource::LocalCrl);
+                        cpr.set_validation_status(revoked_error);
+                        cpr.set_failure_index(pos as u32 + 1);
+                        return Err(Error::PathValidation(revoked_error));
+                    }
+                    Err(e) => {
+                        info!("Failed to determine revocation status using cached CRLs for certificate issued to {cur_cert_subject} with {e}");
+                    }
                 }
             }
         }

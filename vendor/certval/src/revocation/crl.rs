@@ -1,5 +1,8 @@
-//! Structures and functions to perform CRL processing client functionality (minus support for delta CRLs,
-//! indirect CRLs, CRLs scoped by onlySomeReasons, on hold, and nameRelativeToIssuer distribution points)
+//! Structures and functions to perform CRL processing client functionality for one CRL at a time
+//! (minus support for delta CRLs, indirect CRLs, CRLs scoped by onlySomeReasons, on hold, and
+//! nameRelativeToIssuer distribution points). The revocation checker's CRL steps judge the CRLs at
+//! hand together, with all of those, in [`crl_processing`](crate::revocation::crl_processing);
+//! [`process_crl`] remains for CRLs fetched from distribution points and for OCSP responders.
 
 extern crate alloc;
 use alloc::{
@@ -555,9 +558,12 @@ pub fn get_crl_info(crl: &CertificateList<Raw>) -> Result<CrlInfo> {
                                 return Err(Error::Unrecognized);
                             }
                         }
-                        Some(DistributionPointName::NameRelativeToCRLIssuer(_unsupported)) => {
-                            // Not supporting name relative to issuer
-                            return Err(Error::Unrecognized);
+                        Some(DistributionPointName::NameRelativeToCRLIssuer(rdn)) => {
+                            // RFC 5280 5.2.5: the fragment is appended to the CRL issuer's name.
+                            let mut rdns: x509_cert::name::RdnSequence =
+                                crl.tbs_cert_list.issuer.clone().into();
+                            rdns.push(rdn.clone());
+                            idp_name.replace(name_to_string(&Name::hazmat_from_rdn_sequence(rdns)));
                         }
                         _ => {}
                     }
@@ -1015,7 +1021,7 @@ fn check_entry_extensions(rc: &RevokedCert<Raw>) -> Result<()> {
     Ok(())
 }
 
-fn check_crl_extensions(exts: &Extensions) -> Result<()> {
+pub(crate) fn check_crl_extensions(exts: &Extensions) -> Result<()> {
     let exts_to_ignore = [
         ID_CE_ISSUING_DISTRIBUTION_POINT,
         ID_CE_DELTA_CRL_INDICATOR,
@@ -1080,7 +1086,7 @@ pub(crate) fn check_crl_validity(
     Ok(())
 }
 
-fn check_crl_sign(issuer: &dyn SubjectNameAndKey) -> Result<()> {
+pub(crate) fn check_crl_sign(issuer: &dyn SubjectNameAndKey) -> Result<()> {
     match issuer.key_usage() {
         Some(ku) => {
             // RFC 5280 6.3.3(f): if a key usage extension is present, the cRLSign bit must be set
