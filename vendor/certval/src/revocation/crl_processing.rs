@@ -43,6 +43,7 @@ use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlNumber, CrlReason};
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName, GeneralNames};
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, IssuingDistributionPoint};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use crate::revocation::crl::{check_crl_extensions, check_crl_sign, check_crl_validity};
 use crate::revocation::subject_name_and_key::SubjectNameAndKey;
@@ -490,19 +491,31 @@ fn crl_signer<'s>(
     let aki_hex = crl.aki.as_deref().map(crate::buffer_to_hex);
     let mut candidates: Vec<&PDVCertificate> = pe.get_cert_by_name(crl.issuer());
     candidates.sort_by_key(|c| Some(hex_skid_from_cert(c)) != aki_hex);
-    // One try per key: certificates repeating a key that already failed (or that is the issuer's
-    // or the anchor's, tried above) add nothing but work, and input may carry any number of them.
-    let mut tried = vec![issuer.spki(), ta.spki()];
+    // Each certificate once, and each key's signature check once: input may repeat either any
+    // number of times. Every certificate whose key verifies is tried, though, because the same key
+    // may be certified more than once with different paths (a new root key's self-signed
+    // certificate, which has no path to an old anchor, and its new-with-old link certificate, which
+    // has one).
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut verifies: Vec<(&SubjectPublicKeyInfoOwned, bool)> = Vec::new();
     for candidate in candidates {
+        if seen.contains(&candidate.as_bytes()) {
+            continue;
+        }
+        seen.push(candidate.as_bytes());
         let spki = candidate
             .decoded()
             .tbs_certificate()
             .subject_public_key_info();
-        if tried.contains(&spki) {
-            continue;
-        }
-        tried.push(spki);
-        if !signed_by(pe, crl, candidate.as_ref()) {
+        let signed = match verifies.iter().find(|(k, _)| *k == spki) {
+            Some((_, signed)) => *signed,
+            None => {
+                let signed = signed_by(pe, crl, candidate.as_ref());
+                verifies.push((spki, signed));
+                signed
+            }
+        };
+        if !signed {
             continue;
         }
         if check_crl_sign(candidate.as_ref()).is_err() {
