@@ -4,27 +4,14 @@
 //! that pins only one of the two keys must reach certificates under the other through the link,
 //! choose issuers by key although every CA certificate here bears one name, and use a CRL signed
 //! by the other key of the CA (RFC 5280 §6.3.3 (f)). Built with the CA crate's profiles, keys and
-//! CRL encoder, at a fixed time.
+//! CRL encoder, at a fixed time. The link certificates are the CA's own [`LinkCa`] (cA without
+//! pathLenConstraint, keyCertSign and cRLSign, anyPolicy, the signing generation's ARL).
 
 use std::str::FromStr;
 
 use ca::crl::{CrlParams, Entry, Reason, Scope};
 use ca::key::{KeyAlgorithm, KeyBackend, SoftKey, key_identifier};
-use ca::profile::{AuthenticationCert, RootCa, StatusUrls, prepare, uri_dp_name};
-use const_oid::db::rfc5280::{
-    ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_BASIC_CONSTRAINTS, ID_CE_CRL_DISTRIBUTION_POINTS, ID_CE_KEY_USAGE,
-    ID_CE_SUBJECT_KEY_IDENTIFIER,
-};
-use der::Encode;
-use der::asn1::OctetString;
-use spki::SubjectPublicKeyInfoRef;
-use x509_cert::builder::profile::BuilderProfile;
-use x509_cert::certificate::TbsCertificate;
-use x509_cert::ext::Extension;
-use x509_cert::ext::pkix::crl::dp::DistributionPoint;
-use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
-};
+use ca::profile::{AuthenticationCert, LinkCa, RootCa, StatusUrls, prepare};
 use x509_cert::name::Name;
 
 use super::{Input, Revocation, Verdict, verify};
@@ -41,61 +28,6 @@ fn url(path: &str) -> String {
 
 fn at(unix: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(unix).expect("a time")
-}
-
-/// A key rollover link certificate (RFC 4210 §4.4): the root's name as issuer and subject, one
-/// generation's key certified by the other's. Extensions as the root's (cA, keyCertSign and
-/// cRLSign, no pathLenConstraint), with AKI/SKI naming the two keys and the issuing generation's
-/// ARL as CRL distribution point.
-#[derive(Debug)]
-struct Link {
-    name: Name,
-    arl_url: String,
-}
-
-fn extension(
-    oid: const_oid::ObjectIdentifier,
-    critical: bool,
-    value: &impl Encode,
-) -> x509_cert::builder::Result<Extension> {
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
-}
-
-fn key_id(spk: SubjectPublicKeyInfoRef<'_>) -> x509_cert::builder::Result<OctetString> {
-    use sha1::Digest as _;
-    Ok(OctetString::new(sha1::Sha1::digest(spk.subject_public_key.raw_bytes()).to_vec())?)
-}
-
-impl BuilderProfile for Link {
-    fn get_issuer(&self, _subject: &Name) -> Name {
-        self.name.clone()
-    }
-    fn get_subject(&self) -> Name {
-        self.name.clone()
-    }
-    fn build_extensions(
-        &self,
-        spk: SubjectPublicKeyInfoRef<'_>,
-        issuer: SubjectPublicKeyInfoRef<'_>,
-        _tbs: &TbsCertificate,
-    ) -> x509_cert::builder::Result<Vec<Extension>> {
-        let dp = DistributionPoint {
-            distribution_point: Some(uri_dp_name(&self.arl_url)?),
-            reasons: None,
-            crl_issuer: None,
-        };
-        Ok(vec![
-            extension(ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: None })?,
-            extension(ID_CE_KEY_USAGE, true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
-            extension(ID_CE_CRL_DISTRIBUTION_POINTS, false, &CrlDistributionPoints(vec![dp]))?,
-            extension(
-                ID_CE_AUTHORITY_KEY_IDENTIFIER,
-                false,
-                &AuthorityKeyIdentifier { key_identifier: Some(key_id(issuer)?), ..Default::default() },
-            )?,
-            extension(ID_CE_SUBJECT_KEY_IDENTIFIER, false, &SubjectKeyIdentifier(key_id(spk)?))?,
-        ])
-    }
 }
 
 /// One root generation: its key and self-signed certificate.
@@ -137,7 +69,8 @@ impl Generation {
 
     /// A link certificate certifying `subject`'s key under this generation's.
     fn link_to(&self, subject: &Generation, serial: u8) -> Vec<u8> {
-        let profile = Link { name: Name::from_str(NAME).expect("a name"), arl_url: self.arl_url() };
+        let name = Name::from_str(NAME).expect("a name");
+        let profile = LinkCa { issuer: name.clone(), subject: name, arl_url: self.arl_url() };
         prepare(profile, &[serial], at(NOW - DAY), at(NOW + 3650 * DAY), subject.key.public_key_der(), &self.key)
             .and_then(|p| p.sign(&self.key))
             .expect("a link certificate")
@@ -150,7 +83,7 @@ impl Generation {
             issuer: Name::from_str(NAME).expect("a name"),
             subject: AuthenticationCert::subject_name(&format!("{}-{serial}", self.label)).expect("a name"),
             policy: const_oid::ObjectIdentifier::new_unwrap(POLICY),
-            urls: StatusUrls { crl: self.shard_url(), ocsp: "http://ocsp.example.jp".into() },
+            urls: StatusUrls { crl: self.shard_url(), ocsp: "http://ocsp.example.jp".into(), ca_issuers: None },
         };
         prepare(profile, &[serial], at(NOW - DAY), at(NOW + 365 * DAY), subject_key.public_key_der(), &self.key)
             .and_then(|p| p.sign(&self.key))
