@@ -246,3 +246,7 @@ fn crl_urls(cert: &x509_cert::Certificate) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
+mod rollover_tests;

@@ -797,9 +797,9 @@ impl Drop for Pcscd {
 /// pinned, fetched from PyPI into target/pkits once.
 const PKITS_VECTORS: &str = "cryptography-vectors==48.0.0";
 const PKITS_EXPECTATIONS: &str = "pyhanko-certvalidator==0.33.0";
-/// Cases of 246 that passed when the run was wired (the failures are listed in its output and
-/// in the issue note); fewer is a regression.
-const PKITS_GATE: u32 = 219;
+/// Cases of 246 that pass with the certval fork (vendor/certval); fewer is a regression. The
+/// three failures (DSA twice, a 1950 UTCTime) are explained in docs/validator.md.
+const PKITS_GATE: u32 = 243;
 
 fn pkits() -> anyhow::Result<()> {
     let dir = project_root().join("target/pkits");
@@ -833,9 +833,10 @@ t.extractall(d, members=[m for m in t.getmembers() if m.name.endswith('nist_pkit
         .args(["--gate", &PKITS_GATE.to_string()]))
 }
 
-/// x509-limbo cases (rfc5280, pathlen, crl, pathological, cve) that passed when the run was
-/// wired; fewer is a regression. The mismatches are listed in the run's output.
-const LIMBO_GATE: u32 = 106;
+/// x509-limbo cases (rfc5280, pathlen, crl, pathological, cve) that pass (106 when the run was
+/// wired, 108 with the certval fork's cRLNumber checks); fewer is a regression. The mismatches
+/// are listed in the run's output.
+const LIMBO_GATE: u32 = 108;
 
 fn limbo_run(limbo: &Path) -> anyhow::Result<()> {
     run(&mut cargo("build --quiet -p jpki"))?;
