@@ -565,6 +565,32 @@ impl DemoCa {
             out.trim()
         );
         ensure!(ok, "the old certificate should verify under the new root through OldWithNew");
+        // Our verifier, trusting only the new root: the document's chain reaches it through
+        // OldWithNew, and every CRL on the way is checked, including those the retired RSA keys
+        // keep signing (a CRL signed by another key of the same issuer, RFC 5280 §6.3.3 (f)).
+        let published = self.publish().await?;
+        let crls = published
+            .iter()
+            .map(|p| std::fs::read(self.crl_path(&p.ca, p.generation, p.shard)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let p7m = std::fs::read(self.dir.join("document.p7m"))?;
+        let r = validator::signed_doc::verify_signed(
+            &p7m,
+            None,
+            vec![new_root.clone()],
+            vec![old_with_new.clone()],
+            validator::verify::Revocation::Crls(crls),
+            u64::try_from(identity::http::now()).unwrap_or(0),
+        )?;
+        println!(
+            "   our verifier, trusting only the new root, her document signed before the rollover: signature {}, certificate {} (through OldWithNew; CRLs of both generations checked)",
+            if r.signature_ok { "good" } else { "BAD" },
+            match &r.certificate {
+                validator::verify::Verdict::Valid { .. } => "valid".to_string(),
+                validator::verify::Verdict::Invalid { reason } => format!("INVALID: {reason}"),
+            }
+        );
+        ensure!(r.valid(), "the earlier signature should verify under the new root");
         let rp = self.dir.join("cms-root.pem");
         pem_file(&rp, &[&sig.root])?;
         let o = Command::new("openssl")
@@ -575,7 +601,7 @@ impl DemoCa {
             .output()
             .context("cannot run openssl")?;
         let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
-        println!("   her document signed before the rollover, openssl cms -verify: {said}");
+        println!("   her document signed before the rollover, openssl cms -verify (the old root): {said}");
         ensure!(o.status.success(), "the earlier signature should still verify: {said}");
         let st = self.ocsp_of(&sig)?;
         println!("   verifier: openssl ocsp for her signature certificate (RSA, retired sign-13 g1): {st}");
