@@ -81,7 +81,8 @@ impl CaHttps {
     /// has moved off RSA): `GET /v1/card/profile`.
     pub async fn card_algorithm(&self, environment: &str) -> Result<String> {
         let url = format!("{}/v1/card/profile?environment={environment}", self.base);
-        let r = self.client.get(url).send().await.context("the CA service did not answer")?;
+        // Asked before the card is touched: if the CA cannot be reached, nothing is written.
+        let r = self.client.get(url).send().await.map_err(|e| CaError::Unavailable(e.to_string()))?;
         let body = crate::ca_remote::answer(r).await?;
         let p: ca::service::CardProfile = serde_json::from_str(&body).context("the card profile")?;
         Ok(p.algorithm)

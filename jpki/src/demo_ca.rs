@@ -611,9 +611,32 @@ impl DemoCa {
         let out = self.dir.join("w-jiro");
         let (ok, text) = self.window(&self.parties.window, jiro, &out)?;
         ensure!(ok, "the window could not issue the second card: {text}");
-        drop(vc);
         let pem = std::fs::read(out.join("signature.pem")).context("the window wrote no signature.pem")?;
         let (_, der) = der::pem::decode_vec(&pem).map_err(|e| anyhow::anyhow!("signature.pem: {e}"))?;
+        // He signs with the card's P-384 key through our reader (OpenSC's jpki driver is
+        // RSA-only); a verifier holding only the old root checks it with the link certificate.
+        let int = self.ca_cert(&CaId::issuing(Purpose::Signature, Environment::Production, "13")?).await?;
+        let doc = "転居届の電子申請 / electronic change-of-address notification\n".as_bytes();
+        let p7m = crate::demo_card::sign_cms(doc, &der, std::slice::from_ref(&int))?;
+        drop(vc);
+        std::fs::write(self.dir.join("document2.p7m"), &p7m)?;
+        let (rp, lp) = (self.dir.join("old-root.pem"), self.dir.join("links.pem"));
+        pem_file(&rp, &[&sig.root])?;
+        pem_file(&lp, &[new_with_old])?;
+        let o = Command::new("openssl")
+            .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
+            .arg(self.dir.join("document2.p7m"))
+            .arg("-CAfile")
+            .arg(&rp)
+            .arg("-certfile")
+            .arg(&lp)
+            .output()
+            .context("cannot run openssl")?;
+        let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        println!(
+            "   鈴木次郎 signs with his card's P-384 key through our reader (OpenSC's jpki driver is RSA-only); openssl cms -verify with only the old root and the NewWithOld link: {said}"
+        );
+        ensure!(o.status.success(), "the P-384 card's signature should verify: {said}");
         let c = x509_cert::Certificate::from_der(&der)?;
         let spki_alg =
             c.tbs_certificate().subject_public_key_info().algorithm.parameters.as_ref().map(|p| p.value().to_vec());
@@ -624,7 +647,6 @@ impl DemoCa {
             if c.signature_algorithm().oid.to_string() == "1.2.840.10045.4.3.3" { "ecdsa-with-SHA384" } else { "?" }
         );
         ensure!(p384, "a card issued after the switch should carry P-384 keys");
-        let int = self.ca_cert(&CaId::issuing(Purpose::Signature, Environment::Production, "13")?).await?;
         let (ok, out) = self.verify_with(&der, &sig.root, &[&int, new_with_old], &[])?;
         println!(
             "   verifier trusting only the old RSA sign-root, the new certificate through NewWithOld: {}",
