@@ -540,6 +540,7 @@ impl Authority {
         if settings.shards == 0 || settings.shards > 4096 {
             return Err(Error::invalid("shards", "1–4096"));
         }
+        self.keys.check_algorithm(settings.ca_algorithm)?;
         for url in [&settings.crl_base, &settings.ocsp_url] {
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
                 return Err(Error::invalid("URL", format!("{url}: http(s)://host[:port][/path], no trailing /")));

@@ -5,7 +5,8 @@
 //! independent verifiers, pinned and installed by `cargo xtask oracles` into
 //! `target/oracles/venv`: pyca/cryptography 50.0.0 (its wheel's OpenSSL 4.0) and Go 1.27.3's
 //! crypto/x509; the profiles by pkilint; the paths by our own `jpki verify cert`. A flipped byte
-//! fails in each. (The system's OpenSSL 3.0 cannot check ML-DSA at all.)
+//! fails in each, and a document the card key signed verifies with `jpki verify doc` through the
+//! ML-DSA chain. (The system's OpenSSL 3.0 cannot check ML-DSA at all.)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
 
 mod common;
@@ -274,6 +275,29 @@ async fn an_ml_dsa_65_hierarchy_is_verified_by_independent_tools() {
     assert_eq!(o.status.code(), Some(1), "a flipped byte in the issuing CA's signature: {}", text(&o));
     let o = verify(&d("sig.pem"), &d("root.pem"), &d("int.pem"), &[sign_crls[0].clone(), bad_crl.clone()]);
     assert!(!o.status.success(), "a CRL that does not verify is never used: {}", text(&o));
+
+    // A document signed with the card's RSA signature key (`openssl cms -sign`: OpenSSL 3.0
+    // only carries the ML-DSA-signed certificate) verifies with `jpki verify doc`, the signer's
+    // chain checked through the ML-DSA hierarchy; under the wrong intermediate it does not.
+    std::fs::write(d("doc.txt"), "転入届の電子申請\n").unwrap();
+    let o = Command::new("openssl")
+        .args(["cms", "-sign", "-nodetach", "-in", &d("doc.txt"), "-signer", &d("sig.pem"), "-inkey", &d("sign.key")])
+        .args(["-outform", "DER", "-out", &d("doc.p7m")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let doc = |int: &str| {
+        Command::new(jpki_bin())
+            .args(["verify", "doc", &d("doc.p7m"), "--anchor", &d("root.pem"), "--intermediate", int])
+            .args(sign_rev.iter().flat_map(|c| ["--crl", c.as_str()]))
+            .output()
+            .unwrap()
+    };
+    let o = doc(&d("int.pem"));
+    assert_eq!(o.status.code(), Some(0), "jpki verify doc: {}", text(&o));
+    assert!(text(&o).contains("山田　花子") && text(&o).contains("signature:   good"), "{}", text(&o));
+    let o = doc(&bad_int);
+    assert_eq!(o.status.code(), Some(1), "a flipped byte in the issuing CA's signature: {}", text(&o));
 
     // OCSP: the validator enrols (responder keys in its CAs' algorithm: ML-DSA-65) and answers.
     net.pki.issue("validator", "validator:v1", true);
