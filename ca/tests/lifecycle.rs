@@ -611,8 +611,9 @@ async fn an_ml_dsa_65_generation_signs_certificates_responders_and_crls() {
     assert_eq!(KeyAlgorithm::of_spki(&leaf_key).unwrap(), KeyAlgorithm::EcP384);
     // A delegated responder with an ML-DSA-65 key, certified by the ML-DSA issuing CA.
     let responder = ca::key::SoftKey::ephemeral(KeyAlgorithm::MlDsa65).unwrap();
-    let r = w.ca.issue_responder("op-1", &sign_ca.ca, ca::key::KeyBackend::public_key_der(&responder), 30, NOW).await;
-    signed_by(&r.unwrap().der, &sign_ca.certificate);
+    let spki = ca::key::KeyBackend::public_key_der(&responder);
+    let r = w.ca.issue_responder("op-1", &sign_ca.ca, None, spki, 30, NOW).await.unwrap();
+    signed_by(&r.der, &sign_ca.certificate);
     // CRLs and ARLs: ML-DSA-signed by the generation they belong to.
     w.ca.revoke("op-1", &sig.serial, Reason::KeyCompromise, "test", NOW + 1).await.unwrap();
     let published = w.ca.publish_crls("op-1", &w.path("pub"), NOW + 2, &|_, _| {}).await.unwrap();

@@ -1,5 +1,6 @@
 //! An ML-DSA-65 hierarchy (issue 11) as real processes: `jpki ca init --algorithm ml-dsa-65`,
-//! card certificates (RSA-2048 and P-384 keys, as cards hold) issued under it, a revocation,
+//! card certificates (P-384 keys: a card under a non-RSA issuing CA holds P-384) issued under
+//! it, a revocation,
 //! the CRLs and ARLs, and OCSP answers from `jpki serve validator` whose responder keys `jpki
 //! validator enroll` made in the CA's algorithm. Every ML-DSA signature is checked by two
 //! independent verifiers, pinned and installed by `cargo xtask oracles` into
@@ -139,9 +140,17 @@ async fn an_ml_dsa_65_hierarchy_is_verified_by_independent_tools() {
         Network::start_with(dir.path(), &["--algorithm", "ml-dsa-65", "--crl-base", &base, "--ocsp-url", &url]).await;
     assert!(net.init_output.contains("ml-dsa-65"), "{}", net.init_output);
 
-    // A resident's card certificates: an RSA-2048 signature key and a P-384 authentication key.
+    // A resident's card certificates: P-384 keys, as `GET /v1/card/profile` tells a window for
+    // an issuing CA off RSA; an RSA card key is refused (card_algorithm).
     let resident = net.resident("山田　花子", "1980-02-29").await;
-    let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), p384_csr(dir.path(), "auth"));
+    let o = net.jpki(
+        &common::ca_issue_args("w1", &resident, &csr(dir.path(), "rsa"), &p384_csr(dir.path(), "auth0"), &d("o0"))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(!o.status.success() && text(&o).contains("card_algorithm"), "{}", text(&o));
+    let (sign_csr, auth_csr) = (p384_csr(dir.path(), "sign"), p384_csr(dir.path(), "auth"));
     let args = common::ca_issue_args("w1", &resident, &sign_csr, &auth_csr, &d("out"));
     let o = net.jpki(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", text(&o));
@@ -165,7 +174,7 @@ async fn an_ml_dsa_65_hierarchy_is_verified_by_independent_tools() {
     let (root_len, int_len) = (der_of(&d("root.pem")).len(), der_of(&d("int.pem")).len());
     assert!((5_000..6_500).contains(&root_len) && (5_000..6_500).contains(&int_len), "{root_len} {int_len}");
     println!(
-        "sizes: root {root_len} B, issuing CA {int_len} B, RSA card certificate {} B",
+        "sizes: root {root_len} B, issuing CA {int_len} B, P-384 card certificate {} B",
         der_of(&d("sig.pem")).len()
     );
 
@@ -276,7 +285,7 @@ async fn an_ml_dsa_65_hierarchy_is_verified_by_independent_tools() {
     let o = verify(&d("sig.pem"), &d("root.pem"), &d("int.pem"), &[sign_crls[0].clone(), bad_crl.clone()]);
     assert!(!o.status.success(), "a CRL that does not verify is never used: {}", text(&o));
 
-    // A document signed with the card's RSA signature key (`openssl cms -sign`: OpenSSL 3.0
+    // A document signed with the card's P-384 signature key (`openssl cms -sign`: OpenSSL 3.0
     // only carries the ML-DSA-signed certificate) verifies with `jpki verify doc`, the signer's
     // chain checked through the ML-DSA hierarchy; under the wrong intermediate it does not.
     std::fs::write(d("doc.txt"), "転入届の電子申請\n").unwrap();
