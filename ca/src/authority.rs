@@ -197,6 +197,16 @@ pub fn proof_of_possession(csr: &[u8], which: &str) -> Result<Vec<u8>> {
     Ok(spki)
 }
 
+/// [`proof_of_possession`] for a resident's card key: RSA or ECDSA P-384 only. ML-DSA-65 is
+/// for CA and OCSP responder keys; no card holds one.
+fn card_proof_of_possession(csr: &[u8], which: &str) -> Result<Vec<u8>> {
+    let spki = proof_of_possession(csr, which)?;
+    if KeyAlgorithm::of_spki(&spki)? == KeyAlgorithm::MlDsa65 {
+        return Err(Error::refused("bad_key", format!("the {which} key is ML-DSA-65: card keys are RSA or P-384")));
+    }
+    Ok(spki)
+}
+
 /// A prepared certificate of any profile.
 pub enum AnyPrepared {
     /// Issuing CA.
@@ -530,6 +540,7 @@ impl Authority {
         if settings.shards == 0 || settings.shards > 4096 {
             return Err(Error::invalid("shards", "1–4096"));
         }
+        self.keys.check_algorithm(settings.ca_algorithm)?;
         for url in [&settings.crl_base, &settings.ocsp_url] {
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
                 return Err(Error::invalid("URL", format!("{url}: http(s)://host[:port][/path], no trailing /")));
@@ -1182,9 +1193,9 @@ impl Authority {
         {
             return Ok(done);
         }
-        let sig_key = req.signature_csr.as_deref().map(|c| proof_of_possession(c, "signature")).transpose()?;
+        let sig_key = req.signature_csr.as_deref().map(|c| card_proof_of_possession(c, "signature")).transpose()?;
         let auth_key =
-            req.authentication_csr.as_deref().map(|c| proof_of_possession(c, "authentication")).transpose()?;
+            req.authentication_csr.as_deref().map(|c| card_proof_of_possession(c, "authentication")).transpose()?;
         if let (Some(a), Some(b)) = (&sig_key, &auth_key)
             && a == b
         {

@@ -1,7 +1,7 @@
 //! CRLs (RFC 5280 §5), encoded in one pass without holding the list: revoked entries are
 //! encoded one at a time into a byte sink (a file in the shell), then the TBSCertList is framed
-//! around them, hashed as it streams, signed, and framed again. Memory does not grow with the
-//! list. We frame the TBS ourselves because x509-cert's `CrlBuilder` can only add CRLNumber and
+//! around them, hashed as it streams (an ML-DSA key's μ likewise, [`crate::key::Hasher`]),
+//! signed, and framed again. Memory does not grow with the list. We frame the TBS ourselves because x509-cert's `CrlBuilder` can only add CRLNumber and
 //! AKI — and gets the AKI wrong for subordinate CAs (crates.md §1.4); every value inside is
 //! still encoded by `der`/`x509-cert` types.
 //!
@@ -290,7 +290,7 @@ pub fn assemble<R: Read>(
 ) -> Result<usize> {
     let alg = key.algorithm().signature_algorithm();
     let (head, tail) = tbs_frame(p, &alg, entries_len)?;
-    let mut h = key.algorithm().hasher();
+    let mut h = crate::key::Hasher::for_key(key)?;
     h.update(&head);
     let mut buf = vec![0u8; 1 << 16];
     let mut seen = 0usize;
@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn streamed_crl_decodes_and_verifies() {
-        for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::EcP384] {
+        for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::EcP384, KeyAlgorithm::MlDsa65] {
             let key = SoftKey::ephemeral(alg).unwrap();
             let serials: Vec<[u8; 16]> =
                 (0..50u8).map(|i| [0x40 | (i & 0x3f), i, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, i]).collect();

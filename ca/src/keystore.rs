@@ -43,6 +43,19 @@ impl KeyStore {
         Ok(Self::Soft { dir: dir.to_owned(), passphrase })
     }
 
+    /// Whether this store can hold keys of `alg`: a PKCS#11 token here has no ML-DSA-65
+    /// (SoftHSM 2.6, OpenSC 0.23), so ML-DSA-65 keys are software keys only. Checked before
+    /// anything is stored.
+    pub fn check_algorithm(&self, alg: KeyAlgorithm) -> Result<()> {
+        match (self, alg) {
+            (Self::Pkcs11(_), KeyAlgorithm::MlDsa65) => Err(Error::invalid(
+                "key algorithm",
+                "ml-dsa-65 keys are software keys only: no PKCS#11 token here has ML-DSA (SoftHSM 2.6, OpenSC 0.23)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Generates a new key labelled `label` (a CA slug and generation).
     pub fn generate(&self, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn KeyBackend>> {
         Ok(match self {

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod key;
+pub mod mldsa;
 pub mod pkcs11;
 
 pub use error::{Error, Result};

@@ -2,7 +2,8 @@
 //! generated on the token as sensitive, non-extractable objects and only ever used through
 //! `C_Sign` — RSA as `CKM_RSA_PKCS` over a DigestInfo, ECDSA P-384 as `CKM_ECDSA` over the
 //! digest, its raw `r‖s` converted to a DER `ECDSA-Sig-Value`. The user PIN is held only to log
-//! in and is never printed.
+//! in and is never printed. ML-DSA-65 keys are refused: SoftHSM 2.6 and OpenSC 0.23 have no
+//! ML-DSA, so an ML-DSA generation's key is a software key ([`crate::key::SoftKey`]).
 
 use std::fmt;
 use std::path::Path;
@@ -79,6 +80,12 @@ impl Pkcs11Store {
 
     /// Generates a key pair on the token, labelled `label` (refused if the label exists).
     pub fn generate(&self, label: &str, alg: KeyAlgorithm) -> Result<Pkcs11Key> {
+        if alg == KeyAlgorithm::MlDsa65 {
+            return Err(Error::invalid(
+                "key algorithm",
+                "ml-dsa-65 keys are software keys only: no PKCS#11 token here has ML-DSA (SoftHSM 2.6, OpenSC 0.23)",
+            ));
+        }
         {
             let s = self.session.lock().map_err(|_| Error::key("PKCS#11 session poisoned"))?;
             if self.find(&s, ObjectClass::PRIVATE_KEY, label)?.is_some() {
@@ -103,6 +110,7 @@ impl Pkcs11Store {
                     public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
                     Mechanism::RsaPkcsKeyPairGen
                 }
+                // P-384 (ML-DSA-65 was refused above).
                 None => {
                     public.push(Attribute::EcParams(P384_PARAMS.to_vec()));
                     Mechanism::EccKeyPairGen
@@ -227,7 +235,9 @@ impl KeyBackend for Pkcs11Key {
                     .map_err(|e| Error::key(format!("ECDSA signature: {e}")))?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
-            _ => {
+            // Never loaded: `load` builds RSA and EC keys only.
+            KeyAlgorithm::MlDsa65 => Err(Error::key("ML-DSA-65 keys are not signed with through PKCS#11")),
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
                 let mut info = SHA256_DIGEST_INFO.to_vec();
                 info.extend_from_slice(digest);
                 s.sign(&Mechanism::RsaPkcs, self.private, &info).map_err(|e| p11("signing", e))

@@ -567,3 +567,64 @@ async fn a_batch_of_several_pipeline_steps_issues_every_certificate_in_order() {
         assert!(w.ca.show(&fresh).await.is_err(), "nothing of a refused batch is reserved");
     }
 }
+
+/// An ML-DSA-65 hierarchy (issue 11): roots and issuing CAs sign with ML-DSA-65 (RFC 9881 §2:
+/// id-ml-dsa-65, parameters absent), card keys stay P-384 (an ML-DSA card key is refused),
+/// a delegated responder may have an ML-DSA key, and CRLs and ARLs are ML-DSA-signed. Every
+/// signature is checked against the key of the generation that made it.
+#[tokio::test]
+async fn an_ml_dsa_65_generation_signs_certificates_responders_and_crls() {
+    let db = identity::store::testing::sqlite().unwrap();
+    let w = World::new(&db, KeyAlgorithm::MlDsa65).await;
+    let ml_dsa_65 = [0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x12];
+    let signed_by = |der: &[u8], issuer_der: &[u8]| {
+        let c = Certificate::from_der(der).unwrap();
+        let issuer = Certificate::from_der(issuer_der).unwrap();
+        assert_eq!(c.signature_algorithm().to_der().unwrap(), ml_dsa_65, "AlgorithmIdentifier without parameters");
+        let sig = c.signature().as_bytes().unwrap();
+        assert_eq!(sig.len(), ca::mldsa::SIGNATURE_LEN);
+        let spki = issuer.tbs_certificate().subject_public_key_info().to_der().unwrap();
+        assert!(ca::key::verify(&spki, &c.tbs_certificate().to_der().unwrap(), sig).unwrap());
+        let mut bad = sig.to_vec();
+        bad[7] ^= 0x80;
+        assert!(!ca::key::verify(&spki, &c.tbs_certificate().to_der().unwrap(), &bad).unwrap());
+    };
+    let code = w.register("山田　花子", "1980-02-17").await;
+    // Card keys are P-384 under an ML-DSA hierarchy; an ML-DSA "card" key is refused.
+    let mldsa_card = ca::key::SoftKey::ephemeral(KeyAlgorithm::MlDsa65).unwrap();
+    let mldsa_csr = ca::key::csr(&mldsa_card, "CN=card,C=JP".parse().unwrap()).unwrap();
+    let e = w.ca.issue("window-1", &request(&code, Some(&mldsa_csr), None), &w.source, NOW).await.unwrap_err();
+    assert_eq!(e.kind(), "bad_key", "{e}");
+    let (_, scsr) = subject(KeyAlgorithm::EcP384);
+    let (_, acsr) = subject(KeyAlgorithm::EcP384);
+    let issued = w.ca.issue("window-1", &request(&code, Some(&scsr), Some(&acsr)), &w.source, NOW).await.unwrap();
+    let sign_ca =
+        w.ca.current(&CaId::issuing(Purpose::Signature, Environment::Production, "13").unwrap(), NOW).await.unwrap();
+    let sign_root = w.ca.current(&CaId::root(Purpose::Signature, Environment::Production), NOW).await.unwrap();
+    assert_eq!((sign_root.algorithm, sign_ca.algorithm), (KeyAlgorithm::MlDsa65, KeyAlgorithm::MlDsa65));
+    signed_by(&sign_root.certificate, &sign_root.certificate);
+    signed_by(&sign_ca.certificate, &sign_root.certificate);
+    let sig = issued.get(CertKind::Signature).unwrap();
+    signed_by(&sig.der, &sign_ca.certificate);
+    let leaf = Certificate::from_der(&sig.der).unwrap();
+    let leaf_key = leaf.tbs_certificate().subject_public_key_info().to_der().unwrap();
+    assert_eq!(KeyAlgorithm::of_spki(&leaf_key).unwrap(), KeyAlgorithm::EcP384);
+    // A delegated responder with an ML-DSA-65 key, certified by the ML-DSA issuing CA.
+    let responder = ca::key::SoftKey::ephemeral(KeyAlgorithm::MlDsa65).unwrap();
+    let spki = ca::key::KeyBackend::public_key_der(&responder);
+    let r = w.ca.issue_responder("op-1", &sign_ca.ca, None, spki, 30, NOW).await.unwrap();
+    signed_by(&r.der, &sign_ca.certificate);
+    // CRLs and ARLs: ML-DSA-signed by the generation they belong to.
+    w.ca.revoke("op-1", &sig.serial, Reason::KeyCompromise, "test", NOW + 1).await.unwrap();
+    let published = w.ca.publish_crls("op-1", &w.path("pub"), NOW + 2, &|_, _| {}).await.unwrap();
+    assert_eq!(published.len(), 2 + 2 * 4);
+    for p in &published {
+        let der = std::fs::read(&p.path).unwrap();
+        let crl = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&der).unwrap();
+        assert_eq!(crl.signature_algorithm.to_der().unwrap(), ml_dsa_65);
+        let g = w.ca.generation_of(&p.ca, p.generation).await.unwrap();
+        let spki = g.cert().unwrap().tbs_certificate().subject_public_key_info().to_der().unwrap();
+        let tbs = crl.tbs_cert_list.to_der().unwrap();
+        assert!(ca::key::verify(&spki, &tbs, crl.signature.as_bytes().unwrap()).unwrap(), "{}", p.path.display());
+    }
+}

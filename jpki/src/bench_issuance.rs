@@ -41,8 +41,8 @@ const TASKS: usize = 8;
 
 fn csr(k: &SoftKey) -> Result<Vec<u8>> {
     let mut b = openssl::x509::X509ReqBuilder::new()?;
-    b.set_pubkey(k.pkey())?;
-    b.sign(k.pkey(), openssl::hash::MessageDigest::sha384())?;
+    b.set_pubkey(k.pkey()?)?;
+    b.sign(k.pkey()?, openssl::hash::MessageDigest::sha384())?;
     Ok(b.build().to_der()?)
 }
 

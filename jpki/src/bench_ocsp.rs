@@ -155,7 +155,7 @@ pub async fn run() -> Result<()> {
     let reference = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
     let rc = ca.issue_responder("bench", &g.ca, None, reference.public_key_der(), 30, now).await?;
     std::fs::write(d("ref.pem"), crate::ca_cmd::pem("CERTIFICATE", &rc.der)?)?;
-    std::fs::write(d("ref.key"), reference.pkey().private_key_to_pem_pkcs8()?)?;
+    std::fs::write(d("ref.key"), reference.pkey()?.private_key_to_pem_pkcs8()?)?;
     std::fs::write(d("int.pem"), crate::ca_cmd::pem("CERTIFICATE", &g.certificate)?)?;
     // openssl's index: V, expiry, (no revocation), serial, file, subject.
     let mut index = String::new();

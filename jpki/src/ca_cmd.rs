@@ -51,7 +51,8 @@ pub enum Cmd {
         /// prod or test (the test hierarchy is kept apart: O=JPKI-TEST, its own policy OIDs).
         #[arg(long, default_value = "prod")]
         env: String,
-        /// CA key algorithm: rsa2048, rsa3072, rsa4096 or p384.
+        /// CA key algorithm: rsa2048, rsa3072, rsa4096, p384 or ml-dsa-65 (FIPS 204, RFC 9881;
+        /// software keys only, see docs/ca.md "ML-DSA-65 generations").
         #[arg(long, default_value = "rsa2048")]
         algorithm: String,
         /// CRL shards per issuing CA generation.

@@ -41,8 +41,10 @@ pub enum Cmd {
         /// Validity of the responder certificates (days, at most 366).
         #[arg(long, default_value_t = 90)]
         days: i64,
-        /// Responder key algorithm: rsa2048 or p384.
-        #[arg(long, default_value = "rsa2048")]
+        /// Responder key algorithm: `ca` (each responder key in the algorithm of the CA
+        /// generation it answers for, so an ML-DSA-65 generation's responses are ML-DSA-65
+        /// signed), or one of rsa2048, p384, ml-dsa-65 for all.
+        #[arg(long, default_value = "ca")]
         algorithm: String,
     },
     /// Register a verifier (署名検証者) for the verification API. It connects over mutual TLS
@@ -167,7 +169,10 @@ async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let pass = passphrase()?;
-    let alg = KeyAlgorithm::parse(algorithm)?;
+    let fixed = match algorithm {
+        "ca" => None,
+        name => Some(KeyAlgorithm::parse(name)?),
+    };
     let n = credential(net)?;
     net::client::require_https(ca_url)?;
     let client = net::client::client(&n.cred, &n.trust, Some(ca_party.parse().context("--ca-party")?))?;
@@ -186,16 +191,24 @@ async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i
             println!("{}: responder key exists, skipped", key_path.display());
             continue;
         }
-        let key = SoftKey::create(&key_path, alg, &pass)?;
-        let mut req = openssl::x509::X509ReqBuilder::new()?;
-        req.set_pubkey(key.pkey())?;
-        req.sign(key.pkey(), openssl::hash::MessageDigest::sha256())?;
-        let body = ca::service::ResponderBody {
-            ca: c.ca.clone(),
-            csr: b64.encode(req.build().to_der()?),
-            days,
-            generation: Some(c.generation),
+        let alg = match fixed {
+            Some(alg) => alg,
+            None => {
+                use der::{Decode, Encode};
+                let der = b64.decode(&c.certificate).context("the CA certificate is not base64")?;
+                let cert = x509_cert::Certificate::from_der(&der).context("the CA certificate")?;
+                KeyAlgorithm::of_spki(&cert.tbs_certificate().subject_public_key_info().to_der()?)?
+            }
         };
+        let key = SoftKey::create(&key_path, alg, &pass)?;
+        // The request is signed through the key backend, in the algorithm the CA's proof of
+        // possession expects (ecdsa-with-SHA384 for P-384, ML-DSA-65 for ML-DSA).
+        let subject = format!("CN=OCSP responder {} g{},O=JPKI,C=JP", c.ca, c.generation)
+            .parse()
+            .map_err(|e| anyhow::anyhow!("subject: {e}"))?;
+        let csr = ca::key::csr(&key, subject)?;
+        let body =
+            ca::service::ResponderBody { ca: c.ca.clone(), csr: b64.encode(csr), days, generation: Some(c.generation) };
         let r: ca::service::ResponderAnswer = serde_json::from_str(
             &answer(client.post(format!("{base}/v1/responders")).json(&body).send().await?).await?,
         )?;

@@ -143,6 +143,13 @@ fn ca_keys_on_a_softhsm2_token_sign_what_openssl_verifies() {
         assert!(!o.status.success() && text(&o).contains("wrong user PIN"), "{}", text(&o));
         let o = jpki(&["ca", "init", "--algorithm", alg], "87654321");
         assert!(!o.status.success() && text(&o).contains("already initialised"), "{}", text(&o));
+        if alg == "p384" {
+            // ML-DSA-65 keys are software keys only: refused on a token before anything is stored.
+            let o = jpki(&["ca", "init", "--env", "test", "--algorithm", "ml-dsa-65"], "87654321");
+            assert!(!o.status.success() && text(&o).contains("software keys only"), "{}", text(&o));
+            let o = jpki(&["ca", "cert", "test-sign-root"], "87654321");
+            assert!(!o.status.success(), "no test root was made: {}", text(&o));
+        }
     }
 }
 

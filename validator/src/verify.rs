@@ -1,11 +1,15 @@
 //! Path validation for verifiers, per RFC 5280 §6, at a given time, to pinned trust anchors,
 //! with revocation from CRLs the caller supplies (sharded CRLs with issuingDistributionPoint
 //! included) or from OCSP responses the caller fetched. The algorithm is certval's (PKITS
-//! and x509-limbo tested); this module chooses the inputs and reports the outcome.
+//! and x509-limbo tested); this module chooses the inputs and reports the outcome, and adds the
+//! one signature algorithm certval is built without here: ML-DSA-65 ([`verify_ml_dsa_65`], for
+//! certificates, CRLs and OCSP responses of an ML-DSA generation).
 
 use certval::environment::pki_environment::PkiEnvironment;
 use certval::*;
-use der::Decode;
+use der::asn1::BitString;
+use der::{Decode, Encode};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use crate::error::{Error, Result};
 
@@ -121,6 +125,7 @@ pub fn verify(input: &Input) -> Result<Verdict> {
 
     let mut pe = PkiEnvironment::new();
     pe.populate_5280_pki_environment();
+    pe.add_verify_signature_message_callback(verify_ml_dsa_65);
     let mut tas = TaSource::new();
     for (i, a) in input.anchors.iter().enumerate() {
         x509_cert::Certificate::from_der(a).map_err(|e| cert_err(&format!("anchor {}", i + 1), &e))?;
@@ -245,6 +250,32 @@ fn crl_urls(cert: &x509_cert::Certificate) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// certval's signature callback for ML-DSA-65 (RFC 9881): pure ML-DSA, empty context, the
+/// AlgorithmIdentifier without parameters and the signer's key an id-ml-dsa-65 key
+/// ([`ca::mldsa::verify`]). certval asks its callbacks in turn: any other algorithm is
+/// `Unrecognized`, so the next one (RSA, ECDSA) answers; for ML-DSA-65 this is the answer.
+pub fn verify_ml_dsa_65(
+    _pe: &PkiEnvironment,
+    message: &[u8],
+    signature: &BitString,
+    algorithm: &AlgorithmIdentifierOwned,
+    spki: &SubjectPublicKeyInfoOwned,
+) -> certval::Result<()> {
+    if algorithm.oid != ca::mldsa::OID {
+        return Err(certval::Error::Unrecognized);
+    }
+    let encoding = certval::Error::PathValidation(PathValidationStatus::EncodingError);
+    if algorithm.parameters.is_some() {
+        return Err(encoding);
+    }
+    let (Ok(spki), Some(signature)) = (spki.to_der(), signature.as_bytes()) else { return Err(encoding) };
+    match ca::mldsa::verify(&spki, message, signature) {
+        Ok(true) => Ok(()),
+        // A signature that does not verify, or a signer's key that is no ML-DSA-65 key.
+        Ok(false) | Err(_) => Err(certval::Error::PathValidation(PathValidationStatus::SignatureVerificationFailure)),
+    }
 }
 
 #[cfg(test)]

