@@ -10,7 +10,7 @@
 //! ```toml
 //! ca = "sign-13"             # the CA (slug)
 //! generation = 2             # the new generation: the newest one + 1
-//! algorithm = "p384"         # rsa2048 | rsa3072 | rsa4096 | p384 (ml-dsa-65: not yet)
+//! algorithm = "p384"         # rsa2048 | rsa3072 | rsa4096 | p384 | ml-dsa-65 (software keys)
 //! key = "software"           # or "pkcs11" with module and token
 //! not_before = "2027-01-01T00:00:00Z"
 //! activation = "2027-02-01T00:00:00Z"
@@ -277,11 +277,11 @@ pub struct Context<'a> {
 /// Checks `c` in `cx` at `now` and gives its steps; or why the ceremony may not run.
 pub fn plan(c: &Ceremony, cx: Context<'_>, now: i64) -> Result<CeremonyPlan> {
     let ca = CaId::parse(&c.ca)?;
-    if c.algorithm == "ml-dsa-65" {
-        return Err(Error::invalid("algorithm", "ml-dsa-65 generations are not supported yet"));
-    }
     let algorithm = KeyAlgorithm::parse(&c.algorithm)?;
     store_description(c)?;
+    if algorithm == KeyAlgorithm::MlDsa65 && c.key == "pkcs11" {
+        return Err(Error::invalid("key", "no PKCS#11 token here has ML-DSA: ml-dsa-65 keys are software keys"));
+    }
     if c.generation != cx.next {
         return Err(Error::invalid(
             "generation",
@@ -857,7 +857,9 @@ mod tests {
     fn bad_ceremonies_are_refused_before_anything_is_planned() {
         let bad = [
             file("name = \"same\"\nunknown = 1"),
-            file("name = \"same\"").replace("p384", "ml-dsa-65"),
+            file("name = \"same\"")
+                .replace("p384", "ml-dsa-65")
+                .replace("key = \"software\"", "key = \"pkcs11\"\nmodule = \"m.so\"\ntoken = \"t\""),
             file("name = \"same\"").replace("p384", "rsa1024"),
             file("name = \"same\"").replace("generation = 2", "generation = 3"),
             file("name = \"same\"").replace("2027-01-01", "2026-01-01"),

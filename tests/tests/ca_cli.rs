@@ -155,7 +155,8 @@ fn ca_keys_on_a_softhsm2_token_sign_what_openssl_verifies() {
 
 /// `jpki ca ceremony plan`: the dry run of a same-name root re-key lists the key, the
 /// certificate, both link certificates and the switch; a successor activated too late for the
-/// overlap policy, an unsupported algorithm and a malformed file are refused; nothing is written.
+/// overlap policy and a malformed file are refused; an ML-DSA-65 plan signs its links with each
+/// algorithm; nothing is written.
 #[test]
 fn a_ceremony_plan_is_a_checked_dry_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,8 +193,14 @@ fn a_ceremony_plan_is_a_checked_dry_run() {
     }
     let o = file("p384", "2034-02-01T00:00:00Z");
     assert!(!o.status.success() && text(&o).contains("refused (overlap)"), "{}", text(&o));
+    // A post-quantum root: the links are signed with each algorithm (NewWithOld with the old
+    // RSA key, OldWithNew with ML-DSA).
     let o = file("ml-dsa-65", "2027-02-01T00:00:00Z");
-    assert!(!o.status.success() && text(&o).contains("not supported yet"), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        o.status.success() && out.contains("generate a ml-dsa-65 key") && out.contains("signed with ml-dsa-65"),
+        "{out}"
+    );
     std::fs::write(d("c.toml"), "ca = [").unwrap();
     let o = jpki(&["ca", "ceremony", "plan", &d("c.toml")]);
     assert!(!o.status.success() && text(&o).contains("ceremony file"), "{}", text(&o));
@@ -270,8 +277,11 @@ fn a_ceremony_run_resumes_after_a_crash_and_rolls_back() {
     assert!(o.status.success() && out.contains("rolled back"), "{out}");
     let o = jpki(&["ca", "ceremony", "status", "--ca", "sign-root"]);
     assert!(text(&o).contains("rolled back"), "{}", text(&o));
-    let o = jpki(&["ca", "cert", "--ca", "sign-root"]);
-    let cert = text(&o);
-    let g1 = jpki(&["ca", "cert", "--ca", "sign-root", "--generation", "1"]);
-    assert_eq!(cert, text(&g1), "after the rollback the first generation is current");
+    let current = jpki(&["ca", "cert", "sign-root"]);
+    let g1 = jpki(&["ca", "cert", "sign-root", "--generation", "1"]);
+    let g2 = jpki(&["ca", "cert", "sign-root", "--generation", "2"]);
+    assert!(current.status.success() && g1.status.success() && g2.status.success(), "{}", text(&current));
+    assert!(text(&current).contains("BEGIN CERTIFICATE"), "{}", text(&current));
+    assert_eq!(current.stdout, g1.stdout, "after the rollback the first generation is current");
+    assert_ne!(current.stdout, g2.stdout);
 }

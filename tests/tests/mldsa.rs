@@ -359,3 +359,66 @@ async fn an_ml_dsa_65_hierarchy_is_verified_by_independent_tools() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "revoked over OCSP: {}", text(&o));
 }
+
+/// A same-name re-key of an RSA-2048 root to ML-DSA-65 by ceremony (`jpki ca ceremony run`):
+/// NewWithOld is signed with the old RSA key (what an old verifier can check), OldWithNew with
+/// the new ML-DSA key; both independent tools check each link with the other generation's key,
+/// and refuse a flipped one.
+#[test]
+fn a_root_is_re_keyed_to_ml_dsa_65_with_links_signed_by_each_algorithm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let oracles = Oracles::new(dir.path());
+    let jpki = |args: &[&str]| {
+        Command::new(jpki_bin())
+            .args(args)
+            .args(["--actor", "op-1"])
+            .env("JPKI_CA_PASSPHRASE", "ml-dsa ceremony passphrase")
+            .env("JPKI_CA_DB", d("ca.db"))
+            .env("JPKI_CA_KEYS", d("keys"))
+            .output()
+            .unwrap()
+    };
+    assert!(jpki(&["ca", "init"]).status.success());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let rfc = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    std::fs::write(
+        d("c.toml"),
+        format!(
+            "ca = \"sign-root\"\ngeneration = 2\nalgorithm = \"ml-dsa-65\"\nkey = \"software\"\n\
+             not_before = \"{}\"\nactivation = \"{}\"\nname = \"same\"\n",
+            rfc(now),
+            rfc(now + 86_400)
+        ),
+    )
+    .unwrap();
+    let o = jpki(&["ca", "ceremony", "run", &d("c.toml")]);
+    assert!(o.status.success() && text(&o).matches("done:").count() == 5, "{}", text(&o));
+    let status = text(&jpki(&["ca", "ceremony", "status", "--ca", "sign-root"]));
+    assert!(status.contains("ml-dsa-65") && status.contains("pending"), "{status}");
+    let serial = |dir: &str| {
+        let line = status.lines().find(|l| l.contains(&format!("link {dir}"))).unwrap_or_else(|| panic!("{status}"));
+        line.rsplit(' ').next().unwrap().to_owned()
+    };
+    let pem = |args: &[&str], file: &str| {
+        let o = jpki(args);
+        assert!(o.status.success(), "{}", text(&o));
+        std::fs::write(d(file), &o.stdout).unwrap();
+        d(file)
+    };
+    let old = pem(&["ca", "cert", "sign-root", "--generation", "1"], "g1.pem");
+    let new = pem(&["ca", "cert", "sign-root", "--generation", "2"], "g2.pem");
+    let nwo = pem(&["ca", "show", &serial("new-with-old"), "--pem"], "nwo.pem");
+    let own = pem(&["ca", "show", &serial("old-with-new"), "--pem"], "own.pem");
+    oracles.accept(&["cert", &old, &nwo]);
+    oracles.accept(&["cert", &new, &own]);
+    oracles.refuse(&["cert", &old, &own]);
+    let der = der_of(&own);
+    std::fs::write(d("own.der"), der).unwrap();
+    oracles.refuse(&["cert", &new, &flipped(&d("own.der"), &d("own-flipped.der"))]);
+}
