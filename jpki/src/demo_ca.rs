@@ -617,24 +617,23 @@ impl DemoCa {
         // RSA-only); a verifier holding only the old root checks it with the link certificate.
         let int = self.ca_cert(&CaId::issuing(Purpose::Signature, Environment::Production, "13")?).await?;
         let doc = "転居届の電子申請 / electronic change-of-address notification\n".as_bytes();
-        let p7m = crate::demo_card::sign_cms(doc, &der, std::slice::from_ref(&int))?;
+        // The signed document carries the issuing CA and the NewWithOld link, so that a verifier
+        // holding only the old root can build the path (openssl cms takes no -untrusted).
+        let p7m = crate::demo_card::sign_cms(doc, &der, &[int.clone(), new_with_old.clone()])?;
         drop(vc);
         std::fs::write(self.dir.join("document2.p7m"), &p7m)?;
-        let (rp, lp) = (self.dir.join("old-root.pem"), self.dir.join("links.pem"));
+        let rp = self.dir.join("old-root.pem");
         pem_file(&rp, &[&sig.root])?;
-        pem_file(&lp, &[new_with_old])?;
         let o = Command::new("openssl")
             .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
             .arg(self.dir.join("document2.p7m"))
             .arg("-CAfile")
             .arg(&rp)
-            .arg("-certfile")
-            .arg(&lp)
             .output()
             .context("cannot run openssl")?;
         let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
         println!(
-            "   鈴木次郎 signs with his card's P-384 key through our reader (OpenSC's jpki driver is RSA-only); openssl cms -verify with only the old root and the NewWithOld link: {said}"
+            "   鈴木次郎 signs with his card's P-384 key through our reader (OpenSC's jpki driver is RSA-only); openssl cms -verify with only the old root (the document carries the NewWithOld link): {said}"
         );
         ensure!(o.status.success(), "the P-384 card's signature should verify: {said}");
         let c = x509_cert::Certificate::from_der(&der)?;
