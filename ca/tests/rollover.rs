@@ -83,6 +83,37 @@ fn py_verify(dir: &Path, anchor: &[u8], leaf: &[u8], untrusted: &[&[u8]], crls: 
     run(&mut c)
 }
 
+/// Go's crypto/x509 (the pinned toolchain `cargo xtask oracles` installs in
+/// `target/oracles/venv`): `x509.Verify` of `leaf` to `anchor` with `untrusted` as intermediates.
+fn go_chain(dir: &Path, anchor: &[u8], leaf: &[u8], untrusted: &[&[u8]], at: i64) -> (bool, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join("target/oracles/venv");
+    assert!(venv.join("bin/go").exists(), "Go is not installed in {}: run `cargo xtask oracles`", venv.display());
+    let bin = dir.join("x509check");
+    if !bin.exists() {
+        let (ok, out) = run(Command::new(venv.join("bin/go"))
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(root.join("tests/go/x509check.go"))
+            .envs([("GOPROXY", "off"), ("GOTOOLCHAIN", "local"), ("GOFLAGS", "")])
+            .env("GOCACHE", root.join("target/oracles/go-cache"))
+            .env("GOPATH", root.join("target/oracles/gopath")));
+        assert!(ok, "go build: {out}");
+    }
+    let file = |name: String, der: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, der).unwrap();
+        p.display().to_string()
+    };
+    let ints: Vec<String> = untrusted.iter().enumerate().map(|(i, u)| file(format!("go-int{i}.der"), u)).collect();
+    run(Command::new(&bin)
+        .arg("chain")
+        .arg(file("go-anchor.der".into(), anchor))
+        .arg(ints.join(","))
+        .arg(file("go-leaf.der".into(), leaf))
+        .arg(at.to_string()))
+}
+
 fn id(slug: &str) -> CaId {
     CaId::parse(slug).unwrap()
 }
@@ -192,6 +223,13 @@ async fn roots_and_issuing_cas_roll_over_and_openssl_follows_the_links_both_ways
         assert!(ok, "{}: new root, OldWithNew: {out}", w.label);
         let (ok, out) = py_verify(d, &sroot1, &new_sig.der, &[&s13_2], &[], when);
         assert!(!ok && out.matches(": invalid:").count() == 2, "{}: no link, no path: {out}", w.label);
+        // And through Go's crypto/x509.
+        let (ok, out) = go_chain(d, &sroot1, &new_sig.der, &[&s13_2, &new_with_old], when);
+        assert!(ok, "{}: Go, old root, NewWithOld: {out}", w.label);
+        let (ok, out) = go_chain(d, &sroot2, &old_sig.der, &[&s13_1, &old_with_new], when);
+        assert!(ok, "{}: Go, new root, OldWithNew: {out}", w.label);
+        let (ok, out) = go_chain(d, &sroot1, &new_sig.der, &[&s13_2], when);
+        assert!(!ok, "{}: Go, no link: {out}", w.label);
         // The renamed root: the old root's cross-certificate, or the new root directly.
         let (ok, out) = verify(d, &aroot1, &[&a13_2, &cross], &new_auth.der, &[], when);
         assert!(ok, "{}: old auth root through the cross-certificate: {out}", w.label);

@@ -4,6 +4,7 @@
 //
 //	x509check cert ISSUER CERT              CERT's signature checks with ISSUER's key
 //	x509check chain ROOT INT LEAF UNIXTIME  x509.Verify: LEAF through INT to the anchor ROOT
+//	                                        (INT: one file, or several joined by commas)
 //	x509check crl ISSUER CRL                the CRL's signature checks with ISSUER's key
 //	x509check ocsp RESPONDER RESPONSE       the BasicOCSPResponse's signature (RFC 6960
 //	                                        §4.2.1) checks with RESPONDER's key
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -85,7 +87,9 @@ func main() {
 		}
 		roots, ints := x509.NewCertPool(), x509.NewCertPool()
 		roots.AddCert(cert(a[1]))
-		ints.AddCert(cert(a[2]))
+		for _, p := range strings.Split(a[2], ",") {
+			ints.AddCert(cert(p))
+		}
 		at, err := strconv.ParseInt(a[4], 10, 64)
 		if err != nil {
 			fail(err)
