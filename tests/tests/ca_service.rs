@@ -254,6 +254,32 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     assert!(a.to_string().contains("\"generation\":1"), "{a}");
     let o = common::jpki(&["ca-op", "ceremony", "rollback", "--slug", "sign-13", "--generation", "2"], &op_env);
     assert!(o.status.success() && text(&o).contains("rolled back"), "{}", text(&o));
+    // Hostile or mistaken input: a malformed ceremony file is 400 naming the file; a ceremony
+    // for a generation that is not the next is refused; the emergency routes are the operators'
+    // (a window gets 403) and refuse the issuing generation; the re-issuance queue is the
+    // windows' (an operator gets 403); a window's queue is empty before any compromise.
+    let r = op.post(format!("{url}/v1/ceremony/run")).json(&json!({"file": "ca = ["})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("ceremony file"));
+    let r = op.post(format!("{url}/v1/ceremony/plan")).json(&json!({"file": ceremony})).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("the next generation of sign-13 is 3"), "a rolled-back number is not reused: {body}");
+    let r = w_tokyo
+        .post(format!("{url}/v1/emergency/compromise"))
+        .json(&json!({"ca": "sign-13", "generation": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let o = common::jpki(&["ca-op", "emergency", "compromise", "--slug", "sign-13", "--generation", "1"], &op_env);
+    assert!(!o.status.success() && text(&o).contains("generation_issuing"), "{}", text(&o));
+    let r = op.get(format!("{url}/v1/reissue/queue")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let q: Value = w_tokyo.get(format!("{url}/v1/reissue/queue")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(q, json!([]));
+    let p: Value =
+        w_tokyo.get(format!("{url}/v1/card/profile?environment=prod")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(p["algorithm"].as_str(), Some("rsa2048"), "{p}");
 
     // The audit trail names the authenticated window and clerk of every issuance and refusal.
     let o = net.jpki(&["ca", "audit", "--actor", "auditor", "--limit", "200"]);
