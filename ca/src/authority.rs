@@ -99,6 +99,7 @@ pub async fn insert_revocation(
     cause: &str,
 ) -> Result<bool> {
     let bytes = hex::decode(serial).map_err(|e| Error::corrupt("serial", e))?;
+    let ca_label = issuer.clone();
     // Lock the counter row first (a no-op update), so the existence check below and the
     // numbering see every revocation committed before ours.
     let last: i64 = sqlx::query("UPDATE ca_revocation_counter SET last_seq = last_seq WHERE id = 1 RETURNING last_seq")
@@ -120,6 +121,7 @@ pub async fn insert_revocation(
     if r.rows_affected() != 1 {
         return Ok(false);
     }
+    metrics::counter!("jpki_ca_revocations_total", "ca" => ca_label, "reason" => reason.name()).increment(1);
     sqlx::query("UPDATE ca_revocation_counter SET last_seq = $1 WHERE id = 1")
         .bind(last + 1)
         .execute(&mut **tx)
@@ -888,6 +890,9 @@ impl Authority {
                 crash_point("sign");
             }
             self.store_issued(actor, &plans[last.clone()], &serials[last.clone()], &ders[last], now).await?;
+        }
+        for p in plans.iter() {
+            metrics::counter!("jpki_ca_issued_total", "ca" => p.issuer.ca.slug(), "kind" => p.kind.name()).increment(1);
         }
         Ok(plans
             .iter()

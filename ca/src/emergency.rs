@@ -148,6 +148,8 @@ impl Authority {
         )
         .await?;
         tx.commit().await?;
+        metrics::counter!("jpki_ca_revocations_total", "ca" => ca.slug(), "reason" => Reason::CaCompromise.name())
+            .increment(revoked);
         tracing::warn!(ca = %ca, generation, revoked, "generation declared compromised");
         Ok(Compromised { ca_certificate, revoked, head })
     }

@@ -170,6 +170,11 @@ impl Authority {
         )
         .await?;
         tx.commit().await?;
+        let (g_label, shard_label) = (g.generation.to_string(), shard.to_string());
+        metrics::gauge!("jpki_crl_next_update_timestamp_seconds", "ca" => slug.clone(), "generation" => g_label.clone(), "shard" => shard_label.clone())
+            .set(params.next_update as f64);
+        metrics::gauge!("jpki_crl_entries", "ca" => slug.clone(), "generation" => g_label, "shard" => shard_label)
+            .set(count as f64);
         Ok(Published {
             ca: slug,
             generation: g.generation,

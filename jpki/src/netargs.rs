@@ -90,10 +90,12 @@ impl Net {
     pub async fn serve(&self, l: tokio::net::TcpListener, router: axum::Router) -> Result<()> {
         let (config, verifier) = net::tls::server_config(&self.cred, &self.trust)?;
         verifier.spawn_reloader(CRL_POLL);
-        net::server::Server::new(router, net::server::Transport::Tls(config))
-            .revalidate(verifier)
-            .serve(l, net::server::signal())
-            .await?;
+        let ready = metrics_listener().await?;
+        let server = net::server::Server::new(router, net::server::Transport::Tls(config))
+            .named(self.cred.party.kind().as_str())
+            .revalidate(verifier);
+        ready.ready();
+        server.serve(l, net::server::signal()).await?;
         Ok(())
     }
 
@@ -101,6 +103,22 @@ impl Net {
     pub fn verifier(&self) -> Arc<dyn NoticeVerifier> {
         net::notice_key::Verifier::new(self.trust.clone())
     }
+}
+
+/// If `JPKI_METRICS_LISTEN` (`HOST:PORT`) is set, serves `/metrics`, `/health` and `/ready` there
+/// over plain HTTP (`net::metrics`; meant for loopback or the operators' network); gives the
+/// readiness flag the caller sets once it serves.
+pub async fn metrics_listener() -> Result<net::metrics::Readiness> {
+    let ready = net::metrics::Readiness::default();
+    net::metrics::install();
+    if let Ok(addr) = std::env::var("JPKI_METRICS_LISTEN") {
+        let l = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (JPKI_METRICS_LISTEN)"))?;
+        tracing::info!(listen = %addr, "metrics, health and readiness on plain HTTP");
+        net::metrics::spawn(l, ready.clone());
+    }
+    Ok(ready)
 }
 
 /// The notice verifier for `trust` (replicas, rebuilds, the bench).

@@ -10,6 +10,7 @@ pub mod client;
 pub mod credential;
 pub mod error;
 pub mod keyfile;
+pub mod metrics;
 pub mod notice_key;
 pub mod secret;
 pub mod server;

@@ -150,6 +150,7 @@ pub enum Transport {
 #[derive(Clone)]
 pub struct Server {
     router: Router,
+    name: &'static str,
     transport: Transport,
     limits: Limits,
     shed: Shed,
@@ -165,7 +166,13 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server of `router` over `transport` with the default [`Limits`] and 503 shedding.
     pub fn new(router: Router, transport: Transport) -> Self {
-        Self { router, transport, limits: Limits::default(), shed: shed_503(), revalidate: None }
+        Self { router, name: "jpki", transport, limits: Limits::default(), shed: shed_503(), revalidate: None }
+    }
+
+    /// Names the service in its metrics (`service` label; [`crate::metrics`]).
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
     }
 
     /// Re-checks every open TLS connection's client certificate whenever `verifier` reloads
@@ -190,7 +197,8 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then lets open requests finish (at most
     /// `request_timeout`).
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
+    pub async fn serve(mut self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
+        self.router = self.router.route_layer(axum::middleware::from_fn_with_state(self.name, crate::metrics::track));
         let conns = Arc::new(Semaphore::new(self.limits.max_connections));
         let in_flight = Arc::new(Semaphore::new(self.limits.max_in_flight));
         let acceptor = match &self.transport {
@@ -234,10 +242,12 @@ impl Server {
                         let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
                             Ok(Ok(tls)) => tls,
                             Ok(Err(e)) => {
+                                crate::metrics::handshake_failed(this.name, crate::metrics::cause_of(&e));
                                 tracing::warn!(%peer, error = %e, "TLS handshake refused");
                                 return;
                             }
                             Err(_) => {
+                                crate::metrics::handshake_failed(this.name, "timeout");
                                 tracing::warn!(%peer, "TLS handshake timed out");
                                 return;
                             }
@@ -248,6 +258,7 @@ impl Server {
                         let party = match party {
                             Some(Ok(p)) => p,
                             _ => {
+                                crate::metrics::handshake_failed(this.name, "no_party");
                                 tracing::warn!(%peer, "client certificate names no party; closed");
                                 return;
                             }
@@ -295,6 +306,7 @@ impl Server {
     {
         let router = self.router.clone();
         let shed = self.shed.clone();
+        let name = self.name;
         let request_timeout = self.limits.request_timeout;
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let router = router.clone();
@@ -306,6 +318,7 @@ impl Server {
             req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             async move {
                 let Ok(_permit) = in_flight.try_acquire_owned() else {
+                    crate::metrics::shed(name, "in_flight");
                     tracing::warn!("in-flight cap reached; request shed");
                     return Ok::<_, std::convert::Infallible>(shed(req.uri()));
                 };
@@ -314,6 +327,7 @@ impl Server {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(never)) => match never {},
                     Err(_) => {
+                        crate::metrics::shed(name, "timeout");
                         tracing::warn!("request timed out");
                         let mut r = shed(&uri);
                         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

@@ -671,19 +671,23 @@ impl Service {
             let hit = self.cache.read().ok().and_then(|m| m.get(&cache_key(*i, *a, serial)).cloned());
             if let Some(c) = hit {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("jpki_ocsp_answers_total", "path" => "cached").increment(1);
                 return Answer::Cached(c);
             }
         }
         // The live path: bounded concurrency and a rate.
         let Ok(_permit) = tokio::time::timeout(Duration::from_millis(200), self.live.acquire()).await else {
             self.stats.try_later.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("jpki_ocsp_answers_total", "path" => "try_later").increment(1);
             return Answer::Live(error_der(ResponseStatus::TryLater));
         };
         if !self.bucket.lock().is_ok_and(|mut b| b.take()) {
             self.stats.try_later.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("jpki_ocsp_answers_total", "path" => "try_later").increment(1);
             return Answer::Live(error_der(ResponseStatus::TryLater));
         }
         self.stats.live.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("jpki_ocsp_answers_total", "path" => "live").increment(1);
         match self.live_answer(&targets, nonce, now).await {
             Ok(a) => a,
             Err(e) => {

@@ -75,6 +75,8 @@ const PYTHON_TOOLS: &[(&str, &str)] = &[
     ("lint_pkix_cert", "pkilint==0.13.3"),
     ("import:pyhanko_certvalidator", "pyhanko-certvalidator==0.33.0"),
     ("import:cryptography", "cryptography==48.0.0"),
+    // Parses /metrics with the Prometheus client's own parser (tests/python/parse_metrics.py).
+    ("import:prometheus_client", "prometheus-client==0.21.1"),
 ];
 
 fn python_tool_present(probe: &str) -> bool {

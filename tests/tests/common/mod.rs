@@ -321,6 +321,11 @@ impl Network {
     /// master key `issuer_master` (64 hex digits); CRLs are published under `DIR/publish`.
     /// Returns the process and its URL once it answers.
     pub async fn serve_ca(&self, issuer_master: &str) -> (Kill, String) {
+        self.serve_ca_with(issuer_master, &[]).await
+    }
+
+    /// [`Self::serve_ca`] with more environment (`JPKI_METRICS_LISTEN`, …).
+    pub async fn serve_ca_with(&self, issuer_master: &str, extra: &[(&str, String)]) -> (Kill, String) {
         let port = free_port();
         let publish = self.dir.join("publish").display().to_string();
         // The service's own credential: the CA's party, with the host it serves on.
@@ -336,6 +341,7 @@ impl Network {
                 .env("JPKI_NATIONAL_URL", &self.national)
                 .env("JPKI_CARD_ISSUER_KEY", issuer_master)
                 .envs(self.pki.env("ca-service"))
+                .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
                 .spawn()
                 .unwrap(),
         );

@@ -1,0 +1,128 @@
+//! Metrics for the people who run the services (issue 13): one Prometheus recorder per process
+//! ([`install`]), the text exposition at `/metrics` and liveness and readiness at `/health` and
+//! `/ready` ([`router`], served on its own listener: `--metrics-listen`, plain HTTP, meant for
+//! loopback or the operators' network; it carries no personal data and no secrets), and the
+//! request metrics every [`crate::server::Server`] records for its routes:
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `jpki_http_requests_total` | `service`, `route` (the matched route pattern, never the path), `status` |
+//! | `jpki_http_request_seconds` (histogram) | `service`, `route` |
+//! | `jpki_http_shed_total` | `service`, `reason` (`in_flight`, `timeout`) |
+//! | `jpki_tls_handshake_failures_total` | `service`, `cause` (`timeout`, `no_certificate`, `bad_certificate`, `no_party`, `other`) |
+//!
+//! Other crates record their own (`ca`: issuance, revocations, CRLs; `validator`: OCSP answers)
+//! through the `metrics` facade; without an installed recorder those calls do nothing.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets (seconds): from a cached OCSP answer to a batch issuance.
+const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's Prometheus recorder (once; later calls return the same handle).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Another recorder already installed (a test harness): ours still renders what it
+            // has; the facade keeps the first.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Whether the service is ready (set once it has opened what it serves from).
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks the service ready.
+    pub fn ready(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether it is.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// `/metrics` (Prometheus text format 0.0.4), `/health` (the process answers) and `/ready`
+/// (200 once [`Readiness::ready`], 503 before).
+pub fn router(ready: Readiness) -> Router {
+    let handle = install();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let body = handle.render();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+            }),
+        )
+        .route("/health", get(|| async { "ok\n" }))
+        .route(
+            "/ready",
+            get(move |State(r): State<Readiness>| async move {
+                if r.is_ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting\n") }
+            }),
+        )
+        .with_state(ready)
+}
+
+/// Serves [`router`] on `listener` (plain HTTP) until the process ends.
+pub fn spawn(listener: tokio::net::TcpListener, ready: Readiness) {
+    let server = crate::server::Server::new(router(ready), crate::server::Transport::Plain).named("metrics");
+    tokio::spawn(server.serve(listener, std::future::pending()));
+}
+
+/// The route layer every server puts on its router: counts and times each matched request.
+pub(crate) async fn track(State(service): State<&'static str>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let t = Instant::now();
+    let r = next.run(req).await.into_response();
+    let status = r.status().as_u16().to_string();
+    metrics::histogram!("jpki_http_request_seconds", "service" => service, "route" => route.clone())
+        .record(t.elapsed().as_secs_f64());
+    metrics::counter!("jpki_http_requests_total", "service" => service, "route" => route, "status" => status)
+        .increment(1);
+    r
+}
+
+/// A request shed by the server (`in_flight` cap or `timeout`).
+pub(crate) fn shed(service: &'static str, reason: &'static str) {
+    metrics::counter!("jpki_http_shed_total", "service" => service, "reason" => reason).increment(1);
+}
+
+/// A refused TLS handshake, by cause (from rustls's error: never the peer's data).
+pub(crate) fn handshake_failed(service: &'static str, cause: &'static str) {
+    metrics::counter!("jpki_tls_handshake_failures_total", "service" => service, "cause" => cause).increment(1);
+}
+
+/// The cause label of a rustls handshake error.
+pub(crate) fn cause_of(e: &std::io::Error) -> &'static str {
+    let s = e.to_string();
+    if s.contains("peer sent no certificates") || s.contains("NoCertificatesPresented") {
+        "no_certificate"
+    } else if s.contains("certificate") || s.contains("Certificate") {
+        "bad_certificate"
+    } else {
+        "other"
+    }
+}
