@@ -68,6 +68,16 @@ impl Peer {
         Self { base: base.trim_end_matches('/').to_owned(), http }
     }
 
+    /// A GET carrying the current request id ([`crate::request_id`]).
+    fn get(&self, url: String) -> reqwest::RequestBuilder {
+        with_request_id(self.http.get(url))
+    }
+
+    /// A POST carrying the current request id.
+    fn post(&self, url: String) -> reqwest::RequestBuilder {
+        with_request_id(self.http.post(url))
+    }
+
     /// The peer's base URL.
     pub fn base(&self) -> &str {
         &self.base
@@ -110,60 +120,67 @@ impl Peer {
 
     /// `GET /v1/heads`.
     pub async fn heads(&self) -> Result<Heads> {
-        self.finish(self.http.get(format!("{}/v1/heads", self.base)).send().await).await
+        self.finish(self.get(format!("{}/v1/heads", self.base)).send().await).await
     }
 
     /// `GET /v1/sources/{source}/notices?after=&limit=`.
     pub async fn notices(&self, source: &str, after: u64, limit: u32) -> Result<Vec<ChangeNotice>> {
         let url = format!("{}/v1/sources/{source}/notices?after={after}&limit={limit}", self.base);
-        self.finish(self.http.get(url).send().await).await
+        self.finish(self.get(url).send().await).await
     }
 
     /// `GET /v1/sources/{source}/keys`: the source's notice-key certificates.
     pub async fn notice_keys(&self, source: &str) -> Result<Vec<NoticeKeyCert>> {
-        self.finish(self.http.get(format!("{}/v1/sources/{source}/keys", self.base)).send().await).await
+        self.finish(self.get(format!("{}/v1/sources/{source}/keys", self.base)).send().await).await
     }
 
     /// `GET /v1/move-out/{code}`: the 転出証明書情報 (to the destination municipality only).
     pub async fn move_out_certificate(&self, code: &ResidentCode) -> Result<MoveOutCertificate> {
-        self.finish(self.http.get(format!("{}/v1/move-out/{code}", self.base)).send().await).await
+        self.finish(self.get(format!("{}/v1/move-out/{code}", self.base)).send().await).await
     }
 
     /// `POST /v1/move-in-notices` (from the new municipality itself): returns whether it was
     /// new (false on a retry).
     pub async fn send_move_in_notice(&self, n: &MoveInNotice) -> Result<bool> {
-        self.finish(self.http.post(format!("{}/v1/move-in-notices", self.base)).json(n).send().await).await
+        self.finish(self.post(format!("{}/v1/move-in-notices", self.base)).json(n).send().await).await
     }
 
     /// `POST /v1/code-pools` on the national node (the caller's own municipality only).
     pub async fn allocate_pool(&self, req: &PoolRequest) -> Result<Vec<ResidentCode>> {
-        self.finish(self.http.post(format!("{}/v1/code-pools", self.base)).json(req).send().await).await
+        self.finish(self.post(format!("{}/v1/code-pools", self.base)).json(req).send().await).await
     }
 
     /// `GET /v1/feed?after=&limit=` on the national node.
     pub async fn feed(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>> {
-        self.finish(self.http.get(format!("{}/v1/feed?after={after}&limit={limit}", self.base)).send().await).await
+        self.finish(self.get(format!("{}/v1/feed?after={after}&limit={limit}", self.base)).send().await).await
     }
 
     /// The national feed's newest position.
     pub async fn feed_head(&self) -> Result<u64> {
-        self.finish(self.http.get(format!("{}/v1/feed/head", self.base)).send().await).await
+        self.finish(self.get(format!("{}/v1/feed/head", self.base)).send().await).await
     }
 
     /// POST a JSON body and return the decoded answer (e.g. the agency API).
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        self.finish(self.http.post(format!("{}{path}", self.base)).json(body).send().await).await
+        self.finish(self.post(format!("{}{path}", self.base)).json(body).send().await).await
     }
 
     /// GET a JSON document (e.g. an operator's disclosure report).
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.finish(self.http.get(format!("{}{path}", self.base)).send().await).await
+        self.finish(self.get(format!("{}{path}", self.base)).send().await).await
     }
 
     /// GET a text document (e.g. an operator's statistics).
     pub async fn get_text(&self, path: &str) -> Result<String> {
-        let body = self.finish_bytes(self.http.get(format!("{}{path}", self.base)).send().await).await?;
+        let body = self.finish_bytes(self.get(format!("{}{path}", self.base)).send().await).await?;
         String::from_utf8(body).map_err(|e| self.err(format!("answer is not UTF-8: {e}")))
+    }
+}
+
+fn with_request_id(r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match crate::request_id::current() {
+        Some(id) => r.header(crate::request_id::HEADER, id),
+        None => r,
     }
 }
 

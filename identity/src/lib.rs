@@ -22,6 +22,7 @@ pub mod person;
 pub mod provision;
 pub mod rate_limit;
 pub mod replica;
+pub mod request_id;
 pub mod store;
 
 pub mod notice;

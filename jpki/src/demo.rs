@@ -61,7 +61,44 @@ struct Network {
 }
 
 fn secret() -> Secret {
-    Secret::new(hex::encode(rand::random::<[u8; 24]>()).into_bytes())
+    let s = hex::encode(rand::random::<[u8; 24]>());
+    remember(&s);
+    Secret::new(s.into_bytes())
+}
+
+/// Every secret value the demo makes (passphrases, the card issuer master key) and the
+/// resident's signature password: with `--keep DIR` they are written to `DIR/secrets.list`
+/// (0600), so that `cargo xtask ci` can prove no log of the main job contains any of them.
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The story's resident codes (personal data): with `--keep DIR`, `DIR/personal.list`, for the
+/// same log scan.
+static PERSONAL: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn remember_personal(s: &str) {
+    if let Ok(mut v) = PERSONAL.lock() {
+        v.push(s.to_owned());
+    }
+}
+
+/// Records a secret value for the log scan.
+pub(crate) fn remember(s: &str) {
+    if let Ok(mut v) = SECRETS.lock() {
+        v.push(s.to_owned());
+    }
+}
+
+/// Writes the secrets list of a kept run.
+fn write_secrets(dir: &Path) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    for (file, list) in [("secrets.list", &SECRETS), ("personal.list", &PERSONAL)] {
+        let list = list.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.join("\n");
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(dir.join(file))?;
+        f.write_all(list.as_bytes())?;
+    }
+    Ok(())
 }
 
 impl Network {
@@ -408,6 +445,9 @@ pub async fn run(args: Args) -> Result<()> {
         );
     }
     let hanako = yamada.body.record.resident_code.clone();
+    for n in [&yamada, &sato, &baby, &suzuki] {
+        remember_personal(n.body.record.resident_code.as_str());
+    }
     let ichiro = sato.body.record.resident_code.clone();
 
     step(
@@ -683,6 +723,10 @@ pub async fn run(args: Args) -> Result<()> {
     sync(&national_db, verifier.as_ref(), &prefs, &national_peers).await?;
     ensure!(national.record(&genuine.body.record.resident_code).await?.items.name.text() == "山田　太郎");
 
+    if tmp_kept(&dir) {
+        remember(crate::demo_card::SIGN_PIN);
+        write_secrets(&dir)?;
+    }
     println!("\nDone. Databases in {}{}", dir.display(), if tmp_kept(&dir) { "" } else { " (temporary, removed now)" });
     Ok(())
 }

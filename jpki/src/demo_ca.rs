@@ -148,6 +148,8 @@ impl DemoCa {
         // the CA's processes' environment only.
         let ca_secret = hex::encode(rand::random::<[u8; 16]>());
         let master: [u8; 32] = rand::random();
+        crate::demo::remember(&ca_secret);
+        crate::demo::remember(&hex::encode(master));
         let port = free_port()?;
         let ca_store = vec![
             ("JPKI_CA_DB".to_owned(), dir.join("ca.db").display().to_string()),
@@ -207,7 +209,11 @@ impl DemoCa {
             issued: Vec::new(),
             port,
             validator: None,
-            validator_secret: hex::encode(rand::random::<[u8; 16]>()),
+            validator_secret: {
+                let s = hex::encode(rand::random::<[u8; 16]>());
+                crate::demo::remember(&s);
+                s
+            },
             _service: service,
         })
     }
@@ -231,7 +237,9 @@ impl DemoCa {
             "--out",
             &out_dir,
         ];
-        let name = format!("window-{}", resident.as_str());
+        // Numbered, not named by the resident: a log file's name is not for personal data.
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let name = format!("window-{}", RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let o = process(&self.dir, &name, &args, &env)?.stdout(Stdio::piped()).output()?;
         let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), log_of(&self.dir, &name));
         Ok((o.status.success(), text))

@@ -79,13 +79,17 @@ fn hide_env_values(cmd: clap::Command) -> clap::Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,identity=info,certval=off".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Logs go to stderr; `JPKI_LOG_FORMAT=json` makes each event one JSON object with its span
+    // (the request's id, service and route) for a log pipeline.
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "warn,identity=info,certval=off".into())
+    };
+    if std::env::var("JPKI_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        tracing_subscriber::fmt().json().with_env_filter(filter()).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).init();
+    }
     let cli = match Cli::from_arg_matches(&hide_env_values(Cli::command()).get_matches()) {
         Ok(c) => c,
         Err(e) => e.exit(),

@@ -11,6 +11,9 @@
 //! | `jpki_http_shed_total` | `service`, `reason` (`in_flight`, `timeout`) |
 //! | `jpki_tls_handshake_failures_total` | `service`, `cause` (`timeout`, `no_certificate`, `bad_certificate`, `no_party`, `other`) |
 //!
+//! Each request runs in a `request` span with its `request_id`, `service` and `route`, and the
+//! id travels to the peers it calls (`x-request-id`; [`identity::request_id`]).
+//!
 //! Other crates record their own (`ca`: issuance, revocations, CRLs; `validator`: OCSP answers)
 //! through the `metrics` facade; without an installed recorder those calls do nothing.
 
@@ -92,11 +95,28 @@ pub fn spawn(listener: tokio::net::TcpListener, ready: Readiness) {
     tokio::spawn(server.serve(listener, std::future::pending()));
 }
 
-/// The route layer every server puts on its router: counts and times each matched request.
+/// The route layer every server puts on its router: counts and times each matched request, and
+/// runs it in a span carrying its request id (the caller's `x-request-id` if plausible, else a
+/// new one; answered in the same header, and sent on by every peer request made meanwhile:
+/// [`identity::request_id`]).
 pub(crate) async fn track(State(service): State<&'static str>, req: Request, next: Next) -> Response {
+    use identity::request_id;
+    use tracing::Instrument as _;
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let id = req
+        .headers()
+        .get(request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(request_id::accept)
+        .unwrap_or_else(request_id::fresh);
+    // At ERROR level so that the span is enabled whenever any event inside it is (a span below
+    // the filter's level is dropped, and its events would lose the request id).
+    let span = tracing::error_span!("request", request_id = %id, service, route = %route);
     let t = Instant::now();
-    let r = next.run(req).await.into_response();
+    let mut r = request_id::scope(id.clone(), next.run(req).instrument(span)).await.into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        r.headers_mut().insert(request_id::HEADER, v);
+    }
     let status = r.status().as_u16().to_string();
     metrics::histogram!("jpki_http_request_seconds", "service" => service, "route" => route.clone())
         .record(t.elapsed().as_secs_f64());

@@ -45,8 +45,8 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
     let pki = &net.pki;
     pki.issue("w131016", "window:131016:W01", false);
     let mport = free_port();
-    let (_ca, url) =
-        net.serve_ca_with("00".repeat(32).as_str(), &[("JPKI_METRICS_LISTEN", format!("127.0.0.1:{mport}"))]).await;
+    let env = [("JPKI_METRICS_LISTEN", format!("127.0.0.1:{mport}")), ("JPKI_LOG_FORMAT", "json".to_owned())];
+    let (_ca, url) = net.serve_ca_with("00".repeat(32).as_str(), &env).await;
     let metrics_url = format!("http://127.0.0.1:{mport}");
     let plain = reqwest::Client::new();
     let r = plain.get(format!("{metrics_url}/health")).send().await.unwrap();
@@ -60,7 +60,8 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
         assert_eq!(op.get(format!("{url}/v1/status/head")).send().await.unwrap().status().as_u16(), 200);
     }
     let w = pki.client("w131016", ca);
-    assert_eq!(w.get(format!("{url}/v1/status/head")).send().await.unwrap().status().as_u16(), 403);
+    let r = w.get(format!("{url}/v1/status/head")).header("x-request-id", "metrics-test-1").send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["x-request-id"].to_str().unwrap()), (403, "metrics-test-1"));
     assert_eq!(
         w.get(format!("{url}/v1/status/certificates/{}", "ab".repeat(16))).send().await.unwrap().status().as_u16(),
         403
@@ -94,4 +95,22 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
     assert!(count >= 4.0, "{count}: {body}");
     let handshakes = value(&s, "jpki_tls_handshake_failures_total", &[("service", "ca"), ("cause", "no_certificate")]);
     assert!(handshakes >= 1.0, "{body}");
+
+    // JPKI_LOG_FORMAT=json: every log event is one JSON object a line; the refusal's event
+    // carries the request's span (its id, service and route).
+    let log = std::fs::read_to_string(tmp.path().join("ca-service.log")).unwrap();
+    // (The start-up banner is a plain line printed before logging matters.)
+    let events: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.starts_with("CA service ") || !l.contains("listening on"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n--- the whole log ---\n{log}")))
+        .collect();
+    let refused = events
+        .iter()
+        .find(|e| e["span"]["request_id"] == "metrics-test-1")
+        .unwrap_or_else(|| panic!("no event of request metrics-test-1 in {log}"));
+    assert_eq!(refused["level"], "WARN", "{refused}");
+    assert_eq!(refused["span"]["route"], "/v1/status/head", "{refused}");
+    assert_eq!(refused["span"]["service"], "ca", "{refused}");
+    assert!(!log.contains(&resident), "no resident code in the CA service's log");
 }

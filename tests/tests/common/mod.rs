@@ -342,6 +342,7 @@ impl Network {
                 .env("JPKI_CARD_ISSUER_KEY", issuer_master)
                 .envs(self.pki.env("ca-service"))
                 .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+                .stderr(std::fs::File::create(self.dir.join("ca-service.log")).unwrap())
                 .spawn()
                 .unwrap(),
         );
@@ -354,7 +355,11 @@ impl Network {
             {
                 return (child, url);
             }
-            assert!(Instant::now() < deadline, "the CA service did not come up");
+            assert!(
+                Instant::now() < deadline,
+                "the CA service did not come up: {}",
+                std::fs::read_to_string(self.dir.join("ca-service.log")).unwrap_or_default()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
