@@ -181,9 +181,20 @@ impl Authority {
         now: i64,
     ) -> Result<FollowReport> {
         let mut report = FollowReport { cursor: self.feed_cursor().await?, ..Default::default() };
+        // The head before the run: what the run should reach (metrics only; a failure to read
+        // it does not stop the follower).
+        let head = source.feed_head().await.ok();
+        let done = |r: &FollowReport| {
+            metrics::gauge!("jpki_ca_feed_cursor").set(r.cursor as f64);
+            if let Some(h) = head {
+                metrics::gauge!("jpki_ca_feed_behind").set(h.saturating_sub(r.cursor) as f64);
+            }
+            metrics::gauge!("jpki_ca_feed_last_follow_timestamp_seconds").set(now as f64);
+        };
         loop {
             let page = source.feed(report.cursor, PAGE).await?;
             if page.is_empty() {
+                done(&report);
                 return Ok(report);
             }
             let from = report.cursor;
@@ -296,6 +307,7 @@ impl Authority {
             report.entries += last - from;
             report.cursor = last;
             if (page.len() as u32) < PAGE {
+                done(&report);
                 return Ok(report);
             }
         }

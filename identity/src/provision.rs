@@ -549,6 +549,7 @@ impl Provider {
                     Lookup::FourItems(_) => None,
                 };
                 let reason = format!("{}: {refusal}", refusal.code());
+                metrics::counter!("jpki_provision_refusals_total", "reason" => refusal.code()).increment(1);
                 self.log_one(
                     now,
                     &LogRow {
@@ -582,6 +583,10 @@ impl Provider {
             result: "",
             reason: None,
         };
+        // The purpose label only for purposes of the law table (a bounded set), never what a
+        // request typed.
+        let purpose = self.law.get(&q.purpose).map_or("unknown".to_owned(), |_| q.purpose.clone());
+        metrics::counter!("jpki_provisions_total", "purpose" => purpose).increment(1);
         self.desk.submit(subject, grant.fields, LogEntry::new(now, &row)).await
     }
 

@@ -613,9 +613,29 @@ pub async fn pull(
                 }
             }
         }
+        record_lag(tier, &rep, h.seq);
         reports.push(rep);
     }
     Ok(reports)
+}
+
+/// Replication metrics of one pulled source (`net::metrics`): how far behind the peer's head
+/// it is, what was applied, whether it is halted, and when it was last pulled.
+fn record_lag(tier: Tier, rep: &SourceReport, head: u64) {
+    let tier = match tier {
+        Tier::Prefecture => "prefecture",
+        Tier::National => "national",
+    };
+    let source = rep.source.clone();
+    metrics::gauge!("jpki_replication_behind", "tier" => tier, "source" => source.clone())
+        .set(head.saturating_sub(rep.cursor_seq) as f64);
+    metrics::counter!("jpki_replication_applied_total", "tier" => tier, "source" => source.clone())
+        .increment(rep.applied as u64);
+    let halted = rep.error.as_deref().is_some_and(|e| e.starts_with("halted"));
+    metrics::gauge!("jpki_replication_halted", "tier" => tier, "source" => source.clone())
+        .set(f64::from(u8::from(halted)));
+    metrics::gauge!("jpki_replication_last_pull_timestamp_seconds", "tier" => tier, "source" => source)
+        .set(crate::http::now() as f64);
 }
 
 /// Pulls from all `peers` repeatedly until a round applies nothing (parked move-ins get

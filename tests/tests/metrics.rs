@@ -75,8 +75,19 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
         .unwrap();
     assert!(!o.status.success(), "a handshake without a certificate must fail");
 
-    let body = plain.get(format!("{metrics_url}/metrics")).send().await.unwrap().text().await.unwrap();
-    let s = parse(&body);
+    // The CA service follows the national change feed by itself: its follower's gauges appear
+    // after its first round.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (body, s) = loop {
+        let body = plain.get(format!("{metrics_url}/metrics")).send().await.unwrap().text().await.unwrap();
+        let s = parse(&body);
+        if value(&s, "jpki_ca_feed_last_follow_timestamp_seconds", &[]) > 0.0 {
+            break (body, s);
+        }
+        assert!(std::time::Instant::now() < deadline, "no feed-follower metrics: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(value(&s, "jpki_ca_feed_behind", &[]), 0.0, "caught up: {body}");
     let ok =
         value(&s, "jpki_http_requests_total", &[("service", "ca"), ("route", "/v1/status/head"), ("status", "200")]);
     assert!(ok >= 3.0, "{ok}: {body}");
