@@ -630,7 +630,7 @@ fn record_lag(tier: Tier, rep: &SourceReport, head: u64) {
     metrics::gauge!("jpki_replication_behind", "tier" => tier, "source" => source.clone())
         .set(head.saturating_sub(rep.cursor_seq) as f64);
     metrics::counter!("jpki_replication_applied_total", "tier" => tier, "source" => source.clone())
-        .increment(rep.applied as u64);
+        .increment(rep.applied);
     let halted = rep.error.as_deref().is_some_and(|e| e.starts_with("halted"));
     metrics::gauge!("jpki_replication_halted", "tier" => tier, "source" => source.clone())
         .set(f64::from(u8::from(halted)));
