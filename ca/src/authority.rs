@@ -1211,11 +1211,11 @@ impl Authority {
         let resident = id
             .resident(&req.resident_code, now)
             .await?
-            .ok_or_else(|| Error::refused("resident_unknown", format!("no resident {}", req.resident_code)))?;
+            .ok_or_else(|| Error::refused("resident_unknown", "no such resident on the national register"))?;
         if resident.status != ResidentStatus::Active {
             return Err(Error::refused(
                 "resident_removed",
-                format!("resident {} is not on a register (status {:?})", resident.resident_code, resident.status),
+                format!("the resident is not on a register (status {:?})", resident.status),
             ));
         }
         if let Some(m) = municipality
@@ -1223,7 +1223,8 @@ impl Authority {
         {
             return Err(Error::refused(
                 "not_own_municipality",
-                format!("resident {} is not registered in municipality {m}", resident.resident_code),
+                // The resident is not named: refusals reach the window's screen and logs.
+                format!("the resident is not registered in municipality {m}"),
             ));
         }
         let t = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e))?;

@@ -487,15 +487,13 @@ async fn issuer_auth(
         match &r.resident {
             None => return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", "resident: needed")),
             Some(code) => {
-                let resident = svc
-                    .source
-                    .resident(code, now)
-                    .await?
-                    .ok_or_else(|| Refusal::forbidden("resident_unknown", format!("no resident {code}")))?;
+                let resident = svc.source.resident(code, now).await?.ok_or_else(|| {
+                    Refusal::forbidden("resident_unknown", "no such resident on the national register")
+                })?;
                 if resident.municipality != st.municipality {
                     return Err(Refusal::forbidden(
                         "not_own_municipality",
-                        format!("resident {code} is not registered in municipality {}", st.municipality),
+                        format!("the resident is not registered in municipality {}", st.municipality),
                     ));
                 }
                 // The card inventory: a card personalised before opens an issuer session only

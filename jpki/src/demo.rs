@@ -273,6 +273,7 @@ const PREFECTURES: [&str; 2] = ["13", "27"];
 
 pub async fn run(args: Args) -> Result<()> {
     let tmp;
+    let kept = args.keep.is_some();
     let dir = match args.keep {
         Some(d) => {
             std::fs::create_dir_all(&d)?;
@@ -723,7 +724,7 @@ pub async fn run(args: Args) -> Result<()> {
     sync(&national_db, verifier.as_ref(), &prefs, &national_peers).await?;
     ensure!(national.record(&genuine.body.record.resident_code).await?.items.name.text() == "山田　太郎");
 
-    if tmp_kept(&dir) {
+    if kept {
         remember(crate::demo_card::SIGN_PIN);
         write_secrets(&dir)?;
     }
