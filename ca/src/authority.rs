@@ -972,7 +972,7 @@ impl Authority {
         for (ps, ss) in plans.chunks(rows).zip(serials.chunks(rows)) {
             let sql = format!(
                 "INSERT INTO ca_certificate (serial, issuer_slug, issuer_generation, kind, state, resident_code, issuance_id, request_id, shard, created_at, feed_position) VALUES {}",
-                placeholders(ps.len(), COLUMNS, 1)
+                identity::store::placeholders(ps.len(), COLUMNS, 1)
             );
             // Built from placeholders only; every value is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -1015,7 +1015,7 @@ impl Authority {
             // `VALUES` rows name their columns column1, column2, … on SQLite and PostgreSQL alike.
             let sql = format!(
                 "UPDATE ca_certificate SET state = $1, tbs = v.column2, not_before = v.column3, not_after = v.column4 FROM (VALUES {}) AS v WHERE ca_certificate.serial = v.column1 AND ca_certificate.state = $2",
-                placeholders(ps.len(), COLUMNS, 3)
+                identity::store::placeholders(ps.len(), COLUMNS, 3)
             );
             // Built from placeholders only; every value is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state::TBS_STORED).bind(state::RESERVED);
@@ -1056,7 +1056,7 @@ impl Authority {
         for (ss, ds) in serials.chunks(rows).zip(ders.chunks(rows)) {
             let sql = format!(
                 "UPDATE ca_certificate SET state = $1, der = v.column2 FROM (VALUES {}) AS v WHERE ca_certificate.serial = v.column1 AND ca_certificate.state = $2",
-                placeholders(ss.len(), COLUMNS, 3)
+                identity::store::placeholders(ss.len(), COLUMNS, 3)
             );
             // Built from placeholders only; every value is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state::ISSUED).bind(state::TBS_STORED);
@@ -1662,23 +1662,6 @@ fn steps(n: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// `($first, …), (…), …`: `rows` rows of `columns` numbered placeholders each (the values are
-/// always bound, never written into the SQL).
-fn placeholders(rows: usize, columns: usize, first: usize) -> String {
-    let mut s = String::with_capacity(rows * columns * 7);
-    for r in 0..rows {
-        s.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..columns {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('$');
-            s.push_str(&(first + r * columns + c).to_string());
-        }
-        s.push(')');
-    }
-    s
-}
 
 /// Builds every TBS (on all cores for a large batch; pure CPU work).
 fn prepare_all(plans: &[Plan], keys: &[Arc<dyn KeyBackend>]) -> Result<Vec<AnyPrepared>> {

@@ -148,7 +148,14 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 100;
 
 /// `($1, $2, …), ($k+1, …)` for `rows` rows of `cols` parameters.
 pub(crate) fn values_clause(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
+    placeholders(rows, cols, 1)
+}
+
+/// `($first, …), (…), …`: `rows` rows of `cols` numbered placeholders each, numbered from
+/// `first` (the values are always bound, never written into the SQL). Shared by every crate's
+/// multi-row statements.
+pub fn placeholders(rows: usize, cols: usize, first: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 7);
     for r in 0..rows {
         s.push_str(if r == 0 { "(" } else { ", (" });
         for c in 0..cols {
@@ -156,7 +163,7 @@ pub(crate) fn values_clause(rows: usize, cols: usize) -> String {
                 s.push_str(", ");
             }
             s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
+            s.push_str(&(first + r * cols + c).to_string());
         }
         s.push(')');
     }
