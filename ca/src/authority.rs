@@ -1662,7 +1662,6 @@ fn steps(n: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-
 /// Builds every TBS (on all cores for a large batch; pure CPU work).
 fn prepare_all(plans: &[Plan], keys: &[Arc<dyn KeyBackend>]) -> Result<Vec<AnyPrepared>> {
     if plans.len() < 64 {

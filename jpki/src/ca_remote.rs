@@ -68,28 +68,31 @@ pub enum EmergencyCmd {
     Compromise {
         #[command(flatten)]
         service: Service,
-        /// The CA (slug; `--ca` is the service's URL here).
-        #[arg(long = "slug")]
-        ca: String,
-        /// The generation.
-        #[arg(long)]
-        generation: i64,
+        #[command(flatten)]
+        which: Which,
     },
     /// Queue every resident holding a certificate of the generation at their municipality
     /// (resumable: run again after an interruption), with a progress bar.
     Plan {
         #[command(flatten)]
         service: Service,
-        /// The CA (slug).
-        #[arg(long = "slug")]
-        ca: String,
-        /// The generation.
-        #[arg(long)]
-        generation: i64,
+        #[command(flatten)]
+        which: Which,
         /// Residents per request.
         #[arg(long, default_value_t = 1000)]
         batch: i64,
     },
+}
+
+/// One CA generation (`--slug`, since `--ca` is the service's URL in `jpki ca-op`).
+#[derive(Debug, Args)]
+pub struct Which {
+    /// The CA (slug: sign-root, sign-13, …).
+    #[arg(long = "slug")]
+    ca: String,
+    /// The generation.
+    #[arg(long)]
+    generation: i64,
 }
 
 /// Ceremony commands through the CA service.
@@ -121,12 +124,8 @@ pub enum CeremonyCmd {
     Rollback {
         #[command(flatten)]
         service: Service,
-        /// The CA (slug; `--ca` is the service's URL here).
-        #[arg(long = "slug")]
-        ca: String,
-        /// The generation.
-        #[arg(long)]
-        generation: i64,
+        #[command(flatten)]
+        which: Which,
     },
 }
 
@@ -204,7 +203,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Ceremony(CeremonyCmd::Plan { service, file }) => ceremony(&service, &file, false).await?,
         Cmd::Ceremony(CeremonyCmd::Run { service, file }) => ceremony(&service, &file, true).await?,
-        Cmd::Emergency(EmergencyCmd::Compromise { service, ca, generation }) => {
+        Cmd::Emergency(EmergencyCmd::Compromise { service, which: Which { ca, generation } }) => {
             let (c, base) = client(&service)?;
             let body = ca::service::EmergencyBody { ca: ca.clone(), generation, limit: None };
             let r: ca::service::CompromisedBody = serde_json::from_str(
@@ -217,7 +216,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 r.head
             );
         }
-        Cmd::Emergency(EmergencyCmd::Plan { service, ca, generation, batch }) => {
+        Cmd::Emergency(EmergencyCmd::Plan { service, which: Which { ca, generation }, batch }) => {
             let (c, base) = client(&service)?;
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
@@ -225,6 +224,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let body = ca::service::EmergencyBody { ca: ca.clone(), generation, limit: Some(batch) };
+            let mut before = -1;
             let last = loop {
                 let p: ca::service::PlanBody = serde_json::from_str(
                     &answer(c.post(format!("{base}/v1/emergency/plan")).json(&body).send().await?).await?,
@@ -234,6 +234,14 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 if p.planned >= p.total {
                     break p;
                 }
+                // A call that plans nothing more would loop for ever: say so, resumable as it is.
+                ensure!(
+                    p.planned > before,
+                    "the plan stopped at {} of {} residents; run the command again to resume",
+                    p.planned,
+                    p.total
+                );
+                before = p.planned;
             };
             bar.finish_and_clear();
             println!("{ca} g{generation}: {} residents planned", last.planned);
@@ -260,7 +268,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 }
             }
         }
-        Cmd::Ceremony(CeremonyCmd::Rollback { service, ca, generation }) => {
+        Cmd::Ceremony(CeremonyCmd::Rollback { service, which: Which { ca, generation } }) => {
             let (c, base) = client(&service)?;
             let body = ca::service::RollbackBody { ca: ca.clone(), generation };
             let revoked: Vec<String> = serde_json::from_str(

@@ -376,18 +376,9 @@ impl DemoCa {
             println!("      {k:<25} {v}");
         }
         ensure!(r.valid(), "the card-signed document should verify");
-        let rp = self.dir.join("cms-root.pem");
-        pem_file(&rp, &[&root])?;
-        let o = Command::new("openssl")
-            .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
-            .arg(self.dir.join("document.p7m"))
-            .arg("-CAfile")
-            .arg(&rp)
-            .output()
-            .context("cannot run openssl")?;
-        let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        let (ok, said) = self.cms_verify("document.p7m", &root)?;
         println!("   openssl cms -verify: {said}");
-        ensure!(o.status.success(), "openssl cms -verify rejected the card's signature: {said}");
+        ensure!(ok, "openssl cms -verify rejected the card's signature: {said}");
         self.start_validator().await?;
         for kind in [CertKind::Signature, CertKind::Authentication] {
             let st = self.ocsp(kind).await?;
@@ -396,6 +387,20 @@ impl DemoCa {
         }
         let _ = now;
         Ok(())
+    }
+
+    /// `openssl cms -verify` of `DIR/file` with only `root` trusted: (success, what it said).
+    fn cms_verify(&self, file: &str, root: &[u8]) -> Result<(bool, String)> {
+        let rp = self.dir.join("cms-root.pem");
+        pem_file(&rp, &[root])?;
+        let o = Command::new("openssl")
+            .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
+            .arg(self.dir.join(file))
+            .arg("-CAfile")
+            .arg(&rp)
+            .output()
+            .context("cannot run openssl")?;
+        Ok((o.status.success(), String::from_utf8_lossy(&o.stderr).trim().to_string()))
     }
 
     fn cert(&self, kind: CertKind) -> Result<&Cert> {
@@ -599,18 +604,9 @@ impl DemoCa {
             }
         );
         ensure!(r.valid(), "the earlier signature should verify under the new root");
-        let rp = self.dir.join("cms-root.pem");
-        pem_file(&rp, &[&sig.root])?;
-        let o = Command::new("openssl")
-            .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
-            .arg(self.dir.join("document.p7m"))
-            .arg("-CAfile")
-            .arg(&rp)
-            .output()
-            .context("cannot run openssl")?;
-        let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        let (ok, said) = self.cms_verify("document.p7m", &sig.root)?;
         println!("   her document signed before the rollover, openssl cms -verify (the old root): {said}");
-        ensure!(o.status.success(), "the earlier signature should still verify: {said}");
+        ensure!(ok, "the earlier signature should still verify: {said}");
         let st = self.ocsp_of(&sig)?;
         println!("   verifier: openssl ocsp for her signature certificate (RSA, retired sign-13 g1): {st}");
         ensure!(st.ends_with(": good"), "her certificate stays good after the rollover");
@@ -630,20 +626,11 @@ impl DemoCa {
         let p7m = crate::demo_card::sign_cms(doc, &der, &[int.clone(), new_with_old.clone()])?;
         drop(vc);
         std::fs::write(self.dir.join("document2.p7m"), &p7m)?;
-        let rp = self.dir.join("old-root.pem");
-        pem_file(&rp, &[&sig.root])?;
-        let o = Command::new("openssl")
-            .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-out", "/dev/null", "-in"])
-            .arg(self.dir.join("document2.p7m"))
-            .arg("-CAfile")
-            .arg(&rp)
-            .output()
-            .context("cannot run openssl")?;
-        let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        let (ok, said) = self.cms_verify("document2.p7m", &sig.root)?;
         println!(
             "   鈴木次郎 signs with his card's P-384 key through our reader (OpenSC's jpki driver is RSA-only); openssl cms -verify with only the old root (the document carries the NewWithOld link): {said}"
         );
-        ensure!(o.status.success(), "the P-384 card's signature should verify: {said}");
+        ensure!(ok, "the P-384 card's signature should verify: {said}");
         let c = x509_cert::Certificate::from_der(&der)?;
         let spki_alg =
             c.tbs_certificate().subject_public_key_info().algorithm.parameters.as_ref().map(|p| p.value().to_vec());
