@@ -643,9 +643,22 @@ impl Authority {
     pub async fn ceremony_status(&self, ca: Option<&CaId>, now: i64) -> Result<Vec<GenerationStatus>> {
         let gens: Vec<Generation> =
             self.generations().await?.into_iter().filter(|g| ca.is_none_or(|c| g.ca == *c)).collect();
+        // The issuing generation of each CA, read once per CA (not once per generation).
+        let mut issuing_of: std::collections::HashMap<String, Option<i64>> = std::collections::HashMap::new();
         let mut out = Vec::new();
         for g in gens {
-            let issuing = self.current(&g.ca, now).await.ok().map(|c| c.generation);
+            let issuing = match issuing_of.get(&g.ca.slug()) {
+                Some(i) => *i,
+                None => {
+                    let i = match self.current(&g.ca, now).await {
+                        Ok(c) => Some(c.generation),
+                        Err(Error::NotFound(_)) => None,
+                        Err(e) => return Err(e),
+                    };
+                    issuing_of.insert(g.ca.slug(), i);
+                    i
+                }
+            };
             let r = sqlx::query("SELECT COUNT(*), MAX(not_after) FROM ca_certificate WHERE issuer_slug = $1 AND issuer_generation = $2 AND state = $3")
                 .bind(g.ca.slug())
                 .bind(g.generation)
