@@ -161,16 +161,7 @@ fn ca_keys_on_a_softhsm2_token_sign_what_openssl_verifies() {
 fn a_ceremony_plan_is_a_checked_dry_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).display().to_string();
-    let jpki = |args: &[&str]| {
-        Command::new(jpki_bin())
-            .args(args)
-            .args(["--actor", "op-1"])
-            .env("JPKI_CA_PASSPHRASE", "ceremony test passphrase")
-            .env("JPKI_CA_DB", d("ca.db"))
-            .env("JPKI_CA_KEYS", d("keys"))
-            .output()
-            .unwrap()
-    };
+    let jpki = |args: &[&str]| common::local_ca(dir.path(), args, &[]);
     let o = jpki(&["ca", "init"]);
     assert!(o.status.success(), "{}", text(&o));
     let file = |algorithm: &str, activation: &str| {
@@ -215,27 +206,12 @@ fn a_ceremony_plan_is_a_checked_dry_run() {
 fn a_ceremony_run_resumes_after_a_crash_and_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).display().to_string();
-    let jpki_env = |args: &[&str], env: &[(&str, &str)]| {
-        Command::new(jpki_bin())
-            .args(args)
-            .args(["--actor", "op-1"])
-            .env("JPKI_CA_PASSPHRASE", "ceremony test passphrase")
-            .env("JPKI_CA_DB", d("ca.db"))
-            .env("JPKI_CA_KEYS", d("keys"))
-            .envs(env.iter().copied())
-            .output()
-            .unwrap()
-    };
+    let jpki_env = |args: &[&str], env: &[(&str, &str)]| common::local_ca(dir.path(), args, env);
     let jpki = |args: &[&str]| jpki_env(args, &[]);
     let o = jpki(&["ca", "init"]);
     assert!(o.status.success(), "{}", text(&o));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let rfc = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .unwrap()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap()
-    };
+    let rfc = common::rfc3339;
     let file = |alg: &str| {
         format!(
             "ca = \"sign-root\"\ngeneration = 2\nalgorithm = \"{alg}\"\nkey = \"software\"\n\

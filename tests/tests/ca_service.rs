@@ -223,12 +223,7 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
 
     // Key ceremonies run in the service, by operators only: a new P-384 generation of sign-13,
     // pending for 30 days, then rolled back.
-    let rfc = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .unwrap()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap()
-    };
+    let rfc = common::rfc3339;
     let ceremony = format!(
         "ca = \"sign-13\"\ngeneration = 2\nalgorithm = \"p384\"\nkey = \"software\"\n\
          not_before = \"{}\"\nactivation = \"{}\"\nname = \"same\"\n",
@@ -280,6 +275,13 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     let p: Value =
         w_tokyo.get(format!("{url}/v1/card/profile?environment=prod")).send().await.unwrap().json().await.unwrap();
     assert_eq!(p["algorithm"].as_str(), Some("rsa2048"), "{p}");
+    // The card profile is the windows': an operator's or a validator's credential is refused.
+    for other in [&op, &v] {
+        let r = other.get(format!("{url}/v1/card/profile?environment=prod")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+    }
+    let r = w_tokyo.get(format!("{url}/v1/card/profile?environment=staging")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "an unknown environment is an input error");
 
     // The audit trail names the authenticated window and clerk of every issuance and refusal.
     let o = net.jpki(&["ca", "audit", "--actor", "auditor", "--limit", "200"]);

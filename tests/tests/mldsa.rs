@@ -369,24 +369,10 @@ fn a_root_is_re_keyed_to_ml_dsa_65_with_links_signed_by_each_algorithm() {
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).display().to_string();
     let oracles = Oracles::new(dir.path());
-    let jpki = |args: &[&str]| {
-        Command::new(jpki_bin())
-            .args(args)
-            .args(["--actor", "op-1"])
-            .env("JPKI_CA_PASSPHRASE", "ml-dsa ceremony passphrase")
-            .env("JPKI_CA_DB", d("ca.db"))
-            .env("JPKI_CA_KEYS", d("keys"))
-            .output()
-            .unwrap()
-    };
+    let jpki = |args: &[&str]| common::local_ca(dir.path(), args, &[]);
     assert!(jpki(&["ca", "init"]).status.success());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let rfc = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .unwrap()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap()
-    };
+    let rfc = common::rfc3339;
     std::fs::write(
         d("c.toml"),
         format!(

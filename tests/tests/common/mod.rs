@@ -25,6 +25,31 @@ pub fn jpki_bin() -> &'static Path {
     })
 }
 
+/// `jpki ARGS --actor op-1` as the CA operator on the CA store in `dir` (`ca.db`, `keys/`,
+/// passphrase [`LOCAL_CA_PASSPHRASE`]), with `env` added.
+pub fn local_ca(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(jpki_bin())
+        .args(args)
+        .args(["--actor", "op-1"])
+        .env("JPKI_CA_PASSPHRASE", LOCAL_CA_PASSPHRASE)
+        .env("JPKI_CA_DB", dir.join("ca.db"))
+        .env("JPKI_CA_KEYS", dir.join("keys"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The key-store passphrase of [`local_ca`].
+pub const LOCAL_CA_PASSPHRASE: &str = "local CA test passphrase";
+
+/// Unix seconds as RFC 3339 (the instants of a ceremony file).
+pub fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
 /// `jpki ARGS` with `env` added (and no `JPKI_DB` inherited).
 pub fn jpki<K: AsRef<OsStr>, V: AsRef<OsStr>>(args: &[&str], env: &[(K, V)]) -> Output {
     let mut c = Command::new(jpki_bin());
