@@ -1,0 +1,126 @@
+//! `cargo xtask ci`: the single test command, and the table of its steps.
+
+use std::{
+    fs,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    cmd::{cargo, project_root, run},
+    conformance::{limbo_run, pkits},
+    install::{install_missing, install_oracles, install_python_tools, install_rust_components},
+    main_job::{main_job, scan_logs},
+    pcscd::Pcscd,
+    pg::Cluster,
+};
+
+/// `cargo xtask ci`: every step runs even when an earlier one failed (except a failed install),
+/// so one run shows every problem; the summary at the end decides the exit code.
+pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
+    let mut summary = Summary::default();
+    let installed = summary.step("install missing packages", || {
+        install_missing(!no_pg)?;
+        install_python_tools()?;
+        install_oracles()?;
+        install_rust_components()
+    });
+    if !installed {
+        return Ok(summary.finish());
+    }
+    summary.step("cargo fmt", || run(&mut cargo("fmt --all -- --check")));
+    summary.step("cargo clippy", || run(&mut cargo("clippy --workspace --all-targets -- -D warnings")));
+
+    let mut pcscd = None;
+    summary.step("pcscd + vpcd up", || {
+        pcscd = Some(Pcscd::up()?);
+        Ok(())
+    });
+    let mut test = cargo("test --workspace --all-targets");
+    test.env("RUST_BACKTRACE", "1");
+    if no_pg {
+        summary.skip("postgres", "--no-pg: storage tests run on SQLite only");
+        test.env_remove("JPKI_TEST_PG_URL");
+        summary.step("cargo test", || run(&mut test));
+    } else {
+        let mut cluster = None;
+        summary.step("postgres start", || {
+            cluster = Some(Cluster::start()?);
+            Ok(())
+        });
+        match cluster {
+            Some(cluster) => {
+                cluster.set_env(&mut test);
+                summary.step("cargo test", || run(&mut test));
+                summary.step("postgres stop", || cluster.stop());
+            }
+            None => summary.skip("cargo test", "not run: PostgreSQL did not start"),
+        }
+    }
+
+    // The README's main job, as a smoke test of the whole story on SQLite; kept, so that its
+    // logs can be scanned for personal data and secrets.
+    let demo_dir = project_root().join("target/demo-run");
+    summary.step("main job (jpki demo)", || main_job(&demo_dir));
+    summary.step("main job's logs: no personal data, no secrets", || scan_logs(&demo_dir));
+    if let Some(p) = pcscd {
+        summary.step("pcscd down", || p.stop());
+    }
+
+    summary.step("conformance: NIST PKITS", pkits);
+    match fs::canonicalize(project_root().join("../shared/conformance/x509-limbo.json")) {
+        Ok(limbo) => {
+            summary.step("conformance: x509-limbo", || limbo_run(&limbo));
+        }
+        Err(_) => summary.skip("conformance: x509-limbo", "../shared/conformance/x509-limbo.json not found"),
+    }
+    Ok(summary.finish())
+}
+
+/// The steps of `cargo xtask ci` so far, for the table at the end.
+#[derive(Debug, Default)]
+struct Summary {
+    rows: Vec<(String, String, Duration)>,
+    failed: usize,
+}
+
+impl Summary {
+    /// Runs one step with a banner before and its result after; returns whether it passed.
+    fn step(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> bool {
+        println!("\n==> {name}");
+        let started = Instant::now();
+        let result = f();
+        let took = started.elapsed();
+        let status = match &result {
+            Ok(()) => "ok".to_owned(),
+            Err(err) => {
+                self.failed += 1;
+                eprintln!("error: {name}: {err:#}");
+                "FAILED".to_owned()
+            }
+        };
+        println!("<== {name}: {status} ({:.1}s)", took.as_secs_f64());
+        self.rows.push((name.to_owned(), status, took));
+        result.is_ok()
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        self.rows.push((name.to_owned(), format!("skipped ({why})"), Duration::ZERO));
+    }
+
+    fn finish(self) -> ExitCode {
+        let total: Duration = self.rows.iter().map(|(_, _, took)| *took).sum();
+        println!("\n==> summary");
+        for (name, status, took) in &self.rows {
+            println!("  {name:<26} {:>7.1}s  {status}", took.as_secs_f64());
+        }
+        println!("  {:<26} {:>7.1}s", "total", total.as_secs_f64());
+        if self.failed == 0 {
+            println!("\nci passed");
+            ExitCode::SUCCESS
+        } else {
+            println!("\nci FAILED: {} step(s) failed", self.failed);
+            ExitCode::FAILURE
+        }
+    }
+}
