@@ -16,6 +16,8 @@ use std::{
 
 use anyhow::{Context, bail};
 
+mod tidy;
+
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
@@ -38,6 +40,7 @@ usage: cargo xtask <command>
   demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
                             `cargo run --release -p jpki -- demo`
   pcsc up|down|status       the PC/SC test stack (pcscd with the vpcd readers), without systemd
+  tidy                      `//!` lines, SQLite/PostgreSQL migration parity, no clock reads in pure modules
 ";
 
 /// A Debian package the project needs, and a file that exists once it is installed.
@@ -257,6 +260,7 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             cmd.arg(cluster.url()).args(rest);
             cmd
         }),
+        ["tidy"] => tidy::run(&project_root()).map(|()| ExitCode::SUCCESS),
         [] | ["help" | "-h" | "--help"] => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -279,6 +283,7 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         return Ok(summary.finish());
     }
     summary.step("cargo fmt", || run(&mut cargo("fmt --all -- --check")));
+    summary.step("tidy", || tidy::run(&project_root()));
     summary.step("cargo clippy", || run(&mut cargo("clippy --workspace --all-targets -- -D warnings")));
 
     let mut pcscd = None;
