@@ -16,6 +16,7 @@ use std::{
 
 use anyhow::{Context, bail};
 
+mod golden;
 mod tidy;
 
 const USAGE: &str = "\
@@ -41,6 +42,7 @@ usage: cargo xtask <command>
                             `cargo run --release -p jpki -- demo`
   pcsc up|down|status       the PC/SC test stack (pcscd with the vpcd readers), without systemd
   tidy                      `//!` lines, SQLite/PostgreSQL migration parity, no clock reads in pure modules
+  golden [--check]          regenerate the golden vectors (validator/tests/golden); --check fails on a diff
 ";
 
 /// A Debian package the project needs, and a file that exists once it is installed.
@@ -261,6 +263,8 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             cmd
         }),
         ["tidy"] => tidy::run(&project_root()).map(|()| ExitCode::SUCCESS),
+        ["golden"] => golden::run(false).map(|()| ExitCode::SUCCESS),
+        ["golden", "--check"] => golden::run(true).map(|()| ExitCode::SUCCESS),
         [] | ["help" | "-h" | "--help"] => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -312,6 +316,8 @@ fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
             None => summary.skip("cargo test", "not run: PostgreSQL did not start"),
         }
     }
+
+    summary.step("golden vectors (--check)", || golden::run(true));
 
     // The README's main job, as a smoke test of the whole story on SQLite; kept, so that its
     // logs can be scanned for personal data and secrets.
