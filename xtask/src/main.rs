@@ -13,10 +13,12 @@
 mod ci;
 mod cmd;
 mod conformance;
+mod golden;
 mod install;
 mod main_job;
 mod pcscd;
 mod pg;
+mod tidy;
 
 use std::{
     env, fs,
@@ -57,6 +59,8 @@ usage: cargo xtask <command>
   demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
                             `cargo run --release -p jpki -- demo`
   pcsc up|down|status       the PC/SC test stack (pcscd with the vpcd readers), without systemd
+  tidy                      `//!` lines, SQLite/PostgreSQL migration parity, no clock reads in pure modules
+  golden [--check]          regenerate the golden vectors (validator/tests/golden); --check fails on a diff
 ";
 
 fn main() -> ExitCode {
@@ -153,6 +157,9 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             cmd.arg(cluster.url()).args(rest);
             cmd
         }),
+        ["tidy"] => tidy::run(&project_root()).map(|()| ExitCode::SUCCESS),
+        ["golden"] => golden::run(false).map(|()| ExitCode::SUCCESS),
+        ["golden", "--check"] => golden::run(true).map(|()| ExitCode::SUCCESS),
         [] | ["help" | "-h" | "--help"] => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
