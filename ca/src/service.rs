@@ -29,15 +29,16 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use identity::party::{Party, PartyKind};
 use net::clerk::{ClerkHeaders, ClerkVerifier, HEADER_CERT, HEADER_SIGNATURE, HEADER_TIME};
 use net::credential::Trust;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
 use crate::authority::{Authority, IssueRequest, Issued};
@@ -95,31 +96,47 @@ impl CaService {
     }
 }
 
-/// The router of the CA service.
+/// The CA service's routes and their description.
+fn api() -> OpenApiRouter<Arc<CaService>> {
+    OpenApiRouter::new()
+        .routes(routes!(issue))
+        .routes(routes!(issuer_auth))
+        .routes(routes!(card_profile))
+        .routes(routes!(revoke))
+        .routes(routes!(publish))
+        .routes(routes!(responder))
+        .routes(routes!(ceremony_plan))
+        .routes(routes!(ceremony_run))
+        .routes(routes!(ceremony_status))
+        .routes(routes!(ceremony_rollback))
+        .routes(routes!(emergency_compromise))
+        .routes(routes!(emergency_plan))
+        .routes(routes!(reissue_queue))
+        .routes(routes!(status_head))
+        .routes(routes!(status_revocations))
+        .routes(routes!(status_ca_certificates))
+        .routes(routes!(status_certificates))
+        .routes(routes!(status_certificate))
+        .routes(routes!(ca_certificate))
+        .routes(routes!(ca_links))
+        .routes(routes!(crl_file))
+}
+
+const TITLE: &str = "jpki CA service";
+const TEXT: &str = "The certificate authorities as a service (`jpki serve ca`): issuance and issuer \
+authentication for municipal windows (with their clerks' signatures), revocation, CRL publication, key \
+ceremonies and emergency re-issuance for CA operators, the status stream and delegated responder certificates \
+for validators, and the CA certificates and CRLs for every party. Errors are `{\"error\": code, \"detail\": \
+why}`. Who may call which route: docs/ca-service.md.";
+
+/// The router of the CA service, with its description at `GET /openapi.json`.
 pub fn router(svc: Arc<CaService>) -> axum::Router {
-    axum::Router::new()
-        .route("/v1/issue", post(issue))
-        .route("/v1/card/issuer-auth", post(issuer_auth))
-        .route("/v1/card/profile", get(card_profile))
-        .route("/v1/revoke", post(revoke))
-        .route("/v1/crl/publish", post(publish))
-        .route("/v1/responders", post(responder))
-        .route("/v1/ceremony/plan", post(ceremony_plan))
-        .route("/v1/ceremony/run", post(ceremony_run))
-        .route("/v1/ceremony/status", get(ceremony_status))
-        .route("/v1/ceremony/rollback", post(ceremony_rollback))
-        .route("/v1/emergency/compromise", post(emergency_compromise))
-        .route("/v1/emergency/plan", post(emergency_plan))
-        .route("/v1/reissue/queue", get(reissue_queue))
-        .route("/v1/status/head", get(status_head))
-        .route("/v1/status/revocations", get(status_revocations))
-        .route("/v1/status/ca-certificates", get(status_ca_certificates))
-        .route("/v1/status/certificates", get(status_certificates))
-        .route("/v1/status/certificates/{serial}", get(status_certificate))
-        .route("/v1/ca/{slug}/certificate", get(ca_certificate))
-        .route("/v1/ca/{slug}/links", get(ca_links))
-        .route("/v1/crl/{slug}/{generation}/{file}", get(crl_file))
-        .with_state(svc)
+    identity::openapi::serve(api().with_state(svc), TITLE, TEXT).0
+}
+
+/// The OpenAPI description the CA service serves at `GET /openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    identity::openapi::document(TITLE, TEXT, [api().into_openapi(), identity::openapi::description_part()])
 }
 
 /// An answer that is not a success.
@@ -130,8 +147,10 @@ pub struct Refusal {
     detail: String,
 }
 
-/// The JSON body of every refusal.
-#[derive(Debug, Serialize, Deserialize)]
+/// The JSON body of every refusal of the CA service (`Refusal` in its OpenAPI description:
+/// `ErrorBody` there is the `{error, message}` body of `GET /openapi.json`'s 401).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Refusal)]
 pub struct ErrorBody {
     /// Stable code.
     pub error: String,
@@ -252,7 +271,7 @@ impl CaService {
 }
 
 /// `POST /v1/issue`: a window's certificate request (identity items are never in it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueBody {
     /// Idempotency key (the service scopes it to the window).
@@ -278,7 +297,7 @@ pub struct IssueBody {
 }
 
 /// One certificate in an answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CertBody {
     /// Serial, hex.
     pub serial: String,
@@ -295,7 +314,7 @@ pub struct CertBody {
 }
 
 /// The answer to `POST /v1/issue`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuedBody {
     /// The certificates.
     pub certificates: Vec<CertBody>,
@@ -327,6 +346,14 @@ fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Answer<T> {
     serde_json::from_slice(body).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("body: {e}")))
 }
 
+/// The query string of `uri` as `T`, parsed once the caller is authorized (malformed is 400
+/// with the error body, like every other refusal).
+fn query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Answer<T> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("query: {}", e.body_text())))
+}
+
 fn b64(field: &'static str, v: &Option<String>) -> Answer<Option<Vec<u8>>> {
     v.as_deref()
         .map(|s| {
@@ -342,6 +369,29 @@ fn hex_bytes(field: &'static str, v: &str, max: usize) -> Answer<Vec<u8>> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/issue",
+    tag = "window",
+    summary = "A resident's certificates, issued at the window",
+    description = "Windows (`urn:jpki:window:<municipality>:<id>`) with their clerk's signature headers, for residents registered in the window's municipality; the identity items come from the national node, never the request. Idempotent per window and `request_id`. Every issuance and refusal is audited with the window and the clerk.",
+    params(
+        ("x-jpki-clerk-certificate" = String, Header, description = "The clerk's certificate (DER, hex)"),
+        ("x-jpki-clerk-time" = i64, Header, description = "Signing time (unix seconds, within 5 minutes of the CA's clock)"),
+        ("x-jpki-clerk-signature" = String, Header, description = "The clerk's ECDSA P-384 signature (DER, hex) over the window's party, method, path, time and SHA-384 of the body (net::clerk)"),
+    ),
+    request_body(content = IssueBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The certificates and their chain", body = IssuedBody),
+        (status = 400, description = "Malformed request (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party, or the clerk not authenticated (`error` the reason: `clerk_missing`, `clerk_signature`, …); audited", body = ErrorBody),
+        (status = 403, description = "Refused (`error`: `window_mismatch`, `party_not_allowed`, `not_own_municipality`, `resident_unknown`, …); audited", body = ErrorBody),
+        (status = 409, description = "The CA's state does not allow it (`conflict`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+        (status = 503, description = "The identity network did not answer (`identity_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn issue(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -400,11 +450,24 @@ async fn issue(
 
 pub use card::writer::IssuerPurpose;
 
+/// The wire names of [`IssuerPurpose`] (its serde names; a test keeps them equal).
+pub const ISSUER_PURPOSES: [&str; 5] = ["issue", "resume", "renew", "pin_reset", "wipe"];
+
+/// The OpenAPI schema of [`IssuerPurpose`] (the `card` crate has no OpenAPI dependency).
+fn issuer_purpose_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("Why the window asks for an issuer session"))
+        .enum_values(Some(ISSUER_PURPOSES))
+        .build()
+}
+
 /// `POST /v1/card/issuer-auth`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerAuthBody {
     /// Why.
+    #[schema(schema_with = issuer_purpose_schema)]
     pub purpose: IssuerPurpose,
     /// The resident at the counter (every purpose): must be registered in the window's
     /// municipality.
@@ -416,14 +479,15 @@ pub struct IssuerAuthBody {
 }
 
 /// The issuer's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuerAuthAnswer {
     /// HMAC-SHA256 under the card's own issuer key (hex).
     pub mac: String,
 }
 
 /// `GET /v1/card/profile?environment=prod|test`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProfileQuery {
     /// `prod` or `test`.
     pub environment: String,
@@ -431,7 +495,7 @@ pub struct ProfileQuery {
 
 /// The card profile a window's new cards get: the key algorithm the issuing signature CA of
 /// the window's prefecture certifies now (P-384 after a switch off RSA).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CardProfile {
     /// `rsa2048` or `p384`.
     pub algorithm: String,
@@ -441,13 +505,30 @@ pub struct CardProfile {
     pub generation: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/card/profile",
+    tag = "window",
+    summary = "The key algorithm the window's new cards get",
+    description = "The algorithm the issuing signature CA of the window's prefecture certifies now. Windows only.",
+    params(ProfileQuery),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The profile", body = CardProfile),
+        (status = 400, description = "Unknown environment or malformed query (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn card_profile(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Query(q): Query<ProfileQuery>,
+    uri: Uri,
 ) -> Answer<Json<CardProfile>> {
     let w = caller(party)?;
     allow(&w, &[PartyKind::Window], "GET /v1/card/profile")?;
+    let q: ProfileQuery = query(&uri)?;
     let env = Environment::parse(&q.environment)?;
     let (code, _) = w.station().ok_or_else(|| Refusal::forbidden("party_not_allowed", "not a window"))?;
     let prefecture = code.as_str().get(..2).unwrap_or_default().to_owned();
@@ -464,6 +545,28 @@ async fn card_profile(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/card/issuer-auth",
+    tag = "window",
+    summary = "The card issuer's answer to a card's challenge",
+    description = "HMAC-SHA256 under the card's own issuer key (diversified from the master key only this service holds), for a resident registered in the window's municipality; audited before the answer leaves.",
+    params(
+        ("x-jpki-clerk-certificate" = String, Header, description = "The clerk's certificate (DER, hex)"),
+        ("x-jpki-clerk-time" = i64, Header, description = "Signing time (unix seconds, within 5 minutes of the CA's clock)"),
+        ("x-jpki-clerk-signature" = String, Header, description = "The clerk's ECDSA P-384 signature (DER, hex) over the window's party, method, path, time and SHA-384 of the body (net::clerk)"),
+    ),
+    request_body(content = IssuerAuthBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The MAC", body = IssuerAuthAnswer),
+        (status = 400, description = "Malformed request (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party, or the clerk not authenticated (`error` the reason: `clerk_missing`, `clerk_signature`, …); audited", body = ErrorBody),
+        (status = 403, description = "Refused (`error`: `no_issuer_key`, `resident_unknown`, `not_own_municipality`, `card_of_another_resident`, `card_unknown`, …); audited", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+        (status = 503, description = "The identity network did not answer (`identity_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn issuer_auth(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -535,7 +638,7 @@ async fn issuer_auth(
 }
 
 /// `POST /v1/revoke` (operators).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
     /// Serial (hex).
@@ -546,20 +649,39 @@ pub struct RevokeBody {
     pub cause: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/revoke",
+    tag = "operator",
+    summary = "Revokes a certificate",
+    description = "CA operators only.",
+    request_body(content = RevokeBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Malformed body or unknown reason (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The CA's state does not allow it (`conflict`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn revoke(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Json(r): Json<RevokeBody>,
+    body: Bytes,
 ) -> Answer<StatusCode> {
     let op = caller(party)?;
     allow(&op, &[PartyKind::Operator], "POST /v1/revoke")?;
+    let r: RevokeBody = json(&body)?;
     let reason = Reason::parse(&r.reason)?;
     svc.authority.revoke(&op.to_string(), &r.serial, reason, &r.cause, (svc.clock)()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// One CRL written by `POST /v1/crl/publish`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublishedBody {
     /// CA slug.
     pub ca: String,
@@ -575,6 +697,21 @@ pub struct PublishedBody {
     pub bytes: u64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/crl/publish",
+    tag = "operator",
+    summary = "Publishes every CRL and ARL now",
+    description = "CA operators only; into the service's publish directory.",
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The CRLs written", body = Vec<PublishedBody>),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 409, description = "This service publishes no CRLs (`no_publish_dir`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn publish(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -601,7 +738,7 @@ async fn publish(
 }
 
 /// `POST /v1/ceremony/plan` and `/run`: the ceremony file's text.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CeremonyBody {
     /// The ceremony file (TOML).
@@ -609,7 +746,7 @@ pub struct CeremonyBody {
 }
 
 /// One step of a ceremony as the service reports it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepBody {
     /// What the step does.
     pub step: String,
@@ -617,37 +754,76 @@ pub struct StepBody {
     pub done_now: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/ceremony/plan",
+    tag = "ceremony",
+    summary = "The steps a ceremony file would take",
+    description = "CA operators only; nothing is changed.",
+    request_body(content = CeremonyBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The steps (`done_now` false)", body = Vec<StepBody>),
+        (status = 400, description = "Malformed body or ceremony file (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The CA's state does not allow it (`conflict`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn ceremony_plan(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Json(b): Json<CeremonyBody>,
+    body: Bytes,
 ) -> Answer<Json<Vec<StepBody>>> {
     allow(&caller(party)?, &[PartyKind::Operator], "POST /v1/ceremony/plan")?;
+    let b: CeremonyBody = json(&body)?;
     let c = crate::ceremony::parse(&b.file)?;
     let p = svc.authority.ceremony_plan(&c, (svc.clock)()).await?;
     Ok(Json(p.steps.iter().map(|s| StepBody { step: s.to_string(), done_now: false }).collect()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/ceremony/run",
+    tag = "ceremony",
+    summary = "Runs a ceremony file (resumable)",
+    description = "CA operators only; each step is audited.",
+    request_body(content = CeremonyBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The steps, `done_now` for those done by this call", body = Vec<StepBody>),
+        (status = 400, description = "Malformed body or ceremony file (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The CA's state does not allow it (`conflict`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn ceremony_run(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Json(b): Json<CeremonyBody>,
+    body: Bytes,
 ) -> Answer<Json<Vec<StepBody>>> {
     let op = caller(party)?;
     allow(&op, &[PartyKind::Operator], "POST /v1/ceremony/run")?;
+    let b: CeremonyBody = json(&body)?;
     let done = svc.authority.ceremony_run(&op.to_string(), &b.file, (svc.clock)()).await?;
     Ok(Json(done.into_iter().map(|(s, now)| StepBody { step: s.to_string(), done_now: now }).collect()))
 }
 
 /// `GET /v1/ceremony/status?ca=`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// Only this CA.
     pub ca: Option<String>,
 }
 
 /// One generation as `GET /v1/ceremony/status` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GenerationBody {
     /// CA slug.
     pub ca: String,
@@ -668,15 +844,33 @@ pub struct GenerationBody {
     /// Link certificates: `direction serial signer-generation`.
     pub links: Vec<String>,
     /// Ceremony progress: steps done and in all.
+    #[schema(value_type = Option<Vec<i64>>, min_items = 2, max_items = 2)]
     pub ceremony: Option<(i64, i64)>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/ceremony/status",
+    tag = "ceremony",
+    summary = "Every CA generation and its key state",
+    description = "CA operators only.",
+    params(StatusQuery),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The generations", body = Vec<GenerationBody>),
+        (status = 400, description = "Malformed CA slug or query (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn ceremony_status(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Query(q): Query<StatusQuery>,
+    uri: Uri,
 ) -> Answer<Json<Vec<GenerationBody>>> {
     allow(&caller(party)?, &[PartyKind::Operator], "GET /v1/ceremony/status")?;
+    let q: StatusQuery = query(&uri)?;
     let id = q.ca.as_deref().map(CaId::parse).transpose()?;
     let all = svc.authority.ceremony_status(id.as_ref(), (svc.clock)()).await?;
     Ok(Json(
@@ -698,7 +892,7 @@ async fn ceremony_status(
 }
 
 /// `POST /v1/ceremony/rollback`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackBody {
     /// CA slug.
@@ -707,19 +901,38 @@ pub struct RollbackBody {
     pub generation: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/ceremony/rollback",
+    tag = "ceremony",
+    summary = "Rolls back a generation that has not issued",
+    description = "CA operators only; audited.",
+    request_body(content = RollbackBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "What was done", body = Vec<String>),
+        (status = 400, description = "Malformed request (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The CA's state does not allow it (`conflict`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn ceremony_rollback(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Json(b): Json<RollbackBody>,
+    body: Bytes,
 ) -> Answer<Json<Vec<String>>> {
     let op = caller(party)?;
     allow(&op, &[PartyKind::Operator], "POST /v1/ceremony/rollback")?;
+    let b: RollbackBody = json(&body)?;
     let id = CaId::parse(&b.ca)?;
     Ok(Json(svc.authority.rollback(&op.to_string(), &id, b.generation, (svc.clock)()).await?))
 }
 
 /// `POST /v1/emergency/compromise` and `/plan`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmergencyBody {
     /// CA slug.
@@ -732,7 +945,7 @@ pub struct EmergencyBody {
 }
 
 /// What a compromise revoked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompromisedBody {
     /// The generation's own CA certificate, revoked now.
     pub ca_certificate: Option<String>,
@@ -743,35 +956,75 @@ pub struct CompromisedBody {
 }
 
 /// Progress of a re-issuance plan.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlanBody {
     /// Residents holding a certificate of the generation.
     pub total: i64,
     /// Planned so far.
     pub planned: i64,
-    /// Per municipality: (code, queued, done).
+    /// Per municipality: `[code, queued, done]`.
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub by_municipality: Vec<(String, i64, i64)>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/emergency/compromise",
+    tag = "emergency",
+    summary = "Revokes a compromised generation and everything it issued",
+    description = "CA operators only; audited.",
+    request_body(content = EmergencyBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "What was revoked", body = CompromisedBody),
+        (status = 400, description = "Malformed request (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The CA's state does not allow it (`conflict`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn emergency_compromise(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Json(b): Json<EmergencyBody>,
+    body: Bytes,
 ) -> Answer<Json<CompromisedBody>> {
     let op = caller(party)?;
     allow(&op, &[PartyKind::Operator], "POST /v1/emergency/compromise")?;
+    let b: EmergencyBody = json(&body)?;
     let id = CaId::parse(&b.ca)?;
     let c = svc.authority.compromise(&op.to_string(), &id, b.generation, (svc.clock)()).await?;
     Ok(Json(CompromisedBody { ca_certificate: c.ca_certificate, revoked: c.revoked, head: c.head }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/emergency/plan",
+    tag = "emergency",
+    summary = "Plans re-issuance after a compromise, a bounded number of residents per call",
+    description = "CA operators only; call again until `planned` equals `total`.",
+    request_body(content = EmergencyBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "Progress", body = PlanBody),
+        (status = 400, description = "Malformed request (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The CA's state does not allow it (`conflict`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+        (status = 503, description = "The identity network did not answer (`identity_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn emergency_plan(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Json(b): Json<EmergencyBody>,
+    body: Bytes,
 ) -> Answer<Json<PlanBody>> {
     let op = caller(party)?;
     allow(&op, &[PartyKind::Operator], "POST /v1/emergency/plan")?;
+    let b: EmergencyBody = json(&body)?;
     let id = CaId::parse(&b.ca)?;
     let limit = b.limit.unwrap_or(1000);
     let p = svc.authority.reissue_plan(&op.to_string(), &id, b.generation, &svc.source, limit, (svc.clock)()).await?;
@@ -779,7 +1032,7 @@ async fn emergency_plan(
 }
 
 /// One resident a window is to call in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueuedBody {
     /// 住民票コード.
     pub resident: String,
@@ -791,6 +1044,20 @@ pub struct QueuedBody {
     pub queued_at: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/reissue/queue",
+    tag = "window",
+    summary = "Residents of the window's municipality to call in after a compromise",
+    description = "Windows only; at most 1,000.",
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The queue", body = Vec<QueuedBody>),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn reissue_queue(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -813,7 +1080,7 @@ async fn reissue_queue(
 
 /// `POST /v1/responders`: a validator asks for a delegated OCSP responder certificate for its
 /// own key under the current generation of `ca`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResponderBody {
     /// CA slug (`sign-13`, …).
@@ -829,7 +1096,7 @@ pub struct ResponderBody {
 }
 
 /// A responder certificate.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResponderAnswer {
     /// Serial, hex.
     pub serial: String,
@@ -839,13 +1106,32 @@ pub struct ResponderAnswer {
     pub certificate: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/responders",
+    tag = "validator",
+    summary = "A delegated OCSP responder certificate for the validator's own key",
+    description = "Validators only (`urn:jpki:validator:<id>`); the CSR's signature is the proof of possession; a CA key is refused (`ca_key_offered`, audited).",
+    request_body(content = ResponderBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The certificate", body = ResponderAnswer),
+        (status = 400, description = "Malformed body, CSR or days (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The CA's state does not allow it (`conflict`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn responder(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Json(r): Json<ResponderBody>,
+    body: Bytes,
 ) -> Answer<Json<ResponderAnswer>> {
     let v = caller(party)?;
     allow(&v, &[PartyKind::Validator], "POST /v1/responders")?;
+    let r: ResponderBody = json(&body)?;
     let id = CaId::parse(&r.ca)?;
     let csr = b64("csr", &Some(r.csr))?.unwrap_or_default();
     let spki = crate::authority::proof_of_possession(&csr, "responder")?;
@@ -868,12 +1154,26 @@ async fn responder(
 const STATUS_READERS: &[PartyKind] = &[PartyKind::Validator, PartyKind::Operator];
 
 /// `GET /v1/status/head`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeadBody {
     /// The last revocation sequence number committed.
     pub head: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/status/head",
+    tag = "status",
+    summary = "The last revocation sequence number committed",
+    description = "Validators and CA operators.",
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The head", body = HeadBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn status_head(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -883,7 +1183,8 @@ async fn status_head(
 }
 
 /// Paging of the revocation stream.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Revocations with seq greater than this.
     #[serde(default)]
@@ -898,7 +1199,7 @@ fn default_limit() -> i64 {
 }
 
 /// One revocation of the stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RevocationBody {
     /// Gapless sequence number (commit order).
     pub seq: i64,
@@ -914,12 +1215,29 @@ pub struct RevocationBody {
     pub reason: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/status/revocations",
+    tag = "status",
+    summary = "A page of the revocation stream, in commit order",
+    description = "Validators and CA operators. Gapless `seq`: a reader that keeps its cursor never misses a revocation.",
+    params(StreamQuery),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The revocations after `after`", body = Vec<RevocationBody>),
+        (status = 400, description = "`limit` not 1–10,000, `after` negative, or malformed query (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn status_revocations(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Query(q): Query<StreamQuery>,
+    uri: Uri,
 ) -> Answer<Json<Vec<RevocationBody>>> {
     allow(&caller(party)?, STATUS_READERS, "GET /v1/status/revocations")?;
+    let q: StreamQuery = query(&uri)?;
     if !(1..=MAX_PAGE).contains(&q.limit) || q.after < 0 {
         return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("limit 1–{MAX_PAGE}, after ≥ 0")));
     }
@@ -939,7 +1257,7 @@ async fn status_revocations(
 }
 
 /// A CA generation's certificate.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CaCertBody {
     /// CA slug.
     pub ca: String,
@@ -954,6 +1272,20 @@ pub struct CaCertBody {
     pub state: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/status/ca-certificates",
+    tag = "status",
+    summary = "Every CA generation's certificate and key state",
+    description = "Validators and CA operators.",
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The CA certificates", body = Vec<CaCertBody>),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn status_ca_certificates(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -984,7 +1316,7 @@ async fn status_ca_certificates(
 }
 
 /// One certificate's status.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CertStatusBody {
     /// Serial, hex.
     pub serial: String,
@@ -1018,6 +1350,23 @@ impl From<Certificate> for CertStatusBody {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/status/certificates/{serial}",
+    tag = "status",
+    summary = "One certificate's status",
+    description = "Validators and CA operators.",
+    params(("serial" = String, Path, description = "Serial, hex (1–32 bytes)")),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "Its status", body = CertStatusBody),
+        (status = 400, description = "Serial not 1–32 bytes of hex (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 404, description = "The CA never reserved this serial (`not_found`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn status_certificate(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -1034,7 +1383,8 @@ async fn status_certificate(
 }
 
 /// Paging of the certificate listing (for pre-signing): by serial.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CertPageQuery {
     /// Certificates whose serial (lower-case hex) sorts after this; empty for the first page.
     #[serde(default)]
@@ -1046,12 +1396,29 @@ pub struct CertPageQuery {
 
 /// `GET /v1/status/certificates?after=SERIAL&limit=M`: issued or revoked certificates in
 /// serial order, a page at a time (what `StatusReader::certificates` reads in one go).
+#[utoipa::path(
+    get,
+    path = "/v1/status/certificates",
+    tag = "status",
+    summary = "A page of issued or revoked certificates, in serial order",
+    description = "Validators and CA operators. For pre-signing OCSP responses.",
+    params(CertPageQuery),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The certificates after `after`", body = Vec<CertStatusBody>),
+        (status = 400, description = "`limit` not 1–10,000, `after` not hex, or malformed query (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn status_certificates(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
-    Query(q): Query<CertPageQuery>,
+    uri: Uri,
 ) -> Answer<Json<Vec<CertStatusBody>>> {
     allow(&caller(party)?, STATUS_READERS, "GET /v1/status/certificates")?;
+    let q: CertPageQuery = query(&uri)?;
     if !(1..=MAX_PAGE).contains(&q.limit) {
         return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("limit 1–{MAX_PAGE}")));
     }
@@ -1063,19 +1430,37 @@ async fn status_certificates(
 }
 
 /// Which generation: `?generation=N` (default the current one).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GenerationQuery {
     /// Generation.
     pub generation: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/ca/{slug}/certificate",
+    tag = "publication",
+    summary = "A CA generation's certificate (DER)",
+    description = "Any authenticated party.",
+    params(("slug" = String, Path, description = "CA slug (`sign-root`, `sign-13`, …)"), GenerationQuery),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The certificate", content_type = "application/pkix-cert", body = Vec<u8>),
+        (status = 400, description = "Malformed slug or query (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn ca_certificate(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
     Path(slug): Path<String>,
-    Query(q): Query<GenerationQuery>,
+    uri: Uri,
 ) -> Answer<Response> {
     caller(party)?;
+    let q: GenerationQuery = query(&uri)?;
     let id = CaId::parse(&slug)?;
     let g = match q.generation {
         Some(n) => svc.authority.generation_of(&id.slug(), n).await?,
@@ -1085,6 +1470,22 @@ async fn ca_certificate(
 }
 
 /// The unrevoked link and cross certificates of a root (PEM, oldest first).
+#[utoipa::path(
+    get,
+    path = "/v1/ca/{slug}/links",
+    tag = "publication",
+    summary = "The unrevoked link and cross certificates of a root (PEM, oldest first)",
+    description = "Any authenticated party.",
+    params(("slug" = String, Path, description = "CA slug of a root")),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The certificates", content_type = "application/pem-certificate-chain", body = String),
+        (status = 400, description = "Malformed slug (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 404, description = "No such object (`not_found`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn ca_links(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -1102,6 +1503,22 @@ async fn ca_links(
     Ok(([(axum::http::header::CONTENT_TYPE, "application/pem-certificate-chain")], pem).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/crl/{slug}/{generation}/{file}",
+    tag = "publication",
+    summary = "A published CRL or ARL (DER)",
+    description = "Any authenticated party. Only names the publisher writes.",
+    params(("slug" = String, Path, description = "CA slug"), ("generation" = String, Path, description = "`g` and the generation number (`g1`)", pattern = "^g[0-9]+$"), ("file" = String, Path, description = "`<shard>.crl` or `arl.crl`", pattern = "^([0-9]+|arl)\\.crl$")),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The CRL", content_type = "application/pkix-crl", body = Vec<u8>),
+        (status = 400, description = "Malformed slug (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 404, description = "No such CRL, or this service publishes none (`not_found`)", body = ErrorBody),
+        (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
 async fn crl_file(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
@@ -1134,4 +1551,36 @@ async fn crl_file(
 /// The kind names on the wire.
 pub fn kind_of(name: &str) -> Option<CertKind> {
     [CertKind::Signature, CertKind::Authentication].into_iter().find(|k| k.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_described_issuer_purposes_are_the_wire_names() {
+        for name in ISSUER_PURPOSES {
+            let p: IssuerPurpose = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(serde_json::to_value(p).unwrap(), serde_json::json!(name));
+        }
+        use IssuerPurpose::*;
+        for p in [Issue, Resume, Renew, PinReset, Wipe] {
+            // (A new variant fails this match until it is described.)
+            match p {
+                Issue | Resume | Renew | PinReset | Wipe => {}
+            }
+            let name = serde_json::to_value(p).unwrap();
+            assert!(ISSUER_PURPOSES.contains(&name.as_str().unwrap()), "{name} is not described");
+        }
+    }
+
+    #[test]
+    fn the_description_is_openapi_3_1_with_every_route() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        // Both error bodies are described under their own names.
+        assert!(doc["components"]["schemas"]["Refusal"]["properties"]["detail"].is_object());
+        assert!(doc["components"]["schemas"]["ErrorBody"]["properties"]["message"].is_object());
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 22, "21 routes and /openapi.json");
+    }
 }

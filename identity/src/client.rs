@@ -16,7 +16,7 @@ use crate::notice_sig::NoticeKeyCert;
 use crate::store::Head;
 
 /// What `GET /v1/heads` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Heads {
     /// `municipality`, `prefecture` or `national`.
     pub role: String,
@@ -27,7 +27,7 @@ pub struct Heads {
 }
 
 /// A 転入通知 sent by the new municipality to the old one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MoveInNotice {
     /// The resident.
     pub resident_code: ResidentCode,
@@ -38,7 +38,7 @@ pub struct MoveInNotice {
 }
 
 /// A request for a pool of resident codes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PoolRequest {
     /// Requesting municipality.
     pub municipality: LgCode,

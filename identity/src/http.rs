@@ -8,20 +8,26 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::authz::{self, Denial, Node, Route};
 use crate::client::{Heads, MoveInNotice, PoolRequest};
 use crate::error::{Error, ErrorKind};
-use crate::ids::{PrefectureCode, ResidentCode};
+use crate::ids::{LgCode, PrefectureCode, ResidentCode};
+use crate::municipal::MoveOutCertificate;
 use crate::municipal::Municipality;
-use crate::national::National;
+use crate::national::{FeedEntry, National};
+use crate::notice::ChangeNotice;
+use crate::notice_sig::NoticeKeyCert;
+use crate::openapi::ErrorBody;
 use crate::operator::{Operator, Role as OpRole};
 use crate::party::Party;
-use crate::provision::{Agency, BatchQuery, Provider};
+use crate::provision::{Agency, BatchQuery, DisclosureRow, Provided, Provider, Query as ProvisionQuery};
 use crate::store::{self, Db};
 
 /// Request bodies larger than this are refused with 413.
@@ -70,12 +76,12 @@ impl IntoResponse for AppError {
         } else {
             self.0.to_string()
         };
-        let mut body = serde_json::json!({ "error": code, "message": message });
-        match &self.0 {
-            Error::Refused(r) => body["reason"] = serde_json::json!(r.code()),
-            Error::Denied { reason, .. } => body["reason"] = serde_json::json!(reason),
-            _ => {}
-        }
+        let reason = match &self.0 {
+            Error::Refused(r) => Some(r.code().to_owned()),
+            Error::Denied { reason, .. } => Some((*reason).to_owned()),
+            _ => None,
+        };
+        let body = ErrorBody { error: code.to_owned(), message, reason };
         let mut response = (status, Json(body)).into_response();
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
@@ -114,11 +120,16 @@ fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, AppError> {
 
 type AppResult<T> = Result<T, AppError>;
 
-#[derive(Debug, Deserialize)]
+/// A page of a sequence: entries after `after`, at most `limit`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// Entries with a sequence number greater than this (0: from the start).
     #[serde(default)]
     after: u64,
+    /// At most this many (default 500; 1–1,000 notices, 1–10,000 feed entries).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 10_000)]
     limit: u32,
 }
 fn default_limit() -> u32 {
@@ -167,11 +178,48 @@ impl NodeInfo {
     }
 }
 
+/// `GET /v1/heads`.
+#[utoipa::path(
+    get,
+    path = "/v1/heads",
+    tag = "replication",
+    summary = "Chain heads of every source this node holds",
+    description = "The highest seq and its hash per source municipality, and why replication of a source is \
+halted if it is. Who may call: the node's cell of the authorization table (docs/authorization.md): operators; \
+a municipality's own prefecture; the national node at a prefecture.",
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The heads", body = Heads),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn heads(State(n): State<Arc<NodeInfo>>, Caller(c): Caller) -> AppResult<Json<Heads>> {
     allow(&n.node, Route::Heads, &c)?;
     Ok(Json(Heads { role: n.role().into(), code: n.code(), heads: store::heads(&n.db).await? }))
 }
 
+/// `GET /v1/sources/{source}/notices`.
+#[utoipa::path(
+    get,
+    path = "/v1/sources/{source}/notices",
+    tag = "replication",
+    summary = "A page of one source's change notices, in seq order",
+    description = "Signed, hash-chained change notices of municipality `source` after `after`. A municipality serves \
+only its own chain (to its own prefecture); a prefecture re-serves its municipalities' chains unchanged (to the \
+national node).",
+    params(("source" = LgCode, Path, description = "The source municipality"), Page),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The notices (empty past the head)", body = Vec<ChangeNotice>),
+        (status = 400, description = "Malformed source code, query or `limit` out of 1–1,000", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 404, description = "This node holds no such source", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn notices(
     State(n): State<Arc<NodeInfo>>,
     Caller(c): Caller,
@@ -199,6 +247,24 @@ async fn notices(
 /// `GET /v1/sources/{source}/keys`: the source's notice-key certificates (every key it has
 /// signed with, rotated-out ones included), so a replica can admit the key a notice names.
 /// Whoever may read the notices may read the keys (the [`Route::Notices`] cell).
+#[utoipa::path(
+    get,
+    path = "/v1/sources/{source}/keys",
+    tag = "replication",
+    summary = "The source's notice-key certificates",
+    description = "Every key municipality `source` has signed notices with (rotated-out ones included), so that a \
+replica can admit the key a notice names. Whoever may read the notices may read the keys.",
+    params(("source" = LgCode, Path, description = "The source municipality")),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The certificates", body = Vec<NoticeKeyCert>),
+        (status = 400, description = "Malformed source code", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 404, description = "This node holds no such source", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn notice_keys(
     State(n): State<Arc<NodeInfo>>,
     Caller(c): Caller,
@@ -218,27 +284,64 @@ async fn notice_keys(
     Ok(Json(keys).into_response())
 }
 
-fn replication_routes(info: NodeInfo) -> Router {
-    Router::new()
-        .route("/v1/heads", get(heads))
-        .route("/v1/sources/{source}/notices", get(notices))
-        .route("/v1/sources/{source}/keys", get(notice_keys))
-        .with_state(Arc::new(info))
+/// The replication routes and their description (every node role serves them).
+fn replication_api() -> OpenApiRouter<Arc<NodeInfo>> {
+    OpenApiRouter::new().routes(routes!(heads)).routes(routes!(notices)).routes(routes!(notice_keys))
+}
+
+/// Titles of the three node roles' descriptions.
+const MUNICIPAL_TITLE: &str = "jpki municipality node";
+const PREFECTURE_TITLE: &str = "jpki prefecture node";
+const NATIONAL_TITLE: &str = "jpki national node";
+const MUNICIPAL_TEXT: &str = "A municipal node of the identity network: the replication source of its own chain \
+(to its prefecture), and the 転出証明書 / 転入通知 exchange between municipalities. Who may call which route: \
+docs/authorization.md; the protocol: docs/identity.md.";
+const PREFECTURE_TEXT: &str = "A prefecture node of the identity network: it re-serves its municipalities' \
+chains unchanged (to the national node) and provides identity information to the bodies whose data it holds \
+(別表第5/第6 and ordinance tables). Who may call which route: docs/authorization.md; the protocol: \
+docs/identity.md.";
+const NATIONAL_TEXT: &str = "The national node of the identity network: replication, the change-information \
+feed, resident-code pools, provision to agencies (別表第1–第4), disclosure reports and statistics. Who may \
+call which route: docs/authorization.md; the protocol: docs/identity.md.";
+
+/// The municipal node's own routes.
+fn municipal_api() -> OpenApiRouter<Arc<Municipality>> {
+    OpenApiRouter::new().routes(routes!(move_out_certificate)).routes(routes!(move_in_notice))
 }
 
 /// Routes of a municipal node: replication source (to its prefecture), 転出証明書 and 転入通知
-/// (to other municipalities).
+/// (to other municipalities), and its description at `GET /openapi.json`.
 pub fn municipal_router(m: Municipality) -> Router {
     let info = NodeInfo { db: m.db().clone(), node: Node::Municipality(m.code().clone()) };
-    let m = Arc::new(m);
-    Router::new()
-        .route("/v1/move-out/{code}", get(move_out_certificate))
-        .route("/v1/move-in-notices", post(move_in_notice))
-        .with_state(m)
-        .merge(replication_routes(info))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+    let api = municipal_api().with_state(Arc::new(m)).merge(replication_api().with_state(Arc::new(info)));
+    crate::openapi::serve(api, MUNICIPAL_TITLE, MUNICIPAL_TEXT).0.layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
+/// The OpenAPI description a municipal node serves at `GET /openapi.json`.
+pub fn municipal_openapi() -> OpenApi {
+    let parts = [municipal_api().into_openapi(), replication_api().into_openapi(), crate::openapi::description_part()];
+    crate::openapi::document(MUNICIPAL_TITLE, MUNICIPAL_TEXT, parts)
+}
+
+/// `GET /v1/move-out/{code}`.
+#[utoipa::path(
+    get,
+    path = "/v1/move-out/{code}",
+    tag = "move",
+    summary = "The 転出証明書情報 of a resident who moved out",
+    description = "The record as it left and the move-out notice the move-in must follow, only to the \
+municipality named as the destination. A resident who is unknown or has not moved out is refused exactly like \
+one who moved elsewhere (403 `not_move_destination`): no register can be probed.",
+    params(("code" = ResidentCode, Path, description = "The resident's 住民票コード")),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The certificate", body = MoveOutCertificate),
+        (status = 400, description = "Malformed resident code", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn move_out_certificate(
     State(m): State<Arc<Municipality>>,
     Caller(c): Caller,
@@ -261,6 +364,26 @@ async fn move_out_certificate(
     Ok(Json(cert).into_response())
 }
 
+/// `POST /v1/move-in-notices`.
+#[utoipa::path(
+    post,
+    path = "/v1/move-in-notices",
+    tag = "move",
+    summary = "A 転入通知 from the resident's new municipality",
+    description = "Recorded idempotently: `true` when recorded now, `false` for a retry of one already recorded. \
+Accepted only from the municipality the notice names as the new one.",
+    request_body(content = MoveInNotice, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "Whether this call recorded it", body = bool),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 404, description = "No such resident here", body = ErrorBody),
+        (status = 409, description = "The resident's state does not allow it", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn move_in_notice(State(m): State<Arc<Municipality>>, Caller(c): Caller, body: RawBody) -> AppResult<Json<bool>> {
     let node = Node::Municipality(m.code().clone());
     allow(&node, Route::MoveInNotice, &c)?;
@@ -284,9 +407,16 @@ pub struct PrefectureState {
 /// national node), and provides to the bodies whose data the prefecture server holds.
 pub fn prefecture_router(s: PrefectureState) -> Router {
     let node = Node::Prefecture(s.code.clone());
-    replication_routes(NodeInfo { db: s.db, node: node.clone() })
-        .merge(provision_routes(ProvisionState { provider: s.provider, node }))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+    let api = replication_api()
+        .with_state(Arc::new(NodeInfo { db: s.db, node: node.clone() }))
+        .merge(provision_api().with_state(Arc::new(ProvisionState { provider: s.provider, node })));
+    crate::openapi::serve(api, PREFECTURE_TITLE, PREFECTURE_TEXT).0.layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The OpenAPI description a prefecture node serves at `GET /openapi.json`.
+pub fn prefecture_openapi() -> OpenApi {
+    let parts = [replication_api().into_openapi(), provision_api().into_openapi(), crate::openapi::description_part()];
+    crate::openapi::document(PREFECTURE_TITLE, PREFECTURE_TEXT, parts)
 }
 
 /// State of the national node's HTTP shell.
@@ -299,17 +429,28 @@ pub struct NationalState {
 /// Routes of the national node: replication, feed, pools, provision, disclosure, statistics.
 pub fn national_router(state: NationalState) -> Router {
     let info = NodeInfo { db: state.national.db().clone(), node: Node::National };
-    let provision =
-        provision_routes(ProvisionState { provider: state.national.provider().clone(), node: Node::National });
-    let state = Arc::new(state);
-    Router::new()
-        .route("/v1/code-pools", post(code_pool))
-        .route("/v1/feed", get(feed))
-        .route("/v1/feed/head", get(feed_head))
-        .with_state(state)
-        .merge(replication_routes(info))
-        .merge(provision)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+    let provision = ProvisionState { provider: state.national.provider().clone(), node: Node::National };
+    let api = national_api()
+        .with_state(Arc::new(state))
+        .merge(replication_api().with_state(Arc::new(info)))
+        .merge(provision_api().with_state(Arc::new(provision)));
+    crate::openapi::serve(api, NATIONAL_TITLE, NATIONAL_TEXT).0.layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The national node's own routes.
+fn national_api() -> OpenApiRouter<Arc<NationalState>> {
+    OpenApiRouter::new().routes(routes!(code_pool)).routes(routes!(feed)).routes(routes!(feed_head))
+}
+
+/// The OpenAPI description the national node serves at `GET /openapi.json`.
+pub fn national_openapi() -> OpenApi {
+    let parts = [
+        national_api().into_openapi(),
+        replication_api().into_openapi(),
+        provision_api().into_openapi(),
+        crate::openapi::description_part(),
+    ];
+    crate::openapi::document(NATIONAL_TITLE, NATIONAL_TEXT, parts)
 }
 
 /// State of the provision routes (national or prefecture).
@@ -320,15 +461,31 @@ struct ProvisionState {
 }
 
 /// Agency and operator routes of a provision point.
-fn provision_routes(state: ProvisionState) -> Router {
-    Router::new()
-        .route("/v1/provision/query", post(provision_query))
-        .route("/v1/provision/batch", post(provision_batch))
-        .route("/v1/disclosure/{code}", get(disclosure))
-        .route("/v1/statistics", get(statistics))
-        .with_state(Arc::new(state))
+fn provision_api() -> OpenApiRouter<Arc<ProvisionState>> {
+    OpenApiRouter::new()
+        .routes(routes!(provision_query))
+        .routes(routes!(provision_batch))
+        .routes(routes!(disclosure))
+        .routes(routes!(statistics))
 }
 
+/// `GET /v1/feed`.
+#[utoipa::path(
+    get,
+    path = "/v1/feed",
+    tag = "feed",
+    summary = "A page of the change-information feed",
+    description = "Ordered entries with a gapless `feed_seq`; subscribers (the CAs) keep their own cursor.",
+    params(Page),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The entries after `after` (empty past the head)", body = Vec<FeedEntry>),
+        (status = 400, description = "Malformed query or `limit` out of 1–10,000", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn feed(State(s): State<Arc<NationalState>>, Caller(c): Caller, uri: Uri) -> AppResult<Response> {
     allow(&Node::National, Route::Feed, &c)?;
     let p: Page = query(&uri)?;
@@ -338,11 +495,43 @@ async fn feed(State(s): State<Arc<NationalState>>, Caller(c): Caller, uri: Uri) 
     Ok(Json(s.national.feed_after(p.after, p.limit).await?).into_response())
 }
 
+/// `GET /v1/feed/head`.
+#[utoipa::path(
+    get,
+    path = "/v1/feed/head",
+    tag = "feed",
+    summary = "The feed's last `feed_seq`",
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The head (0: empty feed)", body = u64),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn feed_head(State(s): State<Arc<NationalState>>, Caller(c): Caller) -> AppResult<Response> {
     allow(&Node::National, Route::Feed, &c)?;
     Ok(Json(s.national.feed_head().await?).into_response())
 }
 
+/// `POST /v1/code-pools`.
+#[utoipa::path(
+    post,
+    path = "/v1/code-pools",
+    tag = "pools",
+    summary = "A pool of fresh resident codes for the calling municipality",
+    description = "Only for the municipality in the caller's own certificate; written to the operator log under \
+the caller's name.",
+    request_body(content = PoolRequest, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The codes", body = Vec<ResidentCode>),
+        (status = 400, description = "Malformed body or `count` out of range", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn code_pool(State(s): State<Arc<NationalState>>, Caller(c): Caller, body: RawBody) -> AppResult<Response> {
     allow(&Node::National, Route::CodePool, &c)?;
     let r: PoolRequest = body.json()?;
@@ -364,16 +553,62 @@ async fn agency(s: &ProvisionState, c: &Party) -> Result<Agency, AppError> {
     s.provider.registered_agency(id).await?.ok_or_else(|| deny(c, Route::Provision.path(), Denial::AgencyNotRegistered))
 }
 
+/// `POST /v1/provision/query`.
+#[utoipa::path(
+    post,
+    path = "/v1/provision/query",
+    tag = "provision",
+    summary = "Identity information of one resident, for a purpose in the law table",
+    description = "Lookup by 住民票コード or by an exact match of all four items among active residents; there is \
+no other search. Callers: agencies (`urn:jpki:agency:<id>`) and a CA querying as an agency for B1-020 \
+(`urn:jpki:ca:<id>`), registered at this provision point. Every provision, not-found and refusal is written to \
+the provision log before the answer leaves.",
+    request_body(content = ProvisionQuery, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "`found`, and the granted items if found", body = Provided),
+        (status = 400, description = "Malformed body (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "Refused: by the authorization table (`agency_not_registered`, \
+`party_not_allowed`, …) or by the law table (`error` `refused`, `reason` e.g. `field_not_permitted`, \
+`purpose_not_registered`); a law-table refusal is written to the provision log", body = ErrorBody),
+        (status = 429, description = "Over the agency's rate limit (`reason` `rate_limited`), logged", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Whole seconds to wait"))),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn provision_query(
     State(s): State<Arc<ProvisionState>>,
     Caller(c): Caller,
     body: RawBody,
 ) -> AppResult<Response> {
     let a = agency(&s, &c).await?;
-    let q: crate::provision::Query = body.json()?;
+    let q: ProvisionQuery = body.json()?;
     Ok(Json(s.provider.query(&a, &q, now()).await?).into_response())
 }
 
+/// `POST /v1/provision/batch`.
+#[utoipa::path(
+    post,
+    path = "/v1/provision/batch",
+    tag = "provision",
+    summary = "Identity information of up to 10,000 residents, for a bulk purpose",
+    description = "Only for purposes the law table marks bulk (e.g. the pension liveness check); one answer per \
+resident code, in order. Callers as for `/v1/provision/query`.",
+    request_body(content = BatchQuery, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "One answer per resident code, in order", body = Vec<Provided>),
+        (status = 400, description = "Malformed body or more than 10,000 residents", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "Refused: by the authorization table (`agency_not_registered`, \
+`party_not_allowed`, …) or by the law table (`error` `refused`, `reason` e.g. `field_not_permitted`, \
+`purpose_not_registered`); a law-table refusal is written to the provision log", body = ErrorBody),
+        (status = 429, description = "Over the agency's rate limit (`reason` `rate_limited`), logged", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Whole seconds to wait"))),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn provision_batch(
     State(s): State<Arc<ProvisionState>>,
     Caller(c): Caller,
@@ -394,6 +629,24 @@ fn report_operator(s: &ProvisionState, c: &Party) -> Result<Operator, AppError> 
     Ok(Operator::new(&c.to_string(), role)?)
 }
 
+/// `GET /v1/disclosure/{code}`.
+#[utoipa::path(
+    get,
+    path = "/v1/disclosure/{code}",
+    tag = "reports",
+    summary = "A resident's disclosure report: every provision of their information",
+    description = "Operators only (`urn:jpki:operator:<name>`); the request is written to the operator log with \
+the operator's name before it is answered.",
+    params(("code" = ResidentCode, Path, description = "The resident's 住民票コード")),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The report's rows", body = Vec<DisclosureRow>),
+        (status = 400, description = "Malformed resident code", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn disclosure(
     State(s): State<Arc<ProvisionState>>,
     Caller(c): Caller,
@@ -404,11 +657,32 @@ async fn disclosure(
     Ok(Json(s.provider.disclosure_by(&op, &code, now()).await?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// The fiscal years of a statistics report.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Years {
+    /// 1–20 fiscal years, comma-separated (`2025,2026`).
+    #[param(pattern = "^[0-9]{1,4}(,[0-9]{1,4}){0,19}$")]
     years: String,
 }
 
+/// `GET /v1/statistics`.
+#[utoipa::path(
+    get,
+    path = "/v1/statistics",
+    tag = "reports",
+    summary = "Provisions per purpose per fiscal year (Markdown)",
+    description = "In the shape of the prefecture usage tables. Operators only; written to the operator log.",
+    params(Years),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The tables", content_type = "text/markdown; charset=utf-8", body = String),
+        (status = 400, description = "Malformed years", body = ErrorBody),
+        (status = 401, description = "No client party", body = ErrorBody),
+        (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
+        (status = 500, description = "Internal error (no detail)", body = ErrorBody),
+    )
+)]
 async fn statistics(State(s): State<Arc<ProvisionState>>, Caller(c): Caller, uri: Uri) -> AppResult<Response> {
     let op = report_operator(&s, &c)?;
     let y: Years = query(&uri)?;

@@ -38,6 +38,23 @@ fn check_last<const N: usize, const B: usize>(
     Ok(())
 }
 
+/// The OpenAPI schema of a code type: a string with `pattern` (the check digit is checked by
+/// the server, not by the pattern).
+macro_rules! string_schema {
+    ($name:ident, $description:expr, $pattern:expr) => {
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($description))
+                    .pattern(Some($pattern))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
 macro_rules! digit_string_type {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
@@ -79,6 +96,7 @@ digit_string_type!(
     /// 住民票コード: 10 random digits and a check digit ([`check_digit::resident_code`]).
     ResidentCode
 );
+string_schema!(ResidentCode, "住民票コード: 10 digits and a check digit", "^[0-9]{11}$");
 digit_string_type!(
     /// 個人番号: 11 digits and the check digit of 総務省令第85号 art. 5.
     MyNumber
@@ -88,6 +106,12 @@ digit_string_type!(
     /// digits are the prefecture.
     LgCode
 );
+string_schema!(
+    LgCode,
+    "全国地方公共団体コード of a municipality: 5 digits (the first two the prefecture, 01–47) and a check digit",
+    "^[0-9]{6}$"
+);
+string_schema!(PrefectureCode, "Two-digit prefecture code, 01–47", "^(0[1-9]|[1-3][0-9]|4[0-7])$");
 
 impl FromStr for ResidentCode {
     type Err = Error;

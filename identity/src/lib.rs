@@ -16,6 +16,7 @@ pub mod ids;
 pub mod law;
 pub mod municipal;
 pub mod national;
+pub mod openapi;
 pub mod operator;
 pub mod party;
 pub mod person;

@@ -24,7 +24,7 @@ use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
 
 /// The 転出証明書情報 the old municipality hands to the new one: the record as it left and
 /// the move-out notice that the move-in must follow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MoveOutCertificate {
     /// The record after the move-out.
     pub record: Record,

@@ -21,7 +21,7 @@ use crate::store::{self, Db, Head, i64_from, u64_from};
 pub const MAX_POOL: u32 = 100_000;
 
 /// One entry of the change-information feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FeedEntry {
     /// Position in the feed (gapless, from 1).
     pub feed_seq: u64,

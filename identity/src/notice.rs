@@ -35,7 +35,7 @@ pub type Hash = [u8; 32];
 pub const GENESIS: Hash = [0u8; 32];
 
 /// Why a record changed (異動事由). Numbers are on the wire and in the chain: forever.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[repr(u16)]
 pub enum NoticeKind {
@@ -123,7 +123,7 @@ impl NoticeKind {
 }
 
 /// Key of a notice: `(source municipality, seq)`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoticeRef {
     /// The municipality that wrote it.
     pub source: LgCode,
@@ -132,11 +132,12 @@ pub struct NoticeRef {
 }
 
 /// The content of a change notice, before it is sequenced and chained.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoticeBody {
     /// Reason for the change.
     pub kind: NoticeKind,
     /// 異動年月日.
+    #[schema(value_type = String, format = Date)]
     pub effective_date: Date,
     /// When the municipality recorded it (unix seconds).
     pub recorded_at: i64,
@@ -154,16 +155,18 @@ pub struct NoticeBody {
 }
 
 /// An immutable, sequenced and chained change notice, as stored and replicated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChangeNotice {
     /// `(source, seq)`.
     #[serde(flatten)]
     pub key: NoticeRef,
     /// Hash of the previous notice of the same source ([`GENESIS`] for seq 1).
     #[serde(with = "hex_hash")]
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub prev_hash: Hash,
     /// `SHA-256(prev_hash ‖ encoding)`.
     #[serde(with = "hex_hash")]
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub hash: Hash,
     /// The content.
     #[serde(flatten)]

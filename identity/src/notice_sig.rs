@@ -65,7 +65,7 @@ pub fn signed_message(key: &NoticeRef, hash: &Hash) -> Vec<u8> {
 
 /// The versioned envelope: version 1, the key id (lower-case hex of the signing
 /// certificate's subject key identifier), the signature bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoticeSignature {
     /// [`SIGNATURE_VERSION`].
     pub version: u8,
@@ -73,16 +73,18 @@ pub struct NoticeSignature {
     pub key_id: String,
     /// The signature over [`signed_message`] (base64 on the wire).
     #[serde(with = "b64")]
+    #[schema(value_type = String, content_encoding = "base64")]
     pub signature: Vec<u8>,
 }
 
 /// One notice-key certificate of a source, as `GET /v1/sources/{source}/keys` serves it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoticeKeyCert {
     /// The key id the certificate carries (lower-case hex subject key identifier).
     pub key_id: String,
     /// DER of the certificate (base64 on the wire).
     #[serde(with = "b64")]
+    #[schema(value_type = String, content_encoding = "base64")]
     pub cert: Vec<u8>,
 }
 

@@ -22,10 +22,16 @@ pub struct FlaggedText {
     flags: String,
 }
 
-#[derive(Serialize, Deserialize)]
+/// The wire form of a [`FlaggedText`] (and its OpenAPI schema): `flags` may be left out on
+/// input (all `0`).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 struct TextRepr {
+    /// The text (1–256 characters, no control characters).
+    #[schema(min_length = 1, max_length = 256)]
     text: String,
+    /// One `0`/`1` per character of `text`; `1`: a substitute glyph (代替文字). Left out: all `0`.
     #[serde(default)]
+    #[schema(pattern = "^[01]*$")]
     flags: Option<String>,
 }
 
@@ -156,21 +162,55 @@ impl From<ResidentStatus> for u8 {
     }
 }
 
+impl utoipa::PartialSchema for FlaggedText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <TextRepr as utoipa::PartialSchema>::schema()
+    }
+}
+impl utoipa::ToSchema for FlaggedText {}
+
+/// An integer enumeration's schema: `values` only, described.
+fn int_enum_schema(description: &str, values: &[u8]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .description(Some(description))
+        .enum_values(Some(values.iter().copied()))
+        .into()
+}
+
+impl utoipa::PartialSchema for Sex {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        int_enum_schema("性別 (JIS X 0303): 1 male, 2 female, 9 not applicable", &[1, 2, 9])
+    }
+}
+impl utoipa::ToSchema for Sex {}
+
+impl utoipa::PartialSchema for ResidentStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        int_enum_schema(
+            "Register status: 1 active, 2 moved out, 3 deceased, 4 emigrated, 5 removed ex officio",
+            &[1, 2, 3, 4, 5],
+        )
+    }
+}
+impl utoipa::ToSchema for ResidentStatus {}
+
 /// The four items (基本4情報).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FourItems {
     /// 氏名.
     pub name: FlaggedText,
     /// 住所.
     pub address: FlaggedText,
     /// 生年月日.
+    #[schema(value_type = String, format = Date)]
     pub date_of_birth: Date,
     /// 性別.
     pub sex: Sex,
 }
 
 /// 本人確認情報 as held after a change: the four items, the code, status, owner, version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Record {
     /// 住民票コード.
     pub resident_code: ResidentCode,

@@ -73,7 +73,7 @@ pub struct Agency {
 }
 
 /// How an agency identifies the resident. There is deliberately no free search.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Lookup {
     /// By 住民票コード.
@@ -83,7 +83,7 @@ pub enum Lookup {
 }
 
 /// A single provision request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Query {
     /// Purpose code from the law table.
@@ -95,7 +95,7 @@ pub struct Query {
 }
 
 /// A bulk request (only for purposes the law table marks bulk).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchQuery {
     /// Purpose code from the law table.
@@ -103,26 +103,28 @@ pub struct BatchQuery {
     /// Items wanted.
     pub fields: BTreeSet<Field>,
     /// Residents, at most [`MAX_BATCH`].
+    #[schema(max_items = 10_000)]
     pub resident_codes: Vec<ResidentCode>,
 }
 
 /// What a resident's provided data looks like.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Provided {
     /// Whether a record matched (always given: an agency must know whether its lookup matched).
     pub found: bool,
-    /// Register status (`active`, `moved_out`, `deceased`, …) when found **and** the grant
+    /// Register status (1 active, 2 moved out, 3 deceased, …) when found **and** the grant
     /// includes [`Field::ChangeInfo`] (the purpose's law-table row permits change information
     /// and the request asked for it); absent otherwise. The status is change information:
     /// without this rule a purpose granted only, say, the name would learn who died.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<ResidentStatus>,
-    /// The granted items, by wire name.
+    /// The granted items, by wire name (`name` and `address` as flagged text, `date_of_birth`,
+    /// `sex`, `resident_code`; `municipality` and `version` with change information).
     pub items: BTreeMap<String, serde_json::Value>,
 }
 
 /// One row of a resident's disclosure report (the fields Gifu and Osaka disclose).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DisclosureRow {
     /// 提供年月日 (JST).
     pub date: String,

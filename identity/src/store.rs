@@ -347,7 +347,7 @@ pub async fn notice_keys(db: &Db, source: &str) -> Result<Vec<NoticeKeyCert>> {
 }
 
 /// One source's chain head as a node holds it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Head {
     /// Municipality code.
     pub source: String,

@@ -20,6 +20,7 @@ mod demo_card;
 mod identity_cmd;
 mod net_cmd;
 mod netargs;
+mod openapi_cmd;
 mod proc;
 mod serve;
 mod validator_cmd;
@@ -59,6 +60,8 @@ enum Command {
     /// Validator set-up: responder keys and their certificates.
     #[command(subcommand)]
     Validator(validator_cmd::Cmd),
+    /// Print a service's OpenAPI description (what it serves at `GET /openapi.json`).
+    Openapi(openapi_cmd::Args),
     /// Run a virtual JPKI card connected to vsmartcard's vpcd inside pcscd.
     CardSim(card_cmd::SimArgs),
     /// Verification for verifiers: `jpki verify cert LEAF --anchor ROOT … [--crl …]`
@@ -97,6 +100,15 @@ fn main() -> std::process::ExitCode {
     if let Command::Verify(cmd) = cli.command {
         return verify_cmd::run(cmd);
     }
+    if let Command::Openapi(args) = cli.command {
+        return match openapi_cmd::run(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -115,7 +127,7 @@ fn main() -> std::process::ExitCode {
             Command::Net(cmd) => net_cmd::run(cmd),
             Command::CardSim(args) => tokio::task::block_in_place(|| card_cmd::run_sim(args)),
             Command::Demo(args) => demo::run(args).await,
-            Command::Verify(_) => unreachable!("handled before the runtime starts"),
+            Command::Verify(_) | Command::Openapi(_) => unreachable!("handled before the runtime starts"),
             Command::Bench(which) => bench::run(which).await,
         }
     });

@@ -16,11 +16,11 @@ use base64::Engine as _;
 use ca::hierarchy::{CaId, Environment, Purpose};
 use ca::status::StatusSource;
 use identity::http::Caller;
+use identity::openapi::ErrorBody;
 use identity::party::{Party, PartyKind};
 use identity::store::Db;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::error::{Error, Result};
@@ -140,13 +140,36 @@ trait Query: DeserializeOwned {
     fn purpose(&self) -> &str;
 }
 
-#[derive(Debug, Deserialize)]
-struct CertQuery {
-    purpose: String,
-    /// Base64 DER.
-    certificate: String,
-    /// Unix seconds; default now.
-    at: Option<u64>,
+/// `POST /v1/verify/cert`: a certificate to validate, for a registered purpose.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CertQuery {
+    /// One of the verifier's registered purposes.
+    pub purpose: String,
+    /// The certificate (DER, base64).
+    #[schema(content_encoding = "base64")]
+    pub certificate: String,
+    /// When to validate it (unix seconds); default now.
+    #[serde(default)]
+    pub at: Option<u64>,
+}
+
+/// The answer to `POST /v1/verify/cert`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CertAnswer {
+    /// Valid at `at`: a path to an anchor validates, the certificate's status is good, and
+    /// every issuing CA above it is good.
+    pub valid: bool,
+    /// The certificate's status as OCSP would answer: `good`, `revoked at T (reason)` or
+    /// `unknown` (absent when the certificate could not be checked at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Subjects of the validated path, from the trust anchor to the certificate (when a path
+    /// validated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Vec<String>>,
+    /// Why it is not valid (absent when valid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The DER of a certificate's serial without leading zero octets, as the CA stores it (hex).
@@ -202,16 +225,52 @@ impl Query for CertQuery {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct DocQuery {
-    purpose: String,
-    /// Base64 DER CMS SignedData.
-    signed: String,
-    /// Base64 content of a detached signature.
-    content: Option<String>,
+/// `POST /v1/verify/doc`: a signed document to verify, for a registered purpose.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DocQuery {
+    /// One of the verifier's registered purposes.
+    pub purpose: String,
+    /// The CMS SignedData (DER, base64).
+    #[schema(content_encoding = "base64")]
+    pub signed: String,
+    /// The content of a detached signature (base64).
+    #[serde(default)]
+    #[schema(content_encoding = "base64")]
+    pub content: Option<String>,
     /// Unix seconds at which the signer's certificate is validated; default now (the
     /// document's own signingTime is reported, never trusted for this).
-    at: Option<u64>,
+    #[serde(default)]
+    pub at: Option<u64>,
+}
+
+/// The answer to `POST /v1/verify/doc`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DocAnswer {
+    /// Valid: the signature verifies, the signer's certificate is a signature certificate of
+    /// the hierarchy served, validates at `validated_at`, is good, and so is every issuing CA.
+    pub valid: bool,
+    /// Whether the CMS signature verifies.
+    pub signature: bool,
+    /// Why the signature does not verify.
+    pub signature_error: Option<String>,
+    /// The signer's subject.
+    pub signer: String,
+    /// The signer certificate's serial (hex).
+    pub serial: String,
+    /// The identity items of the signer's certificate (name, address, date of birth, sex, …),
+    /// by item name.
+    pub identity: std::collections::BTreeMap<String, String>,
+    /// The document's own signingTime (unix seconds): the signer's claim, reported only.
+    pub signing_time: Option<i64>,
+    /// When the signer's certificate was validated (unix seconds).
+    pub validated_at: u64,
+    /// The signer certificate's status as OCSP would answer (`good`, `revoked at T (reason)`,
+    /// `unknown`).
+    pub status: String,
+    /// Why it is not valid (null when valid).
+    pub reason: Option<String>,
+    /// Path validation of the signer's certificate: `valid`, or why not.
+    pub certificate: String,
 }
 
 impl Query for DocQuery {
@@ -266,41 +325,63 @@ async fn admit<Q: Query>(api: &Api, party: &Party, kind: &str, body: &[u8], now:
     Ok((v, q))
 }
 
-/// The verdict on `cert` at `at` (path, its status, the issuing CAs' status) and the answer's
-/// body. A certificate that cannot be checked is a verdict (invalid, with the reason); a
-/// verification task that did not finish is an [`Error::Internal`].
-async fn path_and_status(api: &Api, cert: Vec<u8>, at: u64) -> Result<(bool, serde_json::Value)> {
+/// The verdict on `cert` at `at` (path, its status, the issuing CAs' status) as the answer. A
+/// certificate that cannot be checked is a verdict (invalid, with the reason); a verification
+/// task that did not finish is an [`Error::Internal`].
+async fn path_and_status(api: &Api, cert: Vec<u8>, at: u64) -> Result<CertAnswer> {
     let input = Input::new(cert.clone(), api.anchors.clone(), api.intermediates.clone(), at, Revocation::None);
     // Path building and signature checks are CPU work: off the async workers.
     let verdict = tokio::task::spawn_blocking(move || verify(&input))
         .await
         .map_err(|e| Error::Internal(format!("verification task: {e}")))?;
-    let (valid, mut body) = match verdict {
-        Ok(Verdict::Valid { path }) => (true, json!({"path": path})),
-        Ok(Verdict::Invalid { reason }) => (false, json!({"reason": reason})),
-        Err(e) => return Ok((false, json!({"reason": e.to_string()}))),
+    let (valid, path, reason) = match verdict {
+        Ok(Verdict::Valid { path }) => (true, Some(path), None),
+        Ok(Verdict::Invalid { reason }) => (false, None, Some(reason)),
+        Err(e) => return Ok(CertAnswer { valid: false, status: None, path: None, reason: Some(e.to_string()) }),
     };
     // Revocation from the responder's source for the certificate, and from the CA's tables
     // for every issuing CA above it.
     let status = api.ocsp.status_of_cert(&cert).await.ok().flatten();
     let good = matches!(status, Some(Status::Good));
-    body["status"] = json!(status_text(status));
+    let mut answer = CertAnswer { valid: false, status: Some(status_text(status)), path, reason };
     if valid && !good {
-        body["reason"] = json!(format!("certificate status {}", status_text(status)));
+        answer.reason = Some(format!("certificate status {}", status_text(status)));
     }
     let cas = issuing_cas(api, &cert).await;
     if let (true, true, Err(why)) = (valid, good, &cas) {
-        body["reason"] = json!(why);
+        answer.reason = Some(why.clone());
     }
-    Ok((valid && good && cas.is_ok(), body))
+    answer.valid = valid && good && cas.is_ok();
+    Ok(answer)
 }
 
 /// `POST /v1/verify/cert`. Errors reach the wire through [`Error`]'s one mapping.
+#[utoipa::path(
+    post,
+    path = "/v1/verify/cert",
+    tag = "verify",
+    summary = "Validates a certificate: path to a CA root, its status, every issuing CA's status",
+    description = "Registered verifiers only (`urn:jpki:agency:<id>`, `jpki validator verifier-add`), for one of \
+their registered purposes. Every query and every refusal of an authenticated party is logged (verifier, \
+purpose, kind, subject, result).",
+    request_body(content = CertQuery, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The verdict (an invalid certificate is a verdict, not an error)", body = CertAnswer),
+        (status = 400, description = "Not a query, or `certificate` not base64 (`invalid`); logged", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`); nothing written", body = ErrorBody),
+        (status = 403, description = "Not a registered verifier, or the purpose is not registered for it \
+(`forbidden`); logged", body = ErrorBody),
+        (status = 500, description = "Internal failure (`internal`, no detail)", body = ErrorBody),
+        (status = 503, description = "The query log or the verifier registry cannot be written or read \
+(`unavailable`, no detail): no answer is given unlogged", body = ErrorBody),
+    )
+)]
 pub(crate) async fn verify_cert(
     State(api): State<Arc<Api>>,
     Caller(party): Caller,
     body: Bytes,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<CertAnswer>> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let (v, q) = admit::<CertQuery>(&api, &party, "cert", &body, now).await?;
     let Some(cert) = b64(&q.certificate) else {
@@ -308,21 +389,43 @@ pub(crate) async fn verify_cert(
         return Err(Error::invalid("certificate", "not base64"));
     };
     let subject = x509_subject(&cert);
-    let (valid, mut body) = path_and_status(&api, cert, q.at.unwrap_or(now as u64)).await?;
-    body["valid"] = json!(valid);
+    let answer = path_and_status(&api, cert, q.at.unwrap_or(now as u64)).await?;
     let result =
-        if valid { "valid".to_string() } else { format!("invalid: {}", body["reason"].as_str().unwrap_or("")) };
+        if answer.valid { "valid".to_string() } else { format!("invalid: {}", answer.reason.as_deref().unwrap_or("")) };
     // An answer that cannot be logged is not given (503).
     log(&api.db, now, &v.id, &q.purpose, "cert", &subject, &result).await?;
-    Ok(Json(body))
+    Ok(Json(answer))
 }
 
 /// `POST /v1/verify/doc`. Errors reach the wire through [`Error`]'s one mapping.
+#[utoipa::path(
+    post,
+    path = "/v1/verify/doc",
+    tag = "verify",
+    summary = "Verifies a CMS signed document and its signer's certificate",
+    description = "The signature, the signer's certificate (a signature certificate of the hierarchy served, \
+validated at `at`), its status and every issuing CA's status; the identity items of the signer's certificate \
+are returned. Registered verifiers only, for one of their registered purposes; every query and refusal is \
+logged.",
+    request_body(content = DocQuery, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The verdict (an invalid signature or signer is a verdict, not an error)", body = DocAnswer),
+        (status = 400, description = "Not a query, `signed` or `content` not base64, or not a CMS SignedData \
+(`invalid`); logged", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`); nothing written", body = ErrorBody),
+        (status = 403, description = "Not a registered verifier, or the purpose is not registered for it \
+(`forbidden`); logged", body = ErrorBody),
+        (status = 500, description = "Internal failure (`internal`, no detail)", body = ErrorBody),
+        (status = 503, description = "The query log or the verifier registry cannot be written or read \
+(`unavailable`, no detail): no answer is given unlogged", body = ErrorBody),
+    )
+)]
 pub(crate) async fn verify_doc(
     State(api): State<Arc<Api>>,
     Caller(party): Caller,
     body: Bytes,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<DocAnswer>> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let (v, q) = admit::<DocQuery>(&api, &party, "doc", &body, now).await?;
     let (Some(signed), content) = (b64(&q.signed), q.content.as_deref().map(b64)) else {
@@ -373,21 +476,29 @@ pub(crate) async fn verify_doc(
     } else {
         cas.err()
     };
-    let items: serde_json::Map<String, serde_json::Value> =
-        r.items.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
-    let body = json!({
-        "valid": valid, "signature": r.signature_ok, "signature_error": r.signature_error, "signer": r.signer,
-        "serial": r.serial, "identity": items, "signing_time": r.signing_time, "validated_at": at,
-        "status": status_text(status), "reason": reason,
-        "certificate": match &r.certificate { Verdict::Valid { .. } => "valid".to_string(), Verdict::Invalid { reason } => reason.clone() },
-    });
-    let result = match (&valid, &body["reason"]) {
-        (true, _) => "valid".to_string(),
-        (false, serde_json::Value::String(why)) => format!("invalid: {why}"),
-        (false, _) => "invalid".to_string(),
+    let answer = DocAnswer {
+        valid,
+        signature: r.signature_ok,
+        signature_error: r.signature_error.clone(),
+        signer: r.signer.clone(),
+        serial: r.serial.clone(),
+        identity: r.items.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect(),
+        signing_time: r.signing_time,
+        validated_at: at,
+        status: status_text(status),
+        reason,
+        certificate: match &r.certificate {
+            Verdict::Valid { .. } => "valid".to_string(),
+            Verdict::Invalid { reason } => reason.clone(),
+        },
     };
-    log(&api.db, now, &v.id, &q.purpose, "doc", &r.signer, &result).await?;
-    Ok(Json(body))
+    let result = match (&answer.valid, &answer.reason) {
+        (true, _) => "valid".to_string(),
+        (false, Some(why)) => format!("invalid: {why}"),
+        (false, None) => "invalid".to_string(),
+    };
+    log(&api.db, now, &v.id, &q.purpose, "doc", &answer.signer, &result).await?;
+    Ok(Json(answer))
 }
 
 fn x509_subject(der: &[u8]) -> String {

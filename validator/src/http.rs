@@ -44,15 +44,38 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The verification API's routes and their description.
+fn verification_api() -> utoipa_axum::router::OpenApiRouter<Arc<crate::api::Api>> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(crate::api::verify_cert))
+        .routes(routes!(crate::api::verify_doc))
+}
+
+const API_TITLE: &str = "jpki validator: verification API";
+const API_TEXT: &str = "The verification API for registered verifiers (署名検証者), served only on the \
+validator's mutual-TLS listener (`--api-listen`): certificate validation and CMS signed-document verification \
+against the CA roots, with revocation status as the validator's OCSP responder answers it. The OCSP and CRL \
+routes of the public listener are not JSON and not described here (RFC 6960, RFC 5280). Errors are \
+`{\"error\": code, \"message\": text}`. docs/validator.md.";
+
 /// The verification API's router, for the mutual-TLS listener only (`net::server` with
 /// `Transport::Tls`, which puts the caller's [`identity::party::Party`] into each request):
-/// `POST /v1/verify/cert`, `POST /v1/verify/doc`. A request without a party is 401.
+/// `POST /v1/verify/cert`, `POST /v1/verify/doc`, and its description at `GET /openapi.json`.
+/// A request without a party is 401.
 pub fn api_router(api: Arc<crate::api::Api>) -> Router {
-    Router::new()
-        .route("/v1/verify/cert", post(crate::api::verify_cert))
-        .route("/v1/verify/doc", post(crate::api::verify_doc))
+    identity::openapi::serve(verification_api().with_state(api), API_TITLE, API_TEXT)
+        .0
         .layer(DefaultBodyLimit::max(1 << 20))
-        .with_state(api)
+}
+
+/// The OpenAPI description the verification API serves at `GET /openapi.json`.
+pub fn api_openapi() -> utoipa::openapi::OpenApi {
+    identity::openapi::document(
+        API_TITLE,
+        API_TEXT,
+        [verification_api().into_openapi(), identity::openapi::description_part()],
+    )
 }
 
 /// The answer to a request the server sheds under load: an OCSP `tryLater` response (HTTP
