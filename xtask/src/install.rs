@@ -47,6 +47,10 @@ const PYTHON_TOOLS: &[(&str, &str)] = &[
     ("import:cryptography", "cryptography==48.0.0"),
     // Parses /metrics with the Prometheus client's own parser (tests/python/parse_metrics.py).
     ("import:prometheus_client", "prometheus-client==0.21.1"),
+    // Check the services' OpenAPI descriptions and the docs' JSON examples against them
+    // (tests/python/openapi_check.py): the spec validator, and the OpenAPI 3.1 schema validator.
+    ("import:openapi_spec_validator", "openapi-spec-validator==0.9.0"),
+    ("import:openapi_schema_validator", "openapi-schema-validator==0.9.0"),
 ];
 
 fn python_tool_present(probe: &str) -> bool {

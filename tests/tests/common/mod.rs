@@ -186,7 +186,14 @@ impl NetPki {
 
     /// Spawns the node `jpki ARGS` presenting credential `name` (killed when dropped).
     pub fn serve(&self, name: &str, args: &[&str]) -> Kill {
-        Kill(Command::new(jpki_bin()).args(args).env_remove("JPKI_DB").envs(self.env(name)).spawn().unwrap())
+        self.serve_env(name, args, &[])
+    }
+
+    /// [`Self::serve`] with more environment.
+    pub fn serve_env(&self, name: &str, args: &[&str], extra: &[(String, String)]) -> Kill {
+        let mut c = Command::new(jpki_bin());
+        c.args(args).env_remove("JPKI_DB").envs(self.env(name)).envs(extra.iter().map(|(k, v)| (k, v)));
+        Kill(c.spawn().unwrap())
     }
 
     /// A mutual-TLS client presenting credential `name`, accepting only a server that is
@@ -221,6 +228,9 @@ pub struct Network {
     pub init_output: String,
     /// The node processes: municipality, prefecture, national.
     pub nodes: Vec<Kill>,
+    /// Their metrics listeners (`JPKI_METRICS_LISTEN`, plain HTTP): municipality, prefecture,
+    /// national.
+    pub metrics: Vec<String>,
 }
 
 impl Network {
@@ -244,7 +254,11 @@ impl Network {
         let (mp, pp, np) = (free_port(), free_port(), free_port());
         let (murl, purl, nurl) =
             (format!("https://127.0.0.1:{mp}"), format!("https://127.0.0.1:{pp}"), format!("https://127.0.0.1:{np}"));
-        let serve = |cred: &str, args: &[&str]| pki.serve(cred, args);
+        let metrics: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let serve = |cred: &str, args: &[&str]| {
+            let i = ["m131016", "p13", "national"].iter().position(|c| *c == cred).unwrap();
+            pki.serve_env(cred, args, &[("JPKI_METRICS_LISTEN".into(), metrics[i].clone())])
+        };
         let notice_key = pki.prefix("m131016-notice").display().to_string();
         let nodes = vec![
             serve(
@@ -307,6 +321,7 @@ impl Network {
             municipality: murl,
             init_output: String::new(),
             nodes,
+            metrics: metrics.iter().map(|a| format!("http://{a}")).collect(),
         };
         let o = net.jpki_env(
             &["identity", "pool", "--db", &d("m.db"), "--municipality", "131016", "--national", &nurl, "--count", "8"],
