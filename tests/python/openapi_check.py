@@ -12,6 +12,11 @@
         the check can fail, each example is also validated with its required properties removed
         (which must fail wherever the schema requires any).
 
+    openapi_check.py answers NAME=FILE... -- ANSWERS.json
+        checks real answers ([{service, method, template, status, content_type, body}]) against
+        the descriptions: the status must be described for the operation, the content type
+        among the described ones, and a JSON body must validate against the described schema.
+
 Prints one JSON object: {"examples": [{doc, line, service, method, path, what, ok, error,
 mutant_rejected}]} (examples mode) or {"specs": [{file, ok, error}]} (spec mode).
 """
@@ -131,9 +136,60 @@ def examples(named, docs):
     return {"examples": out}
 
 
+def load(named):
+    loaded = {}
+    for pair in named:
+        name, f = pair.split("=", 1)
+        with open(f, encoding="utf-8") as fh:
+            loaded[name] = json.load(fh)
+    return loaded
+
+
+def answers(named, file):
+    loaded = load(named)
+    with open(file, encoding="utf-8") as fh:
+        given = json.load(fh)
+    out = []
+    for a in given:
+        rec = dict(a)
+        rec.pop("body", None)
+        doc = loaded[a["service"]]
+        op = doc["paths"].get(a["template"], {}).get(a["method"])
+        error = None
+        if op is None:
+            error = "operation not described"
+        else:
+            resp = op.get("responses", {}).get(str(a["status"]))
+            if resp is None:
+                error = f"status {a['status']} not described (described: {sorted(op.get('responses', {}))})"
+            else:
+                content = resp.get("content", {})
+                ctype = (a.get("content_type") or "").split(";")[0].strip()
+                described = {k.split(";")[0].strip(): v for k, v in content.items()}
+                if content and ctype not in described:
+                    error = f"content type {ctype!r} not described ({sorted(described)})"
+                elif ctype == "application/json" and "schema" in described.get(ctype, {}):
+                    try:
+                        instance = json.loads(a["body"])
+                    except ValueError as e:
+                        instance, error = None, f"not JSON: {e}"
+                    if error is None:
+                        v = validator_for(doc, described[ctype]["schema"])
+                        errs = list(v.iter_errors(instance))
+                        if errs:
+                            error = "; ".join(f"{list(e.path)}: {e.message}" for e in errs)[:1000]
+        rec["ok"] = error is None
+        rec["error"] = error
+        out.append(rec)
+    return {"answers": out}
+
+
 def main(argv):
     if len(argv) >= 2 and argv[1] == "spec":
         result = specs(argv[2:])
+    elif len(argv) >= 2 and argv[1] == "answers" and "--" in argv:
+        sep = argv.index("--")
+        result = answers(argv[2:sep], argv[sep + 1])
     elif len(argv) >= 2 and argv[1] == "examples" and "--" in argv:
         sep = argv.index("--")
         result = examples(argv[2:sep], argv[sep + 1 :])

@@ -4,7 +4,8 @@
 //! prints; openapi-spec-validator (PyPI, pinned) accepts it; every described route is served
 //! (requested over the socket, it shows in the process's own request metrics under its route
 //! pattern) and every route the process served — the described ones, and every `/v1/…` path the
-//! other end-to-end tests use, sent to every service — is described. The JSON examples of the
+//! other end-to-end tests use, sent to every service — is described; every answer to a described
+//! operation has a described status and a body valid against its schema. The JSON examples of the
 //! docs validate against the descriptions (openapi-schema-validator, pinned;
 //! tests/python/openapi_check.py).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
@@ -203,14 +204,17 @@ async fn every_service_serves_its_description_and_serves_exactly_what_it_describ
     }
 
     // Every described operation, and every path the e2e tests use (GET and POST), requested of
-    // every service.
+    // every service; the answers to the described operations are kept, to be checked against
+    // the descriptions (status described, body valid).
+    let mut answers = Vec::new();
     for s in &services {
-        let mut requests: Vec<(String, String)> = described[s.name].iter().map(|(m, t)| (m.clone(), fill(t))).collect();
+        let mut requests: Vec<(String, String, Option<String>)> =
+            described[s.name].iter().map(|(m, t)| (m.clone(), fill(t), Some(t.clone()))).collect();
         for p in &used {
-            requests.push(("get".into(), fill(p)));
-            requests.push(("post".into(), fill(p)));
+            requests.push(("get".into(), fill(p), None));
+            requests.push(("post".into(), fill(p), None));
         }
-        for (m, path) in requests {
+        for (m, path, template) in requests {
             let url = format!("{}{path}", s.url);
             let r = match m.as_str() {
                 "get" => s.client.get(url).send().await.unwrap(),
@@ -219,8 +223,15 @@ async fn every_service_serves_its_description_and_serves_exactly_what_it_describ
                 }
                 other => panic!("{other}: a method no route uses"),
             };
-            // An answer, whatever it is (the server is still up).
-            assert!(r.status().as_u16() >= 200, "{} {m} {path}", s.name);
+            let status = r.status().as_u16();
+            let ctype = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            let body = String::from_utf8_lossy(&r.bytes().await.unwrap()).into_owned();
+            if let Some(t) = template {
+                answers.push(serde_json::json!({
+                    "service": s.name, "method": m, "template": t, "status": status,
+                    "content_type": ctype, "body": body,
+                }));
+            }
         }
     }
 
@@ -234,6 +245,16 @@ async fn every_service_serves_its_description_and_serves_exactly_what_it_describ
         let unserved: Vec<&String> = templates.difference(&served).collect();
         assert!(unserved.is_empty(), "{}: described but not served: {unserved:?}", s.name);
     }
+
+    // Every answer to a described operation is described: its status, its content type, and its
+    // JSON body valid against the described schema.
+    std::fs::write(d("answers.json"), serde_json::to_vec(&answers).unwrap()).unwrap();
+    let args = [&["answers".to_owned()][..], &files, &["--".to_owned(), d("answers.json")]].concat();
+    let r = python("openapi_check.py", &args, None);
+    let checked = r["answers"].as_array().unwrap();
+    assert_eq!(checked.len(), answers.len());
+    let wrong: Vec<&Value> = checked.iter().filter(|a| a["ok"] != true).collect();
+    assert!(wrong.is_empty(), "answers that do not fit the description: {wrong:#?}");
 
     // openapi-spec-validator accepts every description.
     let paths: Vec<String> = files.iter().map(|f| f.split_once('=').unwrap().1.to_owned()).collect();
