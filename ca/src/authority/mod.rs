@@ -5,8 +5,8 @@
 //! change-feed follower in [`crate::follow`].
 //!
 //! One concept a file: `generation` (settings, CA generations), `records` (certificate rows,
-//! revocation rows), `pipeline` (the Boulder batch), `resident` (a window's request),
-//! `responder` (delegated OCSP responder
+//! revocation rows), `pipeline` (the Boulder batch), `resident` (a window's request: the
+//! pure [`plan_resident`] decision and the I/O around it), `responder` (delegated OCSP responder
 //! certificates), `recover` (operator revocation, crash recovery).
 
 use std::collections::HashMap;
@@ -47,7 +47,9 @@ mod responder;
 pub use generation::{Generation, GenerationSpec, Settings, arl_url, ca_issuers_url, crl_url};
 pub use pipeline::{AnyPrepared, AnyProfile, Plan, new_serial, shard_of};
 pub use records::{CertRecord, insert_revocation, state};
-pub use resident::{IssueRequest, Issued, IssuedCert, card_key_algorithm, proof_of_possession};
+pub use resident::{
+    IssueRequest, Issued, IssuedCert, ResidentPlanInput, card_key_algorithm, plan_resident, proof_of_possession,
+};
 
 /// A certificate authority service over one database and key store.
 #[derive(Debug)]
