@@ -73,8 +73,24 @@ async fn setting(db: &Db, name: &str) -> Result<Option<String>> {
 impl Authority {
     /// Opens the CA over `db`, running the CA's migrations on it ([`crate::schema`]) and
     /// resolving whatever a crash left half-done (see [`Self::recover`]).
+    ///
+    /// With an audit journal (`journal`, the rows of [`crate::audit::read_journal`]) ahead of
+    /// the database, the database is marked as restored first ([`crate::restore`]).
     pub async fn open(db: Db, keys: KeyStore, now: i64) -> Result<Self> {
+        Self::open_with_journal(db, keys, None, now).await
+    }
+
+    /// [`Self::open`], checking the database against the audit journal's rows.
+    pub async fn open_with_journal(
+        db: Db,
+        keys: KeyStore,
+        journal: Option<&[crate::audit::JournalRow]>,
+        now: i64,
+    ) -> Result<Self> {
         let a = Self::open_inspect(db, keys).await?;
+        if let Some(rows) = journal {
+            crate::restore::check_journal(&a.db, rows, now).await?;
+        }
         a.recover("system:recovery", now).await?;
         Ok(a)
     }

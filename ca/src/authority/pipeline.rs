@@ -251,6 +251,7 @@ impl Authority {
     async fn reserve(&self, actor: &str, plans: &[Plan], serials: &[String], now: i64) -> Result<()> {
         const COLUMNS: usize = 11;
         let mut tx = self.db.write().await?;
+        crate::restore::check_reconciled(&mut tx).await?;
         self.check_issuers(&mut tx, plans, now).await?;
         let rows = rows_per_statement(COLUMNS);
         for (ps, ss) in plans.chunks(rows).zip(serials.chunks(rows)) {
@@ -283,7 +284,14 @@ impl Authority {
             }
             r?;
         }
-        audit::append(&mut tx, now, actor, "reserve", &serials.join(",")).await?;
+        // Each serial with its issuer and kind: what a restore reconciles lost serials by
+        // (crate::restore).
+        let detail: Vec<String> = plans
+            .iter()
+            .zip(serials)
+            .map(|(p, s)| format!("{s}@{}/g{}/{}", p.issuer.ca.slug(), p.issuer.generation, p.kind as i64))
+            .collect();
+        audit::append(&mut tx, now, actor, "reserve", &detail.join(",")).await?;
         tx.commit().await?;
         Ok(())
     }

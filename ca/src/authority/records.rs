@@ -73,6 +73,7 @@ pub async fn insert_revocation(
     reason: Reason,
     cause: &str,
 ) -> Result<bool> {
+    crate::restore::check_reconciled(tx).await?;
     let bytes = hex::decode(serial).map_err(|e| Error::corrupt("serial", e))?;
     let ca_label = issuer.clone();
     // Lock the counter row first (a no-op update), so the existence check below and the

@@ -41,7 +41,13 @@ impl Authority {
     /// Resolves what a crash left: reserved serials without a stored TBS are abandoned (no
     /// certificate can exist); a stored TBS without a stored certificate may have been signed,
     /// so it is revoked (reason unspecified: "destroyed before delivery") and marked void.
+    /// Skipped while a restore is not reconciled ([`crate::restore`]): it runs at the next
+    /// open after that.
     pub async fn recover(&self, actor: &str, now: i64) -> Result<(u64, u64)> {
+        if crate::restore::unreconciled(&self.db).await? {
+            tracing::warn!("crash recovery skipped: the database was restored and is not reconciled yet");
+            return Ok((0, 0));
+        }
         let mut tx = self.db.write().await?;
         let abandoned = sqlx::query("UPDATE ca_certificate SET state = $1 WHERE state = $2")
             .bind(state::ABANDONED)
