@@ -553,6 +553,11 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Reconcile { store, journal, confirm_no_journal, revocation_margin, crl_margin } => {
             let a = inspect(&store).await?;
+            // The reconciliation's own audit row goes to the journal too, so that it continues
+            // the chain it was reconciled with (the service's journal, else --journal).
+            if let Some(path) = store.audit_journal.as_ref().or(journal.as_ref()) {
+                ca::audit::journal_to(path)?;
+            }
             let r = match journal {
                 Some(path) => {
                     let rows = ca::audit::read_journal(&path)?;
