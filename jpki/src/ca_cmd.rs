@@ -205,6 +205,16 @@ pub enum Cmd {
         #[arg(long, default_value_t = 1_000, requires = "confirm_no_journal")]
         crl_margin: i64,
     },
+    /// Mark the database as restored from a backup (after a PostgreSQL point-in-time restore;
+    /// `jpki restore` marks a SQLite one itself): the CA issues and revokes nothing until
+    /// `jpki ca reconcile`.
+    MarkRestored {
+        #[command(flatten)]
+        store: Store,
+        /// From what (recorded).
+        #[arg(long)]
+        detail: String,
+    },
     /// Verify the audit trail's hash chain and print its last rows.
     Audit {
         #[command(flatten)]
@@ -578,6 +588,11 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             for (slug, g, n) in &r.crl_numbers {
                 println!("  CRL number of {slug} g{g} moved to {n}");
             }
+        }
+        Cmd::MarkRestored { store, detail } => {
+            let a = inspect(&store).await?;
+            ca::restore::mark_restored(a.db(), &format!("{detail} (by {})", store.actor), now()).await?;
+            println!("marked as restored: nothing is issued or revoked until `jpki ca reconcile`");
         }
         Cmd::Audit { store, limit } => {
             let a = inspect(&store).await?;
