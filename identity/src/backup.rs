@@ -225,6 +225,11 @@ pub async fn stage_restore(from: &Path, target: &Path) -> Result<Staged> {
     Ok(Staged { tmp, target: target.to_path_buf(), report })
 }
 
+/// [`stage_restore`] and [`Staged::publish`].
+pub async fn restore(from: &Path, target: &Path) -> Result<Report> {
+    stage_restore(from, target).await?.publish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
