@@ -24,6 +24,7 @@ pub mod keystore;
 pub mod network;
 pub mod profile;
 pub mod publish;
+pub mod restore;
 pub mod revocation;
 pub mod schema;
 pub mod service;

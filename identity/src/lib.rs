@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod authz;
+pub mod backup;
 pub mod check_digit;
 pub mod client;
 pub mod error;

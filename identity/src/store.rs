@@ -93,6 +93,15 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
+    /// Opens an SQLite file read only (`mode=ro`), without migrations or pragmas: for checking
+    /// a backup without changing a byte of it ([`crate::backup`]).
+    pub async fn open_read_only(path: &std::path::Path) -> Result<Self> {
+        install_default_drivers();
+        let url = format!("sqlite://{}?mode=ro", path.display());
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await?;
+        Ok(Self { pool, backend: Backend::Sqlite })
+    }
+
     /// Runs one crate's migrations for this backend. Versions applied by other crates' schemas
     /// are ignored (not an error); a version of this schema applied with other SQL is.
     pub async fn migrate(&self, schema: &Schema) -> std::result::Result<(), MigrateError> {

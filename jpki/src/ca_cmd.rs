@@ -38,6 +38,11 @@ pub struct Store {
     /// The token's label.
     #[arg(long, env = "JPKI_CA_PKCS11_TOKEN")]
     pub pkcs11_token: Option<String>,
+    /// The audit journal: every audit row is also appended here (fsynced before its commit),
+    /// on another disk or host than the database; a database restored from a backup is
+    /// reconciled with it (`jpki ca reconcile`). Checked at every open that changes the CA.
+    #[arg(long, env = "JPKI_CA_AUDIT_JOURNAL")]
+    pub audit_journal: Option<PathBuf>,
 }
 
 /// CA operator commands.
@@ -178,6 +183,38 @@ pub enum Cmd {
         #[command(flatten)]
         store: Store,
     },
+    /// After `jpki restore` of the CA database (or a PostgreSQL point-in-time restore): put
+    /// back from the audit journal what the backup missed — serials (recorded and revoked),
+    /// revocations, revocation and CRL numbers — so nothing is used twice; until then the CA
+    /// issues and revokes nothing. Without a journal, an operator confirms instead.
+    Reconcile {
+        #[command(flatten)]
+        store: Store,
+        /// The audit journal to reconcile with (the service's JPKI_CA_AUDIT_JOURNAL).
+        #[arg(long, required_unless_present = "confirm_no_journal", conflicts_with = "confirm_no_journal")]
+        journal: Option<PathBuf>,
+        /// There is no journal: put the database back into service as it is, moving the
+        /// revocation counter and every CRL number forward by the margins (numbers the lost
+        /// period may have used).
+        #[arg(long)]
+        confirm_no_journal: bool,
+        /// With --confirm-no-journal: revocation numbers to skip.
+        #[arg(long, default_value_t = 100_000, requires = "confirm_no_journal")]
+        revocation_margin: i64,
+        /// With --confirm-no-journal: CRL numbers to skip per CA generation.
+        #[arg(long, default_value_t = 1_000, requires = "confirm_no_journal")]
+        crl_margin: i64,
+    },
+    /// Mark the database as restored from a backup (after a PostgreSQL point-in-time restore;
+    /// `jpki restore` marks a SQLite one itself): the CA issues and revokes nothing until
+    /// `jpki ca reconcile`.
+    MarkRestored {
+        #[command(flatten)]
+        store: Store,
+        /// From what (recorded).
+        #[arg(long)]
+        detail: String,
+    },
     /// Verify the audit trail's hash chain and print its last rows.
     Audit {
         #[command(flatten)]
@@ -286,7 +323,18 @@ async fn open_as(s: &Store, recover: bool) -> Result<Authority> {
         }
     };
     let db = ca::schema::open(&s.db).await.with_context(|| format!("cannot open the CA database {}", s.db))?;
-    Ok(if recover { Authority::open(db, keys, now()).await? } else { Authority::open_inspect(db, keys).await? })
+    if !recover {
+        return Ok(Authority::open_inspect(db, keys).await?);
+    }
+    let journal = match &s.audit_journal {
+        Some(path) => {
+            let rows = if path.exists() { ca::audit::read_journal(path)? } else { Vec::new() };
+            ca::audit::journal_to(path)?;
+            Some(rows)
+        }
+        None => None,
+    };
+    Ok(Authority::open_with_journal(db, keys, journal.as_deref(), now()).await?)
 }
 
 /// The national node reached with the CA's own network credential (`JPKI_CREDENTIAL`,
@@ -512,6 +560,39 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             let a = inspect(&store).await?;
             let (abandoned, revoked) = a.recover(&store.actor, now()).await?;
             println!("{abandoned} reserved serials abandoned, {revoked} unsigned TBSs revoked");
+        }
+        Cmd::Reconcile { store, journal, confirm_no_journal, revocation_margin, crl_margin } => {
+            let a = inspect(&store).await?;
+            // The reconciliation's own audit row goes to the journal too, so that it continues
+            // the chain it was reconciled with (the service's journal, else --journal).
+            if let Some(path) = store.audit_journal.as_ref().or(journal.as_ref()) {
+                ca::audit::journal_to(path)?;
+            }
+            let r = match journal {
+                Some(path) => {
+                    let rows = ca::audit::read_journal(&path)?;
+                    ca::restore::reconcile(&a, &rows, &store.actor, now()).await?
+                }
+                None if confirm_no_journal => {
+                    ca::restore::confirm(&a, &store.actor, revocation_margin, crl_margin, now()).await?
+                }
+                None => bail!("give --journal FILE or --confirm-no-journal"),
+            };
+            println!(
+                "reconciled: {} audit rows put back, {} revocations replayed, revocation seq {} -> {}",
+                r.rows, r.revocations, r.revocation_seq.0, r.revocation_seq.1
+            );
+            for s in &r.lost_serials {
+                println!("  lost serial revoked: {s}");
+            }
+            for (slug, g, n) in &r.crl_numbers {
+                println!("  CRL number of {slug} g{g} moved to {n}");
+            }
+        }
+        Cmd::MarkRestored { store, detail } => {
+            let a = inspect(&store).await?;
+            ca::restore::mark_restored(a.db(), &format!("{detail} (by {})", store.actor), now()).await?;
+            println!("marked as restored: nothing is issued or revoked until `jpki ca reconcile`");
         }
         Cmd::Audit { store, limit } => {
             let a = inspect(&store).await?;

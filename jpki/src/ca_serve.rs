@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// The token's label.
     #[arg(long, env = "JPKI_CA_PKCS11_TOKEN")]
     pub pkcs11_token: Option<String>,
+    /// The audit journal (every audit row also appended here, fsynced before it commits; what
+    /// a restored database is reconciled with: `jpki ca reconcile`).
+    #[arg(long, env = "JPKI_CA_AUDIT_JOURNAL")]
+    pub audit_journal: Option<PathBuf>,
     /// Listen address (mutual TLS).
     #[arg(long, default_value = "127.0.0.1:8401")]
     pub listen: String,
@@ -76,6 +80,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         actor: party.to_string(),
         pkcs11_module: a.pkcs11_module.clone(),
         pkcs11_token: a.pkcs11_token.clone(),
+        audit_journal: a.audit_journal.clone(),
     };
     let master = issuer_master()?;
     // Opening resolves what an interrupted run left (reservations abandoned, stored TBSs

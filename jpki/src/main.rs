@@ -2,6 +2,7 @@
 //! and operator work, `net …` runs the network CA, `demo` plays the end-to-end story (the
 //! README's main job).
 
+mod backup_cmd;
 mod bench;
 mod bench_ca;
 mod bench_card;
@@ -68,6 +69,12 @@ enum Command {
     /// (exit 0 valid, 1 invalid, 2 usage error).
     #[command(subcommand)]
     Verify(verify_cmd::Cmd),
+    /// Back up a node's SQLite database while it runs (identity node, CA, validator): a
+    /// consistent snapshot, checked, written beside --out and linked into place.
+    Backup(backup_cmd::BackupArgs),
+    /// Put a backup back as a node's database (the node stopped); a CA database is then
+    /// reconciled with `jpki ca reconcile` before it issues.
+    Restore(backup_cmd::RestoreArgs),
     /// Benchmarks that print a table (also run by `cargo xtask bench`).
     #[command(subcommand)]
     Bench(bench::Which),
@@ -129,6 +136,8 @@ fn main() -> std::process::ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Verify(_) | Command::Openapi(_) => unreachable!("handled before the runtime starts"),
             Command::Bench(which) => bench::run(which).await,
+            Command::Backup(args) => backup_cmd::backup(args).await,
+            Command::Restore(args) => backup_cmd::restore(args).await,
         }
     });
     match result {

@@ -70,7 +70,7 @@ pub struct World {
     pub ca: Authority,
     pub dir: tempfile::TempDir,
     pub label: &'static str,
-    _dbs: Vec<TestDb>,
+    pub dbs: Vec<TestDb>,
 }
 
 impl World {
@@ -102,7 +102,7 @@ impl World {
         let mut ca = Authority::open(ca::schema::open(&cdb.url).await.unwrap(), keys, NOW).await.unwrap();
         let settings = Settings { ca_algorithm: alg, shards: 4, ..Settings::default() };
         ca.init("op-1", Environment::Production, settings, NOW).await.unwrap();
-        World { m, national, source, ca, dir, label: like.label, _dbs: vec![mdb, ndb, cdb] }
+        World { m, national, source, ca, dir, label: like.label, dbs: vec![mdb, ndb, cdb] }
     }
 
     /// Registers a resident and replicates the change to the national node.
