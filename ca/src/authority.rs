@@ -824,7 +824,7 @@ impl Authority {
     }
 
     /// Issues the certificates of `plans` in Boulder's order, as one batch: every serial is
-    /// reserved in one commit; then, a step of at most [`STEP`] certificates at a time, the
+    /// reserved in one commit; then, a step of at most `STEP` (256) certificates at a time, the
     /// exact TBS of each is stored (one commit per step), signed on the signing threads (the
     /// signed TBS checked against the stored one) and the certificates stored (one commit per
     /// step). While one step is being signed the database stores the previous step's
