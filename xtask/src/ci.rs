@@ -32,12 +32,12 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
     summary.step("cargo fmt", || run(&mut cargo("fmt --all -- --check")));
     summary.step("cargo clippy", || run(&mut cargo("clippy --workspace --all-targets -- -D warnings")));
     // Guard rails (docs/operations.md "Guard rails in CI"); their tools install when missing.
-    summary.step("cargo doc (warnings denied)", guard::doc);
-    summary.step("cargo deny: bans licenses sources", guard::deny);
+    summary.step("cargo doc -D warnings", guard::doc);
+    summary.step("cargo deny", guard::deny);
     if guard::advisory_db_reachable() {
-        summary.step("cargo deny: advisories", guard::deny_advisories);
+        summary.step("cargo deny advisories", guard::deny_advisories);
     } else {
-        summary.skip("cargo deny: advisories", "the RustSec database cannot be fetched here");
+        summary.skip("cargo deny advisories", "the RustSec database cannot be fetched here");
     }
     summary.step("cargo machete", guard::machete);
 
@@ -84,7 +84,7 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         }
         Err(_) => summary.skip("conformance: x509-limbo", "../shared/conformance/x509-limbo.json not found"),
     }
-    summary.step("fuzz: every target, bounded", || fuzz::fuzz(fuzz::CI_SECONDS, false, &[]));
+    summary.step("fuzz (bounded)", || fuzz::fuzz(fuzz::CI_SECONDS, false, &[]));
     Ok(summary.finish())
 }
 
