@@ -13,6 +13,8 @@
 //!     crlExtensions [0] EXPLICIT Extensions OPTIONAL }
 //! ```
 
+#![forbid(clippy::disallowed_methods)]
+
 use std::io::{Read, Write};
 use std::time::Duration;
 

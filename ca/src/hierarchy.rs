@@ -2,6 +2,8 @@
 //! test): who a CA is, its distinguished name, policy OID and URL slug. Numbers are stored and
 //! never reused.
 
+#![forbid(clippy::disallowed_methods)]
+
 use std::str::FromStr;
 
 use const_oid::ObjectIdentifier;

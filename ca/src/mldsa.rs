@@ -13,6 +13,8 @@
 //!
 //! H is SHAKE256. RFC 9881 §3 fixes ctx to the empty string, so M′ = `00 00` ‖ M.
 
+#![forbid(clippy::disallowed_methods)]
+
 use const_oid::ObjectIdentifier;
 use der::asn1::BitString;
 use der::{Decode, Encode};

@@ -5,6 +5,8 @@
 //! [`prepare`] gives the exact to-be-signed bytes, [`Prepared::sign`] signs them and checks the
 //! signed certificate carries those very bytes.
 
+#![forbid(clippy::disallowed_methods)]
+
 use std::str::FromStr;
 
 use const_oid::ObjectIdentifier;

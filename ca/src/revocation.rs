@@ -4,6 +4,8 @@
 //! (death, emigration, ex-officio removal) revokes both (cessationOfOperation); a resident-code
 //! change revokes neither (the CA re-keys its records to the new code instead).
 
+#![forbid(clippy::disallowed_methods)]
+
 use identity::notice::NoticeKind;
 
 use crate::crl::Reason;

@@ -7,6 +7,8 @@
 //! 29 February attains their age under 年齢計算ニ関スル法律 read with 民法 art. 143).
 //! Validity ends at 23:59:59 JST of the final day (14:59:59Z), as J-LIS certificates do.
 
+#![forbid(clippy::disallowed_methods)]
+
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::error::{Error, Result};

@@ -1,6 +1,8 @@
 //! ISO/IEC 7816-4 command and response APDUs: encoding (short and extended length), parsing,
 //! and status words as a typed enum. Pure: no I/O, total on every input (fuzzed).
 
+#![forbid(clippy::disallowed_methods)]
+
 use std::fmt;
 
 /// Why bytes are not a command APDU.

@@ -3,6 +3,8 @@
 //! in EEPROM; the session part (selection, verified PINs, issuer authentication) is lost on
 //! power-off or reset. Private keys live only in the card state: no command exports them.
 
+#![forbid(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

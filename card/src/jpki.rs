@@ -2,6 +2,8 @@
 //! token info (EF 0006) and certificate-presence flags (EF 0008). Byte values follow
 //! `docs/card-profile.md` and, for everything OpenSC reads, the real card.
 
+#![forbid(clippy::disallowed_methods)]
+
 use std::fmt;
 
 /// JPKI-AP (公的個人認証 AP).

@@ -3,6 +3,8 @@
 //! arrives, or halt the source because the chain diverged ([`decide`]); and whether the
 //! source is entitled to write what the notice writes ([`check_ownership`]). No I/O, no clock.
 
+#![forbid(clippy::disallowed_methods)]
+
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};

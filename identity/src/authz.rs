@@ -4,6 +4,8 @@
 //! refusal names a stable reason code (on the wire, forever) and is logged by the shell;
 //! nothing is applied and nothing durable is written for it.
 
+#![forbid(clippy::disallowed_methods)]
+
 use crate::ids::{LgCode, PrefectureCode};
 use crate::party::{Party, PartyKind};
 

@@ -4,6 +4,8 @@
 //! multiply each body digit by a weight, sum, take the remainder modulo 11, and subtract
 //! it from 11, with special cases for the remainders that would give 10 or 11.
 
+#![forbid(clippy::disallowed_methods)]
+
 /// My Number (個人番号) check digit, 総務省令第85号 (2014) art. 5.
 ///
 /// `check = 11 − (Σ Pn·Qn mod 11)`, or 0 when `Σ mod 11 ≤ 1`, where Pn is the n-th digit

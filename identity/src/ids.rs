@@ -1,6 +1,8 @@
 //! Identity numbers: resident code (住民票コード), My Number (個人番号) and local government
 //! code (全国地方公共団体コード), each validated on construction (jpki.md §4).
 
+#![forbid(clippy::disallowed_methods)]
+
 use std::fmt;
 use std::str::FromStr;
 

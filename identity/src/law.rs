@@ -6,6 +6,8 @@
 //! kind for free search**: only by resident code, by an exact match of the four items, and in
 //! bulk for purposes the table marks bulk.
 
+#![forbid(clippy::disallowed_methods)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;

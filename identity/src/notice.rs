@@ -13,6 +13,8 @@
 //! hash   := SHA-256(prev_hash ‖ encoding);  the first notice of a source has prev_hash = 32 × 0x00
 //! ```
 
+#![forbid(clippy::disallowed_methods)]
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::Date;

@@ -27,6 +27,8 @@
 //! [`NoticeVerifier`] are implemented by the `net` crate (X.509 certificates issued by the
 //! network CA); `crate::test_keys` (feature `test-keys`) is a test double.
 
+#![forbid(clippy::disallowed_methods)]
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::LgCode;

@@ -1,6 +1,8 @@
 //! The resident record: the four items (name, address, date of birth, sex) with their
 //! substitute-character flags, the resident code, the status and the owning municipality.
 
+#![forbid(clippy::disallowed_methods)]
+
 use serde::{Deserialize, Serialize};
 use time::Date;
 

@@ -3,6 +3,8 @@
 //! search. Serials of up to 16 octets (all of ours, and RFC 5280's maximum of 20 rarely
 //! used) are stored inline; longer ones in a side table.
 
+#![forbid(clippy::disallowed_methods)]
+
 use der::asn1::{AnyRef, UintRef};
 use der::{Decode, Header, Reader, SliceReader, Tag};
 use x509_cert::time::Time;

@@ -2,6 +2,8 @@
 //! the shared reference crates.md §1.5). The ASN.1 module uses EXPLICIT tags except where
 //! RFC 6960 §4.2.1 says IMPLICIT (CertStatus).
 
+#![forbid(clippy::disallowed_methods)]
+
 use der::asn1::{BitString, GeneralizedTime, Null, ObjectIdentifier, OctetString};
 use der::{Choice, Enumerated, Sequence};
 use spki::AlgorithmIdentifierOwned;

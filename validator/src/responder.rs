@@ -137,7 +137,7 @@ pub struct Issuer {
     /// The serial of the generation's own CA certificate (hex, as the CA's tables write it):
     /// its revocation means the generation is compromised.
     serial: String,
-    hashes: [(Alg, Vec<u8>, Vec<u8>); 2],
+    hashes: IssuerHashes,
     responder: Responder,
 }
 
@@ -223,6 +223,83 @@ fn cache_key(issuer: usize, alg: Alg, serial: &[u8]) -> Vec<u8> {
     k
 }
 
+/// (hash algorithm, issuerNameHash, issuerKeyHash) for SHA-1 and SHA-256, in that order.
+type IssuerHashes = [(Alg, Vec<u8>, Vec<u8>); 2];
+
+/// The (hash algorithm, issuerNameHash, issuerKeyHash) of both CertID hash algorithms for the CA
+/// certificate `ca` (RFC 6960 §4.1.1: the hash of the issuer's DER name and of its public key's
+/// BIT STRING value).
+fn issuer_hashes(ca: &Certificate) -> Result<IssuerHashes> {
+    let name = ca.tbs_certificate().subject().to_der()?;
+    let key = ca.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
+    Ok(Alg::BOTH.map(|a| (a, a.hash(&name), a.hash(key))))
+}
+
+/// The CertID of `serial` issued by `issuer` with hash algorithm `alg` (pure).
+pub fn cert_id(alg: Alg, issuer: &Certificate, serial: &[u8]) -> Result<CertId> {
+    let [(_, n1, k1), (_, n256, k256)] = issuer_hashes(issuer)?;
+    let (n, k) = if alg == Alg::Sha1 { (n1, k1) } else { (n256, k256) };
+    Ok(CertId {
+        hash_algorithm: alg.identifier(),
+        issuer_name_hash: OctetString::new(n)?,
+        issuer_key_hash: OctetString::new(k)?,
+        serial_number: SerialNumber::new(serial)?,
+    })
+}
+
+/// One SingleResponse (RFC 6960 §4.2.1): `status` of `id`, thisUpdate `this_update`, nextUpdate
+/// `validity` seconds later (unix seconds; pure: the caller gives the time). A revocation's
+/// reason is omitted when unspecified.
+pub fn single_response(id: CertId, status: Status, this_update: i64, validity: i64) -> Result<SingleResponse> {
+    let cert_status = match status {
+        Status::Good => CertStatus::Good(Null),
+        Status::Unknown => CertStatus::Unknown(Null),
+        Status::Revoked { at, reason } => CertStatus::Revoked(RevokedInfo {
+            revocation_time: time(at)?,
+            revocation_reason: (reason != Reason::Unspecified).then(|| reason.x509()),
+        }),
+    };
+    Ok(SingleResponse {
+        cert_id: id,
+        cert_status,
+        this_update: time(this_update)?,
+        next_update: Some(time(this_update + validity)?),
+        single_extensions: None,
+    })
+}
+
+/// A successful OCSPResponse (DER) carrying a BasicOCSPResponse of `singles`, producedAt
+/// `produced_at`, responder ID by key hash, the nonce extension if given, signed by
+/// `responder`'s key and carrying its certificate (RFC 6960 §4.2.1, §4.2.2.2). Pure: the caller
+/// gives the time.
+pub fn signed_response(
+    responder: &Responder,
+    singles: Vec<SingleResponse>,
+    nonce: Option<Extension>,
+    produced_at: i64,
+) -> Result<Vec<u8>> {
+    let r = responder;
+    let data = ResponseData {
+        version: Version::V1,
+        responder_id: ResponderId::ByKey(r.key_hash.clone()),
+        produced_at: time(produced_at)?,
+        responses: singles,
+        response_extensions: nonce.map(|n| vec![n]),
+    };
+    let sig = ca::key::sign(r.key.as_ref(), &data.to_der()?)?;
+    let basic = BasicOcspResponse {
+        tbs_response_data: data,
+        signature_algorithm: r.key.algorithm().signature_algorithm(),
+        signature: BitString::from_bytes(&sig)?,
+        certs: Some(vec![r.cert.clone()]),
+    };
+    let resp = OcspResponse {
+        response_status: ResponseStatus::Successful,
+        response_bytes: Some(ResponseBytes { response_type: OCSP_BASIC, response: OctetString::new(basic.to_der()?)? }),
+    };
+    Ok(resp.to_der()?)
+}
+
 /// A token bucket for the live path.
 #[derive(Debug)]
 struct Bucket {
@@ -302,9 +379,7 @@ impl Service {
                 Error::Config(format!("no CA generation has key id {} (the responder's AKI)", hex::encode(&aki)))
             })?;
             let ca = Certificate::from_der(&g.certificate)?;
-            let name = ca.tbs_certificate().subject().to_der()?;
-            let key = ca.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec();
-            let hashes = Alg::BOTH.map(|a| (a, a.hash(&name), a.hash(&key)));
+            let hashes = issuer_hashes(&ca)?;
             let serial = hex::encode(ca.tbs_certificate().serial_number().as_bytes());
             issuers.push(Issuer {
                 slug: g.ca.slug(),
@@ -403,48 +478,12 @@ impl Service {
     }
 
     fn single(&self, id: CertId, status: Status, now: i64) -> Result<SingleResponse> {
-        let cert_status = match status {
-            Status::Good => CertStatus::Good(Null),
-            Status::Unknown => CertStatus::Unknown(Null),
-            Status::Revoked { at, reason } => CertStatus::Revoked(RevokedInfo {
-                revocation_time: time(at)?,
-                revocation_reason: (reason != Reason::Unspecified).then(|| reason.x509()),
-            }),
-        };
-        Ok(SingleResponse {
-            cert_id: id,
-            cert_status,
-            this_update: time(now)?,
-            next_update: Some(time(now + self.validity)?),
-            single_extensions: None,
-        })
+        single_response(id, status, now, self.validity)
     }
 
     /// Signs a BasicOCSPResponse with the issuer's responder key; returns the OCSPResponse DER.
     fn sign(&self, issuer: usize, singles: Vec<SingleResponse>, nonce: Option<Extension>, now: i64) -> Result<Vec<u8>> {
-        let r = &self.issuers[issuer].responder;
-        let data = ResponseData {
-            version: Version::V1,
-            responder_id: ResponderId::ByKey(r.key_hash.clone()),
-            produced_at: time(now)?,
-            responses: singles,
-            response_extensions: nonce.map(|n| vec![n]),
-        };
-        let sig = ca::key::sign(r.key.as_ref(), &data.to_der()?)?;
-        let basic = BasicOcspResponse {
-            tbs_response_data: data,
-            signature_algorithm: r.key.algorithm().signature_algorithm(),
-            signature: BitString::from_bytes(&sig)?,
-            certs: Some(vec![r.cert.clone()]),
-        };
-        let resp = OcspResponse {
-            response_status: ResponseStatus::Successful,
-            response_bytes: Some(ResponseBytes {
-                response_type: OCSP_BASIC,
-                response: OctetString::new(basic.to_der()?)?,
-            }),
-        };
-        Ok(resp.to_der()?)
+        signed_response(&self.issuers[issuer].responder, singles, nonce, now)
     }
 
     /// Pre-signs the response of one certificate for one hash algorithm and caches it.

@@ -7,6 +7,8 @@
 //! [`signature_certificate`] says whether the signer's certificate is one a signature may be
 //! made with (review finding H5).
 
+#![forbid(clippy::disallowed_methods)]
+
 use ca::profile::san_oid;
 use cms::cert::CertificateChoices;
 use cms::content_info::ContentInfo;

@@ -5,6 +5,8 @@
 //! one signature algorithm certval is built without here: ML-DSA-65 ([`verify_ml_dsa_65`], for
 //! certificates, CRLs and OCSP responses of an ML-DSA generation).
 
+#![forbid(clippy::disallowed_methods)]
+
 use certval::environment::pki_environment::PkiEnvironment;
 use certval::*;
 use der::asn1::BitString;

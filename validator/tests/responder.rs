@@ -403,7 +403,9 @@ async fn by_sequence(s: &Setup, responders: Vec<Responder>, status: StatusSource
                 assert_eq!((a, b), (Some(NOW + 86_400), Some(NOW - 3_600)), "{}", label);
                 break;
             }
-            assert!(t.elapsed() < std::time::Duration::from_secs(2), "{}: not both revoked within 2 s", label);
+            // A liveness bound, not a latency target (the poller runs every 200 ms): generous, so
+            // that a loaded CI machine cannot fail it.
+            assert!(t.elapsed() < std::time::Duration::from_secs(30), "{}: not both revoked within 30 s", label);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         task.abort();

@@ -30,6 +30,7 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         return Ok(summary.finish());
     }
     summary.step("cargo fmt", || run(&mut cargo("fmt --all -- --check")));
+    summary.step("tidy", || crate::tidy::run(&project_root()));
     summary.step("cargo clippy", || run(&mut cargo("clippy --workspace --all-targets -- -D warnings")));
     // Guard rails (docs/operations.md "Guard rails in CI"); their tools install when missing.
     summary.step("cargo doc -D warnings", guard::doc);
@@ -67,6 +68,8 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
             None => summary.skip("cargo test", "not run: PostgreSQL did not start"),
         }
     }
+
+    summary.step("golden vectors (--check)", || crate::golden::run(true));
 
     // The README's main job, as a smoke test of the whole story on SQLite; kept, so that its
     // logs can be scanned for personal data and secrets.

@@ -14,11 +14,13 @@ mod ci;
 mod cmd;
 mod conformance;
 mod fuzz;
+mod golden;
 mod guard;
 mod install;
 mod main_job;
 mod pcscd;
 mod pg;
+mod tidy;
 
 use std::{
     env, fs,
@@ -67,6 +69,8 @@ usage: cargo xtask <command>
                             build every cargo-fuzz target (card, identity, validator; stable toolchain,
                             unoptimised unless --release) and run each (or the named ones) N seconds
                             (default 15) from its seeds; a crash fails and its input's path is printed
+  tidy                      `//!` lines, SQLite/PostgreSQL migration parity, no clock reads in pure modules
+  golden [--check]          regenerate the golden vectors (validator/tests/golden); --check fails on a diff
 ";
 
 fn main() -> ExitCode {
@@ -191,6 +195,9 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             cmd.arg(cluster.url()).args(rest);
             cmd
         }),
+        ["tidy"] => tidy::run(&project_root()).map(|()| ExitCode::SUCCESS),
+        ["golden"] => golden::run(false).map(|()| ExitCode::SUCCESS),
+        ["golden", "--check"] => golden::run(true).map(|()| ExitCode::SUCCESS),
         [] | ["help" | "-h" | "--help"] => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
