@@ -25,7 +25,7 @@
 //! deleted (`notice_key` is append-only at every tier). The cryptography is not here: the
 //! identity crate depends on no PKI or signature crate. [`NoticeSigner`] and
 //! [`NoticeVerifier`] are implemented by the `net` crate (X.509 certificates issued by the
-//! network CA); [`crate::test_keys`] (feature `test-keys`) is a test double.
+//! network CA); `crate::test_keys` (feature `test-keys`) is a test double.
 
 #![forbid(clippy::disallowed_methods)]
 

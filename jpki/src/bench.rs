@@ -24,6 +24,9 @@
 //!
 //! Each row reports min / median / max over the runs; each comparison the median of the
 //! per-run ratios.
+//!
+//! [`Provider::query`]: identity::provision::Provider::query
+//! [`Provider::batch`]: identity::provision::Provider::batch
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

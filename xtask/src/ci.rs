@@ -9,6 +9,7 @@ use std::{
 use crate::{
     cmd::{cargo, project_root, run},
     conformance::{limbo_run, pkits},
+    fuzz, guard,
     install::{install_missing, install_oracles, install_python_tools, install_rust_components},
     main_job::{main_job, scan_logs},
     pcscd::Pcscd,
@@ -31,6 +32,15 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
     summary.step("cargo fmt", || run(&mut cargo("fmt --all -- --check")));
     summary.step("tidy", || crate::tidy::run(&project_root()));
     summary.step("cargo clippy", || run(&mut cargo("clippy --workspace --all-targets -- -D warnings")));
+    // Guard rails (docs/operations.md "Guard rails in CI"); their tools install when missing.
+    summary.step("cargo doc -D warnings", guard::doc);
+    summary.step("cargo deny", guard::deny);
+    if guard::advisory_db_reachable() {
+        summary.step("cargo deny advisories", guard::deny_advisories);
+    } else {
+        summary.skip("cargo deny advisories", "the RustSec database cannot be fetched here");
+    }
+    summary.step("cargo machete", guard::machete);
 
     let mut pcscd = None;
     summary.step("pcscd + vpcd up", || {
@@ -77,6 +87,7 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         }
         Err(_) => summary.skip("conformance: x509-limbo", "../shared/conformance/x509-limbo.json not found"),
     }
+    summary.step("fuzz (bounded)", || fuzz::fuzz(fuzz::CI_SECONDS, false, &[]));
     Ok(summary.finish())
 }
 

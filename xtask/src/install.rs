@@ -187,3 +187,21 @@ pub(crate) fn install_rust_components() -> anyhow::Result<()> {
     }
     run(Command::new("rustup").args(["component", "add"]).args(&missing))
 }
+
+/// Installs the cargo subcommand `krate` at `version` with `cargo install --locked` unless
+/// `cargo <probe...>` already works (a build from crates.io: minutes on two cores, so only when
+/// missing; any installed version is accepted).
+pub(crate) fn install_cargo_tool(krate: &str, version: &str, probe: &[&str]) -> anyhow::Result<()> {
+    let mut check = cargo(&probe.join(" "));
+    check.stdout(Stdio::null()).stderr(Stdio::null());
+    if check.status().is_ok_and(|s| s.success()) {
+        println!("{krate:<16} present  (cargo {})", probe.join(" "));
+        return Ok(());
+    }
+    println!("{krate:<16} missing  (cargo install --locked {krate}@{version})");
+    run(cargo("install --locked").arg(format!("{krate}@{version}")))?;
+    if !cargo(&probe.join(" ")).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        bail!("installed {krate} {version} but `cargo {}` does not work", probe.join(" "));
+    }
+    Ok(())
+}

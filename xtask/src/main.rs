@@ -13,7 +13,9 @@
 mod ci;
 mod cmd;
 mod conformance;
+mod fuzz;
 mod golden;
+mod guard;
 mod install;
 mod main_job;
 mod pcscd;
@@ -26,7 +28,7 @@ use std::{
     process::{Command, ExitCode},
 };
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use crate::{
     ci::ci,
@@ -59,6 +61,14 @@ usage: cargo xtask <command>
   demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
                             `cargo run --release -p jpki -- demo`
   pcsc up|down|status       the PC/SC test stack (pcscd with the vpcd readers), without systemd
+  doc                       `cargo doc --workspace --no-deps` with rustdoc warnings denied
+  deny                      `cargo deny check` (deny.toml): bans, licenses, sources; advisories if the
+                            RustSec database can be fetched
+  machete                   `cargo machete`: dependencies no crate uses
+  fuzz [--release] [--seconds N] [TARGET...]
+                            build every cargo-fuzz target (card, identity, validator; stable toolchain,
+                            unoptimised unless --release) and run each (or the named ones) N seconds
+                            (default 15) from its seeds; a crash fails and its input's path is printed
   tidy                      `//!` lines, SQLite/PostgreSQL migration parity, no clock reads in pure modules
   golden [--check]          regenerate the golden vectors (validator/tests/golden); --check fails on a diff
 ";
@@ -138,6 +148,34 @@ fn main_inner() -> anyhow::Result<ExitCode> {
         ["oracles"] => {
             install_missing(false)?;
             install_oracles()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ["fuzz", rest @ ..] => {
+            let (release, rest) = match rest {
+                ["--release", rest @ ..] => (true, rest),
+                rest => (false, rest),
+            };
+            let (seconds, only) = match rest {
+                ["--seconds", n, only @ ..] => (n.parse().with_context(|| format!("--seconds {n}"))?, only),
+                only => (fuzz::CI_SECONDS, only),
+            };
+            install_missing(false)?;
+            fuzz::fuzz(seconds, release, only)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ["doc"] => {
+            guard::doc()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ["deny"] => {
+            guard::deny()?;
+            if guard::advisory_db_reachable() {
+                guard::deny_advisories()?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["machete"] => {
+            guard::machete()?;
             Ok(ExitCode::SUCCESS)
         }
         ["bench", "ca"] => {
