@@ -3,11 +3,6 @@
 //! README's main job).
 
 mod bench;
-mod bench_ca;
-mod bench_card;
-mod bench_issuance;
-mod bench_ocsp;
-mod bench_rotation;
 mod ca_client;
 mod ca_cmd;
 mod ca_remote;

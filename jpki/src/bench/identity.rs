@@ -33,7 +33,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use ca::network::NetworkCa;
-use clap::Subcommand;
 use identity::client::Peer;
 use identity::http::{self, NationalState};
 use identity::ids::{LgCode, ResidentCode};
@@ -52,30 +51,6 @@ use identity::store::{self, Db};
 use net::credential::{Credential, Trust};
 use net::secret::Secret;
 use tokio::task::JoinSet;
-
-/// Which benchmark.
-#[derive(Debug, Subcommand)]
-pub enum Which {
-    /// Identity network throughput.
-    Identity {
-        /// PostgreSQL admin URL (also benchmark PostgreSQL).
-        #[arg(long, env = "JPKI_TEST_PG_URL")]
-        pg_url: Option<String>,
-    },
-    /// CA issuance rate against raw OpenSSL signing, and CRL encoding of 1,000,000 entries.
-    Ca,
-    /// Card issuance and signatures through pcscd + vpcd and the virtual card.
-    Card,
-    /// OCSP responder vs `openssl ocsp` under wrk; loading and indexing a 1M-entry CRL.
-    Ocsp,
-    /// A window's issuance through the CA service (mutual TLS, clerk, municipality check)
-    /// against the same issuance in process.
-    Issuance,
-    /// Per CA algorithm: issuance rate against raw signing, certificate, CRL-entry and OCSP
-    /// sizes, OCSP re-signing; a 1,000,000-certificate generation compromised and served
-    /// revoked.
-    Rotation,
-}
 
 /// Runs per row (min / median / max are over these).
 const RUNS: usize = 5;
@@ -113,15 +88,7 @@ const HTTP_TASKS: usize = 64;
 const SINGLE_AGENCY: &str = "bench-single";
 
 /// Runs the benchmark and prints its table to stdout (progress goes to stderr).
-pub async fn run(which: Which) -> Result<()> {
-    let pg_url = match which {
-        Which::Identity { pg_url } => pg_url,
-        Which::Ca => return crate::bench_ca::run().await,
-        Which::Card => return crate::bench_card::run().await,
-        Which::Ocsp => return crate::bench_ocsp::run().await,
-        Which::Issuance => return crate::bench_issuance::run().await,
-        Which::Rotation => return crate::bench_rotation::run().await,
-    };
+pub async fn run(pg_url: Option<String>) -> Result<()> {
     // `testing::postgres()` reads the admin URL from JPKI_TEST_PG_URL, and setting a variable
     // in a running process needs `unsafe` (forbidden here): re-run ourselves with it set.
     if let Some(url) = &pg_url

@@ -143,7 +143,7 @@ pub async fn run() -> Result<()> {
     let g = Arc::new(ca.issuing("bench", Purpose::Authentication, Environment::Production, "13", now).await?);
     let issuer = Certificate::from_der(&g.certificate)?;
     let subject_key = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
-    let plans = crate::bench_ca::auth_plans(&g, subject_key.public_key_der(), CERTS, now)?;
+    let plans = super::ca::auth_plans(&g, subject_key.public_key_der(), CERTS, now)?;
     let issued = ca.run("bench", plans, now).await?;
     // Our responder's key (encrypted) and the reference's (plain PEM for openssl), both
     // delegated responders of the issuing CA.
@@ -233,8 +233,8 @@ pub async fn run() -> Result<()> {
     println!("| ratio | {:.1}× | | | | |", a.rps / b.rps);
 
     // A million-entry CRL: load and index (what a verifier does with a downloaded CRL).
-    let crl = crate::bench_ca::million_entry_crl(dir.path(), &issuer, &g.key_id, now)?;
-    let before = crate::bench_ca::peak_rss_kib();
+    let crl = super::ca::million_entry_crl(dir.path(), &issuer, &g.key_id, now)?;
+    let before = super::ca::peak_rss_kib();
     let mut times = Vec::new();
     let mut entries = 0;
     for _ in 0..3 {
@@ -246,7 +246,7 @@ pub async fn run() -> Result<()> {
         ensure!(idx.contains(&idx.sample_serial()), "index lookup failed");
     }
     times.sort_by(f64::total_cmp);
-    let grew = crate::bench_ca::peak_rss_kib().saturating_sub(before);
+    let grew = super::ca::peak_rss_kib().saturating_sub(before);
     println!("\n| CRL load + index | value |");
     println!("|---|---:|");
     println!("| entries | {entries} |");
