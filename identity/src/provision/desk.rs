@@ -187,3 +187,267 @@ pub(super) async fn insert_logs(tx: &mut store::Tx, source: &str, rows: &[&LogEn
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    //! The desk on its own, on SQLite and PostgreSQL (`JPKI_TEST_PG_URL`): what it promises is
+    //! one log row per provision, each answer the one of its own job, each answer released only
+    //! once its row is committed, rows in queue order, and nothing answered when the log cannot
+    //! be written.
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
+    use std::collections::HashMap;
+
+    use sqlx::Row as _;
+
+    use super::*;
+    use crate::ids::{LgCode, ResidentCode};
+    use crate::person::{FlaggedText, FourItems, ResidentStatus, Sex};
+    use crate::store::testing;
+
+    const SOURCE: &str = "全国サーバ";
+    /// 2026-04-01 (fiscal year 2026).
+    const NOW: i64 = 1_775_000_000;
+
+    fn code(i: usize) -> ResidentCode {
+        let v = 2_000_000_000 + i;
+        ResidentCode::from_body(std::array::from_fn(|k| ((v / 10usize.pow(9 - k as u32)) % 10) as u8)).unwrap()
+    }
+
+    fn record(i: usize) -> Record {
+        Record {
+            resident_code: code(i),
+            items: FourItems {
+                name: FlaggedText::plain("name", &format!("住民　{i:04}")).unwrap(),
+                address: FlaggedText::plain("address", &format!("東京都千代田区一丁目{i}番")).unwrap(),
+                date_of_birth: time::Date::from_calendar_date(1980, time::Month::May, 5).unwrap(),
+                sex: if i % 2 == 0 { Sex::Female } else { Sex::Male },
+            },
+            status: ResidentStatus::Active,
+            municipality: "131016".parse::<LgCode>().unwrap(),
+            version: 1,
+        }
+    }
+
+    /// A database holding residents 0..n (as a replica projects them).
+    async fn db_with(t: &testing::TestDb, n: usize) -> Db {
+        let db = Db::open(&t.url).await.unwrap();
+        let mut tx = db.write().await.unwrap();
+        for i in 0..n {
+            let r = record(i);
+            sqlx::query(
+                "INSERT INTO resident (resident_code, municipality, status, version, name, date_of_birth, sex, address, record, last_source, last_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(r.resident_code.as_str().to_owned())
+            .bind(r.municipality.as_str().to_owned())
+            .bind(i64::from(u8::from(r.status)))
+            .bind(1_i64)
+            .bind(r.items.name.text().to_owned())
+            .bind(crate::notice::format_date(r.items.date_of_birth))
+            .bind(i64::from(u8::from(r.items.sex)))
+            .bind(r.items.address.text().to_owned())
+            .bind(serde_json::to_vec(&r).unwrap())
+            .bind("131016".to_owned())
+            .bind(i64::try_from(i).unwrap() + 1)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        db
+    }
+
+    /// A provision row awaiting the desk (empty result: the desk fills it in) for `tag`.
+    fn lookup(tag: &str) -> LogEntry {
+        LogEntry::new(
+            NOW,
+            &LogRow {
+                function: "照会(住民票コード)",
+                purpose: "P01",
+                class: "別表第1",
+                destination: tag,
+                resident: None,
+                fields: "",
+                result: "",
+                reason: None,
+            },
+        )
+    }
+
+    /// A refusal row for `tag`.
+    fn refusal(tag: &str) -> LogEntry {
+        LogEntry::new(
+            NOW,
+            &LogRow {
+                function: "照会(住民票コード)",
+                purpose: "P01",
+                class: "別表第1",
+                destination: tag,
+                resident: None,
+                fields: "name",
+                result: "refused",
+                reason: Some("purpose_not_registered: test"),
+            },
+        )
+    }
+
+    fn name_only() -> BTreeSet<Field> {
+        [Field::Name, Field::ResidentCode].into_iter().collect()
+    }
+
+    /// Rows by destination: (id, resident, fields, result).
+    async fn rows(db: &Db) -> HashMap<String, Vec<(i64, Option<String>, String, String)>> {
+        let mut out: HashMap<String, Vec<_>> = HashMap::new();
+        let all =
+            sqlx::query("SELECT id, destination, resident_code, fields, result, source FROM provision_log ORDER BY id")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        for r in all {
+            assert_eq!(r.try_get::<String, _>(5).unwrap(), SOURCE);
+            out.entry(r.try_get(1).unwrap()).or_default().push((
+                r.try_get(0).unwrap(),
+                r.try_get(2).unwrap(),
+                r.try_get(3).unwrap(),
+                r.try_get(4).unwrap(),
+            ));
+        }
+        out
+    }
+
+    /// Many concurrent provisions (found, not found, refused): each gets its own answer, each
+    /// answer arrives only after its row is committed (visible from another connection), and
+    /// the log holds exactly one row per provision.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_provisions_get_their_own_answer_after_exactly_one_committed_row() {
+        const RESIDENTS: usize = 50;
+        const TASKS: usize = 600;
+        for t in testing::all().await.unwrap() {
+            let db = db_with(&t, RESIDENTS).await;
+            let desk = Desk::spawn(db.clone(), SOURCE.to_owned());
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..TASKS {
+                let (desk, db) = (desk.clone(), db.clone());
+                set.spawn(async move {
+                    let tag = format!("agency-{i}");
+                    // Every third asks for a resident who is not there; every seventh is a refusal.
+                    let (subject, row) = match i {
+                        i if i % 7 == 0 => (Subject::Resolved(None), refusal(&tag)),
+                        i if i % 3 == 0 => (Subject::Code(code(RESIDENTS + i).as_str().to_owned()), lookup(&tag)),
+                        i => (Subject::Code(code(i % RESIDENTS).as_str().to_owned()), lookup(&tag)),
+                    };
+                    let answer = desk.submit(subject, name_only(), row).await.unwrap();
+                    // Released only after the commit: another connection already sees the row.
+                    let seen: i64 = sqlx::query("SELECT COUNT(*) FROM provision_log WHERE destination = $1")
+                        .bind(tag)
+                        .fetch_one(db.pool())
+                        .await
+                        .unwrap()
+                        .try_get(0)
+                        .unwrap();
+                    assert_eq!(seen, 1, "answer {i} left before its row was committed");
+                    (i, answer)
+                });
+            }
+            let mut answers = HashMap::new();
+            while let Some(r) = set.join_next().await {
+                let (i, a) = r.unwrap();
+                answers.insert(i, a);
+            }
+            let log = rows(&db).await;
+            assert_eq!(log.len(), TASKS, "{}: one destination per provision", t.label);
+            for i in 0..TASKS {
+                let a = &answers[&i];
+                let r = &log[&format!("agency-{i}")];
+                assert_eq!(r.len(), 1, "{}: provision {i} has {} rows", t.label, r.len());
+                let (_, resident, fields, result) = &r[0];
+                if i % 7 == 0 {
+                    assert_eq!((result.as_str(), a.found), ("refused", false), "{}: {i}", t.label);
+                    assert!(resident.is_none());
+                } else if i % 3 == 0 {
+                    assert_eq!((result.as_str(), fields.as_str(), a.found), ("not_found", "", false));
+                    assert!(a.items.is_empty() && resident.is_none(), "{}: {i}", t.label);
+                } else {
+                    let want = code(i % RESIDENTS);
+                    assert_eq!(result, "provided", "{}: {i}", t.label);
+                    assert_eq!(fields, "name,resident_code");
+                    assert_eq!(resident.as_deref(), Some(want.as_str()));
+                    // Its own answer, not a neighbour's in the same group.
+                    assert_eq!(a.items["resident_code"], serde_json::json!(want.as_str()), "{}: {i}", t.label);
+                    assert_eq!(a.items["name"]["text"], serde_json::json!(format!("住民　{:04}", i % RESIDENTS)));
+                    assert!(a.found && a.status.is_none(), "no status without change_info");
+                }
+            }
+            let total: i64 = sqlx::query("SELECT COUNT(*) FROM provision_log")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+            assert_eq!(total, i64::try_from(TASKS).unwrap(), "{}", t.label);
+        }
+    }
+
+    /// Jobs queued in one burst (one or a few groups) are written in queue order and each
+    /// answer is its own job's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_is_logged_in_queue_order() {
+        const JOBS: usize = 300;
+        for t in testing::all().await.unwrap() {
+            let db = db_with(&t, JOBS).await;
+            let desk = Desk::spawn(db.clone(), SOURCE.to_owned());
+            let mut waiting = Vec::new();
+            for i in 0..JOBS {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let job = Job {
+                    subject: Subject::Code(code(JOBS - 1 - i).as_str().to_owned()),
+                    fields: name_only(),
+                    row: lookup(&format!("burst-{i}")),
+                    reply,
+                };
+                desk.queue.send(job).await.unwrap();
+                waiting.push(answer);
+            }
+            for (i, w) in waiting.into_iter().enumerate() {
+                let a = w.await.unwrap().unwrap();
+                assert_eq!(a.items["resident_code"], serde_json::json!(code(JOBS - 1 - i).as_str()), "{}", t.label);
+            }
+            let log = rows(&db).await;
+            let ids: Vec<i64> = (0..JOBS).map(|i| log[&format!("burst-{i}")][0].0).collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{}: rows out of queue order: {ids:?}", t.label);
+        }
+    }
+
+    /// When the log cannot be written, no answer leaves: every job of the group gets the
+    /// error, nothing of the group is stored, and the desk goes on serving later jobs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_is_answered_when_the_log_write_fails() {
+        for t in testing::all().await.unwrap() {
+            let db = db_with(&t, 3).await;
+            let desk = Desk::spawn(db.clone(), SOURCE.to_owned());
+            desk.submit(Subject::Code(code(0).as_str().to_owned()), name_only(), lookup("before")).await.unwrap();
+            // The log's table renamed away: the group's insert fails inside its transaction.
+            sqlx::query("ALTER TABLE provision_log RENAME TO provision_log_away").execute(db.pool()).await.unwrap();
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..20 {
+                let desk = desk.clone();
+                set.spawn(async move {
+                    desk.submit(Subject::Code(code(i % 3).as_str().to_owned()), name_only(), lookup(&format!("f-{i}")))
+                        .await
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                let e = r.unwrap().expect_err("an answer left without its log row");
+                assert_eq!(e.kind(), crate::error::ErrorKind::Internal, "{}: {e}", t.label);
+            }
+            sqlx::query("ALTER TABLE provision_log_away RENAME TO provision_log").execute(db.pool()).await.unwrap();
+            let after =
+                desk.submit(Subject::Code(code(1).as_str().to_owned()), name_only(), lookup("after")).await.unwrap();
+            assert!(after.found, "{}: the desk serves again once the log can be written", t.label);
+            let log = rows(&db).await;
+            let mut tags: Vec<&str> = log.keys().map(String::as_str).collect();
+            tags.sort_unstable();
+            assert_eq!(tags, ["after", "before"], "{}: nothing of the failed group stored", t.label);
+        }
+    }
+}
