@@ -19,6 +19,7 @@ pub mod national;
 pub mod operator;
 pub mod party;
 pub mod person;
+pub mod progress;
 pub mod provision;
 pub mod rate_limit;
 pub mod replica;

@@ -16,6 +16,7 @@ mod identity_cmd;
 mod net_cmd;
 mod netargs;
 mod proc;
+mod progress;
 mod serve;
 mod validator_cmd;
 mod verify_cmd;

@@ -220,7 +220,7 @@ mod tests {
                 name: FlaggedText::plain("name", &format!("住民　{i:04}")).unwrap(),
                 address: FlaggedText::plain("address", &format!("東京都千代田区一丁目{i}番")).unwrap(),
                 date_of_birth: time::Date::from_calendar_date(1980, time::Month::May, 5).unwrap(),
-                sex: if i % 2 == 0 { Sex::Female } else { Sex::Male },
+                sex: if i.is_multiple_of(2) { Sex::Female } else { Sex::Male },
             },
             status: ResidentStatus::Active,
             municipality: "131016".parse::<LgCode>().unwrap(),
@@ -332,8 +332,8 @@ mod tests {
                     let tag = format!("agency-{i}");
                     // Every third asks for a resident who is not there; every seventh is a refusal.
                     let (subject, row) = match i {
-                        i if i % 7 == 0 => (Subject::Resolved(None), refusal(&tag)),
-                        i if i % 3 == 0 => (Subject::Code(code(RESIDENTS + i).as_str().to_owned()), lookup(&tag)),
+                        i if i.is_multiple_of(7) => (Subject::Resolved(None), refusal(&tag)),
+                        i if i.is_multiple_of(3) => (Subject::Code(code(RESIDENTS + i).as_str().to_owned()), lookup(&tag)),
                         i => (Subject::Code(code(i % RESIDENTS).as_str().to_owned()), lookup(&tag)),
                     };
                     let answer = desk.submit(subject, name_only(), row).await.unwrap();
@@ -361,10 +361,10 @@ mod tests {
                 let r = &log[&format!("agency-{i}")];
                 assert_eq!(r.len(), 1, "{}: provision {i} has {} rows", t.label, r.len());
                 let (_, resident, fields, result) = &r[0];
-                if i % 7 == 0 {
+                if i.is_multiple_of(7) {
                     assert_eq!((result.as_str(), a.found), ("refused", false), "{}: {i}", t.label);
                     assert!(resident.is_none());
-                } else if i % 3 == 0 {
+                } else if i.is_multiple_of(3) {
                     assert_eq!((result.as_str(), fields.as_str(), a.found), ("not_found", "", false));
                     assert!(a.items.is_empty() && resident.is_none(), "{}: {i}", t.label);
                 } else {
