@@ -100,6 +100,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // The metrics recorder before any work, so that what a service records while it starts
+    // (pre-signing, first pulls) is counted; only with a listener to read it.
+    if let Command::Serve(_) = cli.command
+        && std::env::var_os("JPKI_METRICS_LISTEN").is_some()
+    {
+        net::metrics::install();
+    }
     let result = rt.block_on(async {
         match cli.command {
             Command::Serve(role) => serve::run(role).await,

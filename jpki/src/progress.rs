@@ -11,14 +11,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Debug)]
 pub struct Bar {
     bar: ProgressBar,
-    what: &'static str,
+    what: String,
     started: Instant,
 }
 
 impl Bar {
     /// A bar counting `unit` (`CRLs`, `feed entries`, …) for the operation `what` (the
     /// command, as the summary line names it). Hidden unless stderr is a terminal.
-    pub fn new(what: &'static str, unit: &str) -> Self {
+    pub fn new(what: impl Into<String>, unit: &str) -> Self {
         let bar = if std::io::stderr().is_terminal() {
             let b = ProgressBar::new(0);
             b.enable_steady_tick(Duration::from_millis(200));
@@ -30,11 +30,11 @@ impl Bar {
             ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit} {{elapsed}} {{msg}}"))
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        Self { bar, what, started: Instant::now() }
+        Self { bar, what: what.into(), started: Instant::now() }
     }
 
     /// A spinner for work whose size is not known up front (it still takes [`Bar::set`]).
-    pub fn spinner(what: &'static str, msg: &str) -> Self {
+    pub fn spinner(what: impl Into<String>, msg: &str) -> Self {
         let b = Self::new(what, "");
         b.bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} {elapsed}")

@@ -306,6 +306,11 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     ));
     let poller = svc.clone();
     let poll = Duration::from_millis(a.poll_ms.max(10));
+    // The CRLs it serves, as gauges (nextUpdate, entries): at start and every minute.
+    let served = a.crl_dir.clone();
+    if let Some(dir) = &served {
+        validator::served::record_crl_gauges(dir);
+    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(poll);
         let mut last_refresh = now();
@@ -318,6 +323,9 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
             }
             if now() - last_refresh >= 60 {
                 last_refresh = now();
+                if let Some(dir) = served.clone() {
+                    let _ = tokio::task::spawn_blocking(move || validator::served::record_crl_gauges(&dir)).await;
+                }
                 // refresh reads every revocation up to the current sequence before re-signing.
                 match poller.refresh(now()).await {
                     Ok(n) if n > 0 => tracing::info!("{n} responses re-signed before going stale"),

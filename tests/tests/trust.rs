@@ -592,6 +592,7 @@ async fn a_compromised_municipality_cannot_kill_another_municipalitys_resident()
         municipality: String::new(),
         init_output: String::new(),
         nodes: Vec::new(),
+        metrics: Vec::new(),
     };
     let ok = |o: std::process::Output| {
         assert!(o.status.success(), "{}", text(&o));

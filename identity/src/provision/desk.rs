@@ -333,7 +333,9 @@ mod tests {
                     // Every third asks for a resident who is not there; every seventh is a refusal.
                     let (subject, row) = match i {
                         i if i.is_multiple_of(7) => (Subject::Resolved(None), refusal(&tag)),
-                        i if i.is_multiple_of(3) => (Subject::Code(code(RESIDENTS + i).as_str().to_owned()), lookup(&tag)),
+                        i if i.is_multiple_of(3) => {
+                            (Subject::Code(code(RESIDENTS + i).as_str().to_owned()), lookup(&tag))
+                        }
                         i => (Subject::Code(code(i % RESIDENTS).as_str().to_owned()), lookup(&tag)),
                     };
                     let answer = desk.submit(subject, name_only(), row).await.unwrap();

@@ -108,15 +108,14 @@ pub async fn run(pg_url: Option<String>) -> Result<()> {
     let law = Arc::new(LawTable::seed().context("built-in law table")?);
     let plan = Plan::from_law(&law)?;
 
-    let setup = Instant::now();
+    let setup = crate::progress::Bar::spinner("bench identity setup", "signed notices from the municipalities");
     let dir = tempfile::tempdir().context("temporary directory for the municipalities")?;
     let network = BenchNet::create(&dir.path().join("net"))?;
     let work = Workload::generate(dir.path(), &network).await?;
-    progress(&format!(
-        "setup: {} signed notices from {MUNICIPALITIES} municipalities ({} residents) in {:.1} s",
+    setup.finish(format_args!(
+        "{} signed notices from {MUNICIPALITIES} municipalities ({} residents)",
         work.total,
-        work.residents.len(),
-        setup.elapsed().as_secs_f64()
+        work.residents.len()
     ));
 
     let mut rows = Vec::new();
@@ -180,10 +179,6 @@ impl BenchNet {
     fn verifier(&self) -> Arc<dyn NoticeVerifier> {
         net::notice_key::Verifier::new(self.trust.clone())
     }
-}
-
-fn progress(msg: &str) {
-    eprintln!("bench: {msg}");
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -492,9 +487,9 @@ async fn bench_backend(
     rows: &mut Vec<Row>,
     ratios: &mut Vec<Comparison>,
 ) -> Result<()> {
+    let bar = crate::progress::Bar::new(format!("bench identity ({})", b.label()), "runs");
+    bar.set(0, RUNS as u64);
     for run in 1..=RUNS {
-        let begun = Instant::now();
-
         // 1. National tier apply, on a fresh database, with a fresh verifier.
         let nat_db = b.fresh().await?;
         let db = Db::open(&nat_db.url).await?;
@@ -562,8 +557,9 @@ async fn bench_backend(
             record(rows, "(diagnostic) raw 4 KiB append + fdatasync in the temp dir", b, FSYNCS, None, r);
         }
 
-        progress(&format!("{} run {run}/{RUNS} done in {:.1} s", b.label(), begun.elapsed().as_secs_f64()));
+        bar.set(run as u64, RUNS as u64);
     }
+    bar.finish(format_args!("{RUNS} runs"));
     Ok(())
 }
 
@@ -826,8 +822,8 @@ async fn drop_database(t: &TestDb) {
         .await;
     match out {
         Ok(o) if o.status.success() => {}
-        Ok(o) => progress(&format!("could not drop {name}: {}", String::from_utf8_lossy(&o.stderr).trim())),
-        Err(e) => progress(&format!("could not drop {name} (psql: {e}); it stays on the cluster")),
+        Ok(o) => tracing::warn!("could not drop {name}: {}", String::from_utf8_lossy(&o.stderr).trim()),
+        Err(e) => tracing::warn!("could not drop {name} (psql: {e}); it stays on the cluster"),
     }
 }
 

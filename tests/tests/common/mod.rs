@@ -186,7 +186,14 @@ impl NetPki {
 
     /// Spawns the node `jpki ARGS` presenting credential `name` (killed when dropped).
     pub fn serve(&self, name: &str, args: &[&str]) -> Kill {
-        Kill(Command::new(jpki_bin()).args(args).env_remove("JPKI_DB").envs(self.env(name)).spawn().unwrap())
+        self.serve_env(name, args, &[])
+    }
+
+    /// [`NetPki::serve`] with more environment.
+    pub fn serve_env(&self, name: &str, args: &[&str], env: &[(String, String)]) -> Kill {
+        let mut c = Command::new(jpki_bin());
+        c.args(args).env_remove("JPKI_DB").envs(self.env(name)).envs(env.iter().map(|(k, v)| (k, v)));
+        Kill(c.spawn().unwrap())
     }
 
     /// A mutual-TLS client presenting credential `name`, accepting only a server that is
@@ -221,6 +228,9 @@ pub struct Network {
     pub init_output: String,
     /// The node processes: municipality, prefecture, national.
     pub nodes: Vec<Kill>,
+    /// With [`Network::start_metered`]: each node's metrics listener (`http://HOST:PORT`), in
+    /// the order of `nodes`; empty otherwise.
+    pub metrics: Vec<String>,
 }
 
 impl Network {
@@ -233,6 +243,15 @@ impl Network {
 
     /// The same, with extra `jpki ca init` arguments.
     pub async fn start_with(dir: &Path, init: &[&str]) -> Network {
+        Self::start_inner(dir, init, false).await
+    }
+
+    /// [`Network::start`] with each node serving its metrics (`JPKI_METRICS_LISTEN`).
+    pub async fn start_metered(dir: &Path) -> Network {
+        Self::start_inner(dir, &[], true).await
+    }
+
+    async fn start_inner(dir: &Path, init: &[&str], metered: bool) -> Network {
         let d = |f: &str| dir.join(f).display().to_string();
         let pki = NetPki::init(dir);
         pki.issue("m131016", "municipality:131016", true);
@@ -244,7 +263,15 @@ impl Network {
         let (mp, pp, np) = (free_port(), free_port(), free_port());
         let (murl, purl, nurl) =
             (format!("https://127.0.0.1:{mp}"), format!("https://127.0.0.1:{pp}"), format!("https://127.0.0.1:{np}"));
-        let serve = |cred: &str, args: &[&str]| pki.serve(cred, args);
+        let metrics: Vec<String> =
+            if metered { (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect() } else { Vec::new() };
+        let mut started = 0;
+        let mut serve = |cred: &str, args: &[&str]| {
+            let env: Vec<(String, String)> =
+                metrics.get(started).map(|m| ("JPKI_METRICS_LISTEN".to_owned(), m.clone())).into_iter().collect();
+            started += 1;
+            pki.serve_env(cred, args, &env)
+        };
         let notice_key = pki.prefix("m131016-notice").display().to_string();
         let nodes = vec![
             serve(
@@ -307,6 +334,7 @@ impl Network {
             municipality: murl,
             init_output: String::new(),
             nodes,
+            metrics: metrics.iter().map(|m| format!("http://{m}")).collect(),
         };
         let o = net.jpki_env(
             &["identity", "pool", "--db", &d("m.db"), "--municipality", "131016", "--national", &nurl, "--count", "8"],
