@@ -5,6 +5,7 @@ mod ca;
 mod card;
 mod identity;
 mod issuance;
+mod metrics;
 mod ocsp;
 mod rotation;
 
@@ -26,6 +27,9 @@ pub enum Which {
     Card,
     /// OCSP responder vs `openssl ocsp` under wrk; loading and indexing a 1M-entry CRL.
     Ocsp,
+    /// What recording metrics costs: the validator's OCSP GET under wrk with the Prometheus
+    /// recorder on and off, alternating rounds, medians and their ratio.
+    Metrics,
     /// A window's issuance through the CA service (mutual TLS, clerk, municipality check)
     /// against the same issuance in process.
     Issuance,
@@ -42,6 +46,7 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Ca => ca::run().await,
         Which::Card => card::run().await,
         Which::Ocsp => ocsp::run().await,
+        Which::Metrics => metrics::run().await,
         Which::Issuance => issuance::run().await,
         Which::Rotation => rotation::run().await,
     }
