@@ -445,6 +445,18 @@ impl Authority {
     /// Runs (or resumes) the ceremony in `text`: every step committed and audited before the
     /// next starts. Gives the steps, each with whether this run did it (`false`: done before).
     pub async fn ceremony_run(&self, actor: &str, text: &str, now: i64) -> Result<Vec<(Step, bool)>> {
+        self.ceremony_run_with(actor, text, now, identity::progress::SILENT).await
+    }
+
+    /// [`Authority::ceremony_run`], reporting (steps done, steps) after each step (steps done
+    /// by an earlier run count as done).
+    pub async fn ceremony_run_with(
+        &self,
+        actor: &str,
+        text: &str,
+        now: i64,
+        progress: identity::progress::Progress<'_>,
+    ) -> Result<Vec<(Step, bool)>> {
         let c = parse(text)?;
         let ca = CaId::parse(&c.ca)?;
         let sha = Sha256::digest(text.as_bytes()).to_vec();
@@ -491,6 +503,7 @@ impl Authority {
         let (not_before, activation) = (instant("not_before", &c.not_before)?, instant("activation", &c.activation)?);
         let not_after = parent.map_or(not_before + CA_VALIDITY_SECS, |p| p.min(not_before + CA_VALIDITY_SECS));
         let steps = steps(&c, &ca, algorithm, previous.as_ref(), not_before, not_after, activation)?;
+        progress(0, steps.len() as u64);
         let mut out = Vec::new();
         let mut key: Option<Arc<dyn KeyBackend>> = None;
         let mut new: Option<Arc<Generation>> = None;
@@ -562,6 +575,7 @@ impl Authority {
                 crash_point(i + 1);
             }
             out.push((step.clone(), this_run));
+            progress(out.len() as u64, steps.len() as u64);
         }
         Ok(out)
     }

@@ -180,10 +180,27 @@ impl Authority {
         verifier: &dyn NoticeVerifier,
         now: i64,
     ) -> Result<FollowReport> {
+        self.follow_with(actor, source, verifier, now, identity::progress::SILENT).await
+    }
+
+    /// [`Authority::follow`], reporting (entries applied, entries to apply) after each page:
+    /// the total is the distance from the cursor to the head read at the start, grown if the
+    /// feed moves on meanwhile.
+    pub async fn follow_with(
+        &self,
+        actor: &str,
+        source: &IdentitySource,
+        verifier: &dyn NoticeVerifier,
+        now: i64,
+        progress: identity::progress::Progress<'_>,
+    ) -> Result<FollowReport> {
         let mut report = FollowReport { cursor: self.feed_cursor().await?, ..Default::default() };
-        // The head before the run: what the run should reach (metrics only; a failure to read
-        // it does not stop the follower).
+        // The head before the run: what the run should reach (metrics and progress only; a
+        // failure to read it does not stop the follower).
         let head = source.feed_head().await.ok();
+        let start = report.cursor;
+        let total = |r: &FollowReport| head.unwrap_or(0).saturating_sub(start).max(r.entries);
+        progress(0, total(&report));
         let done = |r: &FollowReport| {
             metrics::gauge!("jpki_ca_feed_cursor").set(r.cursor as f64);
             if let Some(h) = head {
@@ -306,6 +323,7 @@ impl Authority {
             tx.commit().await?;
             report.entries += last - from;
             report.cursor = last;
+            progress(report.entries, total(&report));
             if (page.len() as u32) < PAGE {
                 done(&report);
                 return Ok(report);

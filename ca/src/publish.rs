@@ -36,7 +36,7 @@ pub struct Published {
 }
 
 /// Progress callback: (done, total) CRLs.
-pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+pub use identity::progress::Progress;
 
 impl Authority {
     /// Publishes every CRL and ARL under `out`.

@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod operator;
 pub mod party;
 pub mod person;
+pub mod progress;
 pub mod provision;
 pub mod rate_limit;
 pub mod replica;

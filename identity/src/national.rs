@@ -174,16 +174,31 @@ pub async fn rebuild(
     verifier: &dyn crate::notice_sig::NoticeVerifier,
     prefectures: &[crate::client::Peer],
 ) -> Result<Vec<HeadCheck>> {
+    rebuild_with(db, verifier, prefectures, crate::progress::SILENT).await
+}
+
+/// [`rebuild`], reporting (notices applied, notices the prefectures held at the start) after
+/// each pull.
+pub async fn rebuild_with(
+    db: &Db,
+    verifier: &dyn crate::notice_sig::NoticeVerifier,
+    prefectures: &[crate::client::Peer],
+    progress: crate::progress::Progress<'_>,
+) -> Result<Vec<HeadCheck>> {
     let held: i64 = sqlx::query("SELECT COUNT(*) FROM change_notice").fetch_one(db.pool()).await?.try_get(0)?;
     if held != 0 {
         return Err(Error::Conflict(format!("the national database holds {held} notices: rebuild needs a wiped node")));
     }
     let mut peers = Vec::new();
+    let mut total = 0;
     for p in prefectures {
         let h = p.heads().await?;
+        total += h.heads.iter().filter(|x| x.source.starts_with(h.code.as_str())).map(|x| x.seq).sum::<u64>();
         peers.push((p.clone(), Some(h.code)));
     }
-    crate::replica::pull_until_quiet(db, crate::replica::Tier::National, verifier, &peers, 64).await?;
+    progress(0, total);
+    let applied = |n: u64| progress(n, total.max(n));
+    crate::replica::pull_until_quiet_with(db, crate::replica::Tier::National, verifier, &peers, 64, &applied).await?;
     compare_heads(db, prefectures).await
 }
 

@@ -647,7 +647,20 @@ pub async fn pull_until_quiet(
     peers: &[Upstream],
     max_rounds: usize,
 ) -> Result<Vec<SourceReport>> {
+    pull_until_quiet_with(db, tier, verifier, peers, max_rounds, &|_| {}).await
+}
+
+/// [`pull_until_quiet`], calling `applied` with the notices applied so far after each pull.
+pub async fn pull_until_quiet_with(
+    db: &Db,
+    tier: Tier,
+    verifier: &dyn NoticeVerifier,
+    peers: &[Upstream],
+    max_rounds: usize,
+    applied: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<SourceReport>> {
     let mut all = Vec::new();
+    let mut total = 0;
     for _ in 0..max_rounds {
         let mut progress = 0;
         for (peer, prefix) in peers {
@@ -655,7 +668,9 @@ pub async fn pull_until_quiet(
                 progress += r.applied;
                 all.push(r);
             }
+            applied(total + progress);
         }
+        total += progress;
         if progress == 0 {
             break;
         }

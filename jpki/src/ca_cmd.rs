@@ -429,7 +429,9 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         Cmd::Follow { store, national } => {
             let a = open(&store).await?;
             let verifier = crate::netargs::verifier(&crate::netargs::NetArgs::from_env().trust()?);
-            let r = a.follow(&store.actor, &source(&national)?, verifier.as_ref(), now()).await?;
+            let bar = crate::progress::Bar::new("ca follow", "feed entries");
+            let r = a.follow_with(&store.actor, &source(&national)?, verifier.as_ref(), now(), &bar.callback()).await?;
+            bar.finish(format_args!("{} feed entries applied, {} revocations", r.entries, r.revoked.len()));
             for x in &r.revoked {
                 println!("revoked {} {} ({}) by {}", x.kind.name(), x.serial, x.reason.name(), x.cause);
             }
@@ -443,18 +445,10 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Crl { store, out } => {
             let a = open(&store).await?;
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} CRLs {elapsed}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            let published = a
-                .publish_crls(&store.actor, &out, now(), &|done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                })
-                .await?;
-            bar.finish_and_clear();
+            let bar = crate::progress::Bar::new("ca crl", "CRLs");
+            let published = a.publish_crls(&store.actor, &out, now(), &bar.callback()).await?;
+            let entries: u64 = published.iter().map(|p| p.entries).sum();
+            bar.finish(format_args!("{} CRLs published ({entries} entries)", published.len()));
             for p in &published {
                 let scope = if p.shard < 0 { "ARL".to_owned() } else { format!("shard {}", p.shard) };
                 println!(
@@ -538,8 +532,11 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         Cmd::Ceremony(CeremonyCmd::Run { store, file }) => {
             let text = read_ceremony(&file)?;
             let a = open(&store).await?;
-            let done = a.ceremony_run(&store.actor, &text, now()).await?;
             let c = ca::ceremony::parse(&text)?;
+            let bar = crate::progress::Bar::new("ca ceremony run", "steps");
+            let done = a.ceremony_run_with(&store.actor, &text, now(), &bar.callback()).await?;
+            let now_done = done.iter().filter(|(_, this_run)| *this_run).count();
+            bar.finish(format_args!("{} g{}: {} steps, {now_done} done by this run", c.ca, c.generation, done.len()));
             println!("ceremony for {} g{}:", c.ca, c.generation);
             for (i, (s, this_run)) in done.iter().enumerate() {
                 println!("  {}. {} {s}", i + 1, if *this_run { "done:" } else { "done before:" });

@@ -155,8 +155,41 @@ pub(crate) async fn answer(r: reqwest::Response) -> Result<String> {
 async fn ceremony(service: &Service, file: &std::path::Path, run: bool) -> Result<()> {
     let (c, base) = client(service)?;
     let url = format!("{base}/v1/ceremony/{}", if run { "run" } else { "plan" });
-    let steps: Vec<ca::service::StepBody> =
-        serde_json::from_str(&answer(c.post(url).json(&ceremony_file(file)?).send().await?).await?)?;
+    let body = ceremony_file(file)?;
+    let steps: Vec<ca::service::StepBody> = if run {
+        // The run is one request; meanwhile the ceremony's step count is read from the status
+        // route (once its generation exists) for the bar.
+        let parsed = ca::ceremony::parse(&body.file)?;
+        let bar = crate::progress::Bar::new("ca-op ceremony run", "steps");
+        let status = format!("{base}/v1/ceremony/status?ca={}", parsed.ca);
+        let request = async { answer(c.post(url).json(&body).send().await?).await };
+        tokio::pin!(request);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        let text = loop {
+            tokio::select! {
+                r = &mut request => break r?,
+                _ = tick.tick() => {
+                    if let Ok(r) = c.get(&status).send().await
+                        && let Ok(gens) = r.json::<Vec<ca::service::GenerationBody>>().await
+                        && let Some((done, n)) = gens.iter().find(|g| g.generation == parsed.generation).and_then(|g| g.ceremony)
+                    {
+                        bar.set(u64::try_from(done).unwrap_or(0), u64::try_from(n).unwrap_or(0));
+                    }
+                }
+            }
+        };
+        let steps: Vec<ca::service::StepBody> = serde_json::from_str(&text)?;
+        let now_done = steps.iter().filter(|s| s.done_now).count();
+        bar.finish(format_args!(
+            "{} g{}: {} steps, {now_done} done by this run",
+            parsed.ca,
+            parsed.generation,
+            steps.len()
+        ));
+        steps
+    } else {
+        serde_json::from_str(&answer(c.post(url).json(&body).send().await?).await?)?
+    };
     for (i, s) in steps.iter().enumerate() {
         let how = match (run, s.done_now) {
             (false, _) => "",
@@ -179,8 +212,11 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Crl { service } => {
             let (c, base) = client(&service)?;
+            let bar = crate::progress::Bar::spinner("ca-op crl", "publishing CRLs at the CA service");
             let out: Vec<ca::service::PublishedBody> =
                 serde_json::from_str(&answer(c.post(format!("{base}/v1/crl/publish")).send().await?).await?)?;
+            let entries: u64 = out.iter().map(|p| p.entries).sum();
+            bar.finish(format_args!("{} CRLs published ({entries} entries)", out.len()));
             for p in &out {
                 let scope = if p.shard < 0 { "ARL".to_owned() } else { format!("shard {}", p.shard) };
                 println!(
@@ -218,19 +254,14 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::Emergency(EmergencyCmd::Plan { service, which: Which { ca, generation }, batch }) => {
             let (c, base) = client(&service)?;
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} residents {elapsed}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
+            let bar = crate::progress::Bar::new("ca-op emergency plan", "residents");
             let body = ca::service::EmergencyBody { ca: ca.clone(), generation, limit: Some(batch) };
             let mut before = -1;
             let last = loop {
                 let p: ca::service::PlanBody = serde_json::from_str(
                     &answer(c.post(format!("{base}/v1/emergency/plan")).json(&body).send().await?).await?,
                 )?;
-                bar.set_length(p.total as u64);
-                bar.set_position(p.planned as u64);
+                bar.set(u64::try_from(p.planned).unwrap_or(0), u64::try_from(p.total).unwrap_or(0));
                 if p.planned >= p.total {
                     break p;
                 }
@@ -243,7 +274,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 );
                 before = p.planned;
             };
-            bar.finish_and_clear();
+            bar.finish(format_args!("{ca} g{generation}: {} of {} residents planned", last.planned, last.total));
             println!("{ca} g{generation}: {} residents planned", last.planned);
             for (m, queued, done) in &last.by_municipality {
                 println!("  {m}: {queued} to call in, {done} re-issued");

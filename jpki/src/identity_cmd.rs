@@ -472,7 +472,13 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 .iter()
                 .map(|(c, u)| net.peer(u, Some(Party::Prefecture(c.clone()))))
                 .collect::<Result<_>>()?;
-            let checks = national::rebuild(&db, net.verifier().as_ref(), &peers).await?;
+            let bar = crate::progress::Bar::new("identity rebuild-national", "notices");
+            let checks = national::rebuild_with(&db, net.verifier().as_ref(), &peers, &bar.callback()).await?;
+            let equal = checks.iter().filter(|c| c.equal).count();
+            bar.finish(format_args!(
+                "{} sources rebuilt, {equal} with chain heads equal to the prefectures'",
+                checks.len()
+            ));
             let bad = print_checks(&checks);
             if bad > 0 {
                 bail!("{bad} sources differ from the prefectures after the rebuild");

@@ -4,11 +4,6 @@
 
 mod backup_cmd;
 mod bench;
-mod bench_ca;
-mod bench_card;
-mod bench_issuance;
-mod bench_ocsp;
-mod bench_rotation;
 mod ca_client;
 mod ca_cmd;
 mod ca_remote;
@@ -23,6 +18,7 @@ mod net_cmd;
 mod netargs;
 mod openapi_cmd;
 mod proc;
+mod progress;
 mod serve;
 mod validator_cmd;
 mod verify_cmd;
@@ -123,6 +119,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // The metrics recorder before any work, so that what a service records while it starts
+    // (pre-signing, first pulls) is counted; only with a listener to read it.
+    if let Command::Serve(_) = cli.command
+        && std::env::var_os("JPKI_METRICS_LISTEN").is_some()
+    {
+        net::metrics::install();
+    }
     let result = rt.block_on(async {
         match cli.command {
             Command::Serve(role) => serve::run(role).await,

@@ -110,8 +110,10 @@ impl Net {
 /// readiness flag the caller sets once it serves.
 pub async fn metrics_listener() -> Result<net::metrics::Readiness> {
     let ready = net::metrics::Readiness::default();
-    net::metrics::install();
+    // Without a listener nothing could read the metrics: no recorder is installed, and every
+    // `metrics::…!` call is a no-op (`jpki bench metrics` measures both).
     if let Ok(addr) = std::env::var("JPKI_METRICS_LISTEN") {
+        net::metrics::install();
         let l = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (JPKI_METRICS_LISTEN)"))?;

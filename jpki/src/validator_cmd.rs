@@ -181,14 +181,19 @@ async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i
     let cas: Vec<ca::service::CaCertBody> =
         serde_json::from_str(&answer(client.get(format!("{base}/v1/status/ca-certificates")).send().await?).await?)?;
     std::fs::create_dir_all(out)?;
-    for c in &cas {
+    let bar = crate::progress::Bar::new("validator enroll", "CA generations");
+    let (mut enrolled, mut skipped) = (0, 0);
+    for (i, c) in cas.iter().enumerate() {
+        bar.set(i as u64, cas.len() as u64);
         if !matches!(c.state.as_str(), "pending" | "issuing" | "retired") {
-            println!("{} g{}: {}, no responder", c.ca, c.generation, c.state);
+            bar.suspend(|| println!("{} g{}: {}, no responder", c.ca, c.generation, c.state));
+            skipped += 1;
             continue;
         }
         let key_path = out.join(format!("{}-g{}.key", c.ca, c.generation));
         if key_path.exists() {
-            println!("{}: responder key exists, skipped", key_path.display());
+            bar.suspend(|| println!("{}: responder key exists, skipped", key_path.display()));
+            skipped += 1;
             continue;
         }
         let alg = match fixed {
@@ -216,14 +221,19 @@ async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i
         let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der)
             .map_err(|e| anyhow::anyhow!("PEM: {e}"))?;
         ca::key::write_durably(&key_path.with_extension("pem"), pem.as_bytes())?;
-        println!(
-            "{} g{}: responder certificate {} (id-kp-OCSPSigning, ocsp-nocheck) -> {}",
-            c.ca,
-            r.generation,
-            r.serial,
-            key_path.with_extension("pem").display()
-        );
+        enrolled += 1;
+        bar.suspend(|| {
+            println!(
+                "{} g{}: responder certificate {} (id-kp-OCSPSigning, ocsp-nocheck) -> {}",
+                c.ca,
+                r.generation,
+                r.serial,
+                key_path.with_extension("pem").display()
+            )
+        });
     }
+    bar.set(cas.len() as u64, cas.len() as u64);
+    bar.finish(format_args!("{enrolled} responder certificates issued, {skipped} CA generations skipped"));
     Ok(())
 }
 
@@ -287,16 +297,20 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     let svc = Arc::new(
         Service::open(status.clone(), responders(&a.responders, &pass)?, a.validity_hours * 3600, a.live_rate).await?,
     );
-    let t = std::time::Instant::now();
-    let n = svc.load(now()).await?;
-    eprintln!(
-        "validator: {} CA generations, {n} certificates pre-signed ({} responses) in {:.2} s",
+    let bar = crate::progress::Bar::new("validator", "certificates pre-signed");
+    let n = svc.load_with(now(), &bar.callback()).await?;
+    bar.finish(format_args!(
+        "{} CA generations, {n} certificates pre-signed ({} responses)",
         svc.issuers().len(),
-        svc.cached(),
-        t.elapsed().as_secs_f64()
-    );
+        svc.cached()
+    ));
     let poller = svc.clone();
     let poll = Duration::from_millis(a.poll_ms.max(10));
+    // The CRLs it serves, as gauges (nextUpdate, entries): at start and every minute.
+    let served = a.crl_dir.clone();
+    if let Some(dir) = &served {
+        validator::served::record_crl_gauges(dir);
+    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(poll);
         let mut last_refresh = now();
@@ -309,6 +323,9 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
             }
             if now() - last_refresh >= 60 {
                 last_refresh = now();
+                if let Some(dir) = served.clone() {
+                    let _ = tokio::task::spawn_blocking(move || validator::served::record_crl_gauges(&dir)).await;
+                }
                 // refresh reads every revocation up to the current sequence before re-signing.
                 match poller.refresh(now()).await {
                     Ok(n) if n > 0 => tracing::info!("{n} responses re-signed before going stale"),

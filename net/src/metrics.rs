@@ -46,10 +46,92 @@ pub fn install() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder already installed (a test harness): ours still renders what it
             // has; the facade keeps the first.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                describe();
+            }
             handle
         })
         .clone()
+}
+
+/// How a metric is kept.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric any service records, with its `# HELP` text (the exposition's description, as
+/// `promtool check metrics` requires). Kept here, in one place, for all crates.
+const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
+    ("jpki_http_requests_total", Kind::Counter, "Requests answered, by service, matched route pattern and status."),
+    ("jpki_http_request_seconds", Kind::Histogram, "Time to answer a request, by service and matched route pattern."),
+    ("jpki_http_shed_total", Kind::Counter, "Requests shed by the server, by service and reason (in_flight, timeout)."),
+    ("jpki_tls_handshake_failures_total", Kind::Counter, "Refused TLS handshakes, by service and cause."),
+    ("jpki_ca_issued_total", Kind::Counter, "Certificates issued, by CA and kind."),
+    ("jpki_ca_revocations_total", Kind::Counter, "Revocations written, by issuing CA and reason."),
+    (
+        "jpki_crl_next_update_timestamp_seconds",
+        Kind::Gauge,
+        "nextUpdate of each CRL at its publication, by CA, generation and shard (-1: the ARL).",
+    ),
+    (
+        "jpki_crl_entries",
+        Kind::Gauge,
+        "Entries of each CRL at its publication, by CA, generation and shard (-1: the ARL).",
+    ),
+    (
+        "jpki_crl_served_next_update_timestamp_seconds",
+        Kind::Gauge,
+        "nextUpdate of each CRL the validator serves, by CA, generation and shard (-1: the ARL).",
+    ),
+    (
+        "jpki_crl_served_entries",
+        Kind::Gauge,
+        "Entries of each CRL the validator serves, by CA, generation and shard (-1: the ARL).",
+    ),
+    (
+        "jpki_ocsp_answers_total",
+        Kind::Counter,
+        "OCSP answers by path (cached: pre-signed, live: signed for the request, try_later).",
+    ),
+    ("jpki_ca_feed_cursor", Kind::Gauge, "The CA's position in the national change feed."),
+    (
+        "jpki_ca_feed_behind",
+        Kind::Gauge,
+        "Feed entries the CA was behind the national head read at the start of its last round.",
+    ),
+    ("jpki_ca_feed_last_follow_timestamp_seconds", Kind::Gauge, "When the CA last followed the change feed."),
+    (
+        "jpki_replication_behind",
+        Kind::Gauge,
+        "Notices behind the peer's head after a pull, by tier and source municipality.",
+    ),
+    ("jpki_replication_applied_total", Kind::Counter, "Notices applied, by tier and source municipality."),
+    (
+        "jpki_replication_halted",
+        Kind::Gauge,
+        "Whether replication of a source is halted (1) or not (0), by tier and source.",
+    ),
+    (
+        "jpki_replication_last_pull_timestamp_seconds",
+        Kind::Gauge,
+        "When a source was last pulled, by tier and source municipality.",
+    ),
+    ("jpki_provisions_total", Kind::Counter, "Lawful provisions answered, by law-table purpose (unknown for none)."),
+    ("jpki_provision_refusals_total", Kind::Counter, "Provision requests refused, by the refusal's code."),
+];
+
+/// Gives the installed recorder every metric's help text.
+fn describe() {
+    for (name, kind, help) in DESCRIPTIONS {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(*name, *help),
+            Kind::Gauge => metrics::describe_gauge!(*name, *help),
+            Kind::Histogram => metrics::describe_histogram!(*name, metrics::Unit::Seconds, *help),
+        }
+    }
 }
 
 /// Whether the service is ready (set once it has opened what it serves from).

@@ -1,6 +1,9 @@
-//! Issue 13, first part: every service's metrics, health and readiness on its own listener
-//! (`JPKI_METRICS_LISTEN`), scraped from a real CA service process and parsed by the Prometheus
-//! client's own parser (PyPI prometheus-client, pinned; tests/python/parse_metrics.py).
+//! Issue 13: every service's metrics, health and readiness on its own listener
+//! (`JPKI_METRICS_LISTEN`), scraped from real processes — the CA service, the three identity
+//! nodes with a replication running and provisions made, and the validator answering real OCSP
+//! requests — each exposition parsed by the Prometheus client's own parser (PyPI
+//! prometheus-client, pinned; tests/python/parse_metrics.py) and checked by `promtool check
+//! metrics` (Debian's prometheus package, installed by `cargo xtask ci`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 
 mod common;
@@ -10,6 +13,28 @@ use std::process::{Command, Stdio};
 use common::{Network, free_port, text};
 use identity::party::Party;
 use serde_json::Value;
+
+/// `promtool check metrics` on an exposition: it must parse and pass promtool's lint (names,
+/// units, `_total` on counters, help and type lines).
+fn promtool(body: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus; cargo xtask ci installs it)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "promtool check metrics: {}\n--- exposition ---\n{body}", text(&o));
+}
+
+/// Scrapes `base`/metrics, checks it with both parsers and gives its samples.
+async fn scrape(base: &str) -> (String, Vec<(String, serde_json::Map<String, Value>, f64)>) {
+    let body = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let s = parse(&body);
+    (body, s)
+}
 
 /// The samples of an exposition, parsed by prometheus_client.
 fn parse(body: &str) -> Vec<(String, serde_json::Map<String, Value>, f64)> {
@@ -88,6 +113,7 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     assert_eq!(value(&s, "jpki_ca_feed_behind", &[]), 0.0, "caught up: {body}");
+    promtool(&body);
     let ok =
         value(&s, "jpki_http_requests_total", &[("service", "ca"), ("route", "/v1/status/head"), ("status", "200")]);
     assert!(ok >= 3.0, "{ok}: {body}");
@@ -124,4 +150,197 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
     assert_eq!(refused["span"]["route"], "/v1/status/head", "{refused}");
     assert_eq!(refused["span"]["service"], "ca", "{refused}");
     assert!(!log.contains(&resident), "no resident code in the CA service's log");
+}
+
+/// Polls `base`/metrics until `ready` holds of the samples (or 30 s pass); gives the last
+/// exposition and its samples.
+async fn scrape_until(
+    base: &str,
+    what: &str,
+    ready: impl Fn(&[(String, serde_json::Map<String, Value>, f64)]) -> bool,
+) -> (String, Vec<(String, serde_json::Map<String, Value>, f64)>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (body, s) = scrape(base).await;
+        if ready(&s) {
+            return (body, s);
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} never showed at {base}: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The identity network (municipality 131016 → prefecture 13 → national) with its replication
+/// running: after three registrations each tier has applied exactly the municipality's three
+/// notices and is 0 behind and not halted; after three lawful provisions and two refusals at
+/// the national node its counters say so, by purpose and reason (never what a request typed).
+#[tokio::test]
+async fn the_identity_nodes_expose_replication_and_provision_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Network::start_metered(tmp.path()).await;
+    let (m, p, n) = (&net.metrics[0], &net.metrics[1], &net.metrics[2]);
+    for base in [m, p, n] {
+        let r = reqwest::get(format!("{base}/ready")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{base}");
+    }
+    let mut codes = Vec::new();
+    for (name, dob) in [("山田花子", "1990-04-01"), ("佐藤一郎", "1985-11-23"), ("鈴木次郎", "1979-01-15")]
+    {
+        codes.push(net.resident(name, dob).await);
+    }
+    let src = [("source", "131016")];
+    let applied = |tier: &'static str| {
+        move |s: &[(String, serde_json::Map<String, Value>, f64)]| {
+            value(s, "jpki_replication_applied_total", &[("tier", tier), src[0]]) >= 3.0
+                && value(s, "jpki_replication_behind", &[("tier", tier), src[0]]) == 0.0
+        }
+    };
+    let (pbody, ps) = scrape_until(p, "the prefecture's replication", applied("prefecture")).await;
+    let (nbody, ns) = scrape_until(n, "the national node's replication", applied("national")).await;
+    for (tier, s, body) in [("prefecture", &ps, &pbody), ("national", &ns, &nbody)] {
+        let l = [("tier", tier), src[0]];
+        assert_eq!(value(s, "jpki_replication_applied_total", &l), 3.0, "{tier}: {body}");
+        assert_eq!(value(s, "jpki_replication_halted", &l), 0.0, "{tier}");
+        let last = value(s, "jpki_replication_last_pull_timestamp_seconds", &l);
+        assert!(last > 1.7e9 && last <= identity::http::now() as f64 + 1.0, "{tier}: {last}");
+    }
+    // The prefecture pulls the municipality over mutual TLS: its notices route counted there.
+    let (mbody, ms) = scrape(m).await;
+    let pulls = value(
+        &ms,
+        "jpki_http_requests_total",
+        &[("service", "municipality"), ("route", "/v1/sources/{source}/notices"), ("status", "200")],
+    );
+    assert!(pulls >= 1.0, "{mbody}");
+    promtool(&mbody);
+    promtool(&pbody);
+
+    // Provisions at the national node, by the CA's registered agency (B1-020).
+    let ca = net.pki.client("ca", Some(Party::National));
+    let query = |purpose: &str, code: &str| serde_json::json!({"purpose": purpose, "by": {"resident_code": code}, "fields": ["change_info"]});
+    for c in &codes {
+        let r = ca.post(format!("{}/v1/provision/query", net.national)).json(&query("B1-020", c)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    }
+    // A purpose of the law table it is not registered for, and one that is not in the table.
+    for purpose in ["B1-001", "no-such-purpose-42"] {
+        let r = ca.post(format!("{}/v1/provision/query", net.national)).json(&query(purpose, &codes[0])).send().await;
+        assert!(!r.unwrap().status().is_success(), "{purpose} must be refused");
+    }
+    let (nbody, ns) = scrape(n).await;
+    assert_eq!(value(&ns, "jpki_provisions_total", &[("purpose", "B1-020")]), 3.0, "{nbody}");
+    assert_eq!(value(&ns, "jpki_provisions_total", &[]), 3.0, "only lawful provisions count: {nbody}");
+    assert_eq!(value(&ns, "jpki_provision_refusals_total", &[]), 2.0, "{nbody}");
+    assert!(!nbody.contains("no-such-purpose-42"), "a typed purpose never becomes a label");
+    for c in &codes {
+        assert!(!nbody.contains(c.as_str()) && !pbody.contains(c.as_str()), "no resident code in metrics");
+    }
+    let ok = value(
+        &ns,
+        "jpki_http_requests_total",
+        &[("service", "national"), ("route", "/v1/provision/query"), ("status", "200")],
+    );
+    assert_eq!(ok, 3.0, "{nbody}");
+    promtool(&nbody);
+}
+
+/// The validator answering real `openssl ocsp` requests: pre-signed answers (no nonce) count
+/// as `cached`, nonce requests as `live`, by path; the CRLs it serves show as gauges with the
+/// nextUpdate and entry count of the files `jpki ca crl` wrote.
+#[tokio::test]
+async fn the_validator_exposes_ocsp_answers_by_path_and_the_crls_it_serves() {
+    const PASS: &str = "validator-metrics-passphrase";
+    let tmp = tempfile::tempdir().unwrap();
+    let d = |f: &str| tmp.path().join(f).display().to_string();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/ocsp");
+    let net = Network::start_with(tmp.path(), &["--crl-base", &base, "--ocsp-url", &url]).await;
+    let resident = net.resident("山田花子", "1990-04-01").await;
+    let (sign_csr, auth_csr) = (common::csr(tmp.path(), "sign"), common::csr(tmp.path(), "auth"));
+    let args = common::ca_issue_args("w1", &resident, &sign_csr, &auth_csr, &d("out"));
+    let o = net.jpki(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o));
+    let serial = text(&o)
+        .lines()
+        .find(|l| l.starts_with("issued signature certificate"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .to_owned();
+    std::fs::copy(d(&format!("out/signature-{serial}.pem")), d("sig.pem")).unwrap();
+    std::fs::write(d("int.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "sign-13"]).stdout).unwrap();
+    net.pki.issue("validator", "validator:v1", true);
+    let (_ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
+    let mut env = net.pki.env("validator");
+    env.push(("JPKI_VALIDATOR_PASSPHRASE".into(), PASS.into()));
+    env.push(("JPKI_CA_URL".into(), ca_url.clone()));
+    let o = common::jpki(&["validator", "enroll", "--out", &d("v")], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    // One revocation, so that a CRL has an entry.
+    let o = net.jpki(&[
+        "ca",
+        "revoke",
+        "--actor",
+        "op-1",
+        "--serial",
+        &serial,
+        "--reason",
+        "key-compromise",
+        "--cause",
+        "metrics test",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let published = text(&o).lines().filter(|l| l.contains(" -> ")).count();
+
+    let mport = free_port();
+    let metrics = format!("http://127.0.0.1:{mport}");
+    let _validator = common::Kill(
+        Command::new(common::jpki_bin())
+            .args(["serve", "validator", "--ca-db", &d("ca.db"), "--responders", &d("v"), "--crl-dir", &d("pub")])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
+            .env("JPKI_METRICS_LISTEN", format!("127.0.0.1:{mport}"))
+            .env_remove("JPKI_DB")
+            .stderr(std::fs::File::create(d("validator.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while reqwest::get(format!("{metrics}/ready")).await.map(|r| r.status().as_u16()).ok() != Some(200) {
+        assert!(std::time::Instant::now() < deadline, "{}", std::fs::read_to_string(d("validator.log")).unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ocsp = |extra: &[&str]| {
+        let o = Command::new("openssl")
+            .args(["ocsp", "-issuer", &d("int.pem"), "-cert", &d("sig.pem"), "-url", &url, "-noverify"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(text(&o).contains(": revoked"), "{}", text(&o));
+    };
+    for _ in 0..4 {
+        ocsp(&["-no_nonce"]);
+    }
+    for _ in 0..2 {
+        ocsp(&[]);
+    }
+    let (body, s) = scrape(&metrics).await;
+    assert_eq!(value(&s, "jpki_ocsp_answers_total", &[("path", "cached")]), 4.0, "{body}");
+    assert_eq!(value(&s, "jpki_ocsp_answers_total", &[("path", "live")]), 2.0, "{body}");
+    assert_eq!(value(&s, "jpki_ocsp_answers_total", &[("path", "try_later")]), 0.0, "{body}");
+    let answered =
+        value(&s, "jpki_http_requests_total", &[("service", "validator"), ("route", "/ocsp"), ("status", "200")]);
+    assert_eq!(answered, 6.0, "{body}");
+    // The served CRLs: one gauge pair per file, the revocation in sign-13's shard, nextUpdate
+    // ahead.
+    let served: Vec<_> = s.iter().filter(|(n, _, _)| n == "jpki_crl_served_next_update_timestamp_seconds").collect();
+    assert_eq!(served.len(), published, "{body}");
+    let now = identity::http::now() as f64;
+    assert!(served.iter().all(|(_, _, v)| *v > now), "{body}");
+    assert_eq!(value(&s, "jpki_crl_served_entries", &[("ca", "sign-13")]), 1.0, "{body}");
+    assert_eq!(value(&s, "jpki_crl_served_entries", &[]), 1.0, "{body}");
+    assert!(!body.contains(&resident) && !body.contains(&serial), "no resident or serial in metrics");
+    promtool(&body);
 }

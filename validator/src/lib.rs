@@ -9,6 +9,7 @@ pub mod http;
 pub mod ocsp;
 pub mod responder;
 pub mod schema;
+pub mod served;
 pub mod signed_doc;
 pub mod verify;
 

@@ -517,6 +517,12 @@ impl Service {
 
     /// Pre-signs every issued certificate of the served generations (both hash algorithms).
     pub async fn load(self: &Arc<Self>, now: i64) -> Result<usize> {
+        self.load_with(now, identity::progress::SILENT).await
+    }
+
+    /// [`Service::load`], reporting (certificates pre-signed, certificates to pre-sign) while the
+    /// signing threads run (every 100 ms and at the end).
+    pub async fn load_with(self: &Arc<Self>, now: i64, progress: identity::progress::Progress<'_>) -> Result<usize> {
         let _g = self.poll_lock.lock().await;
         // The sequence is read before the certificates: a revocation committed in between is in
         // both, and signing it twice as revoked is harmless; none can be missed.
@@ -549,23 +555,35 @@ impl Service {
             work.push((i, bytes, status));
         }
         let n = work.len();
+        let total = n as u64;
+        progress(0, total);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
         let chunk = n.div_ceil(threads).max(1);
+        let signed = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut handles = Vec::new();
         for part in work.chunks(chunk).map(<[_]>::to_vec) {
-            let me = self.clone();
+            let (me, signed) = (self.clone(), signed.clone());
             handles.push(tokio::task::spawn_blocking(move || -> Result<()> {
                 for (i, s, st) in part {
                     for a in Alg::BOTH {
                         me.presign(i, a, &s, st, now)?;
                     }
+                    signed.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(())
             }));
         }
-        for h in handles {
-            h.await.map_err(|e| Error::Internal(format!("pre-signing task: {e}")))??;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        for mut h in handles {
+            let joined = loop {
+                tokio::select! {
+                    j = &mut h => break j,
+                    _ = tick.tick() => progress(signed.load(Ordering::Relaxed), total),
+                }
+            };
+            joined.map_err(|e| Error::Internal(format!("pre-signing task: {e}")))??;
         }
+        progress(total, total);
         self.seen_seq.fetch_max(head, Ordering::SeqCst);
         Ok(n)
     }

@@ -37,6 +37,8 @@ const PACKAGES: &[Package] = &[
     Package { name: "vsmartcard-vpcd", probe: "/usr/lib/pcsc/drivers/serial/libifdvpcd.so", postgres: false },
     Package { name: "opensc", probe: "/usr/bin/pkcs15-tool", postgres: false },
     Package { name: "curl", probe: "/usr/bin/curl", postgres: false },
+    // `promtool check metrics` checks every scraped exposition (tests/tests/metrics.rs).
+    Package { name: "prometheus", probe: "/usr/bin/promtool", postgres: false },
 ];
 
 /// Python tools the tests run as independent checkers, pinned: (probe, pip requirement). A

@@ -53,6 +53,7 @@ usage: cargo xtask <command>
   bench rotation            per CA algorithm: issuance vs raw signing, certificate/CRL/OCSP sizes,
                             OCSP re-signing; 1,000,000 certificates compromised and served revoked
   bench ocsp                our OCSP responder vs `openssl ocsp -multi 2` under wrk; 1M-entry CRL index
+  bench metrics             the validator's OCSP GET under wrk with metrics recording on and off
   limbo                     x509-limbo (../shared/conformance) through `jpki verify cert`
   pkits                     NIST PKITS (PyPI cryptography-vectors, expectations from pyhanko-certvalidator)
   oracles                   install the pinned ML-DSA verifiers (cryptography, Go) into target/oracles/venv
@@ -128,12 +129,12 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             let status = cargo("run --release -p jpki -- bench card").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        ["bench", "ocsp"] => {
+        ["bench", which @ ("ocsp" | "metrics")] => {
             install_missing(false)?;
             if !Path::new("/usr/bin/wrk").exists() {
                 run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "wrk"]))?;
             }
-            let status = cargo("run --release -p jpki -- bench ocsp").status()?;
+            let status = cargo(&format!("run --release -p jpki -- bench {which}")).status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         ["limbo"] => {

@@ -189,10 +189,10 @@ impl NetPki {
         self.serve_env(name, args, &[])
     }
 
-    /// [`Self::serve`] with more environment.
-    pub fn serve_env(&self, name: &str, args: &[&str], extra: &[(String, String)]) -> Kill {
+    /// [`NetPki::serve`] with more environment.
+    pub fn serve_env(&self, name: &str, args: &[&str], env: &[(String, String)]) -> Kill {
         let mut c = Command::new(jpki_bin());
-        c.args(args).env_remove("JPKI_DB").envs(self.env(name)).envs(extra.iter().map(|(k, v)| (k, v)));
+        c.args(args).env_remove("JPKI_DB").envs(self.env(name)).envs(env.iter().map(|(k, v)| (k, v)));
         Kill(c.spawn().unwrap())
     }
 
@@ -228,8 +228,8 @@ pub struct Network {
     pub init_output: String,
     /// The node processes: municipality, prefecture, national.
     pub nodes: Vec<Kill>,
-    /// Their metrics listeners (`JPKI_METRICS_LISTEN`, plain HTTP): municipality, prefecture,
-    /// national.
+    /// Each node's metrics listener (`JPKI_METRICS_LISTEN`, plain HTTP: `http://HOST:PORT`), in
+    /// the order of `nodes`.
     pub metrics: Vec<String>,
 }
 
@@ -243,6 +243,15 @@ impl Network {
 
     /// The same, with extra `jpki ca init` arguments.
     pub async fn start_with(dir: &Path, init: &[&str]) -> Network {
+        Self::start_inner(dir, init, true).await
+    }
+
+    /// [`Network::start`] with each node serving its metrics (`JPKI_METRICS_LISTEN`).
+    pub async fn start_metered(dir: &Path) -> Network {
+        Self::start_inner(dir, &[], true).await
+    }
+
+    async fn start_inner(dir: &Path, init: &[&str], metered: bool) -> Network {
         let d = |f: &str| dir.join(f).display().to_string();
         let pki = NetPki::init(dir);
         pki.issue("m131016", "municipality:131016", true);
@@ -254,10 +263,14 @@ impl Network {
         let (mp, pp, np) = (free_port(), free_port(), free_port());
         let (murl, purl, nurl) =
             (format!("https://127.0.0.1:{mp}"), format!("https://127.0.0.1:{pp}"), format!("https://127.0.0.1:{np}"));
-        let metrics: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
-        let serve = |cred: &str, args: &[&str]| {
-            let i = ["m131016", "p13", "national"].iter().position(|c| *c == cred).unwrap();
-            pki.serve_env(cred, args, &[("JPKI_METRICS_LISTEN".into(), metrics[i].clone())])
+        let metrics: Vec<String> =
+            if metered { (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect() } else { Vec::new() };
+        let mut started = 0;
+        let mut serve = |cred: &str, args: &[&str]| {
+            let env: Vec<(String, String)> =
+                metrics.get(started).map(|m| ("JPKI_METRICS_LISTEN".to_owned(), m.clone())).into_iter().collect();
+            started += 1;
+            pki.serve_env(cred, args, &env)
         };
         let notice_key = pki.prefix("m131016-notice").display().to_string();
         let nodes = vec![
@@ -321,7 +334,7 @@ impl Network {
             municipality: murl,
             init_output: String::new(),
             nodes,
-            metrics: metrics.iter().map(|a| format!("http://{a}")).collect(),
+            metrics: metrics.iter().map(|m| format!("http://{m}")).collect(),
         };
         let o = net.jpki_env(
             &["identity", "pool", "--db", &d("m.db"), "--municipality", "131016", "--national", &nurl, "--count", "8"],

@@ -18,7 +18,7 @@ use ca::keystore::KeyStore;
 use ca::status::StatusReader;
 use validator::responder::{Answer, Responder, Service};
 
-use crate::bench_ca::{auth_plans, median};
+use super::ca::{auth_plans, median};
 
 const RUNS: usize = 3;
 const BATCH: usize = 2_000;

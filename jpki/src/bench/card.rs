@@ -221,7 +221,7 @@ pub async fn run() -> Result<()> {
         ensure!(v.verify(&last)?, "the card's signature does not verify");
         drop(j);
         conn.finish()?;
-        (crate::bench_ca::median(lat), rate)
+        (super::ca::median(lat), rate)
     };
     // Reference: OpenSSL in-process, same key size and padding.
     let reference = {
@@ -259,7 +259,7 @@ pub async fn run() -> Result<()> {
         ensure!(o.status.success(), "pkcs11-tool: {}", String::from_utf8_lossy(&o.stderr));
         p11.push(t.elapsed().as_secs_f64());
     }
-    let p11_rate = 1.0 / crate::bench_ca::median(p11.clone());
+    let p11_rate = 1.0 / super::ca::median(p11.clone());
 
     println!("## card through pcscd + vpcd (virtual card, RSA-2048)\n");
     println!("| measurement | median | min | max |");

@@ -25,7 +25,7 @@ use x509_cert::Certificate;
 
 const CERTS: usize = 1_000;
 const DURATION: &str = "10s";
-const CONNECTIONS: &str = "64";
+pub(super) const CONNECTIONS: &str = "64";
 
 /// `openssl ocsp -multi` forks workers that outlive a killed parent (and then spin): stop
 /// every process whose command line names this run's index file.
@@ -37,7 +37,7 @@ impl Drop for KillAll {
 }
 
 /// A GET path for a SHA-1 CertID request without nonce.
-fn get_path(issuer: &Certificate, serial: &[u8]) -> Result<String> {
+pub(super) fn get_path(issuer: &Certificate, serial: &[u8]) -> Result<String> {
     use sha1::Digest as _;
     let name = issuer.tbs_certificate().subject().to_der()?;
     let key = issuer.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes();
@@ -65,7 +65,7 @@ fn get_path(issuer: &Certificate, serial: &[u8]) -> Result<String> {
     Ok(b64.replace('/', "%2F").replace('+', "%2B").replace('=', "%3D"))
 }
 
-fn wait_http(url: &str) -> Result<()> {
+pub(super) fn wait_http(url: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ok = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url]).output()?;
@@ -78,18 +78,18 @@ fn wait_http(url: &str) -> Result<()> {
 }
 
 /// Fetches one response and checks it says successful.
-fn check(url: &str) -> Result<usize> {
+pub(super) fn check(url: &str) -> Result<usize> {
     let o = Command::new("curl").args(["-sf", url]).output()?;
     let r = OcspResponse::from_der(&o.stdout).with_context(|| format!("{url}: not an OCSP response"))?;
     ensure!(r.response_status == ResponseStatus::Successful, "{url}: {:?}", r.response_status);
     Ok(o.stdout.len())
 }
 
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: String,
+pub(super) struct Load {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: String,
 }
 
 fn ms(s: &str) -> Option<f64> {
@@ -103,7 +103,14 @@ fn ms(s: &str) -> Option<f64> {
     })
 }
 
-fn wrk(base: &str, prefix: &str, paths: &[String], dir: &std::path::Path, name: &str) -> Result<Load> {
+pub(super) fn wrk(
+    base: &str,
+    prefix: &str,
+    paths: &[String],
+    dir: &std::path::Path,
+    name: &str,
+    duration: &str,
+) -> Result<Load> {
     let mut lua = String::from("paths = {\n");
     for p in paths {
         writeln!(lua, "  \"{prefix}{p}\",")?;
@@ -114,7 +121,7 @@ fn wrk(base: &str, prefix: &str, paths: &[String], dir: &std::path::Path, name: 
     let script = dir.join(format!("{name}.lua"));
     std::fs::write(&script, lua)?;
     let o = Command::new("wrk")
-        .args(["-t2", "-c", CONNECTIONS, "-d", DURATION, "--latency", "-s"])
+        .args(["-t2", "-c", CONNECTIONS, "-d", duration, "--latency", "-s"])
         .arg(&script)
         .arg(base)
         .output()
@@ -129,12 +136,22 @@ fn wrk(base: &str, prefix: &str, paths: &[String], dir: &std::path::Path, name: 
     Ok(Load { rps, p50_ms: pct("50%"), p99_ms: pct("99%"), errors })
 }
 
-/// Runs the benchmark and prints the table.
-pub async fn run() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let d = |f: &str| dir.path().join(f);
-    let now = identity::http::now();
-    // A CA with CERTS authentication certificates (setup, not timed).
+/// What the OCSP benchmarks serve: a CA database with [`CERTS`] authentication certificates of
+/// one issuing CA, our responder's key and certificate in `{dir}/v`, and a GET path per
+/// certificate; in `dir` also the reference responder's key and certificate (`ref.key`,
+/// `ref.pem`) and the issuing CA's certificate (`int.pem`) for `openssl ocsp`.
+pub(super) struct Fixture {
+    pub db_path: String,
+    pub issuer: Certificate,
+    pub key_id: Vec<u8>,
+    pub paths: Vec<String>,
+    /// The issued serials (hex), in path order.
+    pub serials: Vec<String>,
+}
+
+/// Builds the [`Fixture`] in `dir` (setup, not timed).
+pub(super) async fn fixture(dir: &std::path::Path, now: i64) -> Result<Fixture> {
+    let d = |f: &str| dir.join(f);
     let db_path = d("ca.db").display().to_string();
     let db = ca::schema::open(&db_path).await?;
     let keys = KeyStore::soft(&d("keys"), Secret::new(b"benchmark passphrase".to_vec()))?;
@@ -143,7 +160,7 @@ pub async fn run() -> Result<()> {
     let g = Arc::new(ca.issuing("bench", Purpose::Authentication, Environment::Production, "13", now).await?);
     let issuer = Certificate::from_der(&g.certificate)?;
     let subject_key = SoftKey::ephemeral(KeyAlgorithm::Rsa2048)?;
-    let plans = crate::bench_ca::auth_plans(&g, subject_key.public_key_der(), CERTS, now)?;
+    let plans = super::ca::auth_plans(&g, subject_key.public_key_der(), CERTS, now)?;
     let issued = ca.run("bench", plans, now).await?;
     // Our responder's key (encrypted) and the reference's (plain PEM for openssl), both
     // delegated responders of the issuing CA.
@@ -157,15 +174,29 @@ pub async fn run() -> Result<()> {
     std::fs::write(d("ref.pem"), crate::ca_cmd::pem("CERTIFICATE", &rc.der)?)?;
     std::fs::write(d("ref.key"), reference.pkey()?.private_key_to_pem_pkcs8()?)?;
     std::fs::write(d("int.pem"), crate::ca_cmd::pem("CERTIFICATE", &g.certificate)?)?;
+    let mut paths = Vec::new();
+    let mut serials = Vec::new();
+    for c in &issued {
+        paths.push(get_path(&issuer, &hex::decode(&c.serial)?)?);
+        serials.push(c.serial.clone());
+    }
+    drop(ca);
+    Ok(Fixture { db_path, issuer, key_id: g.key_id.clone(), paths, serials })
+}
+
+/// Runs the benchmark and prints the table.
+pub async fn run() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = |f: &str| dir.path().join(f);
+    let now = identity::http::now();
+    let f = fixture(dir.path(), now).await?;
+    let (db_path, issuer, paths) = (f.db_path.clone(), &f.issuer, &f.paths);
     // openssl's index: V, expiry, (no revocation), serial, file, subject.
     let mut index = String::new();
-    let mut paths = Vec::new();
-    for (i, c) in issued.iter().enumerate() {
-        writeln!(index, "V\t351231000000Z\t\t{}\tunknown\t/CN=BENCH{i:08}", c.serial.to_uppercase())?;
-        paths.push(get_path(&issuer, &hex::decode(&c.serial)?)?);
+    for (i, serial) in f.serials.iter().enumerate() {
+        writeln!(index, "V\t351231000000Z\t\t{}\tunknown\t/CN=BENCH{i:08}", serial.to_uppercase())?;
     }
     std::fs::write(d("index.txt"), index)?;
-    drop(ca);
 
     let (p1, p2) = (crate::proc::free_port()?, crate::proc::free_port()?);
     let _ours = Kill(
@@ -218,8 +249,8 @@ pub async fn run() -> Result<()> {
     println!(
         "OCSP benchmark: {CERTS} certificates, GET, wrk -t2 -c{CONNECTIONS} -d{DURATION}, {threads} cores shared by server and load\n"
     );
-    let a = wrk(&ours_base, "/ocsp/", &paths, dir.path(), "ours")?;
-    let b = wrk(&ref_base, "/", &paths, dir.path(), "ref")?;
+    let a = wrk(&ours_base, "/ocsp/", paths, dir.path(), "ours", DURATION)?;
+    let b = wrk(&ref_base, "/", paths, dir.path(), "ref", DURATION)?;
     println!("| responder | requests/s | p50 | p99 | response bytes | errors |");
     println!("|---|---:|---:|---:|---:|---|");
     println!(
@@ -233,8 +264,8 @@ pub async fn run() -> Result<()> {
     println!("| ratio | {:.1}× | | | | |", a.rps / b.rps);
 
     // A million-entry CRL: load and index (what a verifier does with a downloaded CRL).
-    let crl = crate::bench_ca::million_entry_crl(dir.path(), &issuer, &g.key_id, now)?;
-    let before = crate::bench_ca::peak_rss_kib();
+    let crl = super::ca::million_entry_crl(dir.path(), issuer, &f.key_id, now)?;
+    let before = super::ca::peak_rss_kib();
     let mut times = Vec::new();
     let mut entries = 0;
     for _ in 0..3 {
@@ -246,7 +277,7 @@ pub async fn run() -> Result<()> {
         ensure!(idx.contains(&idx.sample_serial()), "index lookup failed");
     }
     times.sort_by(f64::total_cmp);
-    let grew = crate::bench_ca::peak_rss_kib().saturating_sub(before);
+    let grew = super::ca::peak_rss_kib().saturating_sub(before);
     println!("\n| CRL load + index | value |");
     println!("|---|---:|");
     println!("| entries | {entries} |");

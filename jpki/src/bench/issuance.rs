@@ -31,7 +31,7 @@ use identity::replica::{self, Tier};
 use identity::store::Db;
 use net::secret::Secret;
 
-use crate::bench_ca::median;
+use super::ca::median;
 
 const RUNS: usize = 3;
 /// Issuances (residents) per run and path.

@@ -6,21 +6,25 @@
 //! per process), the provision log (group-committed: an answer leaves only after its row is
 //! durable; every refusal is logged too), disclosure reports and yearly statistics.
 
+mod agency;
+mod desk;
+mod report;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use time::{OffsetDateTime, UtcOffset};
 
 use crate::error::{Error, Result};
 use crate::ids::{PrefectureCode, ResidentCode};
 use crate::law::{self, AgencyClass, Field, LawTable, QueryKind};
 use crate::notice::format_date;
-use crate::operator::{self, Operator, Role};
 use crate::person::{FourItems, Record, ResidentStatus};
 use crate::rate_limit::{Cost, Limiter, Limits};
-use crate::store::{self, Db, u64_from};
+use crate::store::{self, Db};
+
+use desk::{Desk, LogEntry, LogRow, Subject, insert_logs};
 
 /// Largest bulk batch (the pension liveness check sends many of these).
 pub const MAX_BATCH: usize = 10_000;
@@ -156,160 +160,6 @@ pub struct Provider {
     limiter: Arc<Mutex<Limiter>>,
 }
 
-fn jst(now: i64) -> Result<OffsetDateTime> {
-    let t = OffsetDateTime::from_unix_timestamp(now).map_err(|e| Error::invalid("time", e.to_string()))?;
-    Ok(t.to_offset(UtcOffset::from_hms(9, 0, 0).map_err(|e| Error::invalid("time", e.to_string()))?))
-}
-
-/// One provision-log row.
-#[derive(Debug, Clone)]
-struct LogRow<'a> {
-    function: &'a str,
-    purpose: &'a str,
-    class: &'a str,
-    destination: &'a str,
-    resident: Option<&'a str>,
-    fields: &'a str,
-    result: &'a str,
-    reason: Option<&'a str>,
-}
-
-/// An owned log row with its time, as queued for the group-commit writer.
-#[derive(Debug)]
-struct LogEntry {
-    at: i64,
-    function: String,
-    purpose: String,
-    class: String,
-    destination: String,
-    resident: Option<String>,
-    fields: String,
-    result: String,
-    reason: Option<String>,
-}
-
-impl LogEntry {
-    fn new(at: i64, r: &LogRow<'_>) -> Self {
-        Self {
-            at,
-            function: r.function.to_owned(),
-            purpose: r.purpose.to_owned(),
-            class: r.class.to_owned(),
-            destination: r.destination.to_owned(),
-            resident: r.resident.map(str::to_owned),
-            fields: r.fields.to_owned(),
-            result: r.result.to_owned(),
-            reason: r.reason.map(str::to_owned),
-        }
-    }
-}
-
-/// What a queued provision resolves before its log row is written.
-#[derive(Debug)]
-enum Subject {
-    /// Nothing to look up (a refusal, or a record found by the caller).
-    Resolved(Option<Record>),
-    /// Read the record of this resident code inside the group commit.
-    Code(String),
-}
-
-/// A provision (or refusal) queued for the group commit.
-#[derive(Debug)]
-struct Job {
-    subject: Subject,
-    /// Fields granted; empty for a refusal.
-    fields: BTreeSet<Field>,
-    /// The log row; for a lookup (empty `result`) its resident, fields and result are filled in.
-    row: LogEntry,
-    reply: tokio::sync::oneshot::Sender<Result<Provided, String>>,
-}
-
-/// Most jobs one group commit takes.
-const GROUP_COMMIT_MAX: usize = 2_000;
-
-/// Group commit of single provisions: concurrent queries queue their jobs; one task reads
-/// every queued resident code with one statement, writes every log row in one transaction,
-/// and releases each answer only after that transaction committed — so nothing is ever
-/// provided unlogged, and one read and one fsync serve many queries.
-#[derive(Debug, Clone)]
-struct Desk {
-    queue: tokio::sync::mpsc::Sender<Job>,
-}
-
-impl Desk {
-    fn spawn(db: Db, source: String) -> Self {
-        let (queue, mut rx) = tokio::sync::mpsc::channel::<Job>(GROUP_COMMIT_MAX * 4);
-        tokio::spawn(async move {
-            let mut jobs = Vec::with_capacity(GROUP_COMMIT_MAX);
-            while let Some(first) = rx.recv().await {
-                jobs.push(first);
-                while jobs.len() < GROUP_COMMIT_MAX {
-                    match rx.try_recv() {
-                        Ok(next) => jobs.push(next),
-                        Err(_) => break,
-                    }
-                }
-                match Self::commit(&db, &source, &mut jobs).await {
-                    Ok(answers) => {
-                        for (job, answer) in jobs.drain(..).zip(answers) {
-                            // A dropped receiver means the request went away: nothing to answer.
-                            let _ = job.reply.send(Ok(answer));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, jobs = jobs.len(), "provision log write failed; answers withheld");
-                        for job in jobs.drain(..) {
-                            let _ = job.reply.send(Err(e.to_string()));
-                        }
-                    }
-                }
-            }
-        });
-        Self { queue }
-    }
-
-    /// Resolves, logs and commits one group; returns the answers in job order.
-    async fn commit(db: &Db, source: &str, jobs: &mut [Job]) -> Result<Vec<Provided>> {
-        let mut tx = db.write().await?;
-        let codes: Vec<&str> = jobs
-            .iter()
-            .filter_map(|j| match &j.subject {
-                Subject::Code(c) => Some(c.as_str()),
-                Subject::Resolved(_) => None,
-            })
-            .collect();
-        let records = crate::municipal::load_many(&mut tx, &codes).await?;
-        let mut answers = Vec::with_capacity(jobs.len());
-        for job in jobs.iter_mut() {
-            if !job.row.result.is_empty() {
-                answers.push(Provided::default());
-                continue;
-            }
-            let record = match &job.subject {
-                Subject::Code(c) => records.get(c.as_str()),
-                Subject::Resolved(r) => r.as_ref(),
-            };
-            let provided = shape(record, &job.fields);
-            if let Some(r) = record {
-                job.row.resident = Some(r.resident_code.as_str().to_owned());
-            }
-            job.row.fields = if provided.found { join_fields(&job.fields) } else { String::new() };
-            job.row.result = if provided.found { "provided" } else { "not_found" }.to_owned();
-            answers.push(provided);
-        }
-        insert_logs(&mut tx, source, &jobs.iter().map(|j| &j.row).collect::<Vec<_>>()).await?;
-        tx.commit().await?;
-        Ok(answers)
-    }
-
-    async fn submit(&self, subject: Subject, fields: BTreeSet<Field>, row: LogEntry) -> Result<Provided> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let stopped = || Error::corrupt("provision log", "log writer stopped");
-        self.queue.send(Job { subject, fields, row, reply }).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?.map_err(|e| Error::corrupt("provision log", e))
-    }
-}
-
 impl Provider {
     /// The provider of the node whose database this is (its claimed role decides the holder:
     /// `national`, or `prefecture` with its code).
@@ -390,135 +240,6 @@ impl Provider {
             .await?
             .ok_or_else(|| Error::not_found("resident", code))?;
         crate::municipal::decode_record(row.try_get(0)?)
-    }
-
-    /// Registers an agency of `class` under `id`, the name in its network certificate
-    /// (`urn:jpki:agency:<id>`, or `urn:jpki:ca:<id>` for a CA querying as an agency); returns
-    /// the agency as provision sees it. There is no secret: the agency authenticates with its
-    /// certificate, and the HTTP shell looks it up with [`Provider::registered_agency`].
-    pub async fn register_agency(
-        &self,
-        op: &Operator,
-        id: &str,
-        name: &str,
-        class: AgencyClass,
-        purposes: &[&str],
-        now: i64,
-    ) -> Result<Agency> {
-        let required = match self.holder {
-            Holder::National => Role::NationalOperator,
-            Holder::Prefecture(_) => Role::PrefectureOperator,
-        };
-        op.require(required, "register agencies")?;
-        if !self.holder.serves(class) {
-            return Err(Error::invalid(
-                "class",
-                format!("{} ({}) is served by {}, not here", class.label(), class.code(), self.holder.other()),
-            ));
-        }
-        if purposes.is_empty() {
-            return Err(Error::invalid("purposes", "an agency needs at least one purpose".into()));
-        }
-        for p in purposes {
-            match self.law.get(p) {
-                Some(x) if x.agency_class == class => {}
-                Some(x) => {
-                    return Err(Error::invalid(
-                        "purposes",
-                        format!(
-                            "{p} is a purpose of {} ({}), not of {}",
-                            x.agency_class.label(),
-                            x.agency_class.code(),
-                            class.code()
-                        ),
-                    ));
-                }
-                None => return Err(Error::invalid("purposes", format!("{p} is not in the law table"))),
-            }
-        }
-        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(Error::invalid("agency id", "1–64 of A–Z a–z 0–9 - _".into()));
-        }
-        let mut tx = self.db.write().await?;
-        // `secret_sha256` held the hash of the bearer token agencies used before mutual TLS;
-        // the column stays (migrations are never rewritten) and is written empty: no secret
-        // exists, nothing compares against it.
-        let r = sqlx::query("INSERT INTO agency (id, name, class, secret_sha256) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(name)
-            .bind(class.code())
-            .bind(Vec::<u8>::new())
-            .execute(&mut *tx)
-            .await;
-        if let Err(sqlx::Error::Database(e)) = &r
-            && e.is_unique_violation()
-        {
-            return Err(Error::Conflict(format!("agency {id} exists")));
-        }
-        r?;
-        for p in purposes {
-            sqlx::query("INSERT INTO agency_purpose (agency, purpose) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(id)
-                .bind(*p)
-                .execute(&mut *tx)
-                .await?;
-        }
-        operator::log(
-            &mut tx,
-            op,
-            "register_agency",
-            &format!("{id} ({}) for {}", class.code(), purposes.join(",")),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Agency {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            class,
-            purposes: purposes.iter().map(|p| (*p).to_owned()).collect(),
-        })
-    }
-
-    /// The agency registered here under `id` (the name in its network certificate), if any.
-    pub async fn registered_agency(&self, id: &str) -> Result<Option<Agency>> {
-        let Some(r) =
-            sqlx::query("SELECT name, class FROM agency WHERE id = $1").bind(id).fetch_optional(self.db.pool()).await?
-        else {
-            return Ok(None);
-        };
-        let class: String = r.try_get(1)?;
-        let purposes = sqlx::query("SELECT purpose FROM agency_purpose WHERE agency = $1")
-            .bind(id)
-            .fetch_all(self.db.pool())
-            .await?
-            .into_iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
-        Ok(Some(Agency {
-            id: id.to_owned(),
-            name: r.try_get(0)?,
-            class: class.parse().map_err(|e| Error::corrupt("agency", e))?,
-            purposes,
-        }))
-    }
-
-    /// [`Provider::disclosure`] for a named operator, who is written to the operator log
-    /// (who read whose provision history, when) before the answer is given.
-    pub async fn disclosure_by(&self, op: &Operator, code: &ResidentCode, now: i64) -> Result<Vec<DisclosureRow>> {
-        let mut tx = self.db.write().await?;
-        operator::log(&mut tx, op, "disclosure", code.as_str(), now).await?;
-        tx.commit().await?;
-        self.disclosure(code).await
-    }
-
-    /// [`Provider::statistics`] for a named operator, logged like [`Provider::disclosure_by`].
-    pub async fn statistics_by(&self, op: &Operator, years: &[i32], now: i64) -> Result<String> {
-        let mut tx = self.db.write().await?;
-        let years_text = years.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
-        operator::log(&mut tx, op, "statistics", &years_text, now).await?;
-        tx.commit().await?;
-        self.statistics(years).await
     }
 
     /// Logs one provision or refusal (group-committed); returns once it is durable.
@@ -673,60 +394,6 @@ impl Provider {
         }
         rows.into_iter().next().map(|r| crate::municipal::decode_record(r.try_get(0)?)).transpose()
     }
-
-    /// A resident's disclosure report: every provision of and refusal about their record.
-    pub async fn disclosure(&self, code: &ResidentCode) -> Result<Vec<DisclosureRow>> {
-        let rows = sqlx::query(
-            "SELECT at, function, purpose, provision_class, source, destination, fields, result FROM provision_log
-             WHERE resident_code = $1 ORDER BY id",
-        )
-        .bind(code.as_str())
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                let purpose: String = r.try_get(2)?;
-                let label = self.law.get(&purpose).map(|p| format!("{purpose} {}", p.description)).unwrap_or(purpose);
-                Ok(DisclosureRow {
-                    date: format_date(jst(r.try_get(0)?)?.date()),
-                    function: r.try_get(1)?,
-                    purpose: label,
-                    provision_class: r.try_get(3)?,
-                    source: r.try_get(4)?,
-                    destination: r.try_get(5)?,
-                    fields: r.try_get(6)?,
-                    result: r.try_get(7)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Provisions per purpose per fiscal year, rendered like the prefecture usage tables.
-    pub async fn statistics(&self, years: &[i32]) -> Result<String> {
-        let rows = sqlx::query(
-            "SELECT purpose, fiscal_year, COUNT(*) FROM provision_log WHERE result = 'provided'
-             GROUP BY purpose, fiscal_year ORDER BY purpose, fiscal_year",
-        )
-        .fetch_all(self.db.pool())
-        .await?;
-        let mut counts = Vec::new();
-        for r in rows {
-            let fy: i64 = r.try_get(1)?;
-            let n: i64 = r.try_get(2)?;
-            counts.push((
-                r.try_get::<String, _>(0)?,
-                i32::try_from(fy).map_err(|e| Error::corrupt("fiscal year", e))?,
-                u64_from(n, "count")?,
-            ));
-        }
-        Ok(law::render_usage_table(&self.law, &counts, years))
-    }
-
-    /// Fiscal year of a unix time (JST, April to March).
-    pub fn fiscal_year_of(now: i64) -> Result<i32> {
-        let t = jst(now)?;
-        Ok(law::fiscal_year(t.year(), u8::from(t.month())))
-    }
 }
 
 /// The law table's decision, then the agency's own registration for the purpose.
@@ -771,32 +438,4 @@ fn shape(record: Option<&Record>, fields: &BTreeSet<Field>) -> Provided {
     }
     let status = fields.contains(&Field::ChangeInfo).then_some(r.status);
     Provided { found: true, status, items }
-}
-
-/// Appends provision-log rows, many per statement.
-async fn insert_logs(tx: &mut store::Tx, source: &str, rows: &[&LogEntry]) -> Result<()> {
-    for chunk in rows.chunks(store::ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO provision_log (at, fiscal_year, function, purpose, provision_class, source, destination, resident_code, fields, result, reason) VALUES {}",
-            store::values_clause(chunk.len(), 11)
-        );
-        // Built from placeholders only; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            q = q
-                .bind(row.at)
-                .bind(i64::from(Provider::fiscal_year_of(row.at)?))
-                .bind(row.function.clone())
-                .bind(row.purpose.clone())
-                .bind(row.class.clone())
-                .bind(source.to_owned())
-                .bind(row.destination.clone())
-                .bind(row.resident.clone())
-                .bind(row.fields.clone())
-                .bind(row.result.clone())
-                .bind(row.reason.clone());
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
 }

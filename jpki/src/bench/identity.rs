@@ -36,7 +36,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use ca::network::NetworkCa;
-use clap::Subcommand;
 use identity::client::Peer;
 use identity::http::{self, NationalState};
 use identity::ids::{LgCode, ResidentCode};
@@ -55,30 +54,6 @@ use identity::store::{self, Db};
 use net::credential::{Credential, Trust};
 use net::secret::Secret;
 use tokio::task::JoinSet;
-
-/// Which benchmark.
-#[derive(Debug, Subcommand)]
-pub enum Which {
-    /// Identity network throughput.
-    Identity {
-        /// PostgreSQL admin URL (also benchmark PostgreSQL).
-        #[arg(long, env = "JPKI_TEST_PG_URL")]
-        pg_url: Option<String>,
-    },
-    /// CA issuance rate against raw OpenSSL signing, and CRL encoding of 1,000,000 entries.
-    Ca,
-    /// Card issuance and signatures through pcscd + vpcd and the virtual card.
-    Card,
-    /// OCSP responder vs `openssl ocsp` under wrk; loading and indexing a 1M-entry CRL.
-    Ocsp,
-    /// A window's issuance through the CA service (mutual TLS, clerk, municipality check)
-    /// against the same issuance in process.
-    Issuance,
-    /// Per CA algorithm: issuance rate against raw signing, certificate, CRL-entry and OCSP
-    /// sizes, OCSP re-signing; a 1,000,000-certificate generation compromised and served
-    /// revoked.
-    Rotation,
-}
 
 /// Runs per row (min / median / max are over these).
 const RUNS: usize = 5;
@@ -116,15 +91,7 @@ const HTTP_TASKS: usize = 64;
 const SINGLE_AGENCY: &str = "bench-single";
 
 /// Runs the benchmark and prints its table to stdout (progress goes to stderr).
-pub async fn run(which: Which) -> Result<()> {
-    let pg_url = match which {
-        Which::Identity { pg_url } => pg_url,
-        Which::Ca => return crate::bench_ca::run().await,
-        Which::Card => return crate::bench_card::run().await,
-        Which::Ocsp => return crate::bench_ocsp::run().await,
-        Which::Issuance => return crate::bench_issuance::run().await,
-        Which::Rotation => return crate::bench_rotation::run().await,
-    };
+pub async fn run(pg_url: Option<String>) -> Result<()> {
     // `testing::postgres()` reads the admin URL from JPKI_TEST_PG_URL, and setting a variable
     // in a running process needs `unsafe` (forbidden here): re-run ourselves with it set.
     if let Some(url) = &pg_url
@@ -144,15 +111,14 @@ pub async fn run(which: Which) -> Result<()> {
     let law = Arc::new(LawTable::seed().context("built-in law table")?);
     let plan = Plan::from_law(&law)?;
 
-    let setup = Instant::now();
+    let setup = crate::progress::Bar::spinner("bench identity setup", "signed notices from the municipalities");
     let dir = tempfile::tempdir().context("temporary directory for the municipalities")?;
     let network = BenchNet::create(&dir.path().join("net"))?;
     let work = Workload::generate(dir.path(), &network).await?;
-    progress(&format!(
-        "setup: {} signed notices from {MUNICIPALITIES} municipalities ({} residents) in {:.1} s",
+    setup.finish(format_args!(
+        "{} signed notices from {MUNICIPALITIES} municipalities ({} residents)",
         work.total,
-        work.residents.len(),
-        setup.elapsed().as_secs_f64()
+        work.residents.len()
     ));
 
     let mut rows = Vec::new();
@@ -216,10 +182,6 @@ impl BenchNet {
     fn verifier(&self) -> Arc<dyn NoticeVerifier> {
         net::notice_key::Verifier::new(self.trust.clone())
     }
-}
-
-fn progress(msg: &str) {
-    eprintln!("bench: {msg}");
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -528,9 +490,9 @@ async fn bench_backend(
     rows: &mut Vec<Row>,
     ratios: &mut Vec<Comparison>,
 ) -> Result<()> {
+    let bar = crate::progress::Bar::new(format!("bench identity ({})", b.label()), "runs");
+    bar.set(0, RUNS as u64);
     for run in 1..=RUNS {
-        let begun = Instant::now();
-
         // 1. National tier apply, on a fresh database, with a fresh verifier.
         let nat_db = b.fresh().await?;
         let db = Db::open(&nat_db.url).await?;
@@ -598,8 +560,9 @@ async fn bench_backend(
             record(rows, "(diagnostic) raw 4 KiB append + fdatasync in the temp dir", b, FSYNCS, None, r);
         }
 
-        progress(&format!("{} run {run}/{RUNS} done in {:.1} s", b.label(), begun.elapsed().as_secs_f64()));
+        bar.set(run as u64, RUNS as u64);
     }
+    bar.finish(format_args!("{RUNS} runs"));
     Ok(())
 }
 
@@ -862,8 +825,8 @@ async fn drop_database(t: &TestDb) {
         .await;
     match out {
         Ok(o) if o.status.success() => {}
-        Ok(o) => progress(&format!("could not drop {name}: {}", String::from_utf8_lossy(&o.stderr).trim())),
-        Err(e) => progress(&format!("could not drop {name} (psql: {e}); it stays on the cluster")),
+        Ok(o) => tracing::warn!("could not drop {name}: {}", String::from_utf8_lossy(&o.stderr).trim()),
+        Err(e) => tracing::warn!("could not drop {name} (psql: {e}); it stays on the cluster"),
     }
 }
 

@@ -1,0 +1,53 @@
+//! `jpki bench …`: benchmarks that print a Markdown table with their reference measured in the
+//! same run (also run by `cargo xtask bench`). One module per target.
+
+mod ca;
+mod card;
+mod identity;
+mod issuance;
+mod metrics;
+mod ocsp;
+mod rotation;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+/// Which benchmark.
+#[derive(Debug, Subcommand)]
+pub enum Which {
+    /// Identity network throughput.
+    Identity {
+        /// PostgreSQL admin URL (also benchmark PostgreSQL).
+        #[arg(long, env = "JPKI_TEST_PG_URL")]
+        pg_url: Option<String>,
+    },
+    /// CA issuance rate against raw OpenSSL signing, and CRL encoding of 1,000,000 entries.
+    Ca,
+    /// Card issuance and signatures through pcscd + vpcd and the virtual card.
+    Card,
+    /// OCSP responder vs `openssl ocsp` under wrk; loading and indexing a 1M-entry CRL.
+    Ocsp,
+    /// What recording metrics costs: the validator's OCSP GET under wrk with the Prometheus
+    /// recorder on and off, alternating rounds, medians and their ratio.
+    Metrics,
+    /// A window's issuance through the CA service (mutual TLS, clerk, municipality check)
+    /// against the same issuance in process.
+    Issuance,
+    /// Per CA algorithm: issuance rate against raw signing, certificate, CRL-entry and OCSP
+    /// sizes, OCSP re-signing; a 1,000,000-certificate generation compromised and served
+    /// revoked.
+    Rotation,
+}
+
+/// Runs the benchmark `which` and prints its table to stdout (progress goes to stderr).
+pub async fn run(which: Which) -> Result<()> {
+    match which {
+        Which::Identity { pg_url } => identity::run(pg_url).await,
+        Which::Ca => ca::run().await,
+        Which::Card => card::run().await,
+        Which::Ocsp => ocsp::run().await,
+        Which::Metrics => metrics::run().await,
+        Which::Issuance => issuance::run().await,
+        Which::Rotation => rotation::run().await,
+    }
+}
