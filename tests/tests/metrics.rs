@@ -269,13 +269,8 @@ async fn the_validator_exposes_ocsp_answers_by_path_and_the_crls_it_serves() {
         .to_owned();
     std::fs::copy(d(&format!("out/signature-{serial}.pem")), d("sig.pem")).unwrap();
     std::fs::write(d("int.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "sign-13"]).stdout).unwrap();
-    net.pki.issue("validator", "validator:v1", true);
     let (_ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
-    let mut env = net.pki.env("validator");
-    env.push(("JPKI_VALIDATOR_PASSPHRASE".into(), PASS.into()));
-    env.push(("JPKI_CA_URL".into(), ca_url.clone()));
-    let o = common::jpki(&["validator", "enroll", "--out", &d("v")], &env);
-    assert!(o.status.success(), "{}", text(&o));
+    net.enrol_validator(&ca_url, &d("v"), PASS);
     // One revocation, so that a CRL has an entry.
     let o = net.jpki(&[
         "ca",

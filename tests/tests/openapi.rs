@@ -104,28 +104,10 @@ async fn every_service_serves_its_description_and_serves_exactly_what_it_describ
 
     // The validator: responder keys enrolled at the CA service, CRLs published, one registered
     // verifier (agency:bank-1), and its verification API on a mutual-TLS listener.
-    net.pki.issue("validator", "validator:v1", true);
-    let mut venv = net.pki.env("validator");
-    venv.push(("JPKI_VALIDATOR_PASSPHRASE".into(), PASS.into()));
-    venv.push(("JPKI_CA_URL".into(), ca_url.clone()));
-    let o = jpki(&["validator", "enroll", "--out", &d("v")], &venv);
-    assert!(o.status.success(), "{}", text(&o));
+    let (venv, _) = net.enrol_validator(&ca_url, &d("v"), PASS);
     let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
     assert!(o.status.success(), "{}", text(&o));
-    net.pki.issue("bank-1", "agency:bank-1", false);
-    let o = net.jpki(&[
-        "validator",
-        "verifier-add",
-        "--db",
-        &d("vdb.db"),
-        "--id",
-        "bank-1",
-        "--name",
-        "Bank",
-        "--purpose",
-        "account-opening",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    net.add_bank_verifier(&d("vdb.db"));
     let (api_port, v_metrics) = (free_port(), free_port());
     let _validator = Kill(
         Command::new(jpki_bin())

@@ -65,13 +65,8 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
 
     // The validator enrols itself at the CA service with its own credential (no CA store, no
     // CA passphrase): one responder key it keeps, and a certificate for it, per CA.
-    net.pki.issue("validator", "validator:v1", true);
     let (_ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
-    let mut env = net.pki.env("validator");
-    env.push(("JPKI_VALIDATOR_PASSPHRASE".into(), PASS.into()));
-    env.push(("JPKI_CA_URL".into(), ca_url.clone()));
-    let o = common::jpki(&["validator", "enroll", "--out", &d("v")], &env);
-    assert!(o.status.success(), "{}", text(&o));
+    let (env, o) = net.enrol_validator(&ca_url, &d("v"), PASS);
     assert_eq!(text(&o).matches("ocsp-nocheck").count(), 4, "{}", text(&o));
     // Another party (a window, an operator) gets no responder certificate.
     let o = common::jpki(&["validator", "enroll", "--out", &d("v-op")], &[&net.pki.env("op1")[..], &env[3..]].concat());
@@ -81,21 +76,8 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
 
     // A registered verifier (a bank opening accounts) for the verification API: it connects
     // with its network credential as `agency:bank-1`. The validator has its own credential.
-    net.pki.issue("bank-1", "agency:bank-1", false);
     net.pki.issue("other", "agency:other", false);
-    let o = net.jpki(&[
-        "validator",
-        "verifier-add",
-        "--db",
-        &d("vdb.db"),
-        "--id",
-        "bank-1",
-        "--name",
-        "Bank",
-        "--purpose",
-        "account-opening",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = net.add_bank_verifier(&d("vdb.db"));
     assert!(text(&o).contains("network credential naming agency:bank-1"), "{}", text(&o));
     let api_port = free_port();
     let api_base = format!("https://127.0.0.1:{api_port}");

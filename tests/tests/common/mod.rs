@@ -370,6 +370,40 @@ impl Network {
         self.jpki_env::<&str, &str>(args, &[])
     }
 
+    /// Gives the validator its network credential (`validator:v1`) and enrols it at the CA
+    /// service `ca_url` (`jpki validator enroll --out OUT`, the responder keys sealed with
+    /// `passphrase`). Returns the validator's environment (credential, passphrase, CA URL) and
+    /// the enrolment's output.
+    pub fn enrol_validator(&self, ca_url: &str, out: &str, passphrase: &str) -> (Vec<(String, String)>, Output) {
+        self.pki.issue("validator", "validator:v1", true);
+        let mut env = self.pki.env("validator");
+        env.push(("JPKI_VALIDATOR_PASSPHRASE".into(), passphrase.into()));
+        env.push(("JPKI_CA_URL".into(), ca_url.into()));
+        let o = jpki(&["validator", "enroll", "--out", out], &env);
+        assert!(o.status.success(), "{}", text(&o));
+        (env, o)
+    }
+
+    /// Registers the verifier `bank-1` (a bank opening accounts) in the validator's database
+    /// `db`, with its network credential `agency:bank-1`; returns the command's output.
+    pub fn add_bank_verifier(&self, db: &str) -> Output {
+        self.pki.issue("bank-1", "agency:bank-1", false);
+        let o = self.jpki(&[
+            "validator",
+            "verifier-add",
+            "--db",
+            db,
+            "--id",
+            "bank-1",
+            "--name",
+            "Bank",
+            "--purpose",
+            "account-opening",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        o
+    }
+
     /// Starts `jpki serve ca` with the CA store, the CA's credential and the card issuer
     /// master key `issuer_master` (64 hex digits); CRLs are published under `DIR/publish`.
     /// Returns the process and its URL once it answers.
