@@ -171,6 +171,8 @@ impl Authority {
         .await?;
         tx.commit().await?;
         let (g_label, shard_label) = (g.generation.to_string(), shard.to_string());
+        metrics::gauge!("jpki_crl_this_update_timestamp_seconds", "ca" => slug.clone(), "generation" => g_label.clone(), "shard" => shard_label.clone())
+            .set(params.this_update as f64);
         metrics::gauge!("jpki_crl_next_update_timestamp_seconds", "ca" => slug.clone(), "generation" => g_label.clone(), "shard" => shard_label.clone())
             .set(params.next_update as f64);
         metrics::gauge!("jpki_crl_entries", "ca" => slug.clone(), "generation" => g_label, "shard" => shard_label)

@@ -72,6 +72,11 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     ("jpki_ca_issued_total", Kind::Counter, "Certificates issued, by CA and kind."),
     ("jpki_ca_revocations_total", Kind::Counter, "Revocations written, by issuing CA and reason."),
     (
+        "jpki_crl_this_update_timestamp_seconds",
+        Kind::Gauge,
+        "thisUpdate of each CRL at its publication (its age is time() minus this), by CA, generation and shard (-1: the ARL).",
+    ),
+    (
         "jpki_crl_next_update_timestamp_seconds",
         Kind::Gauge,
         "nextUpdate of each CRL at its publication, by CA, generation and shard (-1: the ARL).",
@@ -80,6 +85,11 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "jpki_crl_entries",
         Kind::Gauge,
         "Entries of each CRL at its publication, by CA, generation and shard (-1: the ARL).",
+    ),
+    (
+        "jpki_crl_served_this_update_timestamp_seconds",
+        Kind::Gauge,
+        "thisUpdate of each CRL the validator serves (its age is time() minus this), by CA, generation and shard (-1: the ARL).",
     ),
     (
         "jpki_crl_served_next_update_timestamp_seconds",

@@ -114,6 +114,26 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
     };
     assert_eq!(value(&s, "jpki_ca_feed_behind", &[]), 0.0, "caught up: {body}");
     promtool(&body);
+
+    // CRLs published through the service (an operator's `jpki ca-op crl`): each gets its
+    // thisUpdate (from which an alert computes its age), nextUpdate and entries gauges.
+    let mut op_env = pki.env("op1");
+    op_env.push(("JPKI_CA_URL".into(), url.clone()));
+    let o = common::jpki(&["ca-op", "crl"], &op_env);
+    assert!(o.status.success(), "{}", text(&o));
+    let (crl_body, crl) = scrape(&metrics_url).await;
+    let gauges = |name: &str| crl.iter().filter(|(n, _, _)| n == name).map(|(_, _, v)| *v).collect::<Vec<_>>();
+    let (this, next) =
+        (gauges("jpki_crl_this_update_timestamp_seconds"), gauges("jpki_crl_next_update_timestamp_seconds"));
+    let now = identity::http::now() as f64;
+    assert!(!this.is_empty() && this.len() == next.len(), "{crl_body}");
+    assert_eq!(gauges("jpki_crl_entries").len(), this.len(), "{crl_body}");
+    assert!(this.iter().all(|t| *t <= now && now - *t < 600.0), "published just now: {crl_body}");
+    assert!(next.iter().all(|t| *t > now), "{crl_body}");
+    assert!(
+        crl.iter().any(|(n, l, _)| n == "jpki_crl_entries" && l.get("ca").and_then(Value::as_str) == Some("sign-13"))
+    );
+    promtool(&crl_body);
     let ok =
         value(&s, "jpki_http_requests_total", &[("service", "ca"), ("route", "/v1/status/head"), ("status", "200")]);
     assert!(ok >= 3.0, "{ok}: {body}");
@@ -334,6 +354,11 @@ async fn the_validator_exposes_ocsp_answers_by_path_and_the_crls_it_serves() {
     assert_eq!(served.len(), published, "{body}");
     let now = identity::http::now() as f64;
     assert!(served.iter().all(|(_, _, v)| *v > now), "{body}");
+    // thisUpdate, from which an alert computes each served CRL's age: one per file, in the past,
+    // and at most a day old (they were published by this test).
+    let this: Vec<_> = s.iter().filter(|(n, _, _)| n == "jpki_crl_served_this_update_timestamp_seconds").collect();
+    assert_eq!(this.len(), published, "{body}");
+    assert!(this.iter().all(|(_, _, v)| *v <= now && now - *v < 86_400.0), "{body}");
     assert_eq!(value(&s, "jpki_crl_served_entries", &[("ca", "sign-13")]), 1.0, "{body}");
     assert_eq!(value(&s, "jpki_crl_served_entries", &[]), 1.0, "{body}");
     assert!(!body.contains(&resident) && !body.contains(&serial), "no resident or serial in metrics");

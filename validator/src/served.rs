@@ -5,7 +5,8 @@
 //!
 //! | metric | labels |
 //! |---|---|
-//! | `jpki_crl_served_next_update_timestamp_seconds` | `ca`, `generation`, `shard` (`-1`: the ARL) |
+//! | `jpki_crl_served_this_update_timestamp_seconds` | `ca`, `generation`, `shard` (`-1`: the ARL) |
+//! | `jpki_crl_served_next_update_timestamp_seconds` | the same |
 //! | `jpki_crl_served_entries` | the same |
 
 use std::path::Path;
@@ -22,6 +23,8 @@ pub struct ServedCrl {
     pub generation: i64,
     /// The shard, `-1` for the ARL.
     pub shard: i64,
+    /// thisUpdate (unix seconds): `time() - this_update` is the CRL's age.
+    pub this_update: i64,
     /// nextUpdate (unix seconds), if the CRL has one.
     pub next_update: Option<i64>,
     /// Revoked entries.
@@ -59,6 +62,13 @@ pub fn record_crl_gauges(dir: &Path) -> Vec<ServedCrl> {
                         ca: slug.clone(),
                         generation,
                         shard,
+                        this_update: crl
+                            .tbs_cert_list
+                            .this_update
+                            .to_unix_duration()
+                            .as_secs()
+                            .try_into()
+                            .unwrap_or(i64::MAX),
                         next_update: crl
                             .tbs_cert_list
                             .next_update
@@ -72,6 +82,7 @@ pub fn record_crl_gauges(dir: &Path) -> Vec<ServedCrl> {
     }
     for c in &out {
         let labels = [("ca", c.ca.clone()), ("generation", c.generation.to_string()), ("shard", c.shard.to_string())];
+        metrics::gauge!("jpki_crl_served_this_update_timestamp_seconds", &labels).set(c.this_update as f64);
         if let Some(n) = c.next_update {
             metrics::gauge!("jpki_crl_served_next_update_timestamp_seconds", &labels).set(n as f64);
         }
