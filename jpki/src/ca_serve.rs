@@ -112,10 +112,11 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         });
     }
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
-    eprintln!(
-        "CA service {party} listening on {} (mutual TLS); card issuer key {}",
-        l.local_addr()?,
-        if master.is_some() { "loaded" } else { "absent (issuer authentication refused)" }
+    tracing::info!(
+        party = %party,
+        listen = %l.local_addr()?,
+        card_issuer_key = if master.is_some() { "loaded" } else { "absent (issuer authentication refused)" },
+        "CA service listening (mutual TLS)"
     );
     net.serve(l, ca::service::router(svc)).await
 }

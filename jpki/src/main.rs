@@ -89,7 +89,7 @@ fn main() -> std::process::ExitCode {
     // (the request's id, service and route) for a log pipeline.
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| "warn,identity=info,certval=off".into())
+            .unwrap_or_else(|_| "warn,identity=info,jpki=info,certval=off".into())
     };
     if std::env::var("JPKI_LOG_FORMAT").is_ok_and(|v| v == "json") {
         tracing_subscriber::fmt().json().with_env_filter(filter()).with_writer(std::io::stderr).init();

@@ -160,7 +160,7 @@ pub async fn run(role: Role) -> Result<()> {
             let signer = crate::netargs::notice_signer(&notice_key, &code)?;
             let m = Municipality::open(Db::open(&db).await?, code.clone()).await?.with_signer(signer).await?;
             let l = listen(&addr).await?;
-            eprintln!("municipality {code} listening on {} (mutual TLS)", l.local_addr()?);
+            tracing::info!(municipality = %code, listen = %l.local_addr()?, "municipal node listening (mutual TLS)");
             net.serve(l, http::municipal_router(m)).await?;
         }
         Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, law_table: lt, net } => {
@@ -182,7 +182,7 @@ pub async fn run(role: Role) -> Result<()> {
                 Duration::from_millis(interval_ms),
             ));
             let l = listen(&addr).await?;
-            eprintln!("prefecture {} listening on {} (mutual TLS)", code.as_str(), l.local_addr()?);
+            tracing::info!(prefecture = code.as_str(), listen = %l.local_addr()?, "prefecture node listening (mutual TLS)");
             net.serve(l, http::prefecture_router(http::PrefectureState { db, code, provider })).await?;
         }
         Role::National { db, listen: addr, prefectures, law_table: lt, interval_ms, net } => {
@@ -201,7 +201,7 @@ pub async fn run(role: Role) -> Result<()> {
                 Duration::from_millis(interval_ms),
             ));
             let l = listen(&addr).await?;
-            eprintln!("national node listening on {} (mutual TLS)", l.local_addr()?);
+            tracing::info!(listen = %l.local_addr()?, "national node listening (mutual TLS)");
             net.serve(l, http::national_router(http::NationalState { national })).await?;
         }
     }

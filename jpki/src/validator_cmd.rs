@@ -289,7 +289,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
             let http = net::client::client(&n.cred, &n.trust, Some(a.ca_party.parse().context("--ca-party")?))?;
             let c = StatusClient::new(url, http);
             c.head().await.with_context(|| format!("cannot read the status stream of the CA service {url}"))?;
-            eprintln!("validator: certificate status from the CA service {url} (as {})", n.cred.party);
+            tracing::info!(ca_service = %url, party = %n.cred.party, "certificate status from the CA service");
             c.into()
         }
         _ => bail!("give exactly one of --ca-db and --ca-service"),
@@ -341,7 +341,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         .named("validator")
         .shed(Arc::new(validator::http::overloaded));
     let (Some((url, api_addr)), Some(cred)) = (api_conf, net) else {
-        eprintln!("validator listening on {} (POST/GET /ocsp, GET /crl/…); no verification API", l.local_addr()?);
+        tracing::info!(listen = %l.local_addr()?, "validator listening (POST/GET /ocsp, GET /crl/…); no verification API");
         crate::netargs::metrics_listener().await?.ready();
         public.serve(l, net::server::signal()).await?;
         return Ok(());
@@ -352,12 +352,12 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     let (anchors, intermediates) = validator::api::ca_certificates(&status, env).await?;
     let api = Arc::new(validator::api::Api { db: vdb, anchors, intermediates, ocsp: svc, status, environment: env });
     let al = tokio::net::TcpListener::bind(&api_addr).await.with_context(|| format!("cannot listen on {api_addr}"))?;
-    eprintln!("validator listening on {} (POST/GET /ocsp, GET /crl/…)", l.local_addr()?);
-    eprintln!(
-        "validator: verification API on {} (mutual TLS as {}), {} trust anchors pinned",
-        al.local_addr()?,
-        cred.cred.party,
-        api.anchors.len()
+    tracing::info!(listen = %l.local_addr()?, "validator listening (POST/GET /ocsp, GET /crl/…)");
+    tracing::info!(
+        listen = %al.local_addr()?,
+        party = %cred.cred.party,
+        trust_anchors = api.anchors.len(),
+        "verification API listening (mutual TLS)"
     );
     tokio::try_join!(
         async { public.serve(l, net::server::signal()).await.context("public listener") },

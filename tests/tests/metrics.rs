@@ -156,10 +156,8 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
     // JPKI_LOG_FORMAT=json: every log event is one JSON object a line; the refusal's event
     // carries the request's span (its id, service and route).
     let log = std::fs::read_to_string(tmp.path().join("ca-service.log")).unwrap();
-    // (The start-up banner is a plain line printed before logging matters.)
     let events: Vec<Value> = log
         .lines()
-        .filter(|l| !l.starts_with("CA service ") || !l.contains("listening on"))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n--- the whole log ---\n{log}")))
         .collect();
     let refused = events
@@ -170,6 +168,13 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
     assert_eq!(refused["span"]["route"], "/v1/status/head", "{refused}");
     assert_eq!(refused["span"]["service"], "ca", "{refused}");
     assert!(!log.contains(&resident), "no resident code in the CA service's log");
+    // The start-up line is an event too, with its address as a field.
+    let banner = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "CA service listening (mutual TLS)")
+        .unwrap_or_else(|| panic!("no start-up event in {log}"));
+    assert_eq!(banner["level"], "INFO", "{banner}");
+    assert!(banner["fields"]["listen"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{banner}");
 }
 
 /// Polls `base`/metrics until `ready` holds of the samples (or 30 s pass); gives the last
