@@ -21,9 +21,27 @@ pub(crate) fn target_dir() -> PathBuf {
 }
 
 /// `cargo <args>` (space-separated) with the cargo that runs us (`$CARGO`), in the project root.
+/// Without the variables `cargo run` set for xtask itself (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`,
+/// …): they describe xtask, not what the child works on, and some subcommands read them
+/// (cargo-machete takes its arguments as paths when `CARGO_PKG_NAME` is set).
 pub(crate) fn cargo(args: &str) -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.args(args.split_whitespace()).current_dir(project_root());
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                &*key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            cmd.env_remove(&*key);
+        }
+    }
     cmd
 }
 
