@@ -686,15 +686,15 @@ async fn a_database_migrated_before_the_split_opens_with_each_crates_migrations(
         db.close().await;
         let v = validator::schema::open(&t.url).await.unwrap();
         // The CA's later migrations add only their own tables (2002: the card inventory; 2003:
-        // ceremonies and link certificates).
+        // ceremonies and link certificates; 2004: re-issuance; 2005: restore marks).
         let mut expected = before.clone();
-        expected.extend(["ca_card", "ca_ceremony", "ca_link", "ca_reissue"].map(str::to_owned));
+        expected.extend(["ca_card", "ca_ceremony", "ca_link", "ca_reissue", "ca_restore"].map(str::to_owned));
         assert_eq!(testing::tables(&v).await.unwrap(), expected, "{}", t.label);
         let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
             .fetch_all(v.pool())
             .await
             .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 2001, 2002, 2003, 2004, 3001], "{}", t.label);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 2001, 2002, 2003, 2004, 2005, 3001], "{}", t.label);
         // The query log is still append-only.
         validator::api::log(&v, NOW, "bank-1", "p", "cert", "-", "valid").await.unwrap();
         assert!(sqlx::query("UPDATE validator_query SET result = 'x'").execute(v.pool()).await.is_err(), "{}", t.label);
