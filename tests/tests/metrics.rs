@@ -130,8 +130,12 @@ async fn the_ca_service_exposes_request_and_handshake_metrics_health_and_readine
     assert_eq!(gauges("jpki_crl_entries").len(), this.len(), "{crl_body}");
     assert!(this.iter().all(|t| *t <= now && now - *t < 600.0), "published just now: {crl_body}");
     assert!(next.iter().all(|t| *t > now), "{crl_body}");
+    // No resident has a certificate yet, so only the roots sign: their ARLs (shard -1).
     assert!(
-        crl.iter().any(|(n, l, _)| n == "jpki_crl_entries" && l.get("ca").and_then(Value::as_str) == Some("sign-13"))
+        crl.iter().any(|(n, l, _)| n == "jpki_crl_entries"
+            && l.get("ca").and_then(Value::as_str) == Some("sign-root")
+            && l.get("shard").and_then(Value::as_str) == Some("-1")),
+        "{crl_body}"
     );
     promtool(&crl_body);
     let ok =
