@@ -105,6 +105,15 @@ pub enum Error {
         "the card (serial {0}) was removed during an earlier personalisation; resume it with --resume or wipe it with `card wipe`"
     )]
     Interrupted(String),
+    /// A file read back after personalisation is not what was written (personalisation is
+    /// left open: resume or wipe the card).
+    #[error("card {serial}: {file} read back differs from what was written; resume or wipe the card")]
+    ReadBack {
+        /// Card serial (hex).
+        serial: String,
+        /// Which file.
+        file: String,
+    },
     /// Anything the card said that makes no sense.
     #[error("malformed card answer: {0}")]
     Malformed(String),
@@ -150,6 +159,7 @@ impl Error {
             Self::NotJpki(_) => "not_jpki",
             Self::AlreadyIssued(_) => "already_issued",
             Self::Interrupted(_) => "interrupted",
+            Self::ReadBack { .. } => "read_back",
             Self::Malformed(_) => "malformed",
             Self::PinFormat(_) => "pin_format",
             Self::State(_) => "state",

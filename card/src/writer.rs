@@ -350,12 +350,46 @@ fn end(tx: pcsc::Transaction<'_>) -> Result<()> {
     tx.end(pcsc::Disposition::LeaveCard).map_err(|(_, e)| pcsc_err("releasing the card", e))
 }
 
+/// A step of an issuance, reported as it completes (the window's page shows them live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A JPKI card is in the reader and locked for this issuance.
+    CardDetected,
+    /// The key pairs were generated on the card (or, on a resume, found there).
+    KeysGenerated,
+    /// The CA service issued the certificates, checked against the card's keys.
+    CertificatesIssued,
+    /// The certificates, CA certificates and token files were written.
+    Written,
+    /// Every written file was read back from the card and is what was written;
+    /// personalisation is closed.
+    Checked,
+}
+
+impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 5] =
+        [Step::CardDetected, Step::KeysGenerated, Step::CertificatesIssued, Step::Written, Step::Checked];
+}
+
 /// Issues (or renews) the card in `reader`, waiting up to `wait` for it. The order is checked
 /// first ([`Order::validate`], as of [`today_jst`]); then everything on the card happens inside
 /// one PC/SC transaction. The CA call is idempotent per card and key set ([`request_id`]), so a
 /// resumed issuance gets the same certificates. A refused first issuance wipes the card back
 /// to blank; a refused renewal keeps personalisation open (its old keys are gone; resume it).
 pub async fn issue(reader: &str, wait: Duration, order: &Order, mode: Mode, ca: &impl CaClient) -> Result<IssueReport> {
+    issue_with_progress(reader, wait, order, mode, ca, &|_| {}).await
+}
+
+/// [`issue`], calling `progress` as each [`Step`] completes.
+pub async fn issue_with_progress(
+    reader: &str,
+    wait: Duration,
+    order: &Order,
+    mode: Mode,
+    ca: &impl CaClient,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<IssueReport> {
     let start = Instant::now();
     let alg = order.validate(mode, today_jst())?;
     let resident = order.resident.as_str();
@@ -374,6 +408,7 @@ pub async fn issue(reader: &str, wait: Duration, order: &Order, mode: Mode, ca: 
         (Mode::Renew, Lifecycle::Blank) => return Err(wrong("issue it first")),
         _ => {}
     }
+    progress(Step::CardDetected);
     let kinds: &[KeyRef] = if order.no_signature { &[KeyRef::Auth] } else { &KeyRef::BOTH };
     if mode == Mode::Renew {
         // The resident's consent: the card reopens an issued card only with the PIN of every
@@ -412,6 +447,7 @@ pub async fn issue(reader: &str, wait: Duration, order: &Order, mode: Mode, ca: 
         };
         spkis.push((k, spki));
     }
+    progress(Step::KeysGenerated);
     // New PINs before the CSRs: the card signs only with a key whose PIN is verified in this
     // session, the issuer's included. A renewal keeps the PINs (verified above) and sets only
     // one the card does not have yet (a signature key for a resident who has turned 15).
@@ -451,9 +487,11 @@ pub async fn issue(reader: &str, wait: Duration, order: &Order, mode: Mode, ca: 
     };
     let ca_time = t.elapsed();
     check_certs(&certs, &spkis)?;
+    progress(Step::CertificatesIssued);
+    let mut written: Vec<(crate::jpki::Ef, Vec<u8>)> = Vec::new();
     for c in &certs.certificates {
-        j.write_ef(c.kind.cert(), &c.der)?;
-        j.write_ef(c.kind.ca_cert(), issuer_of(&c.der, &certs.chain)?)?;
+        written.push((c.kind.cert(), c.der.clone()));
+        written.push((c.kind.ca_cert(), issuer_of(&c.der, &certs.chain)?.to_vec()));
     }
     let info = TokenInfo {
         label: TOKEN_LABEL.into(),
@@ -461,14 +499,38 @@ pub async fn issue(reader: &str, wait: Duration, order: &Order, mode: Mode, ca: 
         model: "JPKI virtual".into(),
         serial: serial.clone(),
     };
-    j.write_ef(crate::jpki::Ef::TokenInfo, &info.encode())?;
+    written.push((crate::jpki::Ef::TokenInfo, info.encode()));
     let present = |k| certs.get(k).is_some();
-    j.write_ef(crate::jpki::Ef::Presence, &presence_flags(present(KeyRef::Sign), present(KeyRef::Auth)))?;
+    written.push((crate::jpki::Ef::Presence, presence_flags(present(KeyRef::Sign), present(KeyRef::Auth)).to_vec()));
+    for (ef, bytes) in &written {
+        j.write_ef(*ef, bytes)?;
+    }
+    progress(Step::Written);
+    // Read back before closing: a write the card acknowledged but did not keep is caught
+    // while personalisation can still be finished or wiped.
+    for (ef, bytes) in &written {
+        if j.read_ef(*ef)? != *bytes {
+            return Err(Error::ReadBack { serial, file: format!("EF {:04X}", ef.fid()) });
+        }
+    }
     j.close_personalisation()?;
+    progress(Step::Checked);
     let apdus = j.apdus;
     end(tx)?;
     conn.finish()?;
     Ok(IssueReport { serial, apdus, total: start.elapsed(), keygen, ca: ca_time, certificates: certs })
+}
+
+/// The card in `reader` (waiting up to `wait`): its status, read without changing anything.
+pub fn card_status(reader: &str, wait: Duration) -> Result<crate::jpki::CardStatus> {
+    let mut conn = connect(reader, wait)?;
+    let tx = conn.transaction().map_err(|e| pcsc_err("locking the card", e))?;
+    let mut j = Jpki::new(&tx);
+    select(&mut j)?;
+    let st = j.status()?;
+    end(tx)?;
+    conn.finish()?;
+    Ok(st)
 }
 
 /// What a PIN reset did.

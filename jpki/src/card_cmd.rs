@@ -6,7 +6,7 @@
 //!
 //! The window holds no CA secret: issuance, renewal, PIN resets and wipes go to the CA service
 //! (`jpki serve ca`) as this window (its network credential) and this clerk (the clerk's own
-//! key), see [`crate::ca_client`]; the CA service answers the card's issuer challenge. Only
+//! key), see [`window::ca_client`]; the CA service answers the card's issuer challenge. Only
 //! `jpki card-sim` (the card factory's side: a new blank card is made with its own issuer key)
 //! reads the issuer master key `JPKI_CARD_ISSUER_KEY`.
 
@@ -24,7 +24,40 @@ use der::Decode;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use crate::ca_client::{CaHttps, WindowArgs};
+use window::ca_client::CaHttps;
+
+use crate::netargs::NetArgs;
+
+/// Where the window's CA service is and who acts.
+#[derive(Debug, Args, Clone)]
+pub struct WindowArgs {
+    /// The CA service (`https://HOST:PORT`).
+    #[arg(long = "ca", env = "JPKI_CA_URL")]
+    pub ca_url: String,
+    /// The party the CA service's certificate must name.
+    #[arg(long, env = "JPKI_CA_PARTY", default_value = "ca:jpki-ca")]
+    pub ca_party: String,
+    /// The clerk's request-signing key (PREFIX.pem, PREFIX.key from `jpki net issue --party
+    /// clerk:LGCODE:ID`); passphrase from JPKI_CLERK_PASSPHRASE.
+    #[arg(long, env = "JPKI_CLERK")]
+    pub clerk: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+impl WindowArgs {
+    /// Loads the window's credential and the clerk's key (passphrase from
+    /// `JPKI_CLERK_PASSPHRASE`); nothing is sent yet.
+    pub fn connect(&self) -> Result<CaHttps> {
+        let net = self.net.load()?;
+        let ca: identity::party::Party = self.ca_party.parse().context("--ca-party")?;
+        let pass = net::secret::Secret::from_env("JPKI_CLERK_PASSPHRASE")?;
+        let clerk = net::clerk::ClerkKey::load(&self.clerk, &pass)
+            .with_context(|| format!("clerk key {}", self.clerk.display()))?;
+        let client = net::client::client(&net.cred, &net.trust, Some(ca))?;
+        CaHttps::new(client, &self.ca_url, net.cred.party.clone(), clerk)
+    }
+}
 
 /// Which reader and how long to wait for a card.
 #[derive(Debug, Args, Clone)]
@@ -270,7 +303,7 @@ fn order(ca: &CaArgs, resident: String, mode: Mode) -> Result<Order> {
 /// Issues or renews through the CA service.
 async fn issue(reader: ReaderArgs, ca: CaArgs, resident: String, mode: Mode) -> Result<IssueReport> {
     let mut order = order(&ca, resident, mode)?;
-    let service = CaHttps::connect(&ca.window)?;
+    let service = ca.window.connect()?;
     if order.alg == "auto" {
         order.alg = service.card_algorithm(&order.env).await?;
     }
@@ -371,7 +404,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             }
         }
         Cmd::Queue { window } => {
-            let service = CaHttps::connect(&window)?;
+            let service = window.connect()?;
             let q = service.reissue_queue().await?;
             println!("{} residents to call in for a new card", q.len());
             for e in &q {
@@ -396,7 +429,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         Cmd::PinReset { reader, resident, pin, window } => {
             let p = pin_ref(&pin)?;
             let new = Zeroizing::new(pin_env(p)?);
-            let service = CaHttps::connect(&window)?;
+            let service = window.connect()?;
             let wait = Duration::from_secs(reader.wait);
             let r = writer::pin_reset(&reader.reader, wait, &resident, p, &new, &service).await?;
             println!("{} of card {} reset ({} tries)", p.name(), r.serial, p.max_tries());
@@ -414,7 +447,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             })?;
         }
         Cmd::Wipe { reader, resident, window } => {
-            let service = CaHttps::connect(&window)?;
+            let service = window.connect()?;
             let serial = writer::wipe(&reader.reader, Duration::from_secs(reader.wait), &resident, &service).await?;
             println!("card {serial} wiped back to blank");
         }

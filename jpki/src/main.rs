@@ -4,7 +4,6 @@
 
 mod backup_cmd;
 mod bench;
-mod ca_client;
 mod ca_cmd;
 mod ca_remote;
 mod ca_serve;
@@ -22,6 +21,7 @@ mod progress;
 mod serve;
 mod validator_cmd;
 mod verify_cmd;
+mod window_serve;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 

@@ -29,6 +29,9 @@ pub enum Role {
     /// the status stream for validators; the only process holding CA keys and the card
     /// issuer master key.
     Ca(crate::ca_serve::ServeArgs),
+    /// The municipal window's pages for its clerks (HTTPS on loopback), next to the card
+    /// reader; acts through the CA service and the municipality's node as the window.
+    Window(crate::window_serve::ServeArgs),
     /// A municipality's register (市町村CS): source of its signed change notices.
     Municipality {
         /// Database URL (`postgres://…`) or SQLite file path.
@@ -155,6 +158,7 @@ pub async fn run(role: Role) -> Result<()> {
         Role::Node { .. } | Role::Check { .. } => anyhow::bail!("a deployment node resolves to a concrete role"),
         Role::Validator(a) => crate::validator_cmd::serve(a).await?,
         Role::Ca(a) => crate::ca_serve::serve(a).await?,
+        Role::Window(a) => crate::window_serve::serve(a).await?,
         Role::Municipality { db, code, listen: addr, notice_key, net } => {
             let net = net.load_as(&Party::Municipality(code.clone()))?;
             let signer = crate::netargs::notice_signer(&notice_key, &code)?;

@@ -144,6 +144,10 @@ pub enum Transport {
     Tls(Arc<rustls::ServerConfig>),
     /// Plain TCP: only for OCSP and CRL distribution, whose objects are signed.
     Plain,
+    /// TLS that authenticates only the server: a window's pages on loopback for the clerk's
+    /// browser ([`crate::tls::page_server_config`]). No request carries a party; the pages
+    /// authenticate their user themselves (a session).
+    Page(Arc<rustls::ServerConfig>),
 }
 
 /// A server: router, transport, limits and the answer for shed requests.
@@ -202,9 +206,10 @@ impl Server {
         let conns = Arc::new(Semaphore::new(self.limits.max_connections));
         let in_flight = Arc::new(Semaphore::new(self.limits.max_in_flight));
         let acceptor = match &self.transport {
-            Transport::Tls(c) => Some(tokio_rustls::TlsAcceptor::from(c.clone())),
+            Transport::Tls(c) | Transport::Page(c) => Some(tokio_rustls::TlsAcceptor::from(c.clone())),
             Transport::Plain => None,
         };
+        let browser = matches!(self.transport, Transport::Page(_));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -252,6 +257,11 @@ impl Server {
                                 return;
                             }
                         };
+                        if browser {
+                            let io = Idle::new(tls, limits.idle_timeout);
+                            this.connection(io, None, peer, in_flight, watcher).await;
+                            return;
+                        }
                         let chain: Vec<rustls::pki_types::CertificateDer<'static>> =
                             tls.get_ref().1.peer_certificates().map(<[_]>::to_vec).unwrap_or_default();
                         let party = chain.first().map(|c| party_of(c));

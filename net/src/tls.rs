@@ -176,6 +176,19 @@ pub fn server_config(cred: &Credential, trust: &Trust) -> Result<(Arc<rustls::Se
     Ok((Arc::new(config), verifier))
 }
 
+/// A server configuration for a browser on loopback: presenting `cred` (the window's own
+/// network credential, issued for the page's host), asking for no client certificate, TLS 1.3.
+pub fn page_server_config(cred: &Credential) -> Result<Arc<rustls::ServerConfig>> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_err)?
+        .with_no_client_auth()
+        .with_single_cert(cred.chain().to_vec(), cred.key())
+        .map_err(tls_err)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Verifies a server with webpki against the network CA (and CRL) and, if `expect` is set,
 /// requires its certificate to name exactly that party.
 #[derive(Debug)]

@@ -2,13 +2,9 @@
 //! presenting the window's own network credential (`window:LGCODE:ID`), pinned to the CA's
 //! party, with every request signed by the clerk's own key (`net::clerk`). The window holds
 //! no CA secret and no card issuer key: the service answers the card's issuer challenge.
-//!
-//! Flags or environment: `--ca` / `JPKI_CA_URL` (https only), `--ca-party` / `JPKI_CA_PARTY`
-//! (default `ca:jpki-ca`), `--clerk` / `JPKI_CLERK` (PREFIX of the clerk's key files, passphrase
-//! from `JPKI_CLERK_PASSPHRASE` or `JPKI_CLERK_PASSPHRASE_FILE`), and the window's credential
-//! (`--credential`, `--network-ca`, `--network-crl`, passphrase `JPKI_CREDENTIAL_PASSPHRASE`).
+//! Used by `jpki card …` (one clerk from the environment) and by the window's pages (the
+//! signed-in clerk of each session).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -17,28 +13,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ca::service::{ErrorBody, IssueBody, IssuedBody, IssuerAuthAnswer, IssuerAuthBody};
 use card::jpki::KeyRef;
 use card::writer::{CaClient, CaError, CardCert, CardCerts, CardRequest, IssuerPurpose};
-use clap::Args;
 use identity::party::{Party, PartyKind};
 use net::clerk::ClerkKey;
-
-use crate::netargs::NetArgs;
-
-/// Where the window's CA service is and who acts.
-#[derive(Debug, Args, Clone)]
-pub struct WindowArgs {
-    /// The CA service (`https://HOST:PORT`).
-    #[arg(long = "ca", env = "JPKI_CA_URL")]
-    pub ca_url: String,
-    /// The party the CA service's certificate must name.
-    #[arg(long, env = "JPKI_CA_PARTY", default_value = "ca:jpki-ca")]
-    pub ca_party: String,
-    /// The clerk's request-signing key (PREFIX.pem, PREFIX.key from `jpki net issue --party
-    /// clerk:LGCODE:ID`); passphrase from JPKI_CLERK_PASSPHRASE.
-    #[arg(long, env = "JPKI_CLERK")]
-    pub clerk: PathBuf,
-    #[command(flatten)]
-    pub net: NetArgs,
-}
 
 /// The CA service, reached as this window with this clerk.
 pub struct CaHttps {
@@ -56,25 +32,26 @@ impl std::fmt::Debug for CaHttps {
 }
 
 impl CaHttps {
-    /// Loads the window's credential and the clerk's key; nothing is sent yet.
-    pub fn connect(a: &WindowArgs) -> Result<Self> {
-        net::client::require_https(&a.ca_url)?;
-        let net = a.net.load()?;
-        let window = net.cred.party.clone();
+    /// The CA service at `base` (https), reached with `client` (the window's mutual-TLS
+    /// client, pinned to the CA's party) as `window` with `clerk`, who must work at the
+    /// window's municipality. Nothing is sent yet.
+    pub fn new(client: reqwest::Client, base: &str, window: Party, clerk: Arc<ClerkKey>) -> Result<Self> {
+        net::client::require_https(base)?;
         anyhow::ensure!(
             window.kind() == PartyKind::Window,
             "the credential names {window}, not a window (window:LGCODE:ID)"
         );
         let window_id = window.station().map(|(_, id)| id.to_owned()).context("the window names no id")?;
-        let ca: Party = a.ca_party.parse().context("--ca-party")?;
-        let pass = net::secret::Secret::from_env("JPKI_CLERK_PASSPHRASE")?;
-        let clerk = ClerkKey::load(&a.clerk, &pass).with_context(|| format!("clerk key {}", a.clerk.display()))?;
         let (Some((w, _)), Some((c, _))) = (window.station(), clerk.party().station()) else {
             anyhow::bail!("the window or the clerk names no municipality");
         };
         anyhow::ensure!(w == c, "clerk {} does not work at {window}", clerk.party());
-        let client = net::client::client(&net.cred, &net.trust, Some(ca))?;
-        Ok(Self { client, base: a.ca_url.trim_end_matches('/').to_owned(), window, window_id, clerk })
+        Ok(Self { client, base: base.trim_end_matches('/').to_owned(), window, window_id, clerk })
+    }
+
+    /// The clerk who signs this client's requests.
+    pub fn clerk(&self) -> &Party {
+        self.clerk.party()
     }
 
     /// The key algorithm this window's new cards get (`rsa2048`, or `p384` once the issuing CA
@@ -83,7 +60,7 @@ impl CaHttps {
         let url = format!("{}/v1/card/profile?environment={environment}", self.base);
         // Asked before the card is touched: if the CA cannot be reached, nothing is written.
         let r = self.client.get(url).send().await.map_err(|e| CaError::Unavailable(e.to_string()))?;
-        let body = crate::ca_remote::answer(r).await?;
+        let body = answer(r).await?;
         let p: ca::service::CardProfile = serde_json::from_str(&body).context("the card profile")?;
         Ok(p.algorithm)
     }
@@ -96,9 +73,10 @@ impl CaHttps {
             .send()
             .await
             .context("the CA service did not answer")?;
-        Ok(serde_json::from_str(&crate::ca_remote::answer(r).await?)?)
+        Ok(serde_json::from_str(&answer(r).await?)?)
     }
 
+    /// POSTs `body` to `path`, signed by the clerk; a refusal keeps the service's code.
     async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -172,4 +150,12 @@ impl CaClient for CaHttps {
         let chain = a.chain.iter().map(|c| der(c)).collect::<Result<_, _>>()?;
         Ok(CardCerts { certificates, chain })
     }
+}
+
+/// The body of a CA service answer, or its status and refusal as the error.
+async fn answer(r: reqwest::Response) -> Result<String> {
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    anyhow::ensure!(status.is_success(), "the CA service answered {status}: {body}");
+    Ok(body)
 }
