@@ -50,11 +50,19 @@ pub enum Route {
     Provision,
     /// `GET /v1/disclosure/{code}`, `GET /v1/statistics`: operator reports.
     Reports,
+    /// `POST /v1/window/find`: a window (with its clerk) looks up a resident of its register.
+    WindowFind,
+    /// `POST /v1/window/register|move-within|move-out|move-in|remove|correct|change-code`: a
+    /// window (with its clerk) changes its municipality's register.
+    WindowChange,
+    /// `POST /v1/window/disclosure`: a window (with its clerk) prints the disclosure report of a
+    /// resident of its municipality.
+    WindowDisclosure,
 }
 
 impl Route {
     /// Every route, in table order.
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 11] = [
         Self::Heads,
         Self::Notices,
         Self::MoveOut,
@@ -63,6 +71,9 @@ impl Route {
         Self::CodePool,
         Self::Provision,
         Self::Reports,
+        Self::WindowFind,
+        Self::WindowChange,
+        Self::WindowDisclosure,
     ];
 
     /// The path(s) in the table.
@@ -76,6 +87,11 @@ impl Route {
             Self::CodePool => "POST /v1/code-pools",
             Self::Provision => "POST /v1/provision/query, /batch",
             Self::Reports => "GET /v1/disclosure/{code}, /v1/statistics",
+            Self::WindowFind => "POST /v1/window/find",
+            Self::WindowChange => {
+                "POST /v1/window/register, /move-within, /move-out, /move-in, /remove, /correct, /change-code"
+            }
+            Self::WindowDisclosure => "POST /v1/window/disclosure",
         }
     }
 }
@@ -130,6 +146,8 @@ pub fn authorize(node: &Node, route: Route, caller: &Party) -> Result<(), Denial
         (Node::National, Route::CodePool) => &[K::Municipality],
         (Node::Prefecture(_) | Node::National, Route::Provision) => &[K::Agency, K::Ca],
         (Node::Prefecture(_) | Node::National, Route::Reports) => &[K::Operator],
+        (Node::Municipality(_), Route::WindowFind | Route::WindowChange) => &[K::Window],
+        (Node::National, Route::WindowDisclosure) => &[K::Window],
         _ => return Err(Denial::NotServedHere),
     };
     if !allowed.contains(&kind) {
@@ -140,6 +158,10 @@ pub fn authorize(node: &Node, route: Route, caller: &Party) -> Result<(), Denial
         (Node::Municipality(m), Party::Prefecture(p)) if m.prefecture() != *p => Err(Denial::NotOwnPrefecture),
         // 転出証明書 and 転入通知 come from other municipalities, never from itself.
         (Node::Municipality(m), Party::Municipality(c)) if m == c => Err(Denial::NotOwnMunicipality),
+        // A window acts only on its own municipality's register.
+        (Node::Municipality(m), Party::Window(_)) if caller.station().map(|(w, _)| w) != Some(m.clone()) => {
+            Err(Denial::NotOwnMunicipality)
+        }
         _ => Ok(()),
     }
 }
@@ -160,6 +182,86 @@ pub fn check_own_municipality(caller: &Party, municipality: &LgCode) -> Result<(
     }
 }
 
+/// Header with the clerk's certificate (DER, hex) on a window's request (`net::clerk`).
+pub const CLERK_HEADER_CERT: &str = "x-jpki-clerk-certificate";
+/// Header with the clerk's signing time (unix seconds).
+pub const CLERK_HEADER_TIME: &str = "x-jpki-clerk-time";
+/// Header with the clerk's signature (DER `Ecdsa-Sig-Value`, hex) over the window's party, the
+/// method, the path, the time and SHA-384 of the body.
+pub const CLERK_HEADER_SIGNATURE: &str = "x-jpki-clerk-signature";
+
+/// The three clerk header values of one request, as received (`None` if absent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClerkHeaderValues<'a> {
+    /// [`CLERK_HEADER_CERT`].
+    pub cert: Option<&'a str>,
+    /// [`CLERK_HEADER_TIME`].
+    pub time: Option<&'a str>,
+    /// [`CLERK_HEADER_SIGNATURE`].
+    pub signature: Option<&'a str>,
+}
+
+/// Why a clerk's signature was not accepted: the verifier's stable code (`clerk_missing`,
+/// `clerk_not_trusted`, `clerk_stale`, `clerk_other_municipality`, `clerk_bad_signature`; on
+/// the wire as the 401's `reason`, forever) and a detail for the clerk (no personal data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClerkRefused {
+    /// The stable code.
+    pub code: &'static str,
+    /// What is wrong, for a person.
+    pub detail: String,
+}
+
+/// Authenticates the clerk on whose behalf a window makes a request: the clerk's certificate
+/// chains to the network CA, is valid, unrevoked and for clerk signing, names a clerk of the
+/// window's own municipality, the time is fresh, and the signature over the window's party,
+/// `method`, `path`, time and `body` verifies. identity holds no PKI: the `net` crate implements
+/// this over its `ClerkVerifier`, and the node's shell injects it into the routers.
+pub trait ClerkCheck: Send + Sync + std::fmt::Debug {
+    /// The clerk, or why not.
+    fn check(
+        &self,
+        window: &Party,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        headers: ClerkHeaderValues<'_>,
+        now: i64,
+    ) -> Result<Party, ClerkRefused>;
+}
+
+/// A node that admits no clerk (no clerk verifier configured, e.g. an in-process test node
+/// without a network CA): every window request is refused `clerk_not_trusted`, nothing is
+/// written. `jpki serve` always installs the `net` crate's verifier.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoClerks;
+
+impl ClerkCheck for NoClerks {
+    fn check(
+        &self,
+        _: &Party,
+        _: &str,
+        _: &str,
+        _: &[u8],
+        _: ClerkHeaderValues<'_>,
+        _: i64,
+    ) -> Result<Party, ClerkRefused> {
+        Err(ClerkRefused { code: "clerk_not_trusted", detail: "this node admits no clerks (no clerk verifier)".into() })
+    }
+}
+
+/// After a [`ClerkCheck`] accepted `clerk` for `window`: the clerk must be a clerk of the
+/// window's own municipality (the verifier checks it too; this holds whatever verifier is
+/// installed).
+pub fn check_clerk_of_window(window: &Party, clerk: &Party) -> Result<(), ClerkRefused> {
+    match (window.station(), clerk.station(), clerk.kind()) {
+        (Some((w, _)), Some((c, _)), PartyKind::Clerk) if w == c => Ok(()),
+        _ => {
+            Err(ClerkRefused { code: "clerk_other_municipality", detail: format!("{clerk} does not work at {window}") })
+        }
+    }
+}
+
 /// The table as Markdown (party kind × route, one table per node kind), as in
 /// `docs/authorization.md`; a test keeps the two equal.
 pub fn render_table() -> String {
@@ -173,7 +275,8 @@ pub fn render_table() -> String {
             (PartyKind::Municipality, _) => Some("131041"),
             (PartyKind::Prefecture, _) => Some("13"),
             (PartyKind::National, _) => None,
-            (PartyKind::Window | PartyKind::Clerk, _) => Some("131041:X1"),
+            // A window of the municipality node's own municipality (the cells' condition).
+            (PartyKind::Window | PartyKind::Clerk, _) => Some("131016:X1"),
             _ => Some("x1"),
         };
         Party::new(k, code).unwrap_or(Party::National)
@@ -202,6 +305,8 @@ pub fn render_table() -> String {
                         (Node::Municipality(_), PartyKind::Municipality, Route::MoveInNotice) => "itself as new",
                         (Node::National, PartyKind::Municipality, Route::CodePool) => "itself only",
                         (_, PartyKind::Agency | PartyKind::Ca, Route::Provision) => "registered purposes",
+                        (Node::Municipality(_), PartyKind::Window, _) => "own municipality, with a clerk of it",
+                        (Node::National, PartyKind::Window, _) => "own municipality's residents, with a clerk of it",
                         _ => "yes",
                     },
                     Err(_) => "—",
@@ -287,6 +392,45 @@ mod tests {
         }
         assert_eq!(authorize(&n, Route::Feed, &p("ca:jpki-ca")), Err(Denial::NotServedHere));
         assert_eq!(authorize(&n, Route::Reports, &p("operator:op1")), Ok(()));
+    }
+
+    #[test]
+    fn windows_act_only_at_their_own_municipality_and_ask_the_national_node_for_disclosure() {
+        let chiyoda = m("131016");
+        for r in [Route::WindowFind, Route::WindowChange] {
+            assert_eq!(authorize(&chiyoda, r, &p("window:131016:W01")), Ok(()));
+            assert_eq!(authorize(&chiyoda, r, &p("window:271004:W01")), Err(Denial::NotOwnMunicipality));
+            for other in [
+                "clerk:131016:C1",
+                "municipality:131016",
+                "municipality:271004",
+                "operator:op1",
+                "prefecture:13",
+                "national",
+            ] {
+                assert_eq!(authorize(&chiyoda, r, &p(other)), Err(Denial::WrongParty), "{other}");
+            }
+            assert_eq!(authorize(&Node::National, r, &p("window:131016:W01")), Err(Denial::NotServedHere));
+        }
+        let n = Node::National;
+        assert_eq!(authorize(&n, Route::WindowDisclosure, &p("window:271004:W01")), Ok(()));
+        assert_eq!(authorize(&n, Route::WindowDisclosure, &p("operator:op1")), Err(Denial::WrongParty));
+        assert_eq!(authorize(&n, Route::WindowDisclosure, &p("clerk:131016:C1")), Err(Denial::WrongParty));
+        assert_eq!(authorize(&chiyoda, Route::WindowDisclosure, &p("window:131016:W01")), Err(Denial::NotServedHere));
+        let pref = Node::Prefecture("13".parse().unwrap_or_else(|_| panic!()));
+        assert_eq!(authorize(&pref, Route::WindowFind, &p("window:131016:W01")), Err(Denial::NotServedHere));
+    }
+
+    #[test]
+    fn a_clerk_must_work_at_the_windows_municipality() {
+        let w = p("window:131016:W01");
+        assert_eq!(check_clerk_of_window(&w, &p("clerk:131016:C0001")), Ok(()));
+        for other in ["clerk:271004:C0001", "window:131016:W02", "operator:op1"] {
+            let e = check_clerk_of_window(&w, &p(other)).err().unwrap_or_else(|| panic!("{other} accepted"));
+            assert_eq!(e.code, "clerk_other_municipality", "{other}");
+        }
+        let refused = NoClerks.check(&w, "POST", "/v1/window/find", b"{}", ClerkHeaderValues::default(), 0);
+        assert_eq!(refused.map_err(|e| e.code), Err("clerk_not_trusted"));
     }
 
     #[test]

@@ -112,8 +112,7 @@ impl Peer {
         let status = r.status();
         let body = self.body(r).await?;
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).into_owned();
-            return Err(self.err(format!("{status}: {text}")));
+            return Err(answer_error(&self.base, status, &body));
         }
         Ok(body)
     }
@@ -175,6 +174,98 @@ impl Peer {
         let body = self.finish_bytes(self.get(format!("{}{path}", self.base)).send().await).await?;
         String::from_utf8(body).map_err(|e| self.err(format!("answer is not UTF-8: {e}")))
     }
+}
+
+/// A peer's error answer: its HTTP status and the error body it sent (`{"error", "message",
+/// "reason"}`, [`crate::openapi::ErrorBody`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAnswer {
+    /// The URL called.
+    pub url: String,
+    /// The HTTP status (401, 403, 404, 409, …).
+    pub status: u16,
+    /// The body's `error` (`unauthenticated`, `forbidden`, `not_found`, `conflict`, `invalid`, …).
+    pub error: String,
+    /// The body's `reason`, on refusals (`not_own_municipality`, `party_not_allowed`,
+    /// `clerk_bad_signature`, `clerk_stale`, …).
+    pub reason: Option<String>,
+    /// The body's `message`, for a person.
+    pub message: String,
+}
+
+impl PeerAnswer {
+    /// The most specific stable code: the refusal's `reason` if there is one, else `error`.
+    pub fn code(&self) -> &str {
+        self.reason.as_deref().unwrap_or(&self.error)
+    }
+}
+
+impl std::fmt::Display for PeerAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code(), self.message)
+    }
+}
+
+/// The error for a non-success answer from `url`: [`Error::PeerAnswer`] if the body is an
+/// error body, else [`Error::Peer`] with the status and the body's start.
+fn answer_error(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error {
+    match serde_json::from_slice::<crate::openapi::ErrorBody>(body) {
+        Ok(b) => Error::PeerAnswer(Box::new(PeerAnswer {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            error: b.error,
+            reason: b.reason,
+            message: b.message,
+        })),
+        Err(_) => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).into_owned();
+            Error::Peer { url: url.to_owned(), reason: format!("{status}: {text}") }
+        }
+    }
+}
+
+/// Makes the clerk's three signature headers for one window request: given the method, the
+/// URL's path and the exact body bytes, the header names and values (the window service
+/// implements it with `net::clerk::ClerkKey::headers` and its own window party; identity holds
+/// no key). An `Err` is the reason, for a person; nothing is sent.
+pub type ClerkSign<'a> =
+    &'a (dyn Fn(&str, &str, &[u8]) -> std::result::Result<Vec<(&'static str, String)>, String> + Send + Sync);
+
+/// `POST base+path` with `body` as JSON, signed for the clerk by `sign` over exactly the bytes
+/// sent, over `client` (in production `net::client::client(window credential, trust,
+/// Some(node party))`: mutual TLS as the window, the node's party pinned); the answer decoded as
+/// `R`. A node's refusal or error is [`Error::PeerAnswer`] (status, stable code, message); a
+/// transport failure is [`Error::Peer`].
+pub async fn window_post<B: Serialize + ?Sized, R: DeserializeOwned>(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &B,
+    sign: ClerkSign<'_>,
+) -> Result<R> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let parsed = reqwest::Url::parse(&url).map_err(|e| Error::invalid("url", format!("{url}: {e}")))?;
+    let bytes = serde_json::to_vec(body).map_err(|e| Error::invalid("body", e.to_string()))?;
+    let headers = sign("POST", parsed.path(), &bytes).map_err(Error::ClerkSigning)?;
+    let mut req = with_request_id(client.post(parsed)).header(reqwest::header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        req = req.header(name, value);
+    }
+    let peer = Peer::new(base, client.clone());
+    let r = req.body(bytes).send().await;
+    let answer = peer.finish_bytes(r).await?;
+    serde_json::from_slice(&answer).map_err(|e| peer.err(format!("malformed answer: {e}")))
+}
+
+/// [`window_post`] of a typed window request to its route ([`crate::window::WindowRequest`]):
+/// e.g. `window_call(&c, municipality_url, &FindRequest { by }, &sign).await?` → `Found`.
+pub async fn window_call<Q: crate::window::WindowRequest>(
+    client: &reqwest::Client,
+    base: &str,
+    request: &Q,
+    sign: ClerkSign<'_>,
+) -> Result<Q::Answer> {
+    window_post(client, base, Q::PATH, request, sign).await
 }
 
 fn with_request_id(r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

@@ -51,6 +51,18 @@ pub enum Error {
         /// Stable reason code ([`crate::authz::Denial::code`]).
         reason: &'static str,
     },
+    /// A window's request whose clerk signature was not accepted ([`crate::authz::ClerkCheck`]):
+    /// missing, untrusted, stale, of another municipality's clerk, or not verifying. Nothing
+    /// was applied.
+    #[error("{party}: the clerk is not authenticated ({reason}): {detail}")]
+    ClerkRefused {
+        /// The calling window (its URI).
+        party: String,
+        /// Stable reason code ([`crate::authz::ClerkRefused::code`]).
+        reason: &'static str,
+        /// What is wrong, for the clerk.
+        detail: String,
+    },
     /// A provision request outside the law table (logged as a refusal).
     #[error("refused: {0}")]
     Refused(Refusal),
@@ -112,6 +124,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A peer node answered with an error body (`{"error", "message", "reason"}`): its HTTP
+    /// status and stable code are in [`crate::client::PeerAnswer`] (for a window, e.g.
+    /// `not_own_municipality`, `clerk_bad_signature`, `not_found`).
+    #[error("peer {}: {}", .0.url, .0)]
+    PeerAnswer(Box<crate::client::PeerAnswer>),
+    /// The window's clerk-signing callback failed; nothing was sent.
+    #[error("the clerk's signature could not be made: {0}")]
+    ClerkSigning(String),
     /// Stored data failed to decode: a bug or tampering, never user input.
     #[error("corrupt {what}: {reason}")]
     Corrupt {
@@ -165,6 +185,15 @@ impl Error {
         Self::Corrupt { what, reason: reason.to_string() }
     }
 
+    /// A peer's error answer, if this is one: its status, stable code and message (what a
+    /// window shows its clerk).
+    pub fn peer_answer(&self) -> Option<&crate::client::PeerAnswer> {
+        match self {
+            Self::PeerAnswer(a) => Some(a),
+            _ => None,
+        }
+    }
+
     /// The stable kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -172,11 +201,15 @@ impl Error {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Conflict(_) | Self::PoolExhausted(_) | Self::NoNoticeKey { .. } => ErrorKind::Conflict,
             Self::Forbidden { .. } | Self::Denied { .. } => ErrorKind::Forbidden,
-            Self::Unauthenticated => ErrorKind::Unauthenticated,
+            Self::Unauthenticated | Self::ClerkRefused { .. } => ErrorKind::Unauthenticated,
             Self::Refused(_) => ErrorKind::Refused,
             Self::Diverged { .. } | Self::Ownership { .. } | Self::Halted { .. } => ErrorKind::Integrity,
-            Self::Peer { .. } => ErrorKind::Unavailable,
-            Self::Corrupt { .. } | Self::Signing { .. } | Self::Database(_) | Self::Migrate(_) => ErrorKind::Internal,
+            Self::Peer { .. } | Self::PeerAnswer(_) => ErrorKind::Unavailable,
+            Self::Corrupt { .. }
+            | Self::Signing { .. }
+            | Self::ClerkSigning(_)
+            | Self::Database(_)
+            | Self::Migrate(_) => ErrorKind::Internal,
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::operator::{Operator, Role as OpRole};
 use crate::party::Party;
 use crate::provision::{Agency, BatchQuery, DisclosureRow, Provided, Provider, Query as ProvisionQuery};
 use crate::store::{self, Db};
+pub use crate::window_routes::Windows;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY: usize = 1 << 20;
@@ -78,7 +79,7 @@ impl IntoResponse for AppError {
         };
         let reason = match &self.0 {
             Error::Refused(r) => Some(r.code().to_owned()),
-            Error::Denied { reason, .. } => Some((*reason).to_owned()),
+            Error::Denied { reason, .. } | Error::ClerkRefused { reason, .. } => Some((*reason).to_owned()),
             _ => None,
         };
         let body = ErrorBody { error: code.to_owned(), message, reason };
@@ -118,7 +119,7 @@ fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, AppError> {
     Query::<T>::try_from_uri(uri).map(|Query(q)| q).map_err(|e| AppError(Error::invalid("query", e.body_text())))
 }
 
-type AppResult<T> = Result<T, AppError>;
+pub(crate) type AppResult<T> = Result<T, AppError>;
 
 /// A page of a sequence: entries after `after`, at most `limit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -149,13 +150,13 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
 }
 
 /// Refuses `caller` with `d` on `action`: logged (no personal data, no durable write), 403.
-fn deny(caller: &Party, action: &'static str, d: Denial) -> AppError {
+pub(crate) fn deny(caller: &Party, action: &'static str, d: Denial) -> AppError {
     tracing::warn!(party = %caller, route = action, reason = d.code(), "refused by the authorization table");
     AppError(Error::Denied { party: caller.to_string(), action, reason: d.code() })
 }
 
 /// Checks the static cell of the authorization table.
-fn allow(node: &Node, route: Route, caller: &Party) -> Result<(), AppError> {
+pub(crate) fn allow(node: &Node, route: Route, caller: &Party) -> Result<(), AppError> {
     authz::authorize(node, route, caller).map_err(|d| deny(caller, route.path(), d))
 }
 
@@ -310,16 +311,33 @@ fn municipal_api() -> OpenApiRouter<Arc<Municipality>> {
 }
 
 /// Routes of a municipal node: replication source (to its prefecture), 転出証明書 and 転入通知
-/// (to other municipalities), and its description at `GET /openapi.json`.
+/// (to other municipalities), and its description at `GET /openapi.json`; its window routes
+/// refuse every clerk ([`Windows::closed`]; a node serving windows is built with
+/// [`municipal_router_with`]).
 pub fn municipal_router(m: Municipality) -> Router {
+    municipal_router_with(m, Windows::closed())
+}
+
+/// [`municipal_router`] serving its windows: clerks authenticated by `windows.clerks`, a
+/// move-in's old municipality reached through `windows.peers`.
+pub fn municipal_router_with(m: Municipality, windows: Windows) -> Router {
     let info = NodeInfo { db: m.db().clone(), node: Node::Municipality(m.code().clone()) };
-    let api = municipal_api().with_state(Arc::new(m)).merge(replication_api().with_state(Arc::new(info)));
+    let desk = crate::window_routes::MunicipalWindows { m: m.clone(), windows };
+    let api = municipal_api()
+        .with_state(Arc::new(m))
+        .merge(replication_api().with_state(Arc::new(info)))
+        .merge(crate::window_routes::municipal_api().with_state(Arc::new(desk)));
     crate::openapi::serve(api, MUNICIPAL_TITLE, MUNICIPAL_TEXT).0.layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// The OpenAPI description a municipal node serves at `GET /openapi.json`.
 pub fn municipal_openapi() -> OpenApi {
-    let parts = [municipal_api().into_openapi(), replication_api().into_openapi(), crate::openapi::description_part()];
+    let parts = [
+        municipal_api().into_openapi(),
+        replication_api().into_openapi(),
+        crate::window_routes::municipal_api().into_openapi(),
+        crate::openapi::description_part(),
+    ];
     crate::openapi::document(MUNICIPAL_TITLE, MUNICIPAL_TEXT, parts)
 }
 
@@ -426,14 +444,23 @@ pub struct NationalState {
     pub national: National,
 }
 
-/// Routes of the national node: replication, feed, pools, provision, disclosure, statistics.
+/// Routes of the national node: replication, feed, pools, provision, disclosure, statistics;
+/// its window route refuses every clerk ([`crate::authz::NoClerks`]; a node serving windows is
+/// built with [`national_router_with`]).
 pub fn national_router(state: NationalState) -> Router {
+    national_router_with(state, Arc::new(crate::authz::NoClerks))
+}
+
+/// [`national_router`] serving windows' disclosure requests, clerks authenticated by `clerks`.
+pub fn national_router_with(state: NationalState, clerks: Arc<dyn crate::authz::ClerkCheck>) -> Router {
     let info = NodeInfo { db: state.national.db().clone(), node: Node::National };
     let provision = ProvisionState { provider: state.national.provider().clone(), node: Node::National };
+    let windows = crate::window_routes::NationalWindows { national: state.national.clone(), clerks };
     let api = national_api()
         .with_state(Arc::new(state))
         .merge(replication_api().with_state(Arc::new(info)))
-        .merge(provision_api().with_state(Arc::new(provision)));
+        .merge(provision_api().with_state(Arc::new(provision)))
+        .merge(crate::window_routes::national_api().with_state(Arc::new(windows)));
     crate::openapi::serve(api, NATIONAL_TITLE, NATIONAL_TEXT).0.layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -448,6 +475,7 @@ pub fn national_openapi() -> OpenApi {
         national_api().into_openapi(),
         replication_api().into_openapi(),
         provision_api().into_openapi(),
+        crate::window_routes::national_api().into_openapi(),
         crate::openapi::description_part(),
     ];
     crate::openapi::document(NATIONAL_TITLE, NATIONAL_TEXT, parts)

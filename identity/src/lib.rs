@@ -27,6 +27,8 @@ pub mod rate_limit;
 pub mod replica;
 pub mod request_id;
 pub mod store;
+pub mod window;
+pub mod window_routes;
 
 pub mod notice;
 pub mod notice_sig;

@@ -20,6 +20,7 @@ use crate::notice::{ChangeNotice, GENESIS, NoticeBody, NoticeKind, NoticeRef};
 use crate::notice_sig::{MAX_KEY_CERT, NoticeSigner, check_key_id, sign_notice};
 use crate::operator::{self, Operator, Role};
 use crate::person::{FlaggedText, FourItems, Record, ResidentStatus};
+use crate::provision::Lookup;
 use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
 
 /// The 転出証明書情報 the old municipality hands to the new one: the record as it left and
@@ -190,27 +191,79 @@ impl Municipality {
         self.commit(tx, op, body).await
     }
 
-    /// The 転出証明書情報 for a resident who moved out of this municipality.
-    pub async fn move_out_certificate(&self, code: &ResidentCode) -> Result<MoveOutCertificate> {
-        let record = self.get(code).await?;
-        if record.status != ResidentStatus::MovedOut {
-            return Err(Error::Conflict(format!("resident {code} has not moved out of {}", self.code)));
-        }
+    /// The newest notice of `kind` this municipality recorded about `code`, if any.
+    pub async fn last_notice(&self, code: &ResidentCode, kind: NoticeKind) -> Result<Option<ChangeNotice>> {
         let row = sqlx::query(
             "SELECT seq, body, prev_hash, hash FROM change_notice
              WHERE source = $1 AND resident_code = $2 AND kind = $3 ORDER BY seq DESC LIMIT 1",
         )
         .bind(self.code.as_str())
         .bind(code.as_str())
-        .bind(i64::from(NoticeKind::MoveOut.code()))
+        .bind(i64::from(kind.code()))
         .fetch_optional(self.db.pool())
-        .await?
-        .ok_or_else(|| Error::not_found("move-out notice", code))?;
-        let n = ChangeNotice::decode(
-            &row.try_get::<Vec<u8>, _>(1)?,
-            hash_from(row.try_get(2)?)?,
-            hash_from(row.try_get(3)?)?,
-        )?;
+        .await?;
+        row.map(|row| {
+            ChangeNotice::decode(
+                &row.try_get::<Vec<u8>, _>(1)?,
+                hash_from(row.try_get(2)?)?,
+                hash_from(row.try_get(3)?)?,
+            )
+        })
+        .transpose()
+    }
+
+    /// A clerk's lookup on this register (the window's find): by 住民票コード or by an exact
+    /// match of all four items, any status; there is no other search. The lookup and the codes
+    /// it found are written to the operator log under `op` before the records are returned
+    /// (a miss too); a miss is [`Error::NotFound`].
+    pub async fn find(&self, op: &Operator, by: &Lookup, now: i64) -> Result<Vec<Record>> {
+        op.require(Role::MunicipalClerk, "look up residents")?;
+        let (how, rows) = match by {
+            Lookup::ResidentCode(code) => (
+                "resident_code",
+                sqlx::query("SELECT record FROM resident WHERE resident_code = $1 AND municipality = $2")
+                    .bind(code.as_str())
+                    .bind(self.code.as_str())
+                    .fetch_all(self.db.pool())
+                    .await?,
+            ),
+            Lookup::FourItems(items) => (
+                "four_items",
+                sqlx::query(
+                    "SELECT record FROM resident WHERE municipality = $1 AND name = $2 AND date_of_birth = $3
+                     AND sex = $4 AND address = $5 ORDER BY resident_code",
+                )
+                .bind(self.code.as_str())
+                .bind(items.name.text())
+                .bind(crate::notice::format_date(items.date_of_birth))
+                .bind(i64::from(u8::from(items.sex)))
+                .bind(items.address.text())
+                .fetch_all(self.db.pool())
+                .await?,
+            ),
+        };
+        let records = rows.into_iter().map(|r| decode_record(r.try_get(0)?)).collect::<Result<Vec<_>>>()?;
+        let found = records.iter().map(|r| r.resident_code.as_str()).collect::<Vec<_>>().join(",");
+        let subject = format!("by {how}: {}", if found.is_empty() { "none found" } else { &found });
+        let mut tx = self.db.write().await?;
+        operator::log(&mut tx, op, "find", &subject, now).await?;
+        tx.commit().await?;
+        if records.is_empty() {
+            return Err(Error::not_found("resident", format!("(by {how}) on the register of {}", self.code)));
+        }
+        Ok(records)
+    }
+
+    /// The 転出証明書情報 for a resident who moved out of this municipality.
+    pub async fn move_out_certificate(&self, code: &ResidentCode) -> Result<MoveOutCertificate> {
+        let record = self.get(code).await?;
+        if record.status != ResidentStatus::MovedOut {
+            return Err(Error::Conflict(format!("resident {code} has not moved out of {}", self.code)));
+        }
+        let n = self
+            .last_notice(code, NoticeKind::MoveOut)
+            .await?
+            .ok_or_else(|| Error::not_found("move-out notice", code))?;
         let destination =
             n.body.destination.clone().ok_or_else(|| Error::corrupt("move-out notice", "no destination"))?;
         Ok(MoveOutCertificate { record, move_out: n.key, destination })

@@ -46,7 +46,8 @@ pub struct ErrorBody {
     /// What is wrong, for a person (no personal data, no internal detail on a 5xx).
     pub message: String,
     /// The refusal's reason code (`field_not_permitted`, `rate_limited`, `not_in_table`, …),
-    /// on 403 and 429 refusals only.
+    /// on 403 and 429 refusals, and on a window's 401 the clerk refusal (`clerk_missing`,
+    /// `clerk_not_trusted`, `clerk_stale`, `clerk_other_municipality`, `clerk_bad_signature`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

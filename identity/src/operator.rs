@@ -48,6 +48,15 @@ impl Operator {
         Ok(Self { id: id.to_owned(), role })
     }
 
+    /// The clerk `clerk` working at window `window` (both authenticated: the window by its
+    /// mutual-TLS certificate, the clerk by the signature on the request), as the operator log
+    /// and the change notices name them: `window:131016:W01 clerk:131016:C0001`, role
+    /// [`Role::MunicipalClerk`].
+    pub fn at_window(window: &crate::party::Party, clerk: &crate::party::Party) -> Result<Self> {
+        let short = |p: &crate::party::Party| p.uri().trim_start_matches(crate::party::URI_PREFIX).to_owned();
+        Self::new(&format!("{} {}", short(window), short(clerk)), Role::MunicipalClerk)
+    }
+
     /// Refuses unless the operator has `role`.
     pub fn require(&self, role: Role, action: &'static str) -> Result<()> {
         if self.role == role {

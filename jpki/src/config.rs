@@ -73,6 +73,10 @@ pub struct NodeConf {
     pub credential: PathBuf,
     /// Municipality: its notice key (PREFIX of PREFIX.pem and PREFIX.key).
     pub notice_key: Option<PathBuf>,
+    /// Municipality: names of the other municipality nodes its windows' move-ins reach (the
+    /// peer directory, `--peer`).
+    #[serde(default)]
+    pub peers: Vec<String>,
 }
 
 impl Deployment {
@@ -172,6 +176,9 @@ impl Deployment {
             if n.role != RoleName::Prefecture && !n.municipalities.is_empty() {
                 bail!("{}: only prefectures list municipalities", at());
             }
+            if n.role != RoleName::Municipality && !n.peers.is_empty() {
+                bail!("{}: only municipalities list peers", at());
+            }
             if n.role != RoleName::National && !n.prefectures.is_empty() {
                 bail!("{}: only the national node lists prefectures", at());
             }
@@ -195,6 +202,12 @@ impl Deployment {
                     bail!("node {:?} (prefecture {pref}) lists {m:?}, which is not one of its municipalities", n.name);
                 }
             }
+            for m in &n.peers {
+                let target = self.node(m).with_context(|| format!("node {:?} lists peer {m:?}", n.name))?;
+                if target.role != RoleName::Municipality || target.name == n.name {
+                    bail!("node {:?} lists {m:?} as a peer, but it is not another municipality", n.name);
+                }
+            }
             for p in &n.prefectures {
                 let target = self.node(p).with_context(|| format!("node {:?} lists prefecture {p:?}", n.name))?;
                 if target.role != RoleName::Prefecture {
@@ -216,6 +229,11 @@ impl Deployment {
                 code: code.parse()?,
                 listen: n.listen.clone(),
                 notice_key: n.notice_key.clone().context("a municipality needs its notice_key")?,
+                peers: n
+                    .peers
+                    .iter()
+                    .map(|m| Ok((self.node(m)?.code.clone().unwrap_or_default().parse()?, self.url(m)?)))
+                    .collect::<Result<_>>()?,
                 net,
             },
             RoleName::Prefecture => Role::Prefecture {
@@ -295,8 +313,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match d.role("chiyoda").unwrap_or_else(|e| panic!("{e:#}")) {
-            Role::Municipality { notice_key, .. } => {
+            Role::Municipality { notice_key, peers, .. } => {
                 assert_eq!(notice_key, Path::new("/etc/jpki/net/chiyoda-notice"));
+                let got: Vec<(String, String)> = peers.into_iter().map(|(c, u)| (c.as_str().to_owned(), u)).collect();
+                assert_eq!(
+                    got,
+                    vec![
+                        ("131041".into(), "https://127.0.0.1:8102".into()),
+                        ("271004".into(), "https://127.0.0.1:8103".into())
+                    ]
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -324,6 +350,12 @@ mod tests {
         assert!(err(&format!("{}\n{nat}", node(""))).contains("is a Municipality"));
         assert!(err(&format!("{}\n{}", node(""), nat.replace("[\"a\"]", "[\"zz\"]"))).contains("no node named \"zz\""));
         assert!(err(&node("prefectures = [\"x\"]")).contains("only the national node"));
+        assert!(err(&node("peers = [\"a\"]")).contains("not another municipality"));
+        assert!(err(&node("peers = [\"zz\"]")).contains("no node named \"zz\""));
+        assert!(
+            err(&format!("{}\n{}", node(""), nat.replace("prefectures = [\"a\"]", "peers = [\"a\"]")))
+                .contains("only municipalities list peers")
+        );
         assert!(err(&node("").replace("notice_key = \"a-notice\"\n", "")).contains("needs its notice_key"));
         let no_ca = Deployment::parse(&node("")).err().map(|e| format!("{e:#}")).unwrap_or_default();
         assert!(no_ca.contains("network_ca"), "{no_ca}");

@@ -103,6 +103,12 @@ impl Net {
     pub fn verifier(&self) -> Arc<dyn NoticeVerifier> {
         net::notice_key::Verifier::new(self.trust.clone())
     }
+
+    /// The clerk verifier of a node serving windows (clerk keys of the network CA, checked
+    /// against its CRL).
+    pub fn clerk_verifier(&self) -> Arc<dyn identity::authz::ClerkCheck> {
+        Arc::new(net::clerk::ClerkVerifier::new(self.trust.clone()))
+    }
 }
 
 /// If `JPKI_METRICS_LISTEN` (`HOST:PORT`) is set, serves `/metrics`, `/health` and `/ready` there

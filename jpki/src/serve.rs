@@ -47,6 +47,11 @@ pub enum Role {
         /// --notice-key`); every change notice is signed with it.
         #[arg(long, env = "JPKI_NOTICE_KEY")]
         notice_key: std::path::PathBuf,
+        /// Another municipality's node as `CODE=https://HOST:PORT` (repeat): the peer directory
+        /// a window's move-in reaches the old municipality through (its certificate must name
+        /// `municipality:CODE`).
+        #[arg(long = "peer", value_parser = parse_municipality)]
+        peers: Vec<(LgCode, String)>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -159,13 +164,20 @@ pub async fn run(role: Role) -> Result<()> {
         Role::Validator(a) => crate::validator_cmd::serve(a).await?,
         Role::Ca(a) => crate::ca_serve::serve(a).await?,
         Role::Window(a) => crate::window_serve::serve(a).await?,
-        Role::Municipality { db, code, listen: addr, notice_key, net } => {
+        Role::Municipality { db, code, listen: addr, notice_key, peers, net } => {
             let net = net.load_as(&Party::Municipality(code.clone()))?;
             let signer = crate::netargs::notice_signer(&notice_key, &code)?;
             let m = Municipality::open(Db::open(&db).await?, code.clone()).await?.with_signer(signer).await?;
+            let mut directory = std::collections::BTreeMap::new();
+            for (c, url) in &peers {
+                anyhow::ensure!(*c != code, "--peer {c}: a municipality is not its own peer");
+                let peer = net.peer(url, Some(Party::Municipality(c.clone())))?;
+                anyhow::ensure!(directory.insert(c.clone(), peer).is_none(), "--peer {c} is given twice");
+            }
+            let windows = http::Windows { clerks: net.clerk_verifier(), peers: directory };
             let l = listen(&addr).await?;
             tracing::info!(municipality = %code, listen = %l.local_addr()?, "municipal node listening (mutual TLS)");
-            net.serve(l, http::municipal_router(m)).await?;
+            net.serve(l, http::municipal_router_with(m, windows)).await?;
         }
         Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, law_table: lt, net } => {
             let net = net.load_as(&Party::Prefecture(code.clone()))?;
@@ -206,7 +218,8 @@ pub async fn run(role: Role) -> Result<()> {
             ));
             let l = listen(&addr).await?;
             tracing::info!(listen = %l.local_addr()?, "national node listening (mutual TLS)");
-            net.serve(l, http::national_router(http::NationalState { national })).await?;
+            let router = http::national_router_with(http::NationalState { national }, net.clerk_verifier());
+            net.serve(l, router).await?;
         }
     }
     Ok(())

@@ -30,11 +30,11 @@ use crate::secret::Secret;
 pub const CLERK_SIGNING: &[u8] = &[0x2a, 0x83, 0x08, 0x8c, 0x9b, 0x55, 0x08, 0x05, 0x63, 0x02];
 
 /// Header with the clerk's certificate (DER, hex).
-pub const HEADER_CERT: &str = "x-jpki-clerk-certificate";
+pub const HEADER_CERT: &str = identity::authz::CLERK_HEADER_CERT;
 /// Header with the signing time (unix seconds).
-pub const HEADER_TIME: &str = "x-jpki-clerk-time";
+pub const HEADER_TIME: &str = identity::authz::CLERK_HEADER_TIME;
 /// Header with the signature (DER `Ecdsa-Sig-Value`, hex).
-pub const HEADER_SIGNATURE: &str = "x-jpki-clerk-signature";
+pub const HEADER_SIGNATURE: &str = identity::authz::CLERK_HEADER_SIGNATURE;
 /// Largest accepted difference between the signing time and the verifier's clock.
 pub const MAX_SKEW_SECS: i64 = 300;
 
@@ -280,6 +280,24 @@ impl ClerkVerifier {
         ee.verify_signature(webpki::ring::ECDSA_P384_SHA384, &message(window, method, path, at, body), &sig)
             .map_err(|_| ClerkRefusal::BadSignature)?;
         Ok(clerk)
+    }
+}
+
+/// The identity nodes' clerk check (`identity::authz::ClerkCheck`, for the window routes of
+/// the municipality and national nodes) over this verifier.
+impl identity::authz::ClerkCheck for ClerkVerifier {
+    fn check(
+        &self,
+        window: &Party,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        h: identity::authz::ClerkHeaderValues<'_>,
+        now: i64,
+    ) -> std::result::Result<Party, identity::authz::ClerkRefused> {
+        let headers = ClerkHeaders { cert: h.cert, time: h.time, signature: h.signature };
+        self.verify(window, method, path, body, headers, now)
+            .map_err(|r| identity::authz::ClerkRefused { code: r.code(), detail: r.to_string() })
     }
 }
 
