@@ -60,7 +60,10 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     anyhow::ensure!(matches!(a.env.as_str(), "prod" | "test"), "--env must be prod or test");
     let net = a.net.load()?;
     let window = net.cred.party.clone();
-    anyhow::ensure!(window.kind() == PartyKind::Window, "the credential names {window}, not a window (window:LGCODE:ID)");
+    anyhow::ensure!(
+        window.kind() == PartyKind::Window,
+        "the credential names {window}, not a window (window:LGCODE:ID)"
+    );
     let (municipality, _) = window.station().context("the window names no municipality")?;
     anyhow::ensure!(a.clerks.is_dir(), "--clerks {}: not a directory", a.clerks.display());
     let client = |url: &str, party: Party| -> Result<reqwest::Client> {

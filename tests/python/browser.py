@@ -14,6 +14,8 @@ import subprocess
 from playwright.sync_api import sync_playwright  # noqa: F401  (re-exported for the tests)
 
 CHROMIUM = "/usr/bin/chromium"
+# The workspace (this file is tests/python/browser.py).
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts, which
 # this machine's closed network refuses.
 FLAGS = [
@@ -33,29 +35,51 @@ def spki_pin(cert_pem_path):
     return out
 
 
-def launch(pw, pins=(), client_cert=None, origin=None):
+def launch(pw, pins=(), client_cert=None, origin=None, storage_state=None):
     """A browser and a fresh context. `pins`: SPKI hashes the browser accepts for the page's
     server certificate (the window's loopback page). `client_cert`: (cert PEM, key PEM,
     passphrase) presented to `origin` (a mutual-TLS console); then set NODE_EXTRA_CA_CERTS to
     the network CA before Playwright starts, since its client-certificate proxy checks the
-    server itself."""
+    server itself. `storage_state`: a file of cookies saved by an earlier context."""
     args = list(FLAGS)
     if pins:
         args.append("--ignore-certificate-errors-spki-list=" + ",".join(pins))
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
     opts = {"locale": "ja-JP", "viewport": {"width": 1200, "height": 900}}
+    if storage_state:
+        opts["storage_state"] = str(storage_state)
     if client_cert:
         cert, key, passphrase = client_cert
         c = {"origin": origin, "certPath": str(cert), "keyPath": str(key)}
         if passphrase:
             c["passphrase"] = passphrase
         opts["client_certificates"] = [c]
-    return browser, browser.new_context(**opts)
+    ctx = browser.new_context(**opts)
+    # axe-core is added to every document by the browser itself (an init script, which the
+    # pages' content security policy does not govern), so the pages keep their strict CSP.
+    ctx.add_init_script(path=axe_path())
+    return browser, ctx
+
+
+def axe_path():
+    """The pinned axe-core script (JPKI_AXE_JS, or where `cargo xtask browser` puts it)."""
+    path = os.environ.get("JPKI_AXE_JS", str(ROOT / "target/npm/node_modules/axe-core/axe.min.js"))
+    if not os.path.exists(path):
+        raise SystemExit(f"axe-core not found at {path}: run `cargo xtask browser`")
+    return path
+
+
+def csp_violations(page):
+    """Collects the page's content-security-policy violations (console errors) into a list."""
+    seen = []
+    page.on("console", lambda m: seen.append(f"{m.text} at {m.location} on {page.url}")
+            if "Content Security Policy" in m.text else None)
+    return seen
 
 
 def artefacts():
     """Where screenshots go: JPKI_ARTEFACTS or target/browser-artefacts."""
-    d = pathlib.Path(os.environ.get("JPKI_ARTEFACTS", "target/browser-artefacts"))
+    d = pathlib.Path(os.environ.get("JPKI_ARTEFACTS", str(ROOT / "target/browser-artefacts")))
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -69,11 +93,8 @@ def shot(page, name):
 
 def axe(page, impacts=("serious", "critical")):
     """Runs axe-core (WCAG 2.x A and AA rules) on the page; returns the violations of the given
-    impacts as [(id, impact, help, [targets])]. The script is injected from the pinned package."""
-    path = os.environ.get("JPKI_AXE_JS", "target/npm/node_modules/axe-core/axe.min.js")
-    if not os.path.exists(path):
-        raise SystemExit(f"axe-core not found at {path}: run `cargo xtask browser`")
-    page.add_script_tag(path=path)
+    impacts as [(id, impact, help, [targets])]. axe-core is in every page of a context made by
+    `launch`."""
     result = page.evaluate(
         "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
         "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})")

@@ -30,15 +30,16 @@ pub fn assets_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 /// Middleware adding the security headers to every answer (pages, fragments, assets, errors):
-/// the [`CSP`], `nosniff`, no referrer, no framing, and `no-store` (pages carry personal data
-/// and must not stay in the browser's cache).
+/// the [`CSP`], `nosniff`, referrers only to this origin (with `no-referrer` Chromium sends
+/// `Origin: null` on form posts, which the cross-site check must refuse), no framing, and
+/// `no-store` (pages carry personal data and must not stay in the browser's cache).
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut r = next.run(req).await.into_response();
     let h = r.headers_mut();
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, "no-store"),
     ] {

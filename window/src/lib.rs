@@ -143,7 +143,5 @@ pub fn unix_now() -> i64 {
 
 /// The window's router: pages, fragments and assets, every answer with the security headers.
 pub fn router(app: Arc<App>) -> axum::Router {
-    pages::router(app)
-        .merge(web::assets_router())
-        .layer(axum::middleware::from_fn(web::security_headers))
+    pages::router(app).merge(web::assets_router()).layer(axum::middleware::from_fn(web::security_headers))
 }

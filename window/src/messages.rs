@@ -62,13 +62,17 @@ pub fn card_error(e: &card::Error) -> Failed {
     use card::Error as E;
     let code = e.kind();
     match e {
-        E::NoService(_) => failed(code, "カードリーダーのサービス（pcscd）が動いていません。", "端末の管理者に連絡してください。"),
+        E::NoService(_) => {
+            failed(code, "カードリーダーのサービス（pcscd）が動いていません。", "端末の管理者に連絡してください。")
+        }
         E::NoReader { .. } => failed(
             code,
             "カードリーダーが見つかりません。",
             "リーダーが接続されているか確認し、もう一度操作してください。",
         ),
-        E::NoCard(..) => failed(code, "カードが挿入されていません。", "カードをリーダーに挿入してから、もう一度操作してください。"),
+        E::NoCard(..) => {
+            failed(code, "カードが挿入されていません。", "カードをリーダーに挿入してから、もう一度操作してください。")
+        }
         E::Removed(_) => failed(
             code,
             "処理中にカードが抜かれました。",
@@ -93,17 +97,23 @@ pub fn card_error(e: &card::Error) -> Failed {
             format!("{}がロックされています（残り0回）。", pin_name(pin)),
             "本人確認のうえ「暗証番号の再設定」を行ってください。",
         ),
-        E::IssuerAuth(_) => failed(code, "このカードの発行者認証に失敗しました。", "別のカードを使い、管理者に連絡してください。"),
-        E::Ca { source, wiped, .. } => ca_error(source, *wiped),
-        E::InvalidInput { field, reason } => {
-            failed(code, format!("入力に誤りがあります（{field}: {reason}）。カードには触れていません。"), "入力を直してもう一度操作してください。")
+        E::IssuerAuth(_) => {
+            failed(code, "このカードの発行者認証に失敗しました。", "別のカードを使い、管理者に連絡してください。")
         }
+        E::Ca { source, wiped, .. } => ca_error(source, *wiped),
+        E::InvalidInput { field, reason } => failed(
+            code,
+            format!("入力に誤りがあります（{field}: {reason}）。カードには触れていません。"),
+            "入力を直してもう一度操作してください。",
+        ),
         E::WrongLifecycle { hint, .. } => {
             failed(code, format!("このカードではその操作はできません（{hint}）。"), "カードの状態を確認してください。")
         }
-        E::PinNeeded { pin, .. } => {
-            failed(code, format!("{}の入力が必要です。", pin_name(pin)), "住民に暗証番号を入力してもらい、もう一度操作してください。")
-        }
+        E::PinNeeded { pin, .. } => failed(
+            code,
+            format!("{}の入力が必要です。", pin_name(pin)),
+            "住民に暗証番号を入力してもらい、もう一度操作してください。",
+        ),
         E::NotJpki(_) => failed(code, "個人番号カード（JPKI）ではありません。", "正しいカードを挿入してください。"),
         E::AlreadyIssued(_) => failed(
             code,
@@ -115,8 +125,16 @@ pub fn card_error(e: &card::Error) -> Failed {
             "書き込んだ内容をカードから読み戻すと一致しませんでした。",
             "「発行を再開」でもう一度書き込むか、「カードの初期化」を行ってください。",
         ),
-        E::PinFormat(f) => failed(code, format!("暗証番号の形式が正しくありません（{f}）。"), "形式を確認して入力し直してもらってください。"),
-        _ => failed(code, format!("カードの処理に失敗しました（{code}）。"), "カードを挿入し直し、もう一度操作してください。"),
+        E::PinFormat(f) => failed(
+            code,
+            format!("暗証番号の形式が正しくありません（{f}）。"),
+            "形式を確認して入力し直してもらってください。",
+        ),
+        _ => failed(
+            code,
+            format!("カードの処理に失敗しました（{code}）。"),
+            "カードを挿入し直し、もう一度操作してください。",
+        ),
     }
 }
 
@@ -128,9 +146,11 @@ fn pin_name(pin: &str) -> &'static str {
 pub fn register_error(e: &crate::register::NodeError) -> Failed {
     use crate::register::NodeError as N;
     match e {
-        N::Refused { code, .. } if code == "not_found" => {
-            failed(code.clone(), "該当する住民は見つかりません。", "住民票コード、または4情報（氏名・生年月日・性別・住所）を正確に入力してください。")
-        }
+        N::Refused { code, .. } if code == "not_found" => failed(
+            code.clone(),
+            "該当する住民は見つかりません。",
+            "住民票コード、または4情報（氏名・生年月日・性別・住所）を正確に入力してください。",
+        ),
         N::Refused { code, .. } if code == "not_own_municipality" => failed(
             code.clone(),
             "この住民は当市区町村の住民ではありません。",
@@ -141,15 +161,21 @@ pub fn register_error(e: &crate::register::NodeError) -> Failed {
             format!("職員の認証が拒否されました（{code}）。"),
             "サインアウトして、もう一度サインインしてください。",
         ),
-        N::Refused { code, detail } => {
-            failed(code.clone(), format!("処理できませんでした（{code}: {}）。", short(detail)), "入力を確認して、もう一度操作してください。")
-        }
+        N::Refused { code, detail } => failed(
+            code.clone(),
+            format!("処理できませんでした（{code}: {}）。", short(detail)),
+            "入力を確認して、もう一度操作してください。",
+        ),
         N::Unavailable(_) => failed(
             "node_unreachable",
             "市区町村の住民基本台帳システムに接続できません。何も変更されていません。",
             "しばらく待ってから、もう一度操作してください。",
         ),
-        N::Failed(_) => failed("node_failed", "住民基本台帳システムの処理に失敗しました。", "もう一度操作してください。続く場合は管理者に連絡してください。"),
+        N::Failed(_) => failed(
+            "node_failed",
+            "住民基本台帳システムの処理に失敗しました。",
+            "もう一度操作してください。続く場合は管理者に連絡してください。",
+        ),
     }
 }
 

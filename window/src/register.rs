@@ -34,7 +34,9 @@ impl From<identity::Error> for NodeError {
             Some(a) if (400..500).contains(&a.status) => {
                 NodeError::Refused { code: a.code().to_owned(), detail: a.message.clone() }
             }
-            Some(a) if (502..=504).contains(&a.status) => NodeError::Unavailable(format!("{}: {}", a.code(), a.message)),
+            Some(a) if (502..=504).contains(&a.status) => {
+                NodeError::Unavailable(format!("{}: {}", a.code(), a.message))
+            }
             Some(a) => NodeError::Failed(format!("{} {}: {}", a.status, a.code(), a.message)),
             None => match e {
                 identity::Error::Peer { .. } => NodeError::Unavailable(e.to_string()),

@@ -122,7 +122,15 @@ pub fn session(app: &App, headers: &HeaderMap) -> Result<(String, Arc<Clerk>), R
 pub fn check_post(app: &App, binding: &str, headers: &HeaderMap, token: Option<&str>) -> Result<(), Response> {
     let host = headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     if web::csrf::cross_site(headers, host) {
-        tracing::warn!(window = %app.cfg.window, reason = "cross_site", "form post refused");
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+        tracing::warn!(
+            window = %app.cfg.window,
+            reason = "cross_site",
+            origin = h("origin"),
+            sec_fetch_site = h("sec-fetch-site"),
+            host,
+            "form post refused"
+        );
         return Err(refused("他のサイトからの送信は受け付けません。"));
     }
     if let Err(e) = app.csrf.check(binding, token, (app.clock)()) {

@@ -493,11 +493,17 @@ impl Network {
     /// it (read with the CA's credential).
     pub async fn resident(&self, name: &str, dob: &str) -> String {
         let code = self.register(&self.clerk_env(), name, dob);
+        self.wait_national(&code).await;
+        code
+    }
+
+    /// Waits until the national node's feed has resident `code` (read with the CA's credential).
+    pub async fn wait_national(&self, code: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let o = self.jpki(&["identity", "feed", "--national", &self.national]);
-            if text(&o).contains(&code) {
-                return code;
+            if text(&o).contains(code) {
+                return;
             }
             assert!(Instant::now() < deadline, "resident {code} never reached the national node: {}", text(&o));
             tokio::time::sleep(Duration::from_millis(100)).await;

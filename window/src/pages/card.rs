@@ -46,7 +46,9 @@ fn step_label(s: Step) -> &'static str {
 /// The card forms of a resident's page.
 pub(super) fn card_forms(ctx: &Ctx, r: &Record, under_15: bool) -> Markup {
     let code = r.resident_code.to_string();
-    let default_expiry = card::writer::today_jst().replace_year(card::writer::today_jst().year() + 10).map_or_else(|_| String::new(), |d| d.to_string());
+    let default_expiry = card::writer::today_jst()
+        .replace_year(card::writer::today_jst().year() + 10)
+        .map_or_else(|_| String::new(), |d| d.to_string());
     html! {
         details open {
             summary { "カードの発行・更新" }
@@ -149,7 +151,11 @@ async fn issue(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<Is
         "resume" => (Kind::Resume, Mode::Issue { resume: true }),
         "renew" => (Kind::Renew, Mode::Renew),
         _ => {
-            let bad = Failed { code: "invalid".into(), what: "操作を選んでください。".into(), next: "もう一度操作してください。".into() };
+            let bad = Failed {
+                code: "invalid".into(),
+                what: "操作を選んでください。".into(),
+                next: "もう一度操作してください。".into(),
+            };
             return failure(StatusCode::BAD_REQUEST, "カードの発行", &bad);
         }
     };
@@ -188,7 +194,11 @@ async fn issue(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<Is
                 .map_err(|e| crate::messages::card_error(&e))?;
             let mut lines = vec![format!("カード番号 {}", r.serial)];
             for c in &r.certificates.certificates {
-                let what = if c.kind.name() == "signature" { "署名用電子証明書" } else { "利用者証明用電子証明書" };
+                let what = if c.kind.name() == "signature" {
+                    "署名用電子証明書"
+                } else {
+                    "利用者証明用電子証明書"
+                };
                 lines.push(format!("{what} シリアル {}", c.serial));
             }
             if mode == Mode::Renew {
@@ -237,7 +247,10 @@ async fn pin_reset(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): For
                 .map_err(|e| crate::messages::card_error(&e))?;
             let mut lines = vec![format!("カード番号 {} の暗証番号を再設定しました。", r.serial)];
             if r.signature_key_destroyed {
-                lines.push("署名用の鍵と電子証明書は消去されました。「電子証明書の更新」で新しいものを発行してください。".into());
+                lines.push(
+                    "署名用の鍵と電子証明書は消去されました。「電子証明書の更新」で新しいものを発行してください。"
+                        .into(),
+                );
             }
             Ok(Done { lines })
         })
@@ -282,7 +295,11 @@ fn progress(job: &Job) -> Markup {
     let st = job.state();
     let running = st.outcome.is_none();
     let url = format!("/card/jobs/{}/steps", job.id);
-    let failed_at = if matches!(st.outcome, Some(Err(_))) { Step::ALL.iter().find(|s| !st.steps.contains(s)).copied() } else { None };
+    let failed_at = if matches!(st.outcome, Some(Err(_))) {
+        Step::ALL.iter().find(|s| !st.steps.contains(s)).copied()
+    } else {
+        None
+    };
     html! {
         div #progress aria-live="polite" hx-get=[running.then_some(&url)] hx-trigger=[running.then_some("every 500ms")] hx-swap="outerHTML" {
             @if job.kind.has_steps() {
@@ -319,7 +336,13 @@ async fn job_page(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pat
         Err(r) => return r,
     };
     let Some(job) = app.jobs.get(&id, &ctx.sid) else {
-        return web::message(StatusCode::NOT_FOUND, "処理が見つかりません", "この処理は存在しないか、別の職員のものです。", "住民の検索からやり直してください。", Some(("/", "ホームへ")));
+        return web::message(
+            StatusCode::NOT_FOUND,
+            "処理が見つかりません",
+            "この処理は存在しないか、別の職員のものです。",
+            "住民の検索からやり直してください。",
+            Some(("/", "ホームへ")),
+        );
     };
     let body = html! {
         (progress(&job))

@@ -64,7 +64,12 @@ pub(crate) fn page(app: &App, ctx: &Ctx, title: &str, body: Markup) -> Response 
     let service = app.service_name();
     let nav = web::Nav {
         service: &service,
-        links: &[("/", "住民の検索"), ("/residents/new", "住民の登録"), ("/card/status", "カードの状態"), ("/card/queue", "再発行の対象")],
+        links: &[
+            ("/", "住民の検索"),
+            ("/residents/new", "住民の登録"),
+            ("/card/status", "カードの状態"),
+            ("/card/queue", "再発行の対象"),
+        ],
         who: Some(&ctx.clerk.id),
         sign_out: Some(("/signout", &ctx.csrf)),
     };

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use identity::ids::{LgCode, ResidentCode};
 use identity::provision::Lookup;
 use identity::window::{
-    ChangeCodeRequest, CorrectRequest, DisclosureRequest, FindRequest, MoveInRequest, MoveOutRequest, MoveWithinRequest,
-    RegisterRequest, Registration, RemoveRequest, Removal,
+    ChangeCodeRequest, CorrectRequest, DisclosureRequest, FindRequest, MoveInRequest, MoveOutRequest,
+    MoveWithinRequest, RegisterRequest, Registration, Removal, RemoveRequest,
 };
 
 use super::{Ctx, failure, page};
@@ -131,7 +131,9 @@ impl ItemsForm {
 }
 
 fn invalid(what: String) -> crate::jobs::Failed {
-    crate::jobs::Failed { code: "invalid".into(), what, next: "入力を直して、もう一度操作してください。".into() }
+    crate::jobs::Failed {
+        code: "invalid".into(), what, next: "入力を直して、もう一度操作してください。".into()
+    }
 }
 
 fn node_failure(title: &str, e: &NodeError) -> Response {
@@ -343,7 +345,9 @@ async fn register(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form
         _ => return failure(StatusCode::BAD_REQUEST, "住民の登録", &invalid("届出の種類を選んでください。".into())),
     };
     match node(&app, &ctx.clerk, &RegisterRequest { kind, items, effective_date: today() }).await {
-        Ok(c) => resident_page(&app, &ctx, &c.record, Some("住民を登録しました。住民票コードを本人に通知してください。")),
+        Ok(c) => {
+            resident_page(&app, &ctx, &c.record, Some("住民を登録しました。住民票コードを本人に通知してください。"))
+        }
         Err(e) => node_failure("住民の登録", &e),
     }
 }
@@ -439,7 +443,11 @@ type ChangeOutcome = (&'static str, Result<identity::window::Changed, NodeError>
 /// Builds the change a form asks for and sends it; an input error is (title, message).
 async fn change_request(app: &App, ctx: &Ctx, f: &ChangeForm) -> Result<ChangeOutcome, (&'static str, String)> {
     let need = |v: &Option<String>, what: &str| {
-        v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).ok_or_else(|| format!("{what}を入力してください。"))
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{what}を入力してください。"))
     };
     let effective_date = today();
     let clerk = &ctx.clerk;
