@@ -43,8 +43,7 @@ impl Window {
     }
 
     async fn call<Q: WindowRequest>(&self, node: Party, base: &str, q: &Q) -> Result<Q::Answer, identity::Error> {
-        let sign = |m: &str, p: &str, b: &[u8]| Ok(self.sign(m, p, b));
-        window_call(&self.client(node), base, q, &sign).await
+        window_call(&self.client(node), base, q, &self.clerk.window_signer(self.party.clone())).await
     }
 
     /// `POST base+path` with exactly `body` and `headers`, as this window: the error answer.
