@@ -17,6 +17,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use common::*;
 use identity::authz::{ClerkCheck, ClerkHeaderValues, ClerkRefused};
 use identity::client::{PeerAnswer, window_call, window_post};
@@ -673,5 +674,66 @@ async fn the_national_node_discloses_to_a_window_only_its_own_municipalitys_resi
         let e =
             window_call(&client_as(W_TOKYO), &w.national_url, &DisclosureRequest { resident_code: moved }, &fail).await;
         assert!(matches!(e, Err(identity::Error::ClerkSigning(ref m)) if m.contains("card reader")), "{e:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_move_in_whose_notice_is_lost_stays_committed_and_a_repeat_sends_the_notice_only() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for like in backends().await {
+        let w = world(&like).await;
+        let tokyo = Desk::new(W_TOKYO, C_TOKYO);
+        let osaka = Desk::new(W_OSAKA, C_OSAKA);
+        let code = tokyo.call(&w.tokyo_url, &register_request("通知　失敗")).await.unwrap().record.resident_code;
+        let out = MoveOutRequest {
+            resident_code: code.clone(),
+            destination: lg("271004"),
+            effective_date: date("2026-06-01"),
+        };
+        tokyo.call(&w.tokyo_url, &out).await.unwrap();
+        // 千代田区's node, as 大阪市 reaches it, refuses 転入通知 while `down` is set.
+        let down = Arc::new(AtomicBool::new(true));
+        let flag = down.clone();
+        let flaky = http::municipal_router(w.tokyo.clone()).layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let down = flag.load(Ordering::SeqCst) && req.uri().path() == "/v1/move-in-notices";
+                async move {
+                    if down {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    next.run(req).await
+                }
+            },
+        ));
+        let flaky_url = serve(flaky).await;
+        let peers = BTreeMap::from([(lg("131016"), peer_as(&flaky_url, "municipality:271004"))]);
+        let osaka_url =
+            serve(http::municipal_router_with(w.osaka.clone(), Windows { clerks: Arc::new(TestClerks), peers })).await;
+        let q = MoveInRequest {
+            resident_code: code.clone(),
+            old_municipality: lg("131016"),
+            address: FlaggedText::plain("address", "大阪府大阪市北区1-1").unwrap(),
+            effective_date: date("2026-06-02"),
+        };
+        let first = osaka.call(&osaka_url, &q).await.unwrap();
+        assert_eq!((first.kind, first.old_municipality_notified), (NoticeKind::MoveIn, Some(false)), "{}", like.label);
+        assert!(first.note.as_deref().unwrap_or_default().contains("repeat the same move-in"), "{first:?}");
+        assert_eq!(count(w.tokyo.db(), "SELECT COUNT(*) FROM move_in_notification").await, 0);
+        let notices = count(w.osaka.db(), "SELECT COUNT(*) FROM change_notice").await;
+        // The repeat, with 千代田区 reachable again: the notice only, nothing recorded twice.
+        down.store(false, Ordering::SeqCst);
+        let again = osaka.call(&osaka_url, &q).await.unwrap();
+        assert_eq!((again.seq, again.old_municipality_notified, again.note), (first.seq, Some(true), None));
+        assert_eq!(count(w.osaka.db(), "SELECT COUNT(*) FROM change_notice").await, notices);
+        assert_eq!(count(w.tokyo.db(), "SELECT COUNT(*) FROM move_in_notification").await, 1);
+        // Once the resident has changed since, the same request is no repeat: a conflict.
+        let within = MoveWithinRequest {
+            resident_code: code.clone(),
+            address: FlaggedText::plain("address", "大阪府大阪市北区2-2").unwrap(),
+            effective_date: date("2026-06-03"),
+        };
+        osaka.call(&osaka_url, &within).await.unwrap();
+        assert_refused(osaka.call(&osaka_url, &q).await, 409, "conflict");
+        assert_eq!(count(w.osaka.db(), "SELECT COUNT(*) FROM change_notice").await, notices + 1);
     }
 }
