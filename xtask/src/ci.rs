@@ -10,7 +10,7 @@ use crate::{
     cmd::{cargo, project_root, run},
     conformance::{limbo_run, pkits},
     fuzz, guard,
-    install::{install_missing, install_oracles, install_python_tools, install_rust_components},
+    install::{axe_js, install_missing, install_npm_tools, install_oracles, install_python_tools, install_rust_components},
     main_job::{main_job, scan_logs},
     pcscd::Pcscd,
     pg::Cluster,
@@ -24,6 +24,7 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         install_missing(!no_pg)?;
         install_python_tools()?;
         install_oracles()?;
+        install_npm_tools()?;
         install_rust_components()
     });
     if !installed {
@@ -49,6 +50,8 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
     });
     let mut test = cargo("test --workspace --all-targets");
     test.env("RUST_BACKTRACE", "1");
+    // The browser tests inject this axe-core (installed above) into every page they check.
+    test.env("JPKI_AXE_JS", axe_js());
     if no_pg {
         summary.skip("postgres", "--no-pg: storage tests run on SQLite only");
         test.env_remove("JPKI_TEST_PG_URL");

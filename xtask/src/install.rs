@@ -39,6 +39,12 @@ const PACKAGES: &[Package] = &[
     Package { name: "curl", probe: "/usr/bin/curl", postgres: false },
     // `promtool check metrics` checks every scraped exposition (tests/tests/metrics.rs).
     Package { name: "prometheus", probe: "/usr/bin/promtool", postgres: false },
+    // The browser tests of the web pages (tests/python/browser.py): Debian's Chromium, driven by
+    // Playwright for Python with `executable_path` (never `playwright install`), ChromeDriver for
+    // WebDriver users, and a Japanese font so screenshots show the labels.
+    Package { name: "chromium", probe: "/usr/bin/chromium", postgres: false },
+    Package { name: "chromium-driver", probe: "/usr/bin/chromedriver", postgres: false },
+    Package { name: "fonts-noto-cjk", probe: "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", postgres: false },
 ];
 
 /// Python tools the tests run as independent checkers, pinned: (probe, pip requirement). A
@@ -53,7 +59,46 @@ const PYTHON_TOOLS: &[(&str, &str)] = &[
     // (tests/python/openapi_check.py): the spec validator, and the OpenAPI 3.1 schema validator.
     ("import:openapi_spec_validator", "openapi-spec-validator==0.9.0"),
     ("import:openapi_schema_validator", "openapi-schema-validator==0.9.0"),
+    // Drives Debian's Chromium in the browser tests (tests/python/browser.py).
+    ("import:playwright.sync_api", "playwright==1.65.2"),
 ];
+
+/// npm packages the browser tests inject into pages, pinned: (package, version). Installed into
+/// [`npm_dir`]; the tests find axe-core through `JPKI_AXE_JS`, which `cargo xtask ci` sets.
+const NPM_TOOLS: &[(&str, &str)] = &[("axe-core", "4.14.1")];
+
+/// `target/npm`: where [`NPM_TOOLS`] are installed.
+pub(crate) fn npm_dir() -> PathBuf {
+    project_root().join("target/npm")
+}
+
+/// The axe-core script the browser tests inject (`JPKI_AXE_JS`).
+pub(crate) fn axe_js() -> PathBuf {
+    npm_dir().join("node_modules/axe-core/axe.min.js")
+}
+
+/// Installs the [`NPM_TOOLS`] whose pinned version is not in [`npm_dir`].
+pub(crate) fn install_npm_tools() -> anyhow::Result<()> {
+    let dir = npm_dir();
+    for (name, version) in NPM_TOOLS {
+        let manifest = dir.join("node_modules").join(name).join("package.json");
+        let present = std::fs::read_to_string(&manifest)
+            .is_ok_and(|m| m.contains(&format!("\"version\": \"{version}\"")));
+        println!("{name:<16} {:<8} (npm {name}@{version} in {})", if present { "present" } else { "missing" }, dir.display());
+        if present {
+            continue;
+        }
+        std::fs::create_dir_all(&dir)?;
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&dir)
+            .arg(format!("{name}@{version}")))?;
+        if !manifest.exists() {
+            bail!("installed {name}@{version} but {} is missing", manifest.display());
+        }
+    }
+    Ok(())
+}
 
 fn python_tool_present(probe: &str) -> bool {
     let mut cmd = match probe.strip_prefix("import:") {

@@ -34,7 +34,7 @@ use crate::{
     ci::ci,
     cmd::{cargo, project_root, run},
     conformance::{limbo_run, pkits},
-    install::{install_missing, install_oracles},
+    install::{install_missing, install_npm_tools, install_oracles, install_python_tools},
     pcscd::Pcscd,
     pg::with_cluster,
 };
@@ -57,6 +57,7 @@ usage: cargo xtask <command>
   limbo                     x509-limbo (../shared/conformance) through `jpki verify cert`
   pkits                     NIST PKITS (PyPI cryptography-vectors, expectations from pyhanko-certvalidator)
   oracles                   install the pinned ML-DSA verifiers (cryptography, Go) into target/oracles/venv
+  browser                   install what the browser tests need: Chromium, Playwright, axe-core (target/npm)
                             through `jpki verify cert`; pass counts per section
   bench card                card issuance (APDUs, wall time) and signatures/s through pcscd + vpcd
   demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
@@ -149,6 +150,12 @@ fn main_inner() -> anyhow::Result<ExitCode> {
         ["oracles"] => {
             install_missing(false)?;
             install_oracles()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ["browser"] => {
+            install_missing(false)?;
+            install_python_tools()?;
+            install_npm_tools()?;
             Ok(ExitCode::SUCCESS)
         }
         ["fuzz", rest @ ..] => {

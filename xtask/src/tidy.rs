@@ -44,6 +44,8 @@ pub const PURE_MODULES: &[&str] = &[
     "validator/src/crl_index.rs",
     "validator/src/verify.rs",
     "validator/src/signed_doc.rs",
+    "web/src/csrf.rs",
+    "web/src/session.rs",
 ];
 
 /// The attribute every [`PURE_MODULES`] file carries (after its `//!` lines).
