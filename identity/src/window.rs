@@ -14,7 +14,7 @@ use time::Date;
 use crate::ids::{LgCode, ResidentCode};
 use crate::notice::NoticeKind;
 use crate::person::{FlaggedText, FourItems, Record};
-use crate::provision::{DisclosureRow, Lookup};
+pub use crate::provision::{DisclosureRow, Lookup};
 
 /// `POST /v1/window/find` (municipality node).
 pub const FIND: &str = "/v1/window/find";
