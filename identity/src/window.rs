@@ -7,6 +7,8 @@
 //!
 //! The routes: [`crate::window_routes`]; the client: [`crate::client::window_call`].
 
+#![forbid(clippy::disallowed_methods)]
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::Date;
