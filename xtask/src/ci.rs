@@ -10,9 +10,7 @@ use crate::{
     cmd::{cargo, project_root, run},
     conformance::{limbo_run, pkits},
     fuzz, guard,
-    install::{
-        axe_js, install_missing, install_npm_tools, install_oracles, install_python_tools, install_rust_components,
-    },
+    install::{axe_js, install_missing, install_npm_tools, install_oracles, install_python_tools, install_rust_components},
     main_job::{main_job, scan_logs},
     pcscd::Pcscd,
     pg::Cluster,

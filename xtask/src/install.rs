@@ -44,11 +44,7 @@ const PACKAGES: &[Package] = &[
     // WebDriver users, and a Japanese font so screenshots show the labels.
     Package { name: "chromium", probe: "/usr/bin/chromium", postgres: false },
     Package { name: "chromium-driver", probe: "/usr/bin/chromedriver", postgres: false },
-    Package {
-        name: "fonts-noto-cjk",
-        probe: "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-        postgres: false,
-    },
+    Package { name: "fonts-noto-cjk", probe: "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", postgres: false },
 ];
 
 /// Python tools the tests run as independent checkers, pinned: (probe, pip requirement). A
@@ -86,13 +82,9 @@ pub(crate) fn install_npm_tools() -> anyhow::Result<()> {
     let dir = npm_dir();
     for (name, version) in NPM_TOOLS {
         let manifest = dir.join("node_modules").join(name).join("package.json");
-        let present =
-            std::fs::read_to_string(&manifest).is_ok_and(|m| m.contains(&format!("\"version\": \"{version}\"")));
-        println!(
-            "{name:<16} {:<8} (npm {name}@{version} in {})",
-            if present { "present" } else { "missing" },
-            dir.display()
-        );
+        let present = std::fs::read_to_string(&manifest)
+            .is_ok_and(|m| m.contains(&format!("\"version\": \"{version}\"")));
+        println!("{name:<16} {:<8} (npm {name}@{version} in {})", if present { "present" } else { "missing" }, dir.display());
         if present {
             continue;
         }
