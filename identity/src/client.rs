@@ -228,8 +228,10 @@ fn answer_error(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error {
 /// URL's path and the exact body bytes, the header names and values (the window service
 /// implements it with `net::clerk::ClerkKey::headers` and its own window party; identity holds
 /// no key). An `Err` is the reason, for a person; nothing is sent.
-pub type ClerkSign<'a> =
-    &'a (dyn Fn(&str, &str, &[u8]) -> std::result::Result<Vec<(&'static str, String)>, String> + Send + Sync);
+pub type ClerkSign<'a> = &'a (dyn Fn(&str, &str, &[u8]) -> std::result::Result<SignedHeaders, String> + Send + Sync);
+
+/// The clerk's signature headers of one request: (name, value) pairs.
+pub type SignedHeaders = Vec<(&'static str, String)>;
 
 /// `POST base+path` with `body` as JSON, signed for the clerk by `sign` over exactly the bytes
 /// sent, over `client` (in production `net::client::client(window credential, trust,

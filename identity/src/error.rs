@@ -54,7 +54,7 @@ pub enum Error {
     /// A window's request whose clerk signature was not accepted ([`crate::authz::ClerkCheck`]):
     /// missing, untrusted, stale, of another municipality's clerk, or not verifying. Nothing
     /// was applied.
-    #[error("{party}: the clerk is not authenticated ({reason}): {detail}")]
+    #[error("{party}: the clerk is not authenticated: {detail}")]
     ClerkRefused {
         /// The calling window (its URI).
         party: String,

@@ -7,6 +7,8 @@
 //!
 //! The routes: [`crate::window_routes`]; the client: [`crate::client::window_call`].
 
+#![forbid(clippy::disallowed_methods)]
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -14,7 +16,7 @@ use time::Date;
 use crate::ids::{LgCode, ResidentCode};
 use crate::notice::NoticeKind;
 use crate::person::{FlaggedText, FourItems, Record};
-use crate::provision::{DisclosureRow, Lookup};
+pub use crate::provision::{DisclosureRow, Lookup};
 
 /// `POST /v1/window/find` (municipality node).
 pub const FIND: &str = "/v1/window/find";

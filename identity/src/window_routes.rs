@@ -152,19 +152,19 @@ fn changed(n: ChangeNotice) -> Changed {
 /// The window routes of a municipality node.
 pub(crate) fn municipal_api() -> OpenApiRouter<Arc<MunicipalWindows>> {
     OpenApiRouter::new()
-        .routes(routes!(find))
-        .routes(routes!(register))
-        .routes(routes!(move_within))
-        .routes(routes!(move_out))
-        .routes(routes!(move_in))
-        .routes(routes!(remove))
-        .routes(routes!(correct))
-        .routes(routes!(change_code))
+        .routes(routes!(window_find))
+        .routes(routes!(window_register))
+        .routes(routes!(window_move_within))
+        .routes(routes!(window_move_out))
+        .routes(routes!(window_move_in))
+        .routes(routes!(window_remove))
+        .routes(routes!(window_correct))
+        .routes(routes!(window_change_code))
 }
 
 /// The window route of the national node.
 pub(crate) fn national_api() -> OpenApiRouter<Arc<NationalWindows>> {
-    OpenApiRouter::new().routes(routes!(disclosure))
+    OpenApiRouter::new().routes(routes!(window_disclosure))
 }
 
 /// `POST /v1/window/find`.
@@ -190,7 +190,7 @@ lookup and the codes it found are written to the operator log as `window:… cle
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn find(
+async fn window_find(
     State(w): State<Arc<MunicipalWindows>>,
     Caller(c): Caller,
     headers: HeaderMap,
@@ -220,7 +220,7 @@ notice and the operator-log row naming window and clerk. Callers as for `/v1/win
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn register(
+async fn window_register(
     State(w): State<Arc<MunicipalWindows>>,
     Caller(c): Caller,
     headers: HeaderMap,
@@ -250,7 +250,7 @@ async fn register(
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn move_within(
+async fn window_move_within(
     State(w): State<Arc<MunicipalWindows>>,
     Caller(c): Caller,
     headers: HeaderMap,
@@ -281,7 +281,7 @@ Callers as for `/v1/window/find`.",
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn move_out(
+async fn window_move_out(
     State(w): State<Arc<MunicipalWindows>>,
     Caller(c): Caller,
     headers: HeaderMap,
@@ -316,7 +316,7 @@ one, or the resident is already registered here", body = ErrorBody),
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn move_in(
+async fn window_move_in(
     State(w): State<Arc<MunicipalWindows>>,
     Caller(c): Caller,
     headers: HeaderMap,
@@ -417,7 +417,7 @@ for `/v1/window/find`.",
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn remove(
+async fn window_remove(
     State(w): State<Arc<MunicipalWindows>>,
     Caller(c): Caller,
     headers: HeaderMap,
@@ -448,7 +448,7 @@ async fn remove(
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn correct(
+async fn window_correct(
     State(w): State<Arc<MunicipalWindows>>,
     Caller(c): Caller,
     headers: HeaderMap,
@@ -478,7 +478,7 @@ async fn correct(
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn change_code(
+async fn window_change_code(
     State(w): State<Arc<MunicipalWindows>>,
     Caller(c): Caller,
     headers: HeaderMap,
@@ -510,7 +510,7 @@ municipality (`not_own_municipality`)", body = ErrorBody),
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn disclosure(
+async fn window_disclosure(
     State(s): State<Arc<NationalWindows>>,
     Caller(c): Caller,
     headers: HeaderMap,

@@ -102,6 +102,23 @@ impl ClerkKey {
     }
 }
 
+impl ClerkKey {
+    /// The signing callback of `identity::client::window_call` for this clerk's requests at
+    /// `window` (the window service's own party), signed at the clock's time.
+    pub fn window_signer(
+        self: &Arc<Self>,
+        window: Party,
+    ) -> impl Fn(&str, &str, &[u8]) -> std::result::Result<identity::client::SignedHeaders, String> + Send + Sync + use<>
+    {
+        let key = Arc::clone(self);
+        move |method: &str, path: &str, body: &[u8]| {
+            key.headers(&window, method, path, body, identity::http::now())
+                .map(|h| h.to_vec())
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// Why a clerk's authentication was refused: a stable code for the wire and the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClerkRefusal {

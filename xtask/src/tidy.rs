@@ -31,6 +31,7 @@ pub const PURE_MODULES: &[&str] = &[
     "identity/src/apply.rs",
     "identity/src/law.rs",
     "identity/src/authz.rs",
+    "identity/src/window.rs",
     "ca/src/hierarchy.rs",
     "ca/src/profile.rs",
     "ca/src/validity.rs",

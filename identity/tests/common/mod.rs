@@ -149,7 +149,11 @@ async fn party_from_test_header(
 
 /// Serves a router on an ephemeral loopback port behind the TLS double; returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_listener(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), router).await
+}
+
+/// [`serve`] on listener `l`.
+pub async fn serve_listener(l: tokio::net::TcpListener, router: axum::Router) -> String {
     let url = format!("http://{}", l.local_addr().unwrap());
     let router = router.layer(axum::middleware::from_fn(party_from_test_header));
     tokio::spawn(identity::http::serve(l, router));

@@ -196,6 +196,61 @@ impl NetPki {
         Kill(c.spawn().unwrap())
     }
 
+    /// Spawns `jpki serve municipality` for `code` (credential `m{code}`, notice key
+    /// `m{code}-notice`) on database `db` and 127.0.0.1:`port`, with `extra` arguments and `env`.
+    pub fn serve_municipality(
+        &self,
+        code: &str,
+        db: &str,
+        port: u16,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Kill {
+        let (listen, key) =
+            (format!("127.0.0.1:{port}"), self.prefix(&format!("m{code}-notice")).display().to_string());
+        let args = ["serve", "municipality", "--db", db, "--code", code, "--listen", &listen, "--notice-key", &key];
+        self.serve_env(&format!("m{code}"), &[&args[..], extra].concat(), env)
+    }
+
+    /// Spawns `jpki serve prefecture` for `code` (credential `p{code}`) on database `db` and
+    /// 127.0.0.1:`port`, pulling `municipalities` (`CODE=URL`) every 100 ms.
+    pub fn serve_prefecture(
+        &self,
+        code: &str,
+        db: &str,
+        port: u16,
+        municipalities: &[String],
+        env: &[(String, String)],
+    ) -> Kill {
+        let listen = format!("127.0.0.1:{port}");
+        let mut args =
+            vec!["serve", "prefecture", "--db", db, "--code", code, "--listen", &listen, "--interval-ms", "100"];
+        for m in municipalities {
+            args.extend(["--municipality", m.as_str()]);
+        }
+        self.serve_env(&format!("p{code}"), &args, env)
+    }
+
+    /// Spawns `jpki serve national` (credential `national`) on database `db` and
+    /// 127.0.0.1:`port`, pulling `prefectures` (`CODE=URL`) every 100 ms.
+    pub fn serve_national(&self, db: &str, port: u16, prefectures: &[String], env: &[(String, String)]) -> Kill {
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["serve", "national", "--db", db, "--listen", &listen, "--interval-ms", "100"];
+        for p in prefectures {
+            args.extend(["--prefecture", p.as_str()]);
+        }
+        self.serve_env("national", &args, env)
+    }
+
+    /// `jpki identity pool`: `count` resident codes from the national node `national` into
+    /// municipality `code`'s database `db`, with its own credential `m{code}`.
+    pub fn draw_pool(&self, code: &str, db: &str, national: &str, count: u32) {
+        let count = count.to_string();
+        let args = ["identity", "pool", "--db", db, "--municipality", code, "--national", national, "--count", &count];
+        let o = jpki(&args, &self.env(&format!("m{code}")));
+        assert!(o.status.success(), "{}", text(&o));
+    }
+
     /// A mutual-TLS client presenting credential `name`, accepting only a server that is
     /// `expect` (if given).
     pub fn client(&self, name: &str, expect: Option<Party>) -> reqwest::Client {
@@ -265,62 +320,14 @@ impl Network {
             (format!("https://127.0.0.1:{mp}"), format!("https://127.0.0.1:{pp}"), format!("https://127.0.0.1:{np}"));
         let metrics: Vec<String> =
             if metered { (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect() } else { Vec::new() };
-        let mut started = 0;
-        let mut serve = |cred: &str, args: &[&str]| {
-            let env: Vec<(String, String)> =
-                metrics.get(started).map(|m| ("JPKI_METRICS_LISTEN".to_owned(), m.clone())).into_iter().collect();
-            started += 1;
-            pki.serve_env(cred, args, &env)
+        // The i-th node's environment: its metrics listener, if metered.
+        let env = |i: usize| -> Vec<(String, String)> {
+            metrics.get(i).map(|m| ("JPKI_METRICS_LISTEN".to_owned(), m.clone())).into_iter().collect()
         };
-        let notice_key = pki.prefix("m131016-notice").display().to_string();
         let nodes = vec![
-            serve(
-                "m131016",
-                &[
-                    "serve",
-                    "municipality",
-                    "--db",
-                    &d("m.db"),
-                    "--code",
-                    "131016",
-                    "--listen",
-                    &format!("127.0.0.1:{mp}"),
-                    "--notice-key",
-                    &notice_key,
-                ],
-            ),
-            serve(
-                "p13",
-                &[
-                    "serve",
-                    "prefecture",
-                    "--db",
-                    &d("p.db"),
-                    "--code",
-                    "13",
-                    "--listen",
-                    &format!("127.0.0.1:{pp}"),
-                    "--municipality",
-                    &format!("131016={murl}"),
-                    "--interval-ms",
-                    "100",
-                ],
-            ),
-            serve(
-                "national",
-                &[
-                    "serve",
-                    "national",
-                    "--db",
-                    &d("n.db"),
-                    "--listen",
-                    &format!("127.0.0.1:{np}"),
-                    "--prefecture",
-                    &format!("13={purl}"),
-                    "--interval-ms",
-                    "100",
-                ],
-            ),
+            pki.serve_municipality("131016", &d("m.db"), mp, &[], &env(0)),
+            pki.serve_prefecture("13", &d("p.db"), pp, &[format!("131016={murl}")], &env(1)),
+            pki.serve_national(&d("n.db"), np, &[format!("13={purl}")], &env(2)),
         ];
         let op = pki.client("op1", None);
         ready(&nurl, &op).await;
@@ -336,11 +343,7 @@ impl Network {
             nodes,
             metrics: metrics.iter().map(|m| format!("http://{m}")).collect(),
         };
-        let o = net.jpki_env(
-            &["identity", "pool", "--db", &d("m.db"), "--municipality", "131016", "--national", &nurl, "--count", "8"],
-            &net.pki.env("m131016"),
-        );
-        assert!(o.status.success(), "{}", text(&o));
+        net.pki.draw_pool("131016", &d("m.db"), &nurl, 8);
         let o = net.jpki(&[&["identity", "agency-add", "--db", &d("n.db")][..], &CA_AGENCY].concat());
         assert!(o.status.success(), "{}", text(&o));
         let o = net.jpki(&[&["ca", "init", "--actor", "op-1", "--shards", "2"], init].concat());
