@@ -12,8 +12,24 @@ use axum::routing::get;
 pub const CSS: &str = include_str!("../static/app.css");
 /// htmx 2.0.11 (npm `htmx.org`, 0BSD; `static/htmx-LICENSE.txt`), unmodified.
 pub const HTMX: &str = include_str!("../static/htmx-2.0.11.min.js");
-/// Where the layout links them.
-pub const CSS_PATH: &str = "/static/app.css";
+/// FNV-1a of the stylesheet: its path changes with its content, so browsers may keep it.
+const CSS_HASH: u32 = {
+    let b = CSS.as_bytes();
+    let mut h: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < b.len() {
+        h = (h ^ b[i] as u32).wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    h
+};
+
+static CSS_PATH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!("/static/app-{CSS_HASH:08x}.css"));
+
+/// Where the layout links the stylesheet (`/static/app-HASH.css`).
+pub fn css_path() -> &'static str {
+    &CSS_PATH
+}
 /// Where the layout loads htmx from.
 pub const HTMX_PATH: &str = "/static/htmx-2.0.11.min.js";
 
@@ -22,18 +38,20 @@ pub const HTMX_PATH: &str = "/static/htmx-2.0.11.min.js";
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// `GET /static/app.css` and `GET /static/htmx-2.0.11.min.js`.
+/// `GET /static/app-HASH.css` and `GET /static/htmx-2.0.11.min.js`.
 pub fn assets_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route(CSS_PATH, get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
+        .route(css_path(), get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
         .route(HTMX_PATH, get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], HTMX) }))
 }
 
 /// Middleware adding the security headers to every answer (pages, fragments, assets, errors):
 /// the [`CSP`], `nosniff`, referrers only to this origin (with `no-referrer` Chromium sends
 /// `Origin: null` on form posts, which the cross-site check must refuse), no framing, and
-/// `no-store` (pages carry personal data and must not stay in the browser's cache).
+/// `no-store` (pages carry personal data and must not stay in the browser's cache) except for the
+/// assets under `/static/`, whose paths change with their content: those are kept for a year.
 pub async fn security_headers(req: Request, next: Next) -> Response {
+    let asset = req.uri().path().starts_with("/static/");
     let mut r = next.run(req).await.into_response();
     let h = r.headers_mut();
     for (name, value) in [
@@ -41,7 +59,7 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::CACHE_CONTROL, "no-store"),
+        (header::CACHE_CONTROL, if asset { "public, max-age=31536000, immutable" } else { "no-store" }),
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }
@@ -61,11 +79,17 @@ mod tests {
     #[tokio::test]
     async fn assets_are_served_with_the_security_headers() {
         let app: Router = assets_router().layer(axum::middleware::from_fn(security_headers));
-        let r = app.oneshot(Request::get(HTMX_PATH).body(Body::empty()).unwrap()).await.unwrap();
+        let r = app.clone().oneshot(Request::get(HTMX_PATH).body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);
-        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
         assert!(r.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
+        let r = app.clone().oneshot(Request::get(css_path()).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(css_path().starts_with("/static/app-") && css_path().ends_with(".css"));
+        let r = app.oneshot(Request::get("/page").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store", "everything else is never cached");
         assert!(!CSP.contains("unsafe"), "no unsafe-inline or unsafe-eval");
     }
 }

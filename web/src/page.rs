@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use crate::assets::{CSS_PATH, HTMX_PATH};
+use crate::assets::{HTMX_PATH, css_path};
 
 /// What the header of a page shows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,7 +32,7 @@ pub fn layout(title: &str, nav: &Nav<'_>, body: Markup) -> Markup {
                 // htmx must not add its own inline <style> (the CSP forbids it) nor evaluate code.
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false}"#;
                 title { (title) " — " (nav.service) }
-                link rel="stylesheet" href=(CSS_PATH);
+                link rel="stylesheet" href=(css_path());
                 script src=(HTMX_PATH) defer {}
             }
             body {

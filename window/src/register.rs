@@ -54,10 +54,7 @@ async fn call<Q: WindowRequest>(
     base: &str,
     request: &Q,
 ) -> Result<Q::Answer, NodeError> {
-    let window = &app.cfg.window;
-    let sign = |method: &str, path: &str, body: &[u8]| {
-        clerk.key.headers(window, method, path, body, crate::unix_now()).map(|h| h.to_vec()).map_err(|e| e.to_string())
-    };
+    let sign = clerk.key.window_signer(app.cfg.window.clone());
     Ok(window_call(client, base, request, &sign).await?)
 }
 

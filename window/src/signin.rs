@@ -110,16 +110,37 @@ pub fn see_other_with_cookie(to: &str, cookie: String) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned()), (SET_COOKIE, cookie)]).into_response()
 }
 
-/// The signed-in clerk of a request: (session id, clerk), or the redirect to the sign-in page.
-pub fn session(app: &App, headers: &HeaderMap) -> Result<(String, Arc<Clerk>), Response> {
-    let sid = web::session::session_id(headers).ok_or_else(|| see_other("/signin"))?;
-    let clerk = app.sessions.get(&sid, (app.clock)()).ok_or_else(|| see_other("/signin"))?;
+/// Why a request was not let through to its page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No live session: the answer is the redirect to the sign-in page.
+    NotSignedIn,
+    /// A form post from another site.
+    CrossSite,
+    /// A form post without a valid CSRF token of its session.
+    Csrf,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::NotSignedIn => see_other("/signin"),
+            Refused::CrossSite => refused("他のサイトからの送信は受け付けません。"),
+            Refused::Csrf => refused("フォームの有効期限が切れたか、不正な送信です。"),
+        }
+    }
+}
+
+/// The signed-in clerk of a request: (session id, clerk).
+pub fn session(app: &App, headers: &HeaderMap) -> Result<(String, Arc<Clerk>), Refused> {
+    let sid = web::session::session_id(headers).ok_or(Refused::NotSignedIn)?;
+    let clerk = app.sessions.get(&sid, (app.clock)()).ok_or(Refused::NotSignedIn)?;
     Ok((sid, clerk))
 }
 
 /// Checks a form post: same origin, and a CSRF token of `binding`. A refusal is a 403 page,
 /// logged with its reason; the form is not read further.
-pub fn check_post(app: &App, binding: &str, headers: &HeaderMap, token: Option<&str>) -> Result<(), Response> {
+pub fn check_post(app: &App, binding: &str, headers: &HeaderMap, token: Option<&str>) -> Result<(), Refused> {
     let host = headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     if web::csrf::cross_site(headers, host) {
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
@@ -131,11 +152,11 @@ pub fn check_post(app: &App, binding: &str, headers: &HeaderMap, token: Option<&
             host,
             "form post refused"
         );
-        return Err(refused("他のサイトからの送信は受け付けません。"));
+        return Err(Refused::CrossSite);
     }
     if let Err(e) = app.csrf.check(binding, token, (app.clock)()) {
         tracing::warn!(window = %app.cfg.window, reason = e.code(), "form post refused");
-        return Err(refused("フォームの有効期限が切れたか、不正な送信です。"));
+        return Err(Refused::Csrf);
     }
     Ok(())
 }

@@ -144,7 +144,7 @@ where
 async fn issue(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<IssueForm>) -> Response {
     let ctx = match Ctx::post(&app, &headers, &f.csrf) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (kind, mode) = match f.mode.as_str() {
         "issue" => (Kind::Issue, Mode::Issue { resume: false }),
@@ -221,7 +221,7 @@ struct PinResetForm {
 async fn pin_reset(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<PinResetForm>) -> Response {
     let ctx = match Ctx::post(&app, &headers, &f.csrf) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let pin = if f.pin == "sign" { PinRef::Sign } else { PinRef::Auth };
     if let Err(e) = pin.normalize(&f.new_pin) {
@@ -267,7 +267,7 @@ struct CodeForm {
 async fn wipe(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
     let ctx = match Ctx::post(&app, &headers, &f.csrf) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let ca = match app.ca(&ctx.clerk) {
         Ok(c) => c,
@@ -333,7 +333,7 @@ fn progress(job: &Job) -> Markup {
 async fn job_page(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let ctx = match Ctx::get(&app, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(job) = app.jobs.get(&id, &ctx.sid) else {
         return web::message(
@@ -354,7 +354,7 @@ async fn job_page(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pat
 async fn job_steps(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let ctx = match Ctx::get(&app, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match app.jobs.get(&id, &ctx.sid) {
         Some(job) => Html(progress(&job).into_string()).into_response(),
@@ -365,7 +365,7 @@ async fn job_steps(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pa
 async fn status(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let ctx = match Ctx::get(&app, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let reader = app.cfg.reader.clone();
     let read = tokio::task::spawn_blocking(move || writer::card_status(&reader, Duration::from_secs(2))).await;
@@ -410,7 +410,7 @@ async fn status(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 async fn queue(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let ctx = match Ctx::get(&app, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let q = match app.ca(&ctx.clerk) {
         Ok(ca) => ca.reissue_queue().await,

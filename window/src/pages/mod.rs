@@ -17,7 +17,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::signin::{self, SigninError, check_post, see_other, see_other_with_cookie, session};
+use crate::signin::{self, Refused, SigninError, check_post, see_other, see_other_with_cookie, session};
 use crate::{App, Clerk};
 
 /// Every page and fragment of the window.
@@ -40,14 +40,14 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// The signed-in clerk of a GET, or the redirect to the sign-in page.
-    pub fn get(app: &App, headers: &HeaderMap) -> Result<Ctx, Response> {
+    pub fn get(app: &App, headers: &HeaderMap) -> Result<Ctx, Refused> {
         let (sid, clerk) = session(app, headers)?;
         let csrf = app.csrf.token(&sid, (app.clock)());
         Ok(Ctx { sid, clerk, csrf })
     }
 
     /// The signed-in clerk of a form post whose CSRF token is `token`, or the refusal.
-    pub fn post(app: &App, headers: &HeaderMap, token: &str) -> Result<Ctx, Response> {
+    pub fn post(app: &App, headers: &HeaderMap, token: &str) -> Result<Ctx, Refused> {
         let ctx = Self::get(app, headers)?;
         check_post(app, &ctx.sid, headers, Some(token))?;
         Ok(ctx)
@@ -85,7 +85,7 @@ pub(crate) fn failure(status: StatusCode, title: &str, f: &crate::jobs::Failed) 
 async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let ctx = match Ctx::get(&app, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let body = resident::find_forms(&ctx);
     page(&app, &ctx, "住民の検索", body)
@@ -124,7 +124,7 @@ struct SigninForm {
 
 async fn signin_post(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<SigninForm>) -> Response {
     if let Err(r) = check_post(&app, "signin", &headers, Some(&f.csrf)) {
-        return r;
+        return r.into_response();
     }
     match signin::sign_in(&app, f.clerk.trim(), f.passphrase).await {
         Ok(sid) => see_other_with_cookie("/", web::cookie_value(&sid, app.sessions.lifetime())),
@@ -153,7 +153,7 @@ struct CsrfOnly {
 async fn signout(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
     let ctx = match Ctx::post(&app, &headers, &f.csrf) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     app.sessions.remove(&ctx.sid);
     tracing::info!(clerk = %ctx.clerk.id, "clerk signed out");

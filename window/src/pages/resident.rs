@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use identity::person::{FlaggedText, FourItems, Record, ResidentStatus, Sex};
 use maud::{Markup, html};
@@ -158,7 +158,7 @@ struct FindForm {
 async fn find(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<FindForm>) -> Response {
     let ctx = match Ctx::post(&app, &headers, &f.csrf) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let by = match (&f.resident_code, &f.items) {
         (Some(code), _) if !code.trim().is_empty() => code_of(code).map(Lookup::ResidentCode),
@@ -304,7 +304,7 @@ fn resident_page(app: &App, ctx: &Ctx, r: &Record, done: Option<&str>) -> Respon
 async fn new_form(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let ctx = match Ctx::get(&app, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let body = html! {
         form.stack method="post" action="/residents/register" {
@@ -333,7 +333,7 @@ struct RegisterForm {
 async fn register(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<RegisterForm>) -> Response {
     let ctx = match Ctx::post(&app, &headers, &f.csrf) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let items = match f.items.build() {
         Ok(i) => i,
@@ -355,7 +355,7 @@ async fn register(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form
 async fn move_in_form(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let ctx = match Ctx::get(&app, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let body = html! {
         p { "転出証明書情報は転出元の市区町村から取得し、転入通知を送ります。" }
@@ -382,7 +382,7 @@ struct MoveInForm {
 async fn move_in(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<MoveInForm>) -> Response {
     let ctx = match Ctx::post(&app, &headers, &f.csrf) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let request = (|| {
         Ok::<_, String>(MoveInRequest {
@@ -426,7 +426,7 @@ struct ChangeForm {
 async fn change(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<ChangeForm>) -> Response {
     let ctx = match Ctx::post(&app, &headers, &f.csrf) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (title, result, done) = match change_request(&app, &ctx, &f).await {
         Ok(x) => x,
@@ -512,7 +512,7 @@ struct CodeForm {
 async fn disclosure(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
     let ctx = match Ctx::post(&app, &headers, &f.csrf) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let resident_code = match code_of(&f.resident_code) {
         Ok(c) => c,
