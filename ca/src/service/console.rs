@@ -177,7 +177,16 @@ impl CaService {
         match refusal {
             None => Ok(()),
             Some(r) => {
-                tracing::warn!(party = %op, route, reason = r.code, "console post refused");
+                let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+                tracing::warn!(
+                    party = %op,
+                    route,
+                    reason = r.code,
+                    host,
+                    origin = h("origin"),
+                    sec_fetch_site = h("sec-fetch-site"),
+                    "console post refused"
+                );
                 let detail = format!("{route}: {} ({})", r.code, r.detail);
                 self.authority.audit(&op.to_string(), "refused", &detail, (self.clock)()).await?;
                 Err(r)
