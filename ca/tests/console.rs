@@ -287,6 +287,9 @@ async fn operators_use_the_console_and_every_other_party_or_forged_post_is_refus
         bad[3].1 = "   ".into();
         assert_eq!(post(&app, &op, revoke, &as_refs(&bad), Some(&origin)).await.status, StatusCode::BAD_REQUEST);
         let mut bad = fields(&tok);
+        bad[3].1 = "長".repeat(201);
+        assert_eq!(post(&app, &op, revoke, &as_refs(&bad), Some(&origin)).await.status, StatusCode::BAD_REQUEST);
+        let mut bad = fields(&tok);
         bad[1].1 = "not hex".into();
         assert_eq!(post(&app, &op, revoke, &as_refs(&bad), Some(&origin)).await.status, StatusCode::BAD_REQUEST);
         assert!(good(target_auth).await);
@@ -334,6 +337,23 @@ async fn operators_use_the_console_and_every_other_party_or_forged_post_is_refus
         let page = get(&app, &op, "/console/crl").await.body;
         assert!(page.contains(&when(auth13.next_update)), "{page}");
         assert!(rows_with(&ca, "crl", "urn:jpki:operator:op1").await >= crls.len());
+
+        // An edited audit row (its append-only trigger dropped first): the audit page says the
+        // chain is broken, and where.
+        let drop = match ca.db().backend() {
+            identity::store::Backend::Sqlite => "DROP TRIGGER ca_audit_no_update",
+            identity::store::Backend::Postgres => "DROP TRIGGER ca_audit_no_change ON ca_audit",
+        };
+        sqlx::query(drop).execute(ca.db().pool()).await.unwrap();
+        sqlx::query("UPDATE ca_audit SET detail = 'edited' WHERE seq = 3").execute(ca.db().pool()).await.unwrap();
+        let a = get(&app, &op, "/console/audit").await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert!(
+            a.body.contains("ハッシュ連鎖が壊れています") && a.body.contains("chain broken at row 3"),
+            "{}",
+            a.body
+        );
+        assert!(!a.body.contains("検証に成功しました"));
     }
 }
 

@@ -118,6 +118,9 @@ pub fn overview(gens: &[GenerationStatus], now: i64) -> Markup {
             cas.push(&g.generation.ca);
         }
     }
+    // Production before test, signature before authentication, each root before its
+    // prefecture units.
+    cas.sort_by_key(|c| (c.env as i64, c.purpose as i64, c.prefecture.clone()));
     html! {
         p { "現在時刻: " (when(now)) "。各CAの鍵世代と状態です（" a href="/console/rotation" { "ローテーション" } "で鍵儀式の進み具合を確認できます）。" }
         @if cas.is_empty() {
