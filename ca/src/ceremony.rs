@@ -398,6 +398,32 @@ pub struct GenerationStatus {
     pub ceremony: Option<(i64, i64)>,
 }
 
+/// What a run of a ceremony works with.
+struct RunSteps {
+    previous: Option<Generation>,
+    algorithm: KeyAlgorithm,
+    not_before: i64,
+    activation: i64,
+    steps: Vec<Step>,
+}
+
+/// Where one ceremony stands (`ca_ceremony`).
+#[derive(Debug, Clone)]
+pub struct CeremonyProgress {
+    /// The CA.
+    pub ca: CaId,
+    /// The generation it makes.
+    pub generation: i64,
+    /// Steps done.
+    pub done: i64,
+    /// Steps in all.
+    pub total: i64,
+    /// When a step was last done (unix seconds).
+    pub updated_at: i64,
+    /// The steps, in order (`None` if they cannot be recomputed from the file now).
+    pub steps: Option<Vec<Step>>,
+}
+
 impl Authority {
     /// The context a ceremony for `ca`'s generation `number` is checked in (the previous
     /// generation is the newest one below `number` not rolled back).
@@ -498,11 +524,7 @@ impl Authority {
                 (label, 0)
             }
         };
-        let (previous, _, parent) = self.context_of(&ca, Some(c.generation), now).await?;
-        let algorithm = KeyAlgorithm::parse(&c.algorithm)?;
-        let (not_before, activation) = (instant("not_before", &c.not_before)?, instant("activation", &c.activation)?);
-        let not_after = parent.map_or(not_before + CA_VALIDITY_SECS, |p| p.min(not_before + CA_VALIDITY_SECS));
-        let steps = steps(&c, &ca, algorithm, previous.as_ref(), not_before, not_after, activation)?;
+        let RunSteps { previous, algorithm, not_before, activation, steps } = self.run_steps(&c, &ca, now).await?;
         progress(0, steps.len() as u64);
         let mut out = Vec::new();
         let mut key: Option<Arc<dyn KeyBackend>> = None;
@@ -576,6 +598,53 @@ impl Authority {
             }
             out.push((step.clone(), this_run));
             progress(out.len() as u64, steps.len() as u64);
+        }
+        Ok(out)
+    }
+
+    /// The steps a run of `c` takes for `ca` at `now`, computed as every run computes them (the
+    /// previous generation is the newest one below the ceremony's, not rolled back).
+    async fn run_steps(&self, c: &Ceremony, ca: &CaId, now: i64) -> Result<RunSteps> {
+        let (previous, _, parent) = self.context_of(ca, Some(c.generation), now).await?;
+        let algorithm = KeyAlgorithm::parse(&c.algorithm)?;
+        let (not_before, activation) = (instant("not_before", &c.not_before)?, instant("activation", &c.activation)?);
+        let not_after = parent.map_or(not_before + CA_VALIDITY_SECS, |p| p.min(not_before + CA_VALIDITY_SECS));
+        let steps = steps(c, ca, algorithm, previous.as_ref(), not_before, not_after, activation)?;
+        Ok(RunSteps { previous, algorithm, not_before, activation, steps })
+    }
+
+    /// Every ceremony started on this CA, newest first, with its steps (recomputed from the
+    /// stored file as a resumed run would) and how many are done.
+    pub async fn ceremony_progress(&self, now: i64) -> Result<Vec<CeremonyProgress>> {
+        let rows = sqlx::query(
+            "SELECT slug, generation, file, step, steps, updated_at FROM ca_ceremony ORDER BY updated_at DESC, slug, generation",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let ca = CaId::parse(&r.try_get::<String, _>(0)?)?;
+            let file: String = r.try_get(2)?;
+            // A stored file was checked when its run started; if its steps cannot be computed
+            // now (its CA's context changed since), the counts still stand.
+            let steps = match parse(&file) {
+                Ok(c) => match self.run_steps(&c, &ca, now).await {
+                    Ok(s) => Some(s.steps),
+                    Err(e) => {
+                        tracing::warn!(ca = %ca, kind = e.kind(), error = %e, "ceremony steps not recomputable");
+                        None
+                    }
+                },
+                Err(e) => return Err(Error::corrupt("stored ceremony file", e)),
+            };
+            out.push(CeremonyProgress {
+                ca,
+                generation: r.try_get(1)?,
+                done: r.try_get(3)?,
+                total: r.try_get(4)?,
+                updated_at: r.try_get(5)?,
+                steps,
+            });
         }
         Ok(out)
     }

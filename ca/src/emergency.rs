@@ -265,6 +265,24 @@ impl Authority {
         Ok(PlanProgress { total, planned, by_municipality })
     }
 
+    /// The generations whose re-issuance plan has started (a cursor exists), by CA slug and
+    /// generation.
+    pub async fn reissue_plans(&self) -> Result<Vec<(CaId, i64)>> {
+        let rows = sqlx::query("SELECT name FROM ca_setting WHERE name LIKE 'reissue:%' ORDER BY name")
+            .fetch_all(self.db().pool())
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let name: String = r.try_get(0)?;
+            let parsed = name
+                .strip_prefix("reissue:")
+                .and_then(|rest| rest.rsplit_once(":g"))
+                .and_then(|(slug, n)| Some((CaId::parse(slug).ok()?, n.parse::<i64>().ok()?)));
+            out.push(parsed.ok_or_else(|| Error::corrupt("re-issuance cursor", name))?);
+        }
+        Ok(out)
+    }
+
     /// The residents a window of `municipality` is to call in, oldest first (at most `limit`).
     pub async fn reissue_queue(&self, municipality: &str, limit: i64) -> Result<Vec<Queued>> {
         sqlx::query("SELECT resident_code, slug, generation, queued_at FROM ca_reissue WHERE municipality = $1 AND done_at IS NULL ORDER BY queued_at, resident_code LIMIT $2")

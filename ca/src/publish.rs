@@ -35,6 +35,27 @@ pub struct Published {
     pub path: PathBuf,
 }
 
+/// The newest CRL of one shard (or ARL) as its publication recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlRecord {
+    /// CA slug.
+    pub ca: String,
+    /// Generation.
+    pub generation: i64,
+    /// Shard, or -1 for an ARL.
+    pub shard: i64,
+    /// CRL number.
+    pub number: i64,
+    /// thisUpdate (unix seconds).
+    pub this_update: i64,
+    /// nextUpdate (unix seconds).
+    pub next_update: i64,
+    /// Entries.
+    pub entries: i64,
+    /// Size in bytes.
+    pub bytes: i64,
+}
+
 /// Progress callback: (done, total) CRLs.
 pub use identity::progress::Progress;
 
@@ -70,6 +91,32 @@ impl Authority {
             }
         }
         Ok(done)
+    }
+
+    /// The newest published CRL of every shard and ARL (what [`Self::publish_crls`] last
+    /// wrote for each), by CA, generation and shard.
+    pub async fn latest_crls(&self) -> Result<Vec<CrlRecord>> {
+        let rows = sqlx::query(
+            "SELECT c.slug, c.generation, c.shard, c.number, c.this_update, c.next_update, c.entries, c.bytes FROM ca_crl c \
+             WHERE c.number = (SELECT MAX(d.number) FROM ca_crl d WHERE d.slug = c.slug AND d.generation = c.generation AND d.shard = c.shard) \
+             ORDER BY c.slug, c.generation, c.shard",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CrlRecord {
+                    ca: r.try_get(0)?,
+                    generation: r.try_get(1)?,
+                    shard: r.try_get(2)?,
+                    number: r.try_get(3)?,
+                    this_update: r.try_get(4)?,
+                    next_update: r.try_get(5)?,
+                    entries: r.try_get(6)?,
+                    bytes: r.try_get(7)?,
+                })
+            })
+            .collect()
     }
 
     /// Writes the caIssuers bundle of issuing generation `g` (`{out}/ca/{slug}/g{n}.p7c`, its

@@ -16,6 +16,7 @@
 //! | `POST /v1/responders` | — | — | yes (its own key, by CSR) | — |
 //! | `GET /v1/status/head`, `/revocations`, `/ca-certificates`, `/certificates`, `/certificates/{serial}` | — | yes | yes | — |
 //! | `GET /v1/ca/{slug}/certificate`, `/v1/ca/{slug}/links`, `GET /v1/crl/{slug}/g{n}/{file}` | yes | yes | yes | yes |
+//! | `/console/…` (HTML; `service/console.rs`, not in the OpenAPI description) | 403 page | yes | 403 page | 403 page |
 //!
 //! A window's requests also carry its clerk's signature ([`net::clerk`]): the audit row of
 //! every issuance, issuer authentication and refusal names both the window (from its TLS
@@ -49,6 +50,8 @@ use crate::identity_source::IdentitySource;
 use crate::revocation::CertKind;
 use crate::status::{CertStatus, Certificate, StatusReader};
 
+mod console;
+
 /// Largest page of the revocation stream and of the certificate listing.
 pub const MAX_PAGE: i64 = 10_000;
 
@@ -61,6 +64,8 @@ pub struct CaService {
     publish_dir: Option<PathBuf>,
     status: StatusReader,
     clock: fn() -> i64,
+    /// The CSRF key of the operator console's forms (this process's memory only).
+    csrf: web::Csrf,
 }
 
 impl std::fmt::Debug for CaService {
@@ -87,7 +92,8 @@ impl CaService {
     ) -> Arc<Self> {
         let status = StatusReader::over(authority.db().pool().clone());
         let clerks = ClerkVerifier::new(trust);
-        Arc::new(Self { authority, source, clerks, issuer_master, publish_dir, status, clock })
+        let csrf = web::Csrf::new(console::CSRF_TTL);
+        Arc::new(Self { authority, source, clerks, issuer_master, publish_dir, status, clock, csrf })
     }
 
     /// The authority.
@@ -129,9 +135,10 @@ ceremonies and emergency re-issuance for CA operators, the status stream and del
 for validators, and the CA certificates and CRLs for every party. Errors are `{\"error\": code, \"detail\": \
 why}`. Who may call which route: docs/ca-service.md.";
 
-/// The router of the CA service, with its description at `GET /openapi.json`.
+/// The router of the CA service, with its description at `GET /openapi.json`, and the CA
+/// operators' console (HTML pages under `/console`, `service/console.rs`; not in the description).
 pub fn router(svc: Arc<CaService>) -> axum::Router {
-    identity::openapi::serve(api().with_state(svc), TITLE, TEXT).0
+    identity::openapi::serve(api().with_state(svc.clone()), TITLE, TEXT).0.merge(console::router(svc))
 }
 
 /// The OpenAPI description the CA service serves at `GET /openapi.json`.
@@ -675,9 +682,28 @@ async fn revoke(
     let op = caller(party)?;
     allow(&op, &[PartyKind::Operator], "POST /v1/revoke")?;
     let r: RevokeBody = json(&body)?;
-    let reason = Reason::parse(&r.reason)?;
-    svc.authority.revoke(&op.to_string(), &r.serial, reason, &r.cause, (svc.clock)()).await?;
+    svc.revoke_as(&op, &r).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+impl CaService {
+    /// An operator's revocation (`POST /v1/revoke` and the console's form): the reason by
+    /// name, audited under the operator's party.
+    async fn revoke_as(&self, op: &Party, r: &RevokeBody) -> Answer<()> {
+        let reason = Reason::parse(&r.reason)?;
+        self.authority.revoke(&op.to_string(), &r.serial, reason, &r.cause, (self.clock)()).await?;
+        Ok(())
+    }
+
+    /// An operator's CRL publication (`POST /v1/crl/publish` and the console's button): every
+    /// CRL and ARL into the publish directory, audited under the operator's party.
+    async fn publish_as(&self, op: &Party) -> Answer<Vec<crate::publish::Published>> {
+        let dir = self
+            .publish_dir
+            .as_ref()
+            .ok_or_else(|| Refusal::new(StatusCode::CONFLICT, "no_publish_dir", "this CA service publishes no CRLs"))?;
+        Ok(self.authority.publish_crls(&op.to_string(), dir, (self.clock)(), &|_, _| {}).await?)
+    }
 }
 
 /// One CRL written by `POST /v1/crl/publish`.
@@ -718,11 +744,7 @@ async fn publish(
 ) -> Answer<Json<Vec<PublishedBody>>> {
     let op = caller(party)?;
     allow(&op, &[PartyKind::Operator], "POST /v1/crl/publish")?;
-    let dir = svc
-        .publish_dir
-        .as_ref()
-        .ok_or_else(|| Refusal::new(StatusCode::CONFLICT, "no_publish_dir", "this CA service publishes no CRLs"))?;
-    let out = svc.authority.publish_crls(&op.to_string(), dir, (svc.clock)(), &|_, _| {}).await?;
+    let out = svc.publish_as(&op).await?;
     Ok(Json(
         out.into_iter()
             .map(|p| PublishedBody {

@@ -37,7 +37,7 @@ pub struct CertRecord {
     pub revoked: Option<(i64, Reason, String)>,
 }
 
-fn record(r: &sqlx::any::AnyRow) -> Result<CertRecord> {
+pub(super) fn record(r: &sqlx::any::AnyRow) -> Result<CertRecord> {
     let revoked = match r.try_get::<Option<i64>, _>(10)? {
         Some(at) => Some((at, Reason::from_code(r.try_get(11)?)?, r.try_get(12)?)),
         None => None,

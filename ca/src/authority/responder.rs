@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{AnyProfile, Authority, IssuedCert, Plan, new_serial, shard_of};
+use super::{AnyProfile, Authority, CertRecord, IssuedCert, Plan, new_serial, shard_of, state};
 use crate::error::{Error, Result};
 use crate::hierarchy::CaId;
 use crate::key::KeyAlgorithm;
@@ -69,5 +69,21 @@ impl Authority {
             supersedes: Vec::new(),
         };
         Ok(self.run(actor, vec![plan], now).await?.remove(0))
+    }
+
+    /// The delegated OCSP responder certificates issued (newest notAfter first, at most
+    /// `limit`), revoked ones included. Responders name no resident, so the
+    /// `(resident_code, kind)` index finds them.
+    pub async fn responders(&self, limit: i64) -> Result<Vec<CertRecord>> {
+        let rows = sqlx::query(concat!(
+            cert_select!(),
+            " WHERE c.resident_code IS NULL AND c.kind = $1 AND c.state = $2 ORDER BY c.not_after DESC, c.serial LIMIT $3"
+        ))
+        .bind(CertKind::OcspResponder as i64)
+        .bind(state::ISSUED)
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter().map(super::records::record).collect()
     }
 }
