@@ -35,12 +35,13 @@ def spki_pin(cert_pem_path):
     return out
 
 
-def launch(pw, pins=(), client_cert=None, origin=None, storage_state=None):
+def launch(pw, pins=(), client_cert=None, origin=None, storage_state=None, with_axe=True):
     """A browser and a fresh context. `pins`: SPKI hashes the browser accepts for the page's
     server certificate (the window's loopback page). `client_cert`: (cert PEM, key PEM,
     passphrase) presented to `origin` (a mutual-TLS console); then set NODE_EXTRA_CA_CERTS to
     the network CA before Playwright starts, since its client-certificate proxy checks the
-    server itself. `storage_state`: a file of cookies saved by an earlier context."""
+    server itself. `storage_state`: a file of cookies saved by an earlier context. `with_axe`:
+    add axe-core to every page (leave it out to time page loads)."""
     args = list(FLAGS)
     if pins:
         args.append("--ignore-certificate-errors-spki-list=" + ",".join(pins))
@@ -57,7 +58,8 @@ def launch(pw, pins=(), client_cert=None, origin=None, storage_state=None):
     ctx = browser.new_context(**opts)
     # axe-core is added to every document by the browser itself (an init script, which the
     # pages' content security policy does not govern), so the pages keep their strict CSP.
-    ctx.add_init_script(path=axe_path())
+    if with_axe:
+        ctx.add_init_script(path=axe_path())
     return browser, ctx
 
 

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from browser import launch, load_ms, percentile, shot, sync_playwright
+from browser import axe, launch, load_ms, percentile, shot, sync_playwright
 
 # (path, heading, screenshot name, text the page must show given what the Rust side set up:
 # sign-root re-keyed under its name and pending, a validator enrolled, a clean audit trail).
@@ -41,22 +41,6 @@ def fail(msg):
 
 def h1(page):
     return page.locator("h1").inner_text().strip()
-
-
-def axe(page, impacts=("serious", "critical")):
-    """browser.axe, with axe-core evaluated through DevTools instead of an inline <script>
-    tag: the console's CSP (script-src 'self') refuses inline scripts, and the check must run
-    on the page exactly as served, CSP included (no bypass_csp)."""
-    path = os.environ.get("JPKI_AXE_JS", "target/npm/node_modules/axe-core/axe.min.js")
-    if not os.path.exists(path):
-        raise SystemExit(f"axe-core not found at {path}: run `cargo xtask browser`")
-    with open(path, encoding="utf-8") as f:
-        page.evaluate(f.read())
-    result = page.evaluate(
-        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})")
-    return [(v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]])
-            for v in result["violations"] if v["impact"] in impacts]
 
 
 def check_axe(page, name, found):

@@ -60,11 +60,7 @@ async fn body(r: axum::response::Response) -> String {
 }
 
 fn form(path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Request<Body> {
-    let body: String = fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
-        .collect::<Vec<_>>()
-        .join("&");
+    let body: String = fields.iter().map(|(k, v)| format!("{k}={}", v.replace(' ', "+"))).collect::<Vec<_>>().join("&");
     let mut r = Request::post(path)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::HOST, "127.0.0.1:8443")
@@ -84,7 +80,8 @@ fn csrf_of(page: &str) -> String {
 /// Signs C0001 in; the session cookie (`name=value`).
 async fn sign_in(app: &Arc<window::App>) -> String {
     let page = body(send(app, Request::get("/signin").body(Body::empty()).unwrap()).await).await;
-    let r = send(app, form("/signin", None, &[("csrf", &csrf_of(&page)), ("clerk", "C0001"), ("passphrase", PASS)])).await;
+    let r =
+        send(app, form("/signin", None, &[("csrf", &csrf_of(&page)), ("clerk", "C0001"), ("passphrase", PASS)])).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = r.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
     for part in ["__Host-jpki-session=", "Secure", "HttpOnly", "SameSite=Strict"] {
@@ -110,7 +107,9 @@ async fn pages_need_a_session_and_carry_the_security_headers() {
     let page = body(r).await;
     assert!(page.contains("<html lang=\"ja\">") && page.contains("職員ID"));
     // A forged session id is no session.
-    let r = send(&app, Request::get("/").header(header::COOKIE, "__Host-jpki-session=forged").body(Body::empty()).unwrap()).await;
+    let r =
+        send(&app, Request::get("/").header(header::COOKIE, "__Host-jpki-session=forged").body(Body::empty()).unwrap())
+            .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
@@ -119,7 +118,8 @@ async fn posts_need_the_sessions_token_and_the_same_origin() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path());
     let cookie = sign_in(&app).await;
-    let home = body(send(&app, Request::get("/").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await).await;
+    let home =
+        body(send(&app, Request::get("/").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await).await;
     assert!(home.contains("住民票コードで検索") && home.contains("担当: C0001"), "{home}");
     let token = csrf_of(&home);
     let code = identity::ids::ResidentCode::from_body([1, 2, 3, 4, 5, 6, 7, 8, 9, 0]).unwrap().to_string();
@@ -159,7 +159,8 @@ async fn sign_in_opens_only_this_municipalitys_clerks_and_locks_after_five_failu
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path());
     let token = app.csrf.token("signin", now());
-    let try_in = |clerk: &str, pass: &str| form("/signin", None, &[("csrf", &token), ("clerk", clerk), ("passphrase", pass)]);
+    let try_in =
+        |clerk: &str, pass: &str| form("/signin", None, &[("csrf", &token), ("clerk", clerk), ("passphrase", pass)]);
     // Another municipality's clerk, with the right passphrase.
     let r = send(&app, try_in("C9001", PASS)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
