@@ -30,7 +30,7 @@ pub fn assets_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 /// Middleware adding the security headers to every answer (pages, fragments, assets, errors):
-/// the [`CSP`], `nosniff`, no referrer, no framing, and `no-store` (pages carry personal data
+/// the [`CSP`], `nosniff`, no referrer to other origins, no framing, and `no-store` (pages carry personal data
 /// and must not stay in the browser's cache).
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut r = next.run(req).await.into_response();
@@ -38,7 +38,10 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // `same-origin`, not `no-referrer`: under `no-referrer` Chromium sends `Origin: null`
+        // on a page's own form posts, which `csrf::cross_site` rightly refuses. Other origins
+        // still get no referrer.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
@@ -64,6 +67,7 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers()[header::REFERRER_POLICY], "same-origin", "not no-referrer (Origin: null on posts)");
         assert!(r.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
         assert!(!CSP.contains("unsafe"), "no unsafe-inline or unsafe-eval");
     }
