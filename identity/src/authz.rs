@@ -50,11 +50,14 @@ pub enum Route {
     Provision,
     /// `GET /v1/disclosure/{code}`, `GET /v1/statistics`: operator reports.
     Reports,
+    /// `GET|POST /console/…`: the operator console's HTML pages (issue 12; not in the OpenAPI
+    /// description).
+    Console,
 }
 
 impl Route {
     /// Every route, in table order.
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 9] = [
         Self::Heads,
         Self::Notices,
         Self::MoveOut,
@@ -63,6 +66,7 @@ impl Route {
         Self::CodePool,
         Self::Provision,
         Self::Reports,
+        Self::Console,
     ];
 
     /// The path(s) in the table.
@@ -76,6 +80,7 @@ impl Route {
             Self::CodePool => "POST /v1/code-pools",
             Self::Provision => "POST /v1/provision/query, /batch",
             Self::Reports => "GET /v1/disclosure/{code}, /v1/statistics",
+            Self::Console => "GET, POST /console/…",
         }
     }
 }
@@ -129,7 +134,7 @@ pub fn authorize(node: &Node, route: Route, caller: &Party) -> Result<(), Denial
         (Node::National, Route::Feed) => &[K::Ca],
         (Node::National, Route::CodePool) => &[K::Municipality],
         (Node::Prefecture(_) | Node::National, Route::Provision) => &[K::Agency, K::Ca],
-        (Node::Prefecture(_) | Node::National, Route::Reports) => &[K::Operator],
+        (Node::Prefecture(_) | Node::National, Route::Reports | Route::Console) => &[K::Operator],
         _ => return Err(Denial::NotServedHere),
     };
     if !allowed.contains(&kind) {
