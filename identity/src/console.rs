@@ -524,9 +524,10 @@ async fn statistics(State(c): State<Arc<Console>>, Extension(party): Extension<P
     let label = crate::law::fiscal_year_label(year);
     let body = html! {
         nav aria-label="年度" {
-            ul.actions {
-                li { a href={ "/console/statistics?year=" (year - 1) } { (year - 1) "年度" } }
-                li { a href={ "/console/statistics?year=" (year + 1) } { (year + 1) "年度" } }
+            p {
+                a href={ "/console/statistics?year=" (year - 1) } { "前年度（" (year - 1) "年度）" }
+                " ｜ "
+                a href={ "/console/statistics?year=" (year + 1) } { "翌年度（" (year + 1) "年度）" }
             }
         }
         p.muted { "この表示は運用ログに記録されます（" (party) "）。" }
