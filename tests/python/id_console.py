@@ -1,7 +1,7 @@
 """The identity operator console (issue 12) in headless Debian Chromium, driven by Playwright.
 Run by tests/tests/id_console.rs against a real national node that has halted a source.
 
-With the operator's client certificate: opens every console page (five rounds, timing each
+With the operator's client certificate: opens every console page (ten rounds, timing each
 load), screenshots each, runs axe-core (no serious or critical violation), then resumes the
 halted source with the keyboard alone (Tab to its 再開 button, Enter) and waits until 連携状況
 shows it running. With an agency's certificate: the 403 page. Prints one JSON line with the
@@ -72,7 +72,7 @@ def operator_pages(pw, times):
     violations = []
     watch_csp(page, violations)
     apage = axe_page(b, cred)
-    for rnd in range(5):
+    for rnd in range(10):
         for path, title, name in PAGES:
             r = page.goto(URL + path)
             check(r is not None and r.status == 200, f"{path}: status {r and r.status}")
