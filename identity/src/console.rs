@@ -395,16 +395,32 @@ async fn resume(
             Some(back),
         );
     }
-    let source = match form.and_then(|f| f.source).unwrap_or_default().parse::<LgCode>() {
-        Ok(s) => s,
-        Err(e) => return fail(e, back),
+    let Ok(source) = form.and_then(|f| f.source).unwrap_or_default().parse::<LgCode>() else {
+        tracing::warn!(party = %party, route = "/console/halted/resume", "resume of a malformed source refused");
+        return web::message(
+            StatusCode::BAD_REQUEST,
+            "入力に誤りがあります",
+            "送信元は6桁の市区町村コード（検査数字付き）で指定してください。",
+            "停止中の送信元の画面から、再開する送信元のボタンを押してください。",
+            Some(back),
+        );
     };
     let op = match c.operator(&party) {
         Ok(op) => op,
         Err(e) => return fail(e, back),
     };
-    if let Err(e) = replica::resume(&c.db, &op, source.as_str(), now).await {
-        return fail(e, back);
+    match replica::resume(&c.db, &op, source.as_str(), now).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::Conflict => {
+            return web::message(
+                StatusCode::CONFLICT,
+                "再開できません",
+                &format!("送信元 {source} はこの局で停止していません（すでに再開済みの可能性があります）。"),
+                "停止中の送信元の一覧を開き直して、現在の状態を確かめてください。",
+                Some(back),
+            );
+        }
+        Err(e) => return fail(e, back),
     }
     tracing::info!(party = %party, source = %source, tier = c.tier(), "halted source resumed from the console");
     Redirect::to(&format!("/console/halted?resumed={source}")).into_response()

@@ -180,6 +180,7 @@ async fn an_operator_sees_every_page_and_resumes_a_halted_source_with_a_csrf_tok
         assert_eq!(s, 403, "Sec-Fetch-Site cross-site");
         let (s, _, page) = post(OP, &resume, &format!("csrf={tok}&source=13101X"), &[]).await;
         assert_eq!(s, 400, "a malformed source: {page}");
+        assert!(page.contains("6桁の市区町村コード") && !page.contains("13101X"), "{page}");
         assert!(halted(db).await.is_some(), "{}", t.label);
         assert!(log_rows(db, "resume_source").await.is_empty());
 
@@ -197,6 +198,7 @@ async fn an_operator_sees_every_page_and_resumes_a_halted_source_with_a_csrf_tok
         // Not halted any more: a second resume is a conflict, logged nowhere.
         let (s, _, page) = post(OP, &resume, &form, &[]).await;
         assert_eq!(s, 409, "{page}");
+        assert!(page.contains("送信元 131016 はこの局で停止していません"), "{page}");
         assert_eq!(log_rows(db, "resume_source").await.len(), 1);
 
         // 遅延: the national node's pull of the prefecture, with its cursor.
