@@ -200,8 +200,9 @@ fn jst(t: i64) -> String {
         .map_or_else(|| t.to_string(), |s| format!("{s} JST"))
 }
 
-/// A chain hash (hex) shortened to its first 16 digits, the whole in the cell's text for
-/// screen readers would be noise; the full value is in `GET /v1/heads`.
+/// A chain hash (hex) shortened to its first 16 digits, enough to tell two apart at a glance
+/// (64 digits per cell would be noise, also to a screen reader); the full value is in
+/// `GET /v1/heads` and in a halt's reason.
 fn hash(h: &str) -> Markup {
     let short: String = h.chars().take(16).collect();
     html! { code { (short) @if h.len() > 16 { "…" } } }
@@ -526,7 +527,15 @@ async fn statistics(State(c): State<Arc<Console>>, Extension(party): Extension<P
         },
         Some(y) => match y.parse::<i32>() {
             Ok(y) if (1989..=9998).contains(&y) => y,
-            _ => return fail(Error::invalid("year", "年度は 1989〜9998 の西暦で指定してください".into()), back),
+            _ => {
+                return web::message(
+                    StatusCode::BAD_REQUEST,
+                    "入力に誤りがあります",
+                    "年度は 1989〜9998 の西暦（例: 2026）で指定してください。",
+                    "今年度の提供統計を開き、前年度・翌年度のリンクで移動してください。",
+                    Some(back),
+                );
+            }
         },
     };
     let op = match c.operator(&party) {

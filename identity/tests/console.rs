@@ -241,6 +241,7 @@ async fn an_operator_sees_every_page_and_resumes_a_halted_source_with_a_csrf_tok
         );
         let (s, _, page) = get(OP, &format!("{n}/console/statistics?year=abc")).await;
         assert_eq!(s, 400, "{page}");
+        assert!(page.contains("年度は 1989〜9998 の西暦"), "{page}");
         assert_eq!(log_rows(db, "statistics").await.len(), 1, "a refused request is not logged");
 
         // The prefecture's console compares with its municipality and has no code pools.
