@@ -61,6 +61,12 @@ pub enum Decision {
     Diverged {
         /// What did not match.
         reason: String,
+        /// The hash this node's history calls for, where one hash contradicts another: the
+        /// hash of the notice's content, the applied chain head, or the hash applied for
+        /// that seq.
+        expected: Option<Hash>,
+        /// The hash the notice carries in its place (its `hash` or its `prev_hash`).
+        received: Option<Hash>,
     },
 }
 
@@ -72,7 +78,8 @@ pub fn decide(cur: &Cursor, n: &ChangeNotice, stored_hash: Option<&Hash>, predec
             crate::error::Error::Diverged { reason, .. } => reason,
             other => other.to_string(),
         };
-        return Decision::Diverged { reason };
+        let want = crate::notice::chain_hash(&n.prev_hash, &n.encoding());
+        return Decision::Diverged { reason, expected: Some(want), received: Some(n.hash) };
     }
     match n.key.seq.cmp(&(cur.applied_seq + 1)) {
         Ordering::Equal if n.prev_hash != cur.applied_hash => Decision::Diverged {
@@ -82,12 +89,16 @@ pub fn decide(cur: &Cursor, n: &ChangeNotice, stored_hash: Option<&Hash>, predec
                 hex::encode(n.prev_hash),
                 hex::encode(cur.applied_hash)
             ),
+            expected: Some(cur.applied_hash),
+            received: Some(n.prev_hash),
         },
         Ordering::Equal => match &n.body.predecessor {
             Some(p) if !predecessor_applied => Decision::Park { waiting_for: p.clone() },
             _ => Decision::Apply,
         },
-        Ordering::Less if n.key.seq == 0 => Decision::Diverged { reason: "seq 0 does not exist".into() },
+        Ordering::Less if n.key.seq == 0 => {
+            Decision::Diverged { reason: "seq 0 does not exist".into(), expected: None, received: None }
+        }
         Ordering::Less => match stored_hash {
             Some(h) if *h == n.hash => Decision::Duplicate,
             Some(h) => Decision::Diverged {
@@ -97,8 +108,14 @@ pub fn decide(cur: &Cursor, n: &ChangeNotice, stored_hash: Option<&Hash>, predec
                     hex::encode(h),
                     hex::encode(n.hash)
                 ),
+                expected: Some(*h),
+                received: Some(n.hash),
             },
-            None => Decision::Diverged { reason: format!("seq {} is below the cursor but not stored", n.key.seq) },
+            None => Decision::Diverged {
+                reason: format!("seq {} is below the cursor but not stored", n.key.seq),
+                expected: None,
+                received: None,
+            },
         },
         Ordering::Greater => Decision::Gap { expected: cur.applied_seq + 1 },
     }
@@ -460,6 +477,27 @@ mod tests {
         // A different notice for an applied seq.
         let cur2 = Cursor { applied_seq: 2, applied_hash: c[1].hash };
         assert!(matches!(decide(&cur2, &c[0], Some(&c[1].hash), true), Decision::Diverged { .. }));
+    }
+
+    #[test]
+    fn a_divergence_names_the_hash_expected_and_the_hash_received() {
+        let c = chain(3);
+        let cur = Cursor { applied_seq: 1, applied_hash: c[0].hash };
+        let hashes = |d: Decision| match d {
+            Decision::Diverged { expected, received, .. } => (expected, received),
+            other => panic!("{other:?}"),
+        };
+        // Another history: the applied head was expected as prev_hash.
+        let other = ChangeNotice::seal(c[1].key.source.clone(), 2, [7; 32], c[1].body.clone());
+        assert_eq!(hashes(decide(&cur, &other, None, true)), (Some(c[0].hash), Some([7; 32])));
+        // Content changed after sealing: the content's hash was expected.
+        let mut forged = c[1].clone();
+        forged.body.operator = "mallory".into();
+        let want = crate::notice::chain_hash(&forged.prev_hash, &forged.encoding());
+        assert_eq!(hashes(decide(&cur, &forged, None, true)), (Some(want), Some(c[1].hash)));
+        // An applied seq received again with another hash: the stored one was expected.
+        let cur2 = Cursor { applied_seq: 2, applied_hash: c[1].hash };
+        assert_eq!(hashes(decide(&cur2, &c[0], Some(&c[1].hash), true)), (Some(c[1].hash), Some(c[0].hash)));
     }
 
     #[test]

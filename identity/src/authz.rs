@@ -58,11 +58,14 @@ pub enum Route {
     /// `POST /v1/window/disclosure`: a window (with its clerk) prints the disclosure report of a
     /// resident of its municipality.
     WindowDisclosure,
+    /// `GET|POST /console/…`: the operator console's HTML pages (issue 12; not in the OpenAPI
+    /// description).
+    Console,
 }
 
 impl Route {
     /// Every route, in table order.
-    pub const ALL: [Route; 11] = [
+    pub const ALL: [Route; 12] = [
         Self::Heads,
         Self::Notices,
         Self::MoveOut,
@@ -74,6 +77,7 @@ impl Route {
         Self::WindowFind,
         Self::WindowChange,
         Self::WindowDisclosure,
+        Self::Console,
     ];
 
     /// The path(s) in the table.
@@ -92,6 +96,7 @@ impl Route {
                 "POST /v1/window/register, /move-within, /move-out, /move-in, /remove, /correct, /change-code"
             }
             Self::WindowDisclosure => "POST /v1/window/disclosure",
+            Self::Console => "GET, POST /console/…",
         }
     }
 }
@@ -145,7 +150,7 @@ pub fn authorize(node: &Node, route: Route, caller: &Party) -> Result<(), Denial
         (Node::National, Route::Feed) => &[K::Ca],
         (Node::National, Route::CodePool) => &[K::Municipality],
         (Node::Prefecture(_) | Node::National, Route::Provision) => &[K::Agency, K::Ca],
-        (Node::Prefecture(_) | Node::National, Route::Reports) => &[K::Operator],
+        (Node::Prefecture(_) | Node::National, Route::Reports | Route::Console) => &[K::Operator],
         (Node::Municipality(_), Route::WindowFind | Route::WindowChange) => &[K::Window],
         (Node::National, Route::WindowDisclosure) => &[K::Window],
         _ => return Err(Denial::NotServedHere),

@@ -466,51 +466,105 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// Renders provision counts in the shape of the prefecture usage tables (seed 000): one group
-/// per law table, one row per purpose with any count, one column per fiscal year (`-` for
-/// none), and a 計 row. `counts` are `(purpose code, fiscal year, count)`.
-pub fn render_usage_table(table: &LawTable, counts: &[(String, i32, u64)], years: &[i32]) -> String {
+/// The usage table of `years` (the shape of the prefecture usage tables): one section per
+/// agency class (別表), one row per purpose of it provided at least once in those years, the
+/// count per fiscal year, and the totals. Pure; [`render_usage_table`] prints it as Markdown and
+/// the operator console as HTML.
+pub fn usage_table(table: &LawTable, counts: &[(String, i32, u64)], years: &[i32]) -> UsageTable {
     let mut per: BTreeMap<&str, BTreeMap<i32, u64>> = BTreeMap::new();
     for (code, fy, n) in counts {
         *per.entry(code.as_str()).or_default().entry(*fy).or_default() += n;
     }
-    let cell = |n: u64| if n == 0 { "-".to_owned() } else { thousands(n) };
-    let mut out = String::from("| 利用事務 |");
-    for y in years {
-        out.push_str(&format!(" {} |", fiscal_year_label(*y)));
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---:|".repeat(years.len()));
-    out.push('\n');
-    let mut totals = vec![0u64; years.len()];
+    let mut out = UsageTable { years: years.to_vec(), sections: Vec::new(), totals: vec![0u64; years.len()] };
     for class in AgencyClass::ALL {
-        let rows: Vec<&Purpose> = table
+        let rows: Vec<UsageRow> = table
             .purposes()
             .filter(|p| p.agency_class == class)
             .filter(|p| {
                 per.get(p.code.as_str()).is_some_and(|m| years.iter().any(|y| m.get(y).copied().unwrap_or(0) > 0))
             })
+            .map(|p| {
+                let counts: Vec<u64> = years
+                    .iter()
+                    .map(|y| per.get(p.code.as_str()).and_then(|m| m.get(y)).copied().unwrap_or(0))
+                    .collect();
+                UsageRow { code: p.code.clone(), description: p.description.clone(), counts }
+            })
             .collect();
         if rows.is_empty() {
             continue;
         }
-        out.push_str(&format!("| {} |{}\n", class.table_ref(), " |".repeat(years.len())));
-        for p in rows {
-            out.push_str(&format!("| {} |", p.description));
-            for (i, y) in years.iter().enumerate() {
-                let n = per.get(p.code.as_str()).and_then(|m| m.get(y)).copied().unwrap_or(0);
-                totals[i] += n;
-                out.push_str(&format!(" {} |", cell(n)));
+        for r in &rows {
+            for (t, n) in out.totals.iter_mut().zip(&r.counts) {
+                *t += n;
             }
-            out.push('\n');
         }
+        out.sections.push((class.table_ref().to_owned(), rows));
     }
-    out.push_str("| 計 |");
-    for t in totals {
-        out.push_str(&format!(" {} |", cell(t)));
-    }
-    out.push('\n');
     out
+}
+
+/// Provisions per purpose per fiscal year ([`usage_table`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTable {
+    /// The fiscal years, in the columns' order.
+    pub years: Vec<i32>,
+    /// (the class's 別表 reference, its purposes' rows), in table order.
+    pub sections: Vec<(String, Vec<UsageRow>)>,
+    /// The total per year.
+    pub totals: Vec<u64>,
+}
+
+/// One purpose's row of a [`UsageTable`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    /// The purpose's code (e.g. `B1-001`).
+    pub code: String,
+    /// What the purpose is (利用事務).
+    pub description: String,
+    /// Provisions per year, in [`UsageTable::years`] order.
+    pub counts: Vec<u64>,
+}
+
+/// A count as the usage tables print it: `-` for none, thousands separated by commas.
+pub fn usage_cell(n: u64) -> String {
+    if n == 0 { "-".to_owned() } else { thousands(n) }
+}
+
+/// Renders provision counts in the shape of the prefecture usage tables (seed 000): one group
+/// per law table, one row per purpose with any count, one column per fiscal year (`-` for
+/// none), and a 計 row. `counts` are `(purpose code, fiscal year, count)`.
+pub fn render_usage_table(table: &LawTable, counts: &[(String, i32, u64)], years: &[i32]) -> String {
+    usage_table(table, counts, years).to_markdown()
+}
+
+impl UsageTable {
+    /// The table as Markdown, as `GET /v1/statistics` answers it.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::from("| 利用事務 |");
+        for y in &self.years {
+            out.push_str(&format!(" {} |", fiscal_year_label(*y)));
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---:|".repeat(self.years.len()));
+        out.push('\n');
+        for (class, rows) in &self.sections {
+            out.push_str(&format!("| {class} |{}\n", " |".repeat(self.years.len())));
+            for r in rows {
+                out.push_str(&format!("| {} |", r.description));
+                for n in &r.counts {
+                    out.push_str(&format!(" {} |", usage_cell(*n)));
+                }
+                out.push('\n');
+            }
+        }
+        out.push_str("| 計 |");
+        for t in &self.totals {
+            out.push_str(&format!(" {} |", usage_cell(*t)));
+        }
+        out.push('\n');
+        out
+    }
 }
 
 impl fmt::Display for Field {

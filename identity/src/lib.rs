@@ -4,13 +4,15 @@
 //!
 //! Pure cores: [`ids`], [`person`], [`notice`], [`notice_sig`] (signature envelope and the
 //! signer/verifier traits), [`apply`], [`law`], [`rate_limit`]. Shells: [`store`]
-//! (sqlx), [`municipal`], [`replica`], [`national`], [`http`] (axum), [`client`].
+//! (sqlx), [`municipal`], [`replica`], [`national`], [`http`] (axum), [`console`] (the
+//! operator console's HTML pages), [`client`].
 
 pub mod apply;
 pub mod authz;
 pub mod backup;
 pub mod check_digit;
 pub mod client;
+pub mod console;
 pub mod error;
 pub mod http;
 pub mod ids;

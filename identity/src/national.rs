@@ -44,6 +44,20 @@ pub struct FeedEntry {
     pub recorded_at: i64,
 }
 
+/// One municipality's resident-code pools at the national node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolUse {
+    /// Municipality code.
+    pub municipality: String,
+    /// Codes handed to it, all pools together.
+    pub drawn: u64,
+    /// Of those, codes not yet in use here (no resident of the projection holds one, none
+    /// retired): what it still holds unused, as far as replication has reached.
+    pub remaining: u64,
+    /// When it last drew a pool (unix seconds).
+    pub last_drawn_at: i64,
+}
+
 /// The national node.
 #[derive(Debug, Clone)]
 pub struct National {
@@ -137,6 +151,33 @@ impl National {
                     changed: changed.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
                     effective_date: r.try_get(7)?,
                     recorded_at: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The resident-code pools per municipality: how many codes it was handed, and how many
+    /// of them are not yet in use here (neither a resident of the projection nor a retired
+    /// code), by municipality.
+    pub async fn pools(&self) -> Result<Vec<PoolUse>> {
+        let rows = sqlx::query(
+            "SELECT i.municipality, COUNT(*),
+                    SUM(CASE WHEN r.resident_code IS NULL AND t.code IS NULL THEN 1 ELSE 0 END),
+                    MAX(i.issued_at)
+             FROM issued_code i
+             LEFT JOIN resident r ON r.resident_code = i.code
+             LEFT JOIN retired_code t ON t.code = i.code
+             GROUP BY i.municipality ORDER BY i.municipality",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(PoolUse {
+                    municipality: r.try_get(0)?,
+                    drawn: u64_from(r.try_get(1)?, "count")?,
+                    remaining: u64_from(r.try_get(2)?, "count")?,
+                    last_drawn_at: r.try_get(3)?,
                 })
             })
             .collect()

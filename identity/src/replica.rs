@@ -15,7 +15,7 @@ use sqlx::Row;
 use crate::apply::{Cursor, Decision, Facts, Ownership, changed_items, check_ownership, check_page, decide};
 use crate::error::{Error, Result};
 use crate::ids::LgCode;
-use crate::notice::{ChangeNotice, GENESIS, NoticeKind, NoticeRef};
+use crate::notice::{ChangeNotice, GENESIS, Hash, NoticeKind, NoticeRef};
 use crate::notice_sig::{MAX_KEY_CERT, NoticeKeyCert, NoticeVerifier, check_key_id, envelope, verify_notice};
 use crate::person::Record;
 use crate::store::{self, Db, Tx, hash_from, i64_from, u64_from};
@@ -160,7 +160,7 @@ pub async fn apply_batch(
         if decision == Decision::Apply
             && let Err(reason) = check_key(&mut tx, verifier, n, &mut keys).await?
         {
-            decision = Decision::Diverged { reason: format!("signature: {reason}") };
+            decision = Decision::Diverged { reason: format!("signature: {reason}"), expected: None, received: None };
         }
         match decision {
             Decision::Apply => {
@@ -197,13 +197,13 @@ pub async fn apply_batch(
                         if let Err(bad) = verify_notice(verifier, n) {
                             drop(tx);
                             let reason = format!("signature: seq {}: {bad}", n.key.seq);
-                            halt(db, &source, &reason).await?;
+                            halt(db, &source, &Divergence::at(n.key.seq, &reason)).await?;
                             tracing::error!(source = %source, seq = n.key.seq, %reason, "notice signature failed: source halted");
                             return Err(Error::Diverged { source_code: source, seq: n.key.seq, reason });
                         }
                         drop(tx);
                         let reason = format!("ownership: seq {} ({:?}): {why}", n.key.seq, n.body.kind);
-                        halt(db, &source, &reason).await?;
+                        halt(db, &source, &Divergence::at(n.key.seq, &reason)).await?;
                         // The reason names codes and municipalities only, never the four items.
                         tracing::error!(source = %source, seq = n.key.seq, %reason, "notice breaks the ownership rule: source halted");
                         return Err(Error::Ownership { source_code: source, seq: n.key.seq, reason: why });
@@ -223,9 +223,10 @@ pub async fn apply_batch(
                 out.stop = Some(Stop::Parked { waiting_for: format!("{}/{}", waiting_for.source, waiting_for.seq) });
                 break;
             }
-            Decision::Diverged { reason } => {
+            Decision::Diverged { reason, expected, received } => {
                 drop(tx);
-                halt(db, &source, &reason).await?;
+                let d = Divergence { seq: n.key.seq, reason: &reason, expected, received };
+                halt(db, &source, &d).await?;
                 tracing::error!(source = %source, seq = n.key.seq, %reason, "chain diverged: source halted");
                 return Err(Error::Diverged { source_code: source, seq: n.key.seq, reason });
             }
@@ -240,7 +241,7 @@ pub async fn apply_batch(
     {
         drop(tx);
         let reason = format!("signature: seq {}: {bad}", last.key.seq);
-        halt(db, &source, &reason).await?;
+        halt(db, &source, &Divergence::at(last.key.seq, &reason)).await?;
         tracing::error!(source = %source, seq = last.key.seq, %reason, "notice signature failed: source halted");
         return Err(Error::Diverged { source_code: source, seq: last.key.seq, reason });
     }
@@ -387,19 +388,84 @@ async fn fetch_missing_keys(
     Ok(())
 }
 
-async fn halt(db: &Db, source: &str, reason: &str) -> Result<()> {
+/// What halts a source: the notice's seq, why, and (when one hash contradicts another) the
+/// hash this node's history calls for and the one the notice carried.
+struct Divergence<'a> {
+    seq: u64,
+    reason: &'a str,
+    expected: Option<Hash>,
+    received: Option<Hash>,
+}
+
+impl<'a> Divergence<'a> {
+    /// A halt about notice `seq` that is not one hash against another (signature, ownership).
+    fn at(seq: u64, reason: &'a str) -> Self {
+        Self { seq, reason, expected: None, received: None }
+    }
+}
+
+async fn halt(db: &Db, source: &str, d: &Divergence<'_>) -> Result<()> {
     let mut tx = db.write().await?;
     sqlx::query(
-        "INSERT INTO replica_cursor (source, applied_seq, applied_hash, halted) VALUES ($1, 0, $2, $3)
-         ON CONFLICT (source) DO UPDATE SET halted = excluded.halted",
+        "INSERT INTO replica_cursor (source, applied_seq, applied_hash, halted, halted_seq, halted_expected, halted_received, halted_at)
+         VALUES ($1, 0, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (source) DO UPDATE SET halted = excluded.halted, halted_seq = excluded.halted_seq,
+           halted_expected = excluded.halted_expected, halted_received = excluded.halted_received,
+           halted_at = excluded.halted_at",
     )
     .bind(source)
     .bind(GENESIS.to_vec())
-    .bind(reason)
+    .bind(d.reason)
+    .bind(i64_from(d.seq, "seq")?)
+    .bind(d.expected.map(hex::encode))
+    .bind(d.received.map(hex::encode))
+    .bind(crate::http::now())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A halted source as this node recorded it (the operator console's 停止中の送信元).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Halt {
+    /// Municipality code.
+    pub source: String,
+    /// The cursor: the last seq applied before the halt.
+    pub applied_seq: u64,
+    /// Why.
+    pub reason: String,
+    /// The seq of the notice that halted it (absent for halts recorded before this was kept).
+    pub seq: Option<u64>,
+    /// The hash this node's history calls for (hex), where one hash contradicts another.
+    pub expected: Option<String>,
+    /// The hash the notice carried instead (hex).
+    pub received: Option<String>,
+    /// When (unix seconds).
+    pub at: Option<i64>,
+}
+
+/// Every halted source of this replica, by source.
+pub async fn halts(db: &Db) -> Result<Vec<Halt>> {
+    let rows = sqlx::query(
+        "SELECT source, applied_seq, halted, halted_seq, halted_expected, halted_received, halted_at
+         FROM replica_cursor WHERE halted IS NOT NULL ORDER BY source",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Halt {
+                source: r.try_get(0)?,
+                applied_seq: u64_from(r.try_get(1)?, "seq")?,
+                reason: r.try_get(2)?,
+                seq: r.try_get::<Option<i64>, _>(3)?.map(|s| u64_from(s, "seq")).transpose()?,
+                expected: r.try_get(4)?,
+                received: r.try_get(5)?,
+                at: r.try_get(6)?,
+            })
+        })
+        .collect()
 }
 
 /// Clears a halt after an operator of a replica tier has investigated; logged. The chain
@@ -413,11 +479,14 @@ pub async fn resume(db: &Db, op: &crate::operator::Operator, source: &str, now: 
         });
     }
     let mut tx = db.write().await?;
-    let n = sqlx::query("UPDATE replica_cursor SET halted = NULL WHERE source = $1 AND halted IS NOT NULL")
-        .bind(source)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        "UPDATE replica_cursor SET halted = NULL, halted_seq = NULL, halted_expected = NULL, halted_received = NULL,
+           halted_at = NULL WHERE source = $1 AND halted IS NOT NULL",
+    )
+    .bind(source)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if n == 0 {
         return Err(Error::Conflict(format!("source {source} is not halted here")));
     }
@@ -613,29 +682,75 @@ pub async fn pull(
                 }
             }
         }
-        record_lag(tier, &rep, h.seq);
+        record_lag(tier, peer.base(), &rep, h.seq);
         reports.push(rep);
     }
     Ok(reports)
 }
 
+/// The replication lag of one pulled source as this process last measured it: what the
+/// metrics below export, kept for the operator console (`GET /console/lag`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lag {
+    /// `prefecture` or `national`.
+    pub tier: String,
+    /// The peer pulled (its base URL).
+    pub peer: String,
+    /// Municipality code.
+    pub source: String,
+    /// The peer's head seq at the pull.
+    pub peer_seq: u64,
+    /// This node's cursor after the pull.
+    pub cursor_seq: u64,
+    /// Seqs behind the peer's head after the pull.
+    pub behind: u64,
+    /// Whether the source is halted here.
+    pub halted: bool,
+    /// The pull's error, if any (halted, peer failure).
+    pub error: Option<String>,
+    /// When it was pulled (unix seconds).
+    pub pulled_at: i64,
+}
+
+/// The lag of every (tier, peer, source) pulled by this process, newest pull each.
+static LAG: std::sync::Mutex<BTreeMap<(String, String, String), Lag>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// What this process's pulls last measured, per peer and source (empty before the first
+/// pull, and in a process that pulls nothing).
+pub fn lag() -> Vec<Lag> {
+    LAG.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect()
+}
+
 /// Replication metrics of one pulled source (`net::metrics`): how far behind the peer's head
-/// it is, what was applied, whether it is halted, and when it was last pulled.
-fn record_lag(tier: Tier, rep: &SourceReport, head: u64) {
+/// it is, what was applied, whether it is halted, and when it was last pulled; the same
+/// values are kept for [`lag`].
+fn record_lag(tier: Tier, peer: &str, rep: &SourceReport, head: u64) {
     let tier = match tier {
         Tier::Prefecture => "prefecture",
         Tier::National => "national",
     };
+    let now = crate::http::now();
+    let lag = Lag {
+        tier: tier.to_owned(),
+        peer: peer.to_owned(),
+        source: rep.source.clone(),
+        peer_seq: head,
+        cursor_seq: rep.cursor_seq,
+        behind: head.saturating_sub(rep.cursor_seq),
+        halted: rep.error.as_deref().is_some_and(|e| e.starts_with("halted")),
+        error: rep.error.clone(),
+        pulled_at: now,
+    };
     let source = rep.source.clone();
-    metrics::gauge!("jpki_replication_behind", "tier" => tier, "source" => source.clone())
-        .set(head.saturating_sub(rep.cursor_seq) as f64);
+    metrics::gauge!("jpki_replication_behind", "tier" => tier, "source" => source.clone()).set(lag.behind as f64);
     metrics::counter!("jpki_replication_applied_total", "tier" => tier, "source" => source.clone())
         .increment(rep.applied);
-    let halted = rep.error.as_deref().is_some_and(|e| e.starts_with("halted"));
     metrics::gauge!("jpki_replication_halted", "tier" => tier, "source" => source.clone())
-        .set(f64::from(u8::from(halted)));
-    metrics::gauge!("jpki_replication_last_pull_timestamp_seconds", "tier" => tier, "source" => source)
-        .set(crate::http::now() as f64);
+        .set(f64::from(u8::from(lag.halted)));
+    metrics::gauge!("jpki_replication_last_pull_timestamp_seconds", "tier" => tier, "source" => source).set(now as f64);
+    LAG.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert((lag.tier.clone(), lag.peer.clone(), lag.source.clone()), lag);
 }
 
 /// Pulls from all `peers` repeatedly until a round applies nothing (parked move-ins get

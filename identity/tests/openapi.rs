@@ -3,7 +3,9 @@
 //! `*_openapi()` builds (what `jpki openapi` prints), any authenticated party may read it and a
 //! request without a party is 401; and every described operation is routed by the router to
 //! the very route pattern it is described under (the matched pattern is recorded by a route
-//! layer, as the servers' metrics record it), so nothing is described that is not served.
+//! layer, as the servers' metrics record it), so nothing is described that is not served. The
+//! replica routers are checked with the operator console merged in, as `jpki serve` runs them;
+//! the console's HTML routes (`/console/…`, `/static/…`) are routed and described nowhere.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 
 mod common;
@@ -15,6 +17,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use common::*;
+use identity::console::{self, Console};
 use identity::http::{self, NationalState, PrefectureState};
 use identity::national::National;
 use identity::provision::Provider;
@@ -91,6 +94,16 @@ async fn check(name: &str, router: axum::Router, described: utoipa::openapi::Ope
     let r = call(Method::GET, "/v1/undescribed".into(), Some("urn:jpki:operator:op1")).await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(seen.lock().unwrap().is_empty());
+    // The operator console (HTML for people, issue 12) is served beside the API on the replica
+    // nodes and is outside the description: nothing under /console/ or /static/ is described.
+    assert!(ops.iter().all(|(_, t)| !t.starts_with("/console") && !t.starts_with("/static/")), "{name}");
+    if name != "municipal" {
+        seen.lock().unwrap().clear();
+        let r = call(Method::GET, "/console/".into(), Some("urn:jpki:operator:op1")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{name}: the console");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{name}");
+        assert_eq!(*seen.lock().unwrap(), vec!["/console/".to_owned()], "{name}");
+    }
 }
 
 #[tokio::test]
@@ -104,10 +117,14 @@ async fn each_node_serves_its_description_and_every_described_route() {
         identity::store::claim_identity(&pref13, "prefecture", "13").await.unwrap();
         let law = Arc::new(identity::law::LawTable::seed().unwrap());
         let provider = Provider::open(pref13.clone(), law.clone()).await.unwrap();
+        // Each replica router as `jpki serve` runs it: with the operator console merged in.
+        let console = Console::prefecture(pref13.clone(), "13".parse().unwrap(), provider.clone(), Vec::new());
         let router = http::prefecture_router(PrefectureState { db: pref13, code: "13".parse().unwrap(), provider });
-        check("prefecture", router, http::prefecture_openapi()).await;
+        check("prefecture", router.merge(console::router(console)), http::prefecture_openapi()).await;
 
         let national = National::open(Db::open(&ndb.url).await.unwrap(), law).await.unwrap();
-        check("national", http::national_router(NationalState { national }), http::national_openapi()).await;
+        let console = console::router(Console::national(national.clone(), Vec::new()));
+        let router = http::national_router(NationalState { national }).merge(console);
+        check("national", router, http::national_openapi()).await;
     }
 }

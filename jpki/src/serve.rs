@@ -2,13 +2,15 @@
 //! mutual TLS with the node's own network credential (`--credential`, `--network-ca`,
 //! `--network-crl`, passphrase from `JPKI_CREDENTIAL_PASSPHRASE`); the credential must name
 //! the node (`municipality:131016`, `prefecture:13`, `national`). Peers are `https://` only,
-//! and each upstream must present the party it is configured as.
+//! and each upstream must present the party it is configured as. The prefecture and national
+//! nodes also serve the operator console (`/console/…`, identity::console) on that listener.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use identity::console::{self, Console};
 use identity::http;
 use identity::ids::{LgCode, PrefectureCode};
 use identity::law::LawTable;
@@ -190,6 +192,7 @@ pub async fn run(role: Role) -> Result<()> {
                 anyhow::ensure!(m.prefecture() == code, "municipality {m} is not in prefecture {}", code.as_str());
                 peers.push((net.peer(url, Some(Party::Municipality(m.clone())))?, Some(code.as_str().to_owned())));
             }
+            let upstream = peers.iter().map(|(p, _)| p.clone()).collect();
             tokio::spawn(replica::run_puller(
                 db.clone(),
                 Tier::Prefecture,
@@ -199,7 +202,9 @@ pub async fn run(role: Role) -> Result<()> {
             ));
             let l = listen(&addr).await?;
             tracing::info!(prefecture = code.as_str(), listen = %l.local_addr()?, "prefecture node listening (mutual TLS)");
-            net.serve(l, http::prefecture_router(http::PrefectureState { db, code, provider })).await?;
+            let console = Console::prefecture(db.clone(), code.clone(), provider.clone(), upstream);
+            let router = http::prefecture_router(http::PrefectureState { db, code, provider });
+            net.serve(l, router.merge(console::router(console))).await?;
         }
         Role::National { db, listen: addr, prefectures, law_table: lt, interval_ms, net } => {
             let net = net.load_as(&Party::National)?;
@@ -209,6 +214,7 @@ pub async fn run(role: Role) -> Result<()> {
             for (c, url) in &prefectures {
                 peers.push((net.peer(url, Some(Party::Prefecture(c.clone())))?, Some(c.as_str().to_owned())));
             }
+            let upstream = peers.iter().map(|(p, _)| p.clone()).collect();
             tokio::spawn(replica::run_puller(
                 national.db().clone(),
                 Tier::National,
@@ -218,8 +224,9 @@ pub async fn run(role: Role) -> Result<()> {
             ));
             let l = listen(&addr).await?;
             tracing::info!(listen = %l.local_addr()?, "national node listening (mutual TLS)");
+            let console = Console::national(national.clone(), upstream);
             let router = http::national_router_with(http::NationalState { national }, net.clerk_verifier());
-            net.serve(l, router).await?;
+            net.serve(l, router.merge(console::router(console))).await?;
         }
     }
     Ok(())

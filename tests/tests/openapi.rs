@@ -4,7 +4,8 @@
 //! prints; openapi-spec-validator (PyPI, pinned) accepts it; every described route is served
 //! (requested over the socket, it shows in the process's own request metrics under its route
 //! pattern) and every route the process served — the described ones, and every `/v1/…` path the
-//! other end-to-end tests use, sent to every service — is described; every answer to a described
+//! other end-to-end tests use, sent to every service — is described (the replica nodes' HTML
+//! operator console under `/console/` aside); every answer to a described
 //! operation has a described status and a body valid against its schema. The JSON examples of the
 //! docs validate against the descriptions (openapi-schema-validator, pinned;
 //! tests/python/openapi_check.py).
@@ -196,6 +197,10 @@ async fn every_service_serves_its_description_and_serves_exactly_what_it_describ
             requests.push(("get".into(), fill(p), None));
             requests.push(("post".into(), fill(p), None));
         }
+        // The replica nodes' operator console (HTML, issue 12), outside the descriptions.
+        if matches!(s.name, "prefecture" | "national") {
+            requests.push(("get".into(), "/console/".into(), None));
+        }
         for (m, path, template) in requests {
             let url = format!("{}{path}", s.url);
             let r = match m.as_str() {
@@ -220,7 +225,12 @@ async fn every_service_serves_its_description_and_serves_exactly_what_it_describ
     // What each process counted: the described routes, all of them, and nothing else.
     for s in &services {
         // (Each server's `service` label is its party kind, which is the service's name here.)
-        let served = served_routes(&s.metrics, s.name).await;
+        let mut served = served_routes(&s.metrics, s.name).await;
+        // The console's pages are for people and described nowhere; they must be there on the
+        // replica nodes (requested above) and nowhere else, and they are not the API.
+        let console: BTreeSet<String> = served.iter().filter(|r| r.starts_with("/console")).cloned().collect();
+        assert_eq!(!console.is_empty(), matches!(s.name, "prefecture" | "national"), "{}: {console:?}", s.name);
+        served.retain(|r| !console.contains(r));
         let templates: BTreeSet<String> = described[s.name].iter().map(|(_, t)| t.clone()).collect();
         let undescribed: Vec<&String> = served.difference(&templates).collect();
         assert!(undescribed.is_empty(), "{}: served but not described: {undescribed:?}", s.name);

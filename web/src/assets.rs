@@ -57,6 +57,9 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        // `same-origin`, not `no-referrer`: under `no-referrer` Chromium sends `Origin: null`
+        // on a page's own form posts, which `csrf::cross_site` rightly refuses. Other origins
+        // still get no referrer.
         (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, if asset { "public, max-age=31536000, immutable" } else { "no-store" }),
@@ -83,6 +86,7 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);
         assert_eq!(r.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+        assert_eq!(r.headers()[header::REFERRER_POLICY], "same-origin", "not no-referrer (Origin: null on posts)");
         assert!(r.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
         let r = app.clone().oneshot(Request::get(css_path()).body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);

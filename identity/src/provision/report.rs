@@ -29,11 +29,17 @@ impl Provider {
 
     /// [`Provider::statistics`] for a named operator, logged like [`Provider::disclosure_by`].
     pub async fn statistics_by(&self, op: &Operator, years: &[i32], now: i64) -> Result<String> {
+        Ok(self.usage_by(op, years, now).await?.to_markdown())
+    }
+
+    /// The statistics as a table ([`law::UsageTable`], what the operator console shows) for a
+    /// named operator, written to the operator log as [`Provider::statistics_by`] does.
+    pub async fn usage_by(&self, op: &Operator, years: &[i32], now: i64) -> Result<law::UsageTable> {
         let mut tx = self.db.write().await?;
         let years_text = years.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
         operator::log(&mut tx, op, "statistics", &years_text, now).await?;
         tx.commit().await?;
-        self.statistics(years).await
+        self.usage(years).await
     }
 
     /// A resident's disclosure report: every provision of and refusal about their record.
@@ -65,6 +71,11 @@ impl Provider {
 
     /// Provisions per purpose per fiscal year, rendered like the prefecture usage tables.
     pub async fn statistics(&self, years: &[i32]) -> Result<String> {
+        Ok(self.usage(years).await?.to_markdown())
+    }
+
+    /// Provisions per purpose per fiscal year ([`law::usage_table`]).
+    async fn usage(&self, years: &[i32]) -> Result<law::UsageTable> {
         let rows = sqlx::query(
             "SELECT purpose, fiscal_year, COUNT(*) FROM provision_log WHERE result = 'provided'
              GROUP BY purpose, fiscal_year ORDER BY purpose, fiscal_year",
@@ -81,7 +92,7 @@ impl Provider {
                 u64_from(n, "count")?,
             ));
         }
-        Ok(law::render_usage_table(&self.law, &counts, years))
+        Ok(law::usage_table(&self.law, &counts, years))
     }
 
     /// Fiscal year of a unix time (JST, April to March).

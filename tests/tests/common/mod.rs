@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use identity::party::Party;
 
+pub mod fake;
+
 /// Builds the `jpki` binary once (Cargo has released its build lock while tests run) and
 /// returns its path in the workspace's target directory.
 pub fn jpki_bin() -> &'static Path {
