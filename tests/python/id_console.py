@@ -41,15 +41,15 @@ def check(cond, what):
 
 
 def axe_page(b, cred):
-    """A page in a second context of browser `b` presenting `cred`, with the page's CSP
-    bypassed: axe-core is injected as an inline script, which our CSP (rightly) refuses. The
-    pages themselves are loaded, timed and driven in a context that enforces the CSP."""
+    """A page in a second context of browser `b` presenting `cred`, with axe-core added by the
+    browser (an init script; the pages' CSP stays in force). The pages themselves are loaded,
+    timed and driven in a context without it."""
     cert, key, passphrase = cred
     c = {"origin": URL, "certPath": cert, "keyPath": key}
     if passphrase:
         c["passphrase"] = passphrase
-    ctx = b.new_context(locale="ja-JP", viewport={"width": 1200, "height": 900}, client_certificates=[c],
-                        bypass_csp=True)
+    ctx = b.new_context(locale="ja-JP", viewport={"width": 1200, "height": 900}, client_certificates=[c])
+    ctx.add_init_script(path=browser.axe_path())
     return ctx.new_page()
 
 
@@ -60,17 +60,11 @@ def axe_check(apage, path):
     check(not bad, f"{path}: axe violations {bad}")
 
 
-def watch_csp(page, violations):
-    """Records every CSP violation the browser reports on `page` (there must be none)."""
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-
-
 def operator_pages(pw, times):
     cred = credential(os.environ["JPKI_OP_CERT"], os.environ["JPKI_OP_KEY"])
-    b, ctx = browser.launch(pw, client_cert=cred, origin=URL)
+    b, ctx = browser.launch(pw, client_cert=cred, origin=URL, with_axe=False)
     page = ctx.new_page()
-    violations = []
-    watch_csp(page, violations)
+    violations = browser.csp_violations(page)
     apage = axe_page(b, cred)
     for rnd in range(10):
         for path, title, name in PAGES:
@@ -121,7 +115,7 @@ def operator_pages(pw, times):
 
 def agency_refused(pw):
     cred = credential(os.environ["JPKI_AGENCY_CERT"], os.environ["JPKI_AGENCY_KEY"])
-    b, ctx = browser.launch(pw, client_cert=cred, origin=URL)
+    b, ctx = browser.launch(pw, client_cert=cred, origin=URL, with_axe=False)
     page = ctx.new_page()
     r = page.goto(URL + "/console/")
     check(r is not None and r.status == 403, f"agency: status {r and r.status}")
