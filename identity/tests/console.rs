@@ -252,7 +252,7 @@ async fn an_operator_sees_every_page_and_resumes_a_halted_source_with_a_csrf_tok
         let (s, _, _) = get(OP, &format!("{}/console/pools", w.pref13_url)).await;
         assert_eq!(s, 404);
         // The stylesheet is served with the same headers.
-        let (s, h, _) = get(OP, &format!("{n}/static/app.css")).await;
+        let (s, h, _) = get(OP, &format!("{n}{}", web::assets::css_path())).await;
         assert_eq!(s, 200);
         assert!(h["content-security-policy"].to_str().unwrap().contains("style-src 'self'"));
     }

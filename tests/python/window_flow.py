@@ -178,7 +178,9 @@ def main():
             code, auth_pin, sign_pin = args[0], args[1], args[2]
             find(page, code)
             check(code not in page.url, "the resident code is in the URL")
-            issue_with_keyboard(page, args[3] if len(args) > 3 else "issue", auth_pin, sign_pin)
+            mode = args[3] if len(args) > 3 else "issue"
+            no_signature = len(args) > 4 and args[4] == "nosig"
+            issue_with_keyboard(page, mode, auth_pin, None if no_signature else sign_pin, no_signature)
             state, err, seen = wait_job(page)
             browser.shot(page, f"window-job-{state}")
             out.update(state=state, code=err, steps=seen, text=page.inner_text("#state"))
@@ -209,7 +211,8 @@ def main():
 
         elif phase == "card-status":
             visit(page, "/card/status", "card-status")
-            out["lifecycle"] = page.get_attribute("[data-lifecycle]", "data-lifecycle")
+            el = page.query_selector("[data-lifecycle]")
+            out["lifecycle"] = el.get_attribute("data-lifecycle") if el else None
             out["text"] = page.inner_text("main")
 
         elif phase == "move-out":
@@ -219,6 +222,9 @@ def main():
             page.fill("input[name=destination]", dest)
             submit(page, lambda: page.click("form:has(input[value=move_out]) button[type=submit]"), "moved-out")
             out["text"] = page.inner_text("main")
+            # Moved out, the resident is no longer this window's: the disclosure is refused.
+            submit(page, lambda: page.click("form[action='/residents/disclosure'] button[type=submit]"))
+            out["disclosure_after"] = page.inner_text("main")
 
         elif phase == "disclosure":
             find(page, args[0])

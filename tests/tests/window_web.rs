@@ -227,6 +227,7 @@ async fn a_clerk_registers_issues_and_moves_a_resident_in_the_browser() {
     // Moved out: the CA follows the feed and revokes the signature certificate.
     let r = flow.run("move-out", &[&resident, "271004"]);
     assert!(r["text"].as_str().unwrap().contains("転出を登録しました"), "{r}");
+    assert!(r["disclosure_after"].as_str().unwrap().contains("当市区町村の住民ではありません"), "{r}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let o = net.jpki(&["ca", "show", "--actor", "op-1", &sign_serial]);
@@ -256,10 +257,28 @@ async fn a_clerk_registers_issues_and_moves_a_resident_in_the_browser() {
     let r = flow.run("card-status", &[]);
     assert_eq!(r["lifecycle"], "Issued", "{r}");
 
+    // A child under 15: a signature certificate is refused and the card wiped back to blank;
+    // without one (the form's default for a child) the card is issued.
+    let r = flow.run("register", &["鈴木　次郎", "2019-05-05"]);
+    let child = r["resident"].as_str().unwrap().to_owned();
+    net.wait_national(&child).await;
+    pull(sim);
+    // No card in the reader: the status page says so, with what to do.
+    let r = flow.run("card-status", &[]);
+    assert!(r["text"].as_str().unwrap().contains("カードが挿入されていません"), "{r}");
+    sim = card_sim(&d("card3.json"), None);
+    let r = flow.run("issue", &[&child, AUTH_PIN, SIGN_PIN, "issue", "sig"]);
+    assert_eq!((r["state"].as_str(), r["code"].as_str()), (Some("failed"), Some("under_age")), "{r}");
+    assert!(r["text"].as_str().unwrap().contains("白紙に戻しました"), "{r}");
+    assert_eq!(flow.run("card-status", &[])["lifecycle"], "Blank");
+    let r = flow.run("issue", &[&child, AUTH_PIN, SIGN_PIN, "issue", "nosig"]);
+    assert_eq!(r["state"], "done", "{r}");
+    assert!(!r["text"].as_str().unwrap().contains("署名用電子証明書 シリアル"), "{r}");
+
     // The CA unreachable: a clear message, and the blank card is left untouched.
     drop(ca);
     pull(sim);
-    let _sim = card_sim(&d("card3.json"), None);
+    let _sim = card_sim(&d("card4.json"), None);
     let r = flow.run("issue", &[&second, AUTH_PIN, SIGN_PIN]);
     assert_eq!((r["state"].as_str(), r["code"].as_str()), (Some("failed"), Some("ca_unreachable")), "{r}");
     let r = flow.run("card-status", &[]);

@@ -146,6 +146,10 @@ async fn posts_need_the_sessions_token_and_the_same_origin() {
     // A malformed code never reaches the node.
     let r = send(&app, find(&[("csrf", &token), ("resident_code", "12345678901")])).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a wrong check digit");
+    // The reader on the desk is missing (or pcscd is not running): said, with the next step.
+    let r = send(&app, Request::get("/card/status").header(header::COOKIE, &cookie).body(Body::empty()).unwrap()).await;
+    let page = body(r).await;
+    assert!(page.contains("カードリーダー") && page.contains("次の操作"), "{page}");
     // Signed out: the cookie is cleared and the session is gone.
     let r = send(&app, form("/signout", Some(&cookie), &[("csrf", &token)])).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -50,7 +50,8 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         pcscd = Some(Pcscd::up()?);
         Ok(())
     });
-    let mut test = cargo("test --workspace --all-targets");
+    // Every test binary runs even after one fails, so one CI run shows every failure.
+    let mut test = cargo("test --workspace --all-targets --no-fail-fast");
     test.env("RUST_BACKTRACE", "1");
     // The browser tests inject this axe-core (installed above) into every page they check.
     test.env("JPKI_AXE_JS", axe_js());

@@ -112,6 +112,15 @@ struct IssueForm {
     no_signature: Option<String>,
 }
 
+/// The CA service as the signed-in clerk, or the message for a window that cannot build its
+/// client (logged).
+fn ca_for(app: &App, ctx: &Ctx) -> Result<crate::ca_client::CaHttps, Failed> {
+    app.ca(&ctx.clerk).map_err(|e| {
+        tracing::error!(error = %e, "CA client");
+        crate::messages::ca_error(&card::writer::CaError::Failed(e.to_string()), false)
+    })
+}
+
 /// Starts `kind` for `ctx`'s session, running `work` on a blocking thread with the job; the
 /// redirect to the job's page.
 fn start<F>(app: &Arc<App>, ctx: &Ctx, kind: Kind, work: F) -> Response
@@ -170,13 +179,9 @@ async fn issue(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<Is
         auth_pin: Some(f.auth_pin.clone()),
         sign_pin: if no_signature && mode != Mode::Renew { None } else { sign_pin },
     };
-    let ca = match app.ca(&ctx.clerk) {
+    let ca = match ca_for(&app, &ctx) {
         Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "CA client");
-            let f = crate::messages::ca_error(&card::writer::CaError::Failed(e.to_string()), false);
-            return failure(StatusCode::INTERNAL_SERVER_ERROR, kind.title(), &f);
-        }
+        Err(f) => return failure(StatusCode::INTERNAL_SERVER_ERROR, kind.title(), &f),
     };
     let (reader, wait) = (app.cfg.reader.clone(), app.cfg.card_wait);
     start(&app, &ctx, kind, move |job| {
@@ -227,16 +232,9 @@ async fn pin_reset(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): For
     if let Err(e) = pin.normalize(&f.new_pin) {
         return failure(StatusCode::BAD_REQUEST, Kind::PinReset.title(), &crate::messages::card_error(&e.into()));
     }
-    let ca = match app.ca(&ctx.clerk) {
+    let ca = match ca_for(&app, &ctx) {
         Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "CA client");
-            return failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Kind::PinReset.title(),
-                &crate::messages::ca_error(&card::writer::CaError::Failed(e.to_string()), false),
-            );
-        }
+        Err(f) => return failure(StatusCode::INTERNAL_SERVER_ERROR, Kind::PinReset.title(), &f),
     };
     let (reader, wait, resident) = (app.cfg.reader.clone(), app.cfg.card_wait, f.resident_code.trim().to_owned());
     let new = f.new_pin.clone();
@@ -269,16 +267,9 @@ async fn wipe(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<Cod
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
-    let ca = match app.ca(&ctx.clerk) {
+    let ca = match ca_for(&app, &ctx) {
         Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "CA client");
-            return failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Kind::Wipe.title(),
-                &crate::messages::ca_error(&card::writer::CaError::Failed(e.to_string()), false),
-            );
-        }
+        Err(f) => return failure(StatusCode::INTERNAL_SERVER_ERROR, Kind::Wipe.title(), &f),
     };
     let (reader, wait, resident) = (app.cfg.reader.clone(), app.cfg.card_wait, f.resident_code.trim().to_owned());
     start(&app, &ctx, Kind::Wipe, move |_job| {
