@@ -140,7 +140,15 @@ where
     // A blocking thread: PC/SC calls block; the work drives its futures with
     // `Handle::current().block_on`, their I/O on the runtime.
     tokio::task::spawn_blocking(move || {
-        let out = work(job.clone());
+        // A panic in the work must still finish the job: a job left running would hold the
+        // reader (and its page) forever.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(job.clone()))).unwrap_or_else(|_| {
+            Err(Failed {
+                code: "internal".into(),
+                what: "カードの処理が異常終了しました。".into(),
+                next: "カードの状態を確認し、中断していれば「発行を再開」または「初期化」を行ってください。".into(),
+            })
+        });
         match &out {
             Ok(_) => tracing::info!(clerk, job = %job.id, kind = ?job.kind, "card job done"),
             Err(f) => tracing::warn!(clerk, job = %job.id, kind = ?job.kind, code = %f.code, "card job failed"),
