@@ -81,13 +81,16 @@ def wait_job(page, timeout=60):
     seen = []
     deadline = time.time() + timeout
     while time.time() < deadline:
-        done = page.eval_on_selector_all("ol.progress li.done", "els => els.map(e => e.dataset.step)")
+        # One read of the fragment: the steps done and the state as htmx last swapped them in.
+        done, state, code = page.evaluate(
+            "() => { const s = document.querySelector('#state');"
+            " return [[...document.querySelectorAll('ol.progress li.done')].map(e => e.dataset.step),"
+            " s && s.dataset.state, s && (s.dataset.code || null)]; }")
         for s in done:
             if s not in seen:
                 seen.append(s)
-        state = page.get_attribute("#state", "data-state")
         if state and state != "running":
-            return state, page.get_attribute("#state", "data-code"), seen
+            return state, code, seen
         time.sleep(0.05)
     raise SystemExit("FAILED: the job did not finish")
 

@@ -16,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{NetPki, Network, csr, text};
+use common::{Network, csr, text};
 use identity::party::Party;
 use serde_json::Value;
 
@@ -92,20 +92,7 @@ async fn an_operator_uses_the_console_in_chromium_and_a_window_is_refused() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join("target/npm/node_modules/axe-core/axe.min.js"));
     let pem = |name: &str| net.pki.prefix(name).with_extension("pem");
-    // Node (Playwright's client-certificate proxy) and the openssl CLI refuse our key files'
-    // scrypt parameters (their memory limit), so the browser gets an unencrypted PEM copy, made
-    // by the project's own key-file reader, in the test's temp dir (mode 0600).
-    let key = |name: &str| {
-        use base64::Engine as _;
-        let pass = net::secret::Secret::new(NetPki::PASSPHRASE.as_bytes().to_vec());
-        let der = net::keyfile::load(&net.pki.prefix(name).with_extension("key"), &pass).unwrap();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_slice());
-        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-        let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
-        let plain = dir.join(format!("{name}-browser.key"));
-        net::keyfile::write_private(&plain, pem.as_bytes()).unwrap();
-        plain
-    };
+    let key = |name: &str| net.pki.browser_key(name, dir);
     let o = Command::new("python3")
         .arg(root().join("tests/python/ca_console.py"))
         .args([&url, &serial])

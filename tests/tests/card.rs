@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 use tokio::sync::Mutex;
@@ -19,7 +18,7 @@ use tokio::sync::Mutex;
 use card::apdu::Status;
 use card::jpki::{KeyRef, Lifecycle};
 use card::reader::{Jpki, Reader};
-use common::{Kill, Network, jpki_bin, text};
+use common::{ISSUER_KEY, Network, card_sim, jpki_bin, opensc as tool, pem_to_der, text, wait_removed};
 
 /// The window of these tests: its own credential and its clerk's key (copied into a directory
 /// of their own, owned by the window's user), and the CA service it talks to.
@@ -107,7 +106,6 @@ impl Window {
 /// Both tests use the two vpcd readers and OpenSC sees every card: one at a time.
 static READERS: Mutex<()> = Mutex::const_new(());
 
-const ISSUER_KEY: &str = "4a504b492d746573742d6973737565722d6b65792d3030303030303030303031";
 const AUTH_PIN: &str = "1234";
 const SIGN_PIN: &str = "ABC123";
 const READER0: &str = "Virtual PCD 00 00";
@@ -122,25 +120,6 @@ fn require_pcsc_stack() {
     );
 }
 
-fn card_sim(state: &Path, port: u16, pull_after: Option<u64>) -> Kill {
-    let mut c = Command::new(jpki_bin());
-    c.args(["card-sim", "--state", state.to_str().unwrap(), "--port", &port.to_string()])
-        .env("JPKI_CARD_ISSUER_KEY", ISSUER_KEY);
-    if let Some(n) = pull_after {
-        c.args(["--pull-after", &n.to_string()]);
-    }
-    Kill(c.spawn().unwrap())
-}
-
-/// The card is out (`card wait --absent` answers from pcscd's reader state).
-fn wait_removed(reader: &str) {
-    let o = Command::new(jpki_bin())
-        .args(["card", "wait", "--absent", "--reader", reader, "--wait", "5"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-}
-
 /// The resident's PINs (typed on the window's PIN pad).
 fn card_env() -> Vec<(&'static str, &'static str)> {
     vec![("JPKI_CARD_AUTH_PIN", AUTH_PIN), ("JPKI_CARD_SIGN_PIN", SIGN_PIN)]
@@ -152,10 +131,6 @@ fn issue_args<'a>(reader: &'a str, resident: &'a str, extra: &[&'a str]) -> Vec<
     v
 }
 
-fn tool(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd).args(args).env("OPENSC_DRIVER", "jpki").output().unwrap()
-}
-
 /// Serials of the certificates a `card issue` wrote, as it printed them.
 fn written(out: &str, kind: &str) -> String {
     out.lines()
@@ -163,25 +138,6 @@ fn written(out: &str, kind: &str) -> String {
         .and_then(|l| l.split_whitespace().nth(2))
         .unwrap_or_else(|| panic!("no {kind} certificate in: {out}"))
         .to_owned()
-}
-
-fn pem_to_der(pem: &[u8]) -> Vec<u8> {
-    let s = String::from_utf8_lossy(pem);
-    let start = s.find("-----BEGIN CERTIFICATE-----").unwrap_or_else(|| panic!("no PEM in {s}"));
-    let end = s[start..].find("-----END CERTIFICATE-----").unwrap() + start + 25;
-    let o = Command::new("openssl")
-        .args(["x509", "-outform", "DER"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(s[start..end].as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert!(o.status.success());
-    o.stdout
 }
 
 /// Review finding C1, APDU by APDU through pcscd: whoever holds the issuer master and the card

@@ -89,23 +89,9 @@ async fn an_operator_resumes_a_halted_source_in_the_browser_with_the_keyboard() 
     fake.appended.lock().unwrap().clear();
 
     // The browser: every page as the operator, the resume by keyboard, the agency refused.
-    // Our key files use scrypt (N = 2^15, r = 8), over the 32 MiB that Node's and OpenSSL's
-    // scrypt allow by default: the browser gets an unencrypted copy (0600, in the test's
-    // temporary directory), decrypted by the project's own key-file code.
     let creds = |name: &str| {
-        let prefix = pki.prefix(name);
-        let pass = net::secret::Secret::new(NetPki::PASSPHRASE.as_bytes().to_vec());
-        let der = net::keyfile::load(&net::credential::with_ext(&prefix, "key"), &pass).unwrap();
-        let (der_path, pem_path) =
-            (dir.path().join(format!("{name}.der")), dir.path().join(format!("{name}.plain.key")));
-        net::keyfile::write_private(&der_path, &der).unwrap();
-        let o = Command::new("openssl")
-            .args(["pkey", "-inform", "DER", "-in", der_path.to_str().unwrap(), "-out", pem_path.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-        std::fs::remove_file(&der_path).unwrap();
-        (format!("{}.pem", prefix.display()), pem_path.display().to_string())
+        let cert = format!("{}.pem", pki.prefix(name).display());
+        (cert, pki.browser_key(name, dir.path()).display().to_string())
     };
     let ((op_cert, op_key), (ag_cert, ag_key)) = (creds("op1"), creds("agency"));
     let target = target_dir();

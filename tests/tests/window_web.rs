@@ -8,13 +8,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Kill, NetPki, Network, free_port, jpki_bin, text};
+use common::{ISSUER_KEY, Kill, NetPki, Network, free_port, jpki_bin, opensc, pem_to_der, text, wait_removed};
 use serde_json::Value;
 
-const ISSUER_KEY: &str = "4a504b492d746573742d6973737565722d6b65792d3030303030303030303031";
 const AUTH_PIN: &str = "1234";
 const SIGN_PIN: &str = "ABC123";
 const READER: &str = "Virtual PCD 00 00";
@@ -30,42 +29,15 @@ fn browser_present() -> bool {
     present
 }
 
-fn card_sim(state: &Path, pull_after: Option<u64>) -> Kill {
-    let mut c = Command::new(jpki_bin());
-    c.args(["card-sim", "--state", state.to_str().unwrap(), "--port", &VPCD_PORT.to_string()])
-        .env("JPKI_CARD_ISSUER_KEY", ISSUER_KEY);
-    if let Some(n) = pull_after {
-        c.args(["--pull-after", &n.to_string()]);
-    }
-    Kill(c.spawn().unwrap())
-}
-
 /// Takes the card out and waits until pcscd sees the reader empty.
 fn pull(sim: Kill) {
     drop(sim);
-    let o = Command::new(jpki_bin())
-        .args(["card", "wait", "--absent", "--reader", READER, "--wait", "5"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    wait_removed(READER);
 }
 
-fn tool(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd).args(args).env("OPENSC_DRIVER", "jpki").output().unwrap()
-}
-
-fn der_of_pem(pem: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut c = Command::new("openssl")
-        .args(["x509", "-outform", "DER"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(pem).unwrap();
-    let o = c.wait_with_output().unwrap();
-    assert!(o.status.success());
-    o.stdout
+/// A virtual card in this test's reader.
+fn card_sim(state: &Path, pull_after: Option<u64>) -> Kill {
+    common::card_sim(state, VPCD_PORT, pull_after)
 }
 
 /// The browser flow, phase by phase, its cookies kept in one file.
@@ -200,12 +172,12 @@ async fn a_clerk_registers_issues_and_moves_a_resident_in_the_browser() {
     let (auth_serial, sign_serial) = (serial_after(job, "利用者証明用"), serial_after(job, "署名用電子証明書"));
 
     // OpenSC reads back exactly what the CA issued.
-    let o = tool("pkcs15-tool", &["--reader", "0", "--list-certificates"]);
+    let o = opensc("pkcs15-tool", &["--reader", "0", "--list-certificates"]);
     assert_eq!(text(&o).matches("X.509 Certificate [").count(), 4, "{}", text(&o));
-    let o = tool("pkcs15-tool", &["--reader", "0", "--read-certificate", "01"]);
+    let o = opensc("pkcs15-tool", &["--reader", "0", "--read-certificate", "01"]);
     assert!(o.status.success(), "{}", text(&o));
     let issued = net.jpki(&["ca", "show", "--actor", "op-1", "--pem", &auth_serial]).stdout;
-    assert_eq!(der_of_pem(&o.stdout), der_of_pem(&issued), "the card's authentication certificate");
+    assert_eq!(pem_to_der(&o.stdout), pem_to_der(&issued), "the card's authentication certificate");
 
     // Wrong PIN until blocked, then a clerk's PIN reset.
     let r = flow.run("renew-wrong-pin", &[&resident]);

@@ -113,7 +113,7 @@ impl App {
             csrf: web::Csrf::new(SESSION_LIFETIME_SECS),
             jobs: jobs::Jobs::default(),
             signin_failures: signin::Failures::default(),
-            clock: unix_now,
+            clock: identity::http::now,
         })
     }
 
@@ -134,11 +134,6 @@ impl App {
             None => "市区町村窓口".into(),
         }
     }
-}
-
-/// Seconds since the epoch.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The window's router: pages, fragments and assets, every answer with the security headers.

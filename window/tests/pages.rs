@@ -19,7 +19,7 @@ use tower::ServiceExt;
 const PASS: &str = "clerk-key-passphrase";
 
 fn now() -> i64 {
-    window::unix_now()
+    identity::http::now()
 }
 
 /// A window of 131016 whose clerks' directory holds C0001 (of 131016) and C9001 (of 271004).

@@ -164,6 +164,22 @@ impl NetPki {
         self.issue_args(name, &["--party", party])
     }
 
+    /// An unencrypted PEM copy of credential `name`'s key, for a browser, written to `dir` (mode
+    /// 0600). Node (Playwright's client-certificate proxy) and the openssl CLI refuse our key
+    /// files' scrypt parameters (over their 32 MiB memory limit), so the copy is decrypted by
+    /// the project's own key-file code.
+    pub fn browser_key(&self, name: &str, dir: &Path) -> PathBuf {
+        use base64::Engine as _;
+        let pass = net::secret::Secret::new(Self::PASSPHRASE.as_bytes().to_vec());
+        let der = net::keyfile::load(&self.prefix(name).with_extension("key"), &pass).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_slice());
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
+        let plain = dir.join(format!("{name}-browser.key"));
+        net::keyfile::write_private(&plain, pem.as_bytes()).unwrap();
+        plain
+    }
+
     /// Loads the clerk key `name`.
     pub fn clerk(&self, name: &str) -> std::sync::Arc<net::clerk::ClerkKey> {
         let pass = net::secret::Secret::new(Self::PASSPHRASE.as_bytes().to_vec());
@@ -514,6 +530,57 @@ impl Network {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The card issuer master key of the e2e tests (64 hex digits): the CA service's and the card
+/// factory's (`jpki card-sim`).
+pub const ISSUER_KEY: &str = "4a504b492d746573742d6973737565722d6b65792d3030303030303030303031";
+
+/// A virtual card (`jpki card-sim`, state in `state`, made blank from [`ISSUER_KEY`] if absent)
+/// in the vpcd reader on `port` (35963: "Virtual PCD 00 00", 35964: "… 01"), pulled instead of
+/// answering APDU `pull_after + 1` if given.
+pub fn card_sim(state: &Path, port: u16, pull_after: Option<u64>) -> Kill {
+    let mut c = Command::new(jpki_bin());
+    c.args(["card-sim", "--state", state.to_str().unwrap(), "--port", &port.to_string()])
+        .env("JPKI_CARD_ISSUER_KEY", ISSUER_KEY);
+    if let Some(n) = pull_after {
+        c.args(["--pull-after", &n.to_string()]);
+    }
+    Kill(c.spawn().unwrap())
+}
+
+/// Waits until pcscd sees `reader` empty (`card wait --absent`).
+pub fn wait_removed(reader: &str) {
+    let o = Command::new(jpki_bin())
+        .args(["card", "wait", "--absent", "--reader", reader, "--wait", "5"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// An OpenSC tool (`pkcs15-tool`, `pkcs11-tool`, `opensc-tool`) with the jpki driver.
+pub fn opensc(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd).args(args).env("OPENSC_DRIVER", "jpki").output().unwrap()
+}
+
+/// The DER of the first certificate in `pem` (converted by `openssl x509`).
+pub fn pem_to_der(pem: &[u8]) -> Vec<u8> {
+    let s = String::from_utf8_lossy(pem);
+    let start = s.find("-----BEGIN CERTIFICATE-----").unwrap_or_else(|| panic!("no PEM in {s}"));
+    let end = s[start..].find("-----END CERTIFICATE-----").unwrap() + start + 25;
+    let o = Command::new("openssl")
+        .args(["x509", "-outform", "DER"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(s[start..end].as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(o.status.success());
+    o.stdout
 }
 
 /// `jpki identity agency-add` arguments registering the CA (`ca:jpki-ca`) for B1-020.
