@@ -8,6 +8,7 @@ mod issuance;
 mod metrics;
 mod ocsp;
 mod rotation;
+mod scale;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -37,6 +38,16 @@ pub enum Which {
     /// sizes, OCSP re-signing; a 1,000,000-certificate generation compromised and served
     /// revoked.
     Rotation,
+    /// How the parts grow with national sizes (issue 14): CRLs, the OCSP responder, the
+    /// identity national tier on PostgreSQL; Markdown tables and PNG plots.
+    Scale(scale::Args),
+    /// A child process of `bench scale` (measures its own peak memory).
+    #[command(hide = true)]
+    ScaleChild {
+        /// What it does.
+        #[command(subcommand)]
+        job: scale::Child,
+    },
 }
 
 /// Runs the benchmark `which` and prints its table to stdout (progress goes to stderr).
@@ -49,5 +60,7 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Metrics => metrics::run().await,
         Which::Issuance => issuance::run().await,
         Which::Rotation => rotation::run().await,
+        Which::Scale(a) => scale::run(a).await,
+        Which::ScaleChild { job } => scale::child(job).await,
     }
 }
