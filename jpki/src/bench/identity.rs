@@ -147,9 +147,11 @@ pub async fn run(pg_url: Option<String>) -> Result<()> {
 /// key per municipality.
 #[derive(Debug)]
 pub(super) struct BenchNet {
-    trust: Trust,
-    national: Credential,
+    pub(super) trust: Trust,
+    pub(super) national: Credential,
     agency: Credential,
+    /// Prefecture 13's credential (bench scale's rebuild serves it).
+    pub(super) prefecture: Credential,
     signers: Vec<Arc<net::notice_key::Signer>>,
 }
 
@@ -176,7 +178,8 @@ impl BenchNet {
         };
         let national = tls(Party::National, "national")?;
         let agency = tls(Party::Agency(SINGLE_AGENCY.into()), "agency")?;
-        Ok(Self { trust, national, agency, signers })
+        let prefecture = tls(Party::Prefecture("13".parse()?), "prefecture-13")?;
+        Ok(Self { trust, national, agency, prefecture, signers })
     }
 
     pub(super) fn verifier(&self) -> Arc<dyn NoticeVerifier> {

@@ -16,6 +16,7 @@
 //!   statistics (`Provider::statistics`, a scan of the whole provision log).
 
 use std::fmt::Write as _;
+use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +29,7 @@ use identity::operator::{Operator, Role};
 use identity::provision::{Lookup, Query};
 use identity::replica::Tier;
 use identity::store::Db;
-use sqlx::{Connection, Executor};
+use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::task::JoinSet;
 
 use super::Report;
@@ -59,6 +60,13 @@ fn bytea(b: &[u8]) -> String {
     format!("\\\\x{}", hex::encode(b))
 }
 
+/// Free bytes on the file system of `dir` (`df`; the throwaway cluster lives under the temp
+/// directory too), if `df` answers.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let o = std::process::Command::new("df").args(["--output=avail", "-B1"]).arg(dir).output().ok()?;
+    String::from_utf8_lossy(&o.stdout).lines().nth(1)?.trim().parse().ok()
+}
+
 /// What one size measured.
 struct Size {
     residents: u64,
@@ -76,7 +84,8 @@ struct Size {
 /// Bulk-loads `n` residents into the national database at `url`.
 async fn bulk_load(url: &str, n: u64, law: &LawTable, plan: &Plan) -> Result<()> {
     let synth = Synth::new(SEED);
-    let mut conn = sqlx::postgres::PgConnection::connect(url).await?;
+    let opts = sqlx::postgres::PgConnectOptions::from_str(url)?.disable_statement_logging();
+    let mut conn = sqlx::postgres::PgConnection::connect_with(&opts).await?;
     let purpose = plan.single_purpose.clone();
     let class = law.get(&purpose).map_or("-", |p| p.agency_class.table_ref());
     let today = format_date(time::Date::from_calendar_date(2026, time::Month::April, 1)?);
@@ -284,6 +293,57 @@ async fn measure(
     })
 }
 
+/// A national node rebuilt from its prefecture (`national::rebuild`, over mutual TLS on
+/// loopback): prefecture 13 holds the workload's notices (applied at the prefecture tier, on
+/// PostgreSQL); a wiped national database pulls and applies them all and compares chain heads.
+/// Returns (notices, seconds).
+async fn rebuild(admin: &str, law: &Arc<LawTable>, network: &BenchNet, work: &Workload) -> Result<(u64, f64)> {
+    let (purl, pname) = create_db(admin).await?;
+    let pdb = Db::open(&purl).await?;
+    identity::store::claim_identity(&pdb, "prefecture", "13").await?;
+    let provider = identity::provision::Provider::open(pdb.clone(), law.clone()).await?;
+    let verifier = network.verifier();
+    admit_all(&pdb, verifier.as_ref(), work).await?;
+    apply_all(&pdb, Tier::Prefecture, verifier.as_ref(), &work.sources).await?;
+    let router = identity::http::prefecture_router(identity::http::PrefectureState {
+        db: pdb.clone(),
+        code: "13".parse()?,
+        provider,
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a loopback port")?;
+    let url = format!("https://{}", l.local_addr()?);
+    let (config, _v) = net::tls::server_config(&network.prefecture, &network.trust)?;
+    let server = tokio::spawn(
+        net::server::Server::new(router, net::server::Transport::Tls(config)).serve(l, std::future::pending()),
+    );
+    let peer = identity::client::Peer::new(
+        &url,
+        net::client::client(
+            &network.national,
+            &network.trust,
+            Some(identity::party::Party::Prefecture("13".parse()?)),
+        )?,
+    );
+    let (nurl, nname) = create_db(admin).await?;
+    let ndb = Db::open(&nurl).await?;
+    identity::store::claim_identity(&ndb, "national", "national").await?;
+    let t = Instant::now();
+    let checks = identity::national::rebuild(&ndb, network.verifier().as_ref(), &[peer]).await?;
+    let secs = t.elapsed().as_secs_f64();
+    server.abort();
+    ensure!(
+        checks.len() == work.sources.len() && checks.iter().all(|c| c.equal),
+        "rebuilt chain heads differ: {checks:?}"
+    );
+    let n = identity::national::National::open(ndb.clone(), law.clone()).await?.feed_head().await?;
+    ensure!(n == work.total as u64, "the rebuilt feed holds {n} of {} notices", work.total);
+    ndb.close().await;
+    pdb.close().await;
+    drop_db(admin, &nname).await?;
+    drop_db(admin, &pname).await?;
+    Ok((n, secs))
+}
+
 /// Runs the identity curves at `sizes` on the cluster of `admin`; adds tables and plots.
 pub async fn run(admin: &str, sizes: &[u64], report: &mut Report) -> Result<()> {
     let law = Arc::new(LawTable::seed().context("built-in law table")?);
@@ -294,12 +354,28 @@ pub async fn run(admin: &str, sizes: &[u64], report: &mut Report) -> Result<()> 
     let work = Workload::generate(dir.path(), &network).await?;
     setup.finish(format_args!("{} signed notices", work.total));
     let bar = crate::progress::Bar::new("bench scale identity", "sizes");
-    let mut out = Vec::new();
+    let mut out: Vec<Size> = Vec::new();
+    let mut skipped = Vec::new();
     for (k, &n) in sizes.iter().enumerate() {
         bar.set(k as u64, sizes.len() as u64);
+        // Does it fit on the disk? The previous size's bytes per resident, times this size.
+        if let (Some(prev), Some(free)) = (out.last(), free_bytes(&std::env::temp_dir())) {
+            let need = prev.db_bytes as f64 / prev.residents as f64 * n as f64;
+            if need > 0.5 * free as f64 {
+                skipped.push(format!(
+                    "{}: not run: at {:.0} B per resident the database needs {}, and the disk has {} free",
+                    human_count(n),
+                    prev.db_bytes as f64 / prev.residents as f64,
+                    human_bytes(need),
+                    human_bytes(free as f64)
+                ));
+                continue;
+            }
+        }
         out.push(measure(admin, n, &law, &plan, &network, &work).await?);
     }
-    bar.finish(format_args!("{} sizes", sizes.len()));
+    let (rebuilt, rebuild_secs) = rebuild(admin, &law, &network, &work).await?;
+    bar.finish(format_args!("{} sizes and a rebuild", sizes.len()));
 
     let mut t = String::new();
     t += &format!(
@@ -307,7 +383,7 @@ pub async fn run(admin: &str, sizes: &[u64], report: &mut Report) -> Result<()> 
          then {} signed notices (registrations and moves of 10 real municipalities) through `replica::apply_batch`, \
          {QUERIES} sequential and {CONCURRENT} concurrent ({TASKS} tasks) `Provider::query` calls on random residents, \
          {DISCLOSURES} disclosure reports, one yearly statistics table.\n\n",
-        work.total
+        human_count(work.total as u64)
     );
     t += "| residents | bulk load | database | per resident | notices applied/s | query p50 / p99 | queries/s, 64 tasks | disclosure p50 / p99 | yearly statistics |\n";
     t += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
@@ -326,6 +402,9 @@ pub async fn run(admin: &str, sizes: &[u64], report: &mut Report) -> Result<()> 
             s.disclosure_p99_ms,
             human_secs(s.statistics_secs),
         );
+    }
+    for s in &skipped {
+        t += &format!("\n{s}.\n");
     }
     let fit = |f: &dyn Fn(&Size) -> f64| power_fit(&out.iter().map(|s| (s.residents as f64, f(s))).collect::<Vec<_>>());
     let exp = |f: Option<(f64, f64)>| f.map_or("–".into(), |f| format!("{:.2}", f.1));
@@ -352,6 +431,22 @@ pub async fn run(admin: &str, sizes: &[u64], report: &mut Report) -> Result<()> 
         t.push('\n');
     }
     report.section("Identity: the national tier on PostgreSQL by size", &t);
+    let rate = rebuilt as f64 / rebuild_secs;
+    let mut t = String::new();
+    t += &format!(
+        "Measured: a wiped national node rebuilt from prefecture 13 (`national::rebuild`: pull over mutual TLS, verify, \
+         apply, compare chain heads) holding {} notices: {} ({rate:.0} notices/s). The bulk-loaded states above have no \
+         signed chains to pull, so larger rebuilds are this rate extrapolated linearly (an upper bound on the rate: \
+         applying on top of a larger projection is slower, see the apply column above):\n\n",
+        human_count(rebuilt),
+        human_secs(rebuild_secs),
+    );
+    t += "| notices to pull | rebuild (extrapolated) |\n|---:|---:|\n";
+    for n in [1e6, 1e7, 1.25e8, 1.25e8 + 10.0 * 1e7] {
+        t += &format!("| {} | {} |\n", human_count(n as u64), human_secs(n / rate));
+    }
+    t += "\n(1.25·10^8: one registration per resident; +10^8: ten years of 10 M notices a year.)\n";
+    report.section("Identity: rebuild from the prefectures", &t);
     let pts = |f: &dyn Fn(&Size) -> f64| out.iter().map(|s| (s.residents as f64, f(s))).collect::<Vec<_>>();
     report.plot(
         "scale-identity-rates.png",

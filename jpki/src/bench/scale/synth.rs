@@ -91,13 +91,14 @@ impl Synth {
     }
 
     /// Certificate `i`'s serial: 16 octets, first octet 0x40..=0x7f (positive, no leading zero),
-    /// octets 1..8 from the seed, octets 8..16 the index (so distinct for every `i`).
+    /// octets 1..8 the index (so distinct for every `i` below 2^56), octets 8..16 from the seed
+    /// (random-looking low bits, which the CA's `shard_of` reads, as in a real serial).
     pub fn serial(&self, i: u64) -> [u8; 16] {
         let r = self.at(3, i);
         let mut s = [0u8; 16];
-        s[..8].copy_from_slice(&r.to_be_bytes());
-        s[0] = (s[0] & 0x3f) | 0x40;
-        s[8..].copy_from_slice(&i.to_be_bytes());
+        s[..8].copy_from_slice(&i.to_be_bytes());
+        s[0] = 0x40 | (r >> 58) as u8;
+        s[8..].copy_from_slice(&r.to_be_bytes());
         s
     }
 
