@@ -809,12 +809,30 @@ pub async fn run_puller(
     peers: Vec<Upstream>,
     interval: std::time::Duration,
 ) {
+    run_puller_with(db, tier, verifier, peers, interval, true).await;
+}
+
+/// [`run_puller`], or with `long_poll` false the loop on its timer alone (every peer every
+/// `interval`): what `jpki bench peak` measures as its reference.
+pub async fn run_puller_with(
+    db: Db,
+    tier: Tier,
+    verifier: Arc<dyn NoticeVerifier>,
+    peers: Vec<Upstream>,
+    interval: std::time::Duration,
+    long_poll: bool,
+) {
     let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<usize>();
-    let watchers: Vec<_> = peers
-        .iter()
-        .enumerate()
-        .map(|(i, (peer, _))| tokio::spawn(watch_peer(i, peer.clone(), wake.clone(), interval)))
-        .collect();
+    let watchers: Vec<_> = if long_poll {
+        peers
+            .iter()
+            .enumerate()
+            .map(|(i, (peer, _))| tokio::spawn(watch_peer(i, peer.clone(), wake.clone(), interval)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    drop(wake);
     let _stop = AbortOnDrop(watchers);
     let mut due: BTreeSet<usize> = (0..peers.len()).collect();
     let mut parked: BTreeSet<usize> = BTreeSet::new();
@@ -840,7 +858,7 @@ pub async fn run_puller(
         due = if applied > 0 { parked.clone() } else { BTreeSet::new() };
         if due.is_empty() {
             tokio::select! {
-                Some(i) = woken.recv() => {
+                Some(i) = woken.recv(), if long_poll => {
                     due.insert(i);
                     while let Ok(i) = woken.try_recv() {
                         due.insert(i);
