@@ -7,6 +7,7 @@ mod identity;
 mod issuance;
 mod metrics;
 mod ocsp;
+mod peak;
 mod rotation;
 mod scale;
 
@@ -48,6 +49,10 @@ pub enum Which {
         #[command(subcommand)]
         job: scale::Child,
     },
+    /// A March-peak day end to end: prefectures and municipalities as mutual-TLS nodes, the
+    /// national node, the CA following the feed, the validator; freshness from a municipal
+    /// commit to OCSP `revoked`.
+    Peak(peak::Args),
 }
 
 /// Runs the benchmark `which` and prints its table to stdout (progress goes to stderr).
@@ -62,5 +67,6 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Rotation => rotation::run().await,
         Which::Scale(a) => scale::run(a).await,
         Which::ScaleChild { job } => scale::child(job).await,
+        Which::Peak(a) => peak::run(a).await,
     }
 }
