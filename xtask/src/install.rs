@@ -49,6 +49,9 @@ const PACKAGES: &[Package] = &[
         probe: "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
         postgres: false,
     },
+    // `jpki bench scale` draws its plots' text with ab_glyph from DejaVu Sans (and its plot
+    // unit test draws one).
+    Package { name: "fonts-dejavu-core", probe: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", postgres: false },
 ];
 
 /// Python tools the tests run as independent checkers, pinned: (probe, pip requirement). A

@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's build system (`ci`, `pg -- <command>`, `bench identity`).
+//! `cargo xtask`: the project's build system (`ci`, `pg -- <command>`, `bench identity`, `bench scale`).
 //!
 //! `cargo xtask ci` is the single test command, locally and in CI (`.ci/run`): it installs the
 //! missing Debian packages, checks formatting and lints, and runs every test on SQLite and on a
@@ -48,6 +48,10 @@ usage: cargo xtask <command>
                             JPKI_TEST_PG_URL and PGHOST/PGPORT/PGUSER/PGDATABASE
   bench identity [args...]  `cargo run --release -p jpki -- bench identity --pg-url <url> [args...]`
                             against a throwaway PostgreSQL 15 cluster
+  bench scale [crl|ocsp|identity...] [--max N]
+                            how the parts grow with national sizes (default up to 10^6, about 15 min;
+                            --max 10000000 for 10^7): Markdown tables, PNG plots in docs/img/scale-*.png;
+                            the identity part on a throwaway PostgreSQL 15 cluster (docs/scale.md)
   bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding
   bench issuance            a window's issuance through the CA service vs the same in process
   bench rotation            per CA algorithm: issuance vs raw signing, certificate/CRL/OCSP sizes,
@@ -199,6 +203,20 @@ fn main_inner() -> anyhow::Result<ExitCode> {
         ["bench", "rotation"] => {
             let status = cargo("run --release -p jpki -- bench rotation").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ["bench", "scale", rest @ ..] => {
+            install_missing(false)?;
+            // wrk loads the OCSP responder and nginx serves the same bytes as a static file.
+            for (tool, package) in [("/usr/bin/wrk", "wrk"), ("/usr/sbin/nginx", "nginx")] {
+                if !Path::new(tool).exists() {
+                    run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", package]))?;
+                }
+            }
+            with_cluster(|cluster| {
+                let mut cmd = cargo("run --release -p jpki -- bench scale --pg-url");
+                cmd.arg(cluster.url()).args(rest);
+                cmd
+            })
         }
         ["bench", "peak", "--pg", rest @ ..] => with_cluster(|_| {
             let mut cmd = cargo("run --release -p jpki -- bench peak --pg");

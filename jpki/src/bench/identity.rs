@@ -74,7 +74,7 @@ const ROUND_TRIPS: usize = 2_000;
 /// Raw `fdatasync` calls per run (storage diagnostic).
 const FSYNCS: usize = 300;
 /// Fixed clock of the benchmark (2026-04-01, fiscal year 2026).
-const NOW: i64 = 1_775_000_000;
+pub(super) const NOW: i64 = 1_775_000_000;
 /// Target of the issue for notices applied per second.
 const APPLY_TARGET: f64 = 10_000.0;
 /// Target of the issue for lawful single queries per second.
@@ -146,15 +146,17 @@ pub async fn run(pg_url: Option<String>) -> Result<()> {
 /// shares, the credentials of the national node and the single-query agency, and one notice
 /// key per municipality.
 #[derive(Debug)]
-struct BenchNet {
-    trust: Trust,
-    national: Credential,
+pub(super) struct BenchNet {
+    pub(super) trust: Trust,
+    pub(super) national: Credential,
     agency: Credential,
+    /// Prefecture 13's credential (bench scale's rebuild serves it).
+    pub(super) prefecture: Credential,
     signers: Vec<Arc<net::notice_key::Signer>>,
 }
 
 impl BenchNet {
-    fn create(dir: &Path) -> Result<Self> {
+    pub(super) fn create(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let secret = || Secret::new(hex::encode(rand::random::<[u8; 24]>()).into_bytes());
         // Real time, not the fixed clock: replicas check notice keys against the clock.
@@ -176,10 +178,11 @@ impl BenchNet {
         };
         let national = tls(Party::National, "national")?;
         let agency = tls(Party::Agency(SINGLE_AGENCY.into()), "agency")?;
-        Ok(Self { trust, national, agency, signers })
+        let prefecture = tls(Party::Prefecture("13".parse()?), "prefecture-13")?;
+        Ok(Self { trust, national, agency, prefecture, signers })
     }
 
-    fn verifier(&self) -> Arc<dyn NoticeVerifier> {
+    pub(super) fn verifier(&self) -> Arc<dyn NoticeVerifier> {
         net::notice_key::Verifier::new(self.trust.clone())
     }
 }
@@ -208,10 +211,10 @@ impl Backend {
 
 /// The purposes and fields the provision rows use, chosen from the law table.
 #[derive(Debug)]
-struct Plan {
-    single_purpose: String,
-    single_class: AgencyClass,
-    single_fields: BTreeSet<Field>,
+pub(super) struct Plan {
+    pub(super) single_purpose: String,
+    pub(super) single_class: AgencyClass,
+    pub(super) single_fields: BTreeSet<Field>,
     bulk_purpose: String,
     bulk_class: AgencyClass,
     bulk_fields: BTreeSet<Field>,
@@ -221,7 +224,7 @@ impl Plan {
     /// A non-bulk purpose the national server answers (a class it holds data for) that
     /// permits name and address, asking for the four items it permits; and a bulk purpose,
     /// asking for the change information (status) only, as a liveness check does.
-    fn from_law(law: &LawTable) -> Result<Self> {
+    pub(super) fn from_law(law: &LawTable) -> Result<Self> {
         let four = [Field::Name, Field::Address, Field::DateOfBirth, Field::Sex];
         let single = law
             .purposes()
@@ -252,11 +255,11 @@ impl Plan {
 /// The notices of every municipality, in seq order, its notice-key certificate, and the
 /// residents they registered.
 #[derive(Debug)]
-struct Workload {
-    sources: Vec<Vec<ChangeNotice>>,
-    keys: Vec<NoticeKeyCert>,
-    total: usize,
-    residents: Vec<ResidentCode>,
+pub(super) struct Workload {
+    pub(super) sources: Vec<Vec<ChangeNotice>>,
+    pub(super) keys: Vec<NoticeKeyCert>,
+    pub(super) total: usize,
+    pub(super) residents: Vec<ResidentCode>,
 }
 
 fn municipality_code(i: usize) -> Result<LgCode> {
@@ -295,7 +298,7 @@ impl Workload {
     /// Per municipality, 2,000 notices in four pages: 1,000 registrations; 250 moves within
     /// and 250 moves out to the next municipality; 250 moves in from the previous one and
     /// 250 more moves within. Applying page k of every source before page k+1 never parks.
-    async fn generate(dir: &Path, network: &BenchNet) -> Result<Self> {
+    pub(super) async fn generate(dir: &Path, network: &BenchNet) -> Result<Self> {
         let clerk = Operator::new("bench-clerk", Role::MunicipalClerk)?;
         let today = time::Date::from_calendar_date(2026, time::Month::April, 1)?;
         let mut munis = Vec::new();
@@ -398,7 +401,7 @@ impl Workload {
 
 /// Stores every source's notice-key certificate at the replica (what a pull fetches from
 /// `/v1/sources/{source}/keys` before its first page); not timed.
-async fn admit_all(db: &Db, verifier: &dyn NoticeVerifier, work: &Workload) -> Result<()> {
+pub(super) async fn admit_all(db: &Db, verifier: &dyn NoticeVerifier, work: &Workload) -> Result<()> {
     for (notices, key) in work.sources.iter().zip(&work.keys) {
         let Some(first) = notices.first() else { continue };
         let stored =
@@ -409,7 +412,12 @@ async fn admit_all(db: &Db, verifier: &dyn NoticeVerifier, work: &Workload) -> R
 }
 
 /// Applies every source page by page, round-robin like the puller; returns the parks seen.
-async fn apply_all(db: &Db, tier: Tier, verifier: &dyn NoticeVerifier, sources: &[Vec<ChangeNotice>]) -> Result<u64> {
+pub(super) async fn apply_all(
+    db: &Db,
+    tier: Tier,
+    verifier: &dyn NoticeVerifier,
+    sources: &[Vec<ChangeNotice>],
+) -> Result<u64> {
     let page = replica::PULL_PAGE as usize;
     let total: usize = sources.iter().map(Vec::len).sum();
     let mut offsets = vec![0usize; sources.len()];

@@ -9,6 +9,7 @@ mod metrics;
 mod ocsp;
 mod peak;
 mod rotation;
+mod scale;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -38,6 +39,16 @@ pub enum Which {
     /// sizes, OCSP re-signing; a 1,000,000-certificate generation compromised and served
     /// revoked.
     Rotation,
+    /// How the parts grow with national sizes (issue 14): CRLs, the OCSP responder, the
+    /// identity national tier on PostgreSQL; Markdown tables and PNG plots.
+    Scale(scale::Args),
+    /// A child process of `bench scale` (measures its own peak memory).
+    #[command(hide = true)]
+    ScaleChild {
+        /// What it does.
+        #[command(subcommand)]
+        job: scale::Child,
+    },
     /// A March-peak day end to end: prefectures and municipalities as mutual-TLS nodes, the
     /// national node, the CA following the feed, the validator; freshness from a municipal
     /// commit to OCSP `revoked`.
@@ -54,6 +65,8 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Metrics => metrics::run().await,
         Which::Issuance => issuance::run().await,
         Which::Rotation => rotation::run().await,
+        Which::Scale(a) => scale::run(a).await,
+        Which::ScaleChild { job } => scale::child(job).await,
         Which::Peak(a) => peak::run(a).await,
     }
 }
