@@ -335,7 +335,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
             }
         }
     });
-    let state = Arc::new(validator::http::AppState { ocsp: svc.clone(), crl_dir: a.crl_dir, crl_max_age: 3600 });
+    let state = Arc::new(validator::http::AppState { ocsp: svc.clone().into(), crl_dir: a.crl_dir, crl_max_age: 3600 });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let public = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
         .named("validator")
