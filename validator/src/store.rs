@@ -378,16 +378,20 @@ impl RedisStore {
 impl ResponseStore for RedisStore {
     fn put_many(&self, puts: Vec<Put>) -> BoxFut<'_, Result<()>> {
         Box::pin(async move {
-            let mut pipe = redis::pipe();
-            for p in &puts {
-                pipe.cmd("EVAL").arg(PUT_SCRIPT).arg(1).arg(&p.key).arg(&p.value).arg(p.ttl_ms.max(1)).ignore();
-            }
-            let mut c = self.conn.clone();
+            // Keys spread over slots (a cluster pipeline must stay in one slot): the writes go
+            // out concurrently on the one multiplexed connection.
             let t = self.timeout * 4;
-            tokio::time::timeout(t, pipe.query_async::<()>(&mut c))
+            let writes = puts.iter().map(|p| {
+                let mut c = self.conn.clone();
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(PUT_SCRIPT).arg(1).arg(&p.key).arg(&p.value).arg(p.ttl_ms.max(1));
+                async move { cmd.query_async::<i64>(&mut c).await }
+            });
+            tokio::time::timeout(t, futures_util::future::try_join_all(writes))
                 .await
                 .map_err(|_| Error::Store(format!("the Redis cluster did not take a batch within {t:?}")))?
                 .map_err(redis_err)
+                .map(|_| ())
         })
     }
     fn get(&self, key: Vec<u8>) -> BoxFut<'_, Result<Option<Vec<u8>>>> {
