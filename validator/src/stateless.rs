@@ -71,6 +71,12 @@ pub enum Refusal {
 /// Checks a stored value (status tag + OCSPResponse DER) against the requested CertID at
 /// `now` and makes the served form of it (pure).
 pub fn check_stored(value: &[u8], id: &CertId, now: i64) -> Result<Cached, Refusal> {
+    check_stored_parts(value, id, now).map(|(c, _)| c)
+}
+
+/// [`check_stored`], and how many bytes the DER ends with that are the responder certificate
+/// it carries (shared by every response of that responder; 0 if it carries none).
+pub fn check_stored_parts(value: &[u8], id: &CertId, now: i64) -> Result<(Cached, usize), Refusal> {
     let (&tag, der) = value.split_first().ok_or(Refusal::Empty)?;
     let resp = OcspResponse::from_der(der).map_err(|_| Refusal::NotBasic)?;
     let rb = match (resp.response_status, resp.response_bytes) {
@@ -108,7 +114,14 @@ pub fn check_stored(value: &[u8], id: &CertId, now: i64) -> Result<Cached, Refus
         return Err(Refusal::Tag);
     }
     let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(der)[..16]));
-    Ok(Cached::stored(Bytes::copy_from_slice(der), this_update, next_update, etag, status))
+    let tail = basic
+        .certs
+        .as_ref()
+        .and_then(|c| c.last())
+        .and_then(|c| der::Encode::to_der(c).ok())
+        .filter(|c| der.ends_with(c))
+        .map_or(0, |c| c.len());
+    Ok((Cached::stored(Bytes::copy_from_slice(der), this_update, next_update, etag, status), tail))
 }
 
 fn minimal(serial: &[u8]) -> &[u8] {
@@ -249,13 +262,13 @@ impl StoreResponder {
                 return answer(ResponseStatus::TryLater, "try_later");
             }
         };
-        match check_stored(&value, id, now) {
-            Ok(c) => {
-                let c = Arc::new(c);
+        match check_stored_parts(&value, id, now) {
+            Ok((c, tail)) => {
                 // Kept only if no invalidation or clear happened during the read.
                 if use_hot && self.subscribed.load(Ordering::SeqCst) && self.epoch.load(Ordering::SeqCst) == epoch {
-                    self.hot.insert(&key, c.clone());
+                    self.hot.insert(&key, &c, tail);
                 }
+                let c = Arc::new(c);
                 self.stats.store.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("jpki_ocsp_answers_total", "path" => "store").increment(1);
                 Answer::Cached(c)

@@ -214,10 +214,8 @@ pub async fn run() -> Result<()> {
     let b = wrk(&nbase, "/r/", &nginx_paths, dir.path(), "nginx", DURATION)?;
 
     // Memory per hot entry: the responder's hot set, in process, filled with a real response.
-    let one = Arc::new(
-        validator::stateless::check_stored(&sample, &cert_id(&f, 0)?, now + 1)
-            .map_err(|e| anyhow::anyhow!("the stored response does not check: {e:?}"))?,
-    );
+    let (one, tail) = validator::stateless::check_stored_parts(&sample, &cert_id(&f, 0)?, now + 1)
+        .map_err(|e| anyhow::anyhow!("the stored response does not check: {e:?}"))?;
     let hot = validator::hot::HotSet::new(usize::MAX);
     let before = rss_kib();
     for i in 0..HOT_ENTRIES {
@@ -230,9 +228,11 @@ pub async fn run() -> Result<()> {
             one.etag.clone(),
             one.status,
         );
-        hot.insert(&k, Arc::new(c));
+        hot.insert(&k, &c, tail);
     }
     let per_entry = (rss_kib().saturating_sub(before) * 1024) as f64 / HOT_ENTRIES as f64;
+    let sample_full = hot.get(&[&keys[0][..], &0u32.to_be_bytes()].concat()).context("the hot set lost an entry")?;
+    ensure!(sample_full.der[..] == sample[1..], "a hot entry is not the stored response byte for byte");
     ensure!(hot.len() == HOT_ENTRIES, "hot set kept {} of {HOT_ENTRIES}", hot.len());
     drop(hot);
 
