@@ -15,6 +15,7 @@ mod demo_card;
 mod identity_cmd;
 mod net_cmd;
 mod netargs;
+mod ocsp_store_cmd;
 mod openapi_cmd;
 mod proc;
 mod progress;

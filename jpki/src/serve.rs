@@ -27,6 +27,13 @@ use crate::netargs::{NetArgs, parse_municipality};
 pub enum Role {
     /// The validation service: OCSP responder and CRL distribution for signature verifiers.
     Validator(crate::validator_cmd::ServeArgs),
+    /// Scale-out OCSP: a signer that pre-signs one partition of the serials into the shared
+    /// store (Redis Cluster), re-signs before they go stale and publishes an invalidation after
+    /// each revocation. Same responder keys and status source as `validator`.
+    OcspSigner(crate::ocsp_store_cmd::SignerArgs),
+    /// Scale-out OCSP: a stateless responder serving the store's pre-signed responses from a
+    /// bounded hot set; it holds no key and no access to the CA.
+    OcspResponder(crate::ocsp_store_cmd::ResponderArgs),
     /// The certificate authority: issuance for windows, revocation and CRLs for operators,
     /// the status stream for validators; the only process holding CA keys and the card
     /// issuer master key.
@@ -164,6 +171,8 @@ pub async fn run(role: Role) -> Result<()> {
     match role {
         Role::Node { .. } | Role::Check { .. } => anyhow::bail!("a deployment node resolves to a concrete role"),
         Role::Validator(a) => crate::validator_cmd::serve(a).await?,
+        Role::OcspSigner(a) => crate::ocsp_store_cmd::signer(a).await?,
+        Role::OcspResponder(a) => crate::ocsp_store_cmd::responder(a).await?,
         Role::Ca(a) => crate::ca_serve::serve(a).await?,
         Role::Window(a) => crate::window_serve::serve(a).await?,
         Role::Municipality { db, code, listen: addr, notice_key, peers, net } => {

@@ -134,7 +134,7 @@ pub struct ServeArgs {
 
 /// The responder keys' passphrase: JPKI_VALIDATOR_PASSPHRASE or the file named by
 /// JPKI_VALIDATOR_PASSPHRASE_FILE, at least 12 bytes (it protects scrypt-encrypted key files).
-fn passphrase() -> Result<Secret> {
+pub(crate) fn passphrase() -> Result<Secret> {
     Ok(Secret::from_env("JPKI_VALIDATOR_PASSPHRASE")?.passphrase("JPKI_VALIDATOR_PASSPHRASE")?)
 }
 
@@ -239,7 +239,7 @@ async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i
     Ok(())
 }
 
-fn responders(dir: &Path, pass: &Secret) -> Result<Vec<Responder>> {
+pub(crate) fn responders(dir: &Path, pass: &Secret) -> Result<Vec<Responder>> {
     let mut out = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
@@ -261,7 +261,7 @@ fn responders(dir: &Path, pass: &Secret) -> Result<Vec<Responder>> {
 }
 
 /// The validator's network credential: it must name a `validator:<name>` party.
-fn credential(net: &NetArgs) -> Result<crate::netargs::Net> {
+pub(crate) fn credential(net: &NetArgs) -> Result<crate::netargs::Net> {
     let n = net.load()?;
     anyhow::ensure!(
         matches!(n.cred.party, identity::party::Party::Validator(_)),
@@ -270,6 +270,28 @@ fn credential(net: &NetArgs) -> Result<crate::netargs::Net> {
         n.cred.party
     );
     Ok(n)
+}
+
+/// Where the CA's status is read: its database read only, or the CA service's status stream
+/// over mutual TLS with the validator's credential `net`.
+pub(crate) async fn status_source(
+    ca_db: Option<&str>,
+    ca_service: Option<&str>,
+    ca_party: &str,
+    net: Option<&crate::netargs::Net>,
+) -> Result<StatusSource> {
+    Ok(match (ca_db, ca_service, net) {
+        (Some(db), None, _) => StatusReader::open(db).await.context("cannot open the CA database read only")?.into(),
+        (None, Some(url), Some(n)) => {
+            net::client::require_https(url)?;
+            let http = net::client::client(&n.cred, &n.trust, Some(ca_party.parse().context("--ca-party")?))?;
+            let c = StatusClient::new(url, http);
+            c.head().await.with_context(|| format!("cannot read the status stream of the CA service {url}"))?;
+            tracing::info!(ca_service = %url, party = %n.cred.party, "certificate status from the CA service");
+            c.into()
+        }
+        _ => bail!("give exactly one of --ca-db and --ca-service"),
+    })
 }
 
 /// Runs the validator until SIGINT/SIGTERM.
@@ -284,18 +306,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     };
     // The network credential: for the verification API and for the CA service's status stream.
     let net = if api_conf.is_some() || a.ca_service.is_some() { Some(credential(&a.net)?) } else { None };
-    let status: StatusSource = match (&a.ca_db, &a.ca_service, &net) {
-        (Some(db), None, _) => StatusReader::open(db).await.context("cannot open the CA database read only")?.into(),
-        (None, Some(url), Some(n)) => {
-            net::client::require_https(url)?;
-            let http = net::client::client(&n.cred, &n.trust, Some(a.ca_party.parse().context("--ca-party")?))?;
-            let c = StatusClient::new(url, http);
-            c.head().await.with_context(|| format!("cannot read the status stream of the CA service {url}"))?;
-            tracing::info!(ca_service = %url, party = %n.cred.party, "certificate status from the CA service");
-            c.into()
-        }
-        _ => bail!("give exactly one of --ca-db and --ca-service"),
-    };
+    let status = status_source(a.ca_db.as_deref(), a.ca_service.as_deref(), &a.ca_party, net.as_ref()).await?;
     let svc = Arc::new(
         Service::open(status.clone(), responders(&a.responders, &pass)?, a.validity_hours * 3600, a.live_rate).await?,
     );
@@ -345,7 +356,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
             }
         }
     });
-    let state = Arc::new(validator::http::AppState { ocsp: svc.clone(), crl_dir: a.crl_dir, crl_max_age: 3600 });
+    let state = Arc::new(validator::http::AppState { ocsp: svc.clone().into(), crl_dir: a.crl_dir, crl_max_age: 3600 });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let public = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
         .named("validator")

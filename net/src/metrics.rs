@@ -104,7 +104,18 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     (
         "jpki_ocsp_answers_total",
         Kind::Counter,
-        "OCSP answers by path (cached: pre-signed, live: signed for the request, try_later).",
+        "OCSP answers by path (cached: pre-signed, live: signed for the request, try_later; a stateless responder: hot, store, unauthorized, try_later, refused, malformed).",
+    ),
+    (
+        "jpki_ocsp_store_errors_total",
+        Kind::Counter,
+        "OCSP store operations that failed, by op (read: a responder's read, answered tryLater; write: a signer's write or publication, retried).",
+    ),
+    ("jpki_ocsp_store_writes_total", Kind::Counter, "Pre-signed OCSP responses a signer wrote into the shared store."),
+    (
+        "jpki_ocsp_store_subscribed",
+        Kind::Gauge,
+        "1 while a stateless OCSP responder receives invalidations (its hot set is used only then), 0 otherwise.",
     ),
     ("jpki_ca_feed_cursor", Kind::Gauge, "The CA's position in the national change feed."),
     (

@@ -96,6 +96,9 @@ pub enum Error {
     /// unreadable data from the CA's tables).
     #[error("internal: {0}")]
     Internal(String),
+    /// The shared store of pre-signed OCSP responses (Redis) did not answer or refused.
+    #[error("OCSP store: {0}")]
+    Store(String),
 }
 
 /// Stable classification of [`Error`] for callers and the wire mapping.
@@ -135,7 +138,7 @@ impl Error {
             | Self::Der(_) => ErrorKind::Invalid,
             Self::NotRegistered { .. } | Self::PurposeNotRegistered { .. } => ErrorKind::Forbidden,
             Self::Config(_) => ErrorKind::Config,
-            Self::Db(_) => ErrorKind::Unavailable,
+            Self::Db(_) | Self::Store(_) => ErrorKind::Unavailable,
             Self::Ca(e) => match e.kind() {
                 "db" | "io" | "identity" | "status_service" => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,

@@ -18,12 +18,44 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
 use crate::responder::{Answer, Service};
+use crate::stateless::StoreResponder;
+
+/// Who answers OCSP requests.
+#[derive(Debug, Clone)]
+pub enum Ocsp {
+    /// The responder with its keys and the CA's status, responses in its own memory.
+    Signing(Arc<Service>),
+    /// The stateless responder of the scale-out mode: no key, responses from the shared store.
+    Store(Arc<StoreResponder>),
+}
+
+impl From<Arc<Service>> for Ocsp {
+    fn from(s: Arc<Service>) -> Ocsp {
+        Ocsp::Signing(s)
+    }
+}
+
+impl From<Arc<StoreResponder>> for Ocsp {
+    fn from(s: Arc<StoreResponder>) -> Ocsp {
+        Ocsp::Store(s)
+    }
+}
+
+impl Ocsp {
+    /// Answers one DER request (never fails: errors are OCSP error responses).
+    pub async fn answer(&self, req: &[u8], now: i64) -> Answer {
+        match self {
+            Ocsp::Signing(s) => s.answer(req, now).await,
+            Ocsp::Store(s) => s.answer(req, now).await,
+        }
+    }
+}
 
 /// What the handlers share.
 #[derive(Debug)]
 pub struct AppState {
     /// The responder.
-    pub ocsp: Arc<Service>,
+    pub ocsp: Ocsp,
     /// Where `jpki ca crl --out` wrote the CRLs (`crl/{ca}/g{n}/{shard}.crl`, `arl.crl`).
     pub crl_dir: Option<PathBuf>,
     /// Seconds HTTP caches may keep a CRL.
@@ -209,8 +241,33 @@ async fn published(st: &AppState, headers: &HeaderMap, path: &Path, content_type
     r
 }
 
-async fn health(State(st): State<Arc<AppState>>) -> String {
-    format!("ok: {} CA generations, {} responses cached\n", st.ocsp.issuers().len(), st.ocsp.cached())
+async fn health(State(st): State<Arc<AppState>>) -> Response {
+    match &st.ocsp {
+        Ocsp::Signing(s) => {
+            format!("ok: {} CA generations, {} responses cached\n", s.issuers().len(), s.cached()).into_response()
+        }
+        // Without the invalidation channel the responder still answers (from the store), but
+        // a load balancer should prefer one that has it.
+        Ocsp::Store(s) => {
+            use std::sync::atomic::Ordering::Relaxed;
+            let t = &s.stats;
+            let text = format!(
+                "{}: store mode, hot set {} entries {} bytes, answered hot {} store {}, absent {}, \
+                 store unavailable {}, refused {}, invalidations {}\n",
+                if s.subscribed() { "ok" } else { "degraded (no invalidation channel)" },
+                s.hot_len(),
+                s.hot_bytes(),
+                t.hot.load(Relaxed),
+                t.store.load(Relaxed),
+                t.absent.load(Relaxed),
+                t.unavailable.load(Relaxed),
+                t.refused.load(Relaxed),
+                t.invalidations.load(Relaxed),
+            );
+            let code = if s.subscribed() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            (code, text).into_response()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -48,7 +48,8 @@ pub enum Alg {
 impl Alg {
     const BOTH: [Alg; 2] = [Alg::Sha1, Alg::Sha256];
 
-    fn of(id: &AlgorithmIdentifierOwned) -> Option<Alg> {
+    /// The algorithm of a CertID's hashAlgorithm (SHA-1 or SHA-256), by OID.
+    pub fn of(id: &AlgorithmIdentifierOwned) -> Option<Alg> {
         match id.oid {
             o if o == SHA1 => Some(Alg::Sha1),
             o if o == SHA256 => Some(Alg::Sha256),
@@ -175,6 +176,14 @@ pub struct Cached {
     serial: Vec<u8>,
 }
 
+impl Cached {
+    /// A response read from the shared store (by a stateless responder, which checked it
+    /// answers the request's CertID).
+    pub fn stored(der: Bytes, this_update: i64, next_update: i64, etag: String, status: Status) -> Cached {
+        Cached { der, this_update, next_update, etag, status, issuer: usize::MAX, alg: Alg::Sha1, serial: Vec::new() }
+    }
+}
+
 /// What the responder answers.
 #[derive(Debug)]
 pub enum Answer {
@@ -199,7 +208,8 @@ impl Answer {
     }
 }
 
-fn error_der(s: ResponseStatus) -> Bytes {
+/// An OCSPResponse without a body: an error status.
+pub fn error_der(s: ResponseStatus) -> Bytes {
     Bytes::from(OcspResponse::error(s).to_der().unwrap_or_else(|_| vec![0x30, 0x03, 0x0A, 0x01, 0x02]))
 }
 
@@ -356,6 +366,8 @@ pub struct Service {
     poll_lock: tokio::sync::Mutex<()>,
     /// Counters.
     pub stats: Stats,
+    /// Signer mode: responses go to the shared store (this partition only) and are not kept.
+    sink: Option<crate::store::Sink>,
 }
 
 impl Service {
@@ -403,7 +415,37 @@ impl Service {
             seen_seq: AtomicI64::new(0),
             poll_lock: tokio::sync::Mutex::new(()),
             stats: Stats::default(),
+            sink: None,
         })
+    }
+
+    /// Signer mode: every response this service signs for `sink`'s partition goes to the shared
+    /// store (keyed by [`crate::store::key`], living until its nextUpdate) instead of into
+    /// memory, which keeps only what re-signing needs (status and nextUpdate, no DER); serials
+    /// of other partitions are left to their signers; after a revocation is written, an
+    /// invalidation is published. A compromised generation's certificates are signed one by
+    /// one as the CA's tables say (revoked), since a store has no live path.
+    pub fn publishing(mut self, sink: crate::store::Sink) -> Service {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The signer's store writer, in signer mode.
+    pub fn sink(&self) -> Option<&crate::store::Sink> {
+        self.sink.as_ref()
+    }
+
+    fn owns(&self, serial: &[u8]) -> bool {
+        self.sink.as_ref().is_none_or(|s| s.partition.owns(serial))
+    }
+
+    fn store_key(&self, issuer: usize, alg: Alg, serial: &[u8]) -> Result<Vec<u8>> {
+        let (_, _, k) = self.issuers[issuer]
+            .hashes
+            .iter()
+            .find(|(a, _, _)| *a == alg)
+            .ok_or_else(|| Error::Internal(format!("no {alg:?} hashes for issuer {issuer}")))?;
+        Ok(crate::store::key(alg, k, serial))
     }
 
     /// The revocation sequence number read up to.
@@ -489,8 +531,19 @@ impl Service {
     /// Pre-signs the response of one certificate for one hash algorithm and caches it.
     fn presign(&self, issuer: usize, alg: Alg, serial: &[u8], status: Status, now: i64) -> Result<Arc<Cached>> {
         let id = self.cert_id(issuer, alg, serial)?;
-        let der = self.sign(issuer, vec![self.single(id, status, now)?], None, now)?;
-        let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&der)[..16]));
+        let mut der = self.sign(issuer, vec![self.single(id, status, now)?], None, now)?;
+        let mut etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&der)[..16]));
+        if let Some(sink) = &self.sink {
+            let ttl_ms = u64::try_from(self.validity.max(1)).unwrap_or(1).saturating_mul(1000);
+            sink.put(crate::store::Put {
+                key: self.store_key(issuer, alg, serial)?,
+                value: crate::store::value(status, &der),
+                ttl_ms,
+            })?;
+            // Memory keeps what re-signing needs; responders serve from the store.
+            der = Vec::new();
+            etag = String::new();
+        }
         let c = Arc::new(Cached {
             der: Bytes::from(der),
             this_update: now,
@@ -536,7 +589,7 @@ impl Service {
         let mut work = Vec::new();
         for c in certificates {
             let Some(i) = self.issuer_index(&c.issuer_slug, c.issuer_generation) else { continue };
-            if self.compromised_at(i).is_some() {
+            if self.compromised_at(i).is_some() && self.sink.is_none() {
                 continue;
             }
             let status = match c.status {
@@ -552,6 +605,9 @@ impl Service {
             };
             let bytes = hex::decode(&c.serial)
                 .map_err(|_| Error::Internal(format!("bad serial {} in the CA's tables", c.serial)))?;
+            if !self.owns(&bytes) {
+                continue;
+            }
             work.push((i, bytes, status));
         }
         let n = work.len();
@@ -565,6 +621,10 @@ impl Service {
             let (me, signed) = (self.clone(), signed.clone());
             handles.push(tokio::task::spawn_blocking(move || -> Result<()> {
                 for (i, s, st) in part {
+                    // Signer mode: no more than a bounded backlog waits for the store.
+                    while me.sink.as_ref().is_some_and(|k| k.pending() > 100_000) {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
                     for a in Alg::BOTH {
                         me.presign(i, a, &s, st, now)?;
                     }
@@ -603,11 +663,15 @@ impl Service {
             let batch = self.status.revocations_after(after, BATCH).await?;
             for r in &batch {
                 self.note_ca_revocation(&r.serial, r.revoked_at)?;
-                if self
-                    .issuer_index(&r.issuer_slug, r.issuer_generation)
-                    .is_some_and(|i| self.compromised_at(i).is_some())
+                let theirs = hex::decode(&r.serial).is_ok_and(|b| !self.owns(&b));
+                if theirs
+                    || (self.sink.is_none()
+                        && self
+                            .issuer_index(&r.issuer_slug, r.issuer_generation)
+                            .is_some_and(|i| self.compromised_at(i).is_some()))
                 {
-                    // Answered revoked by the issuer's compromise: nothing to sign or remember.
+                    // Another signer's partition, or answered revoked by the issuer's compromise:
+                    // nothing to sign or remember.
                     self.seen_seq.store(r.seq, Ordering::SeqCst);
                     continue;
                 }
@@ -619,6 +683,12 @@ impl Service {
                         .map_err(|_| Error::Internal(format!("bad serial {} in the CA's tables", r.serial)))?;
                     for a in Alg::BOTH {
                         self.presign(i, a, &bytes, status, now)?;
+                    }
+                    if let Some(sink) = &self.sink {
+                        // Published after the revoked responses are written (one writer, in order).
+                        for a in Alg::BOTH {
+                            sink.invalidate(self.store_key(i, a, &bytes)?)?;
+                        }
                     }
                     new += 1;
                 }

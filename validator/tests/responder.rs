@@ -345,7 +345,7 @@ async fn the_api_admits_registered_verifiers_by_party_and_the_public_router_has_
     assert_eq!(logged().await, 5);
 
     // The public router answers OCSP and health, and has no verification API.
-    let state = Arc::new(validator::http::AppState { ocsp: svc, crl_dir: None, crl_max_age: 60 });
+    let state = Arc::new(validator::http::AppState { ocsp: svc.into(), crl_dir: None, crl_max_age: 60 });
     let (st, _) = call(validator::http::router(state.clone()), bank.clone(), q).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let r = validator::http::router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
@@ -959,4 +959,136 @@ async fn a_compromised_generation_answers_revoked_without_presigning_each_entry(
     let svc = open_svc(responders).await;
     assert_eq!(svc.load(t + 4).await.unwrap(), 0);
     assert!(answered_revoked(&svc, &s.issuer, &s.serials[1], t + 5).await == Some(t + 1));
+}
+
+/// The scale-out mode on the in-process store: two signers each pre-sign their partition of
+/// the serials into the store (together all of them, once), a stateless responder without
+/// keys serves them (signatures verified here), keeps them hot, drops them on the invalidation
+/// a revocation publishes, answers a nonce request without the nonce, refuses stored values
+/// that are not the response for the CertID asked, and clears its hot set after a lost
+/// invalidation channel.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_store_mode_partitions_signing_and_serves_without_keys() {
+    use validator::stateless::StoreResponder;
+    use validator::store::{MemoryStore, Partition, ResponseStore, Sink};
+    let db = identity::store::testing::sqlite().unwrap();
+    let (s, responders) = setup(&db).await;
+    let (key, cert) = (responders[0].key.clone(), responders[0].cert.to_der().unwrap());
+    let store = Arc::new(MemoryStore::default());
+    let mut signers = Vec::new();
+    for index in 0..2 {
+        let p = Partition { index, count: 2 };
+        let r = vec![Responder::new(key.clone(), &cert).unwrap()];
+        let svc = Service::open(StatusReader::open(&db.url).await.unwrap(), r, 86_400, 1.0).await.unwrap();
+        let svc = Arc::new(svc.publishing(Sink::spawn(store.clone(), p)));
+        svc.load(NOW).await.unwrap();
+        svc.sink().unwrap().flushed().await;
+        signers.push(svc);
+    }
+    // 5 certificates and the responder's own, both hash algorithms, each signed by one signer.
+    assert_eq!(store.len(), 12);
+    assert_eq!(signers[0].cached() + signers[1].cached(), 12);
+    assert!(signers[0].cached() > 0 && signers[1].cached() > 0, "both partitions have serials here");
+
+    let resp = Arc::new(StoreResponder::new(store.clone(), 1 << 20));
+    tokio::spawn(resp.clone().follow(std::time::Duration::from_millis(20)));
+    while !resp.subscribed() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for serial in &s.serials {
+        let serial = hex::decode(serial).unwrap();
+        for sha256 in [false, true] {
+            let id = cert_id(&s.issuer, &serial, sha256);
+            for _ in 0..2 {
+                let a = resp.answer(&request(vec![id.clone()], None), NOW + 1).await;
+                assert!(matches!(a, Answer::Cached(_)));
+                let (singles, _) = open(a.der());
+                assert_eq!(singles[0].cert_id, id);
+                assert_eq!(singles[0].cert_status, CertStatus::Good(Null));
+            }
+        }
+    }
+    let st = &resp.stats;
+    assert_eq!(st.store.load(std::sync::atomic::Ordering::Relaxed), 10, "first answers from the store");
+    assert_eq!(st.hot.load(std::sync::atomic::Ordering::Relaxed), 10, "second answers from the hot set");
+    assert_eq!(resp.hot_len(), 10);
+    // A nonce: the pre-signed response, without the nonce.
+    let first = hex::decode(&s.serials[0]).unwrap();
+    let a = resp.answer(&request(vec![cert_id(&s.issuer, &first, false)], Some(b"0123456789abcdef")), NOW + 1).await;
+    let (singles, exts) = open(a.der());
+    assert_eq!(singles[0].cert_status, CertStatus::Good(Null));
+    assert!(exts.is_none(), "no nonce echoed by a keyless responder");
+    // Unknown serial, several certificates, garbage.
+    let unknown = request(vec![cert_id(&s.issuer, &[0x55; 16], false)], None);
+    assert_eq!(status(resp.answer(&unknown, NOW).await.der()), ResponseStatus::Unauthorized);
+    let two = request(vec![cert_id(&s.issuer, &first, false), cert_id(&s.issuer, &first, true)], None);
+    assert_eq!(status(resp.answer(&two, NOW).await.der()), ResponseStatus::Unauthorized);
+    assert_eq!(status(resp.answer(b"\x30\x03garbage", NOW).await.der()), ResponseStatus::MalformedRequest);
+    // A stale answer is not served (past nextUpdate).
+    assert_eq!(
+        status(resp.answer(&request(vec![cert_id(&s.issuer, &first, false)], None), NOW + 86_401).await.der()),
+        ResponseStatus::InternalError
+    );
+
+    // Revocation: its signer re-signs and invalidates; the hot entry is dropped.
+    s.ca.revoke("op", &s.serials[0], Reason::KeyCompromise, "test", NOW + 5).await.unwrap();
+    let mut new = 0;
+    for svc in &signers {
+        new += svc.poll(NOW + 5).await.unwrap();
+        svc.sink().unwrap().flushed().await;
+    }
+    assert_eq!(new, 1, "exactly one signer owns the serial");
+    let t = std::time::Instant::now();
+    loop {
+        let a = resp.answer(&request(vec![cert_id(&s.issuer, &first, true)], None), NOW + 6).await;
+        if matches!(open(a.der()).0[0].cert_status, CertStatus::Revoked(_)) {
+            break;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(30), "the invalidation never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The store refuses to put "good" back over "revoked".
+    for svc in &signers {
+        svc.refresh(NOW + 50_000).await.unwrap();
+        svc.sink().unwrap().flushed().await;
+    }
+    let a = resp.answer(&request(vec![cert_id(&s.issuer, &first, false)], None), NOW + 50_001).await;
+    assert!(matches!(open(a.der()).0[0].cert_status, CertStatus::Revoked(_)));
+
+    // Hostile store contents, read by a fresh responder (nothing hot): another serial's
+    // response, garbage, a tag that lies, an empty value. None is served.
+    let cold = StoreResponder::new(store.clone(), 1 << 20);
+    let k = |serial: &[u8]| {
+        let key = issuer_key_sha1(&s.issuer);
+        validator::store::key(validator::responder::Alg::Sha1, &key, serial)
+    };
+    let second = hex::decode(&s.serials[1]).unwrap();
+    let third = hex::decode(&s.serials[2]).unwrap();
+    let theirs = store.get(k(&third)).await.unwrap().unwrap();
+    let good = request(vec![cert_id(&s.issuer, &second, false)], None);
+    assert!(matches!(cold.answer(&good, NOW + 10).await, Answer::Cached(_)), "served before tampering");
+    let mut lying = theirs.clone();
+    lying[0] = b'R';
+    let mine = store.get(k(&second)).await.unwrap().unwrap();
+    let mut lying_tag = mine.clone();
+    lying_tag[0] = b'R';
+    for bad in [theirs, b"Gnot DER at all".to_vec(), lying, lying_tag, Vec::new()] {
+        store.set_raw(k(&second), bad);
+        let a = cold.answer(&good, NOW + 10).await;
+        assert_eq!(status(a.der()), ResponseStatus::InternalError);
+    }
+    assert_eq!(cold.stats.refused.load(std::sync::atomic::Ordering::Relaxed), 5);
+
+    // A lost invalidation channel: the hot set is cleared when it is back.
+    assert!(resp.hot_len() > 0);
+    store.disconnect_all();
+    let t = std::time::Instant::now();
+    while !(resp.hot_len() == 0 && resp.subscribed()) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(30), "never resubscribed and cleared");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+fn issuer_key_sha1(issuer: &Certificate) -> Vec<u8> {
+    sha1::Sha1::digest(issuer.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes()).to_vec()
 }

@@ -37,6 +37,9 @@ const PACKAGES: &[Package] = &[
     Package { name: "vsmartcard-vpcd", probe: "/usr/lib/pcsc/drivers/serial/libifdvpcd.so", postgres: false },
     Package { name: "opensc", probe: "/usr/bin/pkcs15-tool", postgres: false },
     Package { name: "curl", probe: "/usr/bin/curl", postgres: false },
+    // The OCSP store's Redis Cluster (tests/tests/ocsp_store.rs, `cargo xtask bench ocsp-store`).
+    Package { name: "redis-server", probe: "/usr/bin/redis-server", postgres: false },
+    Package { name: "redis-tools", probe: "/usr/bin/redis-cli", postgres: false },
     // `promtool check metrics` checks every scraped exposition (tests/tests/metrics.rs).
     Package { name: "prometheus", probe: "/usr/bin/promtool", postgres: false },
     // The browser tests of the web pages (tests/python/browser.py): Debian's Chromium, driven by

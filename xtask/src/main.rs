@@ -57,6 +57,7 @@ usage: cargo xtask <command>
   bench rotation            per CA algorithm: issuance vs raw signing, certificate/CRL/OCSP sizes,
                             OCSP re-signing; 1,000,000 certificates compromised and served revoked
   bench ocsp                our OCSP responder vs `openssl ocsp -multi 2` under wrk; 1M-entry CRL index
+  bench ocsp-store          keyless responders over a Redis Cluster: hot set vs nginx, memory, misses, revocation
   bench metrics             the validator's OCSP GET under wrk with metrics recording on and off
   limbo                     x509-limbo (../shared/conformance) through `jpki verify cert`
   pkits                     NIST PKITS (PyPI cryptography-vectors, expectations from pyhanko-certvalidator)
@@ -136,10 +137,14 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             let status = cargo("run --release -p jpki -- bench card").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        ["bench", which @ ("ocsp" | "metrics")] => {
+        ["bench", which @ ("ocsp" | "metrics" | "ocsp-store")] => {
             install_missing(false)?;
             if !Path::new("/usr/bin/wrk").exists() {
                 run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "wrk"]))?;
+            }
+            // The static-file ceiling of `bench ocsp-store` (the bench path only).
+            if *which == "ocsp-store" && !Path::new("/usr/sbin/nginx").exists() {
+                run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "nginx"]))?;
             }
             let status = cargo(&format!("run --release -p jpki -- bench {which}")).status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -7,6 +7,7 @@ mod identity;
 mod issuance;
 mod metrics;
 mod ocsp;
+mod ocsp_store;
 mod peak;
 mod rotation;
 mod scale;
@@ -29,6 +30,10 @@ pub enum Which {
     Card,
     /// OCSP responder vs `openssl ocsp` under wrk; loading and indexing a 1M-entry CRL.
     Ocsp,
+    /// OCSP scaled out: keyless responders over a Redis Cluster (hot set under wrk against
+    /// nginx serving the same bytes, memory per hot entry, cold-miss latency, revocation to
+    /// visible on every responder).
+    OcspStore,
     /// What recording metrics costs: the validator's OCSP GET under wrk with the Prometheus
     /// recorder on and off, alternating rounds, medians and their ratio.
     Metrics,
@@ -62,6 +67,7 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Ca => ca::run().await,
         Which::Card => card::run().await,
         Which::Ocsp => ocsp::run().await,
+        Which::OcspStore => ocsp_store::run().await,
         Which::Metrics => metrics::run().await,
         Which::Issuance => issuance::run().await,
         Which::Rotation => rotation::run().await,
