@@ -480,7 +480,9 @@ pub async fn keep_partitions(db: Db) {
         match ensure_partitions(&db, time::OffsetDateTime::now_utc().unix_timestamp()).await {
             Ok(0) => {}
             Ok(made) => tracing::info!(made, "provision log: month partitions created"),
-            Err(e) => tracing::warn!(error = %e, "provision log: month partitions not created; rows go to the default partition"),
+            Err(e) => {
+                tracing::warn!(error = %e, "provision log: month partitions not created; rows go to the default partition")
+            }
         }
     }
 }

@@ -123,7 +123,8 @@ async fn a_populated_database_is_converted_to_partitions_without_losing_a_row() 
             continue;
         }
         // Partitions: 16 of the projection, used by the rows; the log's by JST month.
-        let used: i64 = sqlx::query("SELECT COUNT(DISTINCT tableoid) FROM resident").fetch_one(db.pool()).await.unwrap().get(0);
+        let used: i64 =
+            sqlx::query("SELECT COUNT(DISTINCT tableoid) FROM resident").fetch_one(db.pool()).await.unwrap().get(0);
         assert!(used > 8, "40 residents spread over the 16 hash partitions, got {used}");
         assert_eq!(partition_of(&db, "agency-0").await, "provision_log_y2025m03", "23:30 JST on March 31 is March");
         assert_eq!(partition_of(&db, "agency-1").await, "provision_log_y2025m04", "00:30 JST on April 1 is April");

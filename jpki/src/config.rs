@@ -69,6 +69,10 @@ pub struct NodeConf {
     pub prefectures: Vec<String>,
     /// National or prefecture: a law table replacing the built-in seed.
     pub law_table: Option<PathBuf>,
+    /// National or prefecture: a hot standby of `db` for provision reads (`--pg-read-url`).
+    pub pg_read_url: Option<String>,
+    /// National or prefecture: the standby's largest replay lag in ms (`--max-read-lag-ms`).
+    pub max_read_lag_ms: Option<u64>,
     /// The node's network credential: PREFIX of PREFIX.pem and PREFIX.key.
     pub credential: PathBuf,
     /// Municipality: its notice key (PREFIX of PREFIX.pem and PREFIX.key).
@@ -185,6 +189,9 @@ impl Deployment {
             if n.role == RoleName::Municipality && n.law_table.is_some() {
                 bail!("{}: a municipality provides nothing to agencies: no law table", at());
             }
+            if n.role == RoleName::Municipality && (n.pg_read_url.is_some() || n.max_read_lag_ms.is_some()) {
+                bail!("{}: a municipality provides nothing to agencies: no provision standby", at());
+            }
             if (n.role == RoleName::Municipality) != n.notice_key.is_some() {
                 bail!("{}: a municipality needs its notice_key, and only a municipality has one", at());
             }
@@ -218,6 +225,14 @@ impl Deployment {
         Ok(())
     }
 
+    /// A node's provision reads on a hot standby, as its command line would give them.
+    fn reads(&self, n: &NodeConf) -> crate::serve::ReadArgs {
+        crate::serve::ReadArgs {
+            pg_read_url: n.pg_read_url.clone(),
+            max_read_lag_ms: n.max_read_lag_ms.unwrap_or(5_000),
+        }
+    }
+
     /// The command-line role of node `name`, with peer URLs and credentials from the file.
     pub fn role(&self, name: &str) -> Result<Role> {
         let n = self.node(name)?;
@@ -247,6 +262,7 @@ impl Deployment {
                     .collect::<Result<_>>()?,
                 interval_ms: self.interval_ms,
                 law_table: n.law_table.clone(),
+                reads: self.reads(n),
                 net,
             },
             RoleName::National => Role::National {
@@ -259,6 +275,7 @@ impl Deployment {
                     .collect::<Result<_>>()?,
                 law_table: n.law_table.clone(),
                 interval_ms: self.interval_ms,
+                reads: self.reads(n),
                 net,
             },
         })

@@ -1,10 +1,13 @@
-//! Throwaway PostgreSQL 15 clusters for the tests (`cargo xtask pg`, `ci`, `bench identity`).
+//! Throwaway PostgreSQL 15 clusters for the tests (`cargo xtask pg`, `ci`, `bench identity`),
+//! with a hot standby in streaming replication when asked (`cargo xtask pg --standby`, `ci`).
 
 use std::{
     env,
     fs::{self, File},
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Command, ExitCode},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
@@ -17,11 +20,17 @@ use crate::{
 /// Where Debian puts the PostgreSQL 15 server binaries when `pg_config` does not say.
 const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
 
-/// Starts a throwaway cluster, runs the command it builds, stops the cluster, and exits with the
-/// command's exit code.
-pub(crate) fn with_cluster(command: impl FnOnce(&Cluster) -> Command) -> anyhow::Result<ExitCode> {
+/// The physical replication slot the standby streams from.
+const SLOT: &str = "jpki_standby";
+
+/// Starts a throwaway cluster (with its hot standby when `standby`), runs the command it builds,
+/// stops the cluster, and exits with the command's exit code.
+pub(crate) fn with_cluster(standby: bool, command: impl FnOnce(&Cluster) -> Command) -> anyhow::Result<ExitCode> {
     install_missing(true)?;
-    let cluster = Cluster::start()?;
+    let mut cluster = Cluster::start()?;
+    if standby {
+        cluster.start_standby()?;
+    }
     let mut cmd = command(&cluster);
     cluster.set_env(&mut cmd);
     println!("$ {}", show(&cmd));
@@ -46,6 +55,8 @@ pub(crate) struct Cluster {
     /// The user that runs initdb and pg_ctl when we are root (they refuse to run as root).
     user: Option<String>,
     port: u16,
+    /// The hot standby's port, once [`Cluster::start_standby`] started it.
+    standby_port: Option<u16>,
     /// Held while we own the cluster; the kernel drops it when we die, however we die.
     _lock: Option<File>,
 }
@@ -63,7 +74,7 @@ impl Cluster {
         let dir = base.join(format!("jpki-pg-{}", std::process::id()));
         fs::create_dir(&dir).with_context(|| format!("could not create {}", dir.display()))?;
         // From here on `cluster` is the guard: any early return stops and deletes it.
-        let mut cluster = Cluster { dir, bin, user, port, _lock: None };
+        let mut cluster = Cluster { dir, bin, user, port, standby_port: None, _lock: None };
         let lock = File::create(cluster.dir.join("xtask.lock"))?;
         lock.lock()?;
         cluster._lock = Some(lock);
@@ -80,8 +91,13 @@ impl Cluster {
             "--locale=C",
             "--no-sync",
         ]))?;
-        let options =
-            format!("-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=on", cluster.port, cluster.dir.display());
+        // wal_level replica (the default) lets a standby stream; a slot left behind by a promoted
+        // standby keeps at most 1 GB of WAL.
+        let options = format!(
+            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=on -c wal_level=replica -c max_slot_wal_keep_size=1GB",
+            cluster.port,
+            cluster.dir.display()
+        );
         let log = cluster.dir.join("postgres.log");
         let started = run_quiet(
             cluster
@@ -104,6 +120,92 @@ impl Cluster {
         self.dir.join("data")
     }
 
+    fn standby_data(&self) -> PathBuf {
+        self.dir.join("standby")
+    }
+
+    /// Starts a hot standby of this cluster: `pg_basebackup -R` (standby.signal and
+    /// primary_conninfo written, WAL streamed during the copy, the physical slot `jpki_standby`
+    /// created) into `standby/`, started on its own port with hot_standby on and
+    /// hot_standby_feedback (long provision reads are not cancelled by the primary's vacuum),
+    /// then waits until its WAL receiver is streaming. Tests find it through
+    /// `JPKI_TEST_PG_STANDBY_URL`, its data dir in `JPKI_TEST_PG_STANDBY_DATA`, and
+    /// `JPKI_TEST_PG_STANDBY_PROMOTE`, a script that runs `pg_ctl promote -D` on it as the
+    /// cluster user. fsync is off on the standby: it is a throwaway copy.
+    pub(crate) fn start_standby(&mut self) -> anyhow::Result<()> {
+        let port = free_port()?;
+        let data = self.standby_data();
+        run_quiet(self.pg("pg_basebackup").arg("-D").arg(&data).args([
+            "-R",
+            "-X",
+            "stream",
+            "-C",
+            "-S",
+            SLOT,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "jpki",
+            "--no-sync",
+        ]))?;
+        let options = format!(
+            "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c hot_standby=on -c hot_standby_feedback=on -c fsync=off",
+            self.dir.display()
+        );
+        let log = self.dir.join("standby.log");
+        let started =
+            run_quiet(self.pg("pg_ctl").arg("-D").arg(&data).args(["-o", &options, "-w", "-l"]).arg(&log).arg("start"));
+        if let Err(err) = started {
+            let log = fs::read_to_string(&log).unwrap_or_default();
+            bail!("{err:#}\n--- standby.log ---\n{log}");
+        }
+        self.standby_port = Some(port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status =
+                run_quiet(self.pg("psql").args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "jpki"]).args([
+                    "-d",
+                    "postgres",
+                    "-At",
+                    "-c",
+                    "SELECT status FROM pg_stat_wal_receiver",
+                ]))
+                .unwrap_or_default();
+            if status.trim() == "streaming" {
+                break;
+            }
+            if Instant::now() > deadline {
+                let log = fs::read_to_string(&log).unwrap_or_default();
+                bail!("the standby is not streaming after 60 s (status {status:?})\n--- standby.log ---\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let promote = self.dir.join("promote-standby");
+        let runuser = match &self.user {
+            Some(user) => format!("runuser -u {user} -- "),
+            None => String::new(),
+        };
+        let pg_ctl = self.bin.join("pg_ctl");
+        fs::write(
+            &promote,
+            format!(
+                "#!/bin/sh\n# Promotes the throwaway standby (cargo xtask pg).\nexec {runuser}'{}' -D '{}' -w promote\n",
+                pg_ctl.display(),
+                data.display()
+            ),
+        )?;
+        fs::set_permissions(&promote, fs::Permissions::from_mode(0o755))?;
+        println!("hot standby is streaming: JPKI_TEST_PG_STANDBY_URL={}", self.standby_url().unwrap_or_default());
+        Ok(())
+    }
+
+    /// The standby's admin URL, once started.
+    pub(crate) fn standby_url(&self) -> Option<String> {
+        self.standby_port.map(|p| format!("postgres://jpki@127.0.0.1:{p}/postgres"))
+    }
+
     /// The admin URL the tests get; they create their own databases.
     pub(crate) fn url(&self) -> String {
         format!("postgres://jpki@127.0.0.1:{}/postgres", self.port)
@@ -116,6 +218,18 @@ impl Cluster {
             .env("PGPORT", self.port.to_string())
             .env("PGUSER", "jpki")
             .env("PGDATABASE", "postgres");
+        match self.standby_url() {
+            Some(url) => {
+                cmd.env("JPKI_TEST_PG_STANDBY_URL", url)
+                    .env("JPKI_TEST_PG_STANDBY_DATA", self.standby_data())
+                    .env("JPKI_TEST_PG_STANDBY_PROMOTE", self.dir.join("promote-standby"));
+            }
+            None => {
+                cmd.env_remove("JPKI_TEST_PG_STANDBY_URL")
+                    .env_remove("JPKI_TEST_PG_STANDBY_DATA")
+                    .env_remove("JPKI_TEST_PG_STANDBY_PROMOTE");
+            }
+        }
     }
 
     /// A PostgreSQL tool, run as the cluster user, from inside the cluster dir.
@@ -139,13 +253,19 @@ impl Cluster {
     /// Stops the server (if it has a `postmaster.pid`) and deletes the dir; safe to call twice.
     fn shutdown(&mut self) -> anyhow::Result<()> {
         let mut stopped = Ok(());
+        if self.standby_data().join("postmaster.pid").exists() {
+            println!("stopping the standby in {}", self.dir.display());
+            let mut stop = self.pg("pg_ctl");
+            stop.arg("-D").arg(self.standby_data()).args(["-m", "immediate", "-w", "-t", "60", "stop"]);
+            stopped = run_quiet(&mut stop).map(drop);
+        }
         if self.data().join("postmaster.pid").exists() {
             println!("stopping PostgreSQL in {}", self.dir.display());
             // The cluster is deleted right after: no shutdown checkpoint is needed, and with
             // hundreds of test databases (fsync=on) one takes minutes on a slow disk.
             let mut stop = self.pg("pg_ctl");
             stop.arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "-t", "60", "stop"]);
-            stopped = run_quiet(&mut stop).map(drop);
+            stopped = stopped.and(run_quiet(&mut stop).map(drop));
         }
         if self.dir.exists() {
             fs::remove_dir_all(&self.dir).with_context(|| format!("could not delete {}", self.dir.display()))?;
@@ -177,7 +297,14 @@ fn reap_stale(base: &Path, bin: &Path, user: Option<&str>) {
             continue;
         }
         println!("reaping stale cluster {}", entry.path().display());
-        drop(Cluster { _lock: None, dir: entry.path(), bin: bin.to_owned(), user: user.map(str::to_owned), port: 0 });
+        drop(Cluster {
+            _lock: None,
+            dir: entry.path(),
+            bin: bin.to_owned(),
+            user: user.map(str::to_owned),
+            port: 0,
+            standby_port: None,
+        });
     }
 }
 
