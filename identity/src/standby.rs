@@ -23,8 +23,9 @@ use sqlx::Row;
 use crate::error::{Error, Result};
 use crate::store::{Backend, Db};
 
-/// The lag a standby is allowed by default before provisions read the primary.
-pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(5);
+/// How long the start waits for the standby to accept a connection, and each later read for
+/// a connection from its pool.
+const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 
 /// A hot standby for provision reads, checked against its primary.
 #[derive(Debug, Clone)]
@@ -55,7 +56,8 @@ impl ReadStandby {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::invalid("pg-read-url", "give a postgres:// URL of a hot standby".into()));
         }
-        let standby = Db::connect(url).await.map_err(|e| refused(format!("cannot connect: {e}")))?;
+        let standby =
+            Db::connect_within(url, CONNECT_WITHIN).await.map_err(|e| refused(format!("cannot connect: {e}")))?;
         let id = |db: &Db| {
             let pool = db.pool().clone();
             async move {

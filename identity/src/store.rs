@@ -64,6 +64,12 @@ impl Db {
     /// Opens (creating if needed) the database at `url` without running any migrations: for a
     /// crate that owns other tables and runs its own [`Schema`] with [`Db::migrate`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_within(url, std::time::Duration::from_secs(30)).await
+    }
+
+    /// [`Db::connect`], giving up when no connection is made within `within` (sqlx retries a
+    /// refused connection until then).
+    pub async fn connect_within(url: &str, within: std::time::Duration) -> Result<Self> {
         install_default_drivers();
         let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (url.to_owned(), Backend::Postgres)
@@ -78,6 +84,7 @@ impl Db {
         let is_sqlite = backend == Backend::Sqlite;
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 8 })
+            .acquire_timeout(within)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
