@@ -15,6 +15,7 @@
 //! **Which server.** At start the standby must be a standby (`pg_is_in_recovery()`), of this
 //! primary (the same `pg_control_system()` system identifier: a physical copy of this cluster),
 //! and hold the same database; anything else is refused with a clear error, never read from.
+//! The read role needs `pg_monitor` (for `pg_stat_wal_receiver`'s status), also checked.
 
 use std::time::Duration;
 
@@ -87,6 +88,18 @@ impl ReadStandby {
         }
         if s_db != p_db {
             return Err(refused(format!("the URL names database {s_db}, the primary's is {p_db}")));
+        }
+        // Without pg_read_all_stats (pg_monitor) the WAL receiver's status reads as NULL, and
+        // the lag could never be told 0: every read would go to the primary.
+        let hidden: i64 = sqlx::query("SELECT COUNT(*) FROM pg_stat_wal_receiver WHERE status IS NULL")
+            .fetch_one(standby.pool())
+            .await
+            .map_err(|e| refused(e.to_string()))?
+            .try_get(0)?;
+        if hidden > 0 {
+            return Err(refused(
+                "the role cannot read the WAL receiver's status: grant it pg_monitor on the primary".into(),
+            ));
         }
         Ok(Self { standby, primary: primary.clone(), max_lag })
     }

@@ -1,7 +1,8 @@
 //! Provision reads on a hot standby (issue 14, identity::standby), on a real PostgreSQL primary
 //! and its streaming standby (`cargo xtask pg --standby`, `cargo xtask ci`:
 //! `JPKI_TEST_PG_URL` + `JPKI_TEST_PG_STANDBY_URL`): the standby is checked at start (a primary,
-//! another database, an unreachable server or an SQLite node are refused); provisions read it
+//! another database, an unreachable server, a role without pg_monitor or an SQLite node are
+//! refused); provisions read it
 //! while its replay lag is within the bound — and then may see a record up to that lag old —
 //! and read the primary beyond it (replay paused with `pg_wal_replay_pause()`); every answer's
 //! log row is on the primary. Skipped, saying so, without a standby.
@@ -125,9 +126,27 @@ async fn provisions_read_the_standby_within_its_lag_and_the_primary_beyond_it() 
         ReadStandby::connect(&with_db(&standby_admin, &name), &sqlite_node, Duration::from_secs(1)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
 
-    // Within the bound (an hour): provisions read the standby.
+    // A role without pg_monitor cannot see whether the standby streams: refused.
+    let role = format!("reader_{}", &name[7..]);
+    // The name is ours (hex), not input: identifiers cannot be bound as parameters.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} LOGIN"))).execute(national.db().pool()).await.unwrap();
     let standby_db = standby_of(&standby_admin, &name).await;
+    let as_role = with_db(&standby_admin, &name).replace("postgres://jpki@", &format!("postgres://{role}@"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let e = loop {
+        // The role reaches the standby once replayed.
+        match ReadStandby::connect(&as_role, national.db(), Duration::from_secs(1)).await {
+            Err(e) if e.to_string().contains("cannot connect") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other.unwrap_err(),
+        }
+    };
+    assert!(e.to_string().contains("pg_monitor"), "{e}");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {role}"))).execute(national.db().pool()).await.unwrap();
     drop(standby_db);
+
+    // Within the bound (an hour): provisions read the standby.
     let lenient =
         ReadStandby::connect(&with_db(&standby_admin, &name), national.db(), Duration::from_secs(3600)).await.unwrap();
     caught_up(&lenient).await;
