@@ -125,7 +125,7 @@ pub async fn apply_batch(
         .collect();
     codes.sort_unstable();
     codes.dedup();
-    let before = crate::municipal::load_many(&mut *tx, &codes).await?;
+    let before = crate::municipal::load_many(&mut tx, &codes).await?;
     let mut retired = store::retired_among(&mut tx, &codes).await?;
     let issued = match tier {
         Tier::National => store::issued_among(&mut tx, &codes).await?,
