@@ -346,6 +346,29 @@ mod tests {
         assert!(d.role("nowhere").is_err());
     }
 
+    /// A national node's provision standby and lag bound reach its command-line role; without
+    /// them it reads its primary only (the bound defaults to 5 s).
+    #[test]
+    fn a_provision_standby_reaches_the_national_role() {
+        let with = EXAMPLE.replace(
+            "# pg_read_url = \"postgres://jpki_read@127.0.0.1:5433/national\"\n# max_read_lag_ms = 5000",
+            "pg_read_url = \"postgres://jpki_read@127.0.0.1:5433/national\"\nmax_read_lag_ms = 750",
+        );
+        assert_ne!(with, EXAMPLE, "the example shows the keys");
+        let d = Deployment::parse(&with).unwrap_or_else(|e| panic!("{e:#}"));
+        match d.role("national").unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::National { reads, .. } => {
+                assert_eq!(reads.pg_read_url.as_deref(), Some("postgres://jpki_read@127.0.0.1:5433/national"));
+                assert_eq!(reads.max_read_lag_ms, 750);
+            }
+            other => panic!("{other:?}"),
+        }
+        match Deployment::parse(EXAMPLE).unwrap().role("national").unwrap() {
+            Role::National { reads, .. } => assert_eq!((reads.pg_read_url, reads.max_read_lag_ms), (None, 5_000)),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn corrupt_deployments_are_refused_with_the_reason() {
         let node = |extra: &str| {
@@ -374,6 +397,8 @@ mod tests {
                 .contains("only municipalities list peers")
         );
         assert!(err(&node("").replace("notice_key = \"a-notice\"\n", "")).contains("needs its notice_key"));
+        assert!(err(&node("pg_read_url = \"postgres://r@h/a\"")).contains("no provision standby"));
+        assert!(err(&node("max_read_lag_ms = 100")).contains("no provision standby"));
         let no_ca = Deployment::parse(&node("")).err().map(|e| format!("{e:#}")).unwrap_or_default();
         assert!(no_ca.contains("network_ca"), "{no_ca}");
     }
