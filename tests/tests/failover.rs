@@ -17,7 +17,8 @@
 //!    the promotion is found), and every answer the agency received has its log row on the
 //!    promoted cluster; the old primary, no standby of the new one, is refused as its read URL.
 //!
-//! Skipped, saying so, without a standby.
+//! At the end the standby is made again from the primary (`JPKI_TEST_PG_STANDBY_RENEW`), so that
+//! tests after this one find the pair. Skipped, saying so, without a standby.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failed test
 
 mod common;
@@ -147,6 +148,27 @@ fn refused_start(pki: &NetPki, args: &[String]) -> String {
     }
 }
 
+/// Makes the shared standby a standby again when the drill ends, however it ends (the
+/// `renew-standby` script of `cargo xtask pg --standby`), so that tests after it find the pair.
+struct Renew(Option<String>);
+
+impl Renew {
+    fn run(script: &str) -> std::process::Output {
+        Command::new(script).output().unwrap()
+    }
+}
+
+impl Drop for Renew {
+    fn drop(&mut self) {
+        if let Some(script) = self.0.take() {
+            let o = Self::run(&script);
+            if !o.status.success() {
+                eprintln!("warning: the standby was not renewed: {}", text(&o));
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_national_node_fails_over_to_its_promoted_standby_and_loses_nothing() {
     let (Ok(primary_admin), Ok(standby_admin), Ok(promote)) = (
@@ -157,6 +179,8 @@ async fn the_national_node_fails_over_to_its_promoted_standby_and_loses_nothing(
         eprintln!("skipped: no PostgreSQL primary/standby pair (run under `cargo xtask pg --standby`)");
         return;
     };
+    let mut renew = Renew(std::env::var("JPKI_TEST_PG_STANDBY_RENEW").ok());
+    assert!(renew.0.is_some(), "JPKI_TEST_PG_STANDBY_RENEW is set with the standby");
     let standby_ctl = Db::connect(&standby_admin).await.unwrap();
     sqlx::query("SELECT pg_wal_replay_resume()").execute(standby_ctl.pool()).await.unwrap();
 
@@ -360,4 +384,11 @@ async fn the_national_node_fails_over_to_its_promoted_standby_and_loses_nothing(
         codes.len() + 1
     );
     drop(national);
+
+    // The pair is a pair again for the tests after this one.
+    let o = Renew::run(&renew.0.take().unwrap());
+    assert!(o.status.success(), "renew-standby: {}", text(&o));
+    let again = Db::connect(&standby_admin).await.unwrap();
+    let in_recovery: bool = sqlx::query("SELECT pg_is_in_recovery()").fetch_one(again.pool()).await.unwrap().get(0);
+    assert!(in_recovery, "the renewed standby is a standby");
 }

@@ -48,7 +48,8 @@ usage: cargo xtask <command>
                             run <command> against a throwaway PostgreSQL 15 cluster; it gets
                             JPKI_TEST_PG_URL and PGHOST/PGPORT/PGUSER/PGDATABASE; with --standby
                             also a hot standby streaming from it: JPKI_TEST_PG_STANDBY_URL,
-                            JPKI_TEST_PG_STANDBY_DATA and JPKI_TEST_PG_STANDBY_PROMOTE (a script)
+                            JPKI_TEST_PG_STANDBY_DATA, and the scripts JPKI_TEST_PG_STANDBY_PROMOTE
+                            (pg_ctl promote) and JPKI_TEST_PG_STANDBY_RENEW (a fresh standby)
   bench identity [args...]  `cargo run --release -p jpki -- bench identity --pg-url <url> [args...]`
                             against a throwaway PostgreSQL 15 cluster
   bench ca                  CA issuance rate vs raw OpenSSL RSA-2048 signing; 1M-entry CRL encoding

@@ -7,7 +7,6 @@ use std::{
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Command, ExitCode},
-    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
@@ -128,75 +127,57 @@ impl Cluster {
     /// primary_conninfo written, WAL streamed during the copy, the physical slot `jpki_standby`
     /// created) into `standby/`, started on its own port with hot_standby on and
     /// hot_standby_feedback (long provision reads are not cancelled by the primary's vacuum),
-    /// then waits until its WAL receiver is streaming. Tests find it through
-    /// `JPKI_TEST_PG_STANDBY_URL`, its data dir in `JPKI_TEST_PG_STANDBY_DATA`, and
-    /// `JPKI_TEST_PG_STANDBY_PROMOTE`, a script that runs `pg_ctl promote -D` on it as the
-    /// cluster user. fsync is off on the standby: it is a throwaway copy.
+    /// then waits until its WAL receiver is streaming. fsync is off on the standby: it is a
+    /// throwaway copy.
+    ///
+    /// All of that is the script `renew-standby` in the cluster dir, which a test may run again
+    /// to make a fresh standby after it promoted this one (the failover drill does, so that
+    /// the pair is a pair again for the tests after it). Tests find the standby through
+    /// `JPKI_TEST_PG_STANDBY_URL`, its data dir in `JPKI_TEST_PG_STANDBY_DATA`, and the scripts
+    /// `JPKI_TEST_PG_STANDBY_PROMOTE` (`pg_ctl promote -D` as the cluster user) and
+    /// `JPKI_TEST_PG_STANDBY_RENEW`.
     pub(crate) fn start_standby(&mut self) -> anyhow::Result<()> {
         let port = free_port()?;
-        let data = self.standby_data();
-        run_quiet(self.pg("pg_basebackup").arg("-D").arg(&data).args([
-            "-R",
-            "-X",
-            "stream",
-            "-C",
-            "-S",
-            SLOT,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "jpki",
-            "--no-sync",
-        ]))?;
-        let options = format!(
-            "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c hot_standby=on -c hot_standby_feedback=on -c fsync=off",
-            self.dir.display()
-        );
-        let log = self.dir.join("standby.log");
-        let started =
-            run_quiet(self.pg("pg_ctl").arg("-D").arg(&data).args(["-o", &options, "-w", "-l"]).arg(&log).arg("start"));
-        if let Err(err) = started {
-            let log = fs::read_to_string(&log).unwrap_or_default();
-            bail!("{err:#}\n--- standby.log ---\n{log}");
-        }
-        self.standby_port = Some(port);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let status =
-                run_quiet(self.pg("psql").args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "jpki"]).args([
-                    "-d",
-                    "postgres",
-                    "-At",
-                    "-c",
-                    "SELECT status FROM pg_stat_wal_receiver",
-                ]))
-                .unwrap_or_default();
-            if status.trim() == "streaming" {
-                break;
-            }
-            if Instant::now() > deadline {
-                let log = fs::read_to_string(&log).unwrap_or_default();
-                bail!("the standby is not streaming after 60 s (status {status:?})\n--- standby.log ---\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let promote = self.dir.join("promote-standby");
-        let runuser = match &self.user {
-            Some(user) => format!("runuser -u {user} -- "),
+        let (dir, data, bin) = (self.dir.display(), self.standby_data(), self.bin.display());
+        let data = data.display();
+        let as_user = match &self.user {
+            Some(user) => format!("runuser -u {user} --"),
             None => String::new(),
         };
-        let pg_ctl = self.bin.join("pg_ctl");
-        fs::write(
-            &promote,
-            format!(
-                "#!/bin/sh\n# Promotes the throwaway standby (cargo xtask pg).\nexec {runuser}'{}' -D '{}' -w promote\n",
-                pg_ctl.display(),
-                data.display()
-            ),
-        )?;
-        fs::set_permissions(&promote, fs::Permissions::from_mode(0o755))?;
+        let renew = format!(
+            r#"#!/bin/sh
+# (Re)makes the throwaway hot standby of the cluster in {dir} (cargo xtask pg --standby).
+set -eu
+cd '{dir}'
+as_user() {{ {as_user} "$@"; }}
+if [ -f '{data}/postmaster.pid' ]; then as_user '{bin}/pg_ctl' -D '{data}' -m immediate -w stop >/dev/null; fi
+rm -rf '{data}'
+as_user '{bin}/psql' -h 127.0.0.1 -p {primary} -U jpki -d postgres -Atq -c   "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{SLOT}' AND NOT active" >/dev/null
+as_user '{bin}/pg_basebackup' -D '{data}' -R -X stream -C -S {SLOT} -h 127.0.0.1 -p {primary} -U jpki --no-sync
+as_user '{bin}/pg_ctl' -D '{data}' -w -l '{dir}/standby.log' start   -o "-p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c hot_standby=on -c hot_standby_feedback=on -c fsync=off" >/dev/null
+i=0
+until [ "$(as_user '{bin}/psql' -h 127.0.0.1 -p {port} -U jpki -d postgres -Atc 'SELECT status FROM pg_stat_wal_receiver' 2>/dev/null)" = streaming ]; do
+  i=$((i + 1))
+  if [ "$i" -gt 600 ]; then
+    echo "the standby is not streaming after 60 s" >&2
+    cat '{dir}/standby.log' >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+"#,
+            primary = self.port,
+        );
+        let promote = format!(
+            "#!/bin/sh\n# Promotes the throwaway standby (cargo xtask pg --standby).\nexec {as_user} '{bin}/pg_ctl' -D '{data}' -w promote\n"
+        );
+        for (name, text) in [("renew-standby", renew), ("promote-standby", promote)] {
+            let path = self.dir.join(name);
+            fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        }
+        self.standby_port = Some(port);
+        run_quiet(&mut Command::new(self.dir.join("renew-standby")))?;
         println!("hot standby is streaming: JPKI_TEST_PG_STANDBY_URL={}", self.standby_url().unwrap_or_default());
         Ok(())
     }
@@ -222,12 +203,14 @@ impl Cluster {
             Some(url) => {
                 cmd.env("JPKI_TEST_PG_STANDBY_URL", url)
                     .env("JPKI_TEST_PG_STANDBY_DATA", self.standby_data())
-                    .env("JPKI_TEST_PG_STANDBY_PROMOTE", self.dir.join("promote-standby"));
+                    .env("JPKI_TEST_PG_STANDBY_PROMOTE", self.dir.join("promote-standby"))
+                    .env("JPKI_TEST_PG_STANDBY_RENEW", self.dir.join("renew-standby"));
             }
             None => {
                 cmd.env_remove("JPKI_TEST_PG_STANDBY_URL")
                     .env_remove("JPKI_TEST_PG_STANDBY_DATA")
-                    .env_remove("JPKI_TEST_PG_STANDBY_PROMOTE");
+                    .env_remove("JPKI_TEST_PG_STANDBY_PROMOTE")
+                    .env_remove("JPKI_TEST_PG_STANDBY_RENEW");
             }
         }
     }
