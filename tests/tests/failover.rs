@@ -45,8 +45,22 @@ fn sample(body: &str, name_and_labels: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// Scrapes `base`/metrics, checked by `promtool check metrics` (Debian's prometheus, installed
+/// by `cargo xtask ci`).
 async fn metrics(base: &str) -> String {
-    reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap()
+    let body = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus; cargo xtask ci installs it)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "promtool check metrics: {}\n--- exposition ---\n{body}", text(&o));
+    assert!(body.contains("# HELP jpki_provision_standby_replay_lag_seconds"), "{body}");
+    body
 }
 
 /// The national node's command line on database `db`, with `extra` arguments.
