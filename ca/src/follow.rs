@@ -321,6 +321,7 @@ impl Authority {
                 return Err(Error::Conflict("another follower moved the feed cursor; nothing applied".into()));
             }
             tx.commit().await?;
+            self.db().changed(); // wakes the status stream's long polls
             report.entries += last - from;
             report.cursor = last;
             progress(report.entries, total(&report));

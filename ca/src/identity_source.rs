@@ -90,6 +90,26 @@ impl IdentitySource {
         })
     }
 
+    /// The feed's newest position once it is past `after`, or after `wait_ms` (at most
+    /// [`identity::client::MAX_WAIT_MS`]) without news: the follower's long poll.
+    pub async fn feed_head_wait(&self, after: u64, wait_ms: u64) -> Result<u64> {
+        Ok(match self {
+            Self::Http(national) => national.feed_head_wait(after, wait_ms).await?,
+            Self::Local { national, .. } => {
+                let deadline = tokio::time::Instant::now()
+                    + std::time::Duration::from_millis(wait_ms.min(identity::client::MAX_WAIT_MS));
+                let mut changes = national.db().watch();
+                let mut head = national.feed_head().await?;
+                while head <= after
+                    && tokio::time::timeout_at(deadline, changes.changed()).await.is_ok_and(|r| r.is_ok())
+                {
+                    head = national.feed_head().await?;
+                }
+                head
+            }
+        })
+    }
+
     /// The signed notices of `source` after seq `after` (at most `limit`), as the national node
     /// stores them: what the CA checks each feed entry against.
     pub async fn notices(&self, source: &str, after: u64, limit: u32) -> Result<Vec<ChangeNotice>> {

@@ -1187,10 +1187,13 @@ pub struct HeadBody {
     path = "/v1/status/head",
     tag = "status",
     summary = "The last revocation sequence number committed",
-    description = "Validators and CA operators.",
+    description = "Validators and CA operators. With `after` (the caller's position) and `wait_ms`, a long poll: the \
+answer comes once the head is past `after`, or after `wait_ms`.",
+    params(HeadWait),
     security(("network_credential" = [])),
     responses(
         (status = 200, description = "The head", body = HeadBody),
+        (status = 400, description = "Malformed query or `wait_ms` over 10,000 (`invalid`)", body = ErrorBody),
         (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "A party the route does not admit (`party_not_allowed`) or another refusal (`error` its code)", body = ErrorBody),
         (status = 500, description = "Database or key-store failure (`internal`, no detail)", body = ErrorBody),
@@ -1199,10 +1202,47 @@ pub struct HeadBody {
 async fn status_head(
     State(svc): State<Arc<CaService>>,
     party: Option<axum::Extension<Party>>,
+    uri: Uri,
 ) -> Answer<Json<HeadBody>> {
     allow(&caller(party)?, STATUS_READERS, "GET /v1/status/head")?;
-    Ok(Json(HeadBody { head: svc.status.head().await? }))
+    let w: HeadWait = query(&uri)?;
+    if w.wait_ms > identity::client::MAX_WAIT_MS {
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("wait_ms {} is over 10000", w.wait_ms)));
+    }
+    // Subscribe before reading: a commit after the read wakes the wait.
+    let mut changes = svc.authority.db().watch();
+    let mut head = svc.status.head().await?;
+    let slot = if w.wait_ms > 0 { STATUS_WAITS.clone().try_acquire_owned().ok() } else { None };
+    if let (Some(after), Some(_slot)) = (w.after, slot) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(w.wait_ms);
+        // Woken by this process's commits (the feed follower, operator revocations); every
+        // 100 ms it reads the head anyway, for revocations committed on other paths or by
+        // another process on the same database.
+        while head <= after && tokio::time::Instant::now() < deadline {
+            let tick = deadline.min(tokio::time::Instant::now() + std::time::Duration::from_millis(100));
+            let _ = tokio::time::timeout_at(tick, changes.changed()).await;
+            head = svc.status.head().await?;
+        }
+    }
+    Ok(Json(HeadBody { head }))
 }
+
+/// The long poll of `GET /v1/status/head`.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HeadWait {
+    /// The caller's position in the revocation stream: the answer waits until the head is past it.
+    pub after: Option<i64>,
+    /// How long to wait, in ms (0–10,000; 0, the default: answer at once).
+    #[serde(default)]
+    #[param(maximum = 10_000)]
+    pub wait_ms: u64,
+}
+
+/// Long polls of the status head waiting at once (validators: a handful); past it a poll is
+/// answered at once.
+static STATUS_WAITS: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(64)));
 
 /// Paging of the revocation stream.
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]

@@ -349,6 +349,13 @@ impl StatusClient {
         Ok(self.get::<HeadBody>("/v1/status/head").await?.head)
     }
 
+    /// `GET /v1/status/head?after=&wait_ms=`: the head once it is past `after`, or after
+    /// `wait_ms` (at most [`identity::client::MAX_WAIT_MS`]).
+    pub async fn head_wait(&self, after: i64, wait_ms: u64) -> Result<i64> {
+        let wait_ms = wait_ms.min(identity::client::MAX_WAIT_MS);
+        Ok(self.get::<HeadBody>(&format!("/v1/status/head?after={after}&wait_ms={wait_ms}")).await?.head)
+    }
+
     /// `GET /v1/status/revocations?after=&limit=` (`limit` at most [`MAX_PAGE`]).
     pub async fn revocations_after(&self, after: i64, limit: i64) -> Result<Vec<Revocation>> {
         let page: Vec<RevocationBody> =
@@ -460,6 +467,26 @@ impl StatusSource {
         match self {
             Self::Db(r) => r.head().await,
             Self::Service(c) => c.head().await,
+        }
+    }
+
+    /// The head once it is past `after`, or after `wait_ms` (at most
+    /// [`identity::client::MAX_WAIT_MS`]): over the service a long poll; on the database,
+    /// read every 50 ms.
+    pub async fn head_wait(&self, after: i64, wait_ms: u64) -> Result<i64> {
+        match self {
+            Self::Db(r) => {
+                let deadline = tokio::time::Instant::now()
+                    + std::time::Duration::from_millis(wait_ms.min(identity::client::MAX_WAIT_MS));
+                loop {
+                    let head = r.head().await?;
+                    if head > after || tokio::time::Instant::now() >= deadline {
+                        return Ok(head);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+            Self::Service(c) => c.head_wait(after, wait_ms).await,
         }
     }
 

@@ -24,7 +24,39 @@ pub struct Heads {
     pub code: String,
     /// Chain heads it holds.
     pub heads: Vec<Head>,
+    /// A digest of `heads` (hex): give it back as `since` to wait for a change
+    /// ([`Peer::heads_wait`]). Empty from a node that predates long polls.
+    #[serde(default)]
+    pub version: String,
 }
+
+impl Heads {
+    /// The heads of a node, with their [`Heads::version`].
+    pub fn new(role: String, code: String, heads: Vec<Head>) -> Self {
+        let version = version_of(&heads);
+        Self { role, code, heads, version }
+    }
+}
+
+/// The digest of a list of heads: SHA-256 over each source, seq, hash and halt reason,
+/// length-prefixed, truncated to 16 bytes (hex). Equal lists give equal versions.
+pub fn version_of(heads: &[Head]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for x in heads {
+        for part in [x.source.as_bytes(), x.hash.as_bytes(), x.halted.as_deref().unwrap_or("").as_bytes()] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.update(x.seq.to_be_bytes());
+        h.update([u8::from(x.halted.is_some())]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The longest a long poll waits on a node (`wait_ms`), below the servers' idle timeout
+/// (`net::server`, 15 s without a byte) and the clients' request timeout (30 s).
+pub const MAX_WAIT_MS: u64 = 10_000;
 
 /// A 転入通知 sent by the new municipality to the old one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -122,6 +154,14 @@ impl Peer {
         self.finish(self.get(format!("{}/v1/heads", self.base)).send().await).await
     }
 
+    /// `GET /v1/heads?since=&wait_ms=`: the heads once their version differs from `since`, or
+    /// after `wait_ms` (at most [`MAX_WAIT_MS`]) unchanged. A node that predates long polls
+    /// answers at once.
+    pub async fn heads_wait(&self, since: &str, wait_ms: u64) -> Result<Heads> {
+        let url = format!("{}/v1/heads?since={since}&wait_ms={}", self.base, wait_ms.min(MAX_WAIT_MS));
+        self.finish(self.get(url).send().await).await
+    }
+
     /// `GET /v1/sources/{source}/notices?after=&limit=`.
     pub async fn notices(&self, source: &str, after: u64, limit: u32) -> Result<Vec<ChangeNotice>> {
         let url = format!("{}/v1/sources/{source}/notices?after={after}&limit={limit}", self.base);
@@ -157,6 +197,13 @@ impl Peer {
     /// The national feed's newest position.
     pub async fn feed_head(&self) -> Result<u64> {
         self.finish(self.get(format!("{}/v1/feed/head", self.base)).send().await).await
+    }
+
+    /// `GET /v1/feed/head?after=&wait_ms=`: the feed's newest position once it is past
+    /// `after`, or after `wait_ms` (at most [`MAX_WAIT_MS`]).
+    pub async fn feed_head_wait(&self, after: u64, wait_ms: u64) -> Result<u64> {
+        let url = format!("{}/v1/feed/head?after={after}&wait_ms={}", self.base, wait_ms.min(MAX_WAIT_MS));
+        self.finish(self.get(url).send().await).await
     }
 
     /// POST a JSON body and return the decoded answer (e.g. the agency API).

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authz::{self, Denial, Node, Route};
-use crate::client::{Heads, MoveInNotice, PoolRequest};
+use crate::client::{Heads, MAX_WAIT_MS, MoveInNotice, PoolRequest};
 use crate::error::{Error, ErrorKind};
 use crate::ids::{LgCode, PrefectureCode, ResidentCode};
 use crate::municipal::MoveOutCertificate;
@@ -164,9 +164,14 @@ pub(crate) fn allow(node: &Node, route: Route, caller: &Party) -> Result<(), App
 struct NodeInfo {
     db: Db,
     node: Node,
+    /// Slots for long polls of `GET /v1/heads` ([`wait_for`]).
+    waits: Arc<tokio::sync::Semaphore>,
 }
 
 impl NodeInfo {
+    fn new(db: Db, node: Node) -> Self {
+        Self { db, node, waits: Arc::new(tokio::sync::Semaphore::new(NODE_WAITS)) }
+    }
     fn role(&self) -> &'static str {
         self.node.kind()
     }
@@ -186,19 +191,73 @@ impl NodeInfo {
     tag = "replication",
     summary = "Chain heads of every source this node holds",
     description = "The highest seq and its hash per source municipality, and why replication of a source is \
-halted if it is. Who may call: the node's cell of the authorization table (docs/authorization.md): operators; \
-a municipality's own prefecture; the national node at a prefecture.",
+halted if it is. With `since` (the `version` of the heads the caller holds) and `wait_ms`, a long poll: the \
+answer comes once the heads differ from `since`, or after `wait_ms` unchanged (or at once when the node already \
+holds its limit of waiting polls). Who may call: the node's cell of the authorization table \
+(docs/authorization.md): operators; a municipality's own prefecture; the national node at a prefecture.",
+    params(HeadsWait),
     security(("network_credential" = [])),
     responses(
         (status = 200, description = "The heads", body = Heads),
+        (status = 400, description = "Malformed query or `wait_ms` over 10,000", body = ErrorBody),
         (status = 401, description = "No client party", body = ErrorBody),
         (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn heads(State(n): State<Arc<NodeInfo>>, Caller(c): Caller) -> AppResult<Json<Heads>> {
+async fn heads(State(n): State<Arc<NodeInfo>>, Caller(c): Caller, uri: Uri) -> AppResult<Json<Heads>> {
     allow(&n.node, Route::Heads, &c)?;
-    Ok(Json(Heads { role: n.role().into(), code: n.code(), heads: store::heads(&n.db).await? }))
+    let w: HeadsWait = query(&uri)?;
+    let wait = wait_for(&n.waits, w.wait_ms)?;
+    // Subscribe before reading: a commit after the read wakes the wait.
+    let mut changes = n.db.watch();
+    let mut out = Heads::new(n.role().into(), n.code(), store::heads(&n.db).await?);
+    let Some(since) = w.since.filter(|v| *v == out.version) else { return Ok(Json(out)) };
+    let Some((deadline, _permit)) = wait else { return Ok(Json(out)) };
+    while tokio::time::timeout_at(deadline, changes.changed()).await.is_ok_and(|r| r.is_ok()) {
+        out = Heads::new(n.role().into(), n.code(), store::heads(&n.db).await?);
+        if out.version != since {
+            break;
+        }
+    }
+    Ok(Json(out))
+}
+
+/// The long poll of `GET /v1/heads`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HeadsWait {
+    /// The `version` of the heads the caller holds: the answer waits until the heads differ.
+    since: Option<String>,
+    /// How long to wait for a change, in ms (0–10,000; 0, the default: answer at once).
+    #[serde(default)]
+    #[param(maximum = 10_000)]
+    wait_ms: u64,
+}
+
+/// Long polls of one node's heads waiting at once (its callers are its upstream tiers and
+/// operators: a handful). Past it a poll is answered at once and its caller polls on its timer,
+/// so waits never take the server's in-flight slots.
+const NODE_WAITS: usize = 16;
+
+/// Long polls of the feed's head waiting at once in this process (its callers are CAs).
+static FEED_WAITS: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(64)));
+
+/// A long poll's deadline and its slot in `slots`; `None` when it should not wait (`wait_ms`
+/// 0, or every slot taken). More than [`MAX_WAIT_MS`] is a 400.
+fn wait_for(
+    slots: &Arc<tokio::sync::Semaphore>,
+    wait_ms: u64,
+) -> Result<Option<(tokio::time::Instant, tokio::sync::OwnedSemaphorePermit)>, AppError> {
+    if wait_ms > MAX_WAIT_MS {
+        return Err(Error::invalid("wait_ms", format!("{wait_ms} is more than {MAX_WAIT_MS}")).into());
+    }
+    if wait_ms == 0 {
+        return Ok(None);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+    Ok(slots.clone().try_acquire_owned().ok().map(|p| (deadline, p)))
 }
 
 /// `GET /v1/sources/{source}/notices`.
@@ -321,7 +380,7 @@ pub fn municipal_router(m: Municipality) -> Router {
 /// [`municipal_router`] serving its windows: clerks authenticated by `windows.clerks`, a
 /// move-in's old municipality reached through `windows.peers`.
 pub fn municipal_router_with(m: Municipality, windows: Windows) -> Router {
-    let info = NodeInfo { db: m.db().clone(), node: Node::Municipality(m.code().clone()) };
+    let info = NodeInfo::new(m.db().clone(), Node::Municipality(m.code().clone()));
     let desk = crate::window_routes::MunicipalWindows { m: m.clone(), windows };
     let api = municipal_api()
         .with_state(Arc::new(m))
@@ -426,7 +485,7 @@ pub struct PrefectureState {
 pub fn prefecture_router(s: PrefectureState) -> Router {
     let node = Node::Prefecture(s.code.clone());
     let api = replication_api()
-        .with_state(Arc::new(NodeInfo { db: s.db, node: node.clone() }))
+        .with_state(Arc::new(NodeInfo::new(s.db, node.clone())))
         .merge(provision_api().with_state(Arc::new(ProvisionState { provider: s.provider, node })));
     crate::openapi::serve(api, PREFECTURE_TITLE, PREFECTURE_TEXT).0.layer(DefaultBodyLimit::max(MAX_BODY))
 }
@@ -453,7 +512,7 @@ pub fn national_router(state: NationalState) -> Router {
 
 /// [`national_router`] serving windows' disclosure requests, clerks authenticated by `clerks`.
 pub fn national_router_with(state: NationalState, clerks: Arc<dyn crate::authz::ClerkCheck>) -> Router {
-    let info = NodeInfo { db: state.national.db().clone(), node: Node::National };
+    let info = NodeInfo::new(state.national.db().clone(), Node::National);
     let provision = ProvisionState { provider: state.national.provider().clone(), node: Node::National };
     let windows = crate::window_routes::NationalWindows { national: state.national.clone(), clerks };
     let api = national_api()
@@ -529,17 +588,42 @@ async fn feed(State(s): State<Arc<NationalState>>, Caller(c): Caller, uri: Uri) 
     path = "/v1/feed/head",
     tag = "feed",
     summary = "The feed's last `feed_seq`",
+    description = "With `after` (the caller's cursor) and `wait_ms`, a long poll: the answer comes once the head is \
+past `after`, or after `wait_ms`.",
+    params(FeedWait),
     security(("network_credential" = [])),
     responses(
         (status = 200, description = "The head (0: empty feed)", body = u64),
+        (status = 400, description = "Malformed query or `wait_ms` over 10,000", body = ErrorBody),
         (status = 401, description = "No client party", body = ErrorBody),
         (status = 403, description = "The authorization table refuses the caller (`reason`)", body = ErrorBody),
         (status = 500, description = "Internal error (no detail)", body = ErrorBody),
     )
 )]
-async fn feed_head(State(s): State<Arc<NationalState>>, Caller(c): Caller) -> AppResult<Response> {
+async fn feed_head(State(s): State<Arc<NationalState>>, Caller(c): Caller, uri: Uri) -> AppResult<Response> {
     allow(&Node::National, Route::Feed, &c)?;
-    Ok(Json(s.national.feed_head().await?).into_response())
+    let w: FeedWait = query(&uri)?;
+    let wait = wait_for(&FEED_WAITS, w.wait_ms)?;
+    let mut changes = s.national.db().watch();
+    let mut head = s.national.feed_head().await?;
+    if let (Some(after), Some((deadline, _permit))) = (w.after, wait) {
+        while head <= after && tokio::time::timeout_at(deadline, changes.changed()).await.is_ok_and(|r| r.is_ok()) {
+            head = s.national.feed_head().await?;
+        }
+    }
+    Ok(Json(head).into_response())
+}
+
+/// The long poll of `GET /v1/feed/head`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FeedWait {
+    /// The caller's cursor: the answer waits until the head is past it.
+    after: Option<u64>,
+    /// How long to wait, in ms (0–10,000; 0, the default: answer at once).
+    #[serde(default)]
+    #[param(maximum = 10_000)]
+    wait_ms: u64,
 }
 
 /// `POST /v1/code-pools`.

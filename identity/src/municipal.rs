@@ -489,6 +489,7 @@ impl Municipality {
         let subject = format!("{} {} seq {}", n.body.kind.label(), n.body.record.resident_code, seq);
         operator::log(&mut tx, op, &format!("{:?}", n.body.kind), &subject, n.body.recorded_at).await?;
         tx.commit().await?;
+        self.db.changed();
         Ok(n)
     }
 }

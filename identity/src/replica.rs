@@ -6,7 +6,7 @@
 //! page must hold only the asked source's notices, and nothing is applied unless its
 //! municipality's signature verifies ([`crate::notice_sig`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -279,6 +279,7 @@ pub async fn apply_batch(
         .await?;
     }
     tx.commit().await?;
+    db.changed();
     out.cursor_seq = cur.applied_seq;
     Ok(out)
 }
@@ -423,6 +424,7 @@ async fn halt(db: &Db, source: &str, d: &Divergence<'_>) -> Result<()> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    db.changed();
     Ok(())
 }
 
@@ -492,6 +494,7 @@ pub async fn resume(db: &Db, op: &crate::operator::Operator, source: &str, now: 
     }
     crate::operator::log(&mut tx, op, "resume_source", source, now).await?;
     tx.commit().await?;
+    db.changed();
     Ok(())
 }
 
@@ -793,7 +796,12 @@ pub async fn pull_until_quiet_with(
     Ok(all)
 }
 
-/// Pulls from `peers` every `interval` forever (the replica's background loop).
+/// Pulls from `peers` forever (the replica's background loop): a peer at once when its heads
+/// change — one long poll per peer (`GET /v1/heads?since=&wait_ms=`) tells
+/// this loop — and every peer every `interval` anyway (a peer that predates long polls, a lost
+/// wake-up). Pulls run one at a time, as before: only the waiting is concurrent. A peer whose
+/// source is parked (a move-in waiting for its move-out from another peer) is pulled again
+/// after every round that applied something.
 pub async fn run_puller(
     db: Db,
     tier: Tier,
@@ -801,17 +809,105 @@ pub async fn run_puller(
     peers: Vec<Upstream>,
     interval: std::time::Duration,
 ) {
+    run_puller_with(db, tier, verifier, peers, interval, true).await;
+}
+
+/// [`run_puller`], or with `long_poll` false the loop on its timer alone (every peer every
+/// `interval`): what `jpki bench peak` measures as its reference.
+pub async fn run_puller_with(
+    db: Db,
+    tier: Tier,
+    verifier: Arc<dyn NoticeVerifier>,
+    peers: Vec<Upstream>,
+    interval: std::time::Duration,
+    long_poll: bool,
+) {
+    let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let watchers: Vec<_> = if long_poll {
+        peers
+            .iter()
+            .enumerate()
+            .map(|(i, (peer, _))| tokio::spawn(watch_peer(i, peer.clone(), wake.clone(), interval)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    drop(wake);
+    let _stop = AbortOnDrop(watchers);
+    let mut due: BTreeSet<usize> = (0..peers.len()).collect();
+    let mut parked: BTreeSet<usize> = BTreeSet::new();
+    let mut next_round = tokio::time::Instant::now() + interval;
     loop {
-        for (peer, prefix) in &peers {
+        let mut applied = 0;
+        for &i in &due {
+            let (peer, prefix) = &peers[i];
             match pull(&db, tier, verifier.as_ref(), peer, prefix.as_deref()).await {
                 Ok(reports) => {
+                    parked.remove(&i);
                     for r in reports.iter().filter(|r| r.applied > 0 || r.error.is_some() || r.stop.is_some()) {
                         tracing::info!(peer = peer.base(), source = %r.source, applied = r.applied, cursor = r.cursor_seq, stop = ?r.stop, error = ?r.error, "pulled");
+                    }
+                    applied += reports.iter().map(|r| r.applied).sum::<u64>();
+                    if reports.iter().any(|r| matches!(r.stop, Some(Stop::Parked { .. }))) {
+                        parked.insert(i);
                     }
                 }
                 Err(e) => tracing::warn!(peer = peer.base(), error = %e, "pull failed; will retry"),
             }
         }
-        tokio::time::sleep(interval).await;
+        due = if applied > 0 { parked.clone() } else { BTreeSet::new() };
+        if due.is_empty() {
+            tokio::select! {
+                Some(i) = woken.recv(), if long_poll => {
+                    due.insert(i);
+                    while let Ok(i) = woken.try_recv() {
+                        due.insert(i);
+                    }
+                }
+                () = tokio::time::sleep_until(next_round) => {
+                    due = (0..peers.len()).collect();
+                    next_round = tokio::time::Instant::now() + interval;
+                }
+            }
+        }
+    }
+}
+
+/// Aborts the tasks when dropped (the puller's watchers end with it).
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Long-polls one peer's heads and sends `i` on `wake` each time they change. A failed poll,
+/// or one answered at once with nothing new (a peer without long polls, or out of slots), is
+/// retried after `interval`, so a peer is never polled faster than that without news.
+async fn watch_peer(
+    i: usize,
+    peer: crate::client::Peer,
+    wake: tokio::sync::mpsc::UnboundedSender<usize>,
+    interval: std::time::Duration,
+) {
+    let mut since = String::new();
+    loop {
+        let started = tokio::time::Instant::now();
+        match peer.heads_wait(&since, crate::client::MAX_WAIT_MS).await {
+            Ok(h) if !h.version.is_empty() && h.version != since => {
+                since = h.version;
+                if wake.send(i).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(peer = peer.base(), error = %e, "long poll of the heads failed; will retry"),
+        }
+        if started.elapsed() < interval {
+            tokio::time::sleep_until(started + interval).await;
+        }
     }
 }

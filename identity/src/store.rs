@@ -46,6 +46,9 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Bumped after every commit that moves a chain head, a replica cursor or the feed
+    /// ([`Db::changed`]); long polls ([`Db::watch`]) wait on it instead of a timer.
+    changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// A write transaction.
@@ -97,7 +100,7 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self::with(pool, backend))
     }
 
     /// Opens an SQLite file read only (`mode=ro`), without migrations or pragmas: for checking
@@ -106,7 +109,25 @@ impl Db {
         install_default_drivers();
         let url = format!("sqlite://{}?mode=ro", path.display());
         let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await?;
-        Ok(Self { pool, backend: Backend::Sqlite })
+        Ok(Self::with(pool, Backend::Sqlite))
+    }
+
+    fn with(pool: AnyPool, backend: Backend) -> Self {
+        Self { pool, backend, changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)) }
+    }
+
+    /// Tells this process's long polls (`GET /v1/heads?wait_ms=`, `GET /v1/feed/head?wait_ms=`)
+    /// that a commit may have moved a chain head, a replica cursor or the feed. Called after
+    /// the commit, so a woken waiter reads the new state. Other processes on the same
+    /// database are not told: their waits end at their timeout instead.
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver marked as having seen the current state: take it BEFORE reading the state
+    /// a wait compares, then `changed().await` ends at the first [`Db::changed`] after it.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Runs one crate's migrations for this backend. Versions applied by other crates' schemas

@@ -410,16 +410,11 @@ async fn bad_http_input_gets_clear_errors() {
 async fn fake_prefecture(source: &str, notices: Vec<identity::notice::ChangeNotice>) -> String {
     use axum::routing::get;
     let last = notices.last().unwrap();
-    let heads = identity::client::Heads {
-        role: "prefecture".into(),
-        code: "13".into(),
-        heads: vec![store::Head {
-            source: source.to_owned(),
-            seq: last.key.seq,
-            hash: hex::encode(last.hash),
-            halted: None,
-        }],
-    };
+    let heads = identity::client::Heads::new(
+        "prefecture".into(),
+        "13".into(),
+        vec![store::Head { source: source.to_owned(), seq: last.key.seq, hash: hex::encode(last.hash), halted: None }],
+    );
     let router = axum::Router::new()
         .route(
             "/v1/heads",
@@ -1064,5 +1059,100 @@ async fn a_key_certificate_the_verifier_refuses_is_not_admitted_and_the_notice_h
             assert_eq!(cur.applied_seq, 1, "{} {label}", t.label);
             assert!(halted.is_some_and(|h| h.starts_with("signature:")), "{} {label}", t.label);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Long polls: the tiers follow a commit at once, not on their timers.
+// ---------------------------------------------------------------------------------------
+
+/// Waits (at most 30 s) until `check` holds; the pullers under test have a 10-minute timer,
+/// so only a long poll can make it hold in time.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_at_the_commit_and_the_pullers_follow_without_their_timers() {
+    for t in backends().await {
+        let net = net(&t).await;
+        let op = clerk();
+        births(&net.tokyo, 1).await;
+        let pref = peer_as(&net.tokyo_url, "prefecture:13");
+        let h0 = pref.heads().await.unwrap();
+        assert_eq!(h0.heads[0].seq, 1);
+        assert_eq!(h0.version.len(), 32, "a version is 16 bytes of hex");
+        // A different `since` answers at once; so does no wait.
+        assert_eq!(pref.heads_wait("00", 10_000).await.unwrap(), h0);
+        assert_eq!(pref.heads_wait(&h0.version, 0).await.unwrap(), h0);
+        // Unchanged: the wait ends at its timeout with the same heads.
+        assert_eq!(pref.heads_wait(&h0.version, 200).await.unwrap().version, h0.version);
+        // A wait over the limit is refused (the client never asks for one).
+        let raw = client_as("prefecture:13")
+            .get(format!("{}/v1/heads?since={}&wait_ms=10001", net.tokyo_url, h0.version))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(raw.status(), 400);
+        // A commit during the wait ends it with the new head.
+        let waiting = tokio::spawn({
+            let (pref, since) = (pref.clone(), h0.version.clone());
+            async move { pref.heads_wait(&since, 10_000).await.unwrap() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "the poll waits while nothing changes");
+        births(&net.tokyo, 1).await;
+        let h1 = waiting.await.unwrap();
+        assert_eq!(h1.heads[0].seq, 2);
+        assert_ne!(h1.version, h0.version);
+
+        // The pullers, with a 10-minute timer, follow the next commits through their long polls.
+        let minutes = std::time::Duration::from_secs(600);
+        let p13 = tokio::spawn(replica::run_puller(
+            net.pref13.clone(),
+            Tier::Prefecture,
+            verifier(),
+            vec![(peer_as(&net.tokyo_url, "prefecture:13"), Some("13".into()))],
+            minutes,
+        ));
+        let nat = tokio::spawn(replica::run_puller(
+            net.national.db().clone(),
+            Tier::National,
+            verifier(),
+            vec![(peer_as(&net.pref13_url, "national"), Some("13".into()))],
+            minutes,
+        ));
+        let seq_at =
+            |db: Db| async move { replica::cursor(&db, "131016").await.map(|(c, _)| c.applied_seq).unwrap_or(0) };
+        eventually("the first round", || async { seq_at(net.national.db().clone()).await == 2 }).await;
+        let national_url = serve(http::national_router(http::NationalState { national: net.national.clone() })).await;
+        let feed = peer_as(&national_url, "ca:jpki-ca");
+        let head = feed.feed_head().await.unwrap();
+        // The CA's long poll of the feed's head ends with the next notice the national node applies.
+        let feed_wait = tokio::spawn({
+            let feed = feed.clone();
+            async move { feed.feed_head_wait(head, 10_000).await.unwrap() }
+        });
+        let reg = net
+            .tokyo
+            .register(
+                &op,
+                NoticeKind::Birth,
+                items("佐藤　陽葵", "東京都千代田区2", "2026-04-01"),
+                date("2026-04-01"),
+                NOW,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reg.key.seq, 3);
+        eventually("the prefecture", || async { seq_at(net.pref13.clone()).await == 3 }).await;
+        eventually("the national node", || async { seq_at(net.national.db().clone()).await == 3 }).await;
+        assert!(feed_wait.await.unwrap() > head, "the feed's long poll saw the new entry");
+        p13.abort();
+        nat.abort();
     }
 }

@@ -98,16 +98,36 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     if a.follow_interval_ms > 0 {
         let (verifier, actor) = (net.verifier(), store.actor.clone());
         let every = Duration::from_millis(a.follow_interval_ms);
+        // Follows at once when the feed moves (a long poll of its head), and at least every
+        // `every`; after a failure, or a poll answered at once with nothing new, waits `every`.
         tokio::spawn(async move {
             loop {
-                match authority.follow(&actor, &source, verifier.as_ref(), now()).await {
-                    Ok(r) if !r.revoked.is_empty() => {
-                        tracing::info!(revoked = r.revoked.len(), cursor = r.cursor, "change feed applied");
+                let started = tokio::time::Instant::now();
+                let cursor = match authority.follow(&actor, &source, verifier.as_ref(), now()).await {
+                    Ok(r) => {
+                        if !r.revoked.is_empty() {
+                            tracing::info!(revoked = r.revoked.len(), cursor = r.cursor, "change feed applied");
+                        }
+                        Some(r.cursor)
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(kind = e.kind(), error = %e, "following the change feed failed"),
+                    Err(e) => {
+                        tracing::warn!(kind = e.kind(), error = %e, "following the change feed failed");
+                        None
+                    }
+                };
+                let news = match cursor {
+                    Some(c) => match source.feed_head_wait(c, identity::client::MAX_WAIT_MS).await {
+                        Ok(head) => head > c,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "long poll of the feed's head failed; will retry");
+                            false
+                        }
+                    },
+                    None => false,
+                };
+                if !news && started.elapsed() < every {
+                    tokio::time::sleep_until(started + every).await;
                 }
-                tokio::time::sleep(every).await;
             }
         });
     }

@@ -113,7 +113,9 @@ pub struct ServeArgs {
     /// clients get tryLater.
     #[arg(long, default_value_t = 500.0)]
     pub live_rate: f64,
-    /// How often to look for new revocations (milliseconds).
+    /// The least time between two reads of new revocations when the last found none
+    /// (milliseconds). Between reads it long-polls the CA's revocation head, so a revocation
+    /// is read when it commits, not on this timer.
     #[arg(long, default_value_t = 200)]
     pub poll_ms: u64,
     /// The validator's own database (registered verifiers and their query log); enables the
@@ -311,11 +313,14 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     if let Some(dir) = &served {
         validator::served::record_crl_gauges(dir);
     }
+    let source = status.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(poll);
         let mut last_refresh = now();
         loop {
-            tick.tick().await;
+            // Reads the revocations, then long-polls the CA's revocation head (at most 10 s):
+            // a revocation is read as soon as it is committed. With nothing new (a CA service
+            // without long polls, an error), the next read is `poll` after the previous one.
+            let started = tokio::time::Instant::now();
             match poller.poll(now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("{n} new revocations signed"),
@@ -332,6 +337,11 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
                     Ok(_) => {}
                     Err(e) => tracing::warn!("refresh failed: {e}"),
                 }
+            }
+            let seen = poller.seen_seq();
+            let news = source.head_wait(seen, identity::client::MAX_WAIT_MS).await.is_ok_and(|head| head > seen);
+            if !news {
+                tokio::time::sleep_until(started + poll).await;
             }
         }
     });

@@ -192,6 +192,19 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     assert_eq!(head(w_tokyo.clone()).await.status().as_u16(), 403);
     let h0: Value = head(v.clone()).await.json().await.unwrap();
     let victim = &serials(&first)[0];
+    // A validator's long poll of the head waits for the revocation below and ends with it.
+    let h0_seq = h0["head"].as_i64().unwrap();
+    let r = v.get(format!("{url}/v1/status/head?after={h0_seq}&wait_ms=10001")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "a wait over 10 s is refused");
+    let waiting = tokio::spawn({
+        let (v, url) = (v.clone(), url.clone());
+        async move {
+            let r = v.get(format!("{url}/v1/status/head?after={h0_seq}&wait_ms=10000")).send().await.unwrap();
+            r.json::<Value>().await.unwrap()["head"].as_i64().unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(!waiting.is_finished(), "the long poll waits while nothing is revoked");
     let r = op
         .post(format!("{url}/v1/revoke"))
         .json(&json!({"serial": victim, "reason": "key-compromise", "cause": "card reported stolen"}))
@@ -206,6 +219,7 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(waiting.await.unwrap(), h0_seq + 1, "the long poll ended with the revocation");
     let after = h0["head"].as_i64().unwrap();
     let page: Value =
         v.get(format!("{url}/v1/status/revocations?after={after}")).send().await.unwrap().json().await.unwrap();

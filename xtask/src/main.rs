@@ -63,6 +63,8 @@ usage: cargo xtask <command>
   oracles                   install the pinned ML-DSA verifiers (cryptography, Go) into target/oracles/venv
   browser                   install what the browser tests need: Chromium, Playwright, axe-core (target/npm)
                             through `jpki verify cert`; pass counts per section
+  bench peak [--pg] [args]  a March-peak day end to end (47 prefectures' nodes, municipalities, national,
+                            CA, validator over mutual TLS): commit → national, commit → OCSP revoked
   bench card                card issuance (APDUs, wall time) and signatures/s through pcscd + vpcd
   demo                      the README's main job: install what is missing, bring up pcscd + vpcd,
                             `cargo run --release -p jpki -- demo`
@@ -204,6 +206,15 @@ fn main_inner() -> anyhow::Result<ExitCode> {
         }
         ["bench", "rotation"] => {
             let status = cargo("run --release -p jpki -- bench rotation").status()?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ["bench", "peak", "--pg", rest @ ..] => with_cluster(false, |_| {
+            let mut cmd = cargo("run --release -p jpki -- bench peak --pg");
+            cmd.args(rest);
+            cmd
+        }),
+        ["bench", "peak", rest @ ..] => {
+            let status = cargo("run --release -p jpki -- bench peak").args(rest).status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         ["bench", "identity", rest @ ..] => with_cluster(false, |cluster| {

@@ -35,6 +35,7 @@ impl Authority {
         insert_revocation(&mut tx, &serial, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, now, reason, cause).await?;
         audit::append(&mut tx, now, actor, "revoke", &format!("{serial} {} ({cause})", reason.name())).await?;
         tx.commit().await?;
+        self.db.changed(); // wakes the status stream's long polls
         Ok(())
     }
 

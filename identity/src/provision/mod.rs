@@ -156,8 +156,9 @@ pub struct Provider {
     law: Arc<LawTable>,
     holder: Holder,
     desk: Desk,
-    /// The hot standby provision reads go to, if one is given ([`Provider::with_standby`]).
-    standby: Option<ReadStandby>,
+    /// The hot standby provision reads go to, if one is given ([`Provider::with_standby`]);
+    /// boxed behind an `Arc` to keep the provider (held by value in callers' enums) small.
+    standby: Option<Arc<ReadStandby>>,
     /// Per-agency token buckets, shared by the provider's clones (the HTTP shell's and the
     /// node's), in memory: a restart starts every agency with full buckets.
     limiter: Arc<Mutex<Limiter>>,
@@ -195,13 +196,13 @@ impl Provider {
     /// answer leaves, on the primary. Call before cloning the provider.
     pub fn with_standby(mut self, standby: ReadStandby) -> Self {
         self.desk = Desk::spawn(self.db.clone(), self.holder.source_name(), Some(standby.clone()));
-        self.standby = Some(standby);
+        self.standby = Some(Arc::new(standby));
         self
     }
 
     /// The hot standby provision reads go to, if any.
     pub fn standby(&self) -> Option<&ReadStandby> {
-        self.standby.as_ref()
+        self.standby.as_deref()
     }
 
     /// Where provision reads go now: the standby within its lag bound, else the primary.

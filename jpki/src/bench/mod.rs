@@ -7,6 +7,7 @@ mod identity;
 mod issuance;
 mod metrics;
 mod ocsp;
+mod peak;
 mod rotation;
 
 use anyhow::Result;
@@ -37,6 +38,10 @@ pub enum Which {
     /// sizes, OCSP re-signing; a 1,000,000-certificate generation compromised and served
     /// revoked.
     Rotation,
+    /// A March-peak day end to end: prefectures and municipalities as mutual-TLS nodes, the
+    /// national node, the CA following the feed, the validator; freshness from a municipal
+    /// commit to OCSP `revoked`.
+    Peak(peak::Args),
 }
 
 /// Runs the benchmark `which` and prints its table to stdout (progress goes to stderr).
@@ -49,5 +54,6 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Metrics => metrics::run().await,
         Which::Issuance => issuance::run().await,
         Which::Rotation => rotation::run().await,
+        Which::Peak(a) => peak::run(a).await,
     }
 }

@@ -55,7 +55,7 @@ impl FakePrefecture {
                 heads.push(store::Head { source: (*source).to_owned(), seq: last.key.seq, hash, halted: None });
             }
         }
-        Heads { role: "prefecture".into(), code: "fake".into(), heads }
+        Heads::new("prefecture".into(), "fake".into(), heads)
     }
 
     /// Serves it over mutual TLS (`net::server`, the nodes' own server) with credential
