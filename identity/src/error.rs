@@ -140,6 +140,11 @@ pub enum Error {
         /// Decoder message.
         reason: String,
     },
+    /// The hot standby given for provision reads (`--pg-read-url`) is not one this node may
+    /// read from: unreachable, not in recovery, a standby of another cluster, or another
+    /// database. Nothing is read from it.
+    #[error("provision standby refused: {0}")]
+    ReadStandby(String),
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -204,7 +209,7 @@ impl Error {
             Self::Unauthenticated | Self::ClerkRefused { .. } => ErrorKind::Unauthenticated,
             Self::Refused(_) => ErrorKind::Refused,
             Self::Diverged { .. } | Self::Ownership { .. } | Self::Halted { .. } => ErrorKind::Integrity,
-            Self::Peer { .. } | Self::PeerAnswer(_) => ErrorKind::Unavailable,
+            Self::Peer { .. } | Self::PeerAnswer(_) | Self::ReadStandby(_) => ErrorKind::Unavailable,
             Self::Corrupt { .. }
             | Self::Signing { .. }
             | Self::ClerkSigning(_)

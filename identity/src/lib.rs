@@ -28,6 +28,7 @@ pub mod provision;
 pub mod rate_limit;
 pub mod replica;
 pub mod request_id;
+pub mod standby;
 pub mod store;
 pub mod window;
 pub mod window_routes;

@@ -582,7 +582,10 @@ pub(crate) async fn upsert_residents(tx: &mut Tx, rows: &[(&Record, &NoticeRef)]
 }
 
 /// Current records of `codes` (those that exist), keyed by code.
-pub(crate) async fn load_many(tx: &mut Tx, codes: &[&str]) -> Result<std::collections::HashMap<String, Record>> {
+pub(crate) async fn load_many(
+    conn: &mut sqlx::AnyConnection,
+    codes: &[&str],
+) -> Result<std::collections::HashMap<String, Record>> {
     let mut out = std::collections::HashMap::with_capacity(codes.len());
     for chunk in codes.chunks(store::ROWS_PER_STATEMENT * 5) {
         let sql = format!(
@@ -593,7 +596,7 @@ pub(crate) async fn load_many(tx: &mut Tx, codes: &[&str]) -> Result<std::collec
         for c in chunk {
             q = q.bind((*c).to_owned());
         }
-        for r in q.fetch_all(&mut **tx).await? {
+        for r in q.fetch_all(&mut *conn).await? {
             out.insert(r.try_get::<String, _>(0)?, decode_record(r.try_get(1)?)?);
         }
     }

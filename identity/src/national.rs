@@ -74,6 +74,13 @@ impl National {
         Ok(Self { db, law, provider })
     }
 
+    /// Serves provision reads from `standby` (see [`Provider::with_standby`]); call before
+    /// cloning the node.
+    pub fn with_standby(mut self, standby: crate::standby::ReadStandby) -> Self {
+        self.provider = self.provider.with_standby(standby);
+        self
+    }
+
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db

@@ -67,6 +67,12 @@ impl Db {
     /// Opens (creating if needed) the database at `url` without running any migrations: for a
     /// crate that owns other tables and runs its own [`Schema`] with [`Db::migrate`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_within(url, std::time::Duration::from_secs(30)).await
+    }
+
+    /// [`Db::connect`], giving up when no connection is made within `within` (sqlx retries a
+    /// refused connection until then).
+    pub async fn connect_within(url: &str, within: std::time::Duration) -> Result<Self> {
         install_default_drivers();
         let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (url.to_owned(), Backend::Postgres)
@@ -81,6 +87,7 @@ impl Db {
         let is_sqlite = backend == Backend::Sqlite;
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 8 })
+            .acquire_timeout(within)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
@@ -468,6 +475,46 @@ pub async fn claim_identity(db: &Db, role: &str, code: &str) -> Result<()> {
     Ok(())
 }
 
+/// How far ahead [`ensure_partitions`] creates the provision log's month partitions: the
+/// month of `now` and the next three (a node stopped for a quarter still finds its months; any
+/// row beyond lands in the default partition and is moved into its month when that is made).
+pub const PARTITION_MONTHS_AHEAD: i64 = 3;
+
+/// PostgreSQL: creates the provision log's month partitions (JST months, migration 1013's
+/// `provision_log_ensure_months`) for the month of `now` through [`PARTITION_MONTHS_AHEAD`]
+/// months later; returns how many it created. SQLite has no partitions: 0.
+pub async fn ensure_partitions(db: &Db, now: i64) -> Result<u32> {
+    if db.backend() != Backend::Postgres {
+        return Ok(0);
+    }
+    // 31 days a month is enough to reach into the last month asked for.
+    let to = now.saturating_add(PARTITION_MONTHS_AHEAD * 31 * 86_400);
+    let made: i32 = sqlx::query("SELECT provision_log_ensure_months($1, $2)")
+        .bind(now)
+        .bind(to)
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)?;
+    Ok(u32::try_from(made).unwrap_or(0))
+}
+
+/// Keeps the provision log's partitions ahead of the clock: [`ensure_partitions`] now and then
+/// daily, logging (without personal data) what it created or why it failed. A failure costs
+/// nothing at once: rows land in the default partition and move when their month is made.
+pub async fn keep_partitions(db: Db) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(86_400));
+    loop {
+        tick.tick().await;
+        match ensure_partitions(&db, time::OffsetDateTime::now_utc().unix_timestamp()).await {
+            Ok(0) => {}
+            Ok(made) => tracing::info!(made, "provision log: month partitions created"),
+            Err(e) => {
+                tracing::warn!(error = %e, "provision log: month partitions not created; rows go to the default partition")
+            }
+        }
+    }
+}
+
 /// Databases for tests and benchmarks: a fresh SQLite file always, and a fresh PostgreSQL
 /// database when `JPKI_TEST_PG_URL` (an admin URL) is set.
 pub mod testing {
@@ -520,9 +567,10 @@ pub mod testing {
     pub async fn tables(db: &Db) -> Result<std::collections::BTreeSet<String>> {
         let q = match db.backend() {
             Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
+            // Tables and partitioned tables, not their partitions (migration 1013).
             Backend::Postgres => {
-                "SELECT table_name::TEXT FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+                "SELECT c.relname::TEXT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
             }
         };
         let rows = sqlx::query(q).fetch_all(db.pool()).await?;

@@ -69,6 +69,10 @@ pub struct NodeConf {
     pub prefectures: Vec<String>,
     /// National or prefecture: a law table replacing the built-in seed.
     pub law_table: Option<PathBuf>,
+    /// National or prefecture: a hot standby of `db` for provision reads (`--pg-read-url`).
+    pub pg_read_url: Option<String>,
+    /// National or prefecture: the standby's largest replay lag in ms (`--max-read-lag-ms`).
+    pub max_read_lag_ms: Option<u64>,
     /// The node's network credential: PREFIX of PREFIX.pem and PREFIX.key.
     pub credential: PathBuf,
     /// Municipality: its notice key (PREFIX of PREFIX.pem and PREFIX.key).
@@ -185,6 +189,9 @@ impl Deployment {
             if n.role == RoleName::Municipality && n.law_table.is_some() {
                 bail!("{}: a municipality provides nothing to agencies: no law table", at());
             }
+            if n.role == RoleName::Municipality && (n.pg_read_url.is_some() || n.max_read_lag_ms.is_some()) {
+                bail!("{}: a municipality provides nothing to agencies: no provision standby", at());
+            }
             if (n.role == RoleName::Municipality) != n.notice_key.is_some() {
                 bail!("{}: a municipality needs its notice_key, and only a municipality has one", at());
             }
@@ -218,6 +225,14 @@ impl Deployment {
         Ok(())
     }
 
+    /// A node's provision reads on a hot standby, as its command line would give them.
+    fn reads(&self, n: &NodeConf) -> crate::serve::ReadArgs {
+        crate::serve::ReadArgs {
+            pg_read_url: n.pg_read_url.clone(),
+            max_read_lag_ms: n.max_read_lag_ms.unwrap_or(5_000),
+        }
+    }
+
     /// The command-line role of node `name`, with peer URLs and credentials from the file.
     pub fn role(&self, name: &str) -> Result<Role> {
         let n = self.node(name)?;
@@ -247,6 +262,7 @@ impl Deployment {
                     .collect::<Result<_>>()?,
                 interval_ms: self.interval_ms,
                 law_table: n.law_table.clone(),
+                reads: self.reads(n),
                 net,
             },
             RoleName::National => Role::National {
@@ -259,6 +275,7 @@ impl Deployment {
                     .collect::<Result<_>>()?,
                 law_table: n.law_table.clone(),
                 interval_ms: self.interval_ms,
+                reads: self.reads(n),
                 net,
             },
         })
@@ -329,6 +346,29 @@ mod tests {
         assert!(d.role("nowhere").is_err());
     }
 
+    /// A national node's provision standby and lag bound reach its command-line role; without
+    /// them it reads its primary only (the bound defaults to 5 s).
+    #[test]
+    fn a_provision_standby_reaches_the_national_role() {
+        let with = EXAMPLE.replace(
+            "# pg_read_url = \"postgres://jpki_read@127.0.0.1:5433/national\"\n# max_read_lag_ms = 5000",
+            "pg_read_url = \"postgres://jpki_read@127.0.0.1:5433/national\"\nmax_read_lag_ms = 750",
+        );
+        assert_ne!(with, EXAMPLE, "the example shows the keys");
+        let d = Deployment::parse(&with).unwrap_or_else(|e| panic!("{e:#}"));
+        match d.role("national").unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::National { reads, .. } => {
+                assert_eq!(reads.pg_read_url.as_deref(), Some("postgres://jpki_read@127.0.0.1:5433/national"));
+                assert_eq!(reads.max_read_lag_ms, 750);
+            }
+            other => panic!("{other:?}"),
+        }
+        match Deployment::parse(EXAMPLE).unwrap().role("national").unwrap() {
+            Role::National { reads, .. } => assert_eq!((reads.pg_read_url, reads.max_read_lag_ms), (None, 5_000)),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn corrupt_deployments_are_refused_with_the_reason() {
         let node = |extra: &str| {
@@ -357,6 +397,8 @@ mod tests {
                 .contains("only municipalities list peers")
         );
         assert!(err(&node("").replace("notice_key = \"a-notice\"\n", "")).contains("needs its notice_key"));
+        assert!(err(&node("pg_read_url = \"postgres://r@h/a\"")).contains("no provision standby"));
+        assert!(err(&node("max_read_lag_ms = 100")).contains("no provision standby"));
         let no_ca = Deployment::parse(&node("")).err().map(|e| format!("{e:#}")).unwrap_or_default();
         assert!(no_ca.contains("network_ca"), "{no_ca}");
     }

@@ -85,6 +85,8 @@ pub enum Role {
         #[arg(long)]
         law_table: Option<std::path::PathBuf>,
         #[command(flatten)]
+        reads: ReadArgs,
+        #[command(flatten)]
         net: NetArgs,
     },
     /// One node of a deployment file (see docs/deployment.example.toml).
@@ -121,8 +123,38 @@ pub enum Role {
         #[arg(long, default_value_t = 500)]
         interval_ms: u64,
         #[command(flatten)]
+        reads: ReadArgs,
+        #[command(flatten)]
         net: NetArgs,
     },
+}
+
+/// Provision reads on a hot standby (national and prefecture nodes; docs/scale-identity.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadArgs {
+    /// A hot standby of --db's PostgreSQL cluster (`postgres://…`, same database) for provision
+    /// reads; the provision log and everything else is written on --db. Refused at start
+    /// unless it is a standby of that primary.
+    #[arg(long, env = "JPKI_PG_READ_URL")]
+    pub pg_read_url: Option<String>,
+    /// Largest replay lag of the standby, in milliseconds, at which provisions still read it;
+    /// beyond it (or when it is unreachable or promoted) they read the primary.
+    #[arg(long, env = "JPKI_MAX_READ_LAG_MS", default_value_t = 5_000)]
+    pub max_read_lag_ms: u64,
+}
+
+impl ReadArgs {
+    /// The checked standby, if one is given.
+    async fn connect(&self, primary: &Db) -> Result<Option<identity::standby::ReadStandby>> {
+        let Some(url) = &self.pg_read_url else { return Ok(None) };
+        let max = Duration::from_millis(self.max_read_lag_ms);
+        let standby = identity::standby::ReadStandby::connect(url, primary, max)
+            .await
+            .context("--pg-read-url: provisions will not read from this server")?;
+        tracing::info!(max_lag_ms = self.max_read_lag_ms, "provision reads on the hot standby");
+        tokio::spawn(standby.clone().watch(Duration::from_secs(1)));
+        Ok(Some(standby))
+    }
 }
 
 /// Parses `CODE=https://HOST:PORT` for a prefecture peer.
@@ -190,12 +222,16 @@ pub async fn run(role: Role) -> Result<()> {
             tracing::info!(municipality = %code, listen = %l.local_addr()?, "municipal node listening (mutual TLS)");
             net.serve(l, http::municipal_router_with(m, windows)).await?;
         }
-        Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, law_table: lt, net } => {
+        Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, law_table: lt, reads, net } => {
             let net = net.load_as(&Party::Prefecture(code.clone()))?;
             let law = Arc::new(law_table(lt.as_deref())?);
             let db = Db::open(&db).await?;
             identity::store::claim_identity(&db, "prefecture", code.as_str()).await?;
-            let provider = identity::provision::Provider::open(db.clone(), law).await?;
+            let mut provider = identity::provision::Provider::open(db.clone(), law).await?;
+            if let Some(standby) = reads.connect(&db).await? {
+                provider = provider.with_standby(standby);
+            }
+            tokio::spawn(identity::store::keep_partitions(db.clone()));
             let mut peers = Vec::new();
             for (m, url) in &municipalities {
                 anyhow::ensure!(m.prefecture() == code, "municipality {m} is not in prefecture {}", code.as_str());
@@ -215,10 +251,14 @@ pub async fn run(role: Role) -> Result<()> {
             let router = http::prefecture_router(http::PrefectureState { db, code, provider });
             net.serve(l, router.merge(console::router(console))).await?;
         }
-        Role::National { db, listen: addr, prefectures, law_table: lt, interval_ms, net } => {
+        Role::National { db, listen: addr, prefectures, law_table: lt, interval_ms, reads, net } => {
             let net = net.load_as(&Party::National)?;
             let law = Arc::new(law_table(lt.as_deref())?);
-            let national = National::open(Db::open(&db).await?, law).await?;
+            let mut national = National::open(Db::open(&db).await?, law).await?;
+            if let Some(standby) = reads.connect(national.db()).await? {
+                national = national.with_standby(standby);
+            }
+            tokio::spawn(identity::store::keep_partitions(national.db().clone()));
             let mut peers = Vec::new();
             for (c, url) in &prefectures {
                 peers.push((net.peer(url, Some(Party::Prefecture(c.clone())))?, Some(c.as_str().to_owned())));

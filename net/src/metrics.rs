@@ -142,6 +142,16 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     ),
     ("jpki_provisions_total", Kind::Counter, "Lawful provisions answered, by law-table purpose (unknown for none)."),
     ("jpki_provision_refusals_total", Kind::Counter, "Provision requests refused, by the refusal's code."),
+    (
+        "jpki_provision_standby_replay_lag_seconds",
+        Kind::Gauge,
+        "How far the hot standby of provision reads replays behind its primary (+Inf: promoted or unknown).",
+    ),
+    (
+        "jpki_provision_standby_fallbacks_total",
+        Kind::Counter,
+        "Provision reads sent to the primary instead of the standby, by reason (lagging, promoted, unknown_lag, unreachable).",
+    ),
 ];
 
 /// Gives the installed recorder every metric's help text.

@@ -61,8 +61,11 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         summary.step("cargo test", || run(&mut test));
     } else {
         let mut cluster = None;
+        // The primary and its hot standby (the failover drill and the standby reads need it).
         summary.step("postgres start", || {
-            cluster = Some(Cluster::start()?);
+            let mut c = Cluster::start()?;
+            c.start_standby()?;
+            cluster = Some(c);
             Ok(())
         });
         match cluster {

@@ -44,8 +44,12 @@ usage: cargo xtask <command>
 
   ci [--no-pg]              the single test command: install missing packages, fmt, clippy, and
                             the tests on SQLite and (unless --no-pg) on a throwaway PostgreSQL 15
-  pg -- <command...>        run <command> against a throwaway PostgreSQL 15 cluster; it gets
-                            JPKI_TEST_PG_URL and PGHOST/PGPORT/PGUSER/PGDATABASE
+  pg [--standby] -- <command...>
+                            run <command> against a throwaway PostgreSQL 15 cluster; it gets
+                            JPKI_TEST_PG_URL and PGHOST/PGPORT/PGUSER/PGDATABASE; with --standby
+                            also a hot standby streaming from it: JPKI_TEST_PG_STANDBY_URL,
+                            JPKI_TEST_PG_STANDBY_DATA, and the scripts JPKI_TEST_PG_STANDBY_PROMOTE
+                            (pg_ctl promote) and JPKI_TEST_PG_STANDBY_RENEW (a fresh standby)
   bench identity [args...]  `cargo run --release -p jpki -- bench identity --pg-url <url> [args...]`
                             against a throwaway PostgreSQL 15 cluster
   bench scale [crl|ocsp|identity...] [--max N]
@@ -89,22 +93,26 @@ fn main() -> ExitCode {
     })
 }
 
+/// `cargo xtask pg [--standby] -- COMMAND…`.
+fn pg_run(standby: bool, command: &[&str]) -> anyhow::Result<ExitCode> {
+    let Some((program, rest)) = command.split_first() else {
+        bail!("`cargo xtask pg` needs a command to run\n\n{USAGE}");
+    };
+    with_cluster(standby, |_| {
+        let mut cmd = Command::new(program);
+        cmd.args(rest);
+        cmd
+    })
+}
+
 fn main_inner() -> anyhow::Result<ExitCode> {
     let args: Vec<String> = env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["ci"] => ci(false),
         ["ci", "--no-pg"] => ci(true),
-        ["pg", "--", command @ ..] | ["pg", command @ ..] => {
-            let Some((program, rest)) = command.split_first() else {
-                bail!("`cargo xtask pg` needs a command to run\n\n{USAGE}");
-            };
-            with_cluster(|_| {
-                let mut cmd = Command::new(program);
-                cmd.args(rest);
-                cmd
-            })
-        }
+        ["pg", "--standby", "--", command @ ..] | ["pg", "--standby", command @ ..] => pg_run(true, command),
+        ["pg", "--", command @ ..] | ["pg", command @ ..] => pg_run(false, command),
         ["demo", rest @ ..] => {
             install_missing(false)?;
             let _pcscd = Pcscd::up()?;
@@ -217,13 +225,13 @@ fn main_inner() -> anyhow::Result<ExitCode> {
                     run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", package]))?;
                 }
             }
-            with_cluster(|cluster| {
+            with_cluster(false, |cluster| {
                 let mut cmd = cargo("run --release -p jpki -- bench scale --pg-url");
                 cmd.arg(cluster.url()).args(rest);
                 cmd
             })
         }
-        ["bench", "peak", "--pg", rest @ ..] => with_cluster(|_| {
+        ["bench", "peak", "--pg", rest @ ..] => with_cluster(false, |_| {
             let mut cmd = cargo("run --release -p jpki -- bench peak --pg");
             cmd.args(rest);
             cmd
@@ -232,7 +240,7 @@ fn main_inner() -> anyhow::Result<ExitCode> {
             let status = cargo("run --release -p jpki -- bench peak").args(rest).status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        ["bench", "identity", rest @ ..] => with_cluster(|cluster| {
+        ["bench", "identity", rest @ ..] => with_cluster(false, |cluster| {
             let mut cmd = cargo("run --release -p jpki -- bench identity --pg-url");
             cmd.arg(cluster.url()).args(rest);
             cmd

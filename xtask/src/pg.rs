@@ -1,8 +1,10 @@
-//! Throwaway PostgreSQL 15 clusters for the tests (`cargo xtask pg`, `ci`, `bench identity`).
+//! Throwaway PostgreSQL 15 clusters for the tests (`cargo xtask pg`, `ci`, `bench identity`),
+//! with a hot standby in streaming replication when asked (`cargo xtask pg --standby`, `ci`).
 
 use std::{
     env,
     fs::{self, File},
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Command, ExitCode},
 };
@@ -17,11 +19,17 @@ use crate::{
 /// Where Debian puts the PostgreSQL 15 server binaries when `pg_config` does not say.
 const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
 
-/// Starts a throwaway cluster, runs the command it builds, stops the cluster, and exits with the
-/// command's exit code.
-pub(crate) fn with_cluster(command: impl FnOnce(&Cluster) -> Command) -> anyhow::Result<ExitCode> {
+/// The physical replication slot the standby streams from.
+const SLOT: &str = "jpki_standby";
+
+/// Starts a throwaway cluster (with its hot standby when `standby`), runs the command it builds,
+/// stops the cluster, and exits with the command's exit code.
+pub(crate) fn with_cluster(standby: bool, command: impl FnOnce(&Cluster) -> Command) -> anyhow::Result<ExitCode> {
     install_missing(true)?;
-    let cluster = Cluster::start()?;
+    let mut cluster = Cluster::start()?;
+    if standby {
+        cluster.start_standby()?;
+    }
     let mut cmd = command(&cluster);
     cluster.set_env(&mut cmd);
     println!("$ {}", show(&cmd));
@@ -46,6 +54,8 @@ pub(crate) struct Cluster {
     /// The user that runs initdb and pg_ctl when we are root (they refuse to run as root).
     user: Option<String>,
     port: u16,
+    /// The hot standby's port, once [`Cluster::start_standby`] started it.
+    standby_port: Option<u16>,
     /// Held while we own the cluster; the kernel drops it when we die, however we die.
     _lock: Option<File>,
 }
@@ -63,7 +73,7 @@ impl Cluster {
         let dir = base.join(format!("jpki-pg-{}", std::process::id()));
         fs::create_dir(&dir).with_context(|| format!("could not create {}", dir.display()))?;
         // From here on `cluster` is the guard: any early return stops and deletes it.
-        let mut cluster = Cluster { dir, bin, user, port, _lock: None };
+        let mut cluster = Cluster { dir, bin, user, port, standby_port: None, _lock: None };
         let lock = File::create(cluster.dir.join("xtask.lock"))?;
         lock.lock()?;
         cluster._lock = Some(lock);
@@ -80,8 +90,13 @@ impl Cluster {
             "--locale=C",
             "--no-sync",
         ]))?;
-        let options =
-            format!("-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=on", cluster.port, cluster.dir.display());
+        // wal_level replica (the default) lets a standby stream; a slot left behind by a promoted
+        // standby keeps at most 1 GB of WAL.
+        let options = format!(
+            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=on -c wal_level=replica -c max_slot_wal_keep_size=1GB",
+            cluster.port,
+            cluster.dir.display()
+        );
         let log = cluster.dir.join("postgres.log");
         let started = run_quiet(
             cluster
@@ -104,6 +119,74 @@ impl Cluster {
         self.dir.join("data")
     }
 
+    fn standby_data(&self) -> PathBuf {
+        self.dir.join("standby")
+    }
+
+    /// Starts a hot standby of this cluster: `pg_basebackup -R` (standby.signal and
+    /// primary_conninfo written, WAL streamed during the copy, the physical slot `jpki_standby`
+    /// created) into `standby/`, started on its own port with hot_standby on and
+    /// hot_standby_feedback (long provision reads are not cancelled by the primary's vacuum),
+    /// then waits until its WAL receiver is streaming. fsync is off on the standby: it is a
+    /// throwaway copy.
+    ///
+    /// All of that is the script `renew-standby` in the cluster dir, which a test may run again
+    /// to make a fresh standby after it promoted this one (the failover drill does, so that
+    /// the pair is a pair again for the tests after it). Tests find the standby through
+    /// `JPKI_TEST_PG_STANDBY_URL`, its data dir in `JPKI_TEST_PG_STANDBY_DATA`, and the scripts
+    /// `JPKI_TEST_PG_STANDBY_PROMOTE` (`pg_ctl promote -D` as the cluster user) and
+    /// `JPKI_TEST_PG_STANDBY_RENEW`.
+    pub(crate) fn start_standby(&mut self) -> anyhow::Result<()> {
+        let port = free_port()?;
+        let (dir, data, bin) = (self.dir.display(), self.standby_data(), self.bin.display());
+        let data = data.display();
+        let as_user = match &self.user {
+            Some(user) => format!("runuser -u {user} --"),
+            None => String::new(),
+        };
+        let renew = format!(
+            r#"#!/bin/sh
+# (Re)makes the throwaway hot standby of the cluster in {dir} (cargo xtask pg --standby).
+set -eu
+cd '{dir}'
+as_user() {{ {as_user} "$@"; }}
+if [ -f '{data}/postmaster.pid' ]; then as_user '{bin}/pg_ctl' -D '{data}' -m immediate -w stop >/dev/null; fi
+rm -rf '{data}'
+as_user '{bin}/psql' -h 127.0.0.1 -p {primary} -U jpki -d postgres -Atq -c   "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{SLOT}' AND NOT active" >/dev/null
+as_user '{bin}/pg_basebackup' -D '{data}' -R -X stream -C -S {SLOT} -h 127.0.0.1 -p {primary} -U jpki --no-sync
+as_user '{bin}/pg_ctl' -D '{data}' -w -l '{dir}/standby.log' start   -o "-p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c hot_standby=on -c hot_standby_feedback=on -c fsync=off" >/dev/null
+i=0
+until [ "$(as_user '{bin}/psql' -h 127.0.0.1 -p {port} -U jpki -d postgres -Atc 'SELECT status FROM pg_stat_wal_receiver' 2>/dev/null)" = streaming ]; do
+  i=$((i + 1))
+  if [ "$i" -gt 600 ]; then
+    echo "the standby is not streaming after 60 s" >&2
+    cat '{dir}/standby.log' >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+"#,
+            primary = self.port,
+        );
+        let promote = format!(
+            "#!/bin/sh\n# Promotes the throwaway standby (cargo xtask pg --standby).\nexec {as_user} '{bin}/pg_ctl' -D '{data}' -w promote\n"
+        );
+        for (name, text) in [("renew-standby", renew), ("promote-standby", promote)] {
+            let path = self.dir.join(name);
+            fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        }
+        self.standby_port = Some(port);
+        run_quiet(&mut Command::new(self.dir.join("renew-standby")))?;
+        println!("hot standby is streaming: JPKI_TEST_PG_STANDBY_URL={}", self.standby_url().unwrap_or_default());
+        Ok(())
+    }
+
+    /// The standby's admin URL, once started.
+    pub(crate) fn standby_url(&self) -> Option<String> {
+        self.standby_port.map(|p| format!("postgres://jpki@127.0.0.1:{p}/postgres"))
+    }
+
     /// The admin URL the tests get; they create their own databases.
     pub(crate) fn url(&self) -> String {
         format!("postgres://jpki@127.0.0.1:{}/postgres", self.port)
@@ -116,6 +199,20 @@ impl Cluster {
             .env("PGPORT", self.port.to_string())
             .env("PGUSER", "jpki")
             .env("PGDATABASE", "postgres");
+        match self.standby_url() {
+            Some(url) => {
+                cmd.env("JPKI_TEST_PG_STANDBY_URL", url)
+                    .env("JPKI_TEST_PG_STANDBY_DATA", self.standby_data())
+                    .env("JPKI_TEST_PG_STANDBY_PROMOTE", self.dir.join("promote-standby"))
+                    .env("JPKI_TEST_PG_STANDBY_RENEW", self.dir.join("renew-standby"));
+            }
+            None => {
+                cmd.env_remove("JPKI_TEST_PG_STANDBY_URL")
+                    .env_remove("JPKI_TEST_PG_STANDBY_DATA")
+                    .env_remove("JPKI_TEST_PG_STANDBY_PROMOTE")
+                    .env_remove("JPKI_TEST_PG_STANDBY_RENEW");
+            }
+        }
     }
 
     /// A PostgreSQL tool, run as the cluster user, from inside the cluster dir.
@@ -139,13 +236,19 @@ impl Cluster {
     /// Stops the server (if it has a `postmaster.pid`) and deletes the dir; safe to call twice.
     fn shutdown(&mut self) -> anyhow::Result<()> {
         let mut stopped = Ok(());
+        if self.standby_data().join("postmaster.pid").exists() {
+            println!("stopping the standby in {}", self.dir.display());
+            let mut stop = self.pg("pg_ctl");
+            stop.arg("-D").arg(self.standby_data()).args(["-m", "immediate", "-w", "-t", "60", "stop"]);
+            stopped = run_quiet(&mut stop).map(drop);
+        }
         if self.data().join("postmaster.pid").exists() {
             println!("stopping PostgreSQL in {}", self.dir.display());
             // The cluster is deleted right after: no shutdown checkpoint is needed, and with
             // hundreds of test databases (fsync=on) one takes minutes on a slow disk.
             let mut stop = self.pg("pg_ctl");
             stop.arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "-t", "60", "stop"]);
-            stopped = run_quiet(&mut stop).map(drop);
+            stopped = stopped.and(run_quiet(&mut stop).map(drop));
         }
         if self.dir.exists() {
             fs::remove_dir_all(&self.dir).with_context(|| format!("could not delete {}", self.dir.display()))?;
@@ -177,7 +280,14 @@ fn reap_stale(base: &Path, bin: &Path, user: Option<&str>) {
             continue;
         }
         println!("reaping stale cluster {}", entry.path().display());
-        drop(Cluster { _lock: None, dir: entry.path(), bin: bin.to_owned(), user: user.map(str::to_owned), port: 0 });
+        drop(Cluster {
+            _lock: None,
+            dir: entry.path(),
+            bin: bin.to_owned(),
+            user: user.map(str::to_owned),
+            port: 0,
+            standby_port: None,
+        });
     }
 }
 

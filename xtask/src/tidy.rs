@@ -5,8 +5,9 @@
 //! The migration check reads the SQL rather than applying it to two databases: tidy then runs
 //! in a second with std only (no database, no PostgreSQL cluster, nothing installed), and the
 //! migrations are written in a deliberate common subset (CREATE TABLE, ALTER TABLE ADD COLUMN,
-//! CREATE INDEX) that a small parser models exactly. Any schema statement it does not model
-//! (`ALTER TABLE … RENAME`, an unknown form) is an error, never skipped, so the model cannot
+//! CREATE INDEX; on PostgreSQL also ALTER TABLE … RENAME TO and partitions, which convert a
+//! table without changing its columns) that a small parser models exactly. Any schema statement
+//! it does not model (`ALTER TABLE … RENAME COLUMN`, an unknown form) is an error, never skipped, so the model cannot
 //! silently drift from the SQL. Applying the migrations to both engines is what every storage
 //! test already does (`JPKI_TEST_PG_URL`); what those tests cannot see is a column no code
 //! reads yet, or an index present on one engine only — that is what this check catches.
@@ -341,6 +342,24 @@ fn words(s: &str) -> Vec<&str> {
     s.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',').filter(|w| !w.is_empty()).collect()
 }
 
+/// The position of the `)` closing the `(` at `open`.
+fn matching_paren(s: &str, open: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    for (i, c) in s.char_indices().skip_while(|(i, _)| *i < open) {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Splits at commas outside parentheses.
 fn top_level_commas(s: &str) -> Vec<String> {
     let (mut depth, mut cur, mut out) = (0i32, String::new(), Vec::new());
@@ -411,8 +430,19 @@ fn apply_one(schema: &mut Schema, stmt: &str) -> anyhow::Result<()> {
             if up.get(after_name) == Some(&"AS") {
                 bail!("CREATE TABLE … AS SELECT is not modelled");
             }
+            // A partition (PostgreSQL `CREATE TABLE p PARTITION OF t …`) is storage of `t`, with
+            // `t`'s columns and indexes: it adds nothing to the schema both engines share.
+            if up.get(after_name) == Some(&"PARTITION") && up.get(after_name + 1) == Some(&"OF") {
+                let parent = w.get(after_name + 2).map(|n| unquote(n)).context("PARTITION OF without a table")?;
+                if !schema.tables.contains_key(&parent) {
+                    bail!("partition {name} of {parent}: no such table");
+                }
+                return Ok(());
+            }
             let open = stmt.find('(').context("CREATE TABLE without a column list")?;
-            let close = stmt.rfind(')').context("CREATE TABLE without a closing parenthesis")?;
+            // The column list ends at the parenthesis matching its opening one: a PostgreSQL
+            // `PARTITION BY HASH (col)` after it is the table's storage, not its columns.
+            let close = matching_paren(stmt, open).context("CREATE TABLE without a closing parenthesis")?;
             let mut cols = Vec::new();
             let mut pk = Vec::new();
             for def in top_level_commas(&stmt[open + 1..close]) {
@@ -483,6 +513,19 @@ fn apply_one(schema: &mut Schema, stmt: &str) -> anyhow::Result<()> {
                 }
                 // Trigger switches (PostgreSQL) change no table, column or index.
                 ["DISABLE" | "ENABLE", "TRIGGER", ..] => {}
+                // A constraint's name is not part of the modelled schema.
+                ["RENAME", "CONSTRAINT", ..] => {}
+                // A table renamed keeps its columns and its indexes.
+                ["RENAME", "TO", ..] => {
+                    let to = w.get(i + 3).map(|n| unquote(n)).context("RENAME TO without a name")?;
+                    let cols = schema.tables.remove(&table).unwrap_or_default();
+                    if schema.tables.insert(to.clone(), cols).is_some() {
+                        bail!("RENAME TO {to}: that table exists");
+                    }
+                    for index in schema.indexes.values_mut().filter(|i| i.table == table) {
+                        index.table.clone_from(&to);
+                    }
+                }
                 _ => bail!(
                     "this ALTER TABLE form is not modelled by xtask/src/tidy.rs (teach it, or write the migration with ADD/DROP COLUMN)"
                 ),
@@ -730,7 +773,8 @@ mod tests {
     fn unmodelled_or_impossible_statements_are_errors() {
         for bad in [
             "CREATE TABLE t (a TEXT); ALTER TABLE t RENAME COLUMN a TO b;",
-            "CREATE TABLE t (a TEXT); ALTER TABLE t RENAME TO u;",
+            "CREATE TABLE t (a TEXT); CREATE TABLE u (a TEXT); ALTER TABLE t RENAME TO u;",
+            "CREATE TABLE p PARTITION OF nowhere DEFAULT;",
             "ALTER TABLE nowhere ADD COLUMN a TEXT;",
             "CREATE TABLE t (a TEXT); CREATE TABLE t (a TEXT);",
             "CREATE TABLE t (a TEXT); ALTER TABLE t ADD COLUMN a TEXT;",
@@ -745,6 +789,27 @@ mod tests {
         // IF NOT EXISTS twice is fine (the validator's migration is written that way).
         let s = schema(&["CREATE TABLE IF NOT EXISTS t (a TEXT);", "CREATE TABLE IF NOT EXISTS t (a TEXT);"]);
         assert_eq!(s.tables.len(), 1);
+    }
+
+    /// PostgreSQL's conversion of a populated table into a partitioned one (identity's 1013)
+    /// leaves the schema an unpartitioned SQLite table has: renamed away, recreated with
+    /// `PARTITION BY`, partitions added, copied, dropped, indexes made again.
+    #[test]
+    fn a_table_converted_to_partitions_is_the_same_table() {
+        let sqlite = schema(&["CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT NOT NULL);\nCREATE INDEX t_b ON t (b);"]);
+        let postgres = schema(&[
+            "CREATE TABLE t (a TEXT PRIMARY KEY, b BIGINT NOT NULL);\nCREATE INDEX t_b ON t (b);",
+            "DROP INDEX t_b; ALTER TABLE t RENAME TO t_old; ALTER TABLE t_old RENAME CONSTRAINT t_pkey TO t_old_pkey;\n\
+             CREATE TABLE t (a TEXT NOT NULL, b BIGINT NOT NULL, PRIMARY KEY (a)) PARTITION BY HASH (a);\n\
+             CREATE TABLE t_h0 PARTITION OF t FOR VALUES WITH (MODULUS 2, REMAINDER 0);\n\
+             CREATE TABLE t_d PARTITION OF t DEFAULT;\n\
+             INSERT INTO t SELECT * FROM t_old; DROP TABLE t_old; CREATE INDEX t_b ON t (b);",
+        ]);
+        assert_eq!(diff(&sqlite, &postgres), Vec::<String>::new());
+        // Renamed away and never dropped: the old table is still there, with its index.
+        let left = schema(&["CREATE TABLE t (a TEXT);\nCREATE INDEX t_a ON t (a);", "ALTER TABLE t RENAME TO t_old;"]);
+        assert_eq!(left.tables.keys().collect::<Vec<_>>(), ["t_old"]);
+        assert_eq!(left.indexes["t_a"].table, "t_old");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::{Provided, Provider, join_fields, shape};
 use crate::error::{Error, Result};
 use crate::law::Field;
 use crate::person::Record;
+use crate::standby::ReadStandby;
 use crate::store::{self, Db};
 
 /// One provision-log row.
@@ -86,7 +87,9 @@ pub(super) struct Desk {
 }
 
 impl Desk {
-    pub(super) fn spawn(db: Db, source: String) -> Self {
+    /// Starts the desk's task: it writes on `db` and reads residents there too, or on
+    /// `standby` when one is given (within its lag bound; see [`ReadStandby::pick`]).
+    pub(super) fn spawn(db: Db, source: String, standby: Option<ReadStandby>) -> Self {
         let (queue, mut rx) = tokio::sync::mpsc::channel::<Job>(GROUP_COMMIT_MAX * 4);
         tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(GROUP_COMMIT_MAX);
@@ -98,7 +101,7 @@ impl Desk {
                         Err(_) => break,
                     }
                 }
-                match Self::commit(&db, &source, &mut jobs).await {
+                match Self::commit(&db, standby.as_ref(), &source, &mut jobs).await {
                     Ok(answers) => {
                         for (job, answer) in jobs.drain(..).zip(answers) {
                             // A dropped receiver means the request went away: nothing to answer.
@@ -118,8 +121,9 @@ impl Desk {
     }
 
     /// Resolves, logs and commits one group; returns the answers in job order.
-    async fn commit(db: &Db, source: &str, jobs: &mut [Job]) -> Result<Vec<Provided>> {
-        let mut tx = db.write().await?;
+    /// With a standby the residents are read there (before the primary's transaction begins)
+    /// and only the log rows are written on the primary.
+    async fn commit(db: &Db, standby: Option<&ReadStandby>, source: &str, jobs: &mut [Job]) -> Result<Vec<Provided>> {
         let codes: Vec<&str> = jobs
             .iter()
             .filter_map(|j| match &j.subject {
@@ -127,7 +131,18 @@ impl Desk {
                 Subject::Resolved(_) => None,
             })
             .collect();
-        let records = crate::municipal::load_many(&mut tx, &codes).await?;
+        let from_standby = match standby {
+            Some(s) if !codes.is_empty() => {
+                let mut conn = s.pick().await.pool().acquire().await?;
+                Some(crate::municipal::load_many(&mut conn, &codes).await?)
+            }
+            _ => None,
+        };
+        let mut tx = db.write().await?;
+        let records = match from_standby {
+            Some(r) => r,
+            None => crate::municipal::load_many(&mut tx, &codes).await?,
+        };
         let mut answers = Vec::with_capacity(jobs.len());
         for job in jobs.iter_mut() {
             if !job.row.result.is_empty() {
@@ -324,7 +339,7 @@ mod tests {
         const TASKS: usize = 600;
         for t in testing::all().await.unwrap() {
             let db = db_with(&t, RESIDENTS).await;
-            let desk = Desk::spawn(db.clone(), SOURCE.to_owned());
+            let desk = Desk::spawn(db.clone(), SOURCE.to_owned(), None);
             let mut set = tokio::task::JoinSet::new();
             for i in 0..TASKS {
                 let (desk, db) = (desk.clone(), db.clone());
@@ -397,7 +412,7 @@ mod tests {
         const JOBS: usize = 300;
         for t in testing::all().await.unwrap() {
             let db = db_with(&t, JOBS).await;
-            let desk = Desk::spawn(db.clone(), SOURCE.to_owned());
+            let desk = Desk::spawn(db.clone(), SOURCE.to_owned(), None);
             let mut waiting = Vec::new();
             for i in 0..JOBS {
                 let (reply, answer) = tokio::sync::oneshot::channel();
@@ -426,7 +441,7 @@ mod tests {
     async fn nothing_is_answered_when_the_log_write_fails() {
         for t in testing::all().await.unwrap() {
             let db = db_with(&t, 3).await;
-            let desk = Desk::spawn(db.clone(), SOURCE.to_owned());
+            let desk = Desk::spawn(db.clone(), SOURCE.to_owned(), None);
             desk.submit(Subject::Code(code(0).as_str().to_owned()), name_only(), lookup("before")).await.unwrap();
             // The log's table renamed away: the group's insert fails inside its transaction.
             sqlx::query("ALTER TABLE provision_log RENAME TO provision_log_away").execute(db.pool()).await.unwrap();

@@ -22,6 +22,7 @@ use crate::law::{self, AgencyClass, Field, LawTable, QueryKind};
 use crate::notice::format_date;
 use crate::person::{FourItems, Record, ResidentStatus};
 use crate::rate_limit::{Cost, Limiter, Limits};
+use crate::standby::ReadStandby;
 use crate::store::{self, Db};
 
 use desk::{Desk, LogEntry, LogRow, Subject, insert_logs};
@@ -155,6 +156,9 @@ pub struct Provider {
     law: Arc<LawTable>,
     holder: Holder,
     desk: Desk,
+    /// The hot standby provision reads go to, if one is given ([`Provider::with_standby`]);
+    /// boxed behind an `Arc` to keep the provider (held by value in callers' enums) small.
+    standby: Option<Arc<ReadStandby>>,
     /// Per-agency token buckets, shared by the provider's clones (the HTTP shell's and the
     /// node's), in memory: a restart starts every agency with full buckets.
     limiter: Arc<Mutex<Limiter>>,
@@ -181,9 +185,32 @@ impl Provider {
                 )));
             }
         };
-        let desk = Desk::spawn(db.clone(), holder.source_name());
+        let desk = Desk::spawn(db.clone(), holder.source_name(), None);
         let limiter = Arc::new(Mutex::new(Limiter::new(Limits::default())));
-        Ok(Self { db, law, holder, desk, limiter })
+        Ok(Self { db, law, holder, desk, standby: None, limiter })
+    }
+
+    /// Reads the residents of provisions (single, four-item and bulk) on `standby`, a hot
+    /// standby of this node's database checked by [`ReadStandby::connect`], while its replay
+    /// lag is within its bound; the log rows are still written, and committed before any
+    /// answer leaves, on the primary. Call before cloning the provider.
+    pub fn with_standby(mut self, standby: ReadStandby) -> Self {
+        self.desk = Desk::spawn(self.db.clone(), self.holder.source_name(), Some(standby.clone()));
+        self.standby = Some(Arc::new(standby));
+        self
+    }
+
+    /// The hot standby provision reads go to, if any.
+    pub fn standby(&self) -> Option<&ReadStandby> {
+        self.standby.as_deref()
+    }
+
+    /// Where provision reads go now: the standby within its lag bound, else the primary.
+    async fn reads(&self) -> &Db {
+        match &self.standby {
+            Some(s) => s.pick().await,
+            None => &self.db,
+        }
     }
 
     /// The per-agency rate limits ([`Limits::default`] unless set).
@@ -350,8 +377,15 @@ impl Provider {
         };
         let given = join_fields(&grant.fields);
         let codes: Vec<&str> = q.resident_codes.iter().map(|c| c.as_str()).collect();
+        let from_standby = match &self.standby {
+            Some(s) => Some(crate::municipal::load_many(&mut *s.pick().await.pool().acquire().await?, &codes).await?),
+            None => None,
+        };
         let mut tx = self.db.write().await?;
-        let records = crate::municipal::load_many(&mut tx, &codes).await?;
+        let records = match from_standby {
+            Some(r) => r,
+            None => crate::municipal::load_many(&mut tx, &codes).await?,
+        };
         let out: Vec<Provided> = codes.iter().map(|c| shape(records.get(*c), &grant.fields)).collect();
         let rows: Vec<LogEntry> = codes
             .iter()
@@ -386,7 +420,7 @@ impl Provider {
         .bind(items.address.text())
         .bind(i64::from(u8::from(items.sex)))
         .bind(i64::from(u8::from(ResidentStatus::Active)))
-        .fetch_all(self.db.pool())
+        .fetch_all(self.reads().await.pool())
         .await?;
         // Exactly one match or nothing: an ambiguous match provides nothing.
         if rows.len() != 1 {
