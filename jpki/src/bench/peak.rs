@@ -435,7 +435,11 @@ async fn one_day(
             }
         }));
     }
-    let state = Arc::new(validator::http::AppState { ocsp: validator::http::Ocsp::Signing(svc.clone()), crl_dir: None, crl_max_age: 3600 });
+    let state = Arc::new(validator::http::AppState {
+        ocsp: validator::http::Ocsp::Signing(svc.clone()),
+        crl_dir: None,
+        crl_max_age: 3600,
+    });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ocsp_base = format!("http://{}/ocsp/", l.local_addr()?);
     let server = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain);
