@@ -883,6 +883,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The least time between two long polls of one peer that reported a change.
+const MIN_POLL_GAP: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Long-polls one peer's heads and sends `i` on `wake` each time they change. A failed poll,
 /// or one answered at once with nothing new (a peer without long polls, or out of slots), is
 /// retried after `interval`, so a peer is never polled faster than that without news.
@@ -901,6 +904,9 @@ async fn watch_peer(
                 if wake.send(i).is_err() {
                     return;
                 }
+                // At most one poll per MIN_POLL_GAP: a peer whose heads change on every
+                // answer (busy, or hostile) cannot make this loop spin.
+                tokio::time::sleep_until(started + MIN_POLL_GAP).await;
                 continue;
             }
             Ok(_) => {}

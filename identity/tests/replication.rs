@@ -1156,3 +1156,41 @@ async fn a_long_poll_answers_at_the_commit_and_the_pullers_follow_without_their_
         nat.abort();
     }
 }
+
+#[tokio::test]
+async fn a_peer_whose_heads_change_on_every_answer_cannot_make_the_puller_spin() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A hostile (or broken) prefecture: every answer to /v1/heads has a new version.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let router = axum::Router::new().route(
+        "/v1/heads",
+        axum::routing::get({
+            let hits = hits.clone();
+            move || {
+                let n = hits.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let head = store::Head { source: "131016".into(), seq: 0, hash: format!("{n:064x}"), halted: None };
+                    axum::Json(identity::client::Heads::new("prefecture".into(), "13".into(), vec![head]))
+                }
+            }
+        }),
+    );
+    let url = serve(router).await;
+    let t = identity::store::testing::sqlite().unwrap();
+    let db = Db::open(&t.url).await.unwrap();
+    let puller = tokio::spawn(replica::run_puller(
+        db,
+        Tier::National,
+        verifier(),
+        vec![(peer_as(&url, "national"), Some("13".into()))],
+        std::time::Duration::from_secs(600),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    puller.abort();
+    let _ = puller.await;
+    let n = hits.load(Ordering::SeqCst);
+    // Without the gap between polls this is thousands (one loopback round trip each); with it,
+    // at most one long poll and one pull per 10 ms.
+    assert!(n >= 2, "the puller polled the peer ({n} requests)");
+    assert!(n < 400, "{n} requests in half a second: the long poll spins");
+}
