@@ -23,17 +23,9 @@ use crate::netargs::NetArgs;
 /// `jpki serve ocsp-signer`.
 #[derive(Debug, Args)]
 pub struct SignerArgs {
-    /// The CA's database, read only (as `jpki serve validator --ca-db`). Exactly one of
-    /// --ca-db and --ca-service.
-    #[arg(long, env = "JPKI_CA_DB", required_unless_present = "ca_service", conflicts_with = "ca_service")]
-    pub ca_db: Option<String>,
-    /// The CA service's status stream (`https://HOST:PORT`), over mutual TLS with a
-    /// `validator:<name>` credential.
-    #[arg(long = "ca-service", required_unless_present = "ca_db")]
-    pub ca_service: Option<String>,
-    /// The party the CA service's certificate must name (with --ca-service).
-    #[arg(long, env = "JPKI_CA_PARTY", default_value = "ca:jpki-ca")]
-    pub ca_party: String,
+    /// Where the CA's status is read (as `jpki serve validator`).
+    #[command(flatten)]
+    pub status: crate::validator_cmd::StatusArgs,
     /// The responder keys and certificates (from `jpki validator enroll`).
     #[arg(long)]
     pub responders: PathBuf,
@@ -85,10 +77,8 @@ pub struct ResponderArgs {
 /// Runs a signer until SIGINT/SIGTERM.
 pub async fn signer(a: SignerArgs) -> Result<()> {
     let pass = crate::validator_cmd::passphrase()?;
-    let net = if a.ca_service.is_some() { Some(crate::validator_cmd::credential(&a.net)?) } else { None };
-    let status =
-        crate::validator_cmd::status_source(a.ca_db.as_deref(), a.ca_service.as_deref(), &a.ca_party, net.as_ref())
-            .await?;
+    let net = if a.status.ca_service.is_some() { Some(crate::validator_cmd::credential(&a.net)?) } else { None };
+    let status = a.status.open(net.as_ref()).await?;
     let store: Arc<dyn ResponseStore> = Arc::new(
         RedisStore::connect(&a.store, Duration::from_millis(a.store_timeout_ms))
             .await

@@ -74,9 +74,10 @@ pub enum Cmd {
     },
 }
 
-/// `jpki serve validator`.
+/// Where a validator (or an OCSP signer) reads the CA's status: exactly one of the CA's
+/// database, read only, and the CA service's status stream.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub struct StatusArgs {
     /// The CA's database, opened read only and never migrated (certificate status, revocations
     /// and CA certificates, through `ca::status`): a SQLite file is opened with `mode=ro`; for
     /// PostgreSQL give a role with SELECT only on the status tables. Exactly one of --ca-db and
@@ -92,6 +93,21 @@ pub struct ServeArgs {
     /// The party the CA service's certificate must name (with --ca-service).
     #[arg(long, env = "JPKI_CA_PARTY", default_value = "ca:jpki-ca")]
     pub ca_party: String,
+}
+
+impl StatusArgs {
+    /// Opens the source; `net` is the validator's credential (needed with --ca-service).
+    pub(crate) async fn open(&self, net: Option<&crate::netargs::Net>) -> Result<StatusSource> {
+        status_source(self.ca_db.as_deref(), self.ca_service.as_deref(), &self.ca_party, net).await
+    }
+}
+
+/// `jpki serve validator`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the CA's status is read.
+    #[command(flatten)]
+    pub status: StatusArgs,
     /// Trust the test hierarchy's roots (`test-*`) on the verification API instead of the
     /// production roots. Never in production.
     #[arg(long)]
@@ -274,7 +290,7 @@ pub(crate) fn credential(net: &NetArgs) -> Result<crate::netargs::Net> {
 
 /// Where the CA's status is read: its database read only, or the CA service's status stream
 /// over mutual TLS with the validator's credential `net`.
-pub(crate) async fn status_source(
+async fn status_source(
     ca_db: Option<&str>,
     ca_service: Option<&str>,
     ca_party: &str,
@@ -305,8 +321,8 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         (Some(db), Some(addr)) => Some((db.clone(), addr.clone())),
     };
     // The network credential: for the verification API and for the CA service's status stream.
-    let net = if api_conf.is_some() || a.ca_service.is_some() { Some(credential(&a.net)?) } else { None };
-    let status = status_source(a.ca_db.as_deref(), a.ca_service.as_deref(), &a.ca_party, net.as_ref()).await?;
+    let net = if api_conf.is_some() || a.status.ca_service.is_some() { Some(credential(&a.net)?) } else { None };
+    let status = a.status.open(net.as_ref()).await?;
     let svc = Arc::new(
         Service::open(status.clone(), responders(&a.responders, &pass)?, a.validity_hours * 3600, a.live_rate).await?,
     );

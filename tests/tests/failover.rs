@@ -77,29 +77,7 @@ fn national_args(db: &str, port: u16, prefecture: &str, extra: &[&str]) -> Vec<S
 /// Registers a resident at the municipality (clerk credential and notice key in `env`);
 /// returns the resident code.
 fn register(m_db: &str, env: &[(String, String)], name: &str) -> String {
-    let args = [
-        "identity",
-        "register",
-        "--db",
-        m_db,
-        "--municipality",
-        "131016",
-        "--operator",
-        "clerk-1",
-        "--kind",
-        "first-registration",
-        "--name",
-        name,
-        "--address",
-        "東京都千代田区1",
-        "--dob",
-        "1980-01-01",
-        "--sex",
-        "2",
-    ];
-    let o = jpki(&args, env);
-    assert!(o.status.success(), "{}", text(&o));
-    text(&o).split_whitespace().find(|w| w.len() == 11 && w.chars().all(|c| c.is_ascii_digit())).unwrap().to_owned()
+    common::registered_code(&jpki(&common::register_args(m_db, name, "1980-01-01"), env))
 }
 
 /// Every 200 answer the agency received, whoever asked.

@@ -151,20 +151,7 @@ async fn an_ml_dsa_65_hierarchy_is_verified_by_independent_tools() {
     );
     assert!(!o.status.success() && text(&o).contains("card_algorithm"), "{}", text(&o));
     let (sign_csr, auth_csr) = (p384_csr(dir.path(), "sign"), p384_csr(dir.path(), "auth"));
-    let args = common::ca_issue_args("w1", &resident, &sign_csr, &auth_csr, &d("out"));
-    let o = net.jpki(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", text(&o));
-    let serial_of = |kind: &str| {
-        text(&o)
-            .lines()
-            .find(|l| l.starts_with(&format!("issued {kind} certificate")))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .unwrap()
-            .to_owned()
-    };
-    let (sig_serial, auth_serial) = (serial_of("signature"), serial_of("authentication"));
-    std::fs::copy(d(&format!("out/signature-{sig_serial}.pem")), d("sig.pem")).unwrap();
-    std::fs::copy(d(&format!("out/authentication-{auth_serial}.pem")), d("auth.pem")).unwrap();
+    let (_, auth_serial) = net.issue_pair(dir.path(), &resident, &sign_csr, &auth_csr, &d("out"));
     for (file, ca) in [("root", "sign-root"), ("int", "sign-13"), ("auth-root", "auth-root"), ("auth-int", "auth-13")] {
         let o = net.jpki(&["ca", "cert", "--actor", "op-1", ca]);
         assert!(o.status.success(), "{}", text(&o));

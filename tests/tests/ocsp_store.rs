@@ -152,20 +152,7 @@ async fn signers_and_keyless_responders_share_a_redis_cluster() {
     let net = Network::start_with(dir.path(), &["--ocsp-url", &urls[0]]).await;
     let resident = net.resident("山田　花子", "1980-02-29").await;
     let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
-    let args = common::ca_issue_args("w1", &resident, &sign_csr, &auth_csr, &d("out"));
-    let o = net.jpki(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", text(&o));
-    let serial_of = |kind: &str| {
-        text(&o)
-            .lines()
-            .find(|l| l.starts_with(&format!("issued {kind} certificate")))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .unwrap()
-            .to_owned()
-    };
-    let (sig_serial, auth_serial) = (serial_of("signature"), serial_of("authentication"));
-    std::fs::copy(d(&format!("out/signature-{sig_serial}.pem")), d("sig.pem")).unwrap();
-    std::fs::copy(d(&format!("out/authentication-{auth_serial}.pem")), d("auth.pem")).unwrap();
+    let (sig_serial, _) = net.issue_pair(dir.path(), &resident, &sign_csr, &auth_csr, &d("out"));
     for (file, ca) in [("root.pem", "sign-root"), ("int.pem", "sign-13"), ("auth-root.pem", "auth-root")] {
         std::fs::write(d(file), net.jpki(&["ca", "cert", "--actor", "op-1", ca]).stdout).unwrap();
     }

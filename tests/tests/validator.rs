@@ -44,20 +44,7 @@ async fn openssl_and_curl_get_signed_answers_that_follow_revocation_within_a_sec
     let net = Network::start_with(dir.path(), &["--crl-base", &base, "--ocsp-url", &url]).await;
     let resident = net.resident("山田　花子", "1980-02-29").await;
     let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
-    let args = common::ca_issue_args("w1", &resident, &sign_csr, &auth_csr, &d("out"));
-    let o = net.jpki(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", text(&o));
-    let serial_of = |kind: &str| {
-        text(&o)
-            .lines()
-            .find(|l| l.starts_with(&format!("issued {kind} certificate")))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .unwrap()
-            .to_owned()
-    };
-    let (sig_serial, auth_serial) = (serial_of("signature"), serial_of("authentication"));
-    std::fs::copy(d(&format!("out/signature-{sig_serial}.pem")), d("sig.pem")).unwrap();
-    std::fs::copy(d(&format!("out/authentication-{auth_serial}.pem")), d("auth.pem")).unwrap();
+    let (sig_serial, _) = net.issue_pair(dir.path(), &resident, &sign_csr, &auth_csr, &d("out"));
     std::fs::write(d("root.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "sign-root"]).stdout).unwrap();
     std::fs::write(d("int.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "sign-13"]).stdout).unwrap();
     std::fs::write(d("auth-root.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "auth-root"]).stdout).unwrap();

@@ -483,31 +483,36 @@ impl Network {
     /// credential and notice key); returns the new resident code.
     pub fn register(&self, env: &[(String, String)], name: &str, dob: &str) -> String {
         let m = self.dir.join("m.db").display().to_string();
-        let o = self.jpki_env(
-            &[
-                "identity",
-                "register",
-                "--db",
-                &m,
-                "--municipality",
-                "131016",
-                "--operator",
-                "clerk-1",
-                "--kind",
-                "first-registration",
-                "--name",
-                name,
-                "--address",
-                "東京都千代田区1",
-                "--dob",
-                dob,
-                "--sex",
-                "2",
-            ],
-            env,
-        );
+        let o = self.jpki_env(&register_args(&m, name, dob), env);
+        registered_code(&o)
+    }
+
+    /// Issues the resident a signature and an authentication certificate through `jpki ca
+    /// issue` as window `w1` (files under `out`), copies them to `sig.pem` and `auth.pem` in
+    /// `dir`, and returns their serials (signature, authentication).
+    pub fn issue_pair(
+        &self,
+        dir: &Path,
+        resident: &str,
+        sign_csr: &str,
+        auth_csr: &str,
+        out: &str,
+    ) -> (String, String) {
+        let args = ca_issue_args("w1", resident, sign_csr, auth_csr, out);
+        let o = self.jpki(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(o.status.success(), "{}", text(&o));
-        text(&o).split_whitespace().find(|w| w.len() == 11 && w.chars().all(|c| c.is_ascii_digit())).unwrap().to_owned()
+        let serial_of = |kind: &str| {
+            text(&o)
+                .lines()
+                .find(|l| l.starts_with(&format!("issued {kind} certificate")))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .unwrap()
+                .to_owned()
+        };
+        let (sig, auth) = (serial_of("signature"), serial_of("authentication"));
+        std::fs::copy(Path::new(out).join(format!("signature-{sig}.pem")), dir.join("sig.pem")).unwrap();
+        std::fs::copy(Path::new(out).join(format!("authentication-{auth}.pem")), dir.join("auth.pem")).unwrap();
+        (sig, auth)
     }
 
     /// Registers a resident at the municipality and waits until the national node's feed has
@@ -588,6 +593,37 @@ pub const CA_AGENCY: [&str; 10] =
     ["--id", "jpki-ca", "--name", "CA", "--class", "B1", "--purpose", "B1-020", "--operator", "nat-op-1"];
 
 /// `jpki ca issue` arguments for `resident` at window W1 with both CSRs, certificates to `out`.
+/// `jpki identity register` of a first registration at municipality 131016 on `m_db`, by
+/// clerk-1 (the clerk's credential and notice key come from the environment the caller sets).
+pub fn register_args<'a>(m_db: &'a str, name: &'a str, dob: &'a str) -> [&'a str; 18] {
+    [
+        "identity",
+        "register",
+        "--db",
+        m_db,
+        "--municipality",
+        "131016",
+        "--operator",
+        "clerk-1",
+        "--kind",
+        "first-registration",
+        "--name",
+        name,
+        "--address",
+        "東京都千代田区1",
+        "--dob",
+        dob,
+        "--sex",
+        "2",
+    ]
+}
+
+/// The resident code a successful `jpki identity register` printed.
+pub fn registered_code(o: &Output) -> String {
+    assert!(o.status.success(), "{}", text(o));
+    text(o).split_whitespace().find(|w| w.len() == 11 && w.chars().all(|c| c.is_ascii_digit())).unwrap().to_owned()
+}
+
 pub fn ca_issue_args(actor: &str, resident: &str, sign_csr: &str, auth_csr: &str, out: &str) -> Vec<String> {
     let args = [
         "ca",
