@@ -96,30 +96,7 @@ pub async fn signer(a: SignerArgs) -> Result<()> {
     bar.finish(format_args!("partition {}/{}: {n} certificates pre-signed into the store", p.index, p.count));
     let poller = svc.clone();
     let poll = Duration::from_millis(a.poll_ms.max(10));
-    tokio::spawn(async move {
-        let mut last_refresh = now();
-        loop {
-            // As the validator: read the revocations, then long-poll the CA's revocation head.
-            let started = tokio::time::Instant::now();
-            match poller.poll(now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("{n} new revocations signed into the store"),
-                Err(e) => tracing::warn!("status poll failed: {e}"),
-            }
-            if now() - last_refresh >= 60 {
-                last_refresh = now();
-                match poller.refresh(now()).await {
-                    Ok(n) if n > 0 => tracing::info!("{n} responses re-signed before going stale"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("refresh failed: {e}"),
-                }
-            }
-            let seen = poller.seen_seq();
-            if !source.head_wait(seen, identity::client::MAX_WAIT_MS).await.is_ok_and(|head| head > seen) {
-                tokio::time::sleep_until(started + poll).await;
-            }
-        }
-    });
+    tokio::spawn(crate::validator_cmd::follow_status(poller, source, poll, None));
     async fn health(State(s): State<Arc<Service>>) -> String {
         let (pending, part) = s.sink().map_or((0, Partition::ALL), |k| (k.pending(), k.partition));
         format!(

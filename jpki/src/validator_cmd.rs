@@ -310,6 +310,39 @@ async fn status_source(
     })
 }
 
+/// The status loop of a validator and of an OCSP signer: reads the new revocations and signs
+/// them, then long-polls the CA's revocation head (at most 10 s), so a revocation is read as soon
+/// as it is committed; with nothing new (a CA service without long polls, an error) the next
+/// read is `poll` after the previous one. Every minute it re-signs what is past half its
+/// validity (after reading every revocation up to the current sequence) and, given the CRL
+/// directory a validator serves, refreshes its gauges.
+pub(crate) async fn follow_status(poller: Arc<Service>, source: StatusSource, poll: Duration, served: Option<PathBuf>) {
+    let mut last_refresh = now();
+    loop {
+        let started = tokio::time::Instant::now();
+        match poller.poll(now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{n} new revocations signed"),
+            Err(e) => tracing::warn!("status poll failed: {e}"),
+        }
+        if now() - last_refresh >= 60 {
+            last_refresh = now();
+            if let Some(dir) = served.clone() {
+                let _ = tokio::task::spawn_blocking(move || validator::served::record_crl_gauges(&dir)).await;
+            }
+            match poller.refresh(now()).await {
+                Ok(n) if n > 0 => tracing::info!("{n} responses re-signed before going stale"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("refresh failed: {e}"),
+            }
+        }
+        let seen = poller.seen_seq();
+        if !source.head_wait(seen, identity::client::MAX_WAIT_MS).await.is_ok_and(|head| head > seen) {
+            tokio::time::sleep_until(started + poll).await;
+        }
+    }
+}
+
 /// Runs the validator until SIGINT/SIGTERM.
 pub async fn serve(a: ServeArgs) -> Result<()> {
     let pass = passphrase()?;
@@ -340,38 +373,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     if let Some(dir) = &served {
         validator::served::record_crl_gauges(dir);
     }
-    let source = status.clone();
-    tokio::spawn(async move {
-        let mut last_refresh = now();
-        loop {
-            // Reads the revocations, then long-polls the CA's revocation head (at most 10 s):
-            // a revocation is read as soon as it is committed. With nothing new (a CA service
-            // without long polls, an error), the next read is `poll` after the previous one.
-            let started = tokio::time::Instant::now();
-            match poller.poll(now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("{n} new revocations signed"),
-                Err(e) => tracing::warn!("status poll failed: {e}"),
-            }
-            if now() - last_refresh >= 60 {
-                last_refresh = now();
-                if let Some(dir) = served.clone() {
-                    let _ = tokio::task::spawn_blocking(move || validator::served::record_crl_gauges(&dir)).await;
-                }
-                // refresh reads every revocation up to the current sequence before re-signing.
-                match poller.refresh(now()).await {
-                    Ok(n) if n > 0 => tracing::info!("{n} responses re-signed before going stale"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("refresh failed: {e}"),
-                }
-            }
-            let seen = poller.seen_seq();
-            let news = source.head_wait(seen, identity::client::MAX_WAIT_MS).await.is_ok_and(|head| head > seen);
-            if !news {
-                tokio::time::sleep_until(started + poll).await;
-            }
-        }
-    });
+    tokio::spawn(follow_status(poller, status.clone(), poll, served));
     let state = Arc::new(validator::http::AppState { ocsp: svc.clone().into(), crl_dir: a.crl_dir, crl_max_age: 3600 });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let public = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
