@@ -487,6 +487,23 @@ impl Network {
         registered_code(&o)
     }
 
+    /// Revokes `serial` for key compromise through `jpki ca revoke` as operator op-1.
+    pub fn revoke(&self, serial: &str) {
+        let o = self.jpki(&[
+            "ca",
+            "revoke",
+            "--actor",
+            "op-1",
+            "--serial",
+            serial,
+            "--reason",
+            "key-compromise",
+            "--cause",
+            "test",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+
     /// Issues the resident a signature and an authentication certificate through `jpki ca
     /// issue` as window `w1` (files under `out`), copies them to `sig.pem` and `auth.pem` in
     /// `dir`, and returns their serials (signature, authentication).
