@@ -61,11 +61,15 @@ pub enum Route {
     /// `GET|POST /console/…`: the operator console's HTML pages (issue 12; not in the OpenAPI
     /// description).
     Console,
+    /// `POST /v1/kiosk/challenge`, `/v1/kiosk/issue`: a convenience-store kiosk asks for a
+    /// challenge and, with the resident's card's signature over it, for a residence certificate
+    /// (コンビニ交付, docs/kiosk.md).
+    Kiosk,
 }
 
 impl Route {
     /// Every route, in table order.
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 13] = [
         Self::Heads,
         Self::Notices,
         Self::MoveOut,
@@ -78,6 +82,7 @@ impl Route {
         Self::WindowChange,
         Self::WindowDisclosure,
         Self::Console,
+        Self::Kiosk,
     ];
 
     /// The path(s) in the table.
@@ -97,6 +102,7 @@ impl Route {
             }
             Self::WindowDisclosure => "POST /v1/window/disclosure",
             Self::Console => "GET, POST /console/…",
+            Self::Kiosk => "POST /v1/kiosk/challenge, /v1/kiosk/issue",
         }
     }
 }
@@ -153,6 +159,7 @@ pub fn authorize(node: &Node, route: Route, caller: &Party) -> Result<(), Denial
         (Node::Prefecture(_) | Node::National, Route::Reports | Route::Console) => &[K::Operator],
         (Node::Municipality(_), Route::WindowFind | Route::WindowChange) => &[K::Window],
         (Node::National, Route::WindowDisclosure) => &[K::Window],
+        (Node::Municipality(_), Route::Kiosk) => &[K::Kiosk],
         _ => return Err(Denial::NotServedHere),
     };
     if !allowed.contains(&kind) {
@@ -312,6 +319,9 @@ pub fn render_table() -> String {
                         (_, PartyKind::Agency | PartyKind::Ca, Route::Provision) => "registered purposes",
                         (Node::Municipality(_), PartyKind::Window, _) => "own municipality, with a clerk of it",
                         (Node::National, PartyKind::Window, _) => "own municipality's residents, with a clerk of it",
+                        (Node::Municipality(_), PartyKind::Kiosk, Route::Kiosk) => {
+                            "its own challenge, with the card of a resident here"
+                        }
                         _ => "yes",
                     },
                     Err(_) => "—",
@@ -424,6 +434,24 @@ mod tests {
         assert_eq!(authorize(&chiyoda, Route::WindowDisclosure, &p("window:131016:W01")), Err(Denial::NotServedHere));
         let pref = Node::Prefecture("13".parse().unwrap_or_else(|_| panic!()));
         assert_eq!(authorize(&pref, Route::WindowFind, &p("window:131016:W01")), Err(Denial::NotServedHere));
+    }
+
+    #[test]
+    fn kiosks_reach_only_the_kiosk_routes_of_a_municipality_node() {
+        let chiyoda = m("131016");
+        assert_eq!(authorize(&chiyoda, Route::Kiosk, &p("kiosk:cvs-0001")), Ok(()));
+        for other in
+            ["window:131016:W01", "clerk:131016:C1", "municipality:131016", "operator:op1", "agency:jps", "national"]
+        {
+            assert_eq!(authorize(&chiyoda, Route::Kiosk, &p(other)), Err(Denial::WrongParty), "{other}");
+        }
+        for r in Route::ALL.into_iter().filter(|r| *r != Route::Kiosk) {
+            assert!(authorize(&chiyoda, r, &p("kiosk:cvs-0001")).is_err(), "{r:?}");
+            assert!(authorize(&Node::National, r, &p("kiosk:cvs-0001")).is_err(), "{r:?}");
+        }
+        assert_eq!(authorize(&Node::National, Route::Kiosk, &p("kiosk:cvs-0001")), Err(Denial::NotServedHere));
+        let pref = Node::Prefecture("13".parse().unwrap_or_else(|_| panic!()));
+        assert_eq!(authorize(&pref, Route::Kiosk, &p("kiosk:cvs-0001")), Err(Denial::NotServedHere));
     }
 
     #[test]

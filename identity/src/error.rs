@@ -63,6 +63,19 @@ pub enum Error {
         /// What is wrong, for the clerk.
         detail: String,
     },
+    /// A kiosk's request refused (コンビニ交付, [`crate::kiosk`]): an unknown, used, expired or
+    /// another kiosk's challenge, a card signature or certificate not accepted, a resident not
+    /// registered here. Nothing was issued. `message` is for the resident at the kiosk
+    /// (Japanese, no personal data).
+    #[error("{message}")]
+    KioskRefused {
+        /// The calling kiosk (its URI).
+        party: String,
+        /// Stable reason code ([`crate::kiosk::KioskRefused::code`]).
+        reason: &'static str,
+        /// What the kiosk shows the resident.
+        message: String,
+    },
     /// A provision request outside the law table (logged as a refusal).
     #[error("refused: {0}")]
     Refused(Refusal),
@@ -206,6 +219,8 @@ impl Error {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Conflict(_) | Self::PoolExhausted(_) | Self::NoNoticeKey { .. } => ErrorKind::Conflict,
             Self::Forbidden { .. } | Self::Denied { .. } => ErrorKind::Forbidden,
+            Self::KioskRefused { reason, .. } if *reason == crate::kiosk::UNAVAILABLE => ErrorKind::Unavailable,
+            Self::KioskRefused { .. } => ErrorKind::Forbidden,
             Self::Unauthenticated | Self::ClerkRefused { .. } => ErrorKind::Unauthenticated,
             Self::Refused(_) => ErrorKind::Refused,
             Self::Diverged { .. } | Self::Ownership { .. } | Self::Halted { .. } => ErrorKind::Integrity,

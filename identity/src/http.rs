@@ -79,7 +79,9 @@ impl IntoResponse for AppError {
         };
         let reason = match &self.0 {
             Error::Refused(r) => Some(r.code().to_owned()),
-            Error::Denied { reason, .. } | Error::ClerkRefused { reason, .. } => Some((*reason).to_owned()),
+            Error::Denied { reason, .. } | Error::ClerkRefused { reason, .. } | Error::KioskRefused { reason, .. } => {
+                Some((*reason).to_owned())
+            }
             _ => None,
         };
         let body = ErrorBody { error: code.to_owned(), message, reason };
@@ -380,12 +382,19 @@ pub fn municipal_router(m: Municipality) -> Router {
 /// [`municipal_router`] serving its windows: clerks authenticated by `windows.clerks`, a
 /// move-in's old municipality reached through `windows.peers`.
 pub fn municipal_router_with(m: Municipality, windows: Windows) -> Router {
+    municipal_router_full(m, windows, crate::kiosk::Kiosks::closed())
+}
+
+/// [`municipal_router_with`] serving kiosks too (コンビニ交付, [`crate::kiosk`]).
+pub fn municipal_router_full(m: Municipality, windows: Windows, kiosks: crate::kiosk::Kiosks) -> Router {
     let info = NodeInfo::new(m.db().clone(), Node::Municipality(m.code().clone()));
     let desk = crate::window_routes::MunicipalWindows { m: m.clone(), windows };
+    let kiosk_desk = crate::kiosk::KioskDesk::new(m.clone(), kiosks);
     let api = municipal_api()
         .with_state(Arc::new(m))
         .merge(replication_api().with_state(Arc::new(info)))
-        .merge(crate::window_routes::municipal_api().with_state(Arc::new(desk)));
+        .merge(crate::window_routes::municipal_api().with_state(Arc::new(desk)))
+        .merge(crate::kiosk::municipal_api().with_state(Arc::new(kiosk_desk)));
     crate::openapi::serve(api, MUNICIPAL_TITLE, MUNICIPAL_TEXT).0.layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -395,6 +404,7 @@ pub fn municipal_openapi() -> OpenApi {
         municipal_api().into_openapi(),
         replication_api().into_openapi(),
         crate::window_routes::municipal_api().into_openapi(),
+        crate::kiosk::municipal_api().into_openapi(),
         crate::openapi::description_part(),
     ];
     crate::openapi::document(MUNICIPAL_TITLE, MUNICIPAL_TEXT, parts)

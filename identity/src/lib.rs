@@ -16,6 +16,7 @@ pub mod console;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod kiosk;
 pub mod law;
 pub mod municipal;
 pub mod national;

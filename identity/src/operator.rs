@@ -18,6 +18,9 @@ pub enum Role {
     PrefectureOperator,
     /// National server operator: pools, agencies, rebuilds, reports.
     NationalOperator,
+    /// A convenience-store kiosk (`kiosk:…`): issues residence certificates to the resident
+    /// whose card it presents, and nothing else (docs/kiosk.md).
+    Kiosk,
 }
 
 impl fmt::Display for Role {
@@ -26,6 +29,7 @@ impl fmt::Display for Role {
             Self::MunicipalClerk => "municipal_clerk",
             Self::PrefectureOperator => "prefecture_operator",
             Self::NationalOperator => "national_operator",
+            Self::Kiosk => "kiosk",
         })
     }
 }

@@ -6,6 +6,7 @@
 //! urn:jpki:municipality:131016    urn:jpki:prefecture:13    urn:jpki:national
 //! urn:jpki:ca:jpki-ca             urn:jpki:validator:v1     urn:jpki:window:131016:W01
 //! urn:jpki:agency:jps             urn:jpki:operator:op1     urn:jpki:clerk:131016:C0001
+//! urn:jpki:kiosk:cvs-0001
 //! ```
 //!
 //! A window and a clerk belong to a municipality: their names are `LGCODE:ID`, so the
@@ -49,6 +50,10 @@ pub enum Party {
     /// credential; the clerk's own signing key authenticates each request the window makes on
     /// the clerk's behalf.
     Clerk(String),
+    /// A convenience-store kiosk (キオスク端末, コンビニ交付), by its operator-assigned name, e.g.
+    /// `cvs-0001`. It belongs to no municipality: a resident of any municipality may use it, and
+    /// the resident is identified by the card, never by the kiosk (docs/kiosk.md).
+    Kiosk(String),
 }
 
 /// The kind of a party, without its code (the rows of the authorization table).
@@ -73,11 +78,13 @@ pub enum PartyKind {
     Operator,
     /// [`Party::Clerk`].
     Clerk,
+    /// [`Party::Kiosk`].
+    Kiosk,
 }
 
 impl PartyKind {
     /// Every kind, in table order.
-    pub const ALL: [PartyKind; 9] = [
+    pub const ALL: [PartyKind; 10] = [
         Self::Municipality,
         Self::Prefecture,
         Self::National,
@@ -87,6 +94,7 @@ impl PartyKind {
         Self::Agency,
         Self::Operator,
         Self::Clerk,
+        Self::Kiosk,
     ];
 
     /// The word used in the URI.
@@ -101,6 +109,7 @@ impl PartyKind {
             Self::Agency => "agency",
             Self::Operator => "operator",
             Self::Clerk => "clerk",
+            Self::Kiosk => "kiosk",
         }
     }
 }
@@ -115,7 +124,7 @@ impl FromStr for PartyKind {
     }
 }
 
-/// A name of a CA, validator, window, agency or operator: 1–32 of `A–Z a–z 0–9 - _ .`.
+/// A name of a CA, validator, agency, operator or kiosk: 1–32 of `A–Z a–z 0–9 - _ .`.
 fn check_name(kind: PartyKind, name: &str) -> Result<String, Error> {
     let ok = !name.is_empty()
         && name.len() <= 32
@@ -168,6 +177,7 @@ impl Party {
             PartyKind::Clerk => Self::Clerk(check_station(kind, code.ok_or_else(need)?)?),
             PartyKind::Agency => Self::Agency(check_name(kind, code.ok_or_else(need)?)?),
             PartyKind::Operator => Self::Operator(check_name(kind, code.ok_or_else(need)?)?),
+            PartyKind::Kiosk => Self::Kiosk(check_name(kind, code.ok_or_else(need)?)?),
         })
     }
 
@@ -183,6 +193,7 @@ impl Party {
             Self::Agency(_) => PartyKind::Agency,
             Self::Operator(_) => PartyKind::Operator,
             Self::Clerk(_) => PartyKind::Clerk,
+            Self::Kiosk(_) => PartyKind::Kiosk,
         }
     }
 
@@ -197,7 +208,8 @@ impl Party {
             | Self::Window(n)
             | Self::Agency(n)
             | Self::Operator(n)
-            | Self::Clerk(n) => Some(n),
+            | Self::Clerk(n)
+            | Self::Kiosk(n) => Some(n),
         }
     }
 
@@ -276,6 +288,7 @@ mod tests {
             "urn:jpki:agency:jps",
             "urn:jpki:operator:op1",
             "urn:jpki:clerk:131016:C0001",
+            "urn:jpki:kiosk:cvs-0001",
         ] {
             let p = Party::from_uri(s).unwrap_or_else(|| panic!("{s}")).unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(p.uri(), s);
@@ -303,6 +316,8 @@ mod tests {
             "urn:jpki:window:131016:W123456789",
             "urn:jpki:clerk:131016:",
             "urn:jpki:clerk:131016:a:b",
+            "urn:jpki:kiosk:",
+            "urn:jpki:kiosk:a/b",
         ] {
             assert!(matches!(Party::from_uri(bad), Some(Err(_))), "{bad}");
         }
