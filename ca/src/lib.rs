@@ -21,6 +21,7 @@ pub mod follow;
 pub mod hierarchy;
 pub mod identity_source;
 pub mod keystore;
+pub mod kiosk;
 pub mod network;
 pub mod profile;
 pub mod publish;

@@ -14,6 +14,7 @@
 //! | `POST /v1/emergency/{compromise,plan}` | — | yes | — | — |
 //! | `GET /v1/reissue/queue` | its municipality's residents to call in | — | — | — |
 //! | `POST /v1/responders` | — | — | yes (its own key, by CSR) | — |
+//! | `POST /v1/kiosk/holder` | — | — | — | a municipality: the holder of a card that just signed its kiosk challenge |
 //! | `GET /v1/status/head`, `/revocations`, `/ca-certificates`, `/certificates`, `/certificates/{serial}` | — | yes | yes | — |
 //! | `GET /v1/ca/{slug}/certificate`, `/v1/ca/{slug}/links`, `GET /v1/crl/{slug}/g{n}/{file}` | yes | yes | yes | yes |
 //! | `/console/…` (HTML; `service/console.rs`, not in the OpenAPI description) | 403 page | yes | 403 page | 403 page |
@@ -111,6 +112,7 @@ fn api() -> OpenApiRouter<Arc<CaService>> {
         .routes(routes!(revoke))
         .routes(routes!(publish))
         .routes(routes!(responder))
+        .routes(routes!(kiosk_holder))
         .routes(routes!(ceremony_plan))
         .routes(routes!(ceremony_run))
         .routes(routes!(ceremony_status))
@@ -1171,6 +1173,91 @@ async fn responder(
     let now = (svc.clock)();
     let c = svc.authority.issue_responder(&v.to_string(), &id, r.generation, &spki, r.days, now).await?;
     Ok(Json(ResponderAnswer { serial: c.serial, generation: c.generation, certificate: B64.encode(&c.der) }))
+}
+
+/// `POST /v1/kiosk/holder`: what a municipality node sends.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KioskHolderBody {
+    /// The card's authentication certificate (DER, base64).
+    pub certificate: String,
+    /// The message the card signed (`identity::kiosk::SignedChallenge`, base64).
+    pub message: String,
+    /// The card's signature over it (base64).
+    pub signature: String,
+}
+
+/// `POST /v1/kiosk/holder`: whose card it is.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KioskHolderAnswer {
+    /// The resident the certificate was issued to.
+    pub resident_code: String,
+    /// The certificate's serial (hex).
+    pub serial: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/kiosk/holder",
+    tag = "kiosk",
+    summary = "The resident a card's authentication certificate was issued to, while the card signs for a kiosk",
+    description = "Municipality nodes only (コンビニ交付, docs/kiosk.md). Answered only if the certificate is, byte for \
+byte, an authentication certificate this CA issued; the card's signature over the message verifies with it; and the \
+message is a kiosk challenge of the calling municipality that has not expired (and expires within 5 minutes). \
+Never by serial alone. Every answer and refusal is audited under the municipality (serial and kiosk only).",
+    request_body(content = KioskHolderBody, content_type = "application/json"),
+    security(("network_credential" = [])),
+    responses(
+        (status = 200, description = "The holder", body = KioskHolderAnswer),
+        (status = 400, description = "Malformed body (`invalid`)", body = ErrorBody),
+        (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "Not a municipality (`party_not_allowed`), another municipality's or a stale \
+message (`not_own_message`, `message_stale`), a signature that does not verify (`bad_signature`), or a certificate \
+this CA did not issue as an authentication certificate (`certificate_unknown`)", body = ErrorBody),
+        (status = 500, description = "Database failure (`internal`, no detail)", body = ErrorBody),
+    )
+)]
+async fn kiosk_holder(
+    State(svc): State<Arc<CaService>>,
+    party: Option<axum::Extension<Party>>,
+    body: Bytes,
+) -> Answer<Json<KioskHolderAnswer>> {
+    let m = caller(party)?;
+    allow(&m, &[PartyKind::Municipality], "POST /v1/kiosk/holder")?;
+    let q: KioskHolderBody = json(&body)?;
+    let (cert, message, signature) = (
+        b64("certificate", &Some(q.certificate))?.unwrap_or_default(),
+        b64("message", &Some(q.message))?.unwrap_or_default(),
+        b64("signature", &Some(q.signature))?.unwrap_or_default(),
+    );
+    let now = (svc.clock)();
+    let signed = identity::kiosk::SignedChallenge::parse(&message)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "invalid", format!("message: {e}")))?;
+    let serial = crate::kiosk::serial_of(&cert)?;
+    let found = crate::kiosk::holder(svc.authority.db(), &cert).await?;
+    let refused: Option<(&'static str, String)> = if Party::Municipality(signed.municipality.clone()) != m {
+        Some(("not_own_message", "the card signed for another municipality".into()))
+    } else if signed.expires_at < now || signed.expires_at > now + identity::kiosk::MAX_TTL_SECS {
+        Some(("message_stale", "the kiosk challenge has expired or is too long-lived".into()))
+    } else if found.is_none() {
+        Some(("certificate_unknown", format!("{serial} is not an authentication certificate issued here")))
+    } else if !crate::kiosk::verify_card_signature(&cert, &message, &signature)? {
+        Some(("bad_signature", "the card's signature does not verify".into()))
+    } else {
+        None
+    };
+    let (resident, serial) = match (refused, found) {
+        (None, Some(f)) => f,
+        (r, _) => {
+            let (code, detail) = r.unwrap_or(("certificate_unknown", String::new()));
+            tracing::warn!(party = %m, route = "POST /v1/kiosk/holder", reason = code, "kiosk holder refused");
+            svc.authority.audit(&m.to_string(), "refused", &format!("POST /v1/kiosk/holder: {code}"), now).await?;
+            return Err(Refusal::forbidden(code, detail));
+        }
+    };
+    svc.authority.audit(&m.to_string(), "kiosk_holder", &format!("{serial} for {}", signed.kiosk), now).await?;
+    Ok(Json(KioskHolderAnswer { resident_code: resident, serial }))
 }
 
 const STATUS_READERS: &[PartyKind] = &[PartyKind::Validator, PartyKind::Operator];

@@ -39,7 +39,7 @@ macro_rules! select_generation {
 
 mod generation;
 mod pipeline;
-mod records;
+pub(crate) mod records;
 mod recover;
 mod resident;
 mod responder;
