@@ -302,6 +302,21 @@ pub struct ChallengeAnswer {
     /// The municipality answering (6 digits).
     #[schema(value_type = String)]
     pub municipality: LgCode,
+    /// The kiosk it was given to (its party URI, from its certificate).
+    #[schema(value_type = String)]
+    pub kiosk: Party,
+}
+
+impl ChallengeAnswer {
+    /// What the card signs for this challenge.
+    pub fn signed(&self) -> SignedChallenge {
+        SignedChallenge {
+            municipality: self.municipality.clone(),
+            kiosk: self.kiosk.clone(),
+            challenge: self.challenge.clone(),
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// The body of `POST /v1/kiosk/issue`. Nothing in it names the resident.
@@ -395,7 +410,7 @@ async fn kiosk_challenge(State(k): State<Arc<KioskDesk>>, Caller(c): Caller) -> 
     allow(&Node::Municipality(k.m.code().clone()), Route::Kiosk, &c)?;
     let (challenge, expires_at) = k.challenges.issue(&c, now()).map_err(|r| refuse(&c, r))?;
     tracing::info!(kiosk = %c, route = CHALLENGE, "kiosk session opened");
-    Ok(Json(ChallengeAnswer { challenge, expires_at, municipality: k.m.code().clone() }))
+    Ok(Json(ChallengeAnswer { challenge, expires_at, municipality: k.m.code().clone(), kiosk: c }))
 }
 
 /// `POST /v1/kiosk/issue`.

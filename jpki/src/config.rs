@@ -249,6 +249,7 @@ impl Deployment {
                     .iter()
                     .map(|m| Ok((self.node(m)?.code.clone().unwrap_or_default().parse()?, self.url(m)?)))
                     .collect::<Result<_>>()?,
+                kiosk: crate::kiosk_cmd::KioskServeArgs::default(),
                 net,
             },
             RoleName::Prefecture => Role::Prefecture {

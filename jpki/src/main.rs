@@ -13,6 +13,7 @@ mod demo;
 mod demo_ca;
 mod demo_card;
 mod identity_cmd;
+mod kiosk_cmd;
 mod net_cmd;
 mod netargs;
 mod ocsp_store_cmd;
@@ -52,6 +53,10 @@ enum Command {
     /// The municipal window's card writer: issue, renew, status, pin-reset, verify-pin, wipe.
     #[command(subcommand)]
     Card(card_cmd::Cmd),
+    /// コンビニ交付 at a kiosk: the resident's card signs the municipality's challenge through
+    /// PC/SC, and the municipality issues the residence certificate (docs/kiosk.md).
+    #[command(subcommand)]
+    Kiosk(kiosk_cmd::Cmd),
     /// The network CA of the parties (mutual TLS, notice keys): init, issue, revoke, crl, list.
     #[command(subcommand)]
     Net(net_cmd::Cmd),
@@ -134,6 +139,7 @@ fn main() -> std::process::ExitCode {
             Command::Ca(cmd) => ca_cmd::run(cmd).await,
             Command::CaOp(cmd) => ca_remote::run(cmd).await,
             Command::Card(cmd) => card_cmd::run(cmd).await,
+            Command::Kiosk(cmd) => kiosk_cmd::run(cmd).await,
             Command::Validator(cmd) => validator_cmd::run(cmd).await,
             Command::Net(cmd) => net_cmd::run(cmd),
             Command::CardSim(args) => tokio::task::block_in_place(|| card_cmd::run_sim(args)),

@@ -61,6 +61,9 @@ pub enum Role {
         /// `municipality:CODE`).
         #[arg(long = "peer", value_parser = parse_municipality)]
         peers: Vec<(LgCode, String)>,
+        /// コンビニ交付: serve kiosks (docs/kiosk.md).
+        #[command(flatten)]
+        kiosk: crate::kiosk_cmd::KioskServeArgs,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -207,7 +210,7 @@ pub async fn run(role: Role) -> Result<()> {
         Role::OcspResponder(a) => crate::ocsp_store_cmd::responder(a).await?,
         Role::Ca(a) => crate::ca_serve::serve(a).await?,
         Role::Window(a) => crate::window_serve::serve(a).await?,
-        Role::Municipality { db, code, listen: addr, notice_key, peers, net } => {
+        Role::Municipality { db, code, listen: addr, notice_key, peers, kiosk, net } => {
             let net = net.load_as(&Party::Municipality(code.clone()))?;
             let signer = crate::netargs::notice_signer(&notice_key, &code)?;
             let m = Municipality::open(Db::open(&db).await?, code.clone()).await?.with_signer(signer).await?;
@@ -218,9 +221,10 @@ pub async fn run(role: Role) -> Result<()> {
                 anyhow::ensure!(directory.insert(c.clone(), peer).is_none(), "--peer {c} is given twice");
             }
             let windows = http::Windows { clerks: net.clerk_verifier(), peers: directory };
+            let kiosks = kiosk.kiosks(&net)?;
             let l = listen(&addr).await?;
             tracing::info!(municipality = %code, listen = %l.local_addr()?, "municipal node listening (mutual TLS)");
-            net.serve(l, http::municipal_router_with(m, windows)).await?;
+            net.serve(l, http::municipal_router_full(m, windows, kiosks)).await?;
         }
         Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, law_table: lt, reads, net } => {
             let net = net.load_as(&Party::Prefecture(code.clone()))?;

@@ -88,7 +88,7 @@ pub struct CertArgs {
 }
 
 /// Every DER object in a file: the PEM blocks with `label`, or the file itself as DER.
-fn read_all(p: &PathBuf, label: &str) -> Result<Vec<Vec<u8>>, String> {
+pub(crate) fn read_all(p: &PathBuf, label: &str) -> Result<Vec<Vec<u8>>, String> {
     let b = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
     if !b.starts_with(b"-----BEGIN") && !b.trim_ascii_start().starts_with(b"-----BEGIN") {
         return Ok(vec![b]);
