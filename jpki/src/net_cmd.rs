@@ -155,7 +155,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
                 issued.ski,
                 date(issued.not_after),
                 issued.chain.display(),
-                issued.key.display()
+                issued.key.as_deref().unwrap_or(std::path::Path::new("-")).display()
             );
         }
         Cmd::Revoke { dir, serial, reason } => {
