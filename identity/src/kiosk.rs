@@ -183,10 +183,14 @@ fn closed() -> KioskRefused {
     KioskRefused::new("kiosk_closed", "この市区町村はコンビニ交付を行っていません。")
 }
 
-/// Makes the document a kiosk prints (the signed residence-certificate PDF) from the record.
+/// Makes the document a kiosk prints (the signed residence-certificate PDF) from the
+/// resident's record on this register.
 pub trait DocumentMaker: Send + Sync + std::fmt::Debug {
-    /// The document's bytes, or why it could not be made (nothing is then issued or logged).
-    fn make(&self, record: &ResidenceRecord) -> Result<Vec<u8>, String>;
+    /// The document's bytes for `record`, issued at `issued_at` (unix seconds), showing the
+    /// 住民票コード only if `with_resident_code`; or why it could not be made (nothing is then
+    /// issued or logged).
+    fn make(&self, record: &crate::person::Record, issued_at: i64, with_resident_code: bool)
+    -> Result<Vec<u8>, String>;
 }
 
 /// How a municipality node serves kiosks.
@@ -491,7 +495,7 @@ async fn issue(k: &KioskDesk, kiosk: &Party, holder: &Holder, with_code: bool, t
     let items =
         if with_code { "name,address,date_of_birth,sex,resident_code" } else { "name,address,date_of_birth,sex" };
     let pdf = match &k.kiosks.documents {
-        Some(maker) => Some(maker.make(&doc).map_err(|e| {
+        Some(maker) => Some(maker.make(&record, t, with_code).map_err(|e| {
             tracing::error!(kiosk = %kiosk, error = %e, "the residence certificate could not be made");
             AppError(Error::Signing { key_id: "document".into(), reason: e })
         })?),

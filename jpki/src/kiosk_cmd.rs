@@ -39,6 +39,17 @@ pub struct KioskServeArgs {
     /// Lifetime of a kiosk session (a challenge), in seconds (1–300).
     #[arg(long, default_value_t = DEFAULT_TTL_SECS)]
     pub kiosk_session_secs: i64,
+    /// The municipality's document-signing key (a key file from the organisation CA; its
+    /// passphrase from JPKI_KIOSK_DOCUMENT_KEY_PASSPHRASE or …_FILE). Without it the node
+    /// answers kiosks with the record only, no PDF.
+    #[arg(long, env = "JPKI_KIOSK_DOCUMENT_KEY", requires_all = ["kiosk_document_chain", "kiosk_municipality_name"])]
+    pub kiosk_document_key: Option<PathBuf>,
+    /// Its certificate chain (PEM: the document-signing certificate, then the organisation CA).
+    #[arg(long, env = "JPKI_KIOSK_DOCUMENT_CHAIN")]
+    pub kiosk_document_chain: Option<PathBuf>,
+    /// The municipality's name as printed on the certificate (e.g. 東京都千代田区).
+    #[arg(long, env = "JPKI_KIOSK_MUNICIPALITY_NAME")]
+    pub kiosk_municipality_name: Option<String>,
 }
 
 impl KioskServeArgs {
@@ -69,8 +80,33 @@ impl KioskServeArgs {
             ca_url,
         )
         .map_err(|e| anyhow::anyhow!("kiosk check: {e}"))?;
-        tracing::info!(session_secs = self.kiosk_session_secs, "serving kiosks (コンビニ交付)");
-        Ok(Kiosks { check: Arc::new(check), ttl_secs: self.kiosk_session_secs, documents: None })
+        let documents: Option<Arc<dyn identity::kiosk::DocumentMaker>> = match &self.kiosk_document_key {
+            None => {
+                tracing::warn!("no --kiosk-document-key: kiosks get the record only, no signed PDF");
+                None
+            }
+            Some(key) => {
+                let pass = net::secret::Secret::from_env("JPKI_KIOSK_DOCUMENT_KEY_PASSPHRASE")?;
+                let key = ca::key::SoftKey::load(key, &pass)
+                    .with_context(|| format!("document-signing key {}", key.display()))?;
+                let chain_file = self.kiosk_document_chain.clone().context("--kiosk-document-chain")?;
+                let chain = crate::verify_cmd::read_all(&chain_file, "CERTIFICATE")
+                    .map_err(|e| anyhow::anyhow!(e))?
+                    .iter()
+                    .map(|d| <x509_cert::Certificate as der::Decode>::from_der(d))
+                    .collect::<Result<Vec<_>, _>>()
+                    .with_context(|| format!("document-signing chain {}", chain_file.display()))?;
+                let name = self.kiosk_municipality_name.as_deref().context("--kiosk-municipality-name")?;
+                let maker = kiosk::document::PdfMaker::new(key, chain, name).map_err(|e| anyhow::anyhow!(e))?;
+                Some(Arc::new(maker))
+            }
+        };
+        tracing::info!(
+            session_secs = self.kiosk_session_secs,
+            pdf = documents.is_some(),
+            "serving kiosks (コンビニ交付)"
+        );
+        Ok(Kiosks { check: Arc::new(check), ttl_secs: self.kiosk_session_secs, documents })
     }
 }
 

@@ -212,26 +212,40 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
         "kiosk1",
         READER0,
         AUTH_PIN,
-        &["--with-resident-code", "--out", &d("doc.json"), "--transcript", &d("t.json")],
+        &["--with-resident-code", "--out", &d("doc.pdf"), "--transcript", &d("t.json")],
     );
     let out = text(&o);
     assert!(o.status.success(), "{out}");
-    for want in
-        ["証明書を交付しました", "山田　花子", "東京都千代田区1", "1980-02-29", "女", resident.as_str(), "131016"]
-    {
+    for want in [
+        "証明書を交付しました",
+        "山田　花子",
+        "東京都千代田区1",
+        "1980-02-29",
+        "女",
+        resident.as_str(),
+        "document: signed PDF",
+    ] {
         assert!(out.contains(want), "{want}: {out}");
     }
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(d("doc.json")).unwrap()).unwrap();
-    assert_eq!(doc["name"], "山田　花子");
-    assert_eq!(doc["resident_code"], resident.as_str());
+    // The document is the municipality's signed PDF: its text (poppler's pdftotext) shows the
+    // record, and pdfsig finds one intact signature by the municipality's document key.
+    let pdf_text = |f: &str| text(&Command::new("pdftotext").args([f, "-"]).output().unwrap());
+    let page = pdf_text(&d("doc.pdf"));
+    for want in ["山田", "花子", "東京都千代田区1", resident.as_str(), "東京都千代田区"] {
+        assert!(page.contains(want), "{want} not on the page: {page}");
+    }
+    let o = Command::new("pdfsig").arg(d("doc.pdf")).output().unwrap();
+    assert!(text(&o).contains("Signature is Valid") && text(&o).contains("Chiyoda-ku"), "{}", text(&o));
     let sent = std::fs::read_to_string(d("t.json")).unwrap();
     assert!(
         !sent.contains(&resident) && !sent.contains("山田"),
         "the kiosk sent something naming the resident: {sent}"
     );
-    // Without asking, no 住民票コード.
-    let o = k.run("kiosk1", READER0, AUTH_PIN, &[]);
+    // Without asking, no 住民票コード, on the screen or the page.
+    let o = k.run("kiosk1", READER0, AUTH_PIN, &["--out", &d("doc2.pdf")]);
     assert!(o.status.success() && !text(&o).contains(&resident), "{}", text(&o));
+    let page = pdf_text(&d("doc2.pdf"));
+    assert!(page.contains("花子") && !page.contains(&resident), "{page}");
 
     // 2. Replay: the captured request, as is, from the same kiosk.
     let captured: IssueRequest = serde_json::from_str(&sent).unwrap();
