@@ -1730,6 +1730,6 @@ mod tests {
         // Both error bodies are described under their own names.
         assert!(doc["components"]["schemas"]["Refusal"]["properties"]["detail"].is_object());
         assert!(doc["components"]["schemas"]["ErrorBody"]["properties"]["message"].is_object());
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 22, "21 routes and /openapi.json");
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 23, "22 routes and /openapi.json");
     }
 }
