@@ -50,6 +50,11 @@ impl CardCheck {
         if anchors.is_empty() {
             return Err("no authentication root to anchor kiosk cards at".into());
         }
+        for c in anchors.iter().chain(&intermediates) {
+            if x509_cert::Certificate::from_der(c).is_err() {
+                return Err("an anchor or intermediate is not a certificate (DER or PEM)".into());
+            }
+        }
         for a in &anchors {
             if test_hierarchy(a) {
                 return Err("a test-hierarchy root cannot anchor kiosk cards".into());
@@ -283,6 +288,9 @@ mod tests {
     fn a_check_needs_a_production_anchor_and_an_http_validator() {
         let client = reqwest::Client::new();
         assert!(CardCheck::new(Vec::new(), Vec::new(), "http://127.0.0.1:1", client.clone(), "https://x").is_err());
-        assert!(CardCheck::new(vec![vec![0x30]], Vec::new(), "ftp://x", client, "https://x").is_err());
+        assert!(
+            CardCheck::new(vec![vec![0x30]], Vec::new(), "http://127.0.0.1:1", client.clone(), "https://x").is_err()
+        );
+        assert!(CardCheck::new(vec![Vec::new()], Vec::new(), "http://127.0.0.1:1", client, "https://x").is_err());
     }
 }

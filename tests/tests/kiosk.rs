@@ -125,6 +125,22 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
     let vport = free_port();
     let vbase = format!("http://127.0.0.1:{vport}");
     let net = Network::start_with(dir.path(), &["--crl-base", &vbase, "--ocsp-url", &format!("{vbase}/ocsp")]).await;
+    // The test hierarchy too (its own roots and policies), for a card that must be refused.
+    let o = net.jpki(&[
+        "ca",
+        "init",
+        "--actor",
+        "op-1",
+        "--env",
+        "test",
+        "--shards",
+        "2",
+        "--crl-base",
+        &vbase,
+        "--ocsp-url",
+        &format!("{vbase}/ocsp"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
     let resident = net.resident("山田　花子", "1980-02-29").await;
     let (_ca, ca_url) = net.serve_ca(ISSUER_KEY).await;
 
@@ -185,13 +201,20 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
         &session,
     ];
     // A test-hierarchy root cannot anchor kiosk cards: the node refuses to start.
-    std::fs::write(d("test-root.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "test-auth-root"]).stdout).unwrap();
+    let o = net.jpki(&["ca", "cert", "--actor", "op-1", "test-auth-root"]);
+    assert!(o.status.success() && o.stdout.starts_with(b"-----BEGIN CERTIFICATE"), "{}", text(&o));
+    std::fs::write(d("test-root.pem"), o.stdout).unwrap();
     let mut bad = node_args.to_vec();
     let at = bad.iter().position(|a| *a == "--kiosk-anchor").unwrap() + 1;
     let test_root = d("test-root.pem");
     bad[at] = &test_root;
     let o = jpki(&bad, &net.pki.env("m131016"));
     assert!(!o.status.success() && text(&o).contains("test-hierarchy root"), "{}", text(&o));
+    std::fs::write(d("empty.pem"), b"").unwrap();
+    let empty = d("empty.pem");
+    bad[at] = &empty;
+    let o = jpki(&bad, &net.pki.env("m131016"));
+    assert!(!o.status.success() && text(&o).contains("not a certificate"), "{}", text(&o));
     let _node = Kill(
         Command::new(jpki_bin())
             .args(node_args)
