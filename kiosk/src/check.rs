@@ -220,11 +220,11 @@ impl CardCheck {
                 Err(unavailable())
             }
             Ok(Verdict::Invalid { reason }) => {
-                tracing::info!(reason = %reason, "a kiosk card's certificate did not validate");
+                tracing::warn!(reason = %reason, "a kiosk card's certificate did not validate");
                 Err(refused("certificate_invalid", "カードの利用者証明用電子証明書を確認できませんでした。"))
             }
             Err(e) => {
-                tracing::info!(error = %e, "a kiosk card's certificate could not be checked");
+                tracing::warn!(error = %e, "a kiosk card's certificate could not be checked");
                 Err(refused("certificate_invalid", "カードの利用者証明用電子証明書を確認できませんでした。"))
             }
         }

@@ -23,6 +23,7 @@ const SIGN_PIN: &str = "ABC123";
 const READER0: &str = "Virtual PCD 00 00";
 const READER1: &str = "Virtual PCD 00 01";
 const PASS: &str = "kiosk-test-validator-passphrase";
+const DOC_KEY_PASS: &str = "document-signing key passphrase";
 /// The municipality node's kiosk session lifetime in this test.
 const SESSION_SECS: i64 = 6;
 
@@ -174,6 +175,29 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
     // validator, the production authentication root; its log kept for the personal-data check.
     std::fs::write(d("auth-root.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "auth-root"]).stdout).unwrap();
     std::fs::write(d("auth-13.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "auth-13"]).stdout).unwrap();
+    // The municipality's document-signing key, from the organisation CA (a file CA).
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let secret = |s: &str| net::secret::Secret::new(s.as_bytes().to_vec());
+    let org = ca::network::NetworkCa::init_kind(
+        ca::network::FileCaKind::Organisation,
+        &dir.path().join("org"),
+        &secret("organisation CA passphrase"),
+        now,
+    )
+    .unwrap();
+    let signer = org
+        .issue_document_signer(
+            &"131016".parse().unwrap(),
+            "Chiyoda-ku",
+            &format!("{vbase}/org/crl.der"),
+            30,
+            now,
+            &dir.path().join("chiyoda-document"),
+            ca::network::SubjectKey::Generate(&secret(DOC_KEY_PASS)),
+        )
+        .unwrap();
+    let doc_key = signer.key.clone().unwrap().display().to_string();
+    let doc_chain = signer.chain.display().to_string();
     let mport: u16 = net.municipality.rsplit(':').next().unwrap().parse().unwrap();
     let mut net = net;
     drop(net.nodes.remove(0));
@@ -199,6 +223,12 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
         &d("auth-13.pem"),
         "--kiosk-session-secs",
         &session,
+        "--kiosk-document-key",
+        &doc_key,
+        "--kiosk-document-chain",
+        &doc_chain,
+        "--kiosk-municipality-name",
+        "東京都千代田区",
     ];
     // A test-hierarchy root cannot anchor kiosk cards: the node refuses to start.
     let o = net.jpki(&["ca", "cert", "--actor", "op-1", "test-auth-root"]);
@@ -220,6 +250,7 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
             .args(node_args)
             .env_remove("JPKI_DB")
             .envs(net.pki.env("m131016"))
+            .env("JPKI_KIOSK_DOCUMENT_KEY_PASSPHRASE", DOC_KEY_PASS)
             .stderr(std::fs::File::create(d("municipality.log")).unwrap())
             .spawn()
             .unwrap(),
@@ -238,7 +269,8 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
         &["--with-resident-code", "--out", &d("doc.pdf"), "--transcript", &d("t.json")],
     );
     let out = text(&o);
-    assert!(o.status.success(), "{out}");
+    let node_log = || std::fs::read_to_string(d("municipality.log")).unwrap_or_default();
+    assert!(o.status.success(), "{out}\nthe node's log:\n{}", node_log());
     for want in [
         "証明書を交付しました",
         "山田　花子",
