@@ -148,6 +148,14 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
     // The validator: its own credential, responder keys certified by the CA service, status
     // from the CA service's stream.
     let (venv, _) = net.enrol_validator(&ca_url, &d("v"), PASS);
+    // The resident's card, issued at the window of 131016.
+    net.pki.issue("window", "window:131016:W01", false);
+    net.pki.clerk_key("clerk", "clerk:131016:C1");
+    let _card = card_sim(&dir.path().join("card.json"), 35963, None);
+    let auth_serial = issue_card(&net, &ca_url, READER0, &resident, "prod");
+
+    // The validator starts after the card is issued: it learns new certificates from the CA's
+    // status stream at its next refresh (up to a minute), and answers `unknown` before that.
     let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
     assert!(o.status.success(), "{}", text(&o));
     let _validator = Kill(
@@ -164,12 +172,6 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
         assert!(Instant::now() < deadline, "validator did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-
-    // The resident's card, issued at the window of 131016.
-    net.pki.issue("window", "window:131016:W01", false);
-    net.pki.clerk_key("clerk", "clerk:131016:C1");
-    let _card = card_sim(&dir.path().join("card.json"), 35963, None);
-    let auth_serial = issue_card(&net, &ca_url, READER0, &resident, "prod");
 
     // The municipality node again, now serving kiosks: the CA service, this network's
     // validator, the production authentication root; its log kept for the personal-data check.
