@@ -193,8 +193,8 @@ impl CardCheck {
             u64::try_from(now).unwrap_or(0),
             Revocation::Online(fetch),
         );
-        let mut input = input;
-        input.policies = vec![ca::hierarchy::POLICY_AUTHENTICATION.to_string()];
+        // anyPolicy here: the leaf's authentication policy is checked before (local_checks), and
+        // an initial policy set would also bind the OCSP responders' and CRL issuers' paths.
         let to = FetchTo {
             base: self.validator.clone(),
             client: self.ocsp.clone(),
