@@ -8,8 +8,9 @@
 //! 3. a path to the pinned production authentication root validates now, with the status of
 //!    every certificate of the path from OCSP at **this network's validator** (whatever URL a
 //!    certificate names, only the configured validator is asked): revoked is
-//!    `certificate_revoked`, anything else `certificate_invalid`, a validator that does not
-//!    answer [`identity::kiosk::UNAVAILABLE`];
+//!    `certificate_revoked`, anything else `certificate_invalid`; a validator that does not
+//!    answer, or answers with an OCSP error (`unauthorized`: it has no responder for the card's
+//!    issuing CA), [`identity::kiosk::UNAVAILABLE`];
 //! 4. the CA service (`POST /v1/kiosk/holder`, with the node's own credential) names the
 //!    resident it issued the certificate to (`certificate_unknown` if it issued no such
 //!    authentication certificate).
@@ -150,13 +151,33 @@ fn path_of(url: &str) -> String {
     rest.find('/').map_or_else(|| "/".to_owned(), |i| rest[i..].to_owned())
 }
 
+/// Why an answer of the validator settles nothing: an OCSP answer must be a successful
+/// OCSPResponse (an error response, e.g. `unauthorized` from a validator with no responder for
+/// the card's issuing CA, is the validator failing, not a status of the card).
+fn unusable(ocsp: bool, der: &[u8]) -> Option<String> {
+    use validator::ocsp::{OcspResponse, ResponseStatus};
+    if !ocsp {
+        return None;
+    }
+    match OcspResponse::from_der(der) {
+        Ok(r) if r.response_status == ResponseStatus::Successful && r.response_bytes.is_some() => None,
+        Ok(r) => Some(format!("OCSP error response {:?}", r.response_status)),
+        Err(_) => Some("not an OCSPResponse".to_owned()),
+    }
+}
+
 /// [`validator::verify::Fetch`]: sends the request to the configured validator (see
-/// [`FetchTo`]); `None` (status undetermined) on any failure, remembered as a failure.
+/// [`FetchTo`]). No answer (a transport error, a non-2xx status) is `None` (status
+/// undetermined); an answer that settles nothing ([`unusable`]) is passed on as is (certval
+/// finds the status undetermined, and does not fall back from OCSP to a CRL). Both are
+/// remembered as a failure of the validator and logged with the path asked (never the
+/// certificate).
 fn fetch(url: &str, body: Option<&[u8]>) -> Option<Vec<u8>> {
     FETCH_TO.with(|slot| {
         let mut slot = slot.borrow_mut();
         let to = slot.as_mut()?;
-        let target = format!("{}{}", to.base, path_of(url));
+        let path = path_of(url);
+        let target = format!("{}{path}", to.base);
         let client = to.client.clone();
         let got = to.handle.block_on(async move {
             let r = match body {
@@ -170,16 +191,29 @@ fn fetch(url: &str, body: Option<&[u8]>) -> Option<Vec<u8>> {
                 }
                 None => client.get(&target).send().await,
             }
-            .ok()?;
-            if !r.status().is_success() {
-                return None;
+            .map_err(|e| format!("no answer: {e}"))?;
+            let status = r.status();
+            let bytes = r.bytes().await.map_err(|e| format!("status {status}, body unreadable: {e}"))?;
+            tracing::debug!(status = status.as_u16(), len = bytes.len(), "kiosk check: validator answered");
+            if !status.is_success() {
+                return Err(format!("status {status}"));
             }
-            r.bytes().await.ok().map(|b| b.to_vec())
+            Ok(bytes.to_vec())
         });
-        if got.is_none() {
-            to.failed = true;
+        match got {
+            Ok(der) => {
+                if let Some(why) = unusable(body.is_some(), &der) {
+                    tracing::warn!(path = %path, answer = %why, "the validator's answer for a kiosk card settles no status");
+                    to.failed = true;
+                }
+                Some(der)
+            }
+            Err(why) => {
+                tracing::warn!(path = %path, error = %why, "the validator did not answer for a kiosk card");
+                to.failed = true;
+                None
+            }
         }
-        got
     })
 }
 
@@ -282,6 +316,29 @@ mod tests {
         assert_eq!(path_of("http://evil.example:80/ocsp"), "/ocsp");
         assert_eq!(path_of("http://127.0.0.1:9/crl/auth-13/g1/0.crl"), "/crl/auth-13/g1/0.crl");
         assert_eq!(path_of("http://host"), "/");
+    }
+
+    #[test]
+    fn an_ocsp_error_response_settles_nothing() {
+        use der::Encode;
+        use validator::ocsp::{OcspResponse, ResponseBytes, ResponseStatus};
+        let unauthorized = OcspResponse::error(ResponseStatus::Unauthorized).to_der().unwrap();
+        assert_eq!(unusable(true, &unauthorized).as_deref(), Some("OCSP error response Unauthorized"));
+        let later = OcspResponse::error(ResponseStatus::TryLater).to_der().unwrap();
+        assert!(unusable(true, &later).is_some());
+        assert_eq!(unusable(true, b"<html>").as_deref(), Some("not an OCSPResponse"));
+        let ok = OcspResponse {
+            response_status: ResponseStatus::Successful,
+            response_bytes: Some(ResponseBytes {
+                response_type: der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1"),
+                response: der::asn1::OctetString::new(vec![0x30, 0x00]).unwrap(),
+            }),
+        }
+        .to_der()
+        .unwrap();
+        assert_eq!(unusable(true, &ok), None, "certval checks the rest");
+        // A CRL is certval's to judge.
+        assert_eq!(unusable(false, b"anything"), None);
     }
 
     #[test]

@@ -118,6 +118,15 @@ fn card_signs(reader: &str, ch: &ChallengeAnswer) -> kiosk::client::CardAnswer {
         .unwrap_or_else(|o| panic!("the card refused: {o:?}"))
 }
 
+/// Waits until the validator at `base` answers its health check.
+async fn validator_up(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reqwest::get(format!("{base}/health")).await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "validator did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
     require_pcsc_stack();
@@ -154,24 +163,24 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
     let _card = card_sim(&dir.path().join("card.json"), 35963, None);
     let auth_serial = issue_card(&net, &ca_url, READER0, &resident, "prod");
 
-    // The validator starts after the card is issued: it learns new certificates from the CA's
-    // status stream at its next refresh (up to a minute), and answers `unknown` before that.
+    // The validator, enrolled before this first card of prefecture 13 was issued: the card's
+    // issuing CA (auth-13) came into existence with it (docs/ca.md), so the validator has no
+    // responder for it yet and answers its OCSP requests `unauthorized` (below, step 0).
     let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
     assert!(o.status.success(), "{}", text(&o));
-    let _validator = Kill(
-        Command::new(jpki_bin())
-            .args(["serve", "validator", "--ca-service", &ca_url, "--responders", &d("v"), "--crl-dir", &d("pub")])
-            .args(["--listen", &format!("127.0.0.1:{vport}")])
-            .envs(venv.iter().map(|(k, v)| (k, v)))
-            .stderr(std::fs::File::create(d("validator.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !reqwest::get(format!("{vbase}/health")).await.is_ok_and(|r| r.status().is_success()) {
-        assert!(Instant::now() < deadline, "validator did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let start_validator = |log: &str| {
+        Kill(
+            Command::new(jpki_bin())
+                .args(["serve", "validator", "--ca-service", &ca_url, "--responders", &d("v"), "--crl-dir", &d("pub")])
+                .args(["--listen", &format!("127.0.0.1:{vport}")])
+                .envs(venv.iter().map(|(k, v)| (k, v)))
+                .stderr(std::fs::File::create(d(log)).unwrap())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let validator = start_validator("validator.log");
+    validator_up(&vbase).await;
 
     // The municipality node again, now serving kiosks: the CA service, this network's
     // validator, the production authentication root; its log kept for the personal-data check.
@@ -261,6 +270,25 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
     net.pki.issue("kiosk1", "kiosk:cvs-0001", false);
     net.pki.issue("kiosk2", "kiosk:cvs-0002", false);
     let k = Kiosks { net: &net, municipality: net.municipality.clone() };
+    let node_log = || std::fs::read_to_string(d("municipality.log")).unwrap_or_default();
+
+    // 0. The validator has no responder for the card's issuing CA: its OCSP answer is an
+    // error response (`unauthorized`), which settles nothing: the check cannot be made (not a
+    // verdict on the card), nothing issued, and the node's log says why.
+    let o = k.run("kiosk1", READER0, AUTH_PIN, &[]);
+    assert!(!o.status.success() && text(&o).contains("check_unavailable"), "{}", text(&o));
+    let log = node_log();
+    assert!(
+        log.lines().any(|l| l.contains("OCSP error response Unauthorized") && l.contains("/ocsp")),
+        "the node did not log the validator's error response: {log}"
+    );
+    // The operator enrols the validator again (the responder keys it has are kept; auth-13 and
+    // sign-13 are added) and restarts it.
+    let o = common::jpki(&["validator", "enroll", "--out", &d("v")], &venv);
+    assert!(o.status.success() && text(&o).contains("auth-13 g1: responder certificate"), "{}", text(&o));
+    drop(validator);
+    let _validator = start_validator("validator2.log");
+    validator_up(&vbase).await;
 
     // 1. A good card: the record of the card's holder, found through the CA's records (the
     // kiosk sent no name, no code). The resident asked for the 住民票コード.
@@ -271,7 +299,6 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
         &["--with-resident-code", "--out", &d("doc.pdf"), "--transcript", &d("t.json")],
     );
     let out = text(&o);
-    let node_log = || std::fs::read_to_string(d("municipality.log")).unwrap_or_default();
     assert!(o.status.success(), "{out}\nthe node's log:\n{}", node_log());
     for want in [
         "証明書を交付しました",
