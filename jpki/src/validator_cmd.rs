@@ -377,6 +377,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     let state = Arc::new(validator::http::AppState { ocsp: svc.clone().into(), crl_dir: a.crl_dir, crl_max_age: 3600 });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let public = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
+        .lean(validator::http::OCSP_ROUTES)
         .named("validator")
         .shed(Arc::new(validator::http::overloaded));
     let (Some((url, api_addr)), Some(cred)) = (api_conf, net) else {
