@@ -423,9 +423,9 @@ impl NetworkCa {
                 return Err(Error::Conflict(format!("{} exists (a credential is never overwritten)", p.display())));
             }
         }
-        let _lock = self.lock()?;
-        let mut index = self.read_index()?;
         let leaf = SoftKey::ephemeral(KeyAlgorithm::EcP384)?;
+        let lock = self.lock()?;
+        let mut index = self.read_index()?;
         let serial = loop {
             let s = new_serial();
             let h = hex::encode(&s);
@@ -457,6 +457,8 @@ impl NetworkCa {
             &self.dir.join("certs").join(format!("{}.pem", entry.serial)),
             leaf_pem.as_bytes(),
         )?;
+        // The key's scrypt runs outside the lock: parties can be issued from several threads.
+        drop(lock);
         net::keyfile::store(&key_path, leaf.pkcs8_secret()?.expose(), &key_pass)?;
         let chain = format!("{leaf_pem}{}", pem("CERTIFICATE", &self.cert_der)?);
         net::keyfile::write_private(&chain_path, chain.as_bytes())?;
