@@ -284,7 +284,9 @@ async fn one_day(
     let mut munis: Vec<Muni> = Vec::new();
     let mut muni_urls: Vec<(LgCode, String)> = Vec::new();
     for (i, (code, cred, signer)) in creds.munis.iter().enumerate() {
-        let db = Db::open(&dir.join(format!("m-{code}.db")).display().to_string()).await?;
+        // Two connections a municipal node, not four: each SQLite connection holds three file
+        // descriptors, and 1,700 nodes of four would pass this machine's limit of 20,000.
+        let db = Db::open_with(&dir.join(format!("m-{code}.db")).display().to_string(), 2).await?;
         let m = Municipality::open(db, code.clone()).await?.with_signer(signer.clone()).await?;
         let base = 100_000_000 + i * 10_000;
         let pool: Vec<ResidentCode> = (0..(a.residents * 2 + 2 * a.notices / total + 100).min(10_000))
