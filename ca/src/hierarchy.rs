@@ -1,6 +1,7 @@
-//! The two hierarchies (signature, user authentication) in two environments (production,
-//! test): who a CA is, its distinguished name, policy OID and URL slug. Numbers are stored and
-//! never reused.
+//! The two resident hierarchies (signature, user authentication) in two environments
+//! (production, test): who a CA is, its distinguished name, policy OID and URL slug. Numbers are
+//! stored and never reused. The network CA and the organisation CA for local governments (the
+//! third hierarchy, [`crate::network::FileCaKind`]) are file CAs with their OIDs here.
 
 #![forbid(clippy::disallowed_methods)]
 
@@ -48,6 +49,14 @@ pub const NOTICE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.3
 /// that certificate, so the key authenticates the clerk's requests to the CA service and
 /// nothing else.
 pub const CLERK_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.99.2");
+/// The organisation CA for local governments (LGPKI-like, the third hierarchy; docs/resdoc.md):
+/// its arc under this project's private arc (`NETWORK_ARC.3`; not an LGPKI assignment).
+pub const ORGANISATION_ARC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.99.3");
+/// certificatePolicies of a municipality's document-signing certificate (`ORGANISATION_ARC.1`):
+/// the key signs documents the municipality issues (residence certificates), nothing else.
+pub const POLICY_DOCUMENT_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.392.200149.8.5.99.3.1");
+/// id-kp-documentSigning (RFC 9336 §3.1): the only extKeyUsage of a document-signing certificate.
+pub const KP_DOCUMENT_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.36");
 /// CPS URI in the certificatePolicies qualifier.
 pub const CPS_URI: &str = "http://www.jpki.go.jp/cps.html";
 

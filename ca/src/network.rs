@@ -13,6 +13,13 @@
 //! index.lock  an advisory lock: one mutating operation at a time
 //! ```
 //!
+//! The organisation CA for local governments (LGPKI-like, the third hierarchy; docs/resdoc.md)
+//! is the same kind of file CA ([`FileCaKind::Organisation`], its own root
+//! `C=JP, O=JPKI Local Governments, CN=Organisation CA for Local Governments`): it issues each
+//! municipality the certificate of the key that signs its residence certificates
+//! ([`NetworkCa::issue_document_signer`]), and nothing else. Each kind issues only its own
+//! credentials. The CRL is also written as `crl.der`, as relying parties fetch it over HTTP.
+//!
 //! Issuance follows the crash-safe order of the resident CAs as far as a file store allows:
 //! the serial and its index entry are written durably before anything is signed, so every
 //! signed certificate is listed and revocable; the party's key and chain are written last.
@@ -35,10 +42,40 @@ use crate::authority::new_serial;
 use crate::crl::{self, CrlParams, Entry, Reason, Scope};
 use crate::error::{Error, Result};
 use crate::key::{KeyAlgorithm, KeyBackend, SoftKey, check_passphrase, key_identifier};
-use crate::profile::{NetworkEndEntity, RootCa, prepare};
+use crate::profile::{DocumentSigningCert, NetworkEndEntity, RootCa, prepare};
 
 /// The network CA's distinguished name (RFC 4514 order: most specific first).
 pub const CA_NAME: &str = "CN=JPKI Network CA,O=JPKI Network,C=JP";
+/// The organisation CA's distinguished name (the third hierarchy, docs/resdoc.md).
+pub const ORGANISATION_CA_NAME: &str = "CN=Organisation CA for Local Governments,O=JPKI Local Governments,C=JP";
+/// The organisation of a municipality's document-signing certificate subject.
+pub const ORGANISATION_O: &str = "JPKI Local Governments";
+
+/// Which file CA a directory holds; told apart by the root's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileCaKind {
+    /// The network CA (TLS credentials, notice keys, clerk keys).
+    Network,
+    /// The organisation CA for local governments (municipalities' document-signing keys).
+    Organisation,
+}
+
+impl FileCaKind {
+    /// The root's distinguished name.
+    pub fn ca_name(self) -> &'static str {
+        match self {
+            Self::Network => CA_NAME,
+            Self::Organisation => ORGANISATION_CA_NAME,
+        }
+    }
+    fn of_name(name: &Name) -> Result<Self> {
+        [Self::Network, Self::Organisation]
+            .into_iter()
+            .find(|k| Name::from_str(k.ca_name()).is_ok_and(|n| &n == name))
+            .ok_or_else(|| Error::corrupt("ca.pem", format!("{name} is neither the network nor the organisation CA")))
+    }
+}
+
 /// Lifetime of the network CA's root: 10 years (3,652 days).
 pub const CA_DAYS: i64 = 3652;
 /// Longest credential lifetime accepted, in days.
@@ -64,6 +101,10 @@ pub enum CredentialKind {
     /// A municipal clerk's request-signing key (EKU [`crate::hierarchy::CLERK_SIGNING`]).
     #[serde(rename = "clerk-key")]
     ClerkKey,
+    /// A municipality's document-signing key (organisation CA; EKU
+    /// [`crate::hierarchy::KP_DOCUMENT_SIGNING`]).
+    #[serde(rename = "document-signing")]
+    DocumentSigning,
 }
 
 impl CredentialKind {
@@ -73,6 +114,7 @@ impl CredentialKind {
             Self::Tls => "tls",
             Self::NoticeKey => "notice-key",
             Self::ClerkKey => "clerk-key",
+            Self::DocumentSigning => "document-signing",
         }
     }
 }
@@ -151,13 +193,25 @@ pub struct Issued {
     pub not_after: i64,
     /// `PREFIX.pem`: the certificate followed by the network CA's certificate.
     pub chain: PathBuf,
-    /// `PREFIX.key`: the party's key, encrypted (scrypt), mode 0600.
-    pub key: PathBuf,
+    /// `PREFIX.key`: the party's key, encrypted (scrypt), mode 0600; `None` when the party
+    /// brought its own key ([`SubjectKey::Given`]).
+    pub key: Option<PathBuf>,
+}
+
+/// The key a certificate certifies.
+#[derive(Debug, Clone, Copy)]
+pub enum SubjectKey<'a> {
+    /// A fresh P-384 key, written to `PREFIX.key` under this passphrase (at least 12 bytes).
+    Generate(&'a Secret),
+    /// A key the party holds (a PKCS#11 token, or a software key of its own): its
+    /// SubjectPublicKeyInfo, DER. Only the chain is written.
+    Given(&'a [u8]),
 }
 
 /// The network CA, opened on its directory with its key loaded.
 #[derive(Debug)]
 pub struct NetworkCa {
+    kind: FileCaKind,
     dir: PathBuf,
     key: SoftKey,
     cert_der: Vec<u8>,
@@ -242,6 +296,12 @@ impl NetworkCa {
     /// (at least 12 bytes), `ca.pem`, an empty `index.json` and a first, empty CRL `crl.pem`.
     /// Refuses a directory that already holds a CA (any of the files present).
     pub fn init(dir: &Path, ca_passphrase: &Secret, now: i64) -> Result<Self> {
+        Self::init_kind(FileCaKind::Network, dir, ca_passphrase, now)
+    }
+
+    /// As [`NetworkCa::init`], for either kind of file CA (the organisation CA:
+    /// [`FileCaKind::Organisation`]).
+    pub fn init_kind(kind: FileCaKind, dir: &Path, ca_passphrase: &Secret, now: i64) -> Result<Self> {
         let pass = check_passphrase(ca_passphrase)?;
         for f in ["ca.pem", "ca.key", "index.json", "crl.pem"] {
             if dir.join(f).exists() {
@@ -249,7 +309,7 @@ impl NetworkCa {
             }
         }
         let key = SoftKey::create(&dir.join("ca.key"), KeyAlgorithm::EcP384, &pass)?;
-        let name = Name::from_str(CA_NAME).map_err(|e| Error::invalid("CA name", e))?;
+        let name = Name::from_str(kind.ca_name()).map_err(|e| Error::invalid("CA name", e))?;
         let not_after = now + CA_DAYS * 86_400;
         let not_before =
             time::OffsetDateTime::from_unix_timestamp(now - BACKDATE_SECS).map_err(|e| Error::invalid("time", e))?;
@@ -265,6 +325,7 @@ impl NetworkCa {
         let cert_der = prepared.sign(&key)?;
         net::keyfile::write_private(&dir.join("ca.pem"), pem("CERTIFICATE", &cert_der)?.as_bytes())?;
         let ca = Self {
+            kind,
             dir: dir.to_owned(),
             key_id: key_identifier(key.public_key_der())?.to_vec(),
             key,
@@ -297,6 +358,7 @@ impl NetworkCa {
             return Err(Error::corrupt("ca.key", "the key is not the key of ca.pem"));
         }
         let ca = Self {
+            kind: FileCaKind::of_name(cert.tbs_certificate().subject())?,
             dir: dir.to_owned(),
             key_id: key_identifier(&spki)?.to_vec(),
             key,
@@ -306,6 +368,18 @@ impl NetworkCa {
         };
         ca.read_index()?;
         Ok(ca)
+    }
+
+    /// Which file CA this is.
+    pub fn kind(&self) -> FileCaKind {
+        self.kind
+    }
+
+    fn require(&self, kind: FileCaKind, what: &str) -> Result<()> {
+        if self.kind != kind {
+            return Err(Error::invalid("CA", format!("the {:?} CA does not issue {what}", self.kind)));
+        }
+        Ok(())
     }
 
     /// The CA's directory.
@@ -346,11 +420,12 @@ impl NetworkCa {
                 san.push(name);
             }
         }
+        self.require(FileCaKind::Network, "TLS credentials")?;
         if party.kind() == identity::party::PartyKind::Clerk {
             return Err(Error::invalid("party", format!("{party}: a clerk gets a signing key, not a TLS credential")));
         }
         let profile = NetworkEndEntity::tls(self.name.clone(), subject_of(party)?, san);
-        self.issue(party, CredentialKind::Tls, profile, days, now, out, key_passphrase)
+        self.issue(party, CredentialKind::Tls, profile, days, now, out, SubjectKey::Generate(key_passphrase))
     }
 
     /// Issues `municipality` a change-notice signing key (EKU
@@ -364,6 +439,7 @@ impl NetworkCa {
         out: &Path,
         key_passphrase: &Secret,
     ) -> Result<Issued> {
+        self.require(FileCaKind::Network, "notice keys")?;
         let party = Party::Municipality(municipality.clone());
         let profile = NetworkEndEntity::signing(
             self.name.clone(),
@@ -371,7 +447,7 @@ impl NetworkCa {
             &party.uri(),
             crate::hierarchy::NOTICE_SIGNING,
         )?;
-        self.issue(&party, CredentialKind::NoticeKey, profile, days, now, out, key_passphrase)
+        self.issue(&party, CredentialKind::NoticeKey, profile, days, now, out, SubjectKey::Generate(key_passphrase))
     }
 
     /// Issues a municipal clerk (`clerk:LGCODE:ID`) the key that signs the clerk's requests to
@@ -385,6 +461,7 @@ impl NetworkCa {
         out: &Path,
         key_passphrase: &Secret,
     ) -> Result<Issued> {
+        self.require(FileCaKind::Network, "clerk keys")?;
         if clerk.kind() != identity::party::PartyKind::Clerk {
             return Err(Error::invalid("party", format!("{clerk} is not a clerk")));
         }
@@ -394,7 +471,41 @@ impl NetworkCa {
             &clerk.uri(),
             crate::hierarchy::CLERK_SIGNING,
         )?;
-        self.issue(clerk, CredentialKind::ClerkKey, profile, days, now, out, key_passphrase)
+        self.issue(clerk, CredentialKind::ClerkKey, profile, days, now, out, SubjectKey::Generate(key_passphrase))
+    }
+
+    /// Issues `municipality` the certificate of its document-signing key (organisation CA
+    /// only; profile [`DocumentSigningCert`]): subject `CN=<name>, OU=<LG code>,
+    /// L=<prefecture>, O=JPKI Local Governments, C=JP`, where `name` is the municipality's name
+    /// in romaji (1–64 of A–Z a–z 0–9 space - .), CRL distribution point `crl_url` (where the
+    /// operator publishes this CA's `crl.der`). The key is generated (files as
+    /// [`NetworkCa::issue_tls`]) or given (a PKCS#11 token's key: only the chain is written).
+    #[allow(clippy::too_many_arguments, reason = "who, its name, where status is, validity, files and key")]
+    pub fn issue_document_signer(
+        &self,
+        municipality: &LgCode,
+        name: &str,
+        crl_url: &str,
+        days: i64,
+        now: i64,
+        out: &Path,
+        key: SubjectKey<'_>,
+    ) -> Result<Issued> {
+        self.require(FileCaKind::Organisation, "document-signing keys")?;
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '.');
+        if name.is_empty() || name.len() > 64 || !name.chars().all(ok) || name.trim() != name {
+            return Err(Error::invalid("municipality name", "1–64 of A–Z a–z 0–9 space - . (romaji), not padded"));
+        }
+        if !(crl_url.starts_with("http://") || crl_url.starts_with("https://")) || !crl_url.is_ascii() {
+            return Err(Error::invalid("CRL URL", format!("{crl_url:?}: an http(s) URL")));
+        }
+        let prefecture = crate::hierarchy::prefecture_name(municipality.prefecture().as_str())?;
+        let subject =
+            Name::from_str(&format!("CN={name},OU={},L={prefecture},O={ORGANISATION_O},C=JP", municipality.as_str()))
+                .map_err(|e| Error::invalid("subject", e))?;
+        let party = Party::Municipality(municipality.clone());
+        let profile = DocumentSigningCert { issuer: self.name.clone(), subject, crl_url: crl_url.to_owned() };
+        self.issue(&party, CredentialKind::DocumentSigning, profile, days, now, out, key)
     }
 
     #[allow(clippy::too_many_arguments, reason = "the two public issuers' arguments plus profile and kind")]
@@ -406,10 +517,23 @@ impl NetworkCa {
         days: i64,
         now: i64,
         out: &Path,
-        key_passphrase: &Secret,
+        subject_key: SubjectKey<'_>,
     ) -> Result<Issued> {
         // Every check before anything is written.
-        let key_pass = check_passphrase(key_passphrase)?;
+        let leaf = match subject_key {
+            SubjectKey::Generate(pass) => Some((check_passphrase(pass)?, SoftKey::ephemeral(KeyAlgorithm::EcP384)?)),
+            SubjectKey::Given(spki) => {
+                if KeyAlgorithm::of_spki(spki)? == KeyAlgorithm::MlDsa65 {
+                    return Err(Error::refused("bad_key", "ML-DSA-65 is for CA keys only"));
+                }
+                None
+            }
+        };
+        let spki: Vec<u8> = match (&leaf, subject_key) {
+            (Some((_, k)), _) => k.public_key_der().to_vec(),
+            (None, SubjectKey::Given(spki)) => spki.to_vec(),
+            (None, SubjectKey::Generate(_)) => return Err(Error::key("no key generated")),
+        };
         if !(1..=MAX_DAYS).contains(&days) {
             return Err(Error::invalid("days", format!("{days}: 1–{MAX_DAYS}")));
         }
@@ -419,13 +543,12 @@ impl NetworkCa {
         }
         let (chain_path, key_path) = (with_suffix(out, ".pem"), with_suffix(out, ".key"));
         for p in [&chain_path, &key_path] {
-            if p.exists() {
+            if p.exists() && (leaf.is_some() || p == &chain_path) {
                 return Err(Error::Conflict(format!("{} exists (a credential is never overwritten)", p.display())));
             }
         }
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let mut index = self.read_index()?;
-        let leaf = SoftKey::ephemeral(KeyAlgorithm::EcP384)?;
         let serial = loop {
             let s = new_serial();
             let h = hex::encode(&s);
@@ -436,8 +559,8 @@ impl NetworkCa {
         let nb =
             time::OffsetDateTime::from_unix_timestamp(now - BACKDATE_SECS).map_err(|e| Error::invalid("time", e))?;
         let na = time::OffsetDateTime::from_unix_timestamp(not_after).map_err(|e| Error::invalid("time", e))?;
-        let prepared = prepare(profile, &serial, nb, na, leaf.public_key_der(), &self.key)?;
-        let ski = hex::encode(key_identifier(leaf.public_key_der())?);
+        let prepared = prepare(profile, &serial, nb, na, &spki, &self.key)?;
+        let ski = hex::encode(key_identifier(&spki)?);
         let entry = IndexEntry {
             serial: hex::encode(&serial),
             party: party.clone(),
@@ -457,10 +580,18 @@ impl NetworkCa {
             &self.dir.join("certs").join(format!("{}.pem", entry.serial)),
             leaf_pem.as_bytes(),
         )?;
-        net::keyfile::store(&key_path, leaf.pkcs8_secret()?.expose(), &key_pass)?;
+        // The key's scrypt runs outside the lock: parties can be issued from several threads.
+        drop(lock);
+        let key = match &leaf {
+            Some((key_pass, k)) => {
+                net::keyfile::store(&key_path, k.pkcs8_secret()?.expose(), key_pass)?;
+                Some(key_path)
+            }
+            None => None,
+        };
         let chain = format!("{leaf_pem}{}", pem("CERTIFICATE", &self.cert_der)?);
         net::keyfile::write_private(&chain_path, chain.as_bytes())?;
-        Ok(Issued { serial: entry.serial, ski, not_after, chain: chain_path, key: key_path })
+        Ok(Issued { serial: entry.serial, ski, not_after, chain: chain_path, key })
     }
 
     /// Revokes the certificate with serial `serial_hex` (hex, `:` separators and case
@@ -519,6 +650,7 @@ impl NetworkCa {
         };
         let der = crl::build(&params, &self.key, &entries)?;
         let path = self.dir.join("crl.pem");
+        net::keyfile::write_private(&self.dir.join("crl.der"), &der)?;
         net::keyfile::write_private(&path, pem("X509 CRL", &der)?.as_bytes())?;
         Ok(path)
     }

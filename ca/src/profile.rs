@@ -1,6 +1,7 @@
 //! Certificate profiles as types (x509-cert `BuilderProfile`), one per kind of certificate:
 //! [`RootCa`], [`IssuingCa`], [`LinkCa`], [`SignatureCert`], [`AuthenticationCert`], [`OcspResponder`], and
-//! the network CA's end entities [`NetworkEndEntity`] under a [`RootCa`] with pathLen 0 (docs/network.md).
+//! the network CA's end entities [`NetworkEndEntity`] under a [`RootCa`] with pathLen 0 (docs/network.md),
+//! and the organisation CA's [`DocumentSigningCert`] under another such root (docs/resdoc.md).
 //! Extensions are written with explicit criticality (jpki.md §1.2–1.3, RFC 5280 §4.2). Pure:
 //! [`prepare`] gives the exact to-be-signed bytes, [`Prepared::sign`] signs them and checks the
 //! signed certificate carries those very bytes.
@@ -476,6 +477,48 @@ impl BuilderProfile for NetworkEndEntity {
             key_usage(KeyUsages::DigitalSignature)?,
             ext(oids::ID_CE_EXT_KEY_USAGE, false, &ExtendedKeyUsage(self.eku.clone()))?,
             ext(oids::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(self.san.clone()))?,
+            aki(issuer)?,
+            ski(spk)?,
+        ])
+    }
+}
+
+/// A municipality's document-signing certificate from the organisation CA for local governments
+/// (docs/resdoc.md): basicConstraints critical CA:FALSE, keyUsage critical
+/// digitalSignature+nonRepudiation (a PAdES signature is a commitment; pyHanko requires
+/// nonRepudiation by default), extKeyUsage id-kp-documentSigning only (RFC 9336), the
+/// document-signing policy with the CPS qualifier, the CA's CRL as distribution point (so a
+/// validator can check revocation), AKI, SKI. No SAN: the subject names the municipality (its LG
+/// code in OU), and pkilint refuses a `urn:` URI without an authority in a SAN.
+#[derive(Debug, Clone)]
+pub struct DocumentSigningCert {
+    /// The organisation CA's name.
+    pub issuer: Name,
+    /// `C=JP, O=Local Governments, L=<prefecture>, OU=<LG code>, CN=<municipality>`.
+    pub subject: Name,
+    /// Where the organisation CA's CRL is published.
+    pub crl_url: String,
+}
+
+impl BuilderProfile for DocumentSigningCert {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> BResult<Vec<Extension>> {
+        Ok(vec![
+            ext(oids::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?,
+            key_usage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation)?,
+            ext(oids::ID_CE_EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![crate::hierarchy::KP_DOCUMENT_SIGNING]))?,
+            policies(crate::hierarchy::POLICY_DOCUMENT_SIGNING, false)?,
+            crl_dp(&self.crl_url)?,
             aki(issuer)?,
             ski(spk)?,
         ])

@@ -108,9 +108,10 @@ fn a_municipality_credential_is_accepted_by_openssl_and_webpki() {
 
     // The key: 0600, scrypt, opens only with its passphrase, and is the certificate's.
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&issued.key).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(net::keyfile::load(&issued.key, &secret("not the passphrase")).is_err());
-    let pkcs8 = net::keyfile::load(&issued.key, &secret(KEY_PASS)).unwrap();
+    let key_file = issued.key.clone().unwrap();
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(net::keyfile::load(&key_file, &secret("not the passphrase")).is_err());
+    let pkcs8 = net::keyfile::load(&key_file, &secret(KEY_PASS)).unwrap();
     let pkey = openssl::pkey::PKey::private_key_from_pkcs8(&pkcs8).unwrap();
     assert_eq!(
         pkey.public_key_to_der().unwrap(),
@@ -126,7 +127,7 @@ fn a_municipality_credential_is_accepted_by_openssl_and_webpki() {
     assert!(key_pub.status.success(), "{}", text(&key_pub));
     assert_eq!(key_pub.stdout, cert_pub.stdout, "the key file holds the certificate's key");
     std::fs::remove_file(&plain).unwrap();
-    let o = openssl(&["pkey", "-in", &p(&issued.key), "-passin", "pass:wrong passphrase", "-noout"]);
+    let o = openssl(&["pkey", "-in", &p(&key_file), "-passin", "pass:wrong passphrase", "-noout"]);
     assert!(!o.status.success());
 
     // rustls/webpki: as a server (for 127.0.0.1 and the DNS name) and as a client.

@@ -96,7 +96,7 @@ pub async fn signer(a: SignerArgs) -> Result<()> {
     bar.finish(format_args!("partition {}/{}: {n} certificates pre-signed into the store", p.index, p.count));
     let poller = svc.clone();
     let poll = Duration::from_millis(a.poll_ms.max(10));
-    tokio::spawn(crate::validator_cmd::follow_status(poller, source, poll, None));
+    tokio::spawn(crate::validator_cmd::follow_status(poller, source, poll, None, true));
     async fn health(State(s): State<Arc<Service>>) -> String {
         let (pending, part) = s.sink().map_or((0, Partition::ALL), |k| (k.pending(), k.partition));
         format!(

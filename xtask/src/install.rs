@@ -55,6 +55,14 @@ const PACKAGES: &[Package] = &[
     // `jpki bench scale` draws its plots' text with ab_glyph from DejaVu Sans (and its plot
     // unit test draws one).
     Package { name: "fonts-dejavu-core", probe: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", postgres: false },
+    // Residence certificates (resdoc/, docs/resdoc.md): IPAex Gothic is the font embedded (as a
+    // subset) in every PDF; poppler-utils checks them (pdftotext, pdffonts, pdfsig, pdftoppm).
+    Package {
+        name: "fonts-ipaexfont-gothic",
+        probe: "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf",
+        postgres: false,
+    },
+    Package { name: "poppler-utils", probe: "/usr/bin/pdftotext", postgres: false },
 ];
 
 /// Python tools the tests run as independent checkers, pinned: (probe, pip requirement). A
@@ -71,6 +79,10 @@ const PYTHON_TOOLS: &[(&str, &str)] = &[
     ("import:openapi_schema_validator", "openapi-schema-validator==0.9.0"),
     // Drives Debian's Chromium in the browser tests (tests/python/browser.py).
     ("import:playwright.sync_api", "playwright==1.65.2"),
+    // Validates every residence-certificate PDF (resdoc/tests/pdf.rs): `pyhanko sign validate`
+    // against the organisation root with revocation; the CLI is its own package since 0.26.
+    ("import:pyhanko", "pyHanko==0.38.0"),
+    ("pyhanko", "pyhanko-cli==0.6.0"),
 ];
 
 /// npm packages the browser tests inject into pages, pinned: (package, version). Installed into
