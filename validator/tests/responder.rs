@@ -408,6 +408,12 @@ async fn by_sequence(s: &Setup, responders: Vec<Responder>, status: StatusSource
             assert!(t.elapsed() < std::time::Duration::from_secs(30), "{}: not both revoked within 30 s", label);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        // Both can be answered revoked before the poller has read the second number (an answer
+        // may come from the status by serial): wait for the poller, under the same bound.
+        while svc.seen_seq() < 2 {
+            assert!(t.elapsed() < std::time::Duration::from_secs(30), "{}: seen_seq {}", label, svc.seen_seq());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         task.abort();
         assert_eq!(svc.seen_seq(), 2, "{}", label);
 
