@@ -867,7 +867,7 @@ pub async fn run_puller_with(
             due.extend(parked.iter().copied());
         }
         if ready.is_empty() || due.is_empty() {
-            // Nothing could run: wait for news, the timer, or the soonest paced peer.
+            // Nothing more to pull now: wait for news, the timer, or the soonest paced peer.
             let soonest = due.iter().filter_map(|&i| paces[i].ready_at()).min();
             tokio::select! {
                 Some(i) = woken.recv(), if long_poll => {
