@@ -547,7 +547,7 @@ impl NetworkCa {
                 return Err(Error::Conflict(format!("{} exists (a credential is never overwritten)", p.display())));
             }
         }
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let mut index = self.read_index()?;
         let serial = loop {
             let s = new_serial();
@@ -580,6 +580,8 @@ impl NetworkCa {
             &self.dir.join("certs").join(format!("{}.pem", entry.serial)),
             leaf_pem.as_bytes(),
         )?;
+        // The key's scrypt runs outside the lock: parties can be issued from several threads.
+        drop(lock);
         let key = match &leaf {
             Some((key_pass, k)) => {
                 net::keyfile::store(&key_path, k.pkcs8_secret()?.expose(), key_pass)?;

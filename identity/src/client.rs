@@ -58,6 +58,45 @@ pub fn version_of(heads: &[Head]) -> String {
 /// (`net::server`, 15 s without a byte) and the clients' request timeout (30 s).
 pub const MAX_WAIT_MS: u64 = 10_000;
 
+/// The longest [`Pace`] holds a follower back.
+pub const MAX_PACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Paces an event-driven follower of one peer (a puller of a node, the CA following the feed,
+/// a validator following the status stream): the next run starts no sooner after the last one
+/// ended than the last one took (at most [`MAX_PACE`]). On a quiet machine a run takes
+/// milliseconds and so does the gap; on a starved one runs slow down, the gaps grow with them,
+/// and each run takes a bigger batch, instead of every notice paying a whole round trip and
+/// transaction at every hop while the queue grows.
+#[derive(Debug, Clone, Default)]
+pub struct Pace {
+    ended: Option<(tokio::time::Instant, std::time::Duration)>,
+}
+
+impl Pace {
+    /// Records a run that started at `started` and has just ended.
+    pub fn ran(&mut self, started: tokio::time::Instant) {
+        let now = tokio::time::Instant::now();
+        self.ended = Some((now, now.saturating_duration_since(started)));
+    }
+
+    /// When the next run may start (`None`: at once, nothing ran yet).
+    pub fn ready_at(&self) -> Option<tokio::time::Instant> {
+        self.ended.map(|(at, took)| at + took.min(MAX_PACE))
+    }
+
+    /// Whether the next run may start at `now`.
+    pub fn is_ready(&self, now: tokio::time::Instant) -> bool {
+        self.ready_at().is_none_or(|t| t <= now)
+    }
+
+    /// Waits until the next run may start.
+    pub async fn wait(&self) {
+        if let Some(t) = self.ready_at() {
+            tokio::time::sleep_until(t).await;
+        }
+    }
+}
+
 /// A 転入通知 sent by the new municipality to the old one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MoveInNotice {
@@ -334,4 +373,34 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    #[tokio::test]
+    async fn a_pace_holds_the_next_run_back_as_long_as_the_last_took_up_to_the_cap() {
+        let mut pace = Pace::default();
+        assert_eq!(pace.ready_at(), None, "the first run may start at once");
+        assert!(pace.is_ready(Instant::now()));
+
+        let took = Duration::from_millis(30);
+        let before = Instant::now();
+        pace.ran(before - took);
+        let after = Instant::now();
+        let at = pace.ready_at().unwrap();
+        assert!(at >= before + took, "a 30-ms run holds the next one back 30 ms");
+        assert!(at <= after + took + (after - before));
+        assert!(!pace.is_ready(after) && pace.is_ready(at));
+
+        let before = Instant::now();
+        pace.ran(before - Duration::from_secs(5));
+        let after = Instant::now();
+        let at = pace.ready_at().unwrap();
+        assert!(at >= before + MAX_PACE, "a slow run holds the next one back");
+        assert!(at <= after + MAX_PACE, "but never more than MAX_PACE");
+    }
 }

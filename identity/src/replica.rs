@@ -801,7 +801,8 @@ pub async fn pull_until_quiet_with(
 /// this loop — and every peer every `interval` anyway (a peer that predates long polls, a lost
 /// wake-up). Pulls run one at a time, as before: only the waiting is concurrent. A peer whose
 /// source is parked (a move-in waiting for its move-out from another peer) is pulled again
-/// after every round that applied something.
+/// after every round that applied something. Each peer is paced ([`crate::client::Pace`]): a
+/// slow pull holds that peer's next pull back as long, so batches grow under load.
 pub async fn run_puller(
     db: Db,
     tier: Tier,
@@ -836,12 +837,19 @@ pub async fn run_puller_with(
     let _stop = AbortOnDrop(watchers);
     let mut due: BTreeSet<usize> = (0..peers.len()).collect();
     let mut parked: BTreeSet<usize> = BTreeSet::new();
+    let mut paces = vec![crate::client::Pace::default(); peers.len()];
     let mut next_round = tokio::time::Instant::now() + interval;
     loop {
+        let now = tokio::time::Instant::now();
+        let ready: Vec<usize> = due.iter().copied().filter(|&i| paces[i].is_ready(now)).collect();
         let mut applied = 0;
-        for &i in &due {
+        for &i in &ready {
+            due.remove(&i);
             let (peer, prefix) = &peers[i];
-            match pull(&db, tier, verifier.as_ref(), peer, prefix.as_deref()).await {
+            let started = tokio::time::Instant::now();
+            let pulled = pull(&db, tier, verifier.as_ref(), peer, prefix.as_deref()).await;
+            paces[i].ran(started);
+            match pulled {
                 Ok(reports) => {
                     parked.remove(&i);
                     for r in reports.iter().filter(|r| r.applied > 0 || r.error.is_some() || r.stop.is_some()) {
@@ -855,8 +863,12 @@ pub async fn run_puller_with(
                 Err(e) => tracing::warn!(peer = peer.base(), error = %e, "pull failed; will retry"),
             }
         }
-        due = if applied > 0 { parked.clone() } else { BTreeSet::new() };
-        if due.is_empty() {
+        if applied > 0 {
+            due.extend(parked.iter().copied());
+        }
+        if ready.is_empty() || due.is_empty() {
+            // Nothing more to pull now: wait for news, the timer, or the soonest paced peer.
+            let soonest = due.iter().filter_map(|&i| paces[i].ready_at()).min();
             tokio::select! {
                 Some(i) = woken.recv(), if long_poll => {
                     due.insert(i);
@@ -868,6 +880,7 @@ pub async fn run_puller_with(
                     due = (0..peers.len()).collect();
                     next_round = tokio::time::Instant::now() + interval;
                 }
+                () = tokio::time::sleep_until(soonest.unwrap_or(next_round)), if soonest.is_some() => {}
             }
         }
     }

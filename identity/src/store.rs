@@ -70,9 +70,22 @@ impl Db {
         Self::connect_within(url, std::time::Duration::from_secs(30)).await
     }
 
+    /// [`Db::open`] with at most `max_connections` connections (default 4 on SQLite, 8 on
+    /// PostgreSQL): for many nodes in one process (`jpki bench peak`), where each SQLite
+    /// connection holds three file descriptors.
+    pub async fn open_with(url: &str, max_connections: u32) -> Result<Self> {
+        let db = Self::connect_with(url, std::time::Duration::from_secs(30), Some(max_connections)).await?;
+        db.migrate(&SCHEMA).await?;
+        Ok(db)
+    }
+
     /// [`Db::connect`], giving up when no connection is made within `within` (sqlx retries a
     /// refused connection until then).
     pub async fn connect_within(url: &str, within: std::time::Duration) -> Result<Self> {
+        Self::connect_with(url, within, None).await
+    }
+
+    async fn connect_with(url: &str, within: std::time::Duration, max_connections: Option<u32>) -> Result<Self> {
         install_default_drivers();
         let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (url.to_owned(), Backend::Postgres)
@@ -86,7 +99,7 @@ impl Db {
         };
         let is_sqlite = backend == Backend::Sqlite;
         let pool = AnyPoolOptions::new()
-            .max_connections(if is_sqlite { 4 } else { 8 })
+            .max_connections(max_connections.unwrap_or(if is_sqlite { 4 } else { 8 }).max(1))
             .acquire_timeout(within)
             .after_connect(move |conn, _| {
                 Box::pin(async move {

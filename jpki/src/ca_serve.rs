@@ -96,40 +96,8 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         now,
     );
     if a.follow_interval_ms > 0 {
-        let (verifier, actor) = (net.verifier(), store.actor.clone());
         let every = Duration::from_millis(a.follow_interval_ms);
-        // Follows at once when the feed moves (a long poll of its head), and at least every
-        // `every`; after a failure, or a poll answered at once with nothing new, waits `every`.
-        tokio::spawn(async move {
-            loop {
-                let started = tokio::time::Instant::now();
-                let cursor = match authority.follow(&actor, &source, verifier.as_ref(), now()).await {
-                    Ok(r) => {
-                        if !r.revoked.is_empty() {
-                            tracing::info!(revoked = r.revoked.len(), cursor = r.cursor, "change feed applied");
-                        }
-                        Some(r.cursor)
-                    }
-                    Err(e) => {
-                        tracing::warn!(kind = e.kind(), error = %e, "following the change feed failed");
-                        None
-                    }
-                };
-                let news = match cursor {
-                    Some(c) => match source.feed_head_wait(c, identity::client::MAX_WAIT_MS).await {
-                        Ok(head) => head > c,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "long poll of the feed's head failed; will retry");
-                            false
-                        }
-                    },
-                    None => false,
-                };
-                if !news && started.elapsed() < every {
-                    tokio::time::sleep_until(started + every).await;
-                }
-            }
-        });
+        tokio::spawn(follow_feed(authority, source, net.verifier(), store.actor.clone(), every, true));
     }
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     tracing::info!(
@@ -139,4 +107,49 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         "CA service listening (mutual TLS)"
     );
     net.serve(l, ca::service::router(svc)).await
+}
+
+/// Follows the change feed forever: at once when the feed moves (a long poll of its head, unless
+/// `long_poll` is false: the timer-only reference of `jpki bench peak`), and at least every
+/// `every`; after a failure, or a poll answered at once with nothing new, waits `every`. Runs
+/// are paced ([`identity::client::Pace`]), so under load each run takes a bigger batch.
+pub async fn follow_feed(
+    authority: Arc<ca::authority::Authority>,
+    source: ca::identity_source::IdentitySource,
+    verifier: Arc<dyn identity::notice_sig::NoticeVerifier>,
+    actor: String,
+    every: Duration,
+    long_poll: bool,
+) {
+    let mut pace = identity::client::Pace::default();
+    loop {
+        pace.wait().await;
+        let started = tokio::time::Instant::now();
+        let cursor = match authority.follow(&actor, &source, verifier.as_ref(), now()).await {
+            Ok(r) => {
+                if !r.revoked.is_empty() {
+                    tracing::info!(revoked = r.revoked.len(), cursor = r.cursor, "change feed applied");
+                }
+                Some(r.cursor)
+            }
+            Err(e) => {
+                tracing::warn!(kind = e.kind(), error = %e, "following the change feed failed");
+                None
+            }
+        };
+        pace.ran(started);
+        let news = match cursor {
+            Some(c) if long_poll => match source.feed_head_wait(c, identity::client::MAX_WAIT_MS).await {
+                Ok(head) => head > c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "long poll of the feed's head failed; will retry");
+                    false
+                }
+            },
+            _ => false,
+        };
+        if !news && started.elapsed() < every {
+            tokio::time::sleep_until(started + every).await;
+        }
+    }
 }

@@ -20,6 +20,7 @@ mod ocsp_store_cmd;
 mod openapi_cmd;
 mod proc;
 mod progress;
+mod resdoc_cmd;
 mod serve;
 mod validator_cmd;
 mod verify_cmd;
@@ -63,6 +64,9 @@ enum Command {
     /// Validator set-up: responder keys and their certificates.
     #[command(subcommand)]
     Validator(validator_cmd::Cmd),
+    /// Residence certificates (住民票の写し) as PAdES-signed PDFs (docs/resdoc.md).
+    #[command(subcommand)]
+    Resdoc(resdoc_cmd::Cmd),
     /// Print a service's OpenAPI description (what it serves at `GET /openapi.json`).
     Openapi(openapi_cmd::Args),
     /// Run a virtual JPKI card connected to vsmartcard's vpcd inside pcscd.
@@ -142,6 +146,7 @@ fn main() -> std::process::ExitCode {
             Command::Kiosk(cmd) => kiosk_cmd::run(cmd).await,
             Command::Validator(cmd) => validator_cmd::run(cmd).await,
             Command::Net(cmd) => net_cmd::run(cmd),
+            Command::Resdoc(cmd) => resdoc_cmd::run(cmd),
             Command::CardSim(args) => tokio::task::block_in_place(|| card_cmd::run_sim(args)),
             Command::Demo(args) => demo::run(args).await,
             Command::Verify(_) | Command::Openapi(_) => unreachable!("handled before the runtime starts"),

@@ -4,12 +4,18 @@
 //! by `NAME_FILE`): JPKI_NET_CA_PASSPHRASE protects the network CA's key, JPKI_NET_KEY_PASSPHRASE
 //! the key of the credential being issued. They are never clap arguments, so they never appear
 //! on argv or in `--help`.
+//!
+//! The organisation CA for local governments (docs/resdoc.md) is the same kind of directory:
+//! `init --organisation` creates it, `issue --document-signing` issues a municipality its
+//! document-signing certificate (the key generated into PREFIX.key, or on the municipality's
+//! PKCS#11 token with `--pkcs11-*`, the user PIN from JPKI_RESDOC_PIN), and `revoke`, `crl`
+//! and `list` work on it as on the network CA.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use ca::crl::Reason;
-use ca::network::{NetworkCa, parse_party, short_form};
+use ca::network::{FileCaKind, NetworkCa, SubjectKey, parse_party, short_form};
 use clap::{Args, Subcommand};
 use identity::http::now;
 use identity::party::Party;
@@ -37,6 +43,10 @@ pub enum Cmd {
     Init {
         #[command(flatten)]
         dir: Dir,
+        /// Create the organisation CA for local governments instead (`C=JP, O=JPKI Local
+        /// Governments, CN=Organisation CA for Local Governments`; docs/resdoc.md).
+        #[arg(long)]
+        organisation: bool,
     },
     /// Issue a party its mutual-TLS credential (PREFIX.pem = certificate + CA, PREFIX.key =
     /// its key encrypted under JPKI_NET_KEY_PASSPHRASE), or with --notice-key a
@@ -62,6 +72,8 @@ pub enum Cmd {
         /// Issue the municipality's change-notice signing key instead of a TLS credential.
         #[arg(long)]
         notice_key: bool,
+        #[command(flatten)]
+        document: DocumentSigning,
     },
     /// Revoke a network certificate (takes effect with the next `jpki net crl`).
     Revoke {
@@ -90,6 +102,22 @@ pub enum Cmd {
     },
 }
 
+/// A municipality's document-signing certificate from the organisation CA (docs/resdoc.md).
+#[derive(Debug, Args)]
+pub struct DocumentSigning {
+    /// Issue the municipality's document-signing certificate (organisation CA only).
+    #[arg(long, requires_all = ["name", "crl_url"])]
+    pub document_signing: bool,
+    /// The municipality's name in romaji, for the subject's CN (`Chiyoda-ku`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where the organisation CA's crl.der is published (the certificate's CRL distribution point).
+    #[arg(long)]
+    pub crl_url: Option<String>,
+    #[command(flatten)]
+    pub token: crate::resdoc_cmd::Token,
+}
+
 fn secret(name: &str) -> Result<Secret> {
     Ok(Secret::from_env(name)?.passphrase(name)?)
 }
@@ -109,7 +137,45 @@ fn date(unix: i64) -> String {
 /// Runs a network CA command.
 pub fn run(cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Init { dir } => {
+        Cmd::Init { dir, organisation: true } => {
+            let pass = secret(CA_PASSPHRASE)?;
+            let ca = NetworkCa::init_kind(FileCaKind::Organisation, &dir.dir, &pass, now())?;
+            println!(
+                "organisation CA created in {}: ca.pem ({}; P-384), ca.key (encrypted, scrypt), crl.pem, \
+                 crl.der; key id {}",
+                dir.dir.display(),
+                FileCaKind::Organisation.ca_name(),
+                hex::encode(ca.key_id())
+            );
+        }
+        Cmd::Issue { dir, party, document, days, out, .. } if document.document_signing => {
+            let Party::Municipality(code) = parse_party(&party).context("--party")? else {
+                bail!("--document-signing: only a municipality has a document-signing key (not {party})");
+            };
+            let (name, url) = (document.name.unwrap_or_default(), document.crl_url.unwrap_or_default());
+            let ca = open(&dir)?;
+            let issued = match document.token.open()? {
+                Some((store, label)) => {
+                    let key = store.generate(&label, ca::key::KeyAlgorithm::EcP384)?;
+                    let spki = ca::key::KeyBackend::public_key_der(&key).to_vec();
+                    ca.issue_document_signer(&code, &name, &url, days, now(), &out, SubjectKey::Given(&spki))?
+                }
+                None => {
+                    let key_pass = secret(KEY_PASSPHRASE)?;
+                    ca.issue_document_signer(&code, &name, &url, days, now(), &out, SubjectKey::Generate(&key_pass))?
+                }
+            };
+            println!(
+                "document-signing certificate for {}: serial {} ski {} until {} -> {} {}",
+                code.as_str(),
+                issued.serial,
+                issued.ski,
+                date(issued.not_after),
+                issued.chain.display(),
+                issued.key.as_deref().map(|k| k.display().to_string()).unwrap_or_else(|| "(key on the token)".into())
+            );
+        }
+        Cmd::Init { dir, organisation: false } => {
             let pass = secret(CA_PASSPHRASE)?;
             let ca = NetworkCa::init(&dir.dir, &pass, now())?;
             println!(
@@ -119,7 +185,7 @@ pub fn run(cmd: Cmd) -> Result<()> {
                 hex::encode(ca.key_id())
             );
         }
-        Cmd::Issue { dir, party, hosts, days, out, notice_key } => {
+        Cmd::Issue { dir, party, hosts, days, out, notice_key, document: _ } => {
             let party = parse_party(&party).context("--party")?;
             let key_pass = secret(KEY_PASSPHRASE)?;
             let ca = open(&dir)?;

@@ -96,7 +96,7 @@ pub async fn signer(a: SignerArgs) -> Result<()> {
     bar.finish(format_args!("partition {}/{}: {n} certificates pre-signed into the store", p.index, p.count));
     let poller = svc.clone();
     let poll = Duration::from_millis(a.poll_ms.max(10));
-    tokio::spawn(crate::validator_cmd::follow_status(poller, source, poll, None));
+    tokio::spawn(crate::validator_cmd::follow_status(poller, source, poll, None, true));
     async fn health(State(s): State<Arc<Service>>) -> String {
         let (pending, part) = s.sink().map_or((0, Partition::ALL), |k| (k.pending(), k.partition));
         format!(
@@ -128,6 +128,10 @@ pub async fn responder(a: ResponderArgs) -> Result<()> {
     );
     let r = Arc::new(StoreResponder::new(store, a.hot_bytes));
     tokio::spawn(r.clone().follow(Duration::from_millis(500)));
+    let hot = r.clone();
+    let pre_route: net::server::PreRoute = Arc::new(move |method, uri, headers| {
+        validator::http::hot_get(&hot, method, uri, headers).map(|resp| (validator::http::OCSP_GET_ROUTE, resp))
+    });
     let state = Arc::new(validator::http::AppState { ocsp: r.into(), crl_dir: a.crl_dir, crl_max_age: 3600 });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     tracing::info!(
@@ -137,6 +141,8 @@ pub async fn responder(a: ResponderArgs) -> Result<()> {
     );
     crate::netargs::metrics_listener().await?.ready();
     net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
+        .lean(validator::http::OCSP_ROUTES)
+        .pre_route(pre_route)
         .named("ocsp-responder")
         .shed(Arc::new(validator::http::overloaded))
         .serve(l, net::server::signal())

@@ -313,18 +313,29 @@ async fn status_source(
 /// The status loop of a validator and of an OCSP signer: reads the new revocations and signs
 /// them, then long-polls the CA's revocation head (at most 10 s), so a revocation is read as soon
 /// as it is committed; with nothing new (a CA service without long polls, an error) the next
-/// read is `poll` after the previous one. Every minute it re-signs what is past half its
+/// read is `poll` after the previous one (always, with `long_poll` false: the timer-only
+/// reference of `jpki bench peak`). Every minute it re-signs what is past half its
 /// validity (after reading every revocation up to the current sequence) and, given the CRL
-/// directory a validator serves, refreshes its gauges.
-pub(crate) async fn follow_status(poller: Arc<Service>, source: StatusSource, poll: Duration, served: Option<PathBuf>) {
+/// directory a validator serves, refreshes its gauges. Reads are paced
+/// ([`identity::client::Pace`]), so under load each read takes a bigger batch.
+pub(crate) async fn follow_status(
+    poller: Arc<Service>,
+    source: StatusSource,
+    poll: Duration,
+    served: Option<PathBuf>,
+    long_poll: bool,
+) {
     let mut last_refresh = now();
+    let mut pace = identity::client::Pace::default();
     loop {
+        pace.wait().await;
         let started = tokio::time::Instant::now();
         match poller.poll(now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("{n} new revocations signed"),
             Err(e) => tracing::warn!("status poll failed: {e}"),
         }
+        pace.ran(started);
         if now() - last_refresh >= 60 {
             last_refresh = now();
             if let Some(dir) = served.clone() {
@@ -337,7 +348,7 @@ pub(crate) async fn follow_status(poller: Arc<Service>, source: StatusSource, po
             }
         }
         let seen = poller.seen_seq();
-        if !source.head_wait(seen, identity::client::MAX_WAIT_MS).await.is_ok_and(|head| head > seen) {
+        if !(long_poll && source.head_wait(seen, identity::client::MAX_WAIT_MS).await.is_ok_and(|head| head > seen)) {
             tokio::time::sleep_until(started + poll).await;
         }
     }
@@ -373,10 +384,11 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     if let Some(dir) = &served {
         validator::served::record_crl_gauges(dir);
     }
-    tokio::spawn(follow_status(poller, status.clone(), poll, served));
+    tokio::spawn(follow_status(poller, status.clone(), poll, served, true));
     let state = Arc::new(validator::http::AppState { ocsp: svc.clone().into(), crl_dir: a.crl_dir, crl_max_age: 3600 });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let public = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)
+        .lean(validator::http::OCSP_ROUTES)
         .named("validator")
         .shed(Arc::new(validator::http::overloaded));
     let (Some((url, api_addr)), Some(cred)) = (api_conf, net) else {

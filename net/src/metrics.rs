@@ -12,7 +12,10 @@
 //! | `jpki_tls_handshake_failures_total` | `service`, `cause` (`timeout`, `no_certificate`, `bad_certificate`, `no_party`, `other`) |
 //!
 //! Each request runs in a `request` span with its `request_id`, `service` and `route`, and the
-//! id travels to the peers it calls (`x-request-id`; [`identity::request_id`]).
+//! id travels to the peers it calls (`x-request-id`; [`identity::request_id`]); the routes a
+//! server names lean ([`crate::server::Server::lean`]: the OCSP routes), and the requests it
+//! answers before the router ([`crate::server::Server::pre_route`]: a stateless OCSP
+//! responder's hot hits), are counted and timed only, without span or id.
 //!
 //! Other crates record their own (`ca`: issuance, revocations, CRLs; `validator`: OCSP answers)
 //! through the `metrics` facade; without an installed recorder those calls do nothing.
@@ -208,14 +211,43 @@ pub fn spawn(listener: tokio::net::TcpListener, ready: Readiness) {
     tokio::spawn(server.serve(listener, std::future::pending()));
 }
 
+/// What [`track`] needs: the service label and the lean route patterns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Track {
+    pub service: &'static str,
+    pub lean: &'static [&'static str],
+}
+
+/// The status label (no allocation for the usual ones).
+fn status_label(s: StatusCode) -> metrics::SharedString {
+    match s.as_u16() {
+        200 => "200".into(),
+        304 => "304".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        403 => "403".into(),
+        404 => "404".into(),
+        500 => "500".into(),
+        503 => "503".into(),
+        n => n.to_string().into(),
+    }
+}
+
 /// The route layer every server puts on its router: counts and times each matched request, and
 /// runs it in a span carrying its request id (the caller's `x-request-id` if plausible, else a
 /// new one; answered in the same header, and sent on by every peer request made meanwhile:
-/// [`identity::request_id`]).
-pub(crate) async fn track(State(service): State<&'static str>, req: Request, next: Next) -> Response {
+/// [`identity::request_id`]), except on the lean routes, which are only counted and timed.
+pub(crate) async fn track(State(Track { service, lean }): State<Track>, req: Request, next: Next) -> Response {
     use identity::request_id;
     use tracing::Instrument as _;
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let matched = req.extensions().get::<MatchedPath>();
+    if let Some(&route) = matched.and_then(|m| lean.iter().find(|r| **r == m.as_str())) {
+        let t = Instant::now();
+        let r = next.run(req).await;
+        record(service, route, r.status(), t);
+        return r;
+    }
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let id = req
         .headers()
         .get(request_id::HEADER)
@@ -230,12 +262,21 @@ pub(crate) async fn track(State(service): State<&'static str>, req: Request, nex
     if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
         r.headers_mut().insert(request_id::HEADER, v);
     }
-    let status = r.status().as_u16().to_string();
+    let status = status_label(r.status());
     metrics::histogram!("jpki_http_request_seconds", "service" => service, "route" => route.clone())
         .record(t.elapsed().as_secs_f64());
     metrics::counter!("jpki_http_requests_total", "service" => service, "route" => route, "status" => status)
         .increment(1);
     r
+}
+
+/// Counts and times one request of a static route pattern (a lean route, or one answered
+/// before the router), started at `t`.
+pub(crate) fn record(service: &'static str, route: &'static str, status: StatusCode, t: Instant) {
+    metrics::histogram!("jpki_http_request_seconds", "service" => service, "route" => route)
+        .record(t.elapsed().as_secs_f64());
+    metrics::counter!("jpki_http_requests_total", "service" => service, "route" => route, "status" => status_label(status))
+        .increment(1);
 }
 
 /// A request shed by the server (`in_flight` cap or `timeout`).

@@ -75,24 +75,43 @@ pub fn shed_503() -> Shed {
     })
 }
 
-/// An I/O stream that fails with `TimedOut` when no byte moves for `idle`.
+/// A synchronous answer given before the router ([`Server::pre_route`]): from the request's
+/// method, URI and headers, the route pattern it answered for (its metrics label) and the
+/// response, or `None` to let the router answer.
+pub type PreRoute = Arc<
+    dyn Fn(&axum::http::Method, &axum::http::Uri, &axum::http::HeaderMap) -> Option<(&'static str, Response<Body>)>
+        + Send
+        + Sync,
+>;
+
+/// An I/O stream that fails with `TimedOut` when no byte moves for `idle`. A read or write
+/// only notes the time; the timer is moved when it fires and there was traffic since (not on
+/// every read and write), so the deadline is still exactly `idle` after the last byte.
 struct Idle<T> {
     inner: T,
     idle: Duration,
+    last: tokio::time::Instant,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<T> Idle<T> {
     fn new(inner: T, idle: Duration) -> Self {
-        Self { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)) }
+        Self { inner, idle, last: tokio::time::Instant::now(), deadline: Box::pin(tokio::time::sleep(idle)) }
     }
 
     fn touch(&mut self) {
-        self.deadline.as_mut().reset(tokio::time::Instant::now() + self.idle);
+        self.last = tokio::time::Instant::now();
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            let due = self.last + self.idle;
+            if due <= tokio::time::Instant::now() {
+                return true;
+            }
+            self.deadline.as_mut().reset(due);
+        }
+        false
     }
 }
 
@@ -116,9 +135,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+impl<T: AsyncWrite + Unpin> Idle<T> {
+    fn written(mut self: Pin<&mut Self>, cx: &mut Context<'_>, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match r {
             Poll::Ready(r) => {
                 if matches!(r, Ok(n) if n > 0) {
                     self.touch();
@@ -128,6 +147,26 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
             Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.written(cx, r)
+    }
+    // Vectored writes go through, so hyper queues a response's headers and body pieces and
+    // writes them in one call instead of copying the body into its buffer.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.written(cx, r)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -159,6 +198,8 @@ pub struct Server {
     limits: Limits,
     shed: Shed,
     revalidate: Option<Arc<crate::tls::ReloadingVerifier>>,
+    lean: &'static [&'static str],
+    pre_route: Option<PreRoute>,
 }
 
 impl std::fmt::Debug for Server {
@@ -170,7 +211,16 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server of `router` over `transport` with the default [`Limits`] and 503 shedding.
     pub fn new(router: Router, transport: Transport) -> Self {
-        Self { router, name: "jpki", transport, limits: Limits::default(), shed: shed_503(), revalidate: None }
+        Self {
+            router,
+            name: "jpki",
+            transport,
+            limits: Limits::default(),
+            shed: shed_503(),
+            revalidate: None,
+            lean: &[],
+            pre_route: None,
+        }
     }
 
     /// Names the service in its metrics (`service` label; [`crate::metrics`]).
@@ -184,6 +234,24 @@ impl Server {
     /// reaches connections opened before it, not only new handshakes).
     pub fn revalidate(mut self, verifier: Arc<crate::tls::ReloadingVerifier>) -> Self {
         self.revalidate = Some(verifier);
+        self
+    }
+
+    /// Names route patterns that are counted and timed but get no request span and no request
+    /// id ([`crate::metrics`]): the OCSP routes, whose answers call no peer, are signed objects
+    /// that HTTP caches share, and are the hottest path of the public listener.
+    pub fn lean(mut self, routes: &'static [&'static str]) -> Self {
+        self.lean = routes;
+        self
+    }
+
+    /// Answers what `pre_route` answers before the router and its layers: no routing, no
+    /// middleware, no request span or id; counted and timed under the route pattern it returns.
+    /// For a hot path that is answered from memory without waiting (a stateless OCSP
+    /// responder's hot-set hits); it runs inside the connection and in-flight caps and the
+    /// header and idle timeouts like any request, and must not block.
+    pub fn pre_route(mut self, pre_route: PreRoute) -> Self {
+        self.pre_route = Some(pre_route);
         self
     }
 
@@ -202,7 +270,10 @@ impl Server {
     /// Serves until `shutdown` resolves, then lets open requests finish (at most
     /// `request_timeout`).
     pub async fn serve(mut self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
-        self.router = self.router.route_layer(axum::middleware::from_fn_with_state(self.name, crate::metrics::track));
+        self.router = self.router.route_layer(axum::middleware::from_fn_with_state(
+            crate::metrics::Track { service: self.name, lean: self.lean },
+            crate::metrics::track,
+        ));
         let conns = Arc::new(Semaphore::new(self.limits.max_connections));
         let in_flight = Arc::new(Semaphore::new(self.limits.max_in_flight));
         let acceptor = match &self.transport {
@@ -318,20 +389,28 @@ impl Server {
         let shed = self.shed.clone();
         let name = self.name;
         let request_timeout = self.limits.request_timeout;
+        let pre_route = self.pre_route.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let router = router.clone();
             let shed = shed.clone();
             let in_flight = in_flight.clone();
+            let pre_route = pre_route.clone();
             if let Some(p) = &party {
                 req.extensions_mut().insert(p.clone());
             }
-            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             async move {
                 let Ok(_permit) = in_flight.try_acquire_owned() else {
                     crate::metrics::shed(name, "in_flight");
                     tracing::warn!("in-flight cap reached; request shed");
                     return Ok::<_, std::convert::Infallible>(shed(req.uri()));
                 };
+                if let Some(pre) = pre_route {
+                    let t = std::time::Instant::now();
+                    if let Some((route, r)) = pre(req.method(), req.uri(), req.headers()) {
+                        crate::metrics::record(name, route, r.status(), t);
+                        return Ok(r);
+                    }
+                }
                 let uri = req.uri().clone();
                 match tokio::time::timeout(request_timeout, router.oneshot(req.map(Body::new))).await {
                     Ok(Ok(r)) => Ok(r),

@@ -1,8 +1,10 @@
 //! What can go wrong issuing a residence certificate. No message carries a value of the
 //! record (name, address, resident code): a field is named, and a character by its position.
 
-/// A residence-certificate error.
+/// A residence-certificate error. `Invalid` and `Unrenderable` are the record's fault (tell
+/// the clerk); the others are the deployment's (font, key, chain).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A field of the record, or an option, is not acceptable (the reason names no value).
     #[error("invalid {field}: {reason}")]
@@ -35,6 +37,20 @@ pub enum Error {
     /// The signature (CMS or the key).
     #[error("signing: {0}")]
     Sign(String),
+}
+
+impl Error {
+    /// A stable name to branch on (`invalid`, `unrenderable`, `font`, `pdf`, `chain`, `sign`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "invalid",
+            Self::Unrenderable { .. } => "unrenderable",
+            Self::Font(_) => "font",
+            Self::Pdf(_) => "pdf",
+            Self::Chain(_) => "chain",
+            Self::Sign(_) => "sign",
+        }
+    }
 }
 
 /// Result with [`Error`].

@@ -144,6 +144,19 @@ mod tests {
     use time::macros::date;
 
     #[test]
+    fn long_values_wrap_within_the_column_and_lose_no_character() {
+        let font = crate::Font::load_default().unwrap();
+        let shaper = Shaper::new(&font).unwrap();
+        let text = "東京都千代田区千代田一丁目1番1号".repeat(4);
+        let width = RIGHT - VALUE_X - 8.0;
+        let lines = wrap(&shaper, &text, SIZE, width);
+        assert!(lines.len() >= 3, "{lines:?}");
+        assert!(lines.iter().all(|l| shaper.width(l, SIZE) <= width), "{lines:?}");
+        assert_eq!(lines.concat(), text);
+        assert_eq!(wrap(&shaper, "山田 太郎", SIZE, width), ["山田 太郎"]);
+    }
+
+    #[test]
     fn dates_are_written_in_the_japanese_era() {
         assert_eq!(wareki(date!(2026 - 12 - 06)), "令和8年12月6日");
         assert_eq!(wareki(date!(2019 - 05 - 01)), "令和元年5月1日");

@@ -233,6 +233,16 @@ fn poppler_extracts_the_record_and_renders_the_page_with_a_subset_embedded_font(
     let header: Vec<&[u8]> = pgm.splitn(5, |b| b.is_ascii_whitespace()).collect();
     assert_eq!(header[0], b"P5");
     assert_eq!((header[1], header[2]), (&b"595"[..], &b"842"[..]));
+    if let Ok(dir) = std::env::var("RESDOC_RENDER_TO") {
+        // The page shown in docs/resdoc.md: `RESDOC_RENDER_TO=docs/img cargo test -p resdoc`.
+        let status = Command::new("pdftoppm")
+            .args(["-png", "-r", "80", "-singlefile"])
+            .arg(&with)
+            .arg(Path::new(&dir).join("residence-certificate"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     let pixels = header[4];
     let dark = pixels.iter().filter(|p| **p < 128).count();
     assert!(dark > 2_000, "text and rules are drawn: {dark} dark pixels");

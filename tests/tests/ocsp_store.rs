@@ -3,7 +3,10 @@
 //! `jpki serve ocsp-responder`s, checked with `openssl ocsp`: signed answers from both
 //! responders (POST, GET with cache headers, a nonce request answered without the nonce), a
 //! revocation through the CA seen as revoked on both, hostile store contents (another
-//! certificate's response, garbage) never served, and the store gone: `tryLater`.
+//! certificate's response, garbage) never served, and the store gone: `tryLater`. On a cluster
+//! with one replica per master: the master holding a certificate's responses killed, its
+//! replica takes over, and the responders still serve that certificate and a revocation the
+//! signers write afterwards.
 //!
 //! Skipped, with a message, only when `redis-server` is missing and `CI` is unset; in CI its
 //! absence is a failure (`cargo xtask ci` installs it).
@@ -37,14 +40,34 @@ fn redis_present() -> bool {
     false
 }
 
-/// A Redis Cluster of `n` masters on loopback, no replicas, nothing persisted.
+/// One line of `CLUSTER NODES`.
+#[derive(Debug)]
+struct Node {
+    port: u16,
+    flags: String,
+    /// The id of its master (`-` for a master).
+    master: String,
+    id: String,
+    /// Slot ranges it serves (inclusive).
+    slots: Vec<(u16, u16)>,
+}
+
+/// A Redis Cluster on loopback, nothing persisted.
 struct RedisCluster {
     ports: Vec<u16>,
     nodes: Vec<Option<Kill>>,
 }
 
 impl RedisCluster {
+    /// `n` masters, no replicas.
     fn start(dir: &Path, n: usize) -> RedisCluster {
+        Self::start_with(dir, n, 0, 2000)
+    }
+
+    /// `masters` masters with `replicas` replicas each; a node not answering for
+    /// `node_timeout_ms` is failed over.
+    fn start_with(dir: &Path, masters: usize, replicas: usize, node_timeout_ms: u32) -> RedisCluster {
+        let n = masters * (1 + replicas);
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for p in &ports {
@@ -54,7 +77,7 @@ impl RedisCluster {
                 .args(["--port", &p.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
                 .args(["--cluster-config-file", &d.join("nodes.conf").display().to_string()])
                 .args(["--dir", &d.display().to_string(), "--save", "", "--appendonly", "no"])
-                .args(["--cluster-node-timeout", "2000", "--daemonize", "no", "--logfile", ""])
+                .args(["--cluster-node-timeout", &node_timeout_ms.to_string(), "--daemonize", "no", "--logfile", ""])
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap();
@@ -72,7 +95,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .unwrap();
         assert!(o.status.success(), "redis-cli --cluster create: {}", text(&o));
@@ -86,9 +109,55 @@ impl RedisCluster {
         RedisCluster { ports, nodes }
     }
 
+    /// `CLUSTER NODES` as a live node sees it.
+    fn nodes(&self) -> Vec<Node> {
+        let live = self.ports.iter().zip(&self.nodes).find(|(_, n)| n.is_some()).map(|(p, _)| *p).unwrap();
+        let t = text(&run("redis-cli", &["-p", &live.to_string(), "cluster", "nodes"]));
+        t.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let port = f[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+                let slots = f[8..]
+                    .iter()
+                    .filter(|r| !r.starts_with('['))
+                    .map(|r| match r.split_once('-') {
+                        Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+                        None => (r.parse().unwrap(), r.parse().unwrap()),
+                    })
+                    .collect();
+                Node { port, flags: f[2].to_owned(), master: f[3].to_owned(), id: f[0].to_owned(), slots }
+            })
+            .collect()
+    }
+
+    /// The port of the master serving `slot`, as a live node sees it.
+    fn master_of(&self, slot: u16) -> Option<u16> {
+        self.nodes()
+            .into_iter()
+            .find(|n| {
+                n.flags.contains("master")
+                    && !n.flags.contains("fail")
+                    && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+            })
+            .map(|n| n.port)
+    }
+
+    /// Kills the node on `port`.
+    fn kill(&mut self, port: u16) {
+        let i = self.ports.iter().position(|p| *p == port).unwrap();
+        self.nodes[i].take();
+    }
+
     fn urls(&self) -> String {
         self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
     }
+}
+
+/// What a stateless responder's `/health` says it answered from the store.
+fn answered_from_store(health: &str) -> u64 {
+    let after = health.split("answered hot ").nth(1).unwrap_or_else(|| panic!("{health}"));
+    after.split_whitespace().nth(2).unwrap().trim_end_matches(',').parse().unwrap()
 }
 
 /// `openssl ocsp` against `url` (POST); returns its combined output.
@@ -313,4 +382,142 @@ async fn signers_and_keyless_responders_share_a_redis_cluster() {
         assert!(text(&o).contains("degraded") && text(&o).ends_with("503"), "{}", text(&o));
     }
     drop(signers);
+}
+
+/// One replica per master: the master holding sig.pem's responses dies, its replica takes over
+/// (cluster-node-timeout 1 s), and both responders — one reading every answer from the store,
+/// one with a hot set — still serve sig.pem's signed response; a revocation after the takeover
+/// is written by its signer to the promoted replica and answered `revoked` by both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_takes_over_a_dead_master_and_both_sides_carry_on() {
+    if !redis_present() {
+        return;
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let mut redis = RedisCluster::start_with(dir.path(), 3, 1, 1000);
+    let store = redis.urls();
+    let nodes = redis.nodes();
+    assert_eq!(nodes.iter().filter(|n| n.flags.contains("master")).count(), 3, "{nodes:?}");
+    assert_eq!(nodes.iter().filter(|n| n.flags.contains("slave")).count(), 3, "{nodes:?}");
+
+    let rports = [free_port(), free_port()];
+    let urls: Vec<String> = rports.iter().map(|p| format!("http://127.0.0.1:{p}/ocsp")).collect();
+    let net = Network::start_with(dir.path(), &["--ocsp-url", &urls[0]]).await;
+    let resident = net.resident("鈴木　一郎", "1975-06-01").await;
+    let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
+    let (sig_serial, _) = net.issue_pair(dir.path(), &resident, &sign_csr, &auth_csr, &d("out"));
+    for (file, ca) in [("root.pem", "sign-root"), ("int.pem", "sign-13")] {
+        std::fs::write(d(file), net.jpki(&["ca", "cert", "--actor", "op-1", ca]).stdout).unwrap();
+    }
+    let (_ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
+    net.enrol_validator(&ca_url, &d("v"), PASS);
+
+    let sports = [free_port(), free_port()];
+    let _signers: Vec<Kill> = (0..2)
+        .map(|i| {
+            Kill(
+                Command::new(jpki_bin())
+                    .args(["serve", "ocsp-signer", "--ca-db", &d("ca.db"), "--responders", &d("v")])
+                    .args(["--store", &store, "--partition", &format!("{i}/2"), "--poll-ms", "100"])
+                    .args(["--listen", &format!("127.0.0.1:{}", sports[i])])
+                    .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for p in sports {
+        let h = format!("http://127.0.0.1:{p}/health");
+        until("signer ready", 60, || curl(&h).starts_with("ok")).await;
+    }
+    // Responder 0 keeps nothing (every answer is a store read); responder 1 has a hot set.
+    let responder = |p: u16, hot: &str| {
+        Kill(
+            Command::new(jpki_bin())
+                .args(["serve", "ocsp-responder", "--store", &store, "--hot-bytes", hot])
+                .args(["--listen", &format!("127.0.0.1:{p}"), "--store-timeout-ms", "300"])
+                .env_remove("JPKI_VALIDATOR_PASSPHRASE")
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _responders = [responder(rports[0], "0"), responder(rports[1], "1000000")];
+    let health = |i: usize| curl(&format!("http://127.0.0.1:{}/health", rports[i]));
+    for i in 0..2 {
+        until("responder subscribed", 30, || health(i).starts_with("ok")).await;
+    }
+    for url in &urls {
+        let out = ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]);
+        assert!(out.contains("Response verify OK") && out.contains("sig.pem: good"), "{url}: {out}");
+    }
+
+    // The master serving sig.pem's SHA-1 key, its replica, and the replica's link up.
+    let sig_key = store_key(&d, "int.pem", "sig.pem");
+    let client = redis::cluster::ClusterClient::new(
+        redis.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&sig_key).query(&mut conn).unwrap();
+    let value: Vec<u8> = redis::cmd("GET").arg(&sig_key).query(&mut conn).unwrap();
+    assert_eq!(value.first(), Some(&b'G'), "sig.pem's good response is in the store");
+    drop(conn);
+    let master = redis.master_of(slot).unwrap();
+    let nodes = redis.nodes();
+    let master_id = &nodes.iter().find(|n| n.port == master).unwrap().id;
+    let replica = nodes.iter().find(|n| n.master == *master_id).unwrap_or_else(|| panic!("no replica: {nodes:?}")).port;
+    until("the replica in sync", 30, || {
+        text(&run("redis-cli", &["-p", &replica.to_string(), "info", "replication"])).contains("master_link_status:up")
+    })
+    .await;
+    let before = answered_from_store(&health(0));
+
+    // The master dies; its replica takes over the slots.
+    let killed = Instant::now();
+    redis.kill(master);
+    until("the replica promoted", 30, || {
+        redis.master_of(slot) == Some(replica)
+            && text(&run("redis-cli", &["-p", &replica.to_string(), "cluster", "info"])).contains("cluster_state:ok")
+    })
+    .await;
+    let failed_over = killed.elapsed();
+
+    // Both responders serve sig.pem again (after at most a few tryLater while their cluster
+    // clients learn the new master), signed and good.
+    for url in &urls {
+        until("sig.pem served after the takeover", 30, || {
+            ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]).contains("sig.pem: good")
+        })
+        .await;
+        let out = ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]);
+        assert!(out.contains("Response verify OK") && out.contains("sig.pem: good"), "{url}: {out}");
+    }
+    let served_again = killed.elapsed();
+    let after = answered_from_store(&health(0));
+    assert!(after > before, "responder 0 read sig.pem from the promoted replica: {before} then {after}");
+
+    // A revocation after the takeover: its signer writes it to the promoted replica and
+    // publishes the invalidation; both responders answer revoked.
+    net.revoke(&sig_serial);
+    for url in &urls {
+        until("revoked after the takeover", 30, || {
+            ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]).contains("sig.pem: revoked")
+        })
+        .await;
+        let out = ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]);
+        assert!(out.contains("Response verify OK") && out.contains("Reason: keyCompromise"), "{out}");
+    }
+    let mut conn = client.get_connection().unwrap();
+    let value: Vec<u8> = redis::cmd("GET").arg(&sig_key).query(&mut conn).unwrap();
+    assert_eq!(value.first(), Some(&b'R'), "the revoked response is in the store, on the promoted replica");
+    let role = text(&run("redis-cli", &["-p", &replica.to_string(), "role"]));
+    assert!(role.starts_with("master"), "{role}");
+    eprintln!(
+        "replica takeover: promoted {failed_over:?} after the kill, served on both responders after \
+         {served_again:?}, revoked on both after {:?}; test {:?}",
+        killed.elapsed(),
+        started.elapsed()
+    );
 }

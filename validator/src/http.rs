@@ -4,21 +4,26 @@
 //! API ([`api_router`]), served only over mutual TLS. OCSP errors are OCSP responses with HTTP
 //! 200, never HTTP errors.
 
+use std::cell::RefCell;
+use std::convert::Infallible;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
+use http_body::{Frame, SizeHint};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc2822;
 
-use crate::responder::{Answer, Service};
-use crate::stateless::StoreResponder;
+use crate::hot::Hit;
+use crate::responder::{Answer, MAX_REQUEST, Service};
+use crate::stateless::{Served, StoreResponder};
 
 /// Who answers OCSP requests.
 #[derive(Debug, Clone)]
@@ -49,6 +54,14 @@ impl Ocsp {
             Ocsp::Store(s) => s.answer(req, now).await,
         }
     }
+
+    /// Answers one DER request, a stateless responder's hot-set hit as it is kept.
+    async fn serve(&self, req: &[u8], now: i64) -> Served {
+        match self {
+            Ocsp::Signing(s) => Served::Answer(s.answer(req, now).await),
+            Ocsp::Store(s) => s.serve(req, now).await,
+        }
+    }
 }
 
 /// What the handlers share.
@@ -61,6 +74,10 @@ pub struct AppState {
     /// Seconds HTTP caches may keep a CRL.
     pub crl_max_age: u64,
 }
+
+/// The OCSP route patterns of [`router`] (for `net::server::Server::lean`: counted and timed,
+/// no request span or id).
+pub const OCSP_ROUTES: &[&str] = &["/ocsp", "/ocsp/", "/ocsp/{*req}"];
 
 /// The public router, for the plain listener: `POST /ocsp`, `GET /ocsp/{base64}`,
 /// `GET /crl/…`, `GET /health`. It has no verification API: `/v1/verify/*` is 404 here.
@@ -133,10 +150,28 @@ fn now() -> i64 {
 }
 
 fn http_date(unix: i64) -> Option<HeaderValue> {
-    let t = OffsetDateTime::from_unix_timestamp(unix).ok()?;
-    // RFC 9110 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
-    let s = t.format(&Rfc2822).ok()?.replace("+0000", "GMT");
-    HeaderValue::from_str(&s).ok()
+    HeaderValue::from_str(&crate::hot::http_date(unix)?).ok()
+}
+
+fn cache_control(max_age: i64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("max-age={max_age}, public, no-transform, must-revalidate")).ok()
+}
+
+thread_local! {
+    /// The last `Cache-Control` values made on this thread, by max-age (a hot hit's header is
+    /// then a reference count, not a new string).
+    static CACHE_CONTROL: RefCell<[(i64, Option<HeaderValue>); 8]> = RefCell::new(std::array::from_fn(|_| (-1, None)));
+}
+
+fn cache_control_cached(max_age: i64) -> Option<HeaderValue> {
+    CACHE_CONTROL.with(|c| {
+        let mut c = c.borrow_mut();
+        let slot = &mut c[max_age.rem_euclid(8) as usize];
+        if slot.0 != max_age || slot.1.is_none() {
+            *slot = (max_age, cache_control(max_age));
+        }
+        slot.1.clone()
+    })
 }
 
 fn ocsp_response(a: &Answer, cache: bool) -> Response {
@@ -146,7 +181,7 @@ fn ocsp_response(a: &Answer, cache: bool) -> Response {
     match a {
         Answer::Cached(c) if cache => {
             let max_age = (c.next_update - now()).max(0);
-            if let Ok(v) = HeaderValue::from_str(&format!("max-age={max_age}, public, no-transform, must-revalidate")) {
+            if let Some(v) = cache_control(max_age) {
                 h.insert(header::CACHE_CONTROL, v);
             }
             if let Ok(v) = HeaderValue::from_str(&c.etag) {
@@ -166,24 +201,136 @@ fn ocsp_response(a: &Answer, cache: bool) -> Response {
     r
 }
 
-async fn ocsp_post(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
-    let a = st.ocsp.answer(&body, now()).await;
-    ocsp_response(&a, false)
+/// A body of two pieces written one after the other (a hot response's own bytes and the
+/// responder certificate it shares with the others), with its exact length.
+struct Pieces([Option<Bytes>; 2]);
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self.0.iter_mut().find_map(Option::take);
+        Poll::Ready(next.map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.iter().flatten().map(|b| b.len() as u64).sum())
+    }
 }
 
-async fn ocsp_get(State(st): State<Arc<AppState>>, headers: HeaderMap, UrlPath(b64): UrlPath<String>) -> Response {
-    // axum has percent-decoded the path; some clients leave '+' as is, so it stays '+'.
-    let b64 = b64.trim_start_matches('/');
-    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+/// The response of a hot-set hit: its DER pieces and the headers made when it was kept.
+fn hot_response(hit: Hit, cache: bool) -> Response {
+    let (head, tail) = hit.der_parts();
+    let tail = (!tail.is_empty()).then_some(tail);
+    let mut r = Response::new(Body::new(Pieces([Some(head), tail])));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+    if !cache {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+        return r;
+    }
+    if let Some(v) = cache_control_cached((hit.next_update - now()).max(0)) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    for (name, v) in [
+        (header::ETAG, hit.etag_header()),
+        (header::LAST_MODIFIED, hit.last_modified()),
+        (header::EXPIRES, hit.expires()),
+    ] {
+        if let Some(v) = v {
+            h.insert(name, v);
+        }
+    }
+    r
+}
+
+async fn ocsp_post(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    match st.ocsp.serve(&body, now()).await {
+        Served::Hot(hit) => hot_response(hit, false),
+        Served::Answer(a) => ocsp_response(&a, false),
+    }
+}
+
+/// The longest base64 text of a request that is not too long ([`MAX_REQUEST`]).
+const MAX_B64: usize = (MAX_REQUEST / 3 + 1) * 4;
+
+/// Percent-decodes `s` into `buf` (an invalid escape stays as it is); `None` if it does not fit.
+fn percent_decode<'a>(s: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let (mut i, mut n) = (0, 0);
+    while i < s.len() {
+        let escaped = match s[i] {
+            b'%' => s.get(i + 1).and_then(|&h| hex(h)).zip(s.get(i + 2).and_then(|&l| hex(l))),
+            _ => None,
+        };
+        *buf.get_mut(n)? = match escaped {
+            Some((h, l)) => {
+                i += 3;
+                (h * 16 + l) as u8
+            }
+            None => {
+                i += 1;
+                s[i - 1]
+            }
+        };
+        n += 1;
+    }
+    Some(&buf[..n])
+}
+
+/// The DER request of a GET path (`/ocsp/{base64}`): the part after `/ocsp/`, percent-decoded
+/// (some clients leave '+' as is, so it stays '+'; leading slashes are dropped), then base64,
+/// both into buffers on the stack. `None` if it is not base64 or too long to be a request.
+fn get_request<'a>(path: &str, text: &'a mut [u8; MAX_B64], der: &'a mut [u8; MAX_B64 / 4 * 3]) -> Option<&'a [u8]> {
+    let raw = path.strip_prefix("/ocsp/")?.as_bytes();
+    let b64 = if raw.contains(&b'%') { percent_decode(raw, text)? } else { raw };
+    let b64 = &b64[b64.iter().take_while(|&&c| c == b'/').count()..];
+    if b64.len() > MAX_B64 {
+        return None;
+    }
+    let n = base64::engine::general_purpose::STANDARD.decode_slice(b64, der).ok()?;
+    Some(&der[..n])
+}
+
+async fn ocsp_get(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let (req, _) = req.into_parts();
+    let (mut text, mut buf) = ([0u8; MAX_B64], [0u8; MAX_B64 / 4 * 3]);
+    let Some(der) = get_request(req.uri.path(), &mut text, &mut buf) else {
         return ocsp_response(&Answer::malformed(), false);
     };
-    let a = st.ocsp.answer(&der, now()).await;
-    if let Answer::Cached(c) = &a
-        && headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(c.etag.as_str())
-    {
-        return StatusCode::NOT_MODIFIED.into_response();
+    let etag_matches = |etag: &[u8]| req.headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag);
+    match st.ocsp.serve(der, now()).await {
+        Served::Hot(hit) if etag_matches(&hit.etag()) => StatusCode::NOT_MODIFIED.into_response(),
+        Served::Hot(hit) => hot_response(hit, true),
+        Served::Answer(Answer::Cached(c)) if etag_matches(c.etag.as_bytes()) => {
+            StatusCode::NOT_MODIFIED.into_response()
+        }
+        Served::Answer(a) => ocsp_response(&a, true),
     }
-    ocsp_response(&a, true)
+}
+
+/// The GET route pattern [`hot_get`] answers for.
+pub const OCSP_GET_ROUTE: &str = "/ocsp/{*req}";
+
+/// A stateless responder's answer to `GET /ocsp/{base64}` from its hot set, without the
+/// router and without waiting (for `net::server::Server::pre_route`): the same response as the
+/// router's (or 304 on a matching `If-None-Match`); `None` for anything else — another route,
+/// a request not in the hot set, a malformed one — which the router then answers.
+pub fn hot_get(r: &StoreResponder, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    if method != Method::GET {
+        return None;
+    }
+    let (mut text, mut buf) = ([0u8; MAX_B64], [0u8; MAX_B64 / 4 * 3]);
+    let hit = r.hot(get_request(uri.path(), &mut text, &mut buf)?, now())?;
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == &hit.etag()[..]) {
+        return Some(StatusCode::NOT_MODIFIED.into_response());
+    }
+    Some(hot_response(hit, true))
 }
 
 /// A safe relative path under `{dir}/{sub}`: normal components only, files ending in `ext`.
@@ -281,6 +428,27 @@ mod tests {
         assert_eq!(crl_path(d, "../etc/passwd.crl"), None);
         assert_eq!(crl_path(d, "/etc/x.crl"), None);
         assert_eq!(crl_path(d, "sign-13/g1/0.der"), None);
+    }
+
+    #[test]
+    fn get_paths_are_percent_decoded_then_base64_on_the_stack() {
+        let get = |path: &str| {
+            let (mut text, mut buf) = ([0u8; MAX_B64], [0u8; MAX_B64 / 4 * 3]);
+            get_request(path, &mut text, &mut buf).map(<[u8]>::to_vec)
+        };
+        let der = [0xfb, 0xff, 0xbf, 0x01];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        assert!(b64.contains('+') && b64.contains('/'), "{b64}");
+        assert_eq!(get(&format!("/ocsp/{b64}")), Some(der.to_vec()));
+        assert_eq!(get(&format!("/ocsp//{b64}")), Some(der.to_vec()), "leading slashes dropped");
+        let enc = b64.replace('/', "%2F").replace('+', "%2b").replace('=', "%3D");
+        assert_eq!(get(&format!("/ocsp/{enc}")), Some(der.to_vec()));
+        assert_eq!(get("/ocsp/%zz"), None, "an invalid escape stays, and is not base64");
+        assert_eq!(get("/ocsp/MA%"), None);
+        assert_eq!(get("/crl/MAMC"), None);
+        assert_eq!(get(&format!("/ocsp/{}", "A".repeat(MAX_B64))), Some(vec![0; MAX_B64 / 4 * 3]));
+        assert_eq!(get(&format!("/ocsp/{}", "A".repeat(MAX_B64 + 4))), None, "too long to be a request");
+        assert_eq!(get(&format!("/ocsp/{}", "%41".repeat(MAX_B64 + 4))), None);
     }
 
     #[test]

@@ -408,6 +408,12 @@ async fn by_sequence(s: &Setup, responders: Vec<Responder>, status: StatusSource
             assert!(t.elapsed() < std::time::Duration::from_secs(30), "{}: not both revoked within 30 s", label);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        // Both can be answered revoked before the poller has read the second number (an answer
+        // may come from the status by serial): wait for the poller, under the same bound.
+        while svc.seen_seq() < 2 {
+            assert!(t.elapsed() < std::time::Duration::from_secs(30), "{}: seen_seq {}", label, svc.seen_seq());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         task.abort();
         assert_eq!(svc.seen_seq(), 2, "{}", label);
 
@@ -1030,6 +1036,19 @@ async fn the_store_mode_partitions_signing_and_serves_without_keys() {
         status(resp.answer(&request(vec![cert_id(&s.issuer, &first, false)], None), NOW + 86_401).await.der()),
         ResponseStatus::InternalError
     );
+    // The hot entry answers only its own CertID: the same issuerKeyHash and serial with
+    // another issuerNameHash (not part of the key) is not served from it.
+    let hot_before = st.hot.load(std::sync::atomic::Ordering::Relaxed);
+    let mut other_name = cert_id(&s.issuer, &first, false);
+    other_name.issuer_name_hash = der::asn1::OctetString::new(vec![0xAB; 20]).unwrap();
+    assert_eq!(
+        status(resp.answer(&request(vec![other_name], None), NOW + 1).await.der()),
+        ResponseStatus::InternalError
+    );
+    assert_eq!(st.hot.load(std::sync::atomic::Ordering::Relaxed), hot_before, "not a hot hit");
+    let a = resp.answer(&request(vec![cert_id(&s.issuer, &first, false)], None), NOW + 1).await;
+    assert_eq!(open(a.der()).0[0].cert_status, CertStatus::Good(Null), "the entry still answers its own CertID");
+    assert_eq!(st.hot.load(std::sync::atomic::Ordering::Relaxed), hot_before + 1);
 
     // Revocation: its signer re-signs and invalidates; the hot entry is dropped.
     s.ca.revoke("op", &s.serials[0], Reason::KeyCompromise, "test", NOW + 5).await.unwrap();

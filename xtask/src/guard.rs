@@ -81,6 +81,7 @@ const MACHETE_PATHS: &[&str] = &[
     "card",
     "net",
     "validator",
+    "resdoc",
     "jpki",
     "tests",
     "xtask",

@@ -60,6 +60,8 @@ usage: cargo xtask <command>
   bench issuance            a window's issuance through the CA service vs the same in process
   bench rotation            per CA algorithm: issuance vs raw signing, certificate/CRL/OCSP sizes,
                             OCSP re-signing; 1,000,000 certificates compromised and served revoked
+  bench resdoc              signed residence-certificate PDFs per second per core, PDF size; vs the
+                            sign step alone, raw key signing, and pyHanko's CLI signing the same PDF
   bench ocsp                our OCSP responder vs `openssl ocsp -multi 2` under wrk; 1M-entry CRL index
   bench ocsp-store          keyless responders over a Redis Cluster: hot set vs nginx, memory, misses, revocation
   bench metrics             the validator's OCSP GET under wrk with metrics recording on and off
@@ -211,6 +213,10 @@ fn main_inner() -> anyhow::Result<ExitCode> {
         }
         ["bench", "issuance"] => {
             let status = cargo("run --release -p jpki -- bench issuance").status()?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ["bench", "resdoc"] => {
+            let status = cargo("run --release -p jpki -- bench resdoc").status()?;
             Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         ["bench", "rotation"] => {

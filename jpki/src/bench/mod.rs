@@ -9,6 +9,7 @@ mod metrics;
 mod ocsp;
 mod ocsp_store;
 mod peak;
+mod resdoc;
 mod rotation;
 mod scale;
 
@@ -40,6 +41,9 @@ pub enum Which {
     /// A window's issuance through the CA service (mutual TLS, clerk, municipality check)
     /// against the same issuance in process.
     Issuance,
+    /// Signed residence certificates (PDF build + PAdES signature) per second per core, the PDF
+    /// size, against the sign step alone, the key's raw signing, and pyHanko's CLI.
+    Resdoc,
     /// Per CA algorithm: issuance rate against raw signing, certificate, CRL-entry and OCSP
     /// sizes, OCSP re-signing; a 1,000,000-certificate generation compromised and served
     /// revoked.
@@ -71,6 +75,7 @@ pub async fn run(which: Which) -> Result<()> {
         Which::Metrics => metrics::run().await,
         Which::Issuance => issuance::run().await,
         Which::Rotation => rotation::run().await,
+        Which::Resdoc => resdoc::run().await,
         Which::Scale(a) => scale::run(a).await,
         Which::ScaleChild { job } => scale::child(job).await,
         Which::Peak(a) => peak::run(a).await,

@@ -173,21 +173,49 @@ impl Creds {
         };
         let total = a.prefectures * a.per_prefecture;
         let bar = crate::progress::Bar::new("bench peak", "credentials and notice keys");
-        let mut munis = Vec::new();
         let mut prefs = Vec::new();
         for p in 1..=a.prefectures {
             let code: identity::ids::PrefectureCode = format!("{p:02}").parse()?;
             prefs.push((code.clone(), tls(&Party::Prefecture(code), &format!("p-{p:02}"))?));
-            for k in 0..a.per_prefecture {
-                let code = municipality_code(p, k)?;
-                let cred = tls(&Party::Municipality(code.clone()), &format!("m-{code}"))?;
-                let prefix = netdir.join(format!("notice-{code}"));
-                netca.issue_notice_key(&code, 30, now, &prefix, &pass)?;
-                let signer = net::notice_key::Signer::load(&prefix, &pass, &code)?;
-                munis.push((code, cred, signer));
-                bar.set(munis.len() as u64, total as u64);
-            }
         }
+        // The municipalities on every core: each party costs four scrypts (two seals, two
+        // loads), minutes for 1,700 municipalities on one.
+        let codes = (1..=a.prefectures)
+            .flat_map(|p| (0..a.per_prefecture).map(move |k| municipality_code(p, k)))
+            .collect::<Result<Vec<_>>>()?;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let one = |code: &LgCode| -> Result<(Credential, Arc<net::notice_key::Signer>)> {
+            let cred = tls(&Party::Municipality(code.clone()), &format!("m-{code}"))?;
+            let prefix = netdir.join(format!("notice-{code}"));
+            netca.issue_notice_key(code, 30, now, &prefix, &pass)?;
+            Ok((cred, net::notice_key::Signer::load(&prefix, &pass, code)?))
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut made: Vec<(usize, Credential, Arc<net::notice_key::Signer>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| -> Result<Vec<_>> {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(code) = codes.get(i) else { return Ok(mine) };
+                            let (cred, signer) = one(code)?;
+                            mine.push((i, cred, signer));
+                            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            bar.set(n as u64, total as u64);
+                        }
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for w in workers {
+                all.extend(w.join().map_err(|_| anyhow::anyhow!("a credential thread panicked"))??);
+            }
+            Ok::<_, anyhow::Error>(all)
+        })?;
+        made.sort_by_key(|(i, _, _)| *i);
+        let munis: Vec<_> = made.into_iter().map(|(i, cred, signer)| (codes[i].clone(), cred, signer)).collect();
         bar.finish(format_args!("{} parties' credentials", total + a.prefectures + 2));
         Ok(Creds {
             verifier: net::notice_key::Verifier::new(trust.clone()),
@@ -256,7 +284,9 @@ async fn one_day(
     let mut munis: Vec<Muni> = Vec::new();
     let mut muni_urls: Vec<(LgCode, String)> = Vec::new();
     for (i, (code, cred, signer)) in creds.munis.iter().enumerate() {
-        let db = Db::open(&dir.join(format!("m-{code}.db")).display().to_string()).await?;
+        // Two connections a municipal node, not four: each SQLite connection holds three file
+        // descriptors, and 1,700 nodes of four would pass this machine's limit of 20,000.
+        let db = Db::open_with(&dir.join(format!("m-{code}.db")).display().to_string(), 2).await?;
         let m = Municipality::open(db, code.clone()).await?.with_signer(signer.clone()).await?;
         let base = 100_000_000 + i * 10_000;
         let pool: Vec<ResidentCode> = (0..(a.residents * 2 + 2 * a.notices / total + 100).min(10_000))
@@ -381,28 +411,15 @@ async fn one_day(
         bar.set(certified, (total * a.certified) as u64);
     }
     bar.finish(format_args!("{certified} residents certified (signature + authentication)"));
-    {
-        // As `jpki serve ca` follows: after each run a long poll of the feed's head (or, for
-        // the reference, its timer alone).
-        let (authority, source, verifier) = (authority.clone(), source.clone(), verifier.clone());
-        let every = interval * 2;
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let started = tokio::time::Instant::now();
-                let cursor =
-                    authority.follow("bench-ca", &source, verifier.as_ref(), http::now()).await.ok().map(|r| r.cursor);
-                let news = match cursor {
-                    Some(c) if long_poll => {
-                        source.feed_head_wait(c, identity::client::MAX_WAIT_MS).await.is_ok_and(|h| h > c)
-                    }
-                    _ => false,
-                };
-                if !news && started.elapsed() < every {
-                    tokio::time::sleep_until(started + every).await;
-                }
-            }
-        }));
-    }
+    // The CA follows as `jpki serve ca` does (or, for the reference, on its timer alone).
+    tasks.push(tokio::spawn(crate::ca_serve::follow_feed(
+        authority.clone(),
+        source.clone(),
+        verifier.clone(),
+        "bench-ca".into(),
+        interval * 2,
+        long_poll,
+    )));
 
     // The validator: a responder key per issuing CA generation, certified by the CA; the CA's
     // status read only; OCSP over HTTP. Its poll loop is `jpki serve validator`'s.
@@ -419,22 +436,13 @@ async fn one_day(
     }
     let svc = Arc::new(validator::responder::Service::open(reader.clone(), responders, 24 * 3600, 500.0).await?);
     svc.load(now).await?;
-    {
-        let (svc, status) = (svc.clone(), ca::status::StatusSource::from(reader));
-        let poll = Duration::from_millis(200);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let started = tokio::time::Instant::now();
-                let _ = svc.poll(http::now()).await;
-                let seen = svc.seen_seq();
-                let news =
-                    long_poll && status.head_wait(seen, identity::client::MAX_WAIT_MS).await.is_ok_and(|h| h > seen);
-                if !news {
-                    tokio::time::sleep_until(started + poll).await;
-                }
-            }
-        }));
-    }
+    tasks.push(tokio::spawn(crate::validator_cmd::follow_status(
+        svc.clone(),
+        ca::status::StatusSource::from(reader),
+        Duration::from_millis(200),
+        None,
+        long_poll,
+    )));
     let state = Arc::new(validator::http::AppState {
         ocsp: validator::http::Ocsp::Signing(svc.clone()),
         crl_dir: None,
