@@ -16,6 +16,7 @@ use crate::{
     main_job::{main_job, scan_logs},
     pcscd::Pcscd,
     pg::Cluster,
+    test_report::run_tests,
 };
 
 /// `cargo xtask ci`: every step runs even when an earlier one failed (except a failed install),
@@ -58,7 +59,7 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
     if no_pg {
         summary.skip("postgres", "--no-pg: storage tests run on SQLite only");
         test.env_remove("JPKI_TEST_PG_URL");
-        summary.step("cargo test", || run(&mut test));
+        summary.step("cargo test", || run_tests(&mut test));
     } else {
         let mut cluster = None;
         // The primary and its hot standby (the failover drill and the standby reads need it).
@@ -71,7 +72,7 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
         match cluster {
             Some(cluster) => {
                 cluster.set_env(&mut test);
-                summary.step("cargo test", || run(&mut test));
+                summary.step("cargo test", || run_tests(&mut test));
                 summary.step("postgres stop", || cluster.stop());
             }
             None => summary.skip("cargo test", "not run: PostgreSQL did not start"),
@@ -105,6 +106,8 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
 struct Summary {
     rows: Vec<(String, String, Duration)>,
     failed: usize,
+    /// Each failed step's error, repeated after the table where the last lines of a log show it.
+    errors: Vec<(String, String)>,
 }
 
 impl Summary {
@@ -119,6 +122,7 @@ impl Summary {
             Err(err) => {
                 self.failed += 1;
                 eprintln!("error: {name}: {err:#}");
+                self.errors.push((name.to_owned(), format!("{err:#}")));
                 "FAILED".to_owned()
             }
         };
@@ -138,6 +142,12 @@ impl Summary {
             println!("  {name:<26} {:>7.1}s  {status}", took.as_secs_f64());
         }
         println!("  {:<26} {:>7.1}s", "total", total.as_secs_f64());
+        for (name, err) in &self.errors {
+            println!("\n==> {name} failed:");
+            for line in err.lines().take(80) {
+                println!("  {line}");
+            }
+        }
         if self.failed == 0 {
             println!("\nci passed");
             ExitCode::SUCCESS

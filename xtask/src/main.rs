@@ -20,6 +20,7 @@ mod install;
 mod main_job;
 mod pcscd;
 mod pg;
+mod test_report;
 mod tidy;
 
 use std::{
