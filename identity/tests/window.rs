@@ -829,6 +829,40 @@ async fn a_window_gets_a_copy_of_another_municipalitys_resident_through_the_nati
         assert_eq!(report.iter().map(|r| r.result.as_str()).collect::<Vec<_>>(), ["provided", "not_found"]);
         assert_eq!(operator_log(osaka.db()).await.len(), o_log.len(), "nothing issued at 大阪市");
 
+        // A node on the way that takes no part, or an issuer that cannot be reached: refused
+        // with the code, logged at 千代田区 and at the national node, nothing provided.
+        let via = |national_url: &str| WideArea {
+            national: Some(peer_as(national_url, "municipality:131016")),
+            documents: None,
+        };
+        let no_national = WideArea { national: None, documents: None };
+        let lonely = serve(http::municipal_router_wide(tokyo.clone(), windows(), closed(), no_national)).await;
+        assert_refused(desk_tokyo.call(&lonely, &ask("1990-04-01")).await, 403, "wide_area_closed");
+        let no_docs = WideArea { national: None, documents: None };
+        let osaka_closed = serve(http::municipal_router_wide(osaka.clone(), windows(), closed(), no_docs)).await;
+        let dead = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        for (issuer_url, status, code) in
+            [(osaka_closed.as_str(), 403, "wide_area_closed"), (dead.as_str(), 502, "issuer_unavailable")]
+        {
+            let relay = Relay {
+                directory: BTreeMap::from([(lg("271004"), peer_as(issuer_url, "national"))]),
+                rate: identity::rate_limit::Rate::new(1, 3),
+            };
+            let n =
+                serve(http::national_router_relay(NationalState { national: national.clone() }, clerks.clone(), relay))
+                    .await;
+            let t = serve(http::municipal_router_wide(tokyo.clone(), windows(), closed(), via(&n))).await;
+            assert_refused(desk_tokyo.call(&t, &ask("1990-04-01")).await, status, code);
+            let last = operator_log(tokyo.db()).await.pop().unwrap();
+            assert_eq!((last.2.as_str(), last.3.clone()), ("wide_area_failed", format!("{resident} reason={code}")));
+            let report = national.provider().disclosure(&resident).await.unwrap();
+            assert_eq!(report.last().map(|r| r.result.as_str()), Some("refused"), "{report:?}");
+        }
+        assert_eq!(operator_log(osaka.db()).await.len(), o_log.len(), "nothing issued at 大阪市");
+
         // Over 千代田区's rate (burst 3, 1/s; two used): refused 429, logged as refused.
         let mut answers = Vec::new();
         for _ in 0..10 {
