@@ -863,6 +863,28 @@ async fn a_window_gets_a_copy_of_another_municipalitys_resident_through_the_nati
         }
         assert_eq!(operator_log(osaka.db()).await.len(), o_log.len(), "nothing issued at 大阪市");
 
+        // What the issuer checks itself, whatever the national node sends: the window and clerk
+        // of the requester, another requester than itself, the date of birth.
+        let as_national = client_as("national");
+        let issue = |requester: &str, window: &str, dob: &str| {
+            serde_json::json!({
+                "resident_code": resident.as_str(), "date_of_birth": dob, "requester": requester,
+                "window": window, "clerk": format!("clerk:{requester}:C0001"),
+            })
+        };
+        for (body, status, code) in [
+            (issue("131016", "window:271004:W01", "1990-04-01"), 400, "invalid"),
+            (issue("271004", "window:271004:W01", "1990-04-01"), 403, "own_municipality"),
+            (issue("131016", "window:131016:W01", "1990-04-02"), 404, "not_found"),
+        ] {
+            let r = as_national.post(format!("{osaka_url}/v1/wide-area/issue")).json(&body).send().await.unwrap();
+            let status_got = r.status().as_u16();
+            let b: serde_json::Value = r.json().await.unwrap();
+            let got = b["reason"].as_str().or(b["error"].as_str()).unwrap_or_default().to_owned();
+            assert_eq!((status_got, got.as_str()), (status, code), "{body}: {b}");
+        }
+        assert_eq!(operator_log(osaka.db()).await.len(), o_log.len(), "nothing issued at 大阪市");
+
         // Over 千代田区's rate (burst 3, 1/s; two used): refused 429, logged as refused.
         let mut answers = Vec::new();
         for _ in 0..10 {
