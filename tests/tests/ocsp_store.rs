@@ -205,28 +205,36 @@ fn store_key(d: &dyn Fn(&str) -> String, issuer: &str, cert: &str) -> Vec<u8> {
     [&[b'o', 1][..], &field("Issuer Key Hash"), &serial].concat()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn signers_and_keyless_responders_share_a_redis_cluster() {
-    if !redis_present() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = |f: &str| dir.path().join(f).display().to_string();
-    let mut redis = RedisCluster::start(dir.path(), 3);
-    let store = redis.urls();
+/// What both tests start on a cluster: the identity network and the CA with a resident's two
+/// certificates (their CA certificates written as PEM files), the CA service, the validator's
+/// responder keys, and two `ocsp-signer` partitions writing to the cluster, each answering
+/// health. Two free ports are reserved for the responders, whose URL the CA put in certificates.
+struct World {
+    net: Network,
+    _ca_service: Kill,
+    store: String,
+    rports: [u16; 2],
+    urls: Vec<String>,
+    sports: [u16; 2],
+    signers: Vec<Option<Kill>>,
+    sig_serial: String,
+}
 
-    // The CA, a resident with two certificates, and the validator's responder keys.
+async fn world(dir: &Path, redis: &RedisCluster, name: &str, dob: &str) -> World {
+    let d = |f: &str| dir.join(f).display().to_string();
+    let store = redis.urls();
     let rports = [free_port(), free_port()];
     let urls: Vec<String> = rports.iter().map(|p| format!("http://127.0.0.1:{p}/ocsp")).collect();
-    let net = Network::start_with(dir.path(), &["--ocsp-url", &urls[0]]).await;
-    let resident = net.resident("山田　花子", "1980-02-29").await;
-    let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
-    let (sig_serial, _) = net.issue_pair(dir.path(), &resident, &sign_csr, &auth_csr, &d("out"));
-    for (file, ca) in [("root.pem", "sign-root"), ("int.pem", "sign-13"), ("auth-root.pem", "auth-root")] {
+    let net = Network::start_with(dir, &["--ocsp-url", &urls[0]]).await;
+    let resident = net.resident(name, dob).await;
+    let (sign_csr, auth_csr) = (csr(dir, "sign"), csr(dir, "auth"));
+    let (sig_serial, _) = net.issue_pair(dir, &resident, &sign_csr, &auth_csr, &d("out"));
+    for (file, ca) in
+        [("root.pem", "sign-root"), ("int.pem", "sign-13"), ("auth-root.pem", "auth-root"), ("auth-int.pem", "auth-13")]
+    {
         std::fs::write(d(file), net.jpki(&["ca", "cert", "--actor", "op-1", ca]).stdout).unwrap();
     }
-    std::fs::write(d("auth-int.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "auth-13"]).stdout).unwrap();
-    let (_ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
+    let (ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
     net.enrol_validator(&ca_url, &d("v"), PASS);
 
     // Two signers, one partition each, reading the CA's database read only.
@@ -242,12 +250,27 @@ async fn signers_and_keyless_responders_share_a_redis_cluster() {
                 .unwrap(),
         )
     };
-    let mut signers = vec![Some(signer(0)), Some(signer(1))];
-    let mut signed = 0;
+    let signers = vec![Some(signer(0)), Some(signer(1))];
     for p in sports {
         let h = format!("http://127.0.0.1:{p}/health");
         until("signer ready", 60, || curl(&h).starts_with("ok")).await;
-        let t = curl(&h);
+    }
+    World { net, _ca_service: ca_service, store, rports, urls, sports, signers, sig_serial }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signers_and_keyless_responders_share_a_redis_cluster() {
+    if !redis_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let mut redis = RedisCluster::start(dir.path(), 3);
+    let World { net, _ca_service, store, rports, urls, sports, mut signers, sig_serial } =
+        world(dir.path(), &redis, "山田　花子", "1980-02-29").await;
+    let mut signed = 0;
+    for p in sports {
+        let t = curl(&format!("http://127.0.0.1:{p}/health"));
         signed += t.split_whitespace().nth(3).unwrap().parse::<usize>().unwrap();
     }
     // Every certificate the CA issued (the resident's two, the responders' own), with a SHA-1
@@ -397,41 +420,11 @@ async fn a_replica_takes_over_a_dead_master_and_both_sides_carry_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).display().to_string();
     let mut redis = RedisCluster::start_with(dir.path(), 3, 1, 1000);
-    let store = redis.urls();
     let nodes = redis.nodes();
     assert_eq!(nodes.iter().filter(|n| n.flags.contains("master")).count(), 3, "{nodes:?}");
     assert_eq!(nodes.iter().filter(|n| n.flags.contains("slave")).count(), 3, "{nodes:?}");
-
-    let rports = [free_port(), free_port()];
-    let urls: Vec<String> = rports.iter().map(|p| format!("http://127.0.0.1:{p}/ocsp")).collect();
-    let net = Network::start_with(dir.path(), &["--ocsp-url", &urls[0]]).await;
-    let resident = net.resident("鈴木　一郎", "1975-06-01").await;
-    let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
-    let (sig_serial, _) = net.issue_pair(dir.path(), &resident, &sign_csr, &auth_csr, &d("out"));
-    for (file, ca) in [("root.pem", "sign-root"), ("int.pem", "sign-13")] {
-        std::fs::write(d(file), net.jpki(&["ca", "cert", "--actor", "op-1", ca]).stdout).unwrap();
-    }
-    let (_ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
-    net.enrol_validator(&ca_url, &d("v"), PASS);
-
-    let sports = [free_port(), free_port()];
-    let _signers: Vec<Kill> = (0..2)
-        .map(|i| {
-            Kill(
-                Command::new(jpki_bin())
-                    .args(["serve", "ocsp-signer", "--ca-db", &d("ca.db"), "--responders", &d("v")])
-                    .args(["--store", &store, "--partition", &format!("{i}/2"), "--poll-ms", "100"])
-                    .args(["--listen", &format!("127.0.0.1:{}", sports[i])])
-                    .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
-                    .spawn()
-                    .unwrap(),
-            )
-        })
-        .collect();
-    for p in sports {
-        let h = format!("http://127.0.0.1:{p}/health");
-        until("signer ready", 60, || curl(&h).starts_with("ok")).await;
-    }
+    let World { net, _ca_service, store, rports, urls, signers: _signers, sig_serial, .. } =
+        world(dir.path(), &redis, "鈴木　一郎", "1975-06-01").await;
     // Responder 0 keeps nothing (every answer is a store read); responder 1 has a hot set.
     let responder = |p: u16, hot: &str| {
         Kill(
