@@ -65,11 +65,21 @@ pub enum Route {
     /// challenge and, with the resident's card's signature over it, for a residence certificate
     /// (コンビニ交付, docs/kiosk.md).
     Kiosk,
+    /// `POST /v1/window/wide-area-copy`: a window (with its clerk) asks its own municipality's
+    /// node for a copy of the residence record of a resident registered in another
+    /// municipality (広域交付, docs/widearea.md).
+    WindowWideArea,
+    /// `POST /v1/wide-area/request`: a municipality's node relays its window's 広域交付 request
+    /// to the national node, which finds the resident's municipality and relays it on.
+    WideAreaRelay,
+    /// `POST /v1/wide-area/issue`: the national node asks the resident's municipality to issue
+    /// the copy for the requesting municipality's window.
+    WideAreaIssue,
 }
 
 impl Route {
     /// Every route, in table order.
-    pub const ALL: [Route; 13] = [
+    pub const ALL: [Route; 16] = [
         Self::Heads,
         Self::Notices,
         Self::MoveOut,
@@ -83,6 +93,9 @@ impl Route {
         Self::WindowDisclosure,
         Self::Console,
         Self::Kiosk,
+        Self::WindowWideArea,
+        Self::WideAreaRelay,
+        Self::WideAreaIssue,
     ];
 
     /// The path(s) in the table.
@@ -103,6 +116,9 @@ impl Route {
             Self::WindowDisclosure => "POST /v1/window/disclosure",
             Self::Console => "GET, POST /console/…",
             Self::Kiosk => "POST /v1/kiosk/challenge, /v1/kiosk/issue",
+            Self::WindowWideArea => "POST /v1/window/wide-area-copy",
+            Self::WideAreaRelay => "POST /v1/wide-area/request",
+            Self::WideAreaIssue => "POST /v1/wide-area/issue",
         }
     }
 }
@@ -160,6 +176,9 @@ pub fn authorize(node: &Node, route: Route, caller: &Party) -> Result<(), Denial
         (Node::Municipality(_), Route::WindowFind | Route::WindowChange) => &[K::Window],
         (Node::National, Route::WindowDisclosure) => &[K::Window],
         (Node::Municipality(_), Route::Kiosk) => &[K::Kiosk],
+        (Node::Municipality(_), Route::WindowWideArea) => &[K::Window],
+        (Node::National, Route::WideAreaRelay) => &[K::Municipality],
+        (Node::Municipality(_), Route::WideAreaIssue) => &[K::National],
         _ => return Err(Denial::NotServedHere),
     };
     if !allowed.contains(&kind) {
@@ -322,6 +341,12 @@ pub fn render_table() -> String {
                         (Node::Municipality(_), PartyKind::Kiosk, Route::Kiosk) => {
                             "its own challenge, with the card of a resident here"
                         }
+                        (Node::National, PartyKind::Municipality, Route::WideAreaRelay) => {
+                            "for its own window, a resident registered elsewhere"
+                        }
+                        (Node::Municipality(_), PartyKind::National, Route::WideAreaIssue) => {
+                            "relaying another municipality's window, for a resident here"
+                        }
                         _ => "yes",
                     },
                     Err(_) => "—",
@@ -452,6 +477,42 @@ mod tests {
         assert_eq!(authorize(&Node::National, Route::Kiosk, &p("kiosk:cvs-0001")), Err(Denial::NotServedHere));
         let pref = Node::Prefecture("13".parse().unwrap_or_else(|_| panic!()));
         assert_eq!(authorize(&pref, Route::Kiosk, &p("kiosk:cvs-0001")), Err(Denial::NotServedHere));
+    }
+
+    #[test]
+    fn wide_area_copies_go_window_to_own_node_to_national_to_the_residents_node_only() {
+        let chiyoda = m("131016");
+        let n = Node::National;
+        // The window asks its own node only.
+        assert_eq!(authorize(&chiyoda, Route::WindowWideArea, &p("window:131016:W01")), Ok(()));
+        assert_eq!(
+            authorize(&chiyoda, Route::WindowWideArea, &p("window:271004:W01")),
+            Err(Denial::NotOwnMunicipality)
+        );
+        assert_eq!(authorize(&n, Route::WindowWideArea, &p("window:131016:W01")), Err(Denial::NotServedHere));
+        // Only a municipality's node reaches the relay; only the national node the issuer.
+        assert_eq!(authorize(&n, Route::WideAreaRelay, &p("municipality:131016")), Ok(()));
+        assert_eq!(authorize(&chiyoda, Route::WideAreaIssue, &p("national")), Ok(()));
+        for other in ["window:131016:W01", "clerk:131016:C1", "prefecture:13", "operator:op1", "agency:jps", "national"]
+        {
+            assert_eq!(authorize(&n, Route::WideAreaRelay, &p(other)), Err(Denial::WrongParty), "{other}");
+        }
+        for other in [
+            "municipality:271004",
+            "municipality:131016",
+            "window:131016:W01",
+            "prefecture:13",
+            "operator:op1",
+            "kiosk:cvs-0001",
+        ] {
+            assert_eq!(authorize(&chiyoda, Route::WideAreaIssue, &p(other)), Err(Denial::WrongParty), "{other}");
+        }
+        assert_eq!(authorize(&chiyoda, Route::WideAreaRelay, &p("municipality:271004")), Err(Denial::NotServedHere));
+        assert_eq!(authorize(&n, Route::WideAreaIssue, &p("national")), Err(Denial::NotServedHere));
+        let pref = Node::Prefecture("13".parse().unwrap_or_else(|_| panic!()));
+        for r in [Route::WindowWideArea, Route::WideAreaRelay, Route::WideAreaIssue] {
+            assert_eq!(authorize(&pref, r, &p("national")), Err(Denial::NotServedHere), "{r:?}");
+        }
     }
 
     #[test]

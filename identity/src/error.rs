@@ -76,6 +76,21 @@ pub enum Error {
         /// What the kiosk shows the resident.
         message: String,
     },
+    /// A 広域交付 request refused ([`crate::widearea`]) at the window's node, the national
+    /// relay or the resident's municipality: not found (resident code and date of birth do not
+    /// both match a current resident), a resident of the requesting municipality itself, over
+    /// the requesting municipality's rate, outside the law table, a node that does not take
+    /// part, or the resident's node unreachable. Nothing was issued. `message` is for the clerk
+    /// (Japanese, no personal data).
+    #[error("{message}")]
+    WideAreaRefused {
+        /// The party refused (its URI).
+        party: String,
+        /// Stable reason code ([`crate::widearea::Refused::code`]).
+        reason: &'static str,
+        /// For the clerk.
+        message: String,
+    },
     /// A provision request outside the law table (logged as a refusal).
     #[error("refused: {0}")]
     Refused(Refusal),
@@ -221,6 +236,7 @@ impl Error {
             Self::Forbidden { .. } | Self::Denied { .. } => ErrorKind::Forbidden,
             Self::KioskRefused { reason, .. } if *reason == crate::kiosk::UNAVAILABLE => ErrorKind::Unavailable,
             Self::KioskRefused { .. } => ErrorKind::Forbidden,
+            Self::WideAreaRefused { reason, .. } => crate::widearea::kind_of(reason),
             Self::Unauthenticated | Self::ClerkRefused { .. } => ErrorKind::Unauthenticated,
             Self::Refused(_) => ErrorKind::Refused,
             Self::Diverged { .. } | Self::Ownership { .. } | Self::Halted { .. } => ErrorKind::Integrity,

@@ -57,6 +57,7 @@ impl IntoResponse for AppError {
         // Retry-After (RFC 9110 §10.2.3, RFC 6585 §4); every other refusal is 403.
         let retry_after = match &self.0 {
             Error::Refused(r) => r.retry_after(),
+            Error::WideAreaRefused { reason, .. } => crate::widearea::retry_after(reason),
             _ => None,
         };
         let (status, code) = match self.0.kind() {
@@ -79,9 +80,10 @@ impl IntoResponse for AppError {
         };
         let reason = match &self.0 {
             Error::Refused(r) => Some(r.code().to_owned()),
-            Error::Denied { reason, .. } | Error::ClerkRefused { reason, .. } | Error::KioskRefused { reason, .. } => {
-                Some((*reason).to_owned())
-            }
+            Error::Denied { reason, .. }
+            | Error::ClerkRefused { reason, .. }
+            | Error::KioskRefused { reason, .. }
+            | Error::WideAreaRefused { reason, .. } => Some((*reason).to_owned()),
             _ => None,
         };
         let body = ErrorBody { error: code.to_owned(), message, reason };
@@ -385,16 +387,30 @@ pub fn municipal_router_with(m: Municipality, windows: Windows) -> Router {
     municipal_router_full(m, windows, crate::kiosk::Kiosks::closed())
 }
 
-/// [`municipal_router_with`] serving kiosks too (コンビニ交付, [`crate::kiosk`]).
+/// [`municipal_router_with`] serving kiosks too (コンビニ交付, [`crate::kiosk`]); it takes no part
+/// in 広域交付 (see [`municipal_router_wide`]).
 pub fn municipal_router_full(m: Municipality, windows: Windows, kiosks: crate::kiosk::Kiosks) -> Router {
+    municipal_router_wide(m, windows, kiosks, crate::widearea::WideArea::default())
+}
+
+/// [`municipal_router_full`] taking part in 広域交付 ([`crate::widearea`]) as `wide` says: its
+/// windows' requests relayed to the national node, copies issued for the national node.
+pub fn municipal_router_wide(
+    m: Municipality,
+    windows: Windows,
+    kiosks: crate::kiosk::Kiosks,
+    wide: crate::widearea::WideArea,
+) -> Router {
     let info = NodeInfo::new(m.db().clone(), Node::Municipality(m.code().clone()));
+    let wide = crate::widearea::MunicipalWideArea { m: m.clone(), clerks: windows.clerks.clone(), wide };
     let desk = crate::window_routes::MunicipalWindows { m: m.clone(), windows };
     let kiosk_desk = crate::kiosk::KioskDesk::new(m.clone(), kiosks);
     let api = municipal_api()
         .with_state(Arc::new(m))
         .merge(replication_api().with_state(Arc::new(info)))
         .merge(crate::window_routes::municipal_api().with_state(Arc::new(desk)))
-        .merge(crate::kiosk::municipal_api().with_state(Arc::new(kiosk_desk)));
+        .merge(crate::kiosk::municipal_api().with_state(Arc::new(kiosk_desk)))
+        .merge(crate::widearea::municipal_api().with_state(Arc::new(wide)));
     crate::openapi::serve(api, MUNICIPAL_TITLE, MUNICIPAL_TEXT).0.layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -405,6 +421,7 @@ pub fn municipal_openapi() -> OpenApi {
         replication_api().into_openapi(),
         crate::window_routes::municipal_api().into_openapi(),
         crate::kiosk::municipal_api().into_openapi(),
+        crate::widearea::municipal_api().into_openapi(),
         crate::openapi::description_part(),
     ];
     crate::openapi::document(MUNICIPAL_TITLE, MUNICIPAL_TEXT, parts)
@@ -520,16 +537,29 @@ pub fn national_router(state: NationalState) -> Router {
     national_router_with(state, Arc::new(crate::authz::NoClerks))
 }
 
-/// [`national_router`] serving windows' disclosure requests, clerks authenticated by `clerks`.
+/// [`national_router`] serving windows' disclosure requests, clerks authenticated by `clerks`;
+/// it relays no 広域交付 (see [`national_router_relay`]).
 pub fn national_router_with(state: NationalState, clerks: Arc<dyn crate::authz::ClerkCheck>) -> Router {
+    national_router_relay(state, clerks, crate::widearea::Relay::closed())
+}
+
+/// [`national_router_with`] relaying 広域交付 ([`crate::widearea`]) through `relay`'s municipal
+/// directory.
+pub fn national_router_relay(
+    state: NationalState,
+    clerks: Arc<dyn crate::authz::ClerkCheck>,
+    relay: crate::widearea::Relay,
+) -> Router {
     let info = NodeInfo::new(state.national.db().clone(), Node::National);
     let provision = ProvisionState { provider: state.national.provider().clone(), node: Node::National };
     let windows = crate::window_routes::NationalWindows { national: state.national.clone(), clerks };
+    let relay = crate::widearea::NationalRelay::new(state.national.clone(), relay);
     let api = national_api()
         .with_state(Arc::new(state))
         .merge(replication_api().with_state(Arc::new(info)))
         .merge(provision_api().with_state(Arc::new(provision)))
-        .merge(crate::window_routes::national_api().with_state(Arc::new(windows)));
+        .merge(crate::window_routes::national_api().with_state(Arc::new(windows)))
+        .merge(crate::widearea::national_api().with_state(Arc::new(relay)));
     crate::openapi::serve(api, NATIONAL_TITLE, NATIONAL_TEXT).0.layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -545,6 +575,7 @@ pub fn national_openapi() -> OpenApi {
         replication_api().into_openapi(),
         provision_api().into_openapi(),
         crate::window_routes::national_api().into_openapi(),
+        crate::widearea::national_api().into_openapi(),
         crate::openapi::description_part(),
     ];
     crate::openapi::document(NATIONAL_TITLE, NATIONAL_TEXT, parts)

@@ -380,6 +380,35 @@ fn refuse(caller: &Party, r: KioskRefused) -> AppError {
     AppError(Error::KioskRefused { party: caller.to_string(), reason: r.code, message: r.message })
 }
 
+/// The record a residence certificate of `record` shows, issued by `municipality` at `t`
+/// (unix seconds), with the 住民票コード only if `with_code`; and the items printed, as logged
+/// (`name,address,date_of_birth,sex[,resident_code]`, [`items`]).
+pub(crate) fn residence_record(
+    municipality: &LgCode,
+    record: &crate::person::Record,
+    t: i64,
+    with_code: bool,
+) -> Result<(ResidenceRecord, &'static str), AppError> {
+    let issued_on = time::OffsetDateTime::from_unix_timestamp(t)
+        .map(|d| crate::notice::format_date(d.date()))
+        .map_err(|e| AppError(Error::invalid("clock", e.to_string())))?;
+    let doc = ResidenceRecord {
+        municipality: municipality.clone(),
+        issued_on,
+        name: record.items.name.text().to_owned(),
+        address: record.items.address.text().to_owned(),
+        date_of_birth: crate::notice::format_date(record.items.date_of_birth),
+        sex: sex_label(record.items.sex).to_owned(),
+        resident_code: with_code.then(|| record.resident_code.as_str().to_owned()),
+    };
+    Ok((doc, items(with_code)))
+}
+
+/// The items a residence certificate prints, as the operator and provision logs name them.
+pub fn items(with_resident_code: bool) -> &'static str {
+    if with_resident_code { "name,address,date_of_birth,sex,resident_code" } else { "name,address,date_of_birth,sex" }
+}
+
 fn sex_label(s: Sex) -> &'static str {
     match s {
         Sex::Male => "男",
@@ -480,20 +509,7 @@ async fn issue(k: &KioskDesk, kiosk: &Party, holder: &Holder, with_code: bool, t
             ),
         ));
     };
-    let issued_on = time::OffsetDateTime::from_unix_timestamp(t)
-        .map(|d| crate::notice::format_date(d.date()))
-        .map_err(|e| AppError(Error::invalid("clock", e.to_string())))?;
-    let doc = ResidenceRecord {
-        municipality: k.m.code().clone(),
-        issued_on,
-        name: record.items.name.text().to_owned(),
-        address: record.items.address.text().to_owned(),
-        date_of_birth: crate::notice::format_date(record.items.date_of_birth),
-        sex: sex_label(record.items.sex).to_owned(),
-        resident_code: with_code.then(|| record.resident_code.as_str().to_owned()),
-    };
-    let items =
-        if with_code { "name,address,date_of_birth,sex,resident_code" } else { "name,address,date_of_birth,sex" };
+    let (doc, items) = residence_record(k.m.code(), &record, t, with_code)?;
     let pdf = match &k.kiosks.documents {
         Some(maker) => Some(maker.make(&record, t, with_code).map_err(|e| {
             tracing::error!(kiosk = %kiosk, error = %e, "the residence certificate could not be made");

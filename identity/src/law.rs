@@ -78,11 +78,15 @@ pub enum AgencyClass {
     OrdinanceGovernor,
     /// Ordinance table 3: other executive bodies (条例別表3).
     OrdinanceOtherBody,
+    /// 住民基本台帳法 第12条の4 (広域交付): the mayor of a municipality other than the
+    /// resident's issues a copy of the residence record, the national node relaying. Not an
+    /// agency's class: no agency is ever registered for it (docs/widearea.md).
+    WideAreaIssue,
 }
 
 impl AgencyClass {
     /// Every class.
-    pub const ALL: [AgencyClass; 9] = [
+    pub const ALL: [AgencyClass; 10] = [
         Self::NationalBody,
         Self::OwnPrefectureMunicipality,
         Self::OtherPrefectureBody,
@@ -92,6 +96,7 @@ impl AgencyClass {
         Self::OrdinanceMunicipality,
         Self::OrdinanceGovernor,
         Self::OrdinanceOtherBody,
+        Self::WideAreaIssue,
     ];
 
     /// Stable code used in the table file and the database.
@@ -106,6 +111,7 @@ impl AgencyClass {
             Self::OrdinanceMunicipality => "O1",
             Self::OrdinanceGovernor => "O2",
             Self::OrdinanceOtherBody => "O3",
+            Self::WideAreaIssue => "W1",
         }
     }
 
@@ -121,6 +127,7 @@ impl AgencyClass {
             Self::OrdinanceMunicipality => "条例別表1",
             Self::OrdinanceGovernor => "条例別表2",
             Self::OrdinanceOtherBody => "条例別表3",
+            Self::WideAreaIssue => "法第12条の4",
         }
     }
 
@@ -136,6 +143,7 @@ impl AgencyClass {
             Self::OrdinanceMunicipality => "道内市町村の執行機関(条例)",
             Self::OrdinanceGovernor => "知事(条例)",
             Self::OrdinanceOtherBody => "知事以外の執行機関(条例)",
+            Self::WideAreaIssue => "住所地以外の市町村長(広域交付)",
         }
     }
 
@@ -148,7 +156,14 @@ impl AgencyClass {
                 | Self::OwnPrefectureMunicipality
                 | Self::OtherPrefectureBody
                 | Self::OtherPrefectureMunicipality
+                | Self::WideAreaIssue
         )
+    }
+
+    /// Whether agencies may be registered for this class's purposes ([`Self::WideAreaIssue`]
+    /// is the national node's own relay between municipalities, never an agency's query).
+    pub fn for_agencies(self) -> bool {
+        self != Self::WideAreaIssue
     }
 }
 
@@ -595,7 +610,8 @@ mod tests {
         assert_eq!(count(AgencyClass::OrdinanceMunicipality), 13);
         assert_eq!(count(AgencyClass::OrdinanceGovernor), 21);
         assert_eq!(count(AgencyClass::OrdinanceOtherBody), 2);
-        assert_eq!(t.len(), 84);
+        assert_eq!(count(AgencyClass::WideAreaIssue), 1);
+        assert_eq!(t.len(), 85);
         let bulk: Vec<&Purpose> = t.purposes().filter(|p| p.bulk).collect();
         assert_eq!(bulk.len(), 7);
         assert!(bulk.iter().all(|p| p.agency_class == AgencyClass::NationalBody && p.description.contains("年金")));

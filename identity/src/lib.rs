@@ -31,6 +31,7 @@ pub mod replica;
 pub mod request_id;
 pub mod standby;
 pub mod store;
+pub mod widearea;
 pub mod window;
 pub mod window_routes;
 

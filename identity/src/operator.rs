@@ -21,6 +21,10 @@ pub enum Role {
     /// A convenience-store kiosk (`kiosk:…`): issues residence certificates to the resident
     /// whose card it presents, and nothing else (docs/kiosk.md).
     Kiosk,
+    /// A window of another municipality with its clerk, relayed by the national node
+    /// (広域交付): the copies of this register's residence records issued for it
+    /// (docs/widearea.md). It never changes the register.
+    WideAreaWindow,
 }
 
 impl fmt::Display for Role {
@@ -30,6 +34,7 @@ impl fmt::Display for Role {
             Self::PrefectureOperator => "prefecture_operator",
             Self::NationalOperator => "national_operator",
             Self::Kiosk => "kiosk",
+            Self::WideAreaWindow => "wide_area_window",
         })
     }
 }

@@ -81,7 +81,7 @@ pub(crate) struct NationalWindows {
     parameter_in = Header
 )]
 #[allow(dead_code)] // a description only: the handlers read the headers from the request
-struct ClerkSignature(
+pub(crate) struct ClerkSignature(
     /// The clerk's certificate (DER, hex), issued by the network CA for clerk signing.
     String,
     /// Signing time (unix seconds, within 5 minutes of the node's clock).
@@ -103,6 +103,19 @@ fn station(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Operator, AppError> {
+    station_clerk(node, route, clerks, caller, path, headers, body).map(|(op, _)| op)
+}
+
+/// [`station`], also returning the clerk's party.
+pub(crate) fn station_clerk(
+    node: &Node,
+    route: Route,
+    clerks: &dyn ClerkCheck,
+    caller: &Party,
+    path: &'static str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Operator, Party), AppError> {
     allow(node, route, caller)?;
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let values = ClerkHeaderValues {
@@ -118,7 +131,7 @@ fn station(
             AppError(Error::ClerkRefused { party: caller.to_string(), reason: r.code, detail: r.detail })
         })?;
     tracing::info!(window = %caller, clerk = %clerk, route = path, "window request");
-    Ok(Operator::at_window(caller, &clerk)?)
+    Ok((Operator::at_window(caller, &clerk)?, clerk))
 }
 
 impl MunicipalWindows {

@@ -737,3 +737,169 @@ async fn a_move_in_whose_notice_is_lost_stays_committed_and_a_repeat_sends_the_n
         assert_eq!(count(w.osaka.db(), "SELECT COUNT(*) FROM change_notice").await, notices + 1);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// TEST DOUBLE of the document maker (`kiosk::document::PdfMaker`, the signed resdoc PDF): a
+// fixed `%PDF-` prefix with the municipality's code. The real signed PDF over real mutual TLS
+// is checked (pdftotext, pdfsig) end to end in `tests/tests/widearea.rs`.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct TestDocuments(&'static str);
+
+impl identity::kiosk::DocumentMaker for TestDocuments {
+    fn make(&self, record: &identity::person::Record, _: i64, with_code: bool) -> Result<Vec<u8>, String> {
+        Ok(format!("%PDF-1.7 test double of {} ({}, code {with_code})", self.0, record.items.name.text()).into_bytes())
+    }
+}
+
+/// 広域交付 in process, on SQLite and PostgreSQL: 千代田区's window gets a copy of a 大阪市
+/// resident through the national relay; the rows at both municipalities and the provision log;
+/// a wrong date of birth is `not_found` and provides nothing; a municipality over its rate is
+/// refused 429, logged.
+#[tokio::test]
+async fn a_window_gets_a_copy_of_another_municipalitys_resident_through_the_national_node() {
+    use identity::widearea::{CopyRequest, Relay, WideArea};
+    for like in backends().await {
+        let (tdb, odb, ndb) = (fresh(&like).await, fresh(&like).await, fresh(&like).await);
+        let tokyo = signed_municipality(Db::open(&tdb.url).await.unwrap(), "131016").await;
+        tokyo.add_pool(&codes(600, 10)).await.unwrap();
+        let osaka = signed_municipality(Db::open(&odb.url).await.unwrap(), "271004").await;
+        osaka.add_pool(&codes(800, 10)).await.unwrap();
+        let law = Arc::new(identity::law::LawTable::seed().unwrap());
+        let national = National::open(Db::open(&ndb.url).await.unwrap(), law).await.unwrap();
+        let clerks: Arc<dyn ClerkCheck> = Arc::new(TestClerks);
+        let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+        let (lt, lo, ln) = (bind().await, bind().await, bind().await);
+        let url = |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().unwrap());
+        let (tokyo_url, osaka_url, national_url) = (url(&lt), url(&lo), url(&ln));
+        let windows = || Windows { clerks: clerks.clone(), peers: BTreeMap::new() };
+        let closed = identity::kiosk::Kiosks::closed;
+        let wide = WideArea { national: Some(peer_as(&national_url, "municipality:131016")), documents: None };
+        serve_listener(lt, http::municipal_router_wide(tokyo.clone(), windows(), closed(), wide)).await;
+        let wide = WideArea { national: None, documents: Some(Arc::new(TestDocuments("271004"))) };
+        serve_listener(lo, http::municipal_router_wide(osaka.clone(), windows(), closed(), wide)).await;
+        let relay = Relay {
+            directory: BTreeMap::from([
+                (lg("271004"), peer_as(&osaka_url, "national")),
+                (lg("131016"), peer_as(&tokyo_url, "national")),
+            ]),
+            rate: identity::rate_limit::Rate::new(1, 3),
+        };
+        let router = http::national_router_relay(NationalState { national: national.clone() }, clerks.clone(), relay);
+        serve_listener(ln, router).await;
+
+        let (desk_tokyo, desk_osaka) = (Desk::new(W_TOKYO, C_TOKYO), Desk::new(W_OSAKA, C_OSAKA));
+        let resident = desk_osaka.call(&osaka_url, &register_request("遠方　花子")).await.unwrap().record.resident_code;
+        admit_keys_of(national.db(), &osaka).await;
+        let notices = store::notices_after(osaka.db(), "271004", 0, 100).await.unwrap();
+        replica::apply_batch(national.db(), Tier::National, &*verifier(), &notices).await.unwrap();
+
+        let ask = |dob: &str| CopyRequest {
+            resident_code: resident.clone(),
+            date_of_birth: date(dob),
+            with_resident_code: false,
+        };
+        let copy = desk_tokyo.call(&tokyo_url, &ask("1990-04-01")).await.unwrap();
+        assert_eq!((copy.issuer.as_str(), copy.items.as_str()), ("271004", "name,address,date_of_birth,sex"));
+        assert_eq!((copy.record.name.as_str(), copy.record.resident_code.clone()), ("遠方　花子", None));
+        use base64::Engine as _;
+        let pdf = base64::engine::general_purpose::STANDARD.decode(&copy.pdf).unwrap();
+        assert!(pdf.starts_with(b"%PDF-1.7 test double of 271004"), "{pdf:?}");
+
+        let t_log = operator_log(tokyo.db()).await;
+        let actions: Vec<(&str, &str)> = t_log.iter().map(|r| (r.0.as_str(), r.2.as_str())).collect();
+        assert_eq!(actions, [(ACTOR_TOKYO, "wide_area_request"), (ACTOR_TOKYO, "wide_area_received")], "{t_log:?}");
+        let o_log = operator_log(osaka.db()).await;
+        let issued: Vec<_> = o_log.iter().filter(|r| r.2 == "wide_area_issue").collect();
+        assert_eq!(issued.len(), 1, "{o_log:?}");
+        assert_eq!((issued[0].0.as_str(), issued[0].1.as_str()), (ACTOR_TOKYO, "wide_area_window"));
+        assert!(issued[0].3.contains("requested-by=municipality:131016"), "{o_log:?}");
+        let report = national.provider().disclosure(&resident).await.unwrap();
+        assert_eq!(report.len(), 1, "{report:?}");
+        assert_eq!(
+            (report[0].function.as_str(), report[0].result.as_str(), report[0].provision_class.as_str()),
+            ("広域交付", "provided", "法第12条の4")
+        );
+        assert_eq!(report[0].destination, format!("municipality:131016 {ACTOR_TOKYO}"));
+
+        // A wrong date of birth: not_found, logged in the resident's report, nothing issued.
+        assert_refused(desk_tokyo.call(&tokyo_url, &ask("1990-04-02")).await, 404, "not_found");
+        let report = national.provider().disclosure(&resident).await.unwrap();
+        assert_eq!(report.iter().map(|r| r.result.as_str()).collect::<Vec<_>>(), ["provided", "not_found"]);
+        assert_eq!(operator_log(osaka.db()).await.len(), o_log.len(), "nothing issued at 大阪市");
+
+        // A node on the way that takes no part, or an issuer that cannot be reached: refused
+        // with the code, logged at 千代田区 and at the national node, nothing provided.
+        let via = |national_url: &str| WideArea {
+            national: Some(peer_as(national_url, "municipality:131016")),
+            documents: None,
+        };
+        let no_national = WideArea { national: None, documents: None };
+        let lonely = serve(http::municipal_router_wide(tokyo.clone(), windows(), closed(), no_national)).await;
+        assert_refused(desk_tokyo.call(&lonely, &ask("1990-04-01")).await, 403, "wide_area_closed");
+        let no_docs = WideArea { national: None, documents: None };
+        let osaka_closed = serve(http::municipal_router_wide(osaka.clone(), windows(), closed(), no_docs)).await;
+        let dead = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        for (issuer_url, status, code) in
+            [(osaka_closed.as_str(), 403, "wide_area_closed"), (dead.as_str(), 502, "issuer_unavailable")]
+        {
+            let relay = Relay {
+                directory: BTreeMap::from([(lg("271004"), peer_as(issuer_url, "national"))]),
+                rate: identity::rate_limit::Rate::new(1, 3),
+            };
+            let n =
+                serve(http::national_router_relay(NationalState { national: national.clone() }, clerks.clone(), relay))
+                    .await;
+            let t = serve(http::municipal_router_wide(tokyo.clone(), windows(), closed(), via(&n))).await;
+            assert_refused(desk_tokyo.call(&t, &ask("1990-04-01")).await, status, code);
+            let last = operator_log(tokyo.db()).await.pop().unwrap();
+            assert_eq!((last.2.as_str(), last.3.clone()), ("wide_area_failed", format!("{resident} reason={code}")));
+            let report = national.provider().disclosure(&resident).await.unwrap();
+            assert_eq!(report.last().map(|r| r.result.as_str()), Some("refused"), "{report:?}");
+        }
+        assert_eq!(operator_log(osaka.db()).await.len(), o_log.len(), "nothing issued at 大阪市");
+
+        // What the issuer checks itself, whatever the national node sends: the window and clerk
+        // of the requester, another requester than itself, the date of birth.
+        let as_national = client_as("national");
+        let issue = |requester: &str, window: &str, dob: &str| {
+            serde_json::json!({
+                "resident_code": resident.as_str(), "date_of_birth": dob, "requester": requester,
+                "window": window, "clerk": format!("clerk:{requester}:C0001"),
+            })
+        };
+        for (body, status, code) in [
+            (issue("131016", "window:271004:W01", "1990-04-01"), 400, "invalid"),
+            (issue("271004", "window:271004:W01", "1990-04-01"), 403, "own_municipality"),
+            (issue("131016", "window:131016:W01", "1990-04-02"), 404, "not_found"),
+        ] {
+            let r = as_national.post(format!("{osaka_url}/v1/wide-area/issue")).json(&body).send().await.unwrap();
+            let status_got = r.status().as_u16();
+            let b: serde_json::Value = r.json().await.unwrap();
+            let got = b["reason"].as_str().or(b["error"].as_str()).unwrap_or_default().to_owned();
+            assert_eq!((status_got, got.as_str()), (status, code), "{body}: {b}");
+        }
+        assert_eq!(operator_log(osaka.db()).await.len(), o_log.len(), "nothing issued at 大阪市");
+
+        // Over 千代田区's rate (burst 3, 1/s; two used): refused 429, logged as refused.
+        let mut answers = Vec::new();
+        for _ in 0..10 {
+            answers.push(refusal(desk_tokyo.call(&tokyo_url, &ask("1990-04-02")).await).code().to_owned());
+        }
+        assert!(answers.iter().any(|c| c == "rate_limited"), "{answers:?}");
+        let refused: i64 = sqlx::query("SELECT COUNT(*) FROM provision_log WHERE reason = $1")
+            .bind("rate_limited")
+            .fetch_one(national.db().pool())
+            .await
+            .unwrap()
+            .get(0);
+        assert!(refused >= 1);
+        let provided = count(national.db(), "SELECT COUNT(*) FROM provision_log WHERE result = 'provided'").await;
+        assert_eq!(provided, 1);
+        drop((tdb, odb, ndb));
+    }
+}

@@ -250,6 +250,7 @@ impl Deployment {
                     .map(|m| Ok((self.node(m)?.code.clone().unwrap_or_default().parse()?, self.url(m)?)))
                     .collect::<Result<_>>()?,
                 kiosk: crate::kiosk_cmd::KioskServeArgs::default(),
+                wide_area_national: None,
                 net,
             },
             RoleName::Prefecture => Role::Prefecture {
@@ -277,6 +278,11 @@ impl Deployment {
                 law_table: n.law_table.clone(),
                 interval_ms: self.interval_ms,
                 reads: self.reads(n),
+                wide_area: crate::serve::WideAreaArgs {
+                    wide_area_rate: identity::widearea::DEFAULT_RATE.per_second,
+                    wide_area_burst: identity::widearea::DEFAULT_RATE.burst,
+                    ..Default::default()
+                },
                 net,
             },
         })

@@ -41,7 +41,7 @@ pub struct KioskServeArgs {
     pub kiosk_session_secs: i64,
     /// The municipality's document-signing key (a key file from the organisation CA; its
     /// passphrase from JPKI_KIOSK_DOCUMENT_KEY_PASSPHRASE or …_FILE). Without it the node
-    /// answers kiosks with the record only, no PDF.
+    /// answers kiosks with the record only, no PDF, and issues no 広域交付 copies.
     #[arg(long, env = "JPKI_KIOSK_DOCUMENT_KEY", requires_all = ["kiosk_document_chain", "kiosk_municipality_name"])]
     pub kiosk_document_key: Option<PathBuf>,
     /// Its certificate chain (PEM: the document-signing certificate, then the organisation CA).
@@ -53,8 +53,27 @@ pub struct KioskServeArgs {
 }
 
 impl KioskServeArgs {
-    /// The node's kiosk service.
-    pub fn kiosks(&self, net: &Net) -> Result<Kiosks> {
+    /// The municipality's document maker (the signed residence-certificate PDF), if
+    /// `--kiosk-document-key` is given: kiosks and 広域交付 (docs/widearea.md) both issue with it.
+    pub fn documents(&self) -> Result<Option<Arc<dyn identity::kiosk::DocumentMaker>>> {
+        let Some(key) = &self.kiosk_document_key else { return Ok(None) };
+        let pass = net::secret::Secret::from_env("JPKI_KIOSK_DOCUMENT_KEY_PASSPHRASE")?;
+        let key =
+            ca::key::SoftKey::load(key, &pass).with_context(|| format!("document-signing key {}", key.display()))?;
+        let chain_file = self.kiosk_document_chain.clone().context("--kiosk-document-chain")?;
+        let chain = crate::verify_cmd::read_all(&chain_file, "CERTIFICATE")
+            .map_err(|e| anyhow::anyhow!(e))?
+            .iter()
+            .map(|d| <x509_cert::Certificate as der::Decode>::from_der(d))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("document-signing chain {}", chain_file.display()))?;
+        let name = self.kiosk_municipality_name.as_deref().context("--kiosk-municipality-name")?;
+        let maker = kiosk::document::PdfMaker::new(key, chain, name).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Some(Arc::new(maker)))
+    }
+
+    /// The node's kiosk service, issuing with `documents` ([`Self::documents`]).
+    pub fn kiosks(&self, net: &Net, documents: Option<Arc<dyn identity::kiosk::DocumentMaker>>) -> Result<Kiosks> {
         let Some(ca_url) = &self.kiosk_ca_url else { return Ok(Kiosks::closed()) };
         anyhow::ensure!(
             (1..=MAX_TTL_SECS).contains(&self.kiosk_session_secs),
@@ -80,27 +99,9 @@ impl KioskServeArgs {
             ca_url,
         )
         .map_err(|e| anyhow::anyhow!("kiosk check: {e}"))?;
-        let documents: Option<Arc<dyn identity::kiosk::DocumentMaker>> = match &self.kiosk_document_key {
-            None => {
-                tracing::warn!("no --kiosk-document-key: kiosks get the record only, no signed PDF");
-                None
-            }
-            Some(key) => {
-                let pass = net::secret::Secret::from_env("JPKI_KIOSK_DOCUMENT_KEY_PASSPHRASE")?;
-                let key = ca::key::SoftKey::load(key, &pass)
-                    .with_context(|| format!("document-signing key {}", key.display()))?;
-                let chain_file = self.kiosk_document_chain.clone().context("--kiosk-document-chain")?;
-                let chain = crate::verify_cmd::read_all(&chain_file, "CERTIFICATE")
-                    .map_err(|e| anyhow::anyhow!(e))?
-                    .iter()
-                    .map(|d| <x509_cert::Certificate as der::Decode>::from_der(d))
-                    .collect::<Result<Vec<_>, _>>()
-                    .with_context(|| format!("document-signing chain {}", chain_file.display()))?;
-                let name = self.kiosk_municipality_name.as_deref().context("--kiosk-municipality-name")?;
-                let maker = kiosk::document::PdfMaker::new(key, chain, name).map_err(|e| anyhow::anyhow!(e))?;
-                Some(Arc::new(maker))
-            }
-        };
+        if documents.is_none() {
+            tracing::warn!("no --kiosk-document-key: kiosks get the record only, no signed PDF");
+        }
         tracing::info!(
             session_secs = self.kiosk_session_secs,
             pdf = documents.is_some(),

@@ -64,6 +64,13 @@ pub enum Role {
         /// コンビニ交付: serve kiosks (docs/kiosk.md).
         #[command(flatten)]
         kiosk: crate::kiosk_cmd::KioskServeArgs,
+        /// 広域交付 (docs/widearea.md): the national node (`https://HOST:PORT`, reached with this
+        /// node's credential, pinned to `national`) this node's windows' requests for other
+        /// municipalities' residents are relayed to. Without it they are refused
+        /// `wide_area_closed`. Copies for other municipalities are issued with
+        /// --kiosk-document-key.
+        #[arg(long = "national", env = "JPKI_WIDE_AREA_NATIONAL")]
+        wide_area_national: Option<String>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -128,8 +135,58 @@ pub enum Role {
         #[command(flatten)]
         reads: ReadArgs,
         #[command(flatten)]
+        wide_area: WideAreaArgs,
+        #[command(flatten)]
         net: NetArgs,
     },
+}
+
+/// How the national node relays 広域交付 (docs/widearea.md).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WideAreaArgs {
+    /// Every municipality's node, one `CODE=https://HOST:PORT` a line (`#` comments): where the
+    /// national node asks a resident's municipality to issue a 広域交付 copy (each must present
+    /// `municipality:CODE`). Without it every 広域交付 request is refused `issuer_unavailable`.
+    #[arg(long, env = "JPKI_MUNICIPAL_DIRECTORY")]
+    pub municipal_directory: Option<std::path::PathBuf>,
+    /// 広域交付 requests per second admitted from one municipality (sustained).
+    #[arg(long, default_value_t = identity::widearea::DEFAULT_RATE.per_second)]
+    pub wide_area_rate: u32,
+    /// 広域交付 requests one municipality may make at once (burst).
+    #[arg(long, default_value_t = identity::widearea::DEFAULT_RATE.burst)]
+    pub wide_area_burst: u32,
+}
+
+impl WideAreaArgs {
+    /// The relay: the directory read and each entry a client pinned to its municipality.
+    fn relay(&self, net: &crate::netargs::Net) -> Result<identity::widearea::Relay> {
+        anyhow::ensure!(
+            self.wide_area_rate >= 1 && self.wide_area_burst >= 1,
+            "--wide-area-rate and --wide-area-burst must be at least 1"
+        );
+        let rate = identity::rate_limit::Rate::new(self.wide_area_rate, self.wide_area_burst);
+        let mut directory = std::collections::BTreeMap::new();
+        if let Some(path) = &self.municipal_directory {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (code, url) =
+                    parse_municipality(line).map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))?;
+                let peer = net.peer(&url, Some(Party::Municipality(code.clone())))?;
+                anyhow::ensure!(
+                    directory.insert(code.clone(), peer).is_none(),
+                    "{} line {}: municipality {code} is listed twice",
+                    path.display(),
+                    i + 1
+                );
+            }
+            tracing::info!(municipalities = directory.len(), "広域交付 relay: municipal directory loaded");
+        }
+        Ok(identity::widearea::Relay { directory, rate })
+    }
 }
 
 /// Provision reads on a hot standby (national and prefecture nodes; docs/scale-identity.md).
@@ -210,7 +267,7 @@ pub async fn run(role: Role) -> Result<()> {
         Role::OcspResponder(a) => crate::ocsp_store_cmd::responder(a).await?,
         Role::Ca(a) => crate::ca_serve::serve(a).await?,
         Role::Window(a) => crate::window_serve::serve(a).await?,
-        Role::Municipality { db, code, listen: addr, notice_key, peers, kiosk, net } => {
+        Role::Municipality { db, code, listen: addr, notice_key, peers, kiosk, wide_area_national, net } => {
             let net = net.load_as(&Party::Municipality(code.clone()))?;
             let signer = crate::netargs::notice_signer(&notice_key, &code)?;
             let m = Municipality::open(Db::open(&db).await?, code.clone()).await?.with_signer(signer).await?;
@@ -221,10 +278,17 @@ pub async fn run(role: Role) -> Result<()> {
                 anyhow::ensure!(directory.insert(c.clone(), peer).is_none(), "--peer {c} is given twice");
             }
             let windows = http::Windows { clerks: net.clerk_verifier(), peers: directory };
-            let kiosks = kiosk.kiosks(&net)?;
+            let documents = kiosk.documents()?;
+            let kiosks = kiosk.kiosks(&net, documents.clone())?;
+            let national = match &wide_area_national {
+                Some(url) => Some(net.peer(url, Some(Party::National)).context("--national")?),
+                None => None,
+            };
+            tracing::info!(relay = national.is_some(), issue = documents.is_some(), "広域交付");
+            let wide = identity::widearea::WideArea { national, documents };
             let l = listen(&addr).await?;
             tracing::info!(municipality = %code, listen = %l.local_addr()?, "municipal node listening (mutual TLS)");
-            net.serve(l, http::municipal_router_full(m, windows, kiosks)).await?;
+            net.serve(l, http::municipal_router_wide(m, windows, kiosks, wide)).await?;
         }
         Role::Prefecture { db, code, listen: addr, municipalities, interval_ms, law_table: lt, reads, net } => {
             let net = net.load_as(&Party::Prefecture(code.clone()))?;
@@ -255,8 +319,9 @@ pub async fn run(role: Role) -> Result<()> {
             let router = http::prefecture_router(http::PrefectureState { db, code, provider });
             net.serve(l, router.merge(console::router(console))).await?;
         }
-        Role::National { db, listen: addr, prefectures, law_table: lt, interval_ms, reads, net } => {
+        Role::National { db, listen: addr, prefectures, law_table: lt, interval_ms, reads, wide_area, net } => {
             let net = net.load_as(&Party::National)?;
+            let relay = wide_area.relay(&net)?;
             let law = Arc::new(law_table(lt.as_deref())?);
             let mut national = National::open(Db::open(&db).await?, law).await?;
             if let Some(standby) = reads.connect(national.db()).await? {
@@ -278,7 +343,7 @@ pub async fn run(role: Role) -> Result<()> {
             let l = listen(&addr).await?;
             tracing::info!(listen = %l.local_addr()?, "national node listening (mutual TLS)");
             let console = Console::national(national.clone(), upstream);
-            let router = http::national_router_with(http::NationalState { national }, net.clerk_verifier());
+            let router = http::national_router_relay(http::NationalState { national }, net.clerk_verifier(), relay);
             net.serve(l, router.merge(console::router(console))).await?;
         }
     }

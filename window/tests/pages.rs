@@ -94,7 +94,7 @@ async fn sign_in(app: &Arc<window::App>) -> String {
 async fn pages_need_a_session_and_carry_the_security_headers() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path());
-    for path in ["/", "/residents/new", "/card/status", "/card/queue", "/card/jobs/00"] {
+    for path in ["/", "/residents/new", "/residents/wide-area", "/card/status", "/card/queue", "/card/jobs/00"] {
         let r = send(&app, Request::get(path).body(Body::empty()).unwrap()).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(r.headers()[header::LOCATION], "/signin", "{path}");
@@ -185,4 +185,48 @@ async fn sign_in_opens_only_this_municipalitys_clerks_and_locks_after_five_failu
     let r = send(&app, try_in("C0001", PASS)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "locked");
     assert!(app.signin_failures.locked("C0001", now()));
+}
+
+#[tokio::test]
+async fn the_wide_area_page_asks_by_code_and_date_of_birth_in_the_body_with_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let cookie = sign_in(&app).await;
+    let get = Request::get("/residents/wide-area").header(header::COOKIE, &cookie).body(Body::empty()).unwrap();
+    let page = body(send(&app, get).await).await;
+    for want in [
+        "広域交付",
+        "住民票コード（11桁）",
+        "生年月日（本人確認書類のとおり）",
+        "住民票コードを記載する",
+        "name=\"csrf\"",
+    ] {
+        assert!(page.contains(want), "{want}: {page}");
+    }
+    assert!(page.contains("action=\"/residents/wide-area\"") && page.contains("method=\"post\""), "{page}");
+    let token = csrf_of(&page);
+    let code = identity::ids::ResidentCode::from_body([1, 2, 3, 4, 5, 6, 7, 8, 9, 0]).unwrap().to_string();
+    let ask = |fields: &[(&str, &str)]| form("/residents/wide-area", Some(&cookie), fields);
+    // Without the token: refused before any peer.
+    let r = send(&app, ask(&[("resident_code", &code), ("date_of_birth", "1985-07-07")])).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A malformed code or date never reaches the node.
+    let r =
+        send(&app, ask(&[("csrf", &token), ("resident_code", "12345678901"), ("date_of_birth", "1985-07-07")])).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(body(r).await.contains("検査数字"));
+    let r = send(&app, ask(&[("csrf", &token), ("resident_code", &code), ("date_of_birth", "1985/07/07")])).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(body(r).await.contains("生年月日"));
+    // A well-formed request gets as far as the node (unreachable here), which the page says.
+    let fields = [
+        ("csrf", token.as_str()),
+        ("resident_code", &code),
+        ("date_of_birth", "1985-07-07"),
+        ("with_resident_code", "yes"),
+    ];
+    let r = send(&app, ask(&fields)).await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let page = body(r).await;
+    assert!(page.contains("接続できません") && !page.contains(&code), "{page}");
 }

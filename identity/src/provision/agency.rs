@@ -28,6 +28,16 @@ impl Provider {
             Holder::Prefecture(_) => Role::PrefectureOperator,
         };
         op.require(required, "register agencies")?;
+        if !class.for_agencies() {
+            return Err(Error::invalid(
+                "class",
+                format!(
+                    "{} ({}) is no agency's class: the national node relays it itself",
+                    class.label(),
+                    class.code()
+                ),
+            ));
+        }
         if !self.holder.serves(class) {
             return Err(Error::invalid(
                 "class",

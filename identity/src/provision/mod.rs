@@ -149,6 +149,27 @@ pub struct DisclosureRow {
     pub result: String,
 }
 
+/// 機能区分 of a 広域交付 row in the provision log (and the resident's disclosure report).
+pub const WIDE_AREA_FUNCTION: &str = "広域交付";
+
+/// A provision-log row of a 広域交付 relayed by the national node
+/// ([`Provider::log_wide_area`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WideAreaLog<'a> {
+    /// The law table's purpose (`W1-001`).
+    pub purpose: &'a str,
+    /// 提供先: the requesting municipality, its window and clerk.
+    pub destination: &'a str,
+    /// The resident code asked for.
+    pub resident: &'a str,
+    /// The items issued (empty unless provided).
+    pub fields: &'a str,
+    /// `provided`, `not_found` or `refused`.
+    pub result: &'a str,
+    /// Why not provided (a stable code), if so.
+    pub reason: Option<&'a str>,
+}
+
 /// A provision point: the national node or a prefecture node.
 #[derive(Debug, Clone)]
 pub struct Provider {
@@ -272,6 +293,28 @@ impl Provider {
     /// Logs one provision or refusal (group-committed); returns once it is durable.
     async fn log_one(&self, now: i64, row: &LogRow<'_>) -> Result<()> {
         self.desk.submit(Subject::Resolved(None), BTreeSet::new(), LogEntry::new(now, row)).await.map(drop)
+    }
+
+    /// Writes one provision-log row of a 広域交付 ([`crate::widearea`]) that the national node
+    /// relayed, refused or found nothing for, and returns once it is durable: the relay answers
+    /// the requesting municipality only after this. 機能区分 is [`WIDE_AREA_FUNCTION`], the
+    /// 提供事務区分 the purpose's law-table reference.
+    pub async fn log_wide_area(&self, now: i64, row: &WideAreaLog<'_>) -> Result<()> {
+        let class = self.law.get(row.purpose).map_or("-", |p| p.agency_class.table_ref());
+        self.log_one(
+            now,
+            &LogRow {
+                function: WIDE_AREA_FUNCTION,
+                purpose: row.purpose,
+                class,
+                destination: row.destination,
+                resident: Some(row.resident),
+                fields: row.fields,
+                result: row.result,
+                reason: row.reason,
+            },
+        )
+        .await
     }
 
     /// Answers a single query if the agency is within its rate limits and the law table
@@ -439,6 +482,16 @@ fn authorize(
     kind: QueryKind,
     fields: &BTreeSet<Field>,
 ) -> Result<law::Grant, law::Refusal> {
+    // No agency is ever of the 広域交付 class (registration refuses it); should one be stored
+    // anyway, its purposes are still the national node's own relay, never an agency's query.
+    if !agency.class.for_agencies() {
+        return Err(law::Refusal::AgencyNotEntitled {
+            purpose: purpose.chars().take(32).collect(),
+            requester: agency.class.label(),
+            requester_class: agency.class.code(),
+            entitled: "the national node's 広域交付 relay",
+        });
+    }
     let grant = law::authorize(law, agency.class, purpose, kind, fields)?;
     if !holder.serves(agency.class) {
         return Err(law::Refusal::WrongServer { purpose: grant.purpose, served_by: holder.other() });

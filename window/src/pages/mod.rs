@@ -1,10 +1,11 @@
 //! The window's pages: the router, the page frame for a signed-in clerk, and the sign-in,
-//! home and sign-out pages. Residents' pages are in `resident.rs`, the card's in `card.rs`.
+//! home and sign-out pages. Residents' pages are in `resident.rs`, the card's in `card.rs`, 広域交付 in `widearea.rs`.
 //! Every form is a POST with the session's CSRF token; a resident's code travels only in
 //! form bodies, never in a URL.
 
 mod card;
 mod resident;
+mod widearea;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/signout", post(signout))
         .merge(resident::routes())
         .merge(card::routes())
+        .merge(widearea::routes())
         .with_state(app)
 }
 
@@ -67,6 +69,7 @@ pub(crate) fn page(app: &App, ctx: &Ctx, title: &str, body: Markup) -> Response 
         links: &[
             ("/", "住民の検索"),
             ("/residents/new", "住民の登録"),
+            (widearea::PATH, "広域交付"),
             ("/card/status", "カードの状態"),
             ("/card/queue", "再発行の対象"),
         ],
