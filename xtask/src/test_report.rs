@@ -56,8 +56,8 @@ fn echo(from: impl Read + Send + 'static, kept: Arc<Mutex<Vec<String>>>, to_stde
     })
 }
 
-/// From libtest's and cargo's output: each failing test with the first lines of its panic, and
-/// cargo's "to rerun pass" lines (which name the test binary).
+/// From libtest's and cargo's output: each failing test with the first lines of its panic,
+/// cargo's "to rerun pass" lines (which name the test binary), compile errors and a full disk.
 pub(crate) fn digest(lines: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     let mut in_block: Option<usize> = None;
@@ -79,6 +79,8 @@ pub(crate) fn digest(lines: &[String]) -> Vec<String> {
         }
         if line.contains("to rerun pass")
             || line.contains("No space left on device")
+            || line.starts_with("error[")
+            || line.starts_with("error: could not compile")
             || line.starts_with("test ") && line.ends_with("... FAILED")
         {
             out.push(truncate(line.trim(), 200).to_owned());
