@@ -53,7 +53,12 @@ pub struct ServeArgs {
     /// Only this validator (a `validator:<name>` party; repeat) gets delegated OCSP responder
     /// certificates (`POST /v1/responders`); others are refused (`validator_not_allowed`,
     /// audited). Default: every validator party.
-    #[arg(long = "responder-validator", value_name = "PARTY")]
+    #[arg(
+        long = "responder-validator",
+        value_name = "PARTY",
+        env = "JPKI_CA_RESPONDER_VALIDATORS",
+        value_delimiter = ','
+    )]
     pub responder_validators: Vec<String>,
     #[command(flatten)]
     pub net: NetArgs,
