@@ -299,6 +299,7 @@ pub(crate) async fn auto_enroll(svc: Arc<Service>, e: Enroller, interval: Durati
             match e.enrol_into(&svc, c).await {
                 Ok((serial, presigned)) => {
                     backoff.remove(&k);
+                    metrics::counter!("jpki_validator_enrolments_total", "result" => "enrolled").increment(1);
                     tracing::info!(
                         ca = %c.ca,
                         generation = c.generation,
@@ -308,6 +309,7 @@ pub(crate) async fn auto_enroll(svc: Arc<Service>, e: Enroller, interval: Durati
                     );
                 }
                 Err(err) => {
+                    metrics::counter!("jpki_validator_enrolments_total", "result" => "failed").increment(1);
                     let b =
                         backoff.entry(k).or_insert(Backoff { next: Instant::now(), delay: FIRST_BACKOFF, attempts: 0 });
                     b.attempts += 1;

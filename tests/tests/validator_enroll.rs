@@ -46,11 +46,13 @@ fn ocsp(d: &dyn Fn(&str) -> String, url: &str, issuer: &str, cert: &str, root: &
 }
 
 /// Starts `jpki serve validator --ca-service CA_URL` on `port` with the responders in `DIR/v`
-/// and the validator's environment `env`, its log in `DIR/LOG`; returns once it is healthy.
+/// and the validator's environment `env`, serving the CRLs of `DIR/pub`, its log in `DIR/LOG`;
+/// returns once it is healthy.
 async fn validator(d: &dyn Fn(&str) -> String, ca_url: &str, port: u16, env: &[(String, String)], log: &str) -> Kill {
+    std::fs::create_dir_all(d("pub")).unwrap();
     let child = Kill(
         Command::new(jpki_bin())
-            .args(["serve", "validator", "--ca-service", ca_url, "--responders", &d("v")])
+            .args(["serve", "validator", "--ca-service", ca_url, "--responders", &d("v"), "--crl-dir", &d("pub")])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             // Only a request for an issuer without a responder (or the start) makes it look: the
             // periodic read is an hour away.
@@ -77,6 +79,39 @@ fn ca_certs(net: &Network, d: &dyn Fn(&str) -> String) {
         let o = net.jpki(&["ca", "cert", "--actor", "op-1", slug]);
         assert!(o.status.success(), "{}", text(&o));
         std::fs::write(d(file), o.stdout).unwrap();
+    }
+}
+
+/// `jpki serve ca` again (after [`Network::serve_ca`] issued its credential), certifying
+/// responders for `validator` only (`JPKI_CA_RESPONDER_VALIDATORS`); returns it and its URL once
+/// it answers.
+async fn restricted_ca(net: &Network, validator: &str) -> (Kill, String) {
+    let port = free_port();
+    let child = Kill(
+        Command::new(jpki_bin())
+            .args(["serve", "ca", "--listen", &format!("127.0.0.1:{port}"), "--follow-interval-ms", "200"])
+            .env_remove("JPKI_DB")
+            .env("JPKI_CA_PASSPHRASE", Network::CA_PASSPHRASE)
+            .env("JPKI_CA_DB", net.dir.join("ca.db"))
+            .env("JPKI_CA_KEYS", net.dir.join("keys"))
+            .env("JPKI_NATIONAL_URL", &net.national)
+            .env("JPKI_CA_RESPONDER_VALIDATORS", validator)
+            .envs(net.pki.env("ca-service"))
+            .stderr(std::fs::File::create(net.dir.join("ca-service.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    let op = net.pki.client("op1", Some(identity::party::Party::Ca("jpki-ca".into())));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = op.get(format!("{url}/v1/status/head")).send().await
+            && r.status().is_success()
+        {
+            return (child, url);
+        }
+        assert!(Instant::now() < deadline, "the CA service did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -180,8 +215,7 @@ async fn a_refused_enrolment_is_logged_and_retried_and_the_other_generations_ans
     drop(first_service);
     // The CA service now certifies another validator only: this one (validator:v1) may still
     // read the status stream, but gets no responder certificate.
-    let (_ca_service, ca_url) =
-        net.serve_ca_with(&"00".repeat(32), &[("JPKI_CA_RESPONDER_VALIDATORS", "validator:v2".into())]).await;
+    let (_ca_service, ca_url) = restricted_ca(&net, "validator:v2").await;
     let mut v = validator(&d, &ca_url, port, &env, "validator.log").await;
 
     let resident = net.resident("山田　花子", "1980-02-29").await;
@@ -232,6 +266,10 @@ async fn a_refused_enrolment_is_logged_and_retried_and_the_other_generations_ans
     assert!(out.contains("Responder Error: unauthorized"), "{out}");
     assert!(v.0.try_wait().unwrap().is_none(), "the validator exited");
 
+    // The CRLs, the ARL among them: a CA certificate's status comes from it (CA certificates name
+    // no OCSP responder).
+    let o = net.jpki(&["ca", "crl", "--actor", "op-1", "--out", &d("pub")]);
+    assert!(o.status.success(), "{}", text(&o));
     // `jpki verify cert --ocsp` (the shared online check) against this responder: the leaf's
     // responder answered `unauthorized`, which is no verdict on the certificate: status
     // unavailable, exit status 3, the answer named. The CA certificate, answered, validates.

@@ -250,7 +250,9 @@ fn staple_online(path: &mut CertificationPath, fetch: Fetch) -> Vec<Unanswered> 
         else {
             continue;
         };
-        let who = cert.tbs_certificate().subject().to_string();
+        // Named by its issuer (a CA), never by its own subject, which may name a person: the
+        // reason goes into logs (the kiosk check).
+        let who = format!("a certificate issued by {}", cert.tbs_certificate().issuer());
         let mut failed: Option<Unanswered> = None;
         let mut settled = false;
         if let Ok(req) = crate::ocsp::request_for(&issuer, cert.tbs_certificate().serial_number().as_bytes()) {
