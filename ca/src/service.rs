@@ -1234,7 +1234,8 @@ pub struct KioskHolderAnswer {
     summary = "The resident a card's authentication certificate was issued to, while the card signs for a kiosk",
     description = "Municipality nodes only (コンビニ交付, docs/kiosk.md). Answered only if the certificate is, byte for \
 byte, an authentication certificate this CA issued; the card's signature over the message verifies with it; and the \
-message is a kiosk challenge of the calling municipality that has not expired (and expires within 5 minutes). \
+message is a kiosk challenge of the calling municipality that has not expired (and expires within 5 minutes), \
+and only to the municipality whose register holds the resident now (`not_resident_here` otherwise, naming no one). \
 Never by serial alone. Every answer and refusal is audited under the municipality (serial and kiosk only).",
     request_body(content = KioskHolderBody, content_type = "application/json"),
     security(("network_credential" = [])),
@@ -1244,8 +1245,9 @@ Never by serial alone. Every answer and refusal is audited under the municipalit
         (status = 401, description = "No client party (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "Not a municipality (`party_not_allowed`), another municipality's or a stale \
 message (`not_own_message`, `message_stale`), a signature that does not verify (`bad_signature`), or a certificate \
-this CA did not issue as an authentication certificate (`certificate_unknown`)", body = ErrorBody),
-        (status = 500, description = "Database failure (`internal`, no detail)", body = ErrorBody),
+this CA did not issue as an authentication certificate (`certificate_unknown`), or a holder not on the calling \
+municipality's register now (`not_resident_here`)", body = ErrorBody),
+        (status = 500, description = "Database failure or no answer from the identity network (`internal`, no detail)", body = ErrorBody),
     )
 )]
 async fn kiosk_holder(
@@ -1286,6 +1288,24 @@ async fn kiosk_holder(
             return Err(Refusal::forbidden(code, detail));
         }
     };
+    // Only the municipality whose register holds the resident now learns who it is: a kiosk
+    // that asked the wrong municipality (or a municipality the resident has left) gets a
+    // refusal that names no one.
+    let here = svc.source.resident(&resident, now).await?.is_some_and(|r| {
+        r.status == identity::person::ResidentStatus::Active
+            && Party::Municipality(signed.municipality.clone()) == m
+            && r.municipality == signed.municipality.as_str()
+    });
+    if !here {
+        tracing::warn!(party = %m, route = "POST /v1/kiosk/holder", reason = "not_resident_here", "kiosk holder refused");
+        svc.authority
+            .audit(&m.to_string(), "refused", &format!("POST /v1/kiosk/holder: not_resident_here ({serial})"), now)
+            .await?;
+        return Err(Refusal::forbidden(
+            "not_resident_here",
+            "the card's holder is not on the calling municipality's register",
+        ));
+    }
     svc.authority.audit(&m.to_string(), "kiosk_holder", &format!("{serial} for {}", signed.kiosk), now).await?;
     Ok(Json(KioskHolderAnswer { resident_code: resident, serial }))
 }

@@ -49,6 +49,13 @@ pub struct SignerArgs {
     /// Milliseconds before a store command is given up (and retried).
     #[arg(long, default_value_t = 1000)]
     pub store_timeout_ms: u64,
+    /// Replicas of a master that must acknowledge a revocation (Redis `WAIT`, within
+    /// --store-timeout-ms) before it counts as written and its invalidation is published;
+    /// until then it is retried. Set it to the replicas each master has (1 in a cluster made
+    /// with `--cluster-replicas 1`), so that a master dying right after a revocation cannot lose
+    /// it. 0: no wait (a revocation lost that way stays unpublished until the half-life re-sign).
+    #[arg(long, default_value_t = 0)]
+    pub store_replicas: u32,
     /// The validator's network credential (with --ca-service).
     #[command(flatten)]
     pub net: NetArgs,
@@ -86,7 +93,8 @@ pub async fn signer(a: SignerArgs) -> Result<()> {
     let store: Arc<dyn ResponseStore> = Arc::new(
         RedisStore::connect(&a.store, Duration::from_millis(a.store_timeout_ms))
             .await
-            .with_context(|| format!("cannot reach the OCSP store {}", a.store))?,
+            .with_context(|| format!("cannot reach the OCSP store {}", a.store))?
+            .with_replicas(a.store_replicas),
     );
     let responders = crate::validator_cmd::responders(&a.responders, &pass, auto)?;
     let p = a.partition;

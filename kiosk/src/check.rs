@@ -268,6 +268,10 @@ impl CardCheck {
                 "certificate_unknown",
                 "このカードの証明書の発行記録がありません。お住まいの市区町村の窓口にお問い合わせください。",
             )),
+            (403, "not_resident_here") => Err(refused(
+                "not_resident_here",
+                "この市区町村に住民登録がないため交付できません。住所地の市区町村を選んでください。",
+            )),
             (403, "bad_signature") => {
                 Err(refused("bad_signature", "カードの署名を確認できませんでした。最初からやり直してください。"))
             }

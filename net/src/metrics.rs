@@ -116,6 +116,11 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     ),
     ("jpki_ocsp_store_writes_total", Kind::Counter, "Pre-signed OCSP responses a signer wrote into the shared store."),
     (
+        "jpki_ocsp_store_unreplicated_total",
+        Kind::Counter,
+        "Revocations a signer wrote that fewer than --store-replicas replicas acknowledged in time (retried).",
+    ),
+    (
         "jpki_ocsp_store_subscribed",
         Kind::Gauge,
         "1 while a stateless OCSP responder receives invalidations (its hot set is used only then), 0 otherwise.",

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::{Network, csr, jpki_bin, text};
@@ -91,30 +90,16 @@ async fn issuance_over_http_survives_a_crash_between_tbs_and_signature() {
 
 #[test]
 fn ca_keys_on_a_softhsm2_token_sign_what_openssl_verifies() {
-    let module = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("softhsm2 is not installed (cargo xtask ci installs it)");
     for alg in ["rsa2048", "p384"] {
         let dir = tempfile::tempdir().unwrap();
         let d = |f: &str| dir.path().join(f).display().to_string();
-        std::fs::create_dir_all(d("tokens")).unwrap();
-        std::fs::write(
-            d("softhsm2.conf"),
-            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", d("tokens")),
-        )
-        .unwrap();
-        let o = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", "jpki-ca", "--so-pin", "12345678", "--pin", "87654321"])
-            .env("SOFTHSM2_CONF", d("softhsm2.conf"))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
+        let (module, conf) = common::softhsm_token(dir.path(), "jpki-ca", "87654321");
+        let module = module.as_str();
         let jpki = |args: &[&str], pin: &str| {
             Command::new(jpki_bin())
                 .args(args)
                 .args(["--actor", "op-1", "--db", &d("ca.db"), "--pkcs11-module", module, "--pkcs11-token", "jpki-ca"])
-                .env("SOFTHSM2_CONF", d("softhsm2.conf"))
+                .env("SOFTHSM2_CONF", &conf)
                 .env("JPKI_CA_PIN", pin)
                 .output()
                 .unwrap()

@@ -326,3 +326,80 @@ async fn windows_issue_only_for_their_municipality_with_an_authenticated_clerk_a
     let (s, a) = post(&w_tokyo, &url, "/v1/issue", &tokyo, Some(&c_tokyo), &request("W01", "r8"), None).await;
     assert_eq!((s, a["error"].as_str()), (401, Some("clerk_not_trusted")), "{a}");
 }
+
+/// The card's signature over `message` with its authentication key (RSA PKCS#1 v1.5, SHA-256,
+/// what the card makes), here a software key from `csr`.
+fn card_signs(key: &std::path::Path, message: &[u8], dir: &std::path::Path) -> Vec<u8> {
+    let (msg, sig) = (dir.join("message.bin"), dir.join("message.sig"));
+    std::fs::write(&msg, message).unwrap();
+    let o = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .arg("-out")
+        .arg(&sig)
+        .arg(&msg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::read(sig).unwrap()
+}
+
+/// `POST /v1/kiosk/holder` names a card's holder only to the municipality whose register holds
+/// the resident now: another municipality, even with the card's fresh signature over its own
+/// challenge, gets `not_resident_here` and no resident code; the refusal is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_holder_is_named_only_to_the_municipality_of_the_residents_register() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = Network::start(dir).await;
+    let resident = net.resident("山田花子", "1990-04-01").await;
+    let (sign_csr, auth_csr) = (csr(dir, "sign"), csr(dir, "auth"));
+    let (_, auth_serial) = net.issue_pair(dir, &resident, &sign_csr, &auth_csr, &dir.join("out").display().to_string());
+    let auth_der = common::pem_to_der(&std::fs::read(dir.join("auth.pem")).unwrap());
+    let pki = &net.pki;
+    pki.issue("m271004", "municipality:271004", false);
+    let (_ca, url) = net.serve_ca(MASTER).await;
+    let ca = Some(Party::Ca("jpki-ca".into()));
+    let (chiyoda, osaka) = (pki.client("m131016", ca.clone()), pki.client("m271004", ca.clone()));
+
+    let kiosk: Party = "kiosk:K1".parse().unwrap();
+    let ask = |client: reqwest::Client, municipality: &str| {
+        let signed = identity::kiosk::SignedChallenge {
+            municipality: municipality.parse().unwrap(),
+            kiosk: kiosk.clone(),
+            challenge: "ab".repeat(32),
+            expires_at: now() + 60,
+        };
+        let message = signed.to_bytes();
+        let signature = card_signs(&dir.join("auth.key"), &message, dir);
+        let body = json!({"certificate": b64(&auth_der), "message": b64(&message), "signature": b64(&signature)});
+        let url = url.clone();
+        async move {
+            let r = client.post(format!("{url}/v1/kiosk/holder")).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // 大阪市, with the card's signature over its own challenge: refused, no one named.
+    let (s, a) = ask(osaka.clone(), "271004").await;
+    assert_eq!((s, a["error"].as_str()), (403, Some("not_resident_here")), "{a}");
+    assert!(!a.to_string().contains(&resident), "the refusal names the resident: {a}");
+    // 大阪市 with a message for 千代田区: not its own.
+    let (s, a) = ask(osaka, "131016").await;
+    assert_eq!((s, a["error"].as_str()), (403, Some("not_own_message")), "{a}");
+    // 千代田区, the resident's municipality: the holder.
+    let (s, a) = ask(chiyoda, "131016").await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(
+        (a["resident_code"].as_str(), a["serial"].as_str()),
+        (Some(resident.as_str()), Some(auth_serial.as_str()))
+    );
+    // The refusal is in the CA's audit trail under 大阪市, with the serial, not the resident.
+    let trail = text(&net.jpki(&["ca", "audit", "--actor", "auditor", "--limit", "1000"]));
+    let line = trail
+        .lines()
+        .find(|l| l.contains("urn:jpki:municipality:271004") && l.contains("not_resident_here"))
+        .unwrap_or_else(|| panic!("no audited refusal: {trail}"));
+    assert!(line.contains(&auth_serial) && !line.contains(&resident), "{line}");
+}

@@ -18,7 +18,10 @@ use tokio::sync::Mutex;
 use card::apdu::Status;
 use card::jpki::{KeyRef, Lifecycle};
 use card::reader::{Jpki, Reader};
-use common::{ISSUER_KEY, Network, card_sim, jpki_bin, opensc as tool, pem_to_der, text, wait_removed};
+use common::{
+    AUTH_PIN, ISSUER_KEY, Network, READER0, READER1, SIGN_PIN, card_sim, jpki_bin, opensc as tool, pem_to_der,
+    require_pcsc_stack, text, wait_removed,
+};
 
 /// The window of these tests: its own credential and its clerk's key (copied into a directory
 /// of their own, owned by the window's user), and the CA service it talks to.
@@ -105,20 +108,6 @@ impl Window {
 
 /// Both tests use the two vpcd readers and OpenSC sees every card: one at a time.
 static READERS: Mutex<()> = Mutex::const_new(());
-
-const AUTH_PIN: &str = "1234";
-const SIGN_PIN: &str = "ABC123";
-const READER0: &str = "Virtual PCD 00 00";
-const READER1: &str = "Virtual PCD 00 01";
-
-fn require_pcsc_stack() {
-    let o = Command::new(jpki_bin()).args(["card", "readers"]).output().unwrap();
-    let t = text(&o);
-    assert!(
-        o.status.success() && t.contains(READER0) && t.contains(READER1),
-        "pcscd with the vpcd readers is not running ({t}); start it with `cargo xtask pcsc up`"
-    );
-}
 
 /// The resident's PINs (typed on the window's PIN pad).
 fn card_env() -> Vec<(&'static str, &'static str)> {

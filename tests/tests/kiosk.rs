@@ -13,28 +13,18 @@ mod common;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{ISSUER_KEY, Kill, Network, card_sim, free_port, jpki, jpki_bin, ready, text};
+use common::{
+    AUTH_PIN, ISSUER_KEY, Kill, Network, READER0, READER1, SIGN_PIN, card_sim, free_port, jpki, jpki_bin, ready,
+    require_pcsc_stack, text,
+};
 use identity::kiosk::{ChallengeAnswer, IssueRequest};
 use identity::party::Party;
 use sqlx::Row;
 
-const AUTH_PIN: &str = "1234";
-const SIGN_PIN: &str = "ABC123";
-const READER0: &str = "Virtual PCD 00 00";
-const READER1: &str = "Virtual PCD 00 01";
 const PASS: &str = "kiosk-test-validator-passphrase";
 const DOC_KEY_PASS: &str = "document-signing key passphrase";
 /// The municipality node's kiosk session lifetime in this test.
 const SESSION_SECS: i64 = 6;
-
-fn require_pcsc_stack() {
-    let o = Command::new(jpki_bin()).args(["card", "readers"]).output().unwrap();
-    let t = text(&o);
-    assert!(
-        o.status.success() && t.contains(READER0) && t.contains(READER1),
-        "pcscd with the vpcd readers is not running ({t}); start it with `cargo xtask pcsc up`"
-    );
-}
 
 /// `jpki card issue` as window `window:131016:W01` with clerk `clerk:131016:C1` (their own
 /// credentials only); returns the authentication certificate's serial.

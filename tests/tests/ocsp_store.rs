@@ -4,9 +4,10 @@
 //! responders (POST, GET with cache headers, a nonce request answered without the nonce), a
 //! revocation through the CA seen as revoked on both, hostile store contents (another
 //! certificate's response, garbage) never served, and the store gone: `tryLater`. On a cluster
-//! with one replica per master: the master holding a certificate's responses killed, its
-//! replica takes over, and the responders still serve that certificate and a revocation the
-//! signers write afterwards.
+//! with one replica per master and signers waiting for a replica's acknowledgement of
+//! revocations: a revocation stays pending while the replica is frozen; then the master holding
+//! it is killed, its replica takes over, and the responders still answer that certificate
+//! revoked, and a revocation the signers write afterwards.
 //!
 //! Skipped, with a message, only when `redis-server` is missing and `CI` is unset; in CI its
 //! absence is a failure (`cargo xtask ci` installs it).
@@ -144,6 +145,14 @@ impl RedisCluster {
     }
 
     /// Kills the node on `port`.
+    /// Sends `signal` (`STOP`, `CONT`) to the node on `port`: a frozen node answers nothing.
+    fn signal(&self, port: u16, signal: &str) {
+        let i = self.ports.iter().position(|p| *p == port).unwrap();
+        let pid = self.nodes[i].as_ref().unwrap().0.id().to_string();
+        let o = run("kill", &[&format!("-{signal}"), &pid]);
+        assert!(o.status.success(), "kill -{signal} {pid}: {}", text(&o));
+    }
+
     fn kill(&mut self, port: u16) {
         let i = self.ports.iter().position(|p| *p == port).unwrap();
         self.nodes[i].take();
@@ -155,6 +164,16 @@ impl RedisCluster {
 }
 
 /// What a stateless responder's `/health` says it answered from the store.
+/// The "N store writes pending" of a signer's /health.
+fn pending_of(health: &str) -> u64 {
+    health
+        .trim_end()
+        .strip_suffix(" store writes pending")
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pending count in the signer's health: {health}"))
+}
+
 fn answered_from_store(health: &str) -> u64 {
     let after = health.split("answered hot ").nth(1).unwrap_or_else(|| panic!("{health}"));
     after.split_whitespace().nth(2).unwrap().trim_end_matches(',').parse().unwrap()
@@ -205,28 +224,38 @@ fn store_key(d: &dyn Fn(&str) -> String, issuer: &str, cert: &str) -> Vec<u8> {
     [&[b'o', 1][..], &field("Issuer Key Hash"), &serial].concat()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn signers_and_keyless_responders_share_a_redis_cluster() {
-    if !redis_present() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = |f: &str| dir.path().join(f).display().to_string();
-    let mut redis = RedisCluster::start(dir.path(), 3);
-    let store = redis.urls();
+/// What both tests start on a cluster: the identity network and the CA with a resident's two
+/// certificates (their CA certificates written as PEM files), the CA service, the validator's
+/// responder keys, and two `ocsp-signer` partitions writing to the cluster, each answering
+/// health. Two free ports are reserved for the responders, whose URL the CA put in certificates.
+struct World {
+    net: Network,
+    _ca_service: Kill,
+    store: String,
+    rports: [u16; 2],
+    urls: Vec<String>,
+    sports: [u16; 2],
+    signers: Vec<Option<Kill>>,
+    sig_serial: String,
+    auth_serial: String,
+}
 
-    // The CA, a resident with two certificates, and the validator's responder keys.
+/// `replicas`: the signers' `--store-replicas`.
+async fn world(dir: &Path, redis: &RedisCluster, name: &str, dob: &str, replicas: u32) -> World {
+    let d = |f: &str| dir.join(f).display().to_string();
+    let store = redis.urls();
     let rports = [free_port(), free_port()];
     let urls: Vec<String> = rports.iter().map(|p| format!("http://127.0.0.1:{p}/ocsp")).collect();
-    let net = Network::start_with(dir.path(), &["--ocsp-url", &urls[0]]).await;
-    let resident = net.resident("山田　花子", "1980-02-29").await;
-    let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
-    let (sig_serial, _) = net.issue_pair(dir.path(), &resident, &sign_csr, &auth_csr, &d("out"));
-    for (file, ca) in [("root.pem", "sign-root"), ("int.pem", "sign-13"), ("auth-root.pem", "auth-root")] {
+    let net = Network::start_with(dir, &["--ocsp-url", &urls[0]]).await;
+    let resident = net.resident(name, dob).await;
+    let (sign_csr, auth_csr) = (csr(dir, "sign"), csr(dir, "auth"));
+    let (sig_serial, auth_serial) = net.issue_pair(dir, &resident, &sign_csr, &auth_csr, &d("out"));
+    for (file, ca) in
+        [("root.pem", "sign-root"), ("int.pem", "sign-13"), ("auth-root.pem", "auth-root"), ("auth-int.pem", "auth-13")]
+    {
         std::fs::write(d(file), net.jpki(&["ca", "cert", "--actor", "op-1", ca]).stdout).unwrap();
     }
-    std::fs::write(d("auth-int.pem"), net.jpki(&["ca", "cert", "--actor", "op-1", "auth-13"]).stdout).unwrap();
-    let (_ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
+    let (ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
     net.enrol_validator(&ca_url, &d("v"), PASS);
 
     // Two signers, one partition each, reading the CA's database read only.
@@ -237,17 +266,33 @@ async fn signers_and_keyless_responders_share_a_redis_cluster() {
                 .args(["serve", "ocsp-signer", "--ca-db", &d("ca.db"), "--responders", &d("v")])
                 .args(["--store", &store, "--partition", &format!("{i}/2"), "--poll-ms", "100"])
                 .args(["--listen", &format!("127.0.0.1:{}", sports[i])])
+                .args(["--store-replicas", &replicas.to_string(), "--store-timeout-ms", "300"])
                 .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
                 .spawn()
                 .unwrap(),
         )
     };
-    let mut signers = vec![Some(signer(0)), Some(signer(1))];
-    let mut signed = 0;
+    let signers = vec![Some(signer(0)), Some(signer(1))];
     for p in sports {
         let h = format!("http://127.0.0.1:{p}/health");
         until("signer ready", 60, || curl(&h).starts_with("ok")).await;
-        let t = curl(&h);
+    }
+    World { net, _ca_service: ca_service, store, rports, urls, sports, signers, sig_serial, auth_serial }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signers_and_keyless_responders_share_a_redis_cluster() {
+    if !redis_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let mut redis = RedisCluster::start(dir.path(), 3);
+    let World { net, _ca_service, store, rports, urls, sports, mut signers, sig_serial, .. } =
+        world(dir.path(), &redis, "山田　花子", "1980-02-29", 0).await;
+    let mut signed = 0;
+    for p in sports {
+        let t = curl(&format!("http://127.0.0.1:{p}/health"));
         signed += t.split_whitespace().nth(3).unwrap().parse::<usize>().unwrap();
     }
     // Every certificate the CA issued (the resident's two, the responders' own), with a SHA-1
@@ -384,10 +429,12 @@ async fn signers_and_keyless_responders_share_a_redis_cluster() {
     drop(signers);
 }
 
-/// One replica per master: the master holding sig.pem's responses dies, its replica takes over
-/// (cluster-node-timeout 1 s), and both responders — one reading every answer from the store,
-/// one with a hot set — still serve sig.pem's signed response; a revocation after the takeover
-/// is written by its signer to the promoted replica and answered `revoked` by both.
+/// One replica per master, signers with `--store-replicas 1`: a revocation of sig.pem is not
+/// counted as written while the replica of its master is frozen, and is once the replica is
+/// back; then that master dies, its replica takes over (cluster-node-timeout 1 s), and both
+/// responders — one reading every answer from the store, one with a hot set — still answer
+/// sig.pem revoked (the acknowledged revocation survived); a revocation after the takeover is
+/// answered `revoked` by both.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_takes_over_a_dead_master_and_both_sides_carry_on() {
     if !redis_present() {
@@ -397,41 +444,11 @@ async fn a_replica_takes_over_a_dead_master_and_both_sides_carry_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).display().to_string();
     let mut redis = RedisCluster::start_with(dir.path(), 3, 1, 1000);
-    let store = redis.urls();
     let nodes = redis.nodes();
     assert_eq!(nodes.iter().filter(|n| n.flags.contains("master")).count(), 3, "{nodes:?}");
     assert_eq!(nodes.iter().filter(|n| n.flags.contains("slave")).count(), 3, "{nodes:?}");
-
-    let rports = [free_port(), free_port()];
-    let urls: Vec<String> = rports.iter().map(|p| format!("http://127.0.0.1:{p}/ocsp")).collect();
-    let net = Network::start_with(dir.path(), &["--ocsp-url", &urls[0]]).await;
-    let resident = net.resident("鈴木　一郎", "1975-06-01").await;
-    let (sign_csr, auth_csr) = (csr(dir.path(), "sign"), csr(dir.path(), "auth"));
-    let (sig_serial, _) = net.issue_pair(dir.path(), &resident, &sign_csr, &auth_csr, &d("out"));
-    for (file, ca) in [("root.pem", "sign-root"), ("int.pem", "sign-13")] {
-        std::fs::write(d(file), net.jpki(&["ca", "cert", "--actor", "op-1", ca]).stdout).unwrap();
-    }
-    let (_ca_service, ca_url) = net.serve_ca(&"00".repeat(32)).await;
-    net.enrol_validator(&ca_url, &d("v"), PASS);
-
-    let sports = [free_port(), free_port()];
-    let _signers: Vec<Kill> = (0..2)
-        .map(|i| {
-            Kill(
-                Command::new(jpki_bin())
-                    .args(["serve", "ocsp-signer", "--ca-db", &d("ca.db"), "--responders", &d("v")])
-                    .args(["--store", &store, "--partition", &format!("{i}/2"), "--poll-ms", "100"])
-                    .args(["--listen", &format!("127.0.0.1:{}", sports[i])])
-                    .env("JPKI_VALIDATOR_PASSPHRASE", PASS)
-                    .spawn()
-                    .unwrap(),
-            )
-        })
-        .collect();
-    for p in sports {
-        let h = format!("http://127.0.0.1:{p}/health");
-        until("signer ready", 60, || curl(&h).starts_with("ok")).await;
-    }
+    let World { net, _ca_service, store, rports, urls, sports, signers: _signers, sig_serial, auth_serial } =
+        world(dir.path(), &redis, "鈴木　一郎", "1975-06-01", 1).await;
     // Responder 0 keeps nothing (every answer is a store read); responder 1 has a hot set.
     let responder = |p: u16, hot: &str| {
         Kill(
@@ -472,9 +489,31 @@ async fn a_replica_takes_over_a_dead_master_and_both_sides_carry_on() {
         text(&run("redis-cli", &["-p", &replica.to_string(), "info", "replication"])).contains("master_link_status:up")
     })
     .await;
+    // A revocation while the replica is frozen: its master takes the write, but no replica
+    // acknowledges it (WAIT 1), so the signer keeps it pending, retried, its invalidation not
+    // yet published; once the replica is back it is acknowledged and published.
+    let pending = || -> u64 { sports.iter().map(|p| pending_of(&curl(&format!("http://127.0.0.1:{p}/health")))).sum() };
+    assert_eq!(pending(), 0);
+    redis.signal(replica, "STOP");
+    net.revoke(&sig_serial);
+    until("the revocation read and written, unacknowledged", 30, || pending() > 0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(pending() > 0, "a revocation no replica acknowledged was counted as written");
+    redis.signal(replica, "CONT");
+    until("the revocation acknowledged by the replica", 30, || pending() == 0).await;
+    for url in &urls {
+        until("revoked on both responders", 30, || {
+            ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]).contains("sig.pem: revoked")
+        })
+        .await;
+    }
+    until("the replica in sync again", 30, || {
+        text(&run("redis-cli", &["-p", &replica.to_string(), "info", "replication"])).contains("master_link_status:up")
+    })
+    .await;
     let before = answered_from_store(&health(0));
 
-    // The master dies; its replica takes over the slots.
+    // The master dies; its replica takes over the slots, with the acknowledged revocation.
     let killed = Instant::now();
     redis.kill(master);
     until("the replica promoted", 30, || {
@@ -485,28 +524,28 @@ async fn a_replica_takes_over_a_dead_master_and_both_sides_carry_on() {
     let failed_over = killed.elapsed();
 
     // Both responders serve sig.pem again (after at most a few tryLater while their cluster
-    // clients learn the new master), signed and good.
+    // clients learn the new master): signed, and still revoked.
     for url in &urls {
         until("sig.pem served after the takeover", 30, || {
-            ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]).contains("sig.pem: good")
+            ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]).contains("sig.pem: revoked")
         })
         .await;
         let out = ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]);
-        assert!(out.contains("Response verify OK") && out.contains("sig.pem: good"), "{url}: {out}");
+        assert!(out.contains("Response verify OK") && out.contains("Reason: keyCompromise"), "{url}: {out}");
     }
     let served_again = killed.elapsed();
     let after = answered_from_store(&health(0));
     assert!(after > before, "responder 0 read sig.pem from the promoted replica: {before} then {after}");
 
-    // A revocation after the takeover: its signer writes it to the promoted replica and
-    // publishes the invalidation; both responders answer revoked.
-    net.revoke(&sig_serial);
+    // A revocation after the takeover (the authentication certificate): its signer writes it
+    // to the cluster as it is now and publishes the invalidation; both responders answer revoked.
+    net.revoke(&auth_serial);
     for url in &urls {
-        until("revoked after the takeover", 30, || {
-            ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]).contains("sig.pem: revoked")
+        until("auth.pem revoked after the takeover", 30, || {
+            ocsp(&d, url, "auth-int.pem", "auth-root.pem", "auth.pem", &["-no_nonce"]).contains("auth.pem: revoked")
         })
         .await;
-        let out = ocsp(&d, url, "int.pem", "root.pem", "sig.pem", &["-no_nonce"]);
+        let out = ocsp(&d, url, "auth-int.pem", "auth-root.pem", "auth.pem", &["-no_nonce"]);
         assert!(out.contains("Response verify OK") && out.contains("Reason: keyCompromise"), "{out}");
     }
     let mut conn = client.get_connection().unwrap();

@@ -39,24 +39,10 @@ fn record(name: &str) -> String {
 
 #[test]
 fn a_municipality_signs_residence_certificates_with_a_pkcs11_key_and_pyhanko_validates_them() {
-    let module = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("softhsm2 is not installed (cargo xtask ci installs it)");
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).display().to_string();
-    std::fs::create_dir_all(d("tokens")).unwrap();
-    std::fs::write(
-        d("softhsm2.conf"),
-        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", d("tokens")),
-    )
-    .unwrap();
-    let o = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", "osaka", "--so-pin", "12345678", "--pin", PIN])
-        .env("SOFTHSM2_CONF", d("softhsm2.conf"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    let (module, conf) = common::softhsm_token(dir.path(), "osaka", PIN);
+    let module = module.as_str();
     let jpki = |args: &[&str]| -> Output {
         Command::new(jpki_bin())
             .args(args)
@@ -65,7 +51,7 @@ fn a_municipality_signs_residence_certificates_with_a_pkcs11_key_and_pyhanko_val
             .env("JPKI_NET_KEY_PASSPHRASE", KEY_PASS)
             .env("JPKI_RESDOC_KEY_PASSPHRASE", KEY_PASS)
             .env("JPKI_RESDOC_PIN", PIN)
-            .env("SOFTHSM2_CONF", d("softhsm2.conf"))
+            .env("SOFTHSM2_CONF", &conf)
             .output()
             .unwrap()
     };

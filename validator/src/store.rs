@@ -329,6 +329,8 @@ pub struct RedisStore {
     nodes: Vec<String>,
     conn: redis::cluster_async::ClusterConnection,
     timeout: Duration,
+    /// Replicas that must acknowledge a revocation before it counts as written (`WAIT`).
+    replicas: u32,
 }
 
 impl fmt::Debug for RedisStore {
@@ -364,7 +366,42 @@ impl RedisStore {
             .await
             .map_err(|_| Error::Store(format!("no answer from the Redis cluster at {}", nodes.join(","))))?
             .map_err(redis_err)?;
-        Ok(RedisStore { nodes, conn, timeout })
+        Ok(RedisStore { nodes, conn, timeout, replicas: 0 })
+    }
+
+    /// A revoked response counts as written only once `n` replicas of its master have it
+    /// (`WAIT n`, within the command timeout): a master that dies right after taking it cannot
+    /// lose it, because the write is retried (on the promoted replica) until `n` acknowledge,
+    /// and its invalidation is published only after that. Good responses are not waited for
+    /// (one lost is re-signed at half-life and the previous one is still valid). 0: no wait.
+    pub fn with_replicas(mut self, n: u32) -> RedisStore {
+        self.replicas = n;
+        self
+    }
+
+    /// `WAIT replicas` at the master of `key`, on the connection its write went through.
+    async fn replicated(&self, key: &[u8]) -> Result<()> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let mut c = self.conn.clone();
+        let mut cmd = redis::cmd("WAIT");
+        let wait_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+        cmd.arg(self.replicas).arg(wait_ms);
+        let route =
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master)));
+        // WAIT blocks for up to its own timeout: the command gets that plus the usual timeout.
+        let answer = tokio::time::timeout(self.timeout * 2, c.route_command(cmd, route))
+            .await
+            .map_err(|_| Error::Store(format!("WAIT did not return within {:?}", self.timeout * 2)))?
+            .map_err(redis_err)?;
+        let acked: i64 = redis::from_redis_value(answer).map_err(|e| Error::Store(format!("WAIT: {e}")))?;
+        if acked < i64::from(self.replicas) {
+            metrics::counter!("jpki_ocsp_store_unreplicated_total").increment(1);
+            return Err(Error::Store(format!(
+                "a revocation was written but {acked} of {} replica(s) acknowledged it within {:?}",
+                self.replicas, self.timeout
+            )));
+        }
+        Ok(())
     }
 
     async fn timed<T>(&self, f: impl Future<Output = redis::RedisResult<T>>) -> Result<T> {
@@ -390,8 +427,13 @@ impl ResponseStore for RedisStore {
             tokio::time::timeout(t, futures_util::future::try_join_all(writes))
                 .await
                 .map_err(|_| Error::Store(format!("the Redis cluster did not take a batch within {t:?}")))?
-                .map_err(redis_err)
-                .map(|_| ())
+                .map_err(redis_err)?;
+            if self.replicas > 0 {
+                // Revoked values carry the tag `R` (see [`tag`]).
+                let revoked = puts.iter().filter(|p| p.value.first() == Some(&b'R'));
+                futures_util::future::try_join_all(revoked.map(|p| self.replicated(&p.key))).await?;
+            }
+            Ok(())
         })
     }
     fn get(&self, key: Vec<u8>) -> BoxFut<'_, Result<Option<Vec<u8>>>> {

@@ -101,10 +101,19 @@ pub(crate) fn ci(no_pg: bool) -> anyhow::Result<ExitCode> {
     Ok(summary.finish())
 }
 
+/// Free space (GB) on the disk of the target directory, from `df`; a full disk fails builds and
+/// tests in ways that look like anything else, so every step's row shows it.
+fn free_gb() -> Option<f64> {
+    let out = std::process::Command::new("df").arg("-Pk").arg(crate::cmd::target_dir().parent()?).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kb: f64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kb / 1024.0 / 1024.0)
+}
+
 /// The steps of `cargo xtask ci` so far, for the table at the end.
 #[derive(Debug, Default)]
 struct Summary {
-    rows: Vec<(String, String, Duration)>,
+    rows: Vec<(String, String, Duration, Option<f64>)>,
     failed: usize,
     /// Each failed step's error, repeated after the table where the last lines of a log show it.
     errors: Vec<(String, String)>,
@@ -127,19 +136,20 @@ impl Summary {
             }
         };
         println!("<== {name}: {status} ({:.1}s)", took.as_secs_f64());
-        self.rows.push((name.to_owned(), status, took));
+        self.rows.push((name.to_owned(), status, took, free_gb()));
         result.is_ok()
     }
 
     fn skip(&mut self, name: &str, why: &str) {
-        self.rows.push((name.to_owned(), format!("skipped ({why})"), Duration::ZERO));
+        self.rows.push((name.to_owned(), format!("skipped ({why})"), Duration::ZERO, None));
     }
 
     fn finish(self) -> ExitCode {
-        let total: Duration = self.rows.iter().map(|(_, _, took)| *took).sum();
-        println!("\n==> summary");
-        for (name, status, took) in &self.rows {
-            println!("  {name:<26} {:>7.1}s  {status}", took.as_secs_f64());
+        let total: Duration = self.rows.iter().map(|(_, _, took, _)| *took).sum();
+        println!("\n==> summary (free: the disk space left after the step)");
+        for (name, status, took, free) in &self.rows {
+            let free = free.map(|gb| format!("{gb:.1} GB free")).unwrap_or_default();
+            println!("  {name:<26} {:>7.1}s  {status:<8} {free}", took.as_secs_f64());
         }
         println!("  {:<26} {:>7.1}s", "total", total.as_secs_f64());
         for (name, err) in &self.errors {

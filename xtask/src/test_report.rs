@@ -77,7 +77,10 @@ pub(crate) fn digest(lines: &[String]) -> Vec<String> {
                 *shown += 1;
             }
         }
-        if line.contains("to rerun pass") || line.starts_with("test ") && line.ends_with("... FAILED") {
+        if line.contains("to rerun pass")
+            || line.contains("No space left on device")
+            || line.starts_with("test ") && line.ends_with("... FAILED")
+        {
             out.push(truncate(line.trim(), 200).to_owned());
         }
     }

@@ -676,3 +676,41 @@ pub fn csr(dir: &Path, name: &str) -> String {
     assert!(o.status.success(), "{}", text(&o));
     csr
 }
+
+/// The virtual card's PINs as our test cards are personalised (typed on the PIN pad).
+pub const AUTH_PIN: &str = "1234";
+pub const SIGN_PIN: &str = "ABC123";
+/// The two readers `cargo xtask pcsc up` gives pcscd (vpcd slots 0 and 1).
+pub const READER0: &str = "Virtual PCD 00 00";
+pub const READER1: &str = "Virtual PCD 00 01";
+
+/// Fails the test unless pcscd runs with both vpcd readers (`cargo xtask pcsc up`).
+pub fn require_pcsc_stack() {
+    let o = Command::new(jpki_bin()).args(["card", "readers"]).output().unwrap();
+    let t = text(&o);
+    assert!(
+        o.status.success() && t.contains(READER0) && t.contains(READER1),
+        "pcscd with the vpcd readers is not running ({t}); start it with `cargo xtask pcsc up`"
+    );
+}
+
+/// A fresh SoftHSM2 token labelled `label` with user PIN `pin`, its tokens and configuration in
+/// `dir`: returns the module's path and the `SOFTHSM2_CONF` file to set for every process.
+pub fn softhsm_token(dir: &Path, label: &str, pin: &str) -> (String, String) {
+    let module = ca::pkcs11::softhsm_module().expect("softhsm2 is not installed (cargo xtask ci installs it)");
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
+    )
+    .unwrap();
+    let o = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", label, "--so-pin", "12345678", "--pin", pin])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "softhsm2-util --init-token: {}", text(&o));
+    (module.display().to_string(), conf.display().to_string())
+}
