@@ -67,6 +67,8 @@ pub struct CaService {
     clock: fn() -> i64,
     /// The CSRF key of the operator console's forms (this process's memory only).
     csrf: web::Csrf,
+    /// If set, the only validators that get responder certificates ([`CaService::restrict_responders`]).
+    responder_parties: std::sync::OnceLock<Vec<Party>>,
 }
 
 impl std::fmt::Debug for CaService {
@@ -94,7 +96,24 @@ impl CaService {
         let status = StatusReader::over(authority.db().pool().clone());
         let clerks = ClerkVerifier::new(trust);
         let csrf = web::Csrf::new(console::CSRF_TTL);
-        Arc::new(Self { authority, source, clerks, issuer_master, publish_dir, status, clock, csrf })
+        Arc::new(Self {
+            authority,
+            source,
+            clerks,
+            issuer_master,
+            publish_dir,
+            status,
+            clock,
+            csrf,
+            responder_parties: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Certifies responder keys (`POST /v1/responders`) only for the validators in `parties`;
+    /// any other validator is refused (`validator_not_allowed`, audited). Without this, every
+    /// validator party may. Set once, before serving; a second call is ignored.
+    pub fn restrict_responders(&self, parties: Vec<Party>) {
+        let _ = self.responder_parties.set(parties);
     }
 
     /// The authority.
@@ -1135,7 +1154,7 @@ pub struct ResponderAnswer {
     path = "/v1/responders",
     tag = "validator",
     summary = "A delegated OCSP responder certificate for the validator's own key",
-    description = "Validators only (`urn:jpki:validator:<id>`); the CSR's signature is the proof of possession; a CA key is refused (`ca_key_offered`, audited).",
+    description = "Validators only (`urn:jpki:validator:<id>`); the CSR's signature is the proof of possession; a CA key is refused (`ca_key_offered`, audited), and so is a validator the service is not configured to certify (`validator_not_allowed`, audited; `jpki serve ca --responder-validator`).",
     request_body(content = ResponderBody, content_type = "application/json"),
     security(("network_credential" = [])),
     responses(
@@ -1155,6 +1174,17 @@ async fn responder(
 ) -> Answer<Json<ResponderAnswer>> {
     let v = caller(party)?;
     allow(&v, &[PartyKind::Validator], "POST /v1/responders")?;
+    if let Some(allowed) = svc.responder_parties.get()
+        && !allowed.contains(&v)
+    {
+        let now = (svc.clock)();
+        svc.authority.audit(&v.to_string(), "refused", "POST /v1/responders: validator_not_allowed", now).await?;
+        tracing::warn!(party = %v, reason = "validator_not_allowed", "refused by the CA service");
+        return Err(Refusal::forbidden(
+            "validator_not_allowed",
+            format!("{v} is not among the validators this CA certifies as OCSP responders"),
+        ));
+    }
     let r: ResponderBody = json(&body)?;
     let id = CaId::parse(&r.ca)?;
     let csr = b64("csr", &Some(r.csr))?.unwrap_or_default();

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use identity::http::now;
 use identity::party::{Party, PartyKind};
@@ -50,6 +50,16 @@ pub struct ServeArgs {
     /// Milliseconds between two pulls of the national change feed (0: never).
     #[arg(long, default_value_t = 1000)]
     pub follow_interval_ms: u64,
+    /// Only this validator (a `validator:<name>` party; repeat) gets delegated OCSP responder
+    /// certificates (`POST /v1/responders`); others are refused (`validator_not_allowed`,
+    /// audited). Default: every validator party.
+    #[arg(
+        long = "responder-validator",
+        value_name = "PARTY",
+        env = "JPKI_CA_RESPONDER_VALIDATORS",
+        value_delimiter = ','
+    )]
+    pub responder_validators: Vec<String>,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -95,6 +105,17 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         a.publish_dir.clone(),
         now,
     );
+    if !a.responder_validators.is_empty() {
+        let mut parties = Vec::new();
+        for p in &a.responder_validators {
+            let party: Party = p.parse().map_err(|e| anyhow!("--responder-validator {p}: {e}"))?;
+            if !matches!(party, Party::Validator(_)) {
+                bail!("--responder-validator {p}: not a validator:<name> party");
+            }
+            parties.push(party);
+        }
+        svc.restrict_responders(parties);
+    }
     if a.follow_interval_ms > 0 {
         let every = Duration::from_millis(a.follow_interval_ms);
         tokio::spawn(follow_feed(authority, source, net.verifier(), store.actor.clone(), every, true));

@@ -369,7 +369,8 @@ impl DemoCa {
             if r.signature_ok { "good" } else { "BAD" },
             match &r.certificate {
                 validator::verify::Verdict::Valid { .. } => "valid".to_string(),
-                validator::verify::Verdict::Invalid { reason } => format!("INVALID: {reason}"),
+                validator::verify::Verdict::Invalid { reason }
+                | validator::verify::Verdict::Unavailable { reason, .. } => format!("INVALID: {reason}"),
             }
         );
         for (k, v) in &r.items {
@@ -600,7 +601,8 @@ impl DemoCa {
             if r.signature_ok { "good" } else { "BAD" },
             match &r.certificate {
                 validator::verify::Verdict::Valid { .. } => "valid".to_string(),
-                validator::verify::Verdict::Invalid { reason } => format!("INVALID: {reason}"),
+                validator::verify::Verdict::Invalid { reason }
+                | validator::verify::Verdict::Unavailable { reason, .. } => format!("INVALID: {reason}"),
             }
         );
         ensure!(r.valid(), "the earlier signature should verify under the new root");

@@ -12,6 +12,7 @@ mod config;
 mod demo;
 mod demo_ca;
 mod demo_card;
+mod enrol;
 mod identity_cmd;
 mod kiosk_cmd;
 mod net_cmd;

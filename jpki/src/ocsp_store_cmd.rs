@@ -59,6 +59,9 @@ pub struct SignerArgs {
     /// The validator's network credential (with --ca-service).
     #[command(flatten)]
     pub net: NetArgs,
+    /// Enrolling CA generations created after start-up (as `jpki serve validator`).
+    #[command(flatten)]
+    pub enroll: crate::enrol::AutoEnrollArgs,
 }
 
 /// `jpki serve ocsp-responder`.
@@ -85,6 +88,7 @@ pub struct ResponderArgs {
 pub async fn signer(a: SignerArgs) -> Result<()> {
     let pass = crate::validator_cmd::passphrase()?;
     let net = if a.status.ca_service.is_some() { Some(crate::validator_cmd::credential(&a.net)?) } else { None };
+    let auto = a.enroll.enabled(a.status.ca_service.as_deref())?;
     let status = a.status.open(net.as_ref()).await?;
     let store: Arc<dyn ResponseStore> = Arc::new(
         RedisStore::connect(&a.store, Duration::from_millis(a.store_timeout_ms))
@@ -92,7 +96,7 @@ pub async fn signer(a: SignerArgs) -> Result<()> {
             .with_context(|| format!("cannot reach the OCSP store {}", a.store))?
             .with_replicas(a.store_replicas),
     );
-    let responders = crate::validator_cmd::responders(&a.responders, &pass)?;
+    let responders = crate::validator_cmd::responders(&a.responders, &pass, auto)?;
     let p = a.partition;
     let source = status.clone();
     let svc = Service::open(status, responders, a.validity_hours * 3600, 1.0).await?;
@@ -105,6 +109,7 @@ pub async fn signer(a: SignerArgs) -> Result<()> {
     let poller = svc.clone();
     let poll = Duration::from_millis(a.poll_ms.max(10));
     tokio::spawn(crate::validator_cmd::follow_status(poller, source, poll, None, true));
+    crate::validator_cmd::spawn_auto_enroll(&svc, &a.status, net.as_ref(), &a.responders, &a.enroll, pass, auto)?;
     async fn health(State(s): State<Arc<Service>>) -> String {
         let (pending, part) = s.sink().map_or((0, Partition::ALL), |k| (k.pending(), k.partition));
         format!(

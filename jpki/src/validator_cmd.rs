@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ca::hierarchy::Environment;
-use ca::key::{KeyAlgorithm, SoftKey};
 use ca::status::{StatusClient, StatusReader, StatusSource};
 use clap::{Args, Subcommand};
 use identity::http::now;
@@ -146,6 +145,9 @@ pub struct ServeArgs {
     /// API and for the CA service with --ca-service.
     #[command(flatten)]
     pub net: NetArgs,
+    /// Enrolling CA generations created after start-up.
+    #[command(flatten)]
+    pub enroll: crate::enrol::AutoEnrollArgs,
 }
 
 /// The responder keys' passphrase: JPKI_VALIDATOR_PASSPHRASE or the file named by
@@ -182,96 +184,61 @@ pub async fn run(cmd: Cmd) -> Result<()> {
 
 /// One responder key per live CA generation (pending, issuing or retired: every generation
 /// that still has certificates to answer for), each certified by the CA service for that
-/// generation.
+/// generation ([`crate::enrol::Enroller`], the code a running validator enrols with too).
 async fn enroll(ca_url: &str, ca_party: &str, net: &NetArgs, out: &Path, days: i64, algorithm: &str) -> Result<()> {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let pass = passphrase()?;
-    let fixed = match algorithm {
-        "ca" => None,
-        name => Some(KeyAlgorithm::parse(name)?),
-    };
     let n = credential(net)?;
-    net::client::require_https(ca_url)?;
-    let client = net::client::client(&n.cred, &n.trust, Some(ca_party.parse().context("--ca-party")?))?;
-    let base = ca_url.trim_end_matches('/');
-    use crate::ca_remote::answer;
-    let cas: Vec<ca::service::CaCertBody> =
-        serde_json::from_str(&answer(client.get(format!("{base}/v1/status/ca-certificates")).send().await?).await?)?;
-    std::fs::create_dir_all(out)?;
+    let e = crate::enrol::Enroller::new(ca_url, ca_party, &n, out, days, algorithm, passphrase()?)?;
+    let cas = e.generations().await?;
     let bar = crate::progress::Bar::new("validator enroll", "CA generations");
     let (mut enrolled, mut skipped) = (0, 0);
     for (i, c) in cas.iter().enumerate() {
         bar.set(i as u64, cas.len() as u64);
-        if !matches!(c.state.as_str(), "pending" | "issuing" | "retired") {
+        if !crate::enrol::live(c) {
             bar.suspend(|| println!("{} g{}: {}, no responder", c.ca, c.generation, c.state));
             skipped += 1;
             continue;
         }
-        let key_path = out.join(format!("{}-g{}.key", c.ca, c.generation));
-        if key_path.exists() {
-            bar.suspend(|| println!("{}: responder key exists, skipped", key_path.display()));
-            skipped += 1;
-            continue;
-        }
-        let alg = match fixed {
-            Some(alg) => alg,
-            None => {
-                use der::{Decode, Encode};
-                let der = b64.decode(&c.certificate).context("the CA certificate is not base64")?;
-                let cert = x509_cert::Certificate::from_der(&der).context("the CA certificate")?;
-                KeyAlgorithm::of_spki(&cert.tbs_certificate().subject_public_key_info().to_der()?)?
+        match e.enrol(c).await? {
+            crate::enrol::Enrolled::Present { key } => {
+                bar.suspend(|| println!("{}: responder key exists, skipped", key.display()));
+                skipped += 1;
             }
-        };
-        let key = SoftKey::create(&key_path, alg, &pass)?;
-        // The request is signed through the key backend, in the algorithm the CA's proof of
-        // possession expects (ecdsa-with-SHA384 for P-384, ML-DSA-65 for ML-DSA).
-        let subject = format!("CN=OCSP responder {} g{},O=JPKI,C=JP", c.ca, c.generation)
-            .parse()
-            .map_err(|e| anyhow::anyhow!("subject: {e}"))?;
-        let csr = ca::key::csr(&key, subject)?;
-        let body =
-            ca::service::ResponderBody { ca: c.ca.clone(), csr: b64.encode(csr), days, generation: Some(c.generation) };
-        let r: ca::service::ResponderAnswer = serde_json::from_str(
-            &answer(client.post(format!("{base}/v1/responders")).json(&body).send().await?).await?,
-        )?;
-        let der = b64.decode(&r.certificate).context("the responder certificate is not base64")?;
-        let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der)
-            .map_err(|e| anyhow::anyhow!("PEM: {e}"))?;
-        ca::key::write_durably(&key_path.with_extension("pem"), pem.as_bytes())?;
-        enrolled += 1;
-        bar.suspend(|| {
-            println!(
-                "{} g{}: responder certificate {} (id-kp-OCSPSigning, ocsp-nocheck) -> {}",
-                c.ca,
-                r.generation,
-                r.serial,
-                key_path.with_extension("pem").display()
-            )
-        });
+            crate::enrol::Enrolled::Issued { serial, key } => {
+                enrolled += 1;
+                bar.suspend(|| {
+                    println!(
+                        "{} g{}: responder certificate {serial} (id-kp-OCSPSigning, ocsp-nocheck) -> {}",
+                        c.ca,
+                        c.generation,
+                        key.with_extension("pem").display()
+                    )
+                });
+            }
+        }
     }
     bar.set(cas.len() as u64, cas.len() as u64);
     bar.finish(format_args!("{enrolled} responder certificates issued, {skipped} CA generations skipped"));
     Ok(())
 }
 
-pub(crate) fn responders(dir: &Path, pass: &Secret) -> Result<Vec<Responder>> {
-    let mut out = Vec::new();
+/// The responders in `dir` (every `.key` with its `.pem`). An empty directory is an error
+/// unless `may_be_empty` (a validator that enrols while running).
+pub(crate) fn responders(dir: &Path, pass: &Secret, may_be_empty: bool) -> Result<Vec<Responder>> {
+    if may_be_empty {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "key"))
         .collect();
     entries.sort();
+    let mut out = Vec::new();
     for key_path in entries {
-        let cert_path = key_path.with_extension("pem");
-        let key = SoftKey::load(&key_path, pass)?;
-        let pem = std::fs::read(&cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
-        let (_, der) = der::pem::decode_vec(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))?;
-        out.push(Responder::new(Arc::new(key), &der).with_context(|| format!("{}", cert_path.display()))?);
+        out.push(crate::enrol::load_responder(&key_path, pass)?);
     }
-    if out.is_empty() {
-        bail!("no responder keys in {} (run `jpki validator enroll`)", dir.display());
+    if out.is_empty() && !may_be_empty {
+        bail!("no responder keys in {} (run `jpki validator enroll`, or serve with --auto-enroll)", dir.display());
     }
     Ok(out)
 }
@@ -354,6 +321,27 @@ pub(crate) async fn follow_status(
     }
 }
 
+/// With `on` (see [`crate::enrol::AutoEnrollArgs::enabled`]), starts the task that enrols, into
+/// `dir`, the CA generations `svc` has no responder for ([`crate::enrol::auto_enroll`]).
+pub(crate) fn spawn_auto_enroll(
+    svc: &Arc<Service>,
+    status: &StatusArgs,
+    net: Option<&crate::netargs::Net>,
+    dir: &Path,
+    args: &crate::enrol::AutoEnrollArgs,
+    pass: Secret,
+    on: bool,
+) -> Result<()> {
+    let (true, Some(url), Some(n)) = (on, status.ca_service.as_deref(), net) else {
+        return Ok(());
+    };
+    let e = crate::enrol::Enroller::new(url, &status.ca_party, n, dir, args.enroll_days, &args.enroll_algorithm, pass)?;
+    tracing::info!(ca_service = %url, dir = %dir.display(), "auto-enroll: CA generations created from now on get a responder without a restart");
+    let every = Duration::from_secs(args.auto_enroll_interval_secs.max(1));
+    tokio::spawn(crate::enrol::auto_enroll(svc.clone(), e, every));
+    Ok(())
+}
+
 /// Runs the validator until SIGINT/SIGTERM.
 pub async fn serve(a: ServeArgs) -> Result<()> {
     let pass = passphrase()?;
@@ -366,9 +354,11 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     };
     // The network credential: for the verification API and for the CA service's status stream.
     let net = if api_conf.is_some() || a.status.ca_service.is_some() { Some(credential(&a.net)?) } else { None };
+    let auto = a.enroll.enabled(a.status.ca_service.as_deref())?;
     let status = a.status.open(net.as_ref()).await?;
     let svc = Arc::new(
-        Service::open(status.clone(), responders(&a.responders, &pass)?, a.validity_hours * 3600, a.live_rate).await?,
+        Service::open(status.clone(), responders(&a.responders, &pass, auto)?, a.validity_hours * 3600, a.live_rate)
+            .await?,
     );
     let bar = crate::progress::Bar::new("validator", "certificates pre-signed");
     let n = svc.load_with(now(), &bar.callback()).await?;
@@ -385,6 +375,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
         validator::served::record_crl_gauges(dir);
     }
     tokio::spawn(follow_status(poller, status.clone(), poll, served, true));
+    spawn_auto_enroll(&svc, &a.status, net.as_ref(), &a.responders, &a.enroll, pass, auto)?;
     let state = Arc::new(validator::http::AppState { ocsp: svc.clone().into(), crl_dir: a.crl_dir, crl_max_age: 3600 });
     let l = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let public = net::server::Server::new(validator::http::router(state), net::server::Transport::Plain)

@@ -1,5 +1,8 @@
 //! `jpki verify cert`: RFC 5280 path validation for verifiers, scriptable. Exit status 0 valid,
-//! 1 invalid (reason printed), 2 usage error (bad arguments, unreadable or malformed input).
+//! 1 invalid (reason printed), 2 usage error (bad arguments, unreadable or malformed input), 3
+//! status unavailable with `--ocsp` (a responder answered with an OCSP error response such as
+//! `unauthorized` or `tryLater`, or nothing answered: the responder failed, not the
+//! certificate; the reason names the answer).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,7 +70,8 @@ pub struct CertArgs {
     #[arg(long, conflicts_with_all = ["crls", "ocsp"])]
     pub no_revocation: bool,
     /// Check revocation online: OCSP from the responders the certificates name (AIA), the
-    /// CRL of the distribution point for a certificate without one.
+    /// CRL of the distribution point for a certificate without one. A responder's OCSP error
+    /// response (`unauthorized`, `tryLater`, …) is "status unavailable", exit status 3.
     #[arg(long, conflicts_with = "crls")]
     pub ocsp: bool,
     /// RFC 5280 initial-policy-set (repeat; dotted OIDs). Default anyPolicy.
@@ -167,6 +171,7 @@ fn doc(a: DocArgs) -> ExitCode {
     let status = match &r.certificate {
         Verdict::Valid { .. } => "valid".to_string(),
         Verdict::Invalid { reason } => format!("invalid: {reason}"),
+        Verdict::Unavailable { reason, .. } => format!("status unavailable: {reason}"),
     };
     let when = r
         .signing_time
@@ -270,11 +275,26 @@ pub fn run(cmd: Cmd) -> ExitCode {
             }
             ExitCode::from(1)
         }
+        Verdict::Unavailable { reason, ocsp_status } => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "valid": false, "unavailable": true, "reason": reason, "at": at,
+                        "ocsp_status": ocsp_status.map(|s| s.name()),
+                    })
+                );
+            } else {
+                println!("status unavailable: {reason}");
+            }
+            ExitCode::from(3)
+        }
     }
 }
 
-/// POSTs a DER OCSP request (RFC 6960 A.1) or GETs a CRL; `None` on any failure (certval
-/// then finds the status undetermined and the path invalid).
+/// POSTs a DER OCSP request (RFC 6960 A.1) or GETs a CRL; `None` on any failure (no answer, a
+/// non-2xx status). What an answer says, an OCSP error response included, is
+/// [`validator::verify`]'s to judge.
 fn fetch(url: &str, req: Option<&[u8]>) -> Option<Vec<u8>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
     rt.block_on(async {

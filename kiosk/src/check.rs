@@ -10,7 +10,8 @@
 //!    certificate names, only the configured validator is asked): revoked is
 //!    `certificate_revoked`, anything else `certificate_invalid`; a validator that does not
 //!    answer, or answers with an OCSP error (`unauthorized`: it has no responder for the card's
-//!    issuing CA), [`identity::kiosk::UNAVAILABLE`];
+//!    issuing CA yet), [`identity::kiosk::UNAVAILABLE`] — the distinction
+//!    [`validator::verify::Verdict::Unavailable`] makes for every online check;
 //! 4. the CA service (`POST /v1/kiosk/holder`, with the node's own credential) names the
 //!    resident it issued the certificate to (`certificate_unknown` if it issued no such
 //!    authentication certificate).
@@ -138,7 +139,6 @@ struct FetchTo {
     base: String,
     client: reqwest::Client,
     handle: tokio::runtime::Handle,
-    failed: bool,
 }
 
 thread_local! {
@@ -151,27 +151,10 @@ fn path_of(url: &str) -> String {
     rest.find('/').map_or_else(|| "/".to_owned(), |i| rest[i..].to_owned())
 }
 
-/// Why an answer of the validator settles nothing: an OCSP answer must be a successful
-/// OCSPResponse (an error response, e.g. `unauthorized` from a validator with no responder for
-/// the card's issuing CA, is the validator failing, not a status of the card).
-fn unusable(ocsp: bool, der: &[u8]) -> Option<String> {
-    use validator::ocsp::{OcspResponse, ResponseStatus};
-    if !ocsp {
-        return None;
-    }
-    match OcspResponse::from_der(der) {
-        Ok(r) if r.response_status == ResponseStatus::Successful && r.response_bytes.is_some() => None,
-        Ok(r) => Some(format!("OCSP error response {:?}", r.response_status)),
-        Err(_) => Some("not an OCSPResponse".to_owned()),
-    }
-}
-
 /// [`validator::verify::Fetch`]: sends the request to the configured validator (see
-/// [`FetchTo`]). No answer (a transport error, a non-2xx status) is `None` (status
-/// undetermined); an answer that settles nothing ([`unusable`]) is passed on as is (certval
-/// finds the status undetermined, and does not fall back from OCSP to a CRL). Both are
-/// remembered as a failure of the validator and logged with the path asked (never the
-/// certificate).
+/// [`FetchTo`]). No answer (a transport error, a non-2xx status) is `None`, logged with the
+/// path asked (never the certificate); what an answer says (an OCSP error response included)
+/// is [`validator::verify`]'s to judge.
 fn fetch(url: &str, body: Option<&[u8]>) -> Option<Vec<u8>> {
     FETCH_TO.with(|slot| {
         let mut slot = slot.borrow_mut();
@@ -201,16 +184,9 @@ fn fetch(url: &str, body: Option<&[u8]>) -> Option<Vec<u8>> {
             Ok(bytes.to_vec())
         });
         match got {
-            Ok(der) => {
-                if let Some(why) = unusable(body.is_some(), &der) {
-                    tracing::warn!(path = %path, answer = %why, "the validator's answer for a kiosk card settles no status");
-                    to.failed = true;
-                }
-                Some(der)
-            }
+            Ok(der) => Some(der),
             Err(why) => {
                 tracing::warn!(path = %path, error = %why, "the validator did not answer for a kiosk card");
-                to.failed = true;
                 None
             }
         }
@@ -233,13 +209,12 @@ impl CardCheck {
             base: self.validator.clone(),
             client: self.ocsp.clone(),
             handle: tokio::runtime::Handle::current(),
-            failed: false,
         };
-        let (verdict, failed) = tokio::task::spawn_blocking(move || {
+        let verdict = tokio::task::spawn_blocking(move || {
             FETCH_TO.with(|s| *s.borrow_mut() = Some(to));
             let v = validator::verify::verify(&input);
-            let failed = FETCH_TO.with(|s| s.borrow_mut().take().is_some_and(|t| t.failed));
-            (v, failed)
+            FETCH_TO.with(|s| s.borrow_mut().take());
+            v
         })
         .await
         .map_err(|_| unavailable())?;
@@ -249,8 +224,13 @@ impl CardCheck {
                 "certificate_revoked",
                 "この利用者証明用電子証明書は失効しています。お住まいの市区町村の窓口にお問い合わせください。",
             )),
-            Ok(Verdict::Invalid { reason }) if failed => {
-                tracing::warn!(reason = %reason, "the validator did not answer a kiosk card's status");
+            Ok(Verdict::Unavailable { reason, ocsp_status }) => {
+                // The certificate names the URL; the request went to the configured validator.
+                tracing::warn!(
+                    reason = %reason,
+                    ocsp_status = %ocsp_status.map_or("-", |s| s.name()),
+                    "the validator did not answer a kiosk card's status"
+                );
                 Err(unavailable())
             }
             Ok(Verdict::Invalid { reason }) => {
@@ -320,29 +300,6 @@ mod tests {
         assert_eq!(path_of("http://evil.example:80/ocsp"), "/ocsp");
         assert_eq!(path_of("http://127.0.0.1:9/crl/auth-13/g1/0.crl"), "/crl/auth-13/g1/0.crl");
         assert_eq!(path_of("http://host"), "/");
-    }
-
-    #[test]
-    fn an_ocsp_error_response_settles_nothing() {
-        use der::Encode;
-        use validator::ocsp::{OcspResponse, ResponseBytes, ResponseStatus};
-        let unauthorized = OcspResponse::error(ResponseStatus::Unauthorized).to_der().unwrap();
-        assert_eq!(unusable(true, &unauthorized).as_deref(), Some("OCSP error response Unauthorized"));
-        let later = OcspResponse::error(ResponseStatus::TryLater).to_der().unwrap();
-        assert!(unusable(true, &later).is_some());
-        assert_eq!(unusable(true, b"<html>").as_deref(), Some("not an OCSPResponse"));
-        let ok = OcspResponse {
-            response_status: ResponseStatus::Successful,
-            response_bytes: Some(ResponseBytes {
-                response_type: der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1"),
-                response: der::asn1::OctetString::new(vec![0x30, 0x00]).unwrap(),
-            }),
-        }
-        .to_der()
-        .unwrap();
-        assert_eq!(unusable(true, &ok), None, "certval checks the rest");
-        // A CRL is certval's to judge.
-        assert_eq!(unusable(false, b"anything"), None);
     }
 
     #[test]

@@ -121,6 +121,11 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Revocations a signer wrote that fewer than --store-replicas replicas acknowledged in time (retried).",
     ),
     (
+        "jpki_validator_enrolments_total",
+        Kind::Counter,
+        "CA generations a running validator or OCSP signer enrolled by itself (--auto-enroll), by result (enrolled, failed).",
+    ),
+    (
         "jpki_ocsp_store_subscribed",
         Kind::Gauge,
         "1 while a stateless OCSP responder receives invalidations (its hot set is used only then), 0 otherwise.",

@@ -336,7 +336,7 @@ async fn path_and_status(api: &Api, cert: Vec<u8>, at: u64) -> Result<CertAnswer
         .map_err(|e| Error::Internal(format!("verification task: {e}")))?;
     let (valid, path, reason) = match verdict {
         Ok(Verdict::Valid { path }) => (true, Some(path), None),
-        Ok(Verdict::Invalid { reason }) => (false, None, Some(reason)),
+        Ok(Verdict::Invalid { reason } | Verdict::Unavailable { reason, .. }) => (false, None, Some(reason)),
         Err(e) => return Ok(CertAnswer { valid: false, status: None, path: None, reason: Some(e.to_string()) }),
     };
     // Revocation from the responder's source for the certificate, and from the CA's tables
@@ -467,7 +467,7 @@ pub(crate) async fn verify_doc(
         None
     } else if let Some(e) = &r.signature_error {
         Some(e.clone())
-    } else if let Verdict::Invalid { reason } = &r.certificate {
+    } else if let Verdict::Invalid { reason } | Verdict::Unavailable { reason, .. } = &r.certificate {
         Some(reason.clone())
     } else if let Err(e) = kind {
         Some(e)
@@ -489,7 +489,7 @@ pub(crate) async fn verify_doc(
         reason,
         certificate: match &r.certificate {
             Verdict::Valid { .. } => "valid".to_string(),
-            Verdict::Invalid { reason } => reason.clone(),
+            Verdict::Invalid { reason } | Verdict::Unavailable { reason, .. } => reason.clone(),
         },
     };
     let result = match (&answer.valid, &answer.reason) {

@@ -111,6 +111,20 @@ pub enum ResponseStatus {
     Unauthorized = 6,
 }
 
+impl ResponseStatus {
+    /// The status's name in RFC 6960 §4.2.1 (`unauthorized`, `tryLater`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            ResponseStatus::Successful => "successful",
+            ResponseStatus::MalformedRequest => "malformedRequest",
+            ResponseStatus::InternalError => "internalError",
+            ResponseStatus::TryLater => "tryLater",
+            ResponseStatus::SigRequired => "sigRequired",
+            ResponseStatus::Unauthorized => "unauthorized",
+        }
+    }
+}
+
 /// `OCSPResponse`.
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct OcspResponse {

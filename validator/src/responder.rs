@@ -142,6 +142,29 @@ pub struct Issuer {
     responder: Responder,
 }
 
+impl Issuer {
+    /// The generation `r` answers for: checks the responder ([`check_responder`], against every
+    /// CA generation in `cas`) and finds the generation whose key identifier is its AKI. What
+    /// start-up does for each responder, and what a responder enrolled while running passes
+    /// through before it answers.
+    fn of(r: Responder, cas: &[CaCertificate]) -> Result<Issuer> {
+        check_responder(&r.cert, cas)?;
+        let aki = authority_key_id(&r.cert).ok_or_else(|| Error::Config("responder certificate without AKI".into()))?;
+        let g = cas.iter().find(|g| g.key_id == aki).ok_or_else(|| {
+            Error::Config(format!("no CA generation has key id {} (the responder's AKI)", hex::encode(&aki)))
+        })?;
+        let ca = Certificate::from_der(&g.certificate)?;
+        let hashes = issuer_hashes(&ca)?;
+        let serial = hex::encode(ca.tbs_certificate().serial_number().as_bytes());
+        Ok(Issuer { slug: g.ca.slug(), generation: g.generation, key_id: aki, serial, hashes, responder: r })
+    }
+
+    /// The responder's certificate.
+    pub fn responder_certificate(&self) -> &Certificate {
+        &self.responder.cert
+    }
+}
+
 /// A certificate's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -347,7 +370,10 @@ pub struct Stats {
 /// The responder.
 #[derive(Debug)]
 pub struct Service {
-    issuers: Vec<Issuer>,
+    /// The generations served, by index (the index is part of the cache keys). Only ever
+    /// appended to: a generation enrolled while running ([`Service::add_responder`]) is added
+    /// at the end, never between or in place of others.
+    issuers: RwLock<Vec<Arc<Issuer>>>,
     /// Per issuer: when its own CA certificate was revoked (the generation is compromised). The
     /// CA revokes everything such a generation issued in the same transaction; its answers are
     /// then signed on demand from the status source (revoked, cACompromise) instead of one by
@@ -368,6 +394,9 @@ pub struct Service {
     pub stats: Stats,
     /// Signer mode: responses go to the shared store (this partition only) and are not kept.
     sink: Option<crate::store::Sink>,
+    /// Woken when a request names an issuer no responder is enrolled for (see
+    /// [`Service::unknown_issuer_asked`]); holds at most one wake-up, however many requests.
+    unknown_issuer: tokio::sync::Notify,
 }
 
 impl Service {
@@ -384,27 +413,11 @@ impl Service {
         let cas = status.ca_certificates().await?;
         let mut issuers = Vec::new();
         for r in responders {
-            check_responder(&r.cert, &cas)?;
-            let aki =
-                authority_key_id(&r.cert).ok_or_else(|| Error::Config("responder certificate without AKI".into()))?;
-            let g = cas.iter().find(|g| g.key_id == aki).ok_or_else(|| {
-                Error::Config(format!("no CA generation has key id {} (the responder's AKI)", hex::encode(&aki)))
-            })?;
-            let ca = Certificate::from_der(&g.certificate)?;
-            let hashes = issuer_hashes(&ca)?;
-            let serial = hex::encode(ca.tbs_certificate().serial_number().as_bytes());
-            issuers.push(Issuer {
-                slug: g.ca.slug(),
-                generation: g.generation,
-                key_id: aki,
-                serial,
-                hashes,
-                responder: r,
-            });
+            issuers.push(Arc::new(Issuer::of(r, &cas)?));
         }
         let compromised = RwLock::new(vec![None; issuers.len()]);
         Ok(Service {
-            issuers,
+            issuers: RwLock::new(issuers),
             compromised,
             cache: RwLock::new(HashMap::new()),
             status,
@@ -416,6 +429,7 @@ impl Service {
             poll_lock: tokio::sync::Mutex::new(()),
             stats: Stats::default(),
             sink: None,
+            unknown_issuer: tokio::sync::Notify::new(),
         })
     }
 
@@ -440,7 +454,8 @@ impl Service {
     }
 
     fn store_key(&self, issuer: usize, alg: Alg, serial: &[u8]) -> Result<Vec<u8>> {
-        let (_, _, k) = self.issuers[issuer]
+        let is = self.issuer(issuer)?;
+        let (_, _, k) = is
             .hashes
             .iter()
             .find(|(a, _, _)| *a == alg)
@@ -453,9 +468,60 @@ impl Service {
         self.seen_seq.load(Ordering::SeqCst)
     }
 
-    /// The CA generations served.
-    pub fn issuers(&self) -> &[Issuer] {
-        &self.issuers
+    /// The CA generations served (a snapshot: a generation enrolled later is not in it).
+    pub fn issuers(&self) -> Vec<Arc<Issuer>> {
+        self.issuers.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Whether generation `generation` of CA `slug` has a responder here.
+    pub fn serves(&self, slug: &str, generation: i64) -> bool {
+        self.issuer_index(slug, generation).is_some()
+    }
+
+    /// Served generation `i`.
+    fn issuer(&self, i: usize) -> Result<Arc<Issuer>> {
+        self.issuers
+            .read()
+            .map_err(|_| Error::Internal("poisoned lock".into()))?
+            .get(i)
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("no issuer {i}")))
+    }
+
+    /// Waits until a request names an issuer that no responder here answers for (answered
+    /// `unauthorized`), or returns at once if one did since the last call. However many such
+    /// requests come, one wake-up is kept: whoever waits (the enroller) decides how often to act.
+    pub async fn unknown_issuer_asked(&self) {
+        self.unknown_issuer.notified().await;
+    }
+
+    /// Adds a responder enrolled while running (its generation created after start-up, by a
+    /// new prefecture's first card or a rollover ceremony): checked as at start-up (not a CA
+    /// key, not a CA certificate, id-kp-OCSPSigning, an AKI naming a generation the CA lists),
+    /// then served, and that generation's certificates pre-signed. Answers for other
+    /// generations go on meanwhile; until its certificates are pre-signed, requests for the new
+    /// generation take the live path. Returns the number of certificates pre-signed, or `None`
+    /// if the generation already had a responder here (nothing changed).
+    pub async fn add_responder(self: &Arc<Self>, r: Responder, now: i64) -> Result<Option<usize>> {
+        let cas = self.status.ca_certificates().await?;
+        let issuer = Issuer::of(r, &cas)?;
+        let i = {
+            let mut issuers = self.issuers.write().map_err(|_| Error::Internal("poisoned lock".into()))?;
+            if issuers.iter().any(|x| x.slug == issuer.slug && x.generation == issuer.generation) {
+                return Ok(None);
+            }
+            // Grown first, under the issuers' lock: whoever finds the new index finds its entry.
+            self.compromised.write().map_err(|_| Error::Internal("poisoned lock".into()))?.push(None);
+            issuers.push(Arc::new(issuer));
+            issuers.len() - 1
+        };
+        // Read after the generation is served: a revocation committed before this read is in
+        // it, one committed after is read by the poller (now that the generation is served) and
+        // signed revoked; a revoked response is never replaced by one that is not, so this read
+        // racing the poller cannot undo a revocation. The poll lock is not held: revocations of
+        // the other generations keep being picked up while this one is pre-signed.
+        let certificates = self.status.certificates().await?;
+        self.presign_certificates(certificates, Some(i), now, identity::progress::SILENT).await.map(Some)
     }
 
     /// Responses in memory.
@@ -471,7 +537,17 @@ impl Service {
     /// If `serial` is a served generation's own CA certificate, revoked at `at`: marks that
     /// generation compromised and drops its cached "good" answers. Returns whether it was one.
     fn note_ca_revocation(&self, serial: &str, at: i64) -> Result<bool> {
-        let Some(i) = self.issuers.iter().position(|x| x.serial == serial) else { return Ok(false) };
+        let Some((i, issuer)) = self
+            .issuers
+            .read()
+            .map_err(|_| Error::Internal("poisoned lock".into()))?
+            .iter()
+            .enumerate()
+            .find(|(_, x)| x.serial == serial)
+            .map(|(i, x)| (i, x.clone()))
+        else {
+            return Ok(false);
+        };
         {
             let mut c = self.compromised.write().map_err(|_| Error::Internal("poisoned lock".into()))?;
             if c[i].is_some() {
@@ -483,17 +559,19 @@ impl Service {
             .write()
             .map_err(|_| Error::Internal("poisoned lock".into()))?
             .retain(|_, v| !(v.issuer == i && v.status == Status::Good));
-        tracing::warn!(ca = %self.issuers[i].slug, generation = self.issuers[i].generation, "CA generation compromised: every certificate it issued is answered revoked");
+        tracing::warn!(ca = %issuer.slug, generation = issuer.generation, "CA generation compromised: every certificate it issued is answered revoked");
         Ok(true)
     }
 
     fn issuer_index(&self, slug: &str, generation: i64) -> Option<usize> {
-        self.issuers.iter().position(|i| i.slug == slug && i.generation == generation)
+        self.issuers.read().ok()?.iter().position(|i| i.slug == slug && i.generation == generation)
     }
 
     fn resolve(&self, id: &CertId) -> Option<(usize, Alg)> {
         let alg = Alg::of(&id.hash_algorithm)?;
         self.issuers
+            .read()
+            .ok()?
             .iter()
             .position(|i| {
                 i.hashes.iter().any(|(a, n, k)| {
@@ -506,7 +584,8 @@ impl Service {
     }
 
     fn cert_id(&self, issuer: usize, alg: Alg, serial: &[u8]) -> Result<CertId> {
-        let (_, n, k) = self.issuers[issuer]
+        let is = self.issuer(issuer)?;
+        let (_, n, k) = is
             .hashes
             .iter()
             .find(|(a, _, _)| *a == alg)
@@ -525,7 +604,7 @@ impl Service {
 
     /// Signs a BasicOCSPResponse with the issuer's responder key; returns the OCSPResponse DER.
     fn sign(&self, issuer: usize, singles: Vec<SingleResponse>, nonce: Option<Extension>, now: i64) -> Result<Vec<u8>> {
-        signed_response(&self.issuers[issuer].responder, singles, nonce, now)
+        signed_response(&self.issuer(issuer)?.responder, singles, nonce, now)
     }
 
     /// Pre-signs the response of one certificate for one hash algorithm and caches it.
@@ -581,6 +660,21 @@ impl Service {
         // both, and signing it twice as revoked is harmless; none can be missed.
         let head = self.status.head().await?;
         let certificates = self.status.certificates().await?;
+        let n = self.presign_certificates(certificates, None, now, progress).await?;
+        self.seen_seq.fetch_max(head, Ordering::SeqCst);
+        Ok(n)
+    }
+
+    /// Pre-signs `certificates` (as the CA's tables list them) of the served generations, or
+    /// of generation `only`, spread over the cores; notes the served generations whose own CA
+    /// certificate is among the revoked.
+    async fn presign_certificates(
+        self: &Arc<Self>,
+        certificates: Vec<ca::status::Certificate>,
+        only: Option<usize>,
+        now: i64,
+        progress: identity::progress::Progress<'_>,
+    ) -> Result<usize> {
         for c in &certificates {
             if let CaStatus::Revoked { at, .. } = c.status {
                 self.note_ca_revocation(&c.serial, at)?;
@@ -589,6 +683,9 @@ impl Service {
         let mut work = Vec::new();
         for c in certificates {
             let Some(i) = self.issuer_index(&c.issuer_slug, c.issuer_generation) else { continue };
+            if only.is_some_and(|o| o != i) {
+                continue;
+            }
             if self.compromised_at(i).is_some() && self.sink.is_none() {
                 continue;
             }
@@ -644,7 +741,6 @@ impl Service {
             joined.map_err(|e| Error::Internal(format!("pre-signing task: {e}")))??;
         }
         progress(total, total);
-        self.seen_seq.fetch_max(head, Ordering::SeqCst);
         Ok(n)
     }
 
@@ -734,7 +830,7 @@ impl Service {
         let Some(c) = self.status.certificate(&hex::encode(minimal(serial))).await? else {
             return Ok(Status::Unknown);
         };
-        let i = &self.issuers[issuer];
+        let i = self.issuer(issuer)?;
         if c.issuer_slug != i.slug || c.issuer_generation != i.generation {
             return Ok(Status::Unknown);
         }
@@ -749,7 +845,9 @@ impl Service {
     /// OCSP answer would say, from the same source. `None` if no served generation issued it.
     pub async fn status_of_cert(&self, cert_der: &[u8]) -> Result<Option<Status>> {
         let cert = Certificate::from_der(cert_der)?;
-        let Some(i) = authority_key_id(&cert).and_then(|k| self.issuers.iter().position(|x| x.key_id == k)) else {
+        let Some(i) =
+            authority_key_id(&cert).and_then(|k| self.issuers.read().ok()?.iter().position(|x| x.key_id == k))
+        else {
             return Ok(None);
         };
         let serial = cert.tbs_certificate().serial_number().as_bytes();
@@ -790,7 +888,12 @@ impl Service {
         for r in list {
             match self.resolve(&r.req_cert) {
                 Some(t) => targets.push((t, r.req_cert.serial_number.as_bytes().to_vec())),
-                None => return Answer::Live(error_der(ResponseStatus::Unauthorized)),
+                None => {
+                    // No responder here for that issuer (yet): the enroller, if one runs, is
+                    // told (one wake-up kept, whatever the number of such requests).
+                    self.unknown_issuer.notify_one();
+                    return Answer::Live(error_der(ResponseStatus::Unauthorized));
+                }
             }
         }
         if nonce.is_none() && targets.len() == 1 {

@@ -26,9 +26,13 @@ pub enum Revocation {
     /// The given CRLs (DER).
     Crls(Vec<Vec<u8>>),
     /// Online: for each certificate of a candidate path, `fetch` POSTs an OCSP request to the
-    /// responder it names (AIA) or, for a certificate without one, GETs the CRL its
-    /// distribution point names; the answers are stapled to the path and certval checks them
-    /// (signatures, delegated responder, freshness, scope, status).
+    /// responder it names (AIA) or, for a certificate without one or whose responders do not
+    /// answer, GETs the CRL its distribution point names; the answers are stapled to the path
+    /// and certval checks them (signatures, delegated responder, freshness, scope, status). A
+    /// responder that answers with an OCSP error response (`unauthorized`, `tryLater`, …: HTTP
+    /// 200, no status) or with something that is not an OCSPResponse has failed: nothing is
+    /// stapled and no CRL is tried for that certificate, and a path left without its status
+    /// is [`Verdict::Unavailable`], naming the answer.
     Online(Fetch),
 }
 
@@ -91,6 +95,24 @@ pub enum Verdict {
         /// The reason.
         reason: String,
     },
+    /// Online revocation checking only ([`Revocation::Online`]): a path validated but for the
+    /// status of a certificate, which could not be had: its OCSP responder answered with an
+    /// error response, or with something that is not an OCSPResponse, or nothing answered (no
+    /// responder, no CRL). Not a verdict on the certificate: the responder failed, and asking
+    /// again later may settle it.
+    Unavailable {
+        /// What failed, the URL asked and the answer named.
+        reason: String,
+        /// The OCSP error status the responder answered with, if it answered with one.
+        ocsp_status: Option<crate::ocsp::ResponseStatus>,
+    },
+}
+
+/// A certificate of a path whose status could not be fetched ([`Verdict::Unavailable`]).
+#[derive(Debug, Clone)]
+struct Unanswered {
+    reason: String,
+    ocsp_status: Option<crate::ocsp::ResponseStatus>,
 }
 
 fn subject(der: &[u8]) -> String {
@@ -167,6 +189,7 @@ pub fn verify(input: &Input) -> Result<Verdict> {
         return Ok(Verdict::Invalid { reason: "no path to a trust anchor".into() });
     }
     let mut last = String::new();
+    let mut unavailable: Option<Unanswered> = None;
     for path in &mut paths {
         let mut cpr = CertificationPathResults::new();
         let path_cps = match enforce_trust_anchor_constraints(&cps, &path.trust_anchor) {
@@ -176,9 +199,10 @@ pub fn verify(input: &Input) -> Result<Verdict> {
                 continue;
             }
         };
-        if let Revocation::Online(fetch) = &input.revocation {
-            staple_online(path, *fetch);
-        }
+        let unanswered = match &input.revocation {
+            Revocation::Online(fetch) => staple_online(path, *fetch),
+            _ => Vec::new(),
+        };
         let mut r = pe.validate_path(&pe, &path_cps, path, &mut cpr);
         if r.is_ok() && check_rev {
             r = check_revocation_local(&pe, &path_cps, path, &mut cpr);
@@ -190,49 +214,110 @@ pub fn verify(input: &Input) -> Result<Verdict> {
                 subjects.push(subject(&input.leaf));
                 return Ok(Verdict::Valid { path: subjects });
             }
-            Err(e) => last = format!("{e:?}"),
+            Err(certval::Error::PathValidation(PathValidationStatus::RevocationStatusNotDetermined))
+                if !unanswered.is_empty() =>
+            {
+                unavailable = unanswered.into_iter().next();
+                last.clear();
+            }
+            Err(e) => {
+                last = format!("{e:?}");
+                unavailable = None;
+            }
         }
+    }
+    // The last candidate decides, as before: a path that failed only for want of a status
+    // a responder would not give is the responder's failure, not the certificate's.
+    if let Some(u) = unavailable {
+        return Ok(Verdict::Unavailable { reason: u.reason, ocsp_status: u.ocsp_status });
     }
     Ok(Verdict::Invalid { reason: last })
 }
 
 /// Fetches and staples revocation information for every certificate of the path: an OCSP
 /// response from the responder it names, else the CRL of its distribution point. Each OCSP
-/// request is built against the certificate above it in the path.
-fn staple_online(path: &mut CertificationPath, fetch: Fetch) {
+/// request is built against the certificate above it in the path. Returns the certificates
+/// left without anything stapled because a responder failed ([`Revocation::Online`]).
+fn staple_online(path: &mut CertificationPath, fetch: Fetch) -> Vec<Unanswered> {
+    use crate::ocsp::{OcspResponse, ResponseStatus};
     let mut chain: Vec<Vec<u8>> = vec![path.trust_anchor.as_bytes().to_vec()];
     chain.extend(path.intermediates.iter().map(|c| c.as_bytes().to_vec()));
     chain.push(path.target.as_bytes().to_vec());
+    let mut unanswered = Vec::new();
     for pos in 1..chain.len() {
         let (Ok(issuer), Ok(cert)) =
             (x509_cert::Certificate::from_der(&chain[pos - 1]), x509_cert::Certificate::from_der(&chain[pos]))
         else {
             continue;
         };
-        let mut stapled = false;
+        // Named by its issuer (a CA), never by its own subject, which may name a person: the
+        // reason goes into logs (the kiosk check).
+        let who = format!("a certificate issued by {}", cert.tbs_certificate().issuer());
+        let mut failed: Option<Unanswered> = None;
+        let mut settled = false;
         if let Ok(req) = crate::ocsp::request_for(&issuer, cert.tbs_certificate().serial_number().as_bytes()) {
             for url in crate::ocsp::ocsp_urls(&cert) {
-                if let Some(resp) = fetch(&url, Some(&req)) {
-                    if let Some(slot) = path.ocsp_responses.get_mut(pos - 1) {
-                        *slot = Some(resp);
-                        stapled = true;
+                let Some(resp) = fetch(&url, Some(&req)) else {
+                    failed = Some(Unanswered {
+                        reason: format!("the OCSP responder {url} did not answer for {who}"),
+                        ocsp_status: None,
+                    });
+                    continue;
+                };
+                settled = true;
+                match OcspResponse::from_der(&resp) {
+                    Ok(r) if r.response_status == ResponseStatus::Successful && r.response_bytes.is_some() => {
+                        // certval checks the rest (signature, responder, times, scope, status).
+                        if let Some(slot) = path.ocsp_responses.get_mut(pos - 1) {
+                            *slot = Some(resp);
+                        }
+                        failed = None;
                     }
-                    break;
-                }
-            }
-        }
-        if stapled {
-            continue;
-        }
-        for url in crl_urls(&cert) {
-            if let Some(crl) = fetch(&url, None) {
-                if let Some(slot) = path.crls.get_mut(pos - 1) {
-                    *slot = Some(crl);
+                    Ok(r) => {
+                        failed = Some(Unanswered {
+                            reason: format!(
+                                "the OCSP responder {url} answered {} for {who}: an OCSP error response, no status",
+                                r.response_status.name()
+                            ),
+                            ocsp_status: Some(r.response_status),
+                        });
+                    }
+                    Err(_) => {
+                        failed = Some(Unanswered {
+                            reason: format!(
+                                "the OCSP responder {url} answered with something that is not an OCSPResponse for {who}"
+                            ),
+                            ocsp_status: None,
+                        });
+                    }
                 }
                 break;
             }
         }
+        if settled {
+            unanswered.extend(failed);
+            continue;
+        }
+        // No responder answered: the CRL, if the certificate names one.
+        let mut crl = false;
+        for url in crl_urls(&cert) {
+            if let Some(bytes) = fetch(&url, None) {
+                if let Some(slot) = path.crls.get_mut(pos - 1) {
+                    *slot = Some(bytes);
+                }
+                crl = true;
+                break;
+            }
+            failed.get_or_insert(Unanswered {
+                reason: format!("the CRL {url} could not be fetched for {who}"),
+                ocsp_status: None,
+            });
+        }
+        if !crl {
+            unanswered.extend(failed);
+        }
     }
+    unanswered
 }
 
 /// The http URLs of a certificate's CRL distribution points.

@@ -709,6 +709,62 @@ async fn a_database_migrated_before_the_split_opens_with_each_crates_migrations(
     }
 }
 
+/// A generation enrolled while the service runs (`Service::add_responder`, what `--auto-enroll`
+/// calls): a request for it before is `unauthorized` and leaves one wake-up for the enroller;
+/// a CA key offered as its responder is refused as at start-up and changes nothing; the
+/// responder then added answers pre-signed, without a new service; adding it again is a no-op.
+#[tokio::test]
+async fn a_responder_added_while_running_is_checked_then_served() {
+    for db in identity::store::testing::all().await.unwrap() {
+        let (s, mut responders) = setup(&db).await;
+        let source = StatusReader::open(&db.url).await.unwrap();
+        let svc = Arc::new(Service::open(source, Vec::new(), 86_400, 1_000.0).await.unwrap());
+        assert_eq!(svc.load(NOW).await.unwrap(), 0, "{}", db.label);
+        let first = hex::decode(&s.serials[0]).unwrap();
+        let req = request(vec![cert_id(&s.issuer, &first, false)], None);
+        for _ in 0..3 {
+            assert_eq!(status(svc.answer(&req, NOW).await.der()), ResponseStatus::Unauthorized, "{}", db.label);
+        }
+        // The three requests left one wake-up, taken at once; none is left after it.
+        tokio::time::timeout(std::time::Duration::from_secs(1), svc.unknown_issuer_asked()).await.unwrap();
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), svc.unknown_issuer_asked()).await.is_err(),
+            "{}",
+            db.label
+        );
+        // The issuing CA's own key offered as its responder: refused, nothing served.
+        let g =
+            s.ca.current(
+                &ca::hierarchy::CaId::issuing(Purpose::Authentication, Environment::Production, "13").unwrap(),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let ca_as_responder = Responder::new(s.ca.key(&g).unwrap(), &g.certificate).unwrap();
+        let e = svc.add_responder(ca_as_responder, NOW).await.unwrap_err();
+        assert!(e.to_string().contains("the key of CA auth-13 g1"), "{}: {e}", db.label);
+        assert!(!svc.serves("auth-13", 1) && svc.issuers().is_empty(), "{}", db.label);
+        assert_eq!(status(svc.answer(&req, NOW).await.der()), ResponseStatus::Unauthorized, "{}", db.label);
+        // The enrolled responder: its 5 certificates and its own pre-signed, then answered.
+        let r = responders.remove(0);
+        let same = Responder::new(r.key.clone(), &r.cert.to_der().unwrap()).unwrap();
+        assert_eq!(svc.add_responder(r, NOW).await.unwrap(), Some(6), "{}", db.label);
+        assert!(svc.serves("auth-13", 1), "{}", db.label);
+        let a = svc.answer(&req, NOW).await;
+        assert!(matches!(a, Answer::Cached(_)), "{}", db.label);
+        let (singles, _) = open(a.der());
+        assert_eq!(singles[0].cert_status, CertStatus::Good(Null), "{}", db.label);
+        // Revocations of the added generation are followed like the others.
+        s.ca.revoke("op", &s.serials[0], Reason::KeyCompromise, "test", NOW + 5).await.unwrap();
+        assert_eq!(svc.poll(NOW + 5).await.unwrap(), 1, "{}", db.label);
+        let (singles, _) = open(svc.answer(&req, NOW + 6).await.der());
+        assert!(matches!(singles[0].cert_status, CertStatus::Revoked(_)), "{}", db.label);
+        // Adding a generation already served changes nothing.
+        assert_eq!(svc.add_responder(same, NOW + 6).await.unwrap(), None, "{}", db.label);
+        assert_eq!(svc.issuers().len(), 1, "{}", db.label);
+    }
+}
+
 /// Issue 10: a CA key, a certificate without id-kp-OCSPSigning or a CA certificate is never
 /// a responder.
 #[tokio::test]

@@ -137,6 +137,7 @@ fn assert_valid(verdict: &Verdict, path_len: usize) {
     match verdict {
         Verdict::Valid { path } => assert_eq!(path.len(), path_len, "{path:?}"),
         Verdict::Invalid { reason } => panic!("expected valid, got invalid: {reason}"),
+        Verdict::Unavailable { reason, .. } => panic!("expected valid, got status unavailable: {reason}"),
     }
 }
 
@@ -144,6 +145,9 @@ fn assert_invalid(verdict: &Verdict, reason_contains: &str) {
     match verdict {
         Verdict::Invalid { reason } => assert!(reason.contains(reason_contains), "{reason}"),
         Verdict::Valid { path } => panic!("expected invalid ({reason_contains}), got valid: {path:?}"),
+        Verdict::Unavailable { reason, .. } => {
+            panic!("expected invalid ({reason_contains}), got unavailable: {reason}")
+        }
     }
 }
 
