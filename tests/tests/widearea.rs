@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::*;
-use identity::client::{PeerAnswer, window_call};
+use identity::client::window_call;
 use identity::ids::ResidentCode;
 use identity::notice::parse_date;
 use identity::party::Party;
@@ -47,17 +47,6 @@ impl Window {
     async fn call<Q: WindowRequest>(&self, node: Party, base: &str, q: &Q) -> Result<Q::Answer, identity::Error> {
         let client = self.pki.client(&self.credential, Some(node));
         window_call(&client, base, q, &self.clerk.window_signer(self.party.clone())).await
-    }
-}
-
-fn municipality(code: &str) -> Party {
-    Party::Municipality(code.parse().unwrap())
-}
-
-fn refused<T: std::fmt::Debug>(r: Result<T, identity::Error>) -> PeerAnswer {
-    match r {
-        Err(e) => e.peer_answer().cloned().unwrap_or_else(|| panic!("not an error answer: {e}")),
-        Ok(v) => panic!("accepted: {v:?}"),
     }
 }
 
@@ -143,18 +132,9 @@ async fn a_window_gets_a_copy_signed_by_the_residents_municipality_in_another_pr
     let dir = tmp.path();
     let d = |f: &str| dir.join(f).display().to_string();
     let pki = NetPki::init(dir);
-    for code in ["131016", "271004"] {
-        pki.issue(&format!("m{code}"), &format!("municipality:{code}"), true);
-        pki.notice_key(&format!("m{code}-notice"), code);
-        pki.issue(&format!("w{code}"), &format!("window:{code}:W01"), false);
-        pki.clerk_key(&format!("c{code}"), &format!("clerk:{code}:C0001"));
-    }
+    pki.two_prefectures();
     // A third municipality's credential (no node): it calls the relay itself.
     pki.issue("m011002", "municipality:011002", false);
-    pki.issue("p13", "prefecture:13", true);
-    pki.issue("p27", "prefecture:27", true);
-    pki.issue("national", "national", true);
-    pki.issue("op1", "operator:op1", false);
 
     // 大阪市's document-signing key, from the organisation CA.
     let now = identity::http::now();

@@ -66,17 +66,6 @@ impl Window {
     }
 }
 
-fn municipality(code: &str) -> Party {
-    Party::Municipality(code.parse().unwrap())
-}
-
-fn refused<T: std::fmt::Debug>(r: Result<T, identity::Error>) -> PeerAnswer {
-    match r {
-        Err(e) => e.peer_answer().cloned().unwrap_or_else(|| panic!("not an error answer: {e}")),
-        Ok(v) => panic!("accepted: {v:?}"),
-    }
-}
-
 /// (operator, action, subject) of a node's operator log, read from its SQLite database.
 async fn operator_log(db: &std::path::Path) -> Vec<(String, String, String)> {
     let db = identity::store::Db::open(&db.display().to_string()).await.unwrap();
@@ -89,16 +78,7 @@ async fn windows_change_their_registers_and_print_disclosures_as_their_clerks_ov
     let dir = tmp.path();
     let d = |f: &str| dir.join(f).display().to_string();
     let pki = NetPki::init(dir);
-    for code in ["131016", "271004"] {
-        pki.issue(&format!("m{code}"), &format!("municipality:{code}"), true);
-        pki.notice_key(&format!("m{code}-notice"), code);
-        pki.issue(&format!("w{code}"), &format!("window:{code}:W01"), false);
-        pki.clerk_key(&format!("c{code}"), &format!("clerk:{code}:C0001"));
-    }
-    pki.issue("p13", "prefecture:13", true);
-    pki.issue("p27", "prefecture:27", true);
-    pki.issue("national", "national", true);
-    pki.issue("op1", "operator:op1", false);
+    pki.two_prefectures();
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
     let url = |i: usize| format!("https://127.0.0.1:{}", ports[i]);
     let (tokyo, osaka, p13, p27, national) = (url(0), url(1), url(2), url(3), url(4));

@@ -159,6 +159,24 @@ impl NetPki {
         self.issue_args(name, &[&["--party", party][..], host].concat())
     }
 
+    /// The credentials of a network of two prefectures: 千代田区 (131016, prefecture 13) and
+    /// 大阪市 (271004, prefecture 27), each with its node credential `m<code>`, notice key
+    /// `m<code>-notice`, window `w<code>` (`window:<code>:W01`) and clerk `c<code>`
+    /// (`clerk:<code>:C0001`); the prefectures `p13`, `p27`, the national node `national` and the
+    /// operator `op1`.
+    pub fn two_prefectures(&self) {
+        for code in ["131016", "271004"] {
+            self.issue(&format!("m{code}"), &format!("municipality:{code}"), true);
+            self.notice_key(&format!("m{code}-notice"), code);
+            self.issue(&format!("w{code}"), &format!("window:{code}:W01"), false);
+            self.clerk_key(&format!("c{code}"), &format!("clerk:{code}:C0001"));
+        }
+        self.issue("p13", "prefecture:13", true);
+        self.issue("p27", "prefecture:27", true);
+        self.issue("national", "national", true);
+        self.issue("op1", "operator:op1", false);
+    }
+
     /// Issues the clerk `party` (`clerk:131016:C1`) its request-signing key `name`.
     pub fn clerk_key(&self, name: &str, party: &str) -> String {
         self.issue_args(name, &["--party", party])
@@ -713,4 +731,17 @@ pub fn softhsm_token(dir: &Path, label: &str, pin: &str) -> (String, String) {
         .unwrap();
     assert!(o.status.success(), "softhsm2-util --init-token: {}", text(&o));
     (module.display().to_string(), conf.display().to_string())
+}
+
+/// The party of municipality `code`.
+pub fn municipality(code: &str) -> Party {
+    Party::Municipality(code.parse().unwrap())
+}
+
+/// The error answer of a refused call (a panic if it was accepted or failed otherwise).
+pub fn refused<T: std::fmt::Debug>(r: Result<T, identity::Error>) -> identity::client::PeerAnswer {
+    match r {
+        Err(e) => e.peer_answer().cloned().unwrap_or_else(|| panic!("not an error answer: {e}")),
+        Ok(v) => panic!("accepted: {v:?}"),
+    }
 }
