@@ -81,6 +81,54 @@ pub struct NodeConf {
     /// peer directory, `--peer`).
     #[serde(default)]
     pub peers: Vec<String>,
+    /// Municipality: コンビニ交付 (docs/kiosk.md); absent, the node serves no kiosk.
+    pub kiosk: Option<KioskConf>,
+    /// Municipality: its document-signing key from the organisation CA (a key file; its
+    /// passphrase from `JPKI_KIOSK_DOCUMENT_KEY_PASSPHRASE` or `…_FILE` in the node's
+    /// environment), for kiosks' and 広域交付 copies. Needs `document_chain` and
+    /// `municipality_name`.
+    pub document_key: Option<PathBuf>,
+    /// Municipality: the document-signing certificate chain (PEM).
+    pub document_chain: Option<PathBuf>,
+    /// Municipality: its name as printed on the copies (e.g. 東京都千代田区).
+    pub municipality_name: Option<String>,
+    /// Municipality: its windows ask for 広域交付 copies through the file's national node
+    /// (`--national`). National: it relays them (docs/widearea.md), to the municipality nodes
+    /// of `municipal_directory`.
+    #[serde(default)]
+    pub wide_area: bool,
+    /// National, with `wide_area`: every municipality's node, one `CODE=https://HOST:PORT` a line
+    /// (`--municipal-directory`; a deployment file lists only some of the nodes).
+    pub municipal_directory: Option<PathBuf>,
+}
+
+/// A municipality node's kiosk service (`jpki serve municipality --kiosk-*`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KioskConf {
+    /// The CA service that names a card's holder (`https://HOST:PORT`).
+    pub ca_url: String,
+    /// The CA service's party.
+    #[serde(default = "default_ca_party")]
+    pub ca_party: String,
+    /// This network's validator (`http://HOST:PORT`), asked for every kiosk card's status.
+    pub validator: String,
+    /// The production user-authentication roots (PEM).
+    pub anchors: Vec<PathBuf>,
+    /// Intermediate CA certificates of the authentication hierarchy (PEM).
+    #[serde(default)]
+    pub intermediates: Vec<PathBuf>,
+    /// Lifetime of a kiosk session, in seconds (1–300).
+    #[serde(default = "default_session_secs")]
+    pub session_secs: i64,
+}
+
+fn default_ca_party() -> String {
+    "ca:jpki-ca".into()
+}
+
+fn default_session_secs() -> i64 {
+    identity::kiosk::DEFAULT_TTL_SECS
 }
 
 impl Deployment {
@@ -99,6 +147,31 @@ impl Deployment {
 
     fn node(&self, name: &str) -> Result<&NodeConf> {
         self.nodes.iter().find(|n| n.name == name).with_context(|| format!("no node named {name:?}"))
+    }
+
+    fn national(&self) -> Option<&NodeConf> {
+        self.nodes.iter().find(|n| n.role == RoleName::National)
+    }
+
+    /// A municipality node's kiosk and document-signing settings, as its flags would give them.
+    fn kiosk(n: &NodeConf) -> crate::kiosk_cmd::KioskServeArgs {
+        let mut k = crate::kiosk_cmd::KioskServeArgs {
+            kiosk_ca_party: default_ca_party(),
+            kiosk_session_secs: default_session_secs(),
+            kiosk_document_key: n.document_key.clone(),
+            kiosk_document_chain: n.document_chain.clone(),
+            kiosk_municipality_name: n.municipality_name.clone(),
+            ..Default::default()
+        };
+        if let Some(c) = &n.kiosk {
+            k.kiosk_ca_url = Some(c.ca_url.clone());
+            k.kiosk_ca_party = c.ca_party.clone();
+            k.kiosk_validator = Some(c.validator.clone());
+            k.kiosk_anchors = c.anchors.clone();
+            k.kiosk_intermediates = c.intermediates.clone();
+            k.kiosk_session_secs = c.session_secs;
+        }
+        k
     }
 
     fn url(&self, name: &str) -> Result<String> {
@@ -195,9 +268,33 @@ impl Deployment {
             if (n.role == RoleName::Municipality) != n.notice_key.is_some() {
                 bail!("{}: a municipality needs its notice_key, and only a municipality has one", at());
             }
+            let documents = [n.document_key.is_some(), n.document_chain.is_some(), n.municipality_name.is_some()];
+            if n.role != RoleName::Municipality && (n.kiosk.is_some() || documents.contains(&true)) {
+                bail!("{}: only a municipality serves kiosks and signs documents", at());
+            }
+            if documents.contains(&true) && documents.contains(&false) {
+                bail!("{}: document_key, document_chain and municipality_name go together", at());
+            }
+            if n.kiosk.as_ref().is_some_and(|k| !(1..=identity::kiosk::MAX_TTL_SECS).contains(&k.session_secs)) {
+                bail!("{}: kiosk session_secs must be 1–{}", at(), identity::kiosk::MAX_TTL_SECS);
+            }
+            if n.role == RoleName::Prefecture && n.wide_area {
+                bail!("{}: a prefecture takes no part in 広域交付", at());
+            }
+            if n.municipal_directory.is_some() != (n.role == RoleName::National && n.wide_area) {
+                bail!(
+                    "{}: the national node relays 広域交付 (wide_area) with its municipal_directory, and only it has one",
+                    at()
+                );
+            }
         }
         if self.nodes.iter().filter(|n| n.role == RoleName::National).count() > 1 {
             bail!("more than one national node");
+        }
+        if let Some(n) = self.nodes.iter().find(|n| n.role == RoleName::Municipality && n.wide_area)
+            && !self.national().is_some_and(|national| national.wide_area)
+        {
+            bail!("node {:?} asks for 広域交付 copies through the national node, which does not relay them", n.name);
         }
         for n in &self.nodes {
             for m in &n.municipalities {
@@ -249,8 +346,11 @@ impl Deployment {
                     .iter()
                     .map(|m| Ok((self.node(m)?.code.clone().unwrap_or_default().parse()?, self.url(m)?)))
                     .collect::<Result<_>>()?,
-                kiosk: crate::kiosk_cmd::KioskServeArgs::default(),
-                wide_area_national: None,
+                kiosk: Self::kiosk(n),
+                wide_area_national: match (n.wide_area, self.national()) {
+                    (true, Some(national)) => Some(self.url(&national.name)?),
+                    _ => None,
+                },
                 net,
             },
             RoleName::Prefecture => Role::Prefecture {
@@ -279,9 +379,9 @@ impl Deployment {
                 interval_ms: self.interval_ms,
                 reads: self.reads(n),
                 wide_area: crate::serve::WideAreaArgs {
+                    municipal_directory: n.municipal_directory.clone().filter(|_| n.wide_area),
                     wide_area_rate: identity::widearea::DEFAULT_RATE.per_second,
                     wide_area_burst: identity::widearea::DEFAULT_RATE.burst,
-                    ..Default::default()
                 },
                 net,
             },
@@ -300,6 +400,57 @@ mod tests {
             Ok(_) => panic!("accepted:\n{text}"),
             Err(e) => format!("{e:#}"),
         }
+    }
+
+    #[test]
+    fn kiosks_documents_and_wide_area_come_from_the_file() {
+        let d = Deployment::parse(EXAMPLE).unwrap_or_else(|e| panic!("{e:#}"));
+        match d.role("chiyoda").unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::Municipality { kiosk, wide_area_national, .. } => {
+                assert_eq!(wide_area_national.as_deref(), Some("https://127.0.0.1:8301"));
+                assert_eq!(kiosk.kiosk_ca_url.as_deref(), Some("https://127.0.0.1:8401"));
+                assert_eq!(kiosk.kiosk_ca_party, "ca:jpki-ca");
+                assert_eq!(kiosk.kiosk_validator.as_deref(), Some("http://127.0.0.1:8180"));
+                assert_eq!(kiosk.kiosk_anchors, vec![PathBuf::from("/etc/jpki/kiosk/auth-root.pem")]);
+                assert_eq!(kiosk.kiosk_session_secs, 120);
+                assert_eq!(kiosk.kiosk_document_key.as_deref(), Some(Path::new("/etc/jpki/doc/chiyoda.key")));
+                assert_eq!(kiosk.kiosk_municipality_name.as_deref(), Some("東京都千代田区"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A node without them serves no kiosk, signs nothing and relays nothing.
+        match d.role("shinjuku").unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::Municipality { kiosk, wide_area_national, .. } => {
+                assert!(wide_area_national.is_none() && kiosk.kiosk_ca_url.is_none());
+                assert!(kiosk.kiosk_document_key.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        match d.role("national").unwrap_or_else(|e| panic!("{e:#}")) {
+            Role::National { wide_area, .. } => {
+                assert_eq!(wide_area.municipal_directory.as_deref(), Some(Path::new("/etc/jpki/municipalities.txt")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kiosk_document_and_wide_area_settings_are_checked() {
+        let at = |node: &str, add: &str| {
+            EXAMPLE.replacen(&format!("name = \"{node}\"\n"), &format!("name = \"{node}\"\n{add}\n"), 1)
+        };
+        let e = err(&at("tokyo-prefecture", "document_key = \"/k\""));
+        assert!(e.contains("only a municipality serves kiosks and signs documents"), "{e}");
+        let e = err(&at("shinjuku", "document_key = \"/k\""));
+        assert!(e.contains("go together"), "{e}");
+        let e = err(&at("tokyo-prefecture", "wide_area = true"));
+        assert!(e.contains("no part in 広域交付"), "{e}");
+        let e = err(&at("shinjuku", "municipal_directory = \"/d\""));
+        assert!(e.contains("only it has one"), "{e}");
+        let e = err(&EXAMPLE.replace("wide_area = true\nmunicipal_directory = \"/etc/jpki/municipalities.txt\"\n", ""));
+        assert!(e.contains("which does not relay them"), "{e}");
+        let e = err(&EXAMPLE.replace("session_secs = 120", "session_secs = 301"));
+        assert!(e.contains("session_secs must be 1–300"), "{e}");
     }
 
     #[test]
