@@ -233,6 +233,9 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
         "--kiosk-municipality-name",
         "東京都千代田区",
     ];
+    // The node's environment: its credential and the document key's passphrase.
+    let mut node_env = net.pki.env("m131016");
+    node_env.push(("JPKI_KIOSK_DOCUMENT_KEY_PASSPHRASE".into(), DOC_KEY_PASS.into()));
     // A test-hierarchy root cannot anchor kiosk cards: the node refuses to start.
     let o = net.jpki(&["ca", "cert", "--actor", "op-1", "test-auth-root"]);
     assert!(o.status.success() && o.stdout.starts_with(b"-----BEGIN CERTIFICATE"), "{}", text(&o));
@@ -241,19 +244,18 @@ async fn a_kiosk_issues_only_for_the_card_that_signs_its_fresh_challenge() {
     let at = bad.iter().position(|a| *a == "--kiosk-anchor").unwrap() + 1;
     let test_root = d("test-root.pem");
     bad[at] = &test_root;
-    let o = jpki(&bad, &net.pki.env("m131016"));
+    let o = jpki(&bad, &node_env);
     assert!(!o.status.success() && text(&o).contains("test-hierarchy root"), "{}", text(&o));
     std::fs::write(d("empty.pem"), b"").unwrap();
     let empty = d("empty.pem");
     bad[at] = &empty;
-    let o = jpki(&bad, &net.pki.env("m131016"));
+    let o = jpki(&bad, &node_env);
     assert!(!o.status.success() && text(&o).contains("not a certificate"), "{}", text(&o));
     let _node = Kill(
         Command::new(jpki_bin())
             .args(node_args)
             .env_remove("JPKI_DB")
-            .envs(net.pki.env("m131016"))
-            .env("JPKI_KIOSK_DOCUMENT_KEY_PASSPHRASE", DOC_KEY_PASS)
+            .envs(node_env)
             .stderr(std::fs::File::create(d("municipality.log")).unwrap())
             .spawn()
             .unwrap(),
